@@ -1,0 +1,3 @@
+"""The ``tessera`` command: one module per noun."""
+
+__all__: list[str] = []

@@ -1,0 +1,25 @@
+"""``tessera db upgrade``."""
+
+from __future__ import annotations
+
+import click
+
+from tessera.settings import Settings
+from tessera.store.migrations import upgrade_database
+
+__all__ = ["db"]
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply all migrations to the configured database."""
+    settings = Settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.resolved_database_url)
+    click.echo("database is at the latest schema")

@@ -1,0 +1,35 @@
+"""``tessera keys rotate|ls``."""
+
+from __future__ import annotations
+
+import click
+
+from tessera.cli._common import echo_json, run_with_identity
+from tessera.identity.compose import Identity
+
+__all__ = ["keys"]
+
+
+@click.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command()
+def rotate() -> None:
+    """next → active → retiring → retired, and a fresh next key. Running services pick the
+    new active key up within ``keys.reload_seconds``; verifiers already know it from JWKS."""
+    echo_json(run_with_identity(lambda identity: identity.key_manager.rotate(actor="cli")))
+
+
+@keys.command("ls")
+def list_keys() -> None:
+    """Key ids, algorithms and states."""
+
+    async def work(identity: Identity) -> list[dict[str, object]]:
+        async with identity.store.unit_of_work(read_only=True) as uow:
+            rows = await uow.keys.all()
+        return [{"kid": r.kid, "alg": r.alg, "state": r.state, "changed_at": r.changed_at}
+                for r in rows]
+
+    echo_json(run_with_identity(work))

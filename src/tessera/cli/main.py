@@ -1,0 +1,31 @@
+"""Entry point: ``tessera <noun> <verb>``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from tessera.cli import clients, db, keys, serve, sessions, users
+
+__all__ = ["cli", "main"]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO (audit lines included).")
+def cli(verbose: bool) -> None:
+    """Tessera: session lifecycle for microservices."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(message)s")
+
+
+cli.add_command(serve.serve)
+cli.add_command(db.db)
+cli.add_command(clients.clients)
+cli.add_command(users.users)
+cli.add_command(keys.keys)
+cli.add_command(sessions.sessions)
+
+
+def main() -> None:
+    cli()

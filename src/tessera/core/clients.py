@@ -1,0 +1,51 @@
+"""OAuth clients: what a registered client may do.
+
+Rules here are pure: which grants, scopes, audiences and redirect URIs a client holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "GRANT_AUTHORIZATION_CODE",
+    "GRANT_CLIENT_CREDENTIALS",
+    "GRANT_REFRESH_TOKEN",
+    "GRANT_TOKEN_EXCHANGE",
+    "KNOWN_GRANTS",
+    "Client",
+]
+
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_REFRESH_TOKEN = "refresh_token"
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+KNOWN_GRANTS = frozenset(
+    {GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered client. ``secret_hash`` is SHA-256 of the secret; public clients have none."""
+
+    client_id: str
+    name: str
+    public: bool
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+    audiences: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    secret_hash: str | None = None
+    tenant_id: str | None = None
+    disabled: bool = False
+    created_at: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def allows_grant(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    def allows_redirect_uri(self, uri: str) -> bool:
+        """Exact string match (RFC 9700 §4.1.3): no prefixes, no wildcards."""
+        return uri in self.redirect_uris

@@ -1,0 +1,48 @@
+"""Sessions: one login of one user, the unit logout and revocation act on.
+
+A session carries a version ``sv``; bumping it (role change, password reset) makes every
+token that carries an older ``sv`` stale without touching the tokens themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AuthorizationCode", "Session"]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    user_id: str
+    tenant_id: str
+    sv: int
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: float
+    created_at: float
+    last_seen_at: float
+    revoked_at: float | None = None
+    revoke_reason: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """A one-time authorization code (stored by hash), bound to client, redirect and PKCE."""
+
+    code_hash: str
+    client_id: str
+    sid: str
+    user_id: str
+    redirect_uri: str
+    scope: frozenset[str]
+    code_challenge: str | None
+    nonce: str | None
+    expires_at: float
+    consumed_at: float | None = None
+    family_id: str | None = None

@@ -1,0 +1,21 @@
+"""End users (resource owners) and tenants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_TENANT", "User"]
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user. ``password_hash`` is an argon2id PHC string, never a password."""
+
+    user_id: str
+    username: str
+    tenant_id: str
+    password_hash: str
+    disabled: bool = False
+    created_at: float = 0.0

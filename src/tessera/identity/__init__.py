@@ -1,0 +1,3 @@
+"""The identity service: composition root (``compose``), HTTP binding (``app``), login."""
+
+__all__: list[str] = []

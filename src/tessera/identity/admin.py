@@ -1,0 +1,110 @@
+"""Administrative operations shared by the CLI and the admin HTTP API."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+
+from tessera.core.clients import GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
+from tessera.core.scopes import parse_scope
+from tessera.core.secrets import new_secret, token_hash
+from tessera.core.users import DEFAULT_TENANT, User
+from tessera.identity.compose import Identity
+from tessera.observability import events
+from tessera.protocol import lifecycle
+from tessera.protocol.transaction import transaction
+
+__all__ = ["AdminError", "bump_version", "create_client", "create_user", "revoke"]
+
+
+class AdminError(ValueError):
+    """An administrative request is invalid (shown to the operator as is)."""
+
+
+async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
+                        public: bool = False, redirect_uris: Iterable[str] = (),
+                        post_logout_redirect_uris: Iterable[str] = (), scope: str = "",
+                        audiences: Iterable[str] = (), tenant_id: str | None = None
+                        ) -> tuple[Client, str | None]:
+    """Register a client; returns it and its secret (None for public clients). The secret
+    is shown once: only its hash is stored."""
+    grant_set = frozenset(grants)
+    unknown = grant_set - KNOWN_GRANTS
+    if unknown:
+        raise AdminError(f"unknown grant type(s): {', '.join(sorted(unknown))}")
+    if not grant_set:
+        raise AdminError("a client needs at least one grant type")
+    redirects = tuple(redirect_uris)
+    if GRANT_AUTHORIZATION_CODE in grant_set and not redirects:
+        raise AdminError("authorization_code clients need at least one --redirect-uri")
+    for uri in redirects:
+        if "#" in uri or not uri.startswith(("https://", "http://")):
+            raise AdminError(f"redirect URI {uri!r} must be absolute http(s) without fragment")
+    if public and "client_credentials" in grant_set:
+        raise AdminError("public clients cannot use client_credentials")
+    try:
+        scopes = parse_scope(scope)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    secret = None if public else new_secret()
+    client = Client(
+        client_id=f"c_{secrets.token_urlsafe(12)}", name=name, public=public,
+        grant_types=grant_set, scopes=scopes, audiences=tuple(audiences),
+        redirect_uris=redirects, post_logout_redirect_uris=tuple(post_logout_redirect_uris),
+        secret_hash=token_hash(secret) if secret else None, tenant_id=tenant_id,
+        created_at=identity.clock.now(),
+    )
+    async with transaction(identity.store, identity.audit) as tx:
+        await tx.uow.clients.add(client)
+        tx.audit(events.CLIENT_CREATED, client=client.client_id, name=name,
+                 grants=sorted(grant_set), public=public)
+    return client, secret
+
+
+async def create_user(identity: Identity, *, username: str, password: str,
+                      tenant_id: str = DEFAULT_TENANT) -> User:
+    if not username or len(username) > 200:
+        raise AdminError("username must be 1 to 200 characters")
+    if len(password) < 8:
+        raise AdminError("password must be at least 8 characters")
+    user = User(user_id=str(uuid.uuid4()), username=username, tenant_id=tenant_id,
+                password_hash=identity.passwords.hash(password),
+                created_at=identity.clock.now())
+    async with transaction(identity.store, identity.audit) as tx:
+        await tx.uow.users.add(user)
+        tx.audit(events.USER_CREATED, subject=user.user_id, tenant=tenant_id)
+    return user
+
+
+async def bump_version(identity: Identity, *, sid: str | None = None,
+                       user_id: str | None = None, reason: str, actor: str) -> int:
+    """Bump one session's or all of a user's sessions' version; returns sessions bumped."""
+    if (sid is None) == (user_id is None):
+        raise AdminError("name exactly one of a session or a user")
+    now = identity.clock.now()
+    ttl = identity.settings.tokens.access_token_ttl
+    async with transaction(identity.store, identity.audit) as tx:
+        if sid is not None:
+            sv = await lifecycle.bump_session_version(tx, sid, at=now, reason=reason,
+                                                      token_ttl=ttl, actor=actor)
+            return 0 if sv is None else 1
+        assert user_id is not None
+        return await lifecycle.bump_user_version(tx, user_id, at=now, reason=reason,
+                                                 token_ttl=ttl, actor=actor)
+
+
+async def revoke(identity: Identity, *, sid: str | None = None, user_id: str | None = None,
+                 reason: str, actor: str) -> int:
+    """Revoke one session or every session of a user; returns sessions revoked."""
+    if (sid is None) == (user_id is None):
+        raise AdminError("name exactly one of a session or a user")
+    now = identity.clock.now()
+    ttl = identity.settings.tokens.access_token_ttl
+    async with transaction(identity.store, identity.audit) as tx:
+        if sid is not None:
+            return int(await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
+                                                      token_ttl=ttl, actor=actor))
+        assert user_id is not None
+        return await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
+                                           token_ttl=ttl, actor=actor)

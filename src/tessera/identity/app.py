@@ -1,0 +1,181 @@
+"""The identity service's HTTP binding (Starlette). Routes convert and delegate; the
+protocol objects in ``compose`` do the work. Every error is JSON without internals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tessera.identity import admin
+from tessera.identity.browser import BrowserEndpoints
+from tessera.identity.compose import Identity, build_identity
+from tessera.identity.http import read_request, send, send_error
+from tessera.protocol.errors import (
+    InvalidRequest,
+    InvalidToken,
+    OAuthError,
+    TemporarilyUnavailable,
+)
+from tessera.protocol.http import OAuthRequest, OAuthResponse, parse_params
+from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.rfc8414 import server_metadata
+from tessera.protocol.token_state import TokenInactive
+from tessera.settings import Settings
+from tessera.store.ports import StoreError
+
+__all__ = ["ADMIN_SCOPE", "IdentityService", "build_app", "create_app"]
+
+_log = logging.getLogger("tessera.identity")
+ADMIN_SCOPE = "tessera:admin"
+Endpoint = Callable[[OAuthRequest], Awaitable[OAuthResponse]]
+
+
+def _protocol_route(identity: Identity, endpoint: Endpoint) -> Callable[[Request], Any]:
+    max_body = identity.settings.security.max_body_bytes
+
+    async def handle(request: Request) -> Response:
+        try:
+            return send(await endpoint(await read_request(request, max_body=max_body)))
+        except OAuthError as exc:
+            return send_error(exc)
+
+    return handle
+
+
+async def _keep_keys_fresh(identity: Identity) -> None:
+    """Pick up rotations made by other processes (``tessera keys rotate``)."""
+    seen = await identity.key_manager.fingerprint()
+    while True:
+        await asyncio.sleep(identity.settings.keys.reload_seconds)
+        try:
+            current = await identity.key_manager.fingerprint()
+            if current != seen:
+                await identity.reload_keys()
+                seen = current
+                _log.info("key ring reloaded: active kid %s", identity.keys.ring.active.kid)
+        except StoreError as exc:
+            _log.warning("key ring reload failed, keeping the current ring: %s", exc)
+
+
+def build_app(identity: Identity) -> Starlette:
+    browser = BrowserEndpoints(identity)
+    settings = identity.settings
+    metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
+                               signing_alg=identity.keys.ring.active.alg, scopes=[])
+    max_body = settings.security.max_body_bytes
+
+    async def discovery(_: Request) -> Response:
+        return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
+
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(identity.keys.ring.jwks(),
+                            headers={"cache-control": "public, max-age=60"})
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def admin_sessions(request: Request) -> Response:
+        """POST /admin/sessions: ``action`` = bump_version | revoke, with ``sid`` or
+        ``user_id``. Bearer token with scope ``tessera:admin`` and our issuer as audience."""
+        try:
+            oauth = await read_request(request, max_body=max_body)
+            try:
+                claims = await identity.token_state.check(bearer_token(oauth),
+                                                          audience=settings.issuer)
+            except TokenInactive as exc:
+                raise InvalidToken("the access token is not active", detail=exc.reason) from None
+            if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
+                return JSONResponse({"error": "insufficient_scope",
+                                     "error_description": f"requires {ADMIN_SCOPE}"}, 403,
+                                    headers={"www-authenticate":
+                                             f'Bearer error="insufficient_scope", '
+                                             f'scope="{ADMIN_SCOPE}"'})
+            params = parse_params(oauth, max_body=max_body)
+            action = params.require("action")
+            target = {"sid": params.get("sid"), "user_id": params.get("user_id")}
+            reason = params.get("reason") or action
+            actor = str(claims.get("sub"))
+            if action == "bump_version":
+                count = await admin.bump_version(identity, **target, reason=reason, actor=actor)
+            elif action == "revoke":
+                count = await admin.revoke(identity, **target, reason=reason, actor=actor)
+            else:
+                raise InvalidRequest("action must be bump_version or revoke")
+            return JSONResponse({"sessions": count}, headers={"cache-control": "no-store"})
+        except admin.AdminError as exc:
+            return send_error(InvalidRequest(str(exc)))
+        except OAuthError as exc:
+            return send_error(exc)
+        except StoreError:
+            return send_error(TemporarilyUnavailable("try again shortly"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(_keep_keys_fresh(identity))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await identity.aclose()
+
+    routes = [
+        Route("/.well-known/openid-configuration", discovery),
+        Route("/.well-known/oauth-authorization-server", discovery),
+        Route("/jwks", jwks),
+        Route("/healthz", health),
+        Route("/token", _protocol_route(identity, identity.token.handle), methods=["POST"]),
+        Route("/introspect", _protocol_route(identity, identity.introspection.handle),
+              methods=["POST"]),
+        Route("/revoke", _protocol_route(identity, identity.revocation.handle),
+              methods=["POST"]),
+        Route("/userinfo", _protocol_route(identity, identity.userinfo.handle),
+              methods=["GET", "POST"]),
+        Route("/authorize", browser.authorize, methods=["GET", "POST"]),
+        Route("/logout", browser.logout, methods=["GET", "POST"]),
+        Route("/admin/sessions", admin_sessions, methods=["POST"]),
+    ]
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        error = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+        return JSONResponse({"error": error}, status_code=status,
+                            headers={"cache-control": "no-store"})
+
+    async def server_error(_: Request, exc: Exception) -> Response:
+        _log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": "server_error"}, status_code=500,
+                            headers={"cache-control": "no-store"})
+
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: http_error, Exception: server_error})
+
+
+class IdentityService:
+    """ASGI app for uvicorn (``tessera.identity.app:create_app``, factory): the identity
+    is built during lifespan startup, inside the server's event loop."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._app: Starlette | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
+        if scope["type"] == "lifespan" and self._app is None:
+            self._app = build_app(await build_identity(self._settings or Settings()))
+        if self._app is None:
+            raise RuntimeError("the identity service has not started")
+        await self._app(scope, receive, send_)
+
+
+def create_app() -> IdentityService:
+    return IdentityService()

@@ -1,0 +1,155 @@
+"""Browser-facing endpoints: the authorization endpoint with its login page, and
+RP-initiated logout. CSRF: a double-submit token bound to a cookie (SameSite=Lax)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from tessera.core.secrets import constant_time_equal, new_secret
+from tessera.core.users import DEFAULT_TENANT
+from tessera.identity.compose import Identity
+from tessera.identity.http import read_request
+from tessera.identity.login import LoginFailed
+from tessera.identity.login.pages import error_page, logged_out_page, login_page, logout_page
+from tessera.protocol.errors import OAuthError
+from tessera.protocol.http import OAuthRequest, Params, parse_params
+from tessera.protocol.rfc6749.authorize import (
+    AuthorizationRequest,
+    RedirectError,
+    UserFacingError,
+)
+from tessera.store.ports import StoreError
+
+__all__ = ["BrowserEndpoints"]
+
+SESSION_COOKIE = "tessera_session"
+CSRF_COOKIE = "tessera_csrf"
+_AUTHZ_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+                 "code_challenge", "code_challenge_method", "prompt", "max_age", "resource")
+_LOGOUT_FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
+_PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
+                 "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                            "form-action 'self'; frame-ancestors 'none'",
+                 "referrer-policy": "no-referrer"}
+
+
+def _html(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, headers=_PAGE_HEADERS,
+                    media_type="text/html; charset=utf-8")
+
+
+class BrowserEndpoints:
+    def __init__(self, identity: Identity) -> None:
+        self._id = identity
+        self._max_body = identity.settings.security.max_body_bytes
+        self._secure = identity.settings.security.cookie_secure
+
+    # CSRF -----------------------------------------------------------------------------
+    def _csrf_for(self, cookie: str) -> str:
+        return hmac.new(self._id.csrf_key, cookie.encode(), hashlib.sha256).hexdigest()
+
+    def _csrf_ok(self, request: OAuthRequest, params: Params) -> bool:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        sent = params.get("csrf_token")
+        return bool(cookie and sent and constant_time_equal(self._csrf_for(cookie), sent))
+
+    def _with_csrf_cookie(self, request: OAuthRequest, render: str) -> tuple[str, str | None]:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        if cookie and len(cookie) <= 64:
+            return self._csrf_for(cookie), None
+        fresh = new_secret()
+        return self._csrf_for(fresh), fresh
+
+    def _set_cookie(self, response: Response, name: str, value: str) -> None:
+        response.set_cookie(name, value, httponly=True, samesite="lax", secure=self._secure,
+                            path="/")
+
+    # /authorize -------------------------------------------------------------------------
+    async def authorize(self, request: Request) -> Response:
+        try:
+            oauth = await read_request(request, max_body=self._max_body)
+            params = parse_params(oauth, max_body=self._max_body, allow_query=True)
+            authz = await self._id.authorize.parse(params)
+            if request.method == "POST":
+                return await self._login_submit(oauth, params, authz)
+            session = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
+            if not self._id.authorize.needs_login(authz, session):
+                assert session is not None
+                return RedirectResponse(await self._id.authorize.issue_code(authz, session),
+                                        status_code=303)
+            if authz.prompt is not None and "none" in authz.prompt.split():
+                return RedirectResponse(self._id.authorize.login_required(authz), 303)
+            return self._login_form(oauth, params, authz)
+        except UserFacingError as exc:
+            return _html(error_page(str(exc)), 400)
+        except RedirectError as exc:
+            return RedirectResponse(exc.location, status_code=303)
+        except OAuthError as exc:
+            return _html(error_page(exc.description), exc.status)
+        except StoreError:
+            return _html(error_page("The service is briefly unavailable. Try again."), 503)
+
+    def _login_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
+                    *, error: str | None = None, username: str = "",
+                    status: int = 200) -> Response:
+        csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login")
+        fields = {k: v for k, v in params.as_dict().items() if k in _AUTHZ_FIELDS}
+        response = _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
+                                    error=error, username=username), status)
+        if fresh_cookie:
+            self._set_cookie(response, CSRF_COOKIE, fresh_cookie)
+        return response
+
+    async def _login_submit(self, oauth: OAuthRequest, params: Params,
+                            authz: AuthorizationRequest) -> Response:
+        if not self._csrf_ok(oauth, params):
+            return self._login_form(oauth, params, authz, status=400,
+                                    error="Your form expired. Please sign in again.")
+        username = params.get("username") or ""
+        tenant = authz.client.tenant_id or DEFAULT_TENANT
+        try:
+            user = await self._id.login.authenticate(tenant, username,
+                                                     params.get("password") or "",
+                                                     client_host=oauth.client_host)
+        except LoginFailed as exc:
+            return self._login_form(oauth, params, authz, error=str(exc), username=username,
+                                    status=429 if exc.throttled else 401)
+        session, handle = await self._id.login.open_session(
+            user, user_agent=oauth.headers.get("user-agent"))
+        response = RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
+        self._set_cookie(response, SESSION_COOKIE, handle)
+        return response
+
+    # /logout ----------------------------------------------------------------------------
+    async def logout(self, request: Request) -> Response:
+        try:
+            oauth = await read_request(request, max_body=self._max_body)
+            params = parse_params(oauth, max_body=self._max_body, allow_query=True)
+            plan = await self._id.logout.parse(params)
+            cookie_session = await self._id.login.session_for_cookie(
+                oauth.cookies.get(SESSION_COOKIE))
+            confirmed = request.method == "POST" and self._csrf_ok(oauth, params) \
+                and params.get("confirm") == "yes"
+            if plan.sid is not None:
+                await self._id.logout.end_session(plan.sid, actor="rp")
+            elif cookie_session is not None:
+                if not confirmed:
+                    csrf, fresh = self._with_csrf_cookie(oauth, "logout")
+                    fields = {k: v for k, v in params.as_dict().items() if k in _LOGOUT_FIELDS}
+                    response = _html(logout_page(fields=fields, csrf=csrf))
+                    if fresh:
+                        self._set_cookie(response, CSRF_COOKIE, fresh)
+                    return response
+                await self._id.logout.end_session(cookie_session.sid, actor="user")
+            done: Response = (RedirectResponse(plan.redirect_to, 303) if plan.redirect_to
+                              else _html(logged_out_page()))
+            done.delete_cookie(SESSION_COOKIE, path="/")
+            return done
+        except OAuthError as exc:
+            return _html(error_page(exc.description), exc.status)
+        except StoreError:
+            return _html(error_page("The service is briefly unavailable. Try again."), 503)

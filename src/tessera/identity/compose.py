@@ -1,0 +1,129 @@
+"""Composition root: builds every component of the identity service from ``Settings``."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from tessera.core.clock import Clock, SystemClock
+from tessera.identity.login import LoginService, PasswordHasher
+from tessera.keys import RingHolder, Sealer
+from tessera.keys.manager import KeyManager
+from tessera.observability.audit import AuditLog
+from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
+from tessera.protocol.oidc.id_token import IdTokenIssuer
+from tessera.protocol.oidc.logout import LogoutEndpoint
+from tessera.protocol.oidc.userinfo import UserInfoEndpoint
+from tessera.protocol.rfc6749.authorize import AuthorizationEndpoint
+from tessera.protocol.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
+from tessera.protocol.rfc7009 import RevocationEndpoint
+from tessera.protocol.rfc7662 import IntrospectionEndpoint
+from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.token_state import AccessTokenState
+from tessera.settings import Settings
+from tessera.store.ports import Store
+from tessera.store.sql import create_store
+
+__all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
+
+
+def derive_key(kek_b64: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from the KEK with HKDF-SHA256."""
+    kek = base64.urlsafe_b64decode(kek_b64 + "=" * (-len(kek_b64) % 4))
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"tessera/{purpose}".encode()).derive(kek)
+
+
+def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManager:
+    tokens = settings.tokens
+    retire_after = max(tokens.access_token_ttl, tokens.id_token_ttl) + tokens.leeway
+    return KeyManager(store, Sealer.from_b64(settings.key_encryption_key()), clock,
+                      algorithm=settings.keys.algorithm, retire_after=retire_after)
+
+
+@dataclass
+class Identity:
+    """Every component, wired. The HTTP app and the CLI only use what is here."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    audit: AuditLog
+    keys: RingHolder
+    key_manager: KeyManager
+    clients: ClientDirectory
+    passwords: PasswordHasher
+    login: LoginService
+    access_tokens: AccessTokenIssuer
+    id_tokens: IdTokenIssuer
+    token_state: AccessTokenState
+    token: TokenEndpoint
+    introspection: IntrospectionEndpoint
+    revocation: RevocationEndpoint
+    userinfo: UserInfoEndpoint
+    authorize: AuthorizationEndpoint
+    logout: LogoutEndpoint
+    csrf_key: bytes
+
+    async def reload_keys(self) -> None:
+        self.keys.ring = await self.key_manager.load()
+
+    async def aclose(self) -> None:
+        await self.audit.aclose()
+        await self.store.close()
+
+
+async def build_identity(settings: Settings, *, store: Store | None = None,
+                         clock: Clock | None = None,
+                         passwords: PasswordHasher | None = None) -> Identity:
+    clock = clock or SystemClock()
+    store = store or create_store(settings.resolved_database_url)
+    tok = settings.tokens
+    max_body = settings.security.max_body_bytes
+    audit = AuditLog(store, clock, log_json=settings.audit_log_json)
+    key_manager = key_manager_for(settings, store, clock)
+    await key_manager.bootstrap()
+    keys = RingHolder(await key_manager.load())
+    clients = ClientDirectory(store, clock)
+    authenticator = ClientAuthenticator(clients)
+    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
+    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
+    state = AccessTokenState(access, store, clients, clock, tok.leeway)
+    kek = settings.key_encryption_key()
+    grants: list[GrantHandler] = [
+        ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
+        AuthorizationCodeGrant(store, access, id_tokens, audit, clock,
+                               refresh_ttl=tok.refresh_token_ttl,
+                               family_ttl=tok.refresh_family_ttl),
+        RefreshTokenGrant(store, access, audit, clock,
+                          derivation_key=derive_key(kek, "refresh-successor"),
+                          refresh_ttl=tok.refresh_token_ttl,
+                          grace_seconds=tok.refresh_grace_seconds),
+    ]
+    passwords = passwords or PasswordHasher()
+    return Identity(
+        settings=settings, store=store, clock=clock, audit=audit, keys=keys,
+        key_manager=key_manager, clients=clients, passwords=passwords,
+        login=LoginService(store, passwords, audit, clock,
+                           attempts_per_minute=settings.security.login_attempts_per_minute),
+        access_tokens=access, id_tokens=id_tokens, token_state=state,
+        token=TokenEndpoint(authenticator, grants, max_body=max_body),
+        introspection=IntrospectionEndpoint(authenticator, state, store, clock,
+                                            max_body=max_body),
+        revocation=RevocationEndpoint(authenticator, access, store, audit, clock,
+                                      leeway=tok.leeway, max_body=max_body),
+        userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer),
+        authorize=AuthorizationEndpoint(store, clients, audit, clock, issuer=settings.issuer,
+                                        code_ttl=tok.authorization_code_ttl),
+        logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
+                              token_ttl=tok.access_token_ttl),
+        csrf_key=derive_key(kek, "csrf"),
+    )

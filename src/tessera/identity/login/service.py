@@ -1,0 +1,100 @@
+"""Login: authenticate a user, open a session, find a session by its browser cookie."""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+
+from tessera.core.clock import Clock
+from tessera.core.secrets import new_secret, token_hash
+from tessera.core.sessions import Session
+from tessera.core.users import User
+from tessera.identity.login.passwords import PasswordHasher
+from tessera.observability import events
+from tessera.observability.audit import AuditLog
+from tessera.protocol.transaction import transaction
+from tessera.store.ports import Store
+
+__all__ = ["ACR_PASSWORD", "LoginFailed", "LoginService"]
+
+ACR_PASSWORD = "urn:tessera:acr:pwd"
+_MAX_USER_AGENT = 300
+
+
+class LoginFailed(Exception):
+    def __init__(self, message: str, *, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.throttled = throttled
+
+
+class _FailureWindow:
+    """Failed attempts per key in the last minute (per process)."""
+
+    def __init__(self, limit: int, clock: Clock) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def blocked(self, key: str) -> bool:
+        window = self._failures.get(key)
+        if not window:
+            return False
+        now = self._clock.now()
+        while window and now - window[0] > 60:
+            window.popleft()
+        return len(window) >= self._limit
+
+    def add(self, key: str) -> None:
+        if len(self._failures) > 100_000:
+            self._failures.clear()
+        self._failures.setdefault(key, deque()).append(self._clock.now())
+
+
+class LoginService:
+    def __init__(self, store: Store, hasher: PasswordHasher, audit: AuditLog, clock: Clock,
+                 *, attempts_per_minute: int) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._audit = audit
+        self._clock = clock
+        self._failures = _FailureWindow(attempts_per_minute, clock)
+
+    async def authenticate(self, tenant_id: str, username: str, password: str,
+                           *, client_host: str | None) -> User:
+        key = f"{tenant_id}\x00{username}\x00{client_host}"
+        if self._failures.blocked(key):
+            await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
+                                     username_hash=token_hash(username), reason="throttled")
+            raise LoginFailed("Too many attempts. Wait a minute and try again.", throttled=True)
+        async with self._store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.by_username(tenant_id, username)
+        ok = await self._hasher.averify(user.password_hash if user else None, password)
+        if user is None or not ok or user.disabled:
+            self._failures.add(key)
+            await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
+                                     username_hash=token_hash(username),
+                                     reason="bad_credentials")
+            raise LoginFailed("Wrong username or password.")
+        return user
+
+    async def open_session(self, user: User, *, user_agent: str | None) -> tuple[Session, str]:
+        """A new session for ``user``; returns it and the raw browser cookie value."""
+        now = self._clock.now()
+        handle = new_secret()
+        session = Session(
+            sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
+            sv=1, acr=ACR_PASSWORD, amr=("pwd",), auth_time=now, created_at=now,
+            last_seen_at=now, user_agent=(user_agent or "")[:_MAX_USER_AGENT] or None,
+        )
+        async with transaction(self._store, self._audit) as tx:
+            await tx.uow.sessions.add(session, browser_handle_hash=token_hash(handle))
+            tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
+                     tenant=user.tenant_id, acr=session.acr, amr=list(session.amr))
+        return session, handle
+
+    async def session_for_cookie(self, handle: str | None) -> Session | None:
+        if not handle or len(handle) > 128:
+            return None
+        async with self._store.unit_of_work(read_only=True) as uow:
+            session = await uow.sessions.by_browser_handle(token_hash(handle))
+        return session if session is not None and session.active else None

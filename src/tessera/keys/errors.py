@@ -1,0 +1,22 @@
+"""Key and token-signature errors.
+
+    KeyError_            a key cannot be generated, sealed or unsealed
+    TokenInvalid         a JWS failed verification (reason says which check)
+"""
+
+from __future__ import annotations
+
+__all__ = ["KeyError_", "TokenInvalid"]
+
+
+class KeyError_(Exception):
+    """A key cannot be generated, sealed or unsealed."""
+
+
+class TokenInvalid(Exception):
+    """A token failed verification. ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,153 @@
+"""The key ring: one key signs, every published key verifies.
+
+States move one way: next → active → retiring → retired. JWKS publishes next, active and
+retiring keys, so caches learn a key before it signs and keep it until every token it
+signed has expired (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from tessera.keys import _jose
+from tessera.keys.errors import KeyError_, TokenInvalid
+
+__all__ = ["KeyRing", "KeyState", "RingHolder", "SigningKey", "load_signing_key",
+           "new_signing_key",
+           "plan_rotation"]
+
+
+class KeyState(StrEnum):
+    NEXT = "next"
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+
+
+_PUBLISHED = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRING)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    state: KeyState
+    private_key: _jose.PrivateKey
+    created_at: float
+    changed_at: float
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        return _jose.public_jwk(self.private_key, kid=self.kid, alg=self.alg)
+
+    def private_pem(self) -> bytes:
+        return _jose.private_pem(self.private_key)
+
+    def with_state(self, state: KeyState, at: float) -> SigningKey:
+        return SigningKey(self.kid, self.alg, state, self.private_key, self.created_at, at)
+
+
+def new_signing_key(alg: str, *, state: KeyState, now: float) -> SigningKey:
+    kid = f"{alg.lower()}-{secrets.token_hex(6)}"
+    return SigningKey(kid, alg, state, _jose.generate(alg), now, now)
+
+
+def load_signing_key(kid: str, alg: str, state: str, pem: bytes, created_at: float,
+                     changed_at: float) -> SigningKey:
+    return SigningKey(kid, alg, KeyState(state), _jose.load_private_pem(pem), created_at,
+                      changed_at)
+
+
+def plan_rotation(
+    keys: Iterable[SigningKey], *, now: float, retire_after: float
+) -> dict[str, KeyState]:
+    """State changes for one rotation: next→active, active→retiring, and retiring keys
+    whose last token has expired (``retire_after`` seconds in retiring) → retired.
+
+    The caller adds a fresh ``next`` key. Without a ``next`` key there is nothing to
+    promote, so the rotation is refused rather than leaving the ring without a signer.
+    """
+    keys = list(keys)
+    if not any(k.state is KeyState.NEXT for k in keys):
+        raise KeyError_("no next key to promote; run a rotation bootstrap first")
+    changes: dict[str, KeyState] = {}
+    for key in keys:
+        if key.state is KeyState.NEXT:
+            changes[key.kid] = KeyState.ACTIVE
+        elif key.state is KeyState.ACTIVE:
+            changes[key.kid] = KeyState.RETIRING
+        elif key.state is KeyState.RETIRING and now - key.changed_at >= retire_after:
+            changes[key.kid] = KeyState.RETIRED
+    return changes
+
+
+class KeyRing:
+    """Signs with the active key; verifies with any published key, by ``kid``."""
+
+    def __init__(self, keys: Iterable[SigningKey]) -> None:
+        self._keys = {k.kid: k for k in keys}
+        active = [k for k in self._keys.values() if k.state is KeyState.ACTIVE]
+        if len(active) != 1:
+            raise KeyError_(f"the ring needs exactly one active key, found {len(active)}")
+        self._active = active[0]
+        self._public = {
+            k.kid: (k.alg, _jose.public_key(k.private_key))
+            for k in self._keys.values() if k.state in _PUBLISHED
+        }
+        self._jwks = {"keys": [k.public_jwk for k in self._keys.values() if k.state in _PUBLISHED]}
+
+    @property
+    def active(self) -> SigningKey:
+        return self._active
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._public)
+
+    def jwks(self) -> dict[str, Any]:
+        return self._jwks
+
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        key = self._active
+        return _jose.sign(claims, key.private_key, alg=key.alg, kid=key.kid, typ=typ)
+
+    def verify(
+        self,
+        token: str,
+        *,
+        typ: str | None,
+        issuer: str,
+        audience: str | list[str] | None,
+        now: float,
+        leeway: float,
+        verify_exp: bool = True,
+    ) -> dict[str, Any]:
+        """Verify a JWS we issued. Raises ``TokenInvalid``; never returns a failure value."""
+        header = _jose.unverified_header(token)
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in self._public:
+            raise TokenInvalid("unknown_kid")
+        alg, key = self._public[kid]
+        if header.get("alg") != alg:
+            raise TokenInvalid("bad_algorithm")
+        if typ is not None and str(header.get("typ", "")).lower() not in _typ_forms(typ):
+            raise TokenInvalid("wrong_typ")
+        return _jose.decode(token, key, alg=alg, issuer=issuer, audience=audience,
+                            leeway=leeway, now=now, verify_exp=verify_exp)
+
+
+def _typ_forms(typ: str) -> tuple[str, str]:
+    """RFC 9068 §4: ``at+jwt`` and ``application/at+jwt`` are the same media type."""
+    t = typ.lower()
+    return (t, f"application/{t}")
+
+
+class RingHolder:
+    """The current key ring, swapped whole when the store's keys change."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring

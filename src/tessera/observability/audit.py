@@ -1,0 +1,90 @@
+"""The audit log: one schema, two sinks (the audit table and JSON log lines).
+
+Writes stay off the critical path without being lost (DESIGN §7):
+- events that belong to a state change are written in that change's transaction
+  (``Transaction.audit``), so they commit or roll back with it;
+- other events go through ``AuditLog.record``: a group-commit writer gathers the events
+  of concurrent requests into one transaction; the caller waits for that commit, and a
+  full queue makes callers wait (backpressure) rather than dropping events.
+Token hashes only: callers pass ``token_hash(...)``, never a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from tessera.core.clock import Clock
+from tessera.store.ports import AuditRecord, Store
+
+__all__ = ["AuditLog"]
+
+_log = logging.getLogger("tessera.audit")
+
+
+class AuditLog:
+    def __init__(self, store: Store, clock: Clock, *, log_json: bool = True,
+                 max_batch: int = 512, max_queue: int = 10_000) -> None:
+        self._store = store
+        self._clock = clock
+        self._log_json = log_json
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[AuditRecord, asyncio.Future[None]]] = (
+            asyncio.Queue(max_queue))
+        self._writer: asyncio.Task[None] | None = None
+
+    def make(self, event: str, **fields: Any) -> AuditRecord:
+        clean = {k: v for k, v in fields.items() if v is not None}
+        return AuditRecord(event=event, at=self._clock.now(), fields=clean)
+
+    def emit(self, records: Iterable[AuditRecord]) -> None:
+        """Write committed records as JSON lines."""
+        if not self._log_json or not _log.isEnabledFor(logging.INFO):
+            return
+        for record in records:
+            line = {"event": record.event, "at": record.at, **record.fields}
+            _log.info(orjson.dumps(line).decode("utf-8"))
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Record one event and wait until it is committed (group commit)."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((self.make(event, **fields), future))
+        await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            records = [record for record, _ in batch]
+            try:
+                async with self._store.unit_of_work() as uow:
+                    await uow.audit.append(records)
+            except Exception as exc:  # the callers learn of it; the writer keeps going
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                self.emit(records)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def aclose(self) -> None:
+        """Stop the writer after the queue drains."""
+        if self._writer is None:
+            return
+        await self._queue.join()
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None

@@ -1,0 +1,105 @@
+"""Client lookup (cached) and client authentication (RFC 6749 §2.3, OIDC Core §9).
+
+Methods: ``client_secret_basic``, ``client_secret_post`` and ``none`` (public clients).
+Secrets are 256-bit random values stored as SHA-256 and compared in constant time.
+A request may use one method only (RFC 6749 §2.3).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from tessera.core.clients import Client
+from tessera.core.clock import Clock
+from tessera.core.secrets import constant_time_equal, token_hash
+from tessera.protocol.errors import InvalidClient, InvalidRequest
+from tessera.protocol.http import OAuthRequest, Params
+from tessera.store.ports import Store
+
+__all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+_DUMMY_HASH = token_hash("tessera-dummy-secret")
+
+
+class ClientDirectory:
+    """Reads clients through a short per-process cache (clients change rarely; a miss
+    always asks the store, so new clients work at once, changes within ``ttl``)."""
+
+    def __init__(self, store: Store, clock: Clock, *, ttl: float = 5.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Client]] = {}
+
+    async def get(self, client_id: str) -> Client | None:
+        now = self._clock.now()
+        hit = self._cache.get(client_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        async with self._store.unit_of_work(read_only=True) as uow:
+            client = await uow.clients.get(client_id)
+        if client is not None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[client_id] = (now, client)
+        return client
+
+    def forget(self, client_id: str) -> None:
+        self._cache.pop(client_id, None)
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    try:
+        raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient("malformed Basic credentials", basic=True) from None
+    client_id, sep, secret = raw.partition(":")
+    if not sep or not client_id:
+        raise InvalidClient("malformed Basic credentials", basic=True)
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+class ClientAuthenticator:
+    def __init__(self, directory: ClientDirectory) -> None:
+        self._directory = directory
+
+    async def authenticate(self, request: OAuthRequest, params: Params,
+                           *, allow_public: bool = True) -> Client:
+        """Authenticate the client of ``request`` or raise ``InvalidClient``."""
+        authorization = request.headers.get("authorization", "")
+        basic = authorization[:6].lower() == "basic "
+        if basic:
+            if "client_secret" in params:
+                raise InvalidRequest("use one client authentication method only")
+            basic_id, basic_secret = _basic_credentials(authorization)
+            body_id = params.get("client_id")
+            if body_id is not None and body_id != basic_id:
+                raise InvalidRequest("client_id does not match the authenticated client")
+            return await self._check_secret(basic_id, basic_secret, basic=True)
+        body_client_id = params.get("client_id")
+        if body_client_id is None:
+            raise InvalidClient("client authentication required")
+        client_id = body_client_id
+        secret = params.get("client_secret")
+        if secret is not None:
+            return await self._check_secret(client_id, secret, basic=False)
+        client = await self._directory.get(client_id)
+        if client is None or client.disabled or not client.public:
+            raise InvalidClient("client authentication failed",
+                                detail=f"no credentials for client {client_id!r}")
+        if not allow_public:
+            raise InvalidClient("this endpoint needs a confidential client")
+        return client
+
+    async def _check_secret(self, client_id: str, secret: str, *, basic: bool) -> Client:
+        client = await self._directory.get(client_id)
+        stored = client.secret_hash if client is not None and client.secret_hash else _DUMMY_HASH
+        matches = constant_time_equal(token_hash(secret), stored)
+        if client is None or client.disabled or client.public or not matches:
+            raise InvalidClient("client authentication failed", basic=basic,
+                                detail=f"bad secret or unknown client {client_id[:64]!r}")
+        return client

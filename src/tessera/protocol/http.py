@@ -1,0 +1,124 @@
+"""Neutral request/response values and strict form parsing.
+
+RFC 6749 §3.1/§3.2: parameters sent without a value are treated as omitted, and request
+and response parameters MUST NOT be included more than once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tessera.protocol.errors import InvalidRequest, OAuthError
+
+__all__ = ["FORM_CONTENT_TYPE", "OAuthRequest", "OAuthResponse", "Params", "error_response",
+           "json_response", "parse_params"]
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+_MAX_PARAMS = 64
+_MAX_VALUE = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthRequest:
+    """What an endpoint needs of an HTTP request. Header names are lower-case."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    query: str = ""
+    client_host: str | None = None
+    cookies: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OAuthResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    body: bytes | None = None
+    """Raw body (HTML pages); ``json`` is used when this is None."""
+
+
+def json_response(payload: Any, *, status: int = 200, no_store: bool = True) -> OAuthResponse:
+    headers = dict(_NO_STORE) if no_store else {}
+    return OAuthResponse(status=status, headers=headers, json=payload)
+
+
+def error_response(error: OAuthError) -> OAuthResponse:
+    """RFC 6749 §5.2 JSON error with ``Cache-Control: no-store``."""
+    response = json_response(error.body(), status=error.status)
+    if error.status == 401:
+        basic = getattr(error, "basic", False)
+        scheme = 'Basic realm="tessera"' if basic else "Bearer"
+        if error.error == "invalid_token":
+            scheme = f'Bearer error="invalid_token", error_description="{error.description}"'
+        response.headers["www-authenticate"] = scheme
+    return response
+
+
+class Params:
+    """Single-valued parameters. Empty values count as absent (RFC 6749 §3.1)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        if len(pairs) > _MAX_PARAMS:
+            raise InvalidRequest("too many parameters")
+        values: dict[str, str] = {}
+        for name, value in pairs:
+            if len(value) > _MAX_VALUE:
+                raise InvalidRequest(f"parameter {name[:40]!r} is too long")
+            if value == "":
+                continue
+            if name in values:
+                raise InvalidRequest(f"parameter {name[:40]!r} is repeated")
+            values[name] = value
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def require(self, name: str) -> str:
+        value = self._values.get(name)
+        if value is None:
+            raise InvalidRequest(f"missing parameter {name!r}")
+        return value
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._values)
+
+
+def _parse_qs(raw: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw, keep_blank_values=True, strict_parsing=False,
+                         max_num_fields=_MAX_PARAMS, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("malformed parameters") from None
+
+
+def parse_params(request: OAuthRequest, *, max_body: int, allow_query: bool = False) -> Params:
+    """Parameters of a form POST (or a GET query when ``allow_query``)."""
+    if request.method == "GET" and allow_query:
+        return Params(_parse_qs(request.query))
+    if request.method != "POST":
+        raise InvalidRequest("use POST")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != FORM_CONTENT_TYPE:
+        raise InvalidRequest(f"content type must be {FORM_CONTENT_TYPE}")
+    if len(request.body) > max_body:
+        raise InvalidRequest("request body too large")
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not UTF-8") from None
+    if request.query:
+        query = Params(_parse_qs(request.query))
+        if any(name in query for name in ("client_secret", "code", "refresh_token", "password")):
+            raise InvalidRequest("credentials must not be sent in the URL")
+    return Params(_parse_qs(text))

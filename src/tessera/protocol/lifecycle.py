@@ -1,0 +1,89 @@
+"""Session lifecycle: revoke at each grain and bump versions, each with its outbox event.
+
+Every function runs inside the caller's ``Transaction`` so the state change, its
+revocation event and its audit record commit together (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from tessera.core.revocation import RevocationEvent, RevocationKind
+from tessera.observability import events
+from tessera.protocol.transaction import Transaction
+
+__all__ = ["bump_session_version", "bump_user_version", "revoke_access_token", "revoke_family",
+           "revoke_session", "revoke_user"]
+
+
+async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: str) -> bool:
+    if not await tx.uow.refresh.revoke_family(family_id, at=at, reason=reason):
+        return False
+    family = await tx.uow.refresh.get_family(family_id)
+    assert family is not None
+    await tx.publish(RevocationEvent(RevocationKind.FAMILY_REVOKED, family_id, at,
+                                     expires_at=family.expires_at,
+                                     data={"sid": family.sid, "reason": reason}))
+    return True
+
+
+async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
+                         token_ttl: float, actor: str | None = None) -> bool:
+    """End a session and every refresh family in it. Its access tokens stop being
+    accepted wherever the session's state is checked (introspection, verifiers)."""
+    session = await tx.uow.sessions.get(sid)
+    if session is None or not await tx.uow.sessions.revoke(sid, at=at, reason=reason):
+        return False
+    for family in await tx.uow.refresh.families_for_session(sid):
+        await revoke_family(tx, family.family_id, at=at, reason=reason)
+    await tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
+                                     expires_at=at + token_ttl,
+                                     data={"sub": session.user_id, "reason": reason}))
+    tx.audit(events.SESSION_REVOKED, sid=sid, subject=session.user_id,
+             tenant=session.tenant_id, reason=reason, actor=actor)
+    return True
+
+
+async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
+                      token_ttl: float, actor: str | None = None) -> int:
+    """End all of a user's sessions; returns how many were active."""
+    count = 0
+    for session in await tx.uow.sessions.active_for_user(user_id):
+        count += await revoke_session(tx, session.sid, at=at, reason=reason,
+                                      token_ttl=token_ttl, actor=actor)
+    await tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
+                                     expires_at=at + token_ttl, data={"reason": reason}))
+    return count
+
+
+async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_at: float,
+                              client_id: str, token_digest: str) -> None:
+    await tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
+                                     expires_at=expires_at, data={}))
+    tx.audit(events.TOKEN_REVOKED, client=client_id, token_hash=token_digest, jti=jti,
+             token_type="access_token")
+
+
+async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: str,
+                               token_ttl: float, actor: str | None = None) -> int | None:
+    """Make every token carrying an older ``sv`` stale; returns the new version."""
+    session = await tx.uow.sessions.get(sid)
+    if session is None or not session.active:
+        return None
+    sv = await tx.uow.sessions.bump_version(sid)
+    assert sv is not None
+    await tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
+                                     expires_at=at + token_ttl,
+                                     data={"sv": sv, "sub": session.user_id, "reason": reason}))
+    tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,
+             tenant=session.tenant_id, sv=sv, reason=reason, actor=actor)
+    return sv
+
+
+async def bump_user_version(tx: Transaction, user_id: str, *, at: float, reason: str,
+                            token_ttl: float, actor: str | None = None) -> int:
+    """Bump every active session of a user (role change, password reset)."""
+    count = 0
+    for session in await tx.uow.sessions.active_for_user(user_id):
+        if await bump_session_version(tx, session.sid, at=at, reason=reason,
+                                      token_ttl=token_ttl, actor=actor) is not None:
+            count += 1
+    return count

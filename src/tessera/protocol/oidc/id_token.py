@@ -1,0 +1,53 @@
+"""ID Tokens — OIDC Core §2, §3.1.3.6 (at_hash)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from tessera.keys import RingHolder
+
+__all__ = ["IdTokenIssuer", "at_hash"]
+
+
+def at_hash(access_token: str) -> str:
+    """Left half of SHA-256 of the access token (RS256/ES256/EdDSA over SHA-256/512:
+    we use SHA-256 for all algorithms of 256-bit strength; EdDSA uses SHA-512 per the
+    OIDC errata, handled by the caller's algorithm)."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
+def _at_hash_for(alg: str, access_token: str) -> str:
+    if alg == "EdDSA":
+        digest = hashlib.sha512(access_token.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest[:32]).rstrip(b"=").decode("ascii")
+    return at_hash(access_token)
+
+
+class IdTokenIssuer:
+    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int) -> None:
+        self._keys = keys
+        self.issuer = issuer
+        self.ttl = ttl
+
+    def sign(self, *, sub: str, client_id: str, now: int, auth_time: float, sid: str,
+             acr: str, amr: tuple[str, ...], nonce: str | None,
+             access_token: str | None) -> str:
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "sub": sub, "aud": client_id, "exp": now + self.ttl,
+            "iat": now, "auth_time": int(auth_time), "sid": sid, "acr": acr,
+            "amr": list(amr), "azp": client_id,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["at_hash"] = _at_hash_for(self._keys.ring.active.alg, access_token)
+        return self._keys.ring.sign(claims, typ="JWT")
+
+    def verify_hint(self, token: str, *, now: float, leeway: float) -> dict[str, Any]:
+        """Verify an ``id_token_hint`` (RP-initiated logout): expired hints are accepted
+        (OIDC RP-Initiated Logout §2), the signature and issuer are not optional."""
+        return self._keys.ring.verify(token, typ=None, issuer=self.issuer, audience=None,
+                                      now=now, leeway=leeway, verify_exp=False)

@@ -1,0 +1,164 @@
+"""The authorization endpoint (RFC 6749 §3.1, §4.1.1–§4.1.2; OIDC Core §3.1.2).
+
+Until the client and its redirect URI are known good, errors are shown to the user and
+never redirected (§4.1.2.1); after that they go back to the client with ``state`` and
+``iss`` (RFC 9207). PKCE is required for public clients (RFC 9700 §2.1.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
+from tessera.core.clock import Clock
+from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
+from tessera.core.secrets import new_secret, token_hash
+from tessera.core.sessions import AuthorizationCode, Session
+from tessera.observability import events
+from tessera.observability.audit import AuditLog
+from tessera.protocol.clients import ClientDirectory
+from tessera.protocol.errors import (
+    InvalidRequest,
+    InvalidScope,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from tessera.protocol.http import Params
+from tessera.protocol.rfc7636 import PkceError, check_challenge
+from tessera.protocol.transaction import transaction
+from tessera.store.ports import Store
+
+__all__ = ["AuthorizationEndpoint", "AuthorizationRequest", "RedirectError", "UserFacingError"]
+
+_IMPLICIT_SCOPES = frozenset({"openid"})
+
+
+class UserFacingError(Exception):
+    """The request cannot be trusted enough to redirect: show this to the user."""
+
+
+class RedirectError(Exception):
+    """An OAuth error to send back to the client's redirect URI."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client: Client
+    redirect_uri: str
+    scope: frozenset[str]
+    state: str | None
+    nonce: str | None
+    code_challenge: str | None
+    prompt: str | None
+    max_age: int | None
+
+
+class AuthorizationEndpoint:
+    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditLog, clock: Clock,
+                 *, issuer: str, code_ttl: int) -> None:
+        self._store = store
+        self._clients = clients
+        self._audit = audit
+        self._clock = clock
+        self._issuer = issuer
+        self._code_ttl = code_ttl
+
+    async def parse(self, params: Params) -> AuthorizationRequest:
+        client, redirect_uri = await self._trusted_target(params)
+        state = params.get("state")
+        try:
+            return self._check(params, client, redirect_uri, state)
+        except OAuthError as exc:
+            raise RedirectError(self._redirect(redirect_uri, {
+                "error": exc.error, "error_description": exc.description, "state": state,
+            })) from None
+
+    async def _trusted_target(self, params: Params) -> tuple[Client, str]:
+        client_id = params.get("client_id")
+        if client_id is None:
+            raise UserFacingError("The request names no client.")
+        client = await self._clients.get(client_id)
+        if client is None or client.disabled:
+            raise UserFacingError("The client is not registered.")
+        redirect_uri = params.get("redirect_uri")
+        if redirect_uri is None:
+            if len(client.redirect_uris) != 1:
+                raise UserFacingError("The request has no redirect_uri.")
+            redirect_uri = client.redirect_uris[0]
+        if not client.allows_redirect_uri(redirect_uri):
+            raise UserFacingError("The redirect_uri is not registered for this client.")
+        return client, redirect_uri
+
+    @staticmethod
+    def _check(params: Params, client: Client, redirect_uri: str,
+               state: str | None) -> AuthorizationRequest:
+        if params.get("response_type") != "code":
+            raise UnsupportedResponseType("only response_type=code is supported")
+        if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
+            raise UnauthorizedClient("the client may not use the authorization code grant")
+        if "request" in params or "request_uri" in params:
+            raise InvalidRequest("request objects are not supported")
+        try:
+            requested = parse_scope(params.get("scope"))
+            scope = narrow_scope(requested, client.scopes | _IMPLICIT_SCOPES)
+        except ScopeError as exc:
+            raise InvalidScope(str(exc)) from None
+        challenge = params.get("code_challenge")
+        try:
+            check_challenge(challenge, params.get("code_challenge_method"))
+        except PkceError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if client.public and challenge is None:
+            raise InvalidRequest("public clients must use PKCE (code_challenge, S256)")
+        max_age_raw = params.get("max_age")
+        max_age = None
+        if max_age_raw is not None:
+            if not max_age_raw.isdigit() or len(max_age_raw) > 9:
+                raise InvalidRequest("max_age must be a non-negative integer")
+            max_age = int(max_age_raw)
+        return AuthorizationRequest(
+            client=client, redirect_uri=redirect_uri, scope=scope, state=state,
+            nonce=params.get("nonce"), code_challenge=challenge, prompt=params.get("prompt"),
+            max_age=max_age,
+        )
+
+    def needs_login(self, request: AuthorizationRequest, session: Session | None) -> bool:
+        """OIDC Core §3.1.2.1: ``prompt=login`` and ``max_age`` force a fresh login."""
+        if session is None or not session.active:
+            return True
+        if request.prompt is not None and "login" in request.prompt.split():
+            return True
+        return request.max_age is not None and \
+            self._clock.now() - session.auth_time > request.max_age
+
+    def login_required(self, request: AuthorizationRequest) -> str:
+        """``prompt=none`` with no usable session: redirect with ``login_required``."""
+        return self._redirect(request.redirect_uri, {
+            "error": "login_required", "error_description": "the user must log in",
+            "state": request.state})
+
+    async def issue_code(self, request: AuthorizationRequest, session: Session) -> str:
+        """Store a fresh code for this session; return the redirect location."""
+        code = new_secret()
+        now = self._clock.now()
+        async with transaction(self._store, self._audit) as tx:
+            await tx.uow.codes.add(AuthorizationCode(
+                code_hash=token_hash(code), client_id=request.client.client_id,
+                sid=session.sid, user_id=session.user_id, redirect_uri=request.redirect_uri,
+                scope=request.scope, code_challenge=request.code_challenge,
+                nonce=request.nonce, expires_at=now + self._code_ttl))
+            tx.audit(events.CODE_ISSUED, client=request.client.client_id, sid=session.sid,
+                     subject=session.user_id, tenant=session.tenant_id)
+        return self._redirect(request.redirect_uri, {"code": code, "state": request.state})
+
+    def _redirect(self, redirect_uri: str, params: dict[str, str | None]) -> str:
+        query = {k: v for k, v in params.items() if v is not None}
+        query["iss"] = self._issuer
+        separator = "&" if urlsplit(redirect_uri).query else "?"
+        return redirect_uri + separator + urlencode(query)

@@ -1,0 +1,47 @@
+"""Client Credentials Grant — RFC 6749 §4.4. Confidential clients only; no refresh token
+(§4.4.3)."""
+
+from __future__ import annotations
+
+from tessera.core.clients import GRANT_CLIENT_CREDENTIALS, Client
+from tessera.core.clock import Clock
+from tessera.core.scopes import format_scope
+from tessera.core.secrets import token_hash
+from tessera.observability import events
+from tessera.observability.audit import AuditLog
+from tessera.protocol.errors import UnauthorizedClient
+from tessera.protocol.http import OAuthRequest, Params
+from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience
+from tessera.protocol.rfc6749.token_endpoint import TokenResult
+from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
+
+__all__ = ["ClientCredentialsGrant"]
+
+
+class ClientCredentialsGrant:
+    grant_type = GRANT_CLIENT_CREDENTIALS
+
+    def __init__(self, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
+                 *, default_audience: str) -> None:
+        self._tokens = tokens
+        self._audit = audit
+        self._clock = clock
+        self._default_audience = default_audience
+
+    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+        if client.public:
+            raise UnauthorizedClient("public clients cannot use client_credentials")
+        scope = grant_scope(params, client.scopes)
+        audience = select_audience(params, client, self._default_audience)
+        now = int(self._clock.now())
+        claims = AccessTokenClaims(
+            sub=client.client_id, client_id=client.client_id, audience=audience, scope=scope,
+            iat=now, exp=now + self._tokens.ttl, jti=new_jti(), tenant_id=client.tenant_id,
+        )
+        token = self._tokens.sign(claims)
+        await self._audit.record(
+            events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
+            subject=client.client_id, tenant=client.tenant_id, token_hash=token_hash(token),
+            jti=claims.jti, audience=list(audience), scopes=format_scope(scope),
+        )
+        return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope)

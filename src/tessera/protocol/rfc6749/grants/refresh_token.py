@@ -1,0 +1,171 @@
+"""Refresh Token Grant — RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
+
+Steps: load the presented token, its family and session → judge (core.refresh) → act:
+- ROTATE: a conditional update marks it rotated; exactly one concurrent caller wins.
+  The successor is ``derive_secret(key, token)``, so a loser of the race, or a client
+  retrying after a lost response, gets the very same pair within the grace window.
+- REPLAY_SUCCESSOR: answer the retry with the successor already issued.
+- REUSE: revoke the family and its session, commit, then answer ``invalid_grant``.
+A store failure before commit leaves the old token valid; after commit, the retry path
+returns the new pair: never neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tessera.core.clients import GRANT_REFRESH_TOKEN, Client
+from tessera.core.clock import Clock
+from tessera.core.refresh import RefreshFamily, RefreshToken, RotationVerdict, judge_presentation
+from tessera.core.scopes import format_scope
+from tessera.core.secrets import derive_secret, token_hash
+from tessera.core.sessions import Session
+from tessera.observability import events
+from tessera.observability.audit import AuditLog
+from tessera.protocol import lifecycle
+from tessera.protocol.errors import InvalidGrant
+from tessera.protocol.http import OAuthRequest, Params
+from tessera.protocol.rfc6749.grants._shared import grant_scope
+from tessera.protocol.rfc6749.token_endpoint import TokenResult
+from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
+from tessera.protocol.transaction import Transaction, transaction
+from tessera.store.ports import Store
+
+__all__ = ["RefreshTokenGrant", "successor_jti", "successor_token"]
+
+_REFRESH_LABEL = "tessera/refresh-successor/v1"
+_JTI_LABEL = "tessera/refresh-access-jti/v1"
+
+
+def successor_token(key: bytes, token: str) -> str:
+    return derive_secret(key, _REFRESH_LABEL, token)
+
+
+def successor_jti(key: bytes, token: str) -> str:
+    return derive_secret(key, _JTI_LABEL, token)[:22]
+
+
+@dataclass(frozen=True, slots=True)
+class _Issued:
+    family: RefreshFamily
+    session: Session
+    successor: RefreshToken
+    refresh_token: str
+    scope: frozenset[str]
+
+
+class RefreshTokenGrant:
+    grant_type = GRANT_REFRESH_TOKEN
+
+    def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
+                 *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._audit = audit
+        self._clock = clock
+        self._key = derivation_key
+        self._refresh_ttl = refresh_ttl
+        self._grace = grace_seconds
+
+    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+        presented = params.require("refresh_token")
+        reuse = False
+        async with transaction(self._store, self._audit) as tx:
+            issued = await self._rotate_or_replay(tx, presented, params, client)
+            if issued is None:
+                reuse = True
+        if reuse or issued is None:
+            raise InvalidGrant("refresh token is invalid")
+        return self._respond(issued)
+
+    async def _rotate_or_replay(self, tx: Transaction, presented: str, params: Params,
+                                client: Client) -> _Issued | None:
+        """Returns the pair to answer with; None after revoking a family on reuse (the
+        transaction must commit that); raises InvalidGrant for every other refusal."""
+        now = self._clock.now()
+        digest = token_hash(presented)
+        token, family, session = await self._load(tx, digest)
+        if family.client_id != client.client_id:
+            raise InvalidGrant("refresh token is invalid", detail="issued to another client")
+        successor_raw = successor_token(self._key, presented)
+        successor_hash = token_hash(successor_raw)
+        head = await self._successor_is_head(tx, token)
+        verdict = judge_presentation(token, family, session_active=session.active,
+                                     successor_is_head=head, now=now,
+                                     grace_seconds=self._grace)
+        if verdict is RotationVerdict.ROTATE:
+            if await tx.uow.refresh.rotate(digest, successor_hash=successor_hash, at=now):
+                return await self._issue_successor(tx, token, family, session, successor_raw,
+                                                   params, now)
+            # Lost a race: the winner has committed; judge again against its state.
+            token, family, session = await self._load(tx, digest)
+            verdict = judge_presentation(token, family, session_active=session.active,
+                                         successor_is_head=await self._successor_is_head(
+                                             tx, token),
+                                         now=now, grace_seconds=self._grace)
+        if verdict is RotationVerdict.REPLAY_SUCCESSOR:
+            successor = await tx.uow.refresh.get_token(successor_hash)
+            if successor is None:
+                raise InvalidGrant("refresh token is invalid", detail="successor missing")
+            scope = grant_scope(params, family.scope)
+            tx.audit(events.TOKEN_REFRESHED, client=client.client_id, subject=family.user_id,
+                     sid=family.sid, family_id=family.family_id, token_hash=digest,
+                     jti=successor.access_jti, replay=True)
+            return _Issued(family, session, successor, successor_raw, scope)
+        if verdict is RotationVerdict.REUSE:
+            await lifecycle.revoke_family(tx, family.family_id, at=now, reason="refresh_reuse")
+            await lifecycle.revoke_session(tx, family.sid, at=now, reason="refresh_reuse",
+                                           token_ttl=self._tokens.ttl)
+            tx.audit(events.REFRESH_REUSE_DETECTED, client=client.client_id,
+                     subject=family.user_id, sid=family.sid, family_id=family.family_id,
+                     token_hash=digest, tenant=family.tenant_id)
+            return None
+        raise InvalidGrant("refresh token is invalid", detail=verdict.value)
+
+    async def _load(self, tx: Transaction, digest: str
+                    ) -> tuple[RefreshToken, RefreshFamily, Session]:
+        token = await tx.uow.refresh.get_token(digest)
+        family = await tx.uow.refresh.get_family(token.family_id) if token else None
+        session = await tx.uow.sessions.get(family.sid) if family else None
+        if token is None or family is None or session is None:
+            raise InvalidGrant("refresh token is invalid", detail="unknown refresh token")
+        return token, family, session
+
+    @staticmethod
+    async def _successor_is_head(tx: Transaction, token: RefreshToken) -> bool:
+        if token.successor_hash is None:
+            return False
+        successor = await tx.uow.refresh.get_token(token.successor_hash)
+        return successor is not None and successor.rotated_at is None
+
+    async def _issue_successor(self, tx: Transaction, token: RefreshToken,
+                               family: RefreshFamily, session: Session, successor_raw: str,
+                               params: Params, now: float) -> _Issued:
+        scope = grant_scope(params, family.scope)
+        successor = RefreshToken(
+            token_hash=token_hash(successor_raw), family_id=family.family_id,
+            generation=token.generation + 1, issued_at=int(now),
+            expires_at=min(now + self._refresh_ttl, family.expires_at),
+            access_jti=successor_jti(self._key, successor_raw),
+        )
+        await tx.uow.refresh.add_token(successor)
+        await tx.uow.sessions.touch(session.sid, now)
+        tx.audit(events.TOKEN_REFRESHED, client=family.client_id, subject=family.user_id,
+                 sid=family.sid, tenant=family.tenant_id, family_id=family.family_id,
+                 token_hash=token.token_hash, new_token_hash=successor.token_hash,
+                 jti=successor.access_jti, generation=successor.generation,
+                 scopes=format_scope(scope))
+        return _Issued(family, session, successor, successor_raw, scope)
+
+    def _respond(self, issued: _Issued) -> TokenResult:
+        family, session, successor = issued.family, issued.session, issued.successor
+        iat = int(successor.issued_at)
+        claims = AccessTokenClaims(
+            sub=family.user_id, client_id=family.client_id, audience=family.audience,
+            scope=issued.scope, iat=iat, exp=iat + self._tokens.ttl, jti=successor.access_jti,
+            tenant_id=family.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
+            amr=session.amr, auth_time=int(session.auth_time),
+        )
+        expires_in = max(0, claims.exp - int(self._clock.now()))
+        return TokenResult(access_token=self._tokens.sign(claims), expires_in=expires_in,
+                           scope=issued.scope, refresh_token=issued.refresh_token)

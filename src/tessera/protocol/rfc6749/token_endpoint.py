@@ -1,0 +1,104 @@
+"""The token endpoint (RFC 6749 §3.2): parse, authenticate the client, dispatch, respond."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tessera.core.clients import Client
+from tessera.core.scopes import format_scope
+from tessera.protocol.clients import ClientAuthenticator
+from tessera.protocol.errors import (
+    OAuthError,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from tessera.protocol.http import (
+    OAuthRequest,
+    OAuthResponse,
+    Params,
+    error_response,
+    json_response,
+    parse_params,
+)
+from tessera.store.ports import StoreError
+
+__all__ = ["GrantHandler", "TokenEndpoint", "TokenResult"]
+
+_log = logging.getLogger("tessera.protocol")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    access_token: str
+    expires_in: int
+    scope: frozenset[str]
+    refresh_token: str | None = None
+    id_token: str | None = None
+    issued_token_type: str | None = None
+    token_type: str = "Bearer"
+
+
+class GrantHandler(Protocol):
+    grant_type: str
+
+    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+        """Issue tokens for an authenticated client, or raise an ``OAuthError``."""
+
+
+class TokenEndpoint:
+    def __init__(self, authenticator: ClientAuthenticator, grants: Iterable[GrantHandler],
+                 *, max_body: int) -> None:
+        self._authenticator = authenticator
+        self._grants = {g.grant_type: g for g in grants}
+        self._max_body = max_body
+
+    @property
+    def grant_types(self) -> list[str]:
+        return sorted(self._grants)
+
+    async def handle(self, request: OAuthRequest) -> OAuthResponse:
+        try:
+            params = parse_params(request, max_body=self._max_body)
+            grant = self._select_grant(params)
+            client = await self._authenticator.authenticate(request, params)
+            self._check_client_may_use(client, grant.grant_type)
+            return self._respond(await grant.handle(request, params, client))
+        except OAuthError as exc:
+            if exc.detail:
+                _log.info("token request refused: %s (%s)", exc.error, exc.detail)
+            return error_response(exc)
+        except StoreError as exc:
+            _log.warning("token request failed on the store: %s", exc)
+            return error_response(TemporarilyUnavailable("try again shortly"))
+
+    def _select_grant(self, params: Params) -> GrantHandler:
+        grant_type = params.require("grant_type")
+        grant = self._grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantType(f"grant type {grant_type[:60]!r} is not supported")
+        return grant
+
+    @staticmethod
+    def _check_client_may_use(client: Client, grant_type: str) -> None:
+        if not client.allows_grant(grant_type):
+            raise UnauthorizedClient("the client may not use this grant type")
+
+    @staticmethod
+    def _respond(result: TokenResult) -> OAuthResponse:
+        body: dict[str, object] = {
+            "access_token": result.access_token,
+            "token_type": result.token_type,
+            "expires_in": result.expires_in,
+            "scope": format_scope(result.scope),
+        }
+        if result.refresh_token is not None:
+            body["refresh_token"] = result.refresh_token
+        if result.id_token is not None:
+            body["id_token"] = result.id_token
+        if result.issued_token_type is not None:
+            body["issued_token_type"] = result.issued_token_type
+        return json_response(body)

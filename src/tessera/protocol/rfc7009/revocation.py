@@ -1,0 +1,102 @@
+"""Revocation endpoint (RFC 7009 §2).
+
+- Refresh token: its whole family ends (§2.1 lets the server revoke related tokens).
+- Access token (JWT): its ``jti`` is revoked until the token's expiry, as an outbox event
+  every verifier learns.
+- Unknown, expired or already revoked tokens: 200 (§2.2), so the endpoint reveals
+  nothing. A token issued to another client is refused (§2.1) with ``invalid_grant``…
+  but only after a valid token was found, so probing learns nothing either way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tessera.core.clients import Client
+from tessera.core.clock import Clock
+from tessera.core.secrets import token_hash
+from tessera.keys import TokenInvalid
+from tessera.observability import events
+from tessera.observability.audit import AuditLog
+from tessera.protocol import lifecycle
+from tessera.protocol.clients import ClientAuthenticator
+from tessera.protocol.errors import (
+    OAuthError,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UnsupportedTokenType,
+)
+from tessera.protocol.http import (
+    OAuthRequest,
+    OAuthResponse,
+    error_response,
+    json_response,
+    parse_params,
+)
+from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
+from tessera.protocol.transaction import transaction
+from tessera.store.ports import Store, StoreError
+
+__all__ = ["RevocationEndpoint"]
+
+_log = logging.getLogger("tessera.protocol")
+_HINTS = ("access_token", "refresh_token")
+
+
+class RevocationEndpoint:
+    def __init__(self, authenticator: ClientAuthenticator, tokens: AccessTokenIssuer,
+                 store: Store, audit: AuditLog, clock: Clock, *, leeway: float,
+                 max_body: int) -> None:
+        self._authenticator = authenticator
+        self._tokens = tokens
+        self._store = store
+        self._audit = audit
+        self._clock = clock
+        self._leeway = leeway
+        self._max_body = max_body
+
+    async def handle(self, request: OAuthRequest) -> OAuthResponse:
+        try:
+            params = parse_params(request, max_body=self._max_body)
+            client = await self._authenticator.authenticate(request, params)
+            token = params.require("token")
+            hint = params.get("token_type_hint")
+            if hint is not None and hint not in _HINTS:
+                raise UnsupportedTokenType("token_type_hint is not supported")
+            if token.count(".") == 2:
+                await self._revoke_access(token, client)
+            else:
+                await self._revoke_refresh(token, client)
+            return json_response({}, status=200)
+        except OAuthError as exc:
+            return error_response(exc)
+        except StoreError as exc:
+            _log.warning("revocation failed on the store: %s", exc)
+            return error_response(TemporarilyUnavailable("try again shortly"))
+
+    async def _revoke_access(self, token: str, client: Client) -> None:
+        try:
+            claims = self._tokens.verify(token, now=self._clock.now(), leeway=self._leeway)
+        except TokenInvalid:
+            return  # invalid or expired: nothing to revoke (§2.2)
+        if claims.get("client_id") != client.client_id:
+            raise UnauthorizedClient("the token was not issued to this client")
+        async with transaction(self._store, self._audit) as tx:
+            await lifecycle.revoke_access_token(
+                tx, str(claims["jti"]), at=self._clock.now(), expires_at=float(claims["exp"]),
+                client_id=client.client_id, token_digest=token_hash(token))
+
+    async def _revoke_refresh(self, token: str, client: Client) -> None:
+        digest = token_hash(token)
+        async with transaction(self._store, self._audit) as tx:
+            row = await tx.uow.refresh.get_token(digest)
+            family = await tx.uow.refresh.get_family(row.family_id) if row else None
+            if family is None:
+                return
+            if family.client_id != client.client_id:
+                raise UnauthorizedClient("the token was not issued to this client")
+            if await lifecycle.revoke_family(tx, family.family_id, at=self._clock.now(),
+                                             reason="revoked_by_client"):
+                tx.audit(events.TOKEN_REVOKED, client=client.client_id, token_hash=digest,
+                         family_id=family.family_id, sid=family.sid, subject=family.user_id,
+                         token_type="refresh_token")

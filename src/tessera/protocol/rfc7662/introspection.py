@@ -1,0 +1,87 @@
+"""Introspection endpoint (RFC 7662 §2).
+
+Callers authenticate as confidential clients (§2.1). An inactive, unknown, expired,
+revoked or stale token yields only ``{"active": false}`` (§2.2), never a reason. Refresh
+tokens are introspectable by the client they were issued to.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tessera.core.clients import Client
+from tessera.core.clock import Clock
+from tessera.core.scopes import format_scope
+from tessera.core.secrets import token_hash
+from tessera.protocol.clients import ClientAuthenticator
+from tessera.protocol.errors import OAuthError, TemporarilyUnavailable
+from tessera.protocol.http import (
+    OAuthRequest,
+    OAuthResponse,
+    error_response,
+    json_response,
+    parse_params,
+)
+from tessera.protocol.token_state import AccessTokenState, TokenInactive
+from tessera.store.ports import Store, StoreError
+
+__all__ = ["IntrospectionEndpoint"]
+
+_log = logging.getLogger("tessera.protocol")
+_INACTIVE = {"active": False}
+_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "sid",
+           "sv", "tid", "acr", "amr", "auth_time", "cnf", "act")
+
+
+class IntrospectionEndpoint:
+    def __init__(self, authenticator: ClientAuthenticator, access_tokens: AccessTokenState,
+                 store: Store, clock: Clock, *, max_body: int) -> None:
+        self._authenticator = authenticator
+        self._access_tokens = access_tokens
+        self._store = store
+        self._clock = clock
+        self._max_body = max_body
+
+    async def handle(self, request: OAuthRequest) -> OAuthResponse:
+        try:
+            params = parse_params(request, max_body=self._max_body)
+            client = await self._authenticator.authenticate(request, params,
+                                                            allow_public=False)
+            token = params.require("token")
+            hint = params.get("token_type_hint")
+            if hint == "refresh_token" or (hint is None and token.count(".") != 2):
+                body = await self._introspect_refresh(token, client)
+            else:
+                body = await self._introspect_access(token)
+            return json_response(body)
+        except OAuthError as exc:
+            return error_response(exc)
+        except StoreError as exc:
+            _log.warning("introspection failed on the store: %s", exc)
+            return error_response(TemporarilyUnavailable("try again shortly"))
+
+    async def _introspect_access(self, token: str) -> dict[str, Any]:
+        try:
+            claims = await self._access_tokens.check(token)
+        except TokenInactive:
+            return _INACTIVE
+        body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+        body.update({k: claims[k] for k in _CLAIMS if k in claims})
+        return body
+
+    async def _introspect_refresh(self, token: str, client: Client) -> dict[str, Any]:
+        now = self._clock.now()
+        async with self._store.unit_of_work(read_only=True) as uow:
+            row = await uow.refresh.get_token(token_hash(token))
+            family = await uow.refresh.get_family(row.family_id) if row else None
+            session = await uow.sessions.get(family.sid) if family else None
+        if (row is None or family is None or session is None or not session.active
+                or family.revoked_at is not None or row.rotated_at is not None
+                or now >= row.expires_at or family.client_id != client.client_id):
+            return _INACTIVE
+        return {
+            "active": True, "token_type": "refresh_token", "client_id": family.client_id,
+            "sub": family.user_id, "scope": format_scope(family.scope), "sid": family.sid,
+            "tid": family.tenant_id, "exp": int(row.expires_at), "iat": int(row.issued_at),
+        }

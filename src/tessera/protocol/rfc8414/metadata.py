@@ -1,0 +1,43 @@
+"""The metadata document: only what this server really supports is advertised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.protocol.clients import AUTH_METHODS
+
+__all__ = ["server_metadata"]
+
+
+def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
+                    scopes: list[str]) -> dict[str, Any]:
+    confidential_methods = [m for m in AUTH_METHODS if m != "none"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "end_session_endpoint": f"{issuer}/logout",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": grant_types,
+        "subject_types_supported": ["public"],
+        "scopes_supported": sorted({"openid", *scopes}),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
+                             "sid", "nonce", "preferred_username", "tid"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": [signing_alg],
+        "access_token_signing_alg_values_supported": [signing_alg],
+        "authorization_response_iss_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
+    }

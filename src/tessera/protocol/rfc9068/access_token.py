@@ -1,0 +1,78 @@
+"""Access token issuance (RFC 9068 §2) and validation (§4)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core.scopes import format_scope
+from tessera.keys import RingHolder
+
+__all__ = ["AT_TYP", "AccessTokenClaims", "AccessTokenIssuer", "new_jti"]
+
+AT_TYP = "at+jwt"
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenClaims:
+    """What a token says; ``to_jwt_claims`` renders RFC 9068 §2.2 plus DESIGN §2."""
+
+    sub: str
+    client_id: str
+    audience: tuple[str, ...]
+    scope: frozenset[str]
+    iat: int
+    exp: int
+    jti: str
+    tenant_id: str | None = None
+    sid: str | None = None
+    sv: int | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+    auth_time: int | None = None
+
+    def to_jwt_claims(self, issuer: str) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "sub": self.sub,
+            "aud": self.audience[0] if len(self.audience) == 1 else list(self.audience),
+            "exp": self.exp,
+            "iat": self.iat,
+            "nbf": self.iat,
+            "jti": self.jti,
+            "client_id": self.client_id,
+            "scope": format_scope(self.scope),
+        }
+        if self.tenant_id is not None:
+            claims["tid"] = self.tenant_id
+        if self.sid is not None:
+            claims["sid"] = self.sid
+            claims["sv"] = self.sv
+        if self.acr is not None:
+            claims["acr"] = self.acr
+        if self.amr:
+            claims["amr"] = list(self.amr)
+        if self.auth_time is not None:
+            claims["auth_time"] = self.auth_time
+        return claims
+
+
+class AccessTokenIssuer:
+    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int) -> None:
+        self._keys = keys
+        self.issuer = issuer
+        self.ttl = ttl
+
+    def sign(self, claims: AccessTokenClaims) -> str:
+        return self._keys.ring.sign(claims.to_jwt_claims(self.issuer), typ=AT_TYP)
+
+    def verify(self, token: str, *, now: float, leeway: float,
+               audience: str | None = None) -> dict[str, Any]:
+        """Signature, ``typ``, ``iss``, times (and ``aud`` when given). Raises TokenInvalid."""
+        return self._keys.ring.verify(token, typ=AT_TYP, issuer=self.issuer,
+                                      audience=audience, now=now, leeway=leeway)

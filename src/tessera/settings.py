@@ -1,0 +1,127 @@
+"""Configuration: environment (``TESSERA_*``, nested with ``__``) over ``tessera.toml``.
+
+Every field is documented where it is declared; defaults are the secure ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["KeySettings", "SecuritySettings", "Settings", "TokenSettings"]
+
+
+class TokenSettings(BaseModel):
+    access_token_ttl: int = Field(300, ge=30, le=3600)
+    """Access token lifetime in seconds (DESIGN §2: 5 minutes)."""
+    id_token_ttl: int = Field(300, ge=30, le=3600)
+    """ID token lifetime in seconds."""
+    refresh_token_ttl: int = Field(14 * 86400, ge=60)
+    """Idle lifetime of one refresh token: unused this long, it expires."""
+    refresh_family_ttl: int = Field(30 * 86400, ge=60)
+    """Absolute lifetime of a refresh family (and so of a login's refreshability)."""
+    refresh_grace_seconds: float = Field(5.0, ge=0, le=60)
+    """A rotated refresh token presented again within this window (a concurrent or lost-
+    response retry) gets the same successor pair instead of revoking the family."""
+    authorization_code_ttl: int = Field(60, ge=10, le=600)
+    """Authorization codes are single-use and short-lived (RFC 6749 §4.1.2)."""
+    leeway: int = Field(30, ge=0, le=60)
+    """Clock-skew leeway in seconds for exp/nbf/iat checks (≤ 60, DESIGN §9)."""
+
+
+class KeySettings(BaseModel):
+    algorithm: str = "RS256"
+    """Signing algorithm of new keys: RS256 (default), ES256 or EdDSA. RS256 is the
+    default because verification dominates: RS256 verifies ~5× faster than Ed25519 here
+    (bench/verify.py), and every token is verified far more often than it is signed."""
+    encryption_key: str | None = None
+    """Base64url 32-byte key-encryption key for private keys at rest. When unset with the
+    embedded SQLite store, one is generated into ``<data_dir>/kek`` (mode 0600)."""
+    reload_seconds: float = Field(5.0, gt=0)
+    """How often each worker reloads the key ring from the store (rotation pickup)."""
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in ("RS256", "ES256", "EdDSA"):
+            raise ValueError("algorithm must be RS256, ES256 or EdDSA")
+        return value
+
+
+class SecuritySettings(BaseModel):
+    login_attempts_per_minute: int = Field(10, ge=1)
+    """Failed logins allowed per (username, client address) per minute."""
+    max_body_bytes: int = Field(16 * 1024, ge=1024)
+    """Largest request body the OAuth endpoints read."""
+    cookie_secure: bool = False
+    """Set the Secure flag on the browser session cookie (turn on behind HTTPS)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TESSERA_", env_nested_delimiter="__", toml_file="tessera.toml",
+        extra="ignore",
+    )
+
+    issuer: str = "http://127.0.0.1:8000"
+    """The issuer identifier (RFC 8414 §2): https URL without query or fragment."""
+    data_dir: Path = Path("data")
+    """Where the embedded store and generated secrets live."""
+    database_url: str | None = None
+    """SQLAlchemy URL. Default: SQLite file ``<data_dir>/tessera.db``. PostgreSQL:
+    ``postgresql://user@host/db``."""
+    tokens: TokenSettings = TokenSettings()
+    keys: KeySettings = KeySettings()
+    security: SecuritySettings = SecuritySettings()
+    audit_log_json: bool = True
+    """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if "?" in value or "#" in value:
+            raise ValueError("issuer must not contain a query or fragment")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'tessera.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def key_encryption_key(self) -> str:
+        """The configured KEK, or for SQLite the one kept in ``<data_dir>/kek``."""
+        if self.keys.encryption_key:
+            return self.keys.encryption_key
+        if not self.is_sqlite:
+            raise ValueError("TESSERA_KEYS__ENCRYPTION_KEY is required with PostgreSQL")
+        path = self.data_dir / "kek"
+        if not path.exists():
+            from tessera.keys import Sealer
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(Sealer.new_kek_b64())
+        return path.read_text().strip()

@@ -1,0 +1,90 @@
+"""Engine setup and the unit of work for SQLite (default) and PostgreSQL (asyncpg).
+
+SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` for write transactions, so concurrent
+writers (several worker processes) queue on the lock instead of failing on upgrade;
+read-only units use a deferred ``BEGIN`` and never block writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tessera.store.ports import StoreError, UnitOfWork
+from tessera.store.sql.repos import SqlUnitOfWork
+
+__all__ = ["SqlStore", "async_url", "create_store"]
+
+_READ_ONLY = "tessera_read_only"
+
+
+def async_url(url: str) -> str:
+    """Map plain URLs to their asyncio drivers (``sqlite`` → aiosqlite, ``postgresql`` →
+    asyncpg) so users can write the URL they know."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:"):]
+    for prefix in ("postgresql:", "postgres:", "postgresql+psycopg:", "postgresql+psycopg2:"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg:" + url[len(prefix):]
+    return url
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class SqlStore:
+    """The ``Store`` port over one SQLAlchemy async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
+        try:
+            async with self.engine.connect() as conn:
+                if read_only:
+                    conn = await conn.execution_options(**{_READ_ONLY: True})
+                async with conn.begin():
+                    yield SqlUnitOfWork(conn)
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def create_store(url: str, *, schema: str | None = None, pool_size: int = 10) -> SqlStore:
+    """Build a store for ``url``. ``schema`` selects a PostgreSQL schema (search_path)."""
+    url = async_url(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+        kwargs["pool_pre_ping"] = True
+        if schema:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    engine = create_async_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        _configure_sqlite(engine)
+    return SqlStore(engine)

@@ -1,0 +1,329 @@
+"""Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tessera.core.clients import Client
+from tessera.core.refresh import RefreshFamily, RefreshToken
+from tessera.core.revocation import RevocationEvent, RevocationKind
+from tessera.core.sessions import AuthorizationCode, Session
+from tessera.core.users import User
+from tessera.store import ports
+from tessera.store.ports import AuditRecord, SealedKey, StoreError
+from tessera.store.sql.schema import (
+    audit_events,
+    auth_codes,
+    clients,
+    refresh_families,
+    refresh_tokens,
+    revocation_events,
+    sessions,
+    signing_keys,
+    users,
+)
+
+__all__ = ["SqlUnitOfWork"]
+
+
+class _Repo:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _one(self, stmt: Any) -> RowMapping | None:
+        return (await self.conn.execute(stmt)).mappings().first()
+
+
+def _client(row: RowMapping) -> Client:
+    return Client(
+        client_id=row["client_id"], name=row["name"], public=row["public"],
+        grant_types=frozenset(row["grant_types"]), scopes=frozenset(row["scopes"]),
+        audiences=tuple(row["audiences"]), redirect_uris=tuple(row["redirect_uris"]),
+        post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        secret_hash=row["secret_hash"], tenant_id=row["tenant_id"], disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
+
+
+class SqlClientRepo(_Repo):
+    async def add(self, client: Client) -> None:
+        await self.conn.execute(insert(clients).values(
+            client_id=client.client_id, name=client.name, public=client.public,
+            secret_hash=client.secret_hash, grant_types=sorted(client.grant_types),
+            scopes=sorted(client.scopes), audiences=list(client.audiences),
+            redirect_uris=list(client.redirect_uris),
+            post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+            tenant_id=client.tenant_id, disabled=client.disabled, created_at=client.created_at,
+        ))
+
+    async def get(self, client_id: str) -> Client | None:
+        row = await self._one(select(clients).where(clients.c.client_id == client_id))
+        return _client(row) if row else None
+
+    async def all(self) -> list[Client]:
+        rows = (await self.conn.execute(select(clients).order_by(clients.c.created_at)))
+        return [_client(r) for r in rows.mappings()]
+
+
+def _user(row: RowMapping) -> User:
+    return User(user_id=row["user_id"], username=row["username"], tenant_id=row["tenant_id"],
+                password_hash=row["password_hash"], disabled=row["disabled"],
+                created_at=row["created_at"])
+
+
+class SqlUserRepo(_Repo):
+    async def add(self, user: User) -> None:
+        try:
+            async with self.conn.begin_nested():
+                await self.conn.execute(insert(users).values(
+                    user_id=user.user_id, tenant_id=user.tenant_id, username=user.username,
+                    password_hash=user.password_hash, disabled=user.disabled,
+                    created_at=user.created_at,
+                ))
+        except IntegrityError:
+            raise StoreError(f"user {user.username!r} already exists in tenant "
+                             f"{user.tenant_id!r}") from None
+
+    async def get(self, user_id: str) -> User | None:
+        row = await self._one(select(users).where(users.c.user_id == user_id))
+        return _user(row) if row else None
+
+    async def by_username(self, tenant_id: str, username: str) -> User | None:
+        row = await self._one(select(users).where(
+            users.c.tenant_id == tenant_id, users.c.username == username))
+        return _user(row) if row else None
+
+
+def _session(row: RowMapping) -> Session:
+    return Session(
+        sid=row["sid"], user_id=row["user_id"], tenant_id=row["tenant_id"], sv=row["sv"],
+        acr=row["acr"], amr=tuple(row["amr"]), auth_time=row["auth_time"],
+        created_at=row["created_at"], last_seen_at=row["last_seen_at"],
+        revoked_at=row["revoked_at"], revoke_reason=row["revoke_reason"],
+        user_agent=row["user_agent"],
+    )
+
+
+class SqlSessionRepo(_Repo):
+    async def add(self, session: Session, *, browser_handle_hash: str | None) -> None:
+        await self.conn.execute(insert(sessions).values(
+            sid=session.sid, user_id=session.user_id, tenant_id=session.tenant_id,
+            sv=session.sv, acr=session.acr, amr=list(session.amr), auth_time=session.auth_time,
+            created_at=session.created_at, last_seen_at=session.last_seen_at,
+            user_agent=session.user_agent, browser_handle_hash=browser_handle_hash,
+        ))
+
+    async def get(self, sid: str) -> Session | None:
+        row = await self._one(select(sessions).where(sessions.c.sid == sid))
+        return _session(row) if row else None
+
+    async def by_browser_handle(self, handle_hash: str) -> Session | None:
+        row = await self._one(select(sessions).where(
+            sessions.c.browser_handle_hash == handle_hash))
+        return _session(row) if row else None
+
+    async def touch(self, sid: str, at: float) -> None:
+        await self.conn.execute(update(sessions).where(sessions.c.sid == sid)
+                                .values(last_seen_at=at))
+
+    async def revoke(self, sid: str, *, at: float, reason: str) -> bool:
+        result = await self.conn.execute(
+            update(sessions).where(sessions.c.sid == sid, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at, revoke_reason=reason, browser_handle_hash=None))
+        return bool(result.rowcount)
+
+    async def bump_version(self, sid: str) -> int | None:
+        result = await self.conn.execute(
+            update(sessions).where(sessions.c.sid == sid)
+            .values(sv=sessions.c.sv + 1).returning(sessions.c.sv))
+        row = result.first()
+        return int(row[0]) if row else None
+
+    async def active_for_user(self, user_id: str) -> list[Session]:
+        rows = await self.conn.execute(select(sessions).where(
+            sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at))
+        return [_session(r) for r in rows.mappings()]
+
+
+def _code(row: RowMapping) -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=row["code_hash"], client_id=row["client_id"], sid=row["sid"],
+        user_id=row["user_id"], redirect_uri=row["redirect_uri"],
+        scope=frozenset(row["scope"]), code_challenge=row["code_challenge"],
+        nonce=row["nonce"], expires_at=row["expires_at"], consumed_at=row["consumed_at"],
+        family_id=row["family_id"],
+    )
+
+
+class SqlCodeRepo(_Repo):
+    async def add(self, code: AuthorizationCode) -> None:
+        await self.conn.execute(insert(auth_codes).values(
+            code_hash=code.code_hash, client_id=code.client_id, sid=code.sid,
+            user_id=code.user_id, redirect_uri=code.redirect_uri, scope=sorted(code.scope),
+            code_challenge=code.code_challenge, nonce=code.nonce, expires_at=code.expires_at,
+        ))
+
+    async def consume(self, code_hash: str, *, at: float) -> tuple[AuthorizationCode, bool] | None:
+        result = await self.conn.execute(
+            update(auth_codes)
+            .where(auth_codes.c.code_hash == code_hash, auth_codes.c.consumed_at.is_(None))
+            .values(consumed_at=at))
+        row = await self._one(select(auth_codes).where(auth_codes.c.code_hash == code_hash))
+        if row is None:
+            return None
+        return _code(row), bool(result.rowcount)
+
+    async def attach_family(self, code_hash: str, family_id: str) -> None:
+        await self.conn.execute(update(auth_codes).where(auth_codes.c.code_hash == code_hash)
+                                .values(family_id=family_id))
+
+
+def _family(row: RowMapping) -> RefreshFamily:
+    return RefreshFamily(
+        family_id=row["family_id"], sid=row["sid"], client_id=row["client_id"],
+        user_id=row["user_id"], tenant_id=row["tenant_id"], scope=frozenset(row["scope"]),
+        audience=tuple(row["audience"]), created_at=row["created_at"],
+        expires_at=row["expires_at"], revoked_at=row["revoked_at"],
+        revoke_reason=row["revoke_reason"],
+    )
+
+
+def _refresh(row: RowMapping) -> RefreshToken:
+    return RefreshToken(
+        token_hash=row["token_hash"], family_id=row["family_id"],
+        generation=row["generation"], issued_at=row["issued_at"],
+        expires_at=row["expires_at"], access_jti=row["access_jti"],
+        rotated_at=row["rotated_at"], successor_hash=row["successor_hash"],
+    )
+
+
+class SqlRefreshRepo(_Repo):
+    async def add_family(self, family: RefreshFamily) -> None:
+        await self.conn.execute(insert(refresh_families).values(
+            family_id=family.family_id, sid=family.sid, client_id=family.client_id,
+            user_id=family.user_id, tenant_id=family.tenant_id, scope=sorted(family.scope),
+            audience=list(family.audience), created_at=family.created_at,
+            expires_at=family.expires_at,
+        ))
+
+    async def get_family(self, family_id: str) -> RefreshFamily | None:
+        row = await self._one(select(refresh_families)
+                              .where(refresh_families.c.family_id == family_id))
+        return _family(row) if row else None
+
+    async def add_token(self, token: RefreshToken) -> None:
+        await self.conn.execute(insert(refresh_tokens).values(
+            token_hash=token.token_hash, family_id=token.family_id,
+            generation=token.generation, issued_at=token.issued_at,
+            expires_at=token.expires_at, access_jti=token.access_jti,
+        ))
+
+    async def get_token(self, token_hash: str) -> RefreshToken | None:
+        row = await self._one(select(refresh_tokens)
+                              .where(refresh_tokens.c.token_hash == token_hash))
+        return _refresh(row) if row else None
+
+    async def rotate(self, token_hash: str, *, successor_hash: str, at: float) -> bool:
+        result = await self.conn.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.token_hash == token_hash,
+                   refresh_tokens.c.rotated_at.is_(None))
+            .values(rotated_at=at, successor_hash=successor_hash))
+        return bool(result.rowcount)
+
+    async def revoke_family(self, family_id: str, *, at: float, reason: str) -> bool:
+        result = await self.conn.execute(
+            update(refresh_families)
+            .where(refresh_families.c.family_id == family_id,
+                   refresh_families.c.revoked_at.is_(None))
+            .values(revoked_at=at, revoke_reason=reason))
+        return bool(result.rowcount)
+
+    async def families_for_session(self, sid: str) -> list[RefreshFamily]:
+        rows = await self.conn.execute(select(refresh_families)
+                                       .where(refresh_families.c.sid == sid))
+        return [_family(r) for r in rows.mappings()]
+
+
+def _event(row: RowMapping) -> RevocationEvent:
+    return RevocationEvent(kind=row["kind"], key=row["key"], at=row["at"],
+                           expires_at=row["expires_at"], data=dict(row["data"]),
+                           seq=int(row["seq"]))
+
+
+class SqlRevocationLog(_Repo):
+    async def append(self, event: RevocationEvent) -> int:
+        result = await self.conn.execute(insert(revocation_events).values(
+            kind=event.kind, key=event.key, at=event.at, expires_at=event.expires_at,
+            data=event.data).returning(revocation_events.c.seq))
+        return int(result.scalar_one())
+
+    async def is_token_revoked(self, jti: str) -> bool:
+        row = await self._one(select(revocation_events.c.seq).where(
+            revocation_events.c.kind == RevocationKind.TOKEN_REVOKED,
+            revocation_events.c.key == jti).limit(1))
+        return row is not None
+
+    async def since(self, seq: int, *, limit: int) -> list[RevocationEvent]:
+        rows = await self.conn.execute(select(revocation_events)
+                                       .where(revocation_events.c.seq > seq)
+                                       .order_by(revocation_events.c.seq).limit(limit))
+        return [_event(r) for r in rows.mappings()]
+
+    async def last_seq(self) -> int:
+        result = await self.conn.execute(select(func.coalesce(func.max(revocation_events.c.seq),
+                                                              0)))
+        return int(result.scalar_one())
+
+
+class SqlAuditRepo(_Repo):
+    async def append(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            await self.conn.execute(insert(audit_events), [
+                {"event": r.event, "at": r.at, "fields": r.fields} for r in records])
+
+    async def query(self, *, event: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if event is not None:
+            stmt = stmt.where(audit_events.c.event == event)
+        rows = await self.conn.execute(stmt)
+        return [AuditRecord(event=r["event"], at=r["at"], fields=dict(r["fields"]))
+                for r in rows.mappings()]
+
+
+class SqlKeyRepo(_Repo):
+    async def all(self) -> list[SealedKey]:
+        rows = await self.conn.execute(select(signing_keys).order_by(signing_keys.c.created_at))
+        return [SealedKey(kid=r["kid"], alg=r["alg"], state=r["state"],
+                          sealed_private=r["sealed_private"], created_at=r["created_at"],
+                          changed_at=r["changed_at"]) for r in rows.mappings()]
+
+    async def add(self, key: SealedKey) -> None:
+        await self.conn.execute(insert(signing_keys).values(
+            kid=key.kid, alg=key.alg, state=key.state, sealed_private=key.sealed_private,
+            created_at=key.created_at, changed_at=key.changed_at))
+
+    async def set_state(self, kid: str, state: str, *, at: float) -> None:
+        await self.conn.execute(update(signing_keys).where(signing_keys.c.kid == kid)
+                                .values(state=state, changed_at=at))
+
+
+class SqlUnitOfWork:
+    """All repositories bound to one connection and therefore one transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.clients: ports.ClientRepo = SqlClientRepo(conn)
+        self.users: ports.UserRepo = SqlUserRepo(conn)
+        self.sessions: ports.SessionRepo = SqlSessionRepo(conn)
+        self.codes: ports.CodeRepo = SqlCodeRepo(conn)
+        self.refresh: ports.RefreshRepo = SqlRefreshRepo(conn)
+        self.revocations: ports.RevocationLog = SqlRevocationLog(conn)
+        self.audit: ports.AuditRepo = SqlAuditRepo(conn)
+        self.keys: ports.KeyRepo = SqlKeyRepo(conn)

@@ -1,0 +1,156 @@
+"""Tables (SQLAlchemy Core). Times are seconds since the epoch (double precision).
+
+Alembic migrations in ``tessera/store/migrations`` are the source of truth for the live
+schema; this metadata mirrors them and is what queries are written against.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata"]
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+)
+
+clients = Table(
+    "clients", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("public", Boolean, nullable=False),
+    Column("secret_hash", String(64)),
+    Column("grant_types", JSON, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("audiences", JSON, nullable=False),
+    Column("redirect_uris", JSON, nullable=False),
+    Column("post_logout_redirect_uris", JSON, nullable=False),
+    Column("tenant_id", String(64)),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("username", String(200), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("tenant_id", "username", name="uq_users_tenant_username"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.user_id"), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("sv", Integer, nullable=False),
+    Column("acr", String(100), nullable=False),
+    Column("amr", JSON, nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("last_seen_at", Double, nullable=False),
+    Column("revoked_at", Double),
+    Column("revoke_reason", String(100)),
+    Column("user_agent", String(300)),
+    Column("browser_handle_hash", String(64), unique=True),
+    Index("ix_sessions_user_id", "user_id"),
+)
+
+auth_codes = Table(
+    "auth_codes", metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("sid", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", JSON, nullable=False),
+    Column("code_challenge", String(128)),
+    Column("nonce", String(300)),
+    Column("expires_at", Double, nullable=False),
+    Column("consumed_at", Double),
+    Column("family_id", String(64)),
+)
+
+refresh_families = Table(
+    "refresh_families", metadata,
+    Column("family_id", String(64), primary_key=True),
+    Column("sid", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("scope", JSON, nullable=False),
+    Column("audience", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("revoked_at", Double),
+    Column("revoke_reason", String(100)),
+    Index("ix_refresh_families_sid", "sid"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(64), ForeignKey("refresh_families.family_id"), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("issued_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("access_jti", String(64), nullable=False),
+    Column("rotated_at", Double),
+    Column("successor_hash", String(64)),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+revocation_events = Table(
+    "revocation_events", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_revocation_events_kind_key", "kind", "key"),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("event", String(60), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Index("ix_audit_events_event", "event"),
+)
+
+signing_keys = Table(
+    "signing_keys", metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("sealed_private", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("changed_at", Double, nullable=False),
+)

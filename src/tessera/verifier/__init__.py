@@ -1,0 +1,69 @@
+"""Tessera Verifier SDK — verify RFC 9068 JWT access tokens locally and know revocations.
+
+RFC 9068 (JWT Profile for OAuth 2.0 Access Tokens): https://www.rfc-editor.org/rfc/rfc9068
+
+The core is pure and framework-free: ``verify_access_token(token, keys=..., policy=...,
+revocation_state=..., now=...)`` returns a ``VerifiedToken`` or raises ``Denied`` with a
+machine-readable ``Reason``. ``JwksCache`` and ``Verifier`` are the thin async drivers
+(httpx, imported only when those names are used).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tessera.verifier._cache import VerifiedTokenCache
+from tessera.verifier._errors import (
+    Denied,
+    InvalidEvent,
+    InvalidJwks,
+    KeysUnavailable,
+    Reason,
+    VerifierError,
+)
+from tessera.verifier._keyset import ALLOWED_ALGS, KeySet, VerificationKey
+from tessera.verifier._policy import MAX_LEEWAY, VerificationPolicy
+from tessera.verifier._revocation import EventKind, RevocationState
+from tessera.verifier._token import VerifiedToken
+from tessera.verifier._verify import ACCEPTED_TYPS, MAX_TOKEN_LENGTH, verify_access_token
+
+if TYPE_CHECKING:
+    from tessera.verifier._jwks import JwksCache
+    from tessera.verifier._verifier import Verifier
+
+__all__ = [
+    "ACCEPTED_TYPS",
+    "ALLOWED_ALGS",
+    "MAX_LEEWAY",
+    "MAX_TOKEN_LENGTH",
+    "Denied",
+    "EventKind",
+    "InvalidEvent",
+    "InvalidJwks",
+    "JwksCache",
+    "KeySet",
+    "KeysUnavailable",
+    "Reason",
+    "RevocationState",
+    "VerificationKey",
+    "VerificationPolicy",
+    "VerifiedToken",
+    "VerifiedTokenCache",
+    "Verifier",
+    "VerifierError",
+    "verify_access_token",
+]
+
+_LAZY = {"JwksCache": "tessera.verifier._jwks", "Verifier": "tessera.verifier._verifier"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the httpx-based drivers on first use, so the pure core needs no httpx."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

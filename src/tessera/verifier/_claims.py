@@ -1,0 +1,43 @@
+"""Claim checks (RFC 9068 §4, RFC 7519 §4.1, RFC 6750 §3.1): one rule per function.
+
+Each raises ``Denied`` with its reason and returns nothing when the rule holds.
+"""
+
+from __future__ import annotations
+
+from tessera.verifier._errors import Denied, Reason
+from tessera.verifier._policy import VerificationPolicy
+from tessera.verifier._token import VerifiedToken
+
+__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_scopes"]
+
+
+def check_issuer(token: VerifiedToken, policy: VerificationPolicy) -> None:
+    """RFC 9068 §4 step 3: ``iss`` exactly equals the configured issuer."""
+    if token.iss != policy.issuer:
+        raise Denied(Reason.WRONG_ISSUER, f"iss {token.iss!r}")
+
+
+def check_audience(token: VerifiedToken, policy: VerificationPolicy) -> None:
+    """RFC 9068 §4 step 4: this service's audience is one of the token's ``aud`` values."""
+    if policy.audience not in token.aud:
+        raise Denied(Reason.WRONG_AUDIENCE, f"aud {list(token.aud)!r}")
+
+
+def check_lifetime(token: VerifiedToken, policy: VerificationPolicy, now: float) -> None:
+    """RFC 7519 §4.1.4/§4.1.5: ``now < exp``, ``now >= nbf``, ``iat`` not in the future,
+    each with ``policy.leeway`` seconds of slack."""
+    leeway = policy.leeway
+    if now >= token.exp + leeway:
+        raise Denied(Reason.EXPIRED, f"exp {token.exp}")
+    if token.nbf is not None and now + leeway < token.nbf:
+        raise Denied(Reason.NOT_YET_VALID, f"nbf {token.nbf}")
+    if now + leeway < token.iat:
+        raise Denied(Reason.NOT_YET_VALID, f"iat {token.iat}")
+
+
+def check_scopes(token: VerifiedToken, policy: VerificationPolicy) -> None:
+    """RFC 6750 §3.1: every required scope is granted."""
+    if not policy.required_scopes <= token.scopes:
+        missing = sorted(policy.required_scopes - token.scopes)
+        raise Denied(Reason.INSUFFICIENT_SCOPE, f"missing {' '.join(missing)}")

@@ -1,0 +1,318 @@
+"""Local revocation state: what this verifier knows from the bus, with O(1) lookups.
+
+Event shape (one per state change, ``tessera.core.revocation.RevocationEvent`` as JSON)::
+
+    {"seq": int, "kind": str, "key": str, "at": float, "expires_at": float, "data": {...}}
+
+============================  ============  ==============================================
+kind                          key           effect on tokens
+============================  ============  ==============================================
+``token.revoked``             jti           that token: ``token_revoked``
+``session.revoked``           sid           tokens of that session: ``session_revoked``
+``family.revoked``            family_id     tokens of ``data["sid"]`` (if given):
+                                            ``family_revoked``
+``user.revoked``              user id       ``sub`` = key and ``iat`` <= before:
+                                            ``user_revoked``
+``tenant.revoked``            tenant id     ``tid`` = key and ``iat`` <= before:
+                                            ``tenant_revoked``
+``client.revoked``            client_id     ``client_id`` = key and ``iat`` <= before:
+                                            ``client_revoked``
+``session.version_bumped``    sid           ``sv`` < ``data["sv"]``: ``stale_session_version``
+``key.rotated``               kid           none; bumps ``key_epoch`` (JWKS refetch hint)
+============================  ============  ==============================================
+
+"before" is ``data["before"]`` if present, else ``at``. An entry is kept until its
+``expires_at`` (the latest expiry of any token it covers) and then pruned, so memory is
+bounded by what can still matter. Kinds this version does not know advance the cursor
+and are counted in ``ignored_events``.
+
+Snapshot shape (``load_snapshot``): ``{"seq": int, "events": [event, ...]}`` — the live
+events as of ``seq`` (their own ``seq`` may be omitted); the cursor becomes ``seq`` and
+the tail is then replayed with ``apply`` from ``seq + 1``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from tessera.verifier._errors import Denied, InvalidEvent, Reason
+from tessera.verifier._token import VerifiedToken
+
+__all__ = ["EventKind", "RevocationState"]
+
+V = TypeVar("V")
+
+
+class EventKind:
+    """Event kinds, the same strings as ``tessera.core.revocation.RevocationKind``."""
+
+    TOKEN_REVOKED = "token.revoked"
+    SESSION_REVOKED = "session.revoked"
+    FAMILY_REVOKED = "family.revoked"
+    USER_REVOKED = "user.revoked"
+    TENANT_REVOKED = "tenant.revoked"
+    CLIENT_REVOKED = "client.revoked"
+    SESSION_VERSION_BUMPED = "session.version_bumped"
+    KEY_ROTATED = "key.rotated"
+
+
+class _ExpiryIndex:
+    """Keys bucketed by expiry: pruning touches only buckets that have fully expired."""
+
+    __slots__ = ("_buckets", "_granularity", "_heap")
+
+    def __init__(self, granularity: float) -> None:
+        self._granularity = granularity
+        self._buckets: dict[int, list[str]] = {}
+        self._heap: list[int] = []
+
+    def schedule(self, key: str, expires_at: float) -> None:
+        bucket = math.ceil(expires_at / self._granularity)
+        keys = self._buckets.get(bucket)
+        if keys is None:
+            self._buckets[bucket] = keys = []
+            heapq.heappush(self._heap, bucket)
+        keys.append(key)
+
+    def due(self, now: float) -> Iterator[str]:
+        """Keys scheduled to expire at or before ``now`` (each bucket handed out once)."""
+        heap, granularity = self._heap, self._granularity
+        while heap and heap[0] * granularity <= now:
+            yield from self._buckets.pop(heapq.heappop(heap))
+
+
+class _ExpiringSet:
+    __slots__ = ("_index", "data")
+
+    def __init__(self, granularity: float) -> None:
+        self._index = _ExpiryIndex(granularity)
+        self.data: dict[str, float] = {}
+        """key → expires_at"""
+
+    def add(self, key: str, expires_at: float) -> None:
+        old = self.data.get(key)
+        if old is None or expires_at > old:
+            self.data[key] = expires_at
+            self._index.schedule(key, expires_at)
+
+    def prune(self, now: float) -> int:
+        data, removed = self.data, 0
+        for key in self._index.due(now):
+            expiry = data.get(key)
+            if expiry is not None and expiry <= now:
+                del data[key]
+                removed += 1
+        return removed
+
+
+class _ExpiringMap(Generic[V]):
+    __slots__ = ("_index", "_merge", "data")
+
+    def __init__(self, granularity: float, merge: Callable[[V, V], V]) -> None:
+        self._index = _ExpiryIndex(granularity)
+        self._merge = merge
+        self.data: dict[str, tuple[V, float]] = {}
+        """key → (value, expires_at)"""
+
+    def put(self, key: str, value: V, expires_at: float) -> None:
+        old = self.data.get(key)
+        if old is not None:
+            value = self._merge(old[0], value)
+            if expires_at <= old[1]:
+                self.data[key] = (value, old[1])
+                return
+        self.data[key] = (value, expires_at)
+        self._index.schedule(key, expires_at)
+
+    def prune(self, now: float) -> int:
+        data, removed = self.data, 0
+        for key in self._index.due(now):
+            entry = data.get(key)
+            if entry is not None and entry[1] <= now:
+                del data[key]
+                removed += 1
+        return removed
+
+
+def _latest(_old: str, new: str) -> str:
+    return new
+
+
+class RevocationState:
+    """Revoked jtis, sids, families; revoked-before times per user, tenant and client;
+    current session versions; the cursor and when the bus was last heard from.
+
+    Not thread-safe: one event loop owns it (the bus follower writes, requests read).
+    """
+
+    def __init__(self, *, prune_granularity: float = 60.0) -> None:
+        if prune_granularity <= 0:
+            raise ValueError("prune_granularity must be positive")
+        g = prune_granularity
+        self._granularity = g
+        self._jtis = _ExpiringSet(g)
+        self._sids = _ExpiringSet(g)
+        self._families = _ExpiringSet(g)
+        self._family_sids: _ExpiringMap[str] = _ExpiringMap(g, _latest)
+        self._users: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._tenants: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._clients: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._versions: _ExpiringMap[int] = _ExpiringMap(g, max)
+        self._revoked_before = {
+            EventKind.USER_REVOKED: self._users,
+            EventKind.TENANT_REVOKED: self._tenants,
+            EventKind.CLIENT_REVOKED: self._clients,
+        }
+        self._cursor = 0
+        self._last_heard: float | None = None
+        self.key_epoch = 0
+        """Incremented by every ``key.rotated`` event: a JWKS cache should refetch."""
+        self.ignored_events = 0
+        """Events of kinds this version does not know (cursor advanced past them)."""
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """``seq`` of the last applied event (or of the loaded snapshot); 0 if none."""
+        return self._cursor
+
+    @property
+    def last_heard(self) -> float | None:
+        return self._last_heard
+
+    def lag(self, now: float) -> float:
+        """Seconds since the bus was last heard from (``inf`` if never)."""
+        return math.inf if self._last_heard is None else max(0.0, now - self._last_heard)
+
+    def is_stale(self, now: float, bound: float) -> bool:
+        return self.lag(now) > bound
+
+    def __len__(self) -> int:
+        return sum(len(t.data) for t in self._tables())
+
+    def check(self, token: VerifiedToken) -> None:
+        """Raise ``Denied`` if anything this state knows revokes ``token``."""
+        if token.jti in self._jtis.data:
+            raise Denied(Reason.TOKEN_REVOKED)
+        sid = token.sid
+        if sid is not None:
+            if sid in self._sids.data:
+                raise Denied(Reason.SESSION_REVOKED)
+            if sid in self._family_sids.data:
+                raise Denied(Reason.FAMILY_REVOKED)
+            version = self._versions.data.get(sid)
+            if version is not None and token.sv is not None and token.sv < version[0]:
+                raise Denied(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version[0]}")
+        iat = token.iat
+        before = self._users.data.get(token.sub)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.USER_REVOKED)
+        before = self._tenants.data.get(token.tid)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.TENANT_REVOKED)
+        before = self._clients.data.get(token.client_id)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.CLIENT_REVOKED)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def apply(self, event: Mapping[str, Any], *, now: float | None = None) -> bool:
+        """Apply one bus event; ``False`` (no-op) if its ``seq`` is not past the cursor.
+
+        ``now``, when given, records that the bus was heard from and prunes expired
+        entries. Raises ``InvalidEvent`` (state unchanged) if the event is malformed.
+        """
+        seq = event.get("seq") if isinstance(event, Mapping) else None
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidEvent("seq must be a non-negative integer")
+        applied = seq > self._cursor
+        if applied:
+            self._apply(event)
+            self._cursor = seq
+        if now is not None:
+            self.heartbeat(now)
+        return applied
+
+    def heartbeat(self, now: float) -> None:
+        """Record contact with the bus (an event or a keep-alive) and prune."""
+        if self._last_heard is None or now > self._last_heard:
+            self._last_heard = now
+        self.prune(now)
+
+    def load_snapshot(self, snapshot: Mapping[str, Any], *, now: float | None = None) -> None:
+        """Replace the whole state with ``snapshot`` (shape in the module docstring).
+
+        Atomic: on ``InvalidEvent`` the current state is kept.
+        """
+        if not isinstance(snapshot, Mapping):
+            raise InvalidEvent("a snapshot is an object")
+        seq, events = snapshot.get("seq"), snapshot.get("events")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidEvent("snapshot seq must be a non-negative integer")
+        if not isinstance(events, list):
+            raise InvalidEvent("snapshot events must be a list")
+        fresh = RevocationState(prune_granularity=self._granularity)
+        for event in events:
+            fresh._apply(event)
+        fresh._cursor = seq
+        fresh._last_heard = self._last_heard
+        fresh.key_epoch += self.key_epoch
+        fresh.ignored_events += self.ignored_events
+        vars(self).update(vars(fresh))
+        if now is not None:
+            self.heartbeat(now)
+
+    def prune(self, now: float) -> int:
+        """Drop entries whose ``expires_at`` <= ``now``; returns how many."""
+        return sum(t.prune(now) for t in self._tables())
+
+    def _tables(self) -> Iterable[_ExpiringSet | _ExpiringMap[Any]]:
+        return (self._jtis, self._sids, self._families, self._family_sids, self._users,
+                self._tenants, self._clients, self._versions)
+
+    def _apply(self, event: object) -> None:
+        if not isinstance(event, Mapping):
+            raise InvalidEvent("an event is an object")
+        kind, key = event.get("kind"), event.get("key")
+        at, expires_at = _number(event, "at"), _number(event, "expires_at")
+        data = event.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(kind, str) or not isinstance(key, str) or not key:
+            raise InvalidEvent("kind and key must be strings")
+        if not isinstance(data, Mapping):
+            raise InvalidEvent("data must be an object")
+        if kind == EventKind.TOKEN_REVOKED:
+            self._jtis.add(key, expires_at)
+        elif kind == EventKind.SESSION_REVOKED:
+            self._sids.add(key, expires_at)
+        elif kind == EventKind.FAMILY_REVOKED:
+            sid = data.get("sid")
+            if sid is not None and (not isinstance(sid, str) or not sid):
+                raise InvalidEvent("family.revoked data.sid must be a string")
+            self._families.add(key, expires_at)
+            if sid is not None:
+                self._family_sids.put(sid, key, expires_at)
+        elif kind in self._revoked_before:
+            before = _number(data, "before") if "before" in data else at
+            self._revoked_before[kind].put(key, before, expires_at)
+        elif kind == EventKind.SESSION_VERSION_BUMPED:
+            sv = data.get("sv")
+            if not isinstance(sv, int) or isinstance(sv, bool):
+                raise InvalidEvent("session.version_bumped data.sv must be an integer")
+            self._versions.put(key, sv, expires_at)
+        elif kind == EventKind.KEY_ROTATED:
+            self.key_epoch += 1
+        else:
+            self.ignored_events += 1
+
+
+def _number(mapping: Mapping[Any, Any], name: str) -> float:
+    value = mapping.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        raise InvalidEvent(f"{name} must be a number")
+    return float(value)
