@@ -16,7 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["KeySettings", "SecuritySettings", "Settings", "TokenSettings"]
+__all__ = ["BusSettings", "KeySettings", "SecuritySettings", "Settings", "TokenSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -65,6 +65,20 @@ class SecuritySettings(BaseModel):
     """Set the Secure flag on the browser session cookie (turn on behind HTTPS)."""
 
 
+class BusSettings(BaseModel):
+    redis_url: str | None = None
+    """Redis URL for the revocation stream (production fan-out). Unset: the in-process bus
+    and the HTTP event feed (``/revocations/events``) carry events."""
+    stream: str = "tessera:revocations"
+    """Redis stream name."""
+    stream_maxlen: int = Field(1_000_000, ge=1000)
+    """Approximate number of events the stream keeps; older followers re-snapshot."""
+    poll_interval: float = Field(0.1, gt=0, le=5)
+    """How often the outbox relay looks for events committed by other processes."""
+    heartbeat: float = Field(1.0, gt=0, le=30)
+    """The event feed sends a heartbeat this often, so followers can measure their lag."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TESSERA_", env_nested_delimiter="__", toml_file="tessera.toml",
@@ -81,6 +95,7 @@ class Settings(BaseSettings):
     tokens: TokenSettings = TokenSettings()
     keys: KeySettings = KeySettings()
     security: SecuritySettings = SecuritySettings()
+    bus: BusSettings = BusSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 

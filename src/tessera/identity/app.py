@@ -121,6 +121,7 @@ def build_app(identity: Identity) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(_keep_keys_fresh(identity))
+        identity.start_relays()
         try:
             yield
         finally:
@@ -144,6 +145,8 @@ def build_app(identity: Identity) -> Starlette:
         Route("/authorize", browser.authorize, methods=["GET", "POST"]),
         Route("/logout", browser.logout, methods=["GET", "POST"]),
         Route("/admin/sessions", admin_sessions, methods=["POST"]),
+        Route("/revocations/snapshot", identity.feed.snapshot),
+        Route("/revocations/events", identity.feed.events),
     ]
 
     async def http_error(_: Request, exc: Exception) -> Response:

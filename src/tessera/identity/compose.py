@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
+from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
@@ -31,6 +34,9 @@ from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
 from tessera.store.sql import create_store
+
+if TYPE_CHECKING:
+    from tessera.bus.redis_streams import RedisStreamsBus
 
 __all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
 
@@ -72,11 +78,24 @@ class Identity:
     authorize: AuthorizationEndpoint
     logout: LogoutEndpoint
     csrf_key: bytes
+    bus: InProcessBus
+    """Events of this process's relay: the SSE feed and in-process verifiers follow it."""
+    relays: list[OutboxRelay]
+    feed: RevocationFeed
+    redis_bus: RedisStreamsBus | None = None
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
 
+    def start_relays(self) -> None:
+        for relay in self.relays:
+            relay.start()
+
     async def aclose(self) -> None:
+        for relay in self.relays:
+            await relay.aclose()
+        if self.redis_bus is not None:
+            await self.redis_bus.aclose()
         await self.audit.aclose()
         await self.store.close()
 
@@ -109,6 +128,17 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           grace_seconds=tok.refresh_grace_seconds),
     ]
     passwords = passwords or PasswordHasher()
+    bus = InProcessBus()
+    relays = [OutboxRelay(store, bus, poll_interval=settings.bus.poll_interval)]
+    redis_bus = None
+    if settings.bus.redis_url:
+        from tessera.bus.redis_streams import RedisStreamsBus
+
+        redis_bus = RedisStreamsBus.from_url(settings.bus.redis_url, stream=settings.bus.stream,
+                                             maxlen=settings.bus.stream_maxlen)
+        relays.append(OutboxRelay(store, redis_bus, poll_interval=settings.bus.poll_interval))
+    for relay in relays:
+        store.on_outbox_commit(relay.notify)
     return Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
@@ -126,4 +156,6 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
+        bus=bus, relays=relays, redis_bus=redis_bus,
+        feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat),
     )

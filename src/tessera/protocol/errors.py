@@ -11,6 +11,7 @@
     ├── InvalidTarget               400 invalid_target
     ├── UnsupportedTokenType        400 unsupported_token_type
     ├── InvalidToken                401 invalid_token (bearer resource errors)
+    ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1)
     ├── AccessDenied                403 access_denied
     ├── TooManyRequests             429 slow_down
     └── TemporarilyUnavailable      503 temporarily_unavailable
@@ -19,7 +20,8 @@
 from __future__ import annotations
 
 __all__ = [
-    "AccessDenied", "InvalidClient", "InvalidGrant", "InvalidRequest", "InvalidScope",
+    "AccessDenied", "InsufficientScope", "InvalidClient", "InvalidGrant", "InvalidRequest",
+    "InvalidScope",
     "InvalidTarget", "InvalidToken", "OAuthError", "TemporarilyUnavailable", "TooManyRequests",
     "UnauthorizedClient", "UnsupportedGrantType", "UnsupportedResponseType",
     "UnsupportedTokenType",
@@ -83,6 +85,10 @@ class UnsupportedTokenType(OAuthError):
 
 class InvalidToken(OAuthError):
     error, status = "invalid_token", 401
+
+
+class InsufficientScope(OAuthError):
+    error, status = "insufficient_scope", 403
 
 
 class AccessDenied(OAuthError):

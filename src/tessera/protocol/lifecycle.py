@@ -21,7 +21,7 @@ async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: s
     assert family is not None
     await tx.publish(RevocationEvent(RevocationKind.FAMILY_REVOKED, family_id, at,
                                      expires_at=family.expires_at,
-                                     data={"sid": family.sid, "reason": reason}))
+                                     data={"reason": reason}))
     return True
 
 

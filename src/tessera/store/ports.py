@@ -10,7 +10,7 @@ Guarantees every adapter gives (the contract suite in tests/contract checks them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -125,6 +125,10 @@ class RevocationLog(Protocol):
 
     async def last_seq(self) -> int: ...
 
+    async def live(self, now: float) -> tuple[int, list[RevocationEvent]]:
+        """A snapshot: the last sequence number and every event not yet expired at
+        ``now`` (up to that sequence), read consistently."""
+
 
 class AuditRepo(Protocol):
     async def append(self, records: Sequence[AuditRecord]) -> None: ...
@@ -153,5 +157,8 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
         """A transaction: commits when the block exits normally, rolls back on error."""
+
+    def on_outbox_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit that appended revocation events."""
 
     async def close(self) -> None: ...

@@ -7,7 +7,7 @@ read-only units use a deferred ``BEGIN`` and never block writers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,6 +56,10 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._outbox_listeners: list[Callable[[], None]] = []
+
+    def on_outbox_commit(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
 
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
@@ -63,8 +67,12 @@ class SqlStore:
             async with self.engine.connect() as conn:
                 if read_only:
                     conn = await conn.execution_options(**{_READ_ONLY: True})
+                uow = SqlUnitOfWork(conn)
                 async with conn.begin():
-                    yield SqlUnitOfWork(conn)
+                    yield uow
+            if uow.outbox_appended:
+                for listener in self._outbox_listeners:
+                    listener()
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
         except SQLAlchemyError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -259,7 +259,15 @@ def _event(row: RowMapping) -> RevocationEvent:
 
 
 class SqlRevocationLog(_Repo):
+    appended = 0
+    """Events appended in this unit of work (to wake relays after commit)."""
+
     async def append(self, event: RevocationEvent) -> int:
+        if self.conn.dialect.name == "postgresql":
+            # Serialise outbox writers until commit, so sequence order is commit order and
+            # a relay reading "seq > cursor" can never skip a slower transaction's event.
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362817)"))
+        self.appended += 1
         result = await self.conn.execute(insert(revocation_events).values(
             kind=event.kind, key=event.key, at=event.at, expires_at=event.expires_at,
             data=event.data).returning(revocation_events.c.seq))
@@ -281,6 +289,15 @@ class SqlRevocationLog(_Repo):
         result = await self.conn.execute(select(func.coalesce(func.max(revocation_events.c.seq),
                                                               0)))
         return int(result.scalar_one())
+
+
+    async def live(self, now: float) -> tuple[int, list[RevocationEvent]]:
+        seq = await self.last_seq()
+        rows = await self.conn.execute(select(revocation_events)
+                                       .where(revocation_events.c.seq <= seq,
+                                              revocation_events.c.expires_at > now)
+                                       .order_by(revocation_events.c.seq))
+        return seq, [_event(r) for r in rows.mappings()]
 
 
 class SqlAuditRepo(_Repo):
@@ -324,6 +341,11 @@ class SqlUnitOfWork:
         self.sessions: ports.SessionRepo = SqlSessionRepo(conn)
         self.codes: ports.CodeRepo = SqlCodeRepo(conn)
         self.refresh: ports.RefreshRepo = SqlRefreshRepo(conn)
-        self.revocations: ports.RevocationLog = SqlRevocationLog(conn)
+        self._outbox = SqlRevocationLog(conn)
+        self.revocations: ports.RevocationLog = self._outbox
         self.audit: ports.AuditRepo = SqlAuditRepo(conn)
         self.keys: ports.KeyRepo = SqlKeyRepo(conn)
+
+    @property
+    def outbox_appended(self) -> bool:
+        return self._outbox.appended > 0

@@ -1,0 +1,14 @@
+"""The event bus: revocation events pushed from the outbox to every verifier.
+
+``EventBus`` is the port; ``InProcessBus`` (embedded default) and ``RedisStreamsBus``
+(production) adapt it; ``OutboxRelay`` moves committed outbox rows onto buses. Events
+carry the outbox sequence number, so publishing is idempotent and following resumes
+from a cursor.
+"""
+
+from tessera.bus.inprocess import InProcessBus
+from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_from_wire, event_to_wire
+from tessera.bus.relay import OutboxRelay
+
+__all__ = ["BusGap", "BusUnavailable", "EventBus", "InProcessBus", "OutboxRelay",
+           "event_from_wire", "event_to_wire"]

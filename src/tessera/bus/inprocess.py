@@ -1,0 +1,67 @@
+"""In-process bus (embedded default): one process, no server. Holds a bounded window of
+recent events; a follower whose cursor fell out of the window gets ``BusGap``."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from tessera.bus.ports import BusGap
+from tessera.core.revocation import RevocationEvent
+
+__all__ = ["InProcessBus"]
+
+
+class InProcessBus:
+    def __init__(self, *, capacity: int = 100_000) -> None:
+        self._events: list[RevocationEvent] = []
+        self._seqs: list[int] = []
+        self._capacity = capacity
+        self._trimmed_through = 0
+        self._changed = asyncio.Event()
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> int:
+        added = 0
+        for event in events:
+            assert event.seq is not None, "events on the bus carry their outbox seq"
+            if self._seqs and event.seq <= self._seqs[-1]:
+                continue
+            self._events.append(event)
+            self._seqs.append(event.seq)
+            added += 1
+        if len(self._events) > self._capacity:
+            cut = len(self._events) - self._capacity
+            self._trimmed_through = self._seqs[cut - 1]
+            del self._events[:cut], self._seqs[:cut]
+        if added:
+            self._changed.set()
+            self._changed = asyncio.Event()
+        return added
+
+    async def last_seq(self) -> int:
+        return self._seqs[-1] if self._seqs else self._trimmed_through
+
+    def _after(self, cursor: int) -> list[RevocationEvent]:
+        if cursor < self._trimmed_through:
+            raise BusGap(f"events after {cursor} were trimmed")
+        return self._events[bisect.bisect_right(self._seqs, cursor):]
+
+    async def follow(self, after: int, *, heartbeat: float = 1.0
+                     ) -> AsyncIterator[list[RevocationEvent]]:
+        cursor = after
+        while True:
+            changed = self._changed
+            batch = self._after(cursor)
+            if batch:
+                cursor = batch[-1].seq or cursor
+                yield batch
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), heartbeat)
+            if not self._after(cursor):
+                yield []
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,54 @@
+"""The rotation rule of RFC 9700 §4.14.2 as a pure function."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tessera.core.refresh import RefreshFamily, RefreshToken, RotationVerdict, judge_presentation
+
+NOW = 1_000_000.0
+FAMILY = RefreshFamily(family_id="f", sid="s", client_id="c", user_id="u", tenant_id="t",
+                       scope=frozenset({"a"}), audience=("x",), created_at=NOW - 100,
+                       expires_at=NOW + 1000)
+TOKEN = RefreshToken(token_hash="h", family_id="f", generation=0, issued_at=NOW - 10,
+                     expires_at=NOW + 100, access_jti="j")
+
+
+def judge(token: RefreshToken = TOKEN, family: RefreshFamily = FAMILY, *, active: bool = True,
+          head: bool = False, now: float = NOW, grace: float = 5) -> RotationVerdict:
+    return judge_presentation(token, family, session_active=active, successor_is_head=head,
+                              now=now, grace_seconds=grace)
+
+
+def test_the_family_head_rotates() -> None:
+    assert judge() is RotationVerdict.ROTATE
+
+
+def test_a_retry_within_grace_replays_the_successor() -> None:
+    rotated = replace(TOKEN, rotated_at=NOW - 2, successor_hash="h2")
+    assert judge(rotated, head=True) is RotationVerdict.REPLAY_SUCCESSOR
+
+
+@pytest.mark.parametrize(("age", "head"), [(6.0, True), (1.0, False)])
+def test_a_rotated_token_outside_grace_or_behind_the_head_is_reuse(age: float,
+                                                                   head: bool) -> None:
+    rotated = replace(TOKEN, rotated_at=NOW - age, successor_hash="h2")
+    assert judge(rotated, head=head) is RotationVerdict.REUSE
+
+
+def test_zero_grace_makes_any_second_use_reuse() -> None:
+    rotated = replace(TOKEN, rotated_at=NOW, successor_hash="h2")
+    assert judge(rotated, head=True, grace=0.0) is RotationVerdict.REPLAY_SUCCESSOR
+    assert judge(rotated, head=True, grace=0.0, now=NOW + 0.001) is RotationVerdict.REUSE
+
+
+def test_revoked_family_or_ended_session_wins_over_everything() -> None:
+    assert judge(family=replace(FAMILY, revoked_at=NOW - 1)) is RotationVerdict.REVOKED
+    assert judge(active=False) is RotationVerdict.REVOKED
+
+
+def test_expiry_of_token_or_family() -> None:
+    assert judge(now=TOKEN.expires_at) is RotationVerdict.EXPIRED
+    assert judge(family=replace(FAMILY, expires_at=NOW)) is RotationVerdict.EXPIRED
