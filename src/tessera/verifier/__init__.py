@@ -28,23 +28,37 @@ from tessera.verifier._token import VerifiedToken
 from tessera.verifier._verify import ACCEPTED_TYPS, MAX_TOKEN_LENGTH, verify_access_token
 
 if TYPE_CHECKING:
+    from tessera.verifier._follower import (
+        EventSource,
+        ResyncRequired,
+        RevocationFollower,
+        SourceUnavailable,
+    )
     from tessera.verifier._jwks import JwksCache
+    from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
     from tessera.verifier._verifier import Verifier
 
 __all__ = [
     "ACCEPTED_TYPS",
     "ALLOWED_ALGS",
+    "BusSource",
     "MAX_LEEWAY",
     "MAX_TOKEN_LENGTH",
     "Denied",
+    "EventSource",
     "EventKind",
     "InvalidEvent",
+    "HttpFeedSource",
     "InvalidJwks",
     "JwksCache",
     "KeySet",
     "KeysUnavailable",
     "Reason",
+    "RedisStreamSource",
+    "ResyncRequired",
+    "RevocationFollower",
     "RevocationState",
+    "SourceUnavailable",
     "VerificationKey",
     "VerificationPolicy",
     "VerifiedToken",
@@ -54,7 +68,17 @@ __all__ = [
     "verify_access_token",
 ]
 
-_LAZY = {"JwksCache": "tessera.verifier._jwks", "Verifier": "tessera.verifier._verifier"}
+_LAZY = {
+    "JwksCache": "tessera.verifier._jwks",
+    "Verifier": "tessera.verifier._verifier",
+    "EventSource": "tessera.verifier._follower",
+    "ResyncRequired": "tessera.verifier._follower",
+    "RevocationFollower": "tessera.verifier._follower",
+    "SourceUnavailable": "tessera.verifier._follower",
+    "BusSource": "tessera.verifier._sources",
+    "HttpFeedSource": "tessera.verifier._sources",
+    "RedisStreamSource": "tessera.verifier._sources",
+}
 
 
 def __getattr__(name: str) -> Any:

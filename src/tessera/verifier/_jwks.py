@@ -5,7 +5,8 @@
   (attempts count, successful or not), so junk kids cannot hammer the issuer.
 - A failed fetch keeps the keys already known; only with none at all does ``get`` raise
   ``KeysUnavailable``.
-- Concurrent callers share one fetch (an ``asyncio.Lock``).
+- Concurrent callers share one fetch (an ``asyncio.Lock``); a periodic refresh never
+  makes a request wait when keys are already known.
 """
 
 from __future__ import annotations
@@ -61,16 +62,18 @@ class JwksCache:
         return self._keys
 
     async def get(self) -> KeySet:
-        """The current keys, fetched first if missing, too old or invalidated."""
+        """The current keys, fetched first if missing, too old or invalidated.
+
+        Every fetch attempt is rate-limited, including while no keys are known, so an
+        unreachable issuer is not hit by every request. While a refresh is in flight,
+        callers keep using the keys already known instead of waiting for it.
+        """
         keys = self._keys
-        if keys is not None and not self._invalidated and (
-            self._clock.now() - self._fetched_at < self._max_age
-        ):
+        if keys is not None and (self._lock.locked() or not self._is_due(self._clock.now())):
             return keys
         async with self._lock:
             now = self._clock.now()
-            due = self._invalidated or now - self._fetched_at >= self._max_age
-            if self._keys is None or (due and self._may_attempt(now)):
+            if self._is_due(now) and self._may_attempt(now):
                 await self._fetch(now)
             if self._keys is None:
                 raise KeysUnavailable(f"no keys from {self.jwks_uri}: {self.last_error}")
@@ -86,7 +89,7 @@ class JwksCache:
             now = self._clock.now()
             if self._may_attempt(now):
                 await self._fetch(now)
-            return self._keys or seen
+            return self._keys if self._keys is not None else seen
 
     def invalidate(self) -> None:
         """Refetch on the next ``get`` (rate-limited): e.g. after a ``key.rotated`` event."""
@@ -94,6 +97,10 @@ class JwksCache:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def _is_due(self, now: float) -> bool:
+        return (self._keys is None or self._invalidated
+                or now - self._fetched_at >= self._max_age)
 
     def _may_attempt(self, now: float) -> bool:
         return now - self._attempted_at >= self._min_interval

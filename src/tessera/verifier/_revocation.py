@@ -192,7 +192,12 @@ class RevocationState:
         return self.lag(now) > bound
 
     def __len__(self) -> int:
+        """Entries held (every grain); what pruning keeps bounded."""
         return sum(len(t.data) for t in self._tables())
+
+    def __bool__(self) -> bool:
+        """Always true: an empty state is still a state (``state or default`` stays safe)."""
+        return True
 
     def check(self, token: VerifiedToken) -> None:
         """Raise ``Denied`` if anything this state knows revokes ``token``."""

@@ -50,7 +50,7 @@ class Verifier:
             self._key_epoch = self.state.key_epoch
             self.jwks.invalidate()
         keys = await self.jwks.get()
-        policy = policy or self.policy
+        policy = policy if policy is not None else self.policy
         try:
             return self._decide(token, keys, policy)
         except Denied as denied:

@@ -10,7 +10,8 @@ def test_all_names_resolve_and_nothing_else_is_public() -> None:
     assert sorted(verifier.__all__) == sorted(set(verifier.__all__))
     for name in verifier.__all__:
         assert getattr(verifier, name) is not None
-    public = {n for n in vars(verifier) if not n.startswith("_")} - {"annotations", "TYPE_CHECKING", "Any"}
+    helpers = {"annotations", "TYPE_CHECKING", "Any"}
+    public = {n for n in vars(verifier) if not n.startswith("_")} - helpers
     assert public <= set(verifier.__all__)
 
 

@@ -46,8 +46,10 @@ def test_event_kinds_match_the_core_names() -> None:
     assert ours == set(RevocationKind.ALL)
 
 
-def test_empty_state_accepts() -> None:
-    assert denial(RevocationState(), token()) is None
+def test_empty_state_accepts_and_is_still_truthy() -> None:
+    state = RevocationState()
+    assert denial(state, token()) is None
+    assert len(state) == 0 and bool(state)
 
 
 def test_each_grain_revokes_only_its_tokens() -> None:

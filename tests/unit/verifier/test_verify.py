@@ -31,9 +31,10 @@ def verify(
     state: RevocationState | None = None,
     now: float = NOW,
 ) -> Any:
+    if state is None:
+        state = RevocationState()
     return verify_access_token(
-        token, keys=keys, policy=pol or policy(), revocation_state=state if state is not None else RevocationState(),
-        now=now,
+        token, keys=keys, policy=pol or policy(), revocation_state=state, now=now
     )
 
 
@@ -131,7 +132,7 @@ def test_missing_alg_is_bad_algorithm(keys: KeySet) -> None:
 
 
 def test_alg_none_is_rejected(minter: Minter, keys: KeySet) -> None:
-    token = jwt.encode(minter.claims(), None, algorithm="none",
+    token = jwt.encode(minter.claims(), "", algorithm="none",
                        headers={"kid": "rs-1", "typ": "at+jwt"})
     assert reason_of(token, keys) is Reason.BAD_ALGORITHM
     assert reason_of(token.rsplit(".", 1)[0] + ".c2ln", keys) is Reason.BAD_ALGORITHM

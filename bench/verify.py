@@ -1,0 +1,248 @@
+"""Verifier SDK micro-benchmark: cost of one access-token verification.
+
+    python bench/verify.py
+
+For EdDSA, ES256 and RS256, in one run: the SDK's cold verification (no verified-token
+cache) next to the raw ``cryptography`` verification of the same token's signature over
+its signing input, PyJWT's share of it, and a repeat presentation served by the
+verified-token cache. Then the revocation-state lookup at 1k … 1M revoked jtis with the
+memory they take (tracemalloc). The last line is one JSON object (RS256 is the default).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import secrets
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.api_jws import PyJWS
+
+from tessera.verifier import (
+    Denied,
+    KeySet,
+    RevocationState,
+    VerificationPolicy,
+    VerifiedToken,
+    VerifiedTokenCache,
+    verify_access_token,
+)
+
+ISSUER = "https://id.tessera.example"
+AUDIENCE = "orders"
+NOW = 1_800_000_000.0
+ALGS = ("EdDSA", "ES256", "RS256")
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
+
+
+def bench(fn: Callable[[], object], *, target_s: float = 0.25, batches: int = 7) -> float:
+    """Median µs/op over ``batches`` batches sized to take about ``target_s`` in total."""
+    fn()
+    start = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - start < 0.02:
+        fn()
+        calls += 1
+    per_call = (time.perf_counter() - start) / calls
+    n = max(50, int(target_s / batches / per_call))
+    results = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        results.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(results)
+
+
+def make_key(alg: str) -> Any:
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
+    if alg == "RS256":
+        text = RSAAlgorithm.to_jwk(key.public_key())
+    elif alg == "ES256":
+        text = ECAlgorithm.to_jwk(key.public_key())
+    else:
+        text = OKPAlgorithm.to_jwk(key.public_key())
+    jwk: dict[str, Any] = json.loads(text)
+    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
+    return jwk
+
+
+def claims() -> dict[str, Any]:
+    """A realistic Tessera access token payload."""
+    return {
+        "iss": ISSUER, "sub": "usr_" + secrets.token_urlsafe(12), "aud": [AUDIENCE, "billing"],
+        "exp": int(NOW) + 300, "iat": int(NOW), "nbf": int(NOW),
+        "jti": secrets.token_urlsafe(16), "client_id": "web-app",
+        "scope": "openid orders:read orders:write", "sid": secrets.token_urlsafe(16), "sv": 3,
+        "tid": "ten_" + secrets.token_urlsafe(8), "acr": "urn:tessera:acr:mfa",
+        "amr": ["pwd", "otp"], "auth_time": int(NOW) - 600,
+    }
+
+
+def raw_verifier(alg: str, token: str, public_key: Any) -> Callable[[], None]:
+    """The same check with cryptography alone: signature over the signing input."""
+    signing_input, _, sig_b64 = token.rpartition(".")
+    message = signing_input.encode()
+    signature = jwt.utils.base64url_decode(sig_b64)
+    if alg == "RS256":
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        return lambda: public_key.verify(signature, message, pkcs1, sha256)
+    if alg == "ES256":
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                   int.from_bytes(signature[32:], "big"))
+        ecdsa = ec.ECDSA(hashes.SHA256())
+        return lambda: public_key.verify(der, message, ecdsa)
+    return lambda: public_key.verify(signature, message)
+
+
+def bench_algorithms(policy: VerificationPolicy) -> dict[str, dict[str, float]]:
+    private = {f"{alg.lower()}-1": (alg, make_key(alg)) for alg in ALGS}
+    jwks = {"keys": [public_jwk(k, kid, alg) for kid, (alg, k) in private.items()]}
+    keys = KeySet.from_jwks(jwks)
+    state = RevocationState()
+    jws = PyJWS()
+    out: dict[str, dict[str, float]] = {}
+    for kid, (alg, key) in private.items():
+        token = jwt.encode(claims(), key, algorithm=alg, headers={"kid": kid, "typ": "at+jwt"})
+        vkey = keys.get(kid)
+        assert vkey is not None
+        raw = raw_verifier(alg, token, vkey.public_key)
+        raw()  # raises if the raw check disagrees
+
+        def cold(token: str = token) -> VerifiedToken:
+            return verify_access_token(token, keys=keys, policy=policy, revocation_state=state,
+                                       now=NOW)
+
+        def pyjwt_only(token: str = token, k: Any = vkey.public_key, a: str = alg) -> Any:
+            return jws.decode_complete(token, k, algorithms=[a])
+
+        cache = VerifiedTokenCache()
+
+        def cached(token: str = token, cache: VerifiedTokenCache = cache) -> VerifiedToken:
+            return verify_access_token(token, keys=keys, policy=policy, revocation_state=state,
+                                       now=NOW, cache=cache)
+
+        cached()
+        # interleave so drift (turbo, noisy neighbours) hits both sides alike
+        sdk_runs, raw_runs = [], []
+        for _ in range(3):
+            raw_runs.append(bench(raw))
+            sdk_runs.append(bench(cold))
+        sdk_us, raw_us = statistics.median(sdk_runs), statistics.median(raw_runs)
+        out[alg] = {
+            "sdk_us": round(sdk_us, 2),
+            "raw_us": round(raw_us, 2),
+            "ratio": round(sdk_us / raw_us, 3),
+            "pyjwt_us": round(bench(pyjwt_only), 2),
+            "cached_us": round(bench(cached), 3),
+            "token_bytes": len(token),
+        }
+    return out
+
+
+def bench_lookups(token: VerifiedToken) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for size in SIZES:
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        state = RevocationState()
+        revoked = ""
+        for seq in range(1, size + 1):
+            revoked = secrets.token_urlsafe(16)
+            state.apply({"seq": seq, "kind": "token.revoked", "key": revoked, "at": NOW,
+                         "expires_at": NOW + 300 + seq % 600})
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        assert len(state) == size
+
+        def lookup(state: RevocationState = state) -> None:
+            state.check(token)
+
+        hit = _replace_jti(token, revoked)
+
+        def lookup_revoked(state: RevocationState = state, hit: VerifiedToken = hit) -> None:
+            try:
+                state.check(hit)
+            except Denied:
+                return
+            raise AssertionError("revoked jti not found")
+
+        out[size] = {
+            "lookup_us": round(bench(lookup), 3),
+            "revoked_hit_us": round(bench(lookup_revoked), 3),
+            "bytes_per_entry": round(used / size, 1),
+            "mem_mb": round(used / 2**20, 1),
+        }
+        del state
+    return out
+
+
+def _replace_jti(token: VerifiedToken, jti: str) -> VerifiedToken:
+    return token._replace(jti=jti)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    policy = VerificationPolicy(issuer=ISSUER, audience=AUDIENCE,
+                                required_scopes=frozenset({"orders:read"}))
+    per_alg = bench_algorithms(policy)
+    key = make_key("EdDSA")
+    keys = KeySet.from_jwks({"keys": [public_jwk(key, "k", "EdDSA")]})
+    sample = verify_access_token(
+        jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "k", "typ": "at+jwt"}),
+        keys=keys, policy=policy, revocation_state=RevocationState(), now=NOW,
+    )
+    lookups = bench_lookups(sample)
+
+    print(f"python {sys.version.split()[0]}, PyJWT {jwt.__version__}")
+    print(f"{'alg':<6} {'sdk µs':>9} {'raw µs':>9} {'ratio':>7} {'pyjwt µs':>9} "
+          f"{'cached µs':>10} {'bytes':>6}")
+    for alg, r in per_alg.items():
+        print(f"{alg:<6} {r['sdk_us']:>9.2f} {r['raw_us']:>9.2f} {r['ratio']:>7.2f} "
+              f"{r['pyjwt_us']:>9.2f} {r['cached_us']:>10.3f} {r['token_bytes']:>6.0f}")
+    print("  sdk = verify_access_token without cache; raw = cryptography verify of the")
+    print("  signing input; pyjwt = PyJWS.decode_complete alone (inside sdk)")
+    print(f"\n{'revoked':>9} {'lookup µs':>10} {'hit µs':>8} {'B/entry':>8} {'MB':>7}")
+    for size, r in lookups.items():
+        print(f"{size:>9,} {r['lookup_us']:>10.3f} {r['revoked_hit_us']:>8.3f} "
+              f"{r['bytes_per_entry']:>8.1f} {r['mem_mb']:>7.1f}")
+    print("  lookup = RevocationState.check of a live token (all grains);"
+          " hit = a revoked jti (raises)")
+    print(f"\ntotal {time.perf_counter() - started:.1f}s")
+    default = per_alg["RS256"]
+    summary = {
+        "sdk_us": default["sdk_us"],
+        "raw_us": default["raw_us"],
+        "ratio": default["ratio"],
+        "cached_us": default["cached_us"],
+        "lookup_us_1m": lookups[1_000_000]["lookup_us"],
+        "lookup_us": {str(k): v["lookup_us"] for k, v in lookups.items()},
+        "mem_mb": {str(k): v["mem_mb"] for k, v in lookups.items()},
+        "per_alg": per_alg,
+    }
+    print(json.dumps(summary, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
