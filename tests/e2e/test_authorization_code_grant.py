@@ -41,6 +41,8 @@ async def test_code_is_single_use_and_replay_revokes_the_family(tessera: Tessera
     refresh = await tessera.token(app, grant_type="refresh_token",
                                   refresh_token=first.json()["refresh_token"])
     assert refresh.json()["error"] == "invalid_grant"
+    # RFC 6749 §4.1.2: tokens already issued from the code SHOULD be revoked too
+    assert await tessera.introspect(app, first.json()["access_token"]) == {"active": False}
 
 
 async def test_wrong_pkce_verifier_is_refused(tessera: TesseraDriver) -> None:

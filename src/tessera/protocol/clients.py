@@ -8,14 +8,13 @@ A request may use one method only (RFC 6749 §2.3).
 from __future__ import annotations
 
 import base64
-import binascii
 from urllib.parse import unquote
 
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
 from tessera.protocol.errors import InvalidClient, InvalidRequest
-from tessera.protocol.http import OAuthRequest, Params
+from tessera.protocol.http import OAuthRequest, Params, has_control_chars
 from tessera.store.ports import Store
 
 __all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
@@ -52,15 +51,21 @@ class ClientDirectory:
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
+    # ValueError: headers arrive latin-1 decoded, and b64decode refuses non-ASCII text
+    # with a plain ValueError (binascii.Error is its subclass).
     try:
         raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         raise InvalidClient("malformed Basic credentials", basic=True) from None
     client_id, sep, secret = raw.partition(":")
     if not sep or not client_id:
         raise InvalidClient("malformed Basic credentials", basic=True)
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+    client_id = unquote(client_id.replace("+", " "))
+    secret = unquote(secret.replace("+", " "))
+    if has_control_chars(client_id) or has_control_chars(secret):
+        raise InvalidClient("malformed Basic credentials", basic=True)
+    return client_id, secret
 
 
 class ClientAuthenticator:

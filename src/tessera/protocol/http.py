@@ -1,11 +1,14 @@
 """Neutral request/response values and strict form parsing.
 
 RFC 6749 §3.1/§3.2: parameters sent without a value are treated as omitted, and request
-and response parameters MUST NOT be included more than once.
+and response parameters MUST NOT be included more than once. Appendix A: no parameter
+allows control characters other than TAB, so NUL, CR, LF and friends are refused before
+they reach a log line or a database (PostgreSQL rejects NUL in text outright).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +17,31 @@ from urllib.parse import parse_qsl
 from tessera.protocol.errors import InvalidRequest, OAuthError
 
 __all__ = ["FORM_CONTENT_TYPE", "OAuthRequest", "OAuthResponse", "Params", "error_response",
-           "json_response", "parse_params"]
+           "has_control_chars", "json_response", "parse_params"]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 _MAX_PARAMS = 64
 _MAX_VALUE = 8192
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_URL_CREDENTIALS = ("client_secret", "code", "code_verifier", "refresh_token", "password",
+                    "token", "access_token", "id_token", "client_assertion", "assertion",
+                    "subject_token", "actor_token")
+"""Parameters that carry a secret: refused in the query string of a POST (DESIGN §9, no
+tokens in URLs; RFC 6750 §2.3 and RFC 9700 §4.3.2 on credentials in URIs)."""
+_UNSAFE_HEADER_TEXT = re.compile(r'[^\x20-\x7e]|["\\]')
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
+
+
+def has_control_chars(text: str) -> bool:
+    """True if ``text`` holds a character no OAuth parameter allows (RFC 6749 App. A)."""
+    return _CONTROL.search(text) is not None
+
+
+def _named(name: str) -> str:
+    """A parameter name fit for ``error_description`` (RFC 6749 §5.2: printable ASCII
+    without quotes or backslash), or nothing if the client sent something else."""
+    return f"parameter {name}" if _PLAIN_NAME.fullmatch(name) else "a parameter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +78,9 @@ def error_response(error: OAuthError) -> OAuthResponse:
         basic = getattr(error, "basic", False)
         scheme = 'Basic realm="tessera"' if basic else "Bearer"
         if error.error == "invalid_token":
-            scheme = f'Bearer error="invalid_token", error_description="{error.description}"'
+            # RFC 6750 §3: the description is a quoted-string of printable ASCII.
+            description = _UNSAFE_HEADER_TEXT.sub("", error.description)
+            scheme = f'Bearer error="invalid_token", error_description="{description}"'
         response.headers["www-authenticate"] = scheme
     return response
 
@@ -69,12 +93,14 @@ class Params:
             raise InvalidRequest("too many parameters")
         values: dict[str, str] = {}
         for name, value in pairs:
-            if len(value) > _MAX_VALUE:
-                raise InvalidRequest(f"parameter {name[:40]!r} is too long")
+            if len(value) > _MAX_VALUE or len(name) > _MAX_VALUE:
+                raise InvalidRequest(f"{_named(name)} is too long")
+            if has_control_chars(name) or has_control_chars(value):
+                raise InvalidRequest("parameters must not contain control characters")
             if value == "":
                 continue
             if name in values:
-                raise InvalidRequest(f"parameter {name[:40]!r} is repeated")
+                raise InvalidRequest(f"{_named(name)} is repeated")
             values[name] = value
         self._values = values
 
@@ -84,7 +110,7 @@ class Params:
     def require(self, name: str) -> str:
         value = self._values.get(name)
         if value is None:
-            raise InvalidRequest(f"missing parameter {name!r}")
+            raise InvalidRequest(f"missing {_named(name)}")
         return value
 
     def __contains__(self, name: str) -> bool:
@@ -119,6 +145,6 @@ def parse_params(request: OAuthRequest, *, max_body: int, allow_query: bool = Fa
         raise InvalidRequest("request body is not UTF-8") from None
     if request.query:
         query = Params(_parse_qs(request.query))
-        if any(name in query for name in ("client_secret", "code", "refresh_token", "password")):
+        if any(name in query for name in _URL_CREDENTIALS):
             raise InvalidRequest("credentials must not be sent in the URL")
     return Params(_parse_qs(text))

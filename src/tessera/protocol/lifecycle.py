@@ -10,19 +10,32 @@ from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.observability import events
 from tessera.protocol.transaction import Transaction
 
-__all__ = ["bump_session_version", "bump_user_version", "revoke_access_token", "revoke_family",
-           "revoke_session", "revoke_user"]
+VERIFIER_LEEWAY = 60.0
+"""Verifiers may accept tokens up to 60 s past ``exp`` (DESIGN §9), so an entry must be
+remembered that long after the last token it covers expires."""
+
+__all__ = ["VERIFIER_LEEWAY", "bump_session_version", "bump_user_version",
+           "revoke_access_token", "revoke_family", "revoke_session", "revoke_user"]
 
 
-async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: str) -> bool:
+async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: str,
+                        token_ttl: float) -> bool:
+    """End a refresh family. Access tokens carry no family id, so the event revokes what
+    the family's session issued to its client up to ``at`` (RFC 7009 §2.1)."""
     if not await tx.uow.refresh.revoke_family(family_id, at=at, reason=reason):
         return False
     family = await tx.uow.refresh.get_family(family_id)
     assert family is not None
-    await tx.publish(RevocationEvent(RevocationKind.FAMILY_REVOKED, family_id, at,
-                                     expires_at=family.expires_at,
-                                     data={"reason": reason}))
+    await tx.publish(RevocationEvent(
+        RevocationKind.FAMILY_REVOKED, family_id, at, expires_at=_horizon(at, token_ttl),
+        data={"sid": family.sid, "client_id": family.client_id, "before": at,
+              "reason": reason}))
     return True
+
+
+def _horizon(at: float, token_ttl: float) -> float:
+    """When an entry stops mattering: the last covered token's expiry plus leeway."""
+    return at + token_ttl + VERIFIER_LEEWAY
 
 
 async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
@@ -33,9 +46,9 @@ async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
     if session is None or not await tx.uow.sessions.revoke(sid, at=at, reason=reason):
         return False
     for family in await tx.uow.refresh.families_for_session(sid):
-        await revoke_family(tx, family.family_id, at=at, reason=reason)
+        await revoke_family(tx, family.family_id, at=at, reason=reason, token_ttl=token_ttl)
     await tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
-                                     expires_at=at + token_ttl,
+                                     expires_at=_horizon(at, token_ttl),
                                      data={"sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_REVOKED, sid=sid, subject=session.user_id,
              tenant=session.tenant_id, reason=reason, actor=actor)
@@ -50,14 +63,14 @@ async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
         count += await revoke_session(tx, session.sid, at=at, reason=reason,
                                       token_ttl=token_ttl, actor=actor)
     await tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
-                                     expires_at=at + token_ttl, data={"reason": reason}))
+                                     expires_at=_horizon(at, token_ttl), data={"reason": reason}))
     return count
 
 
 async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_at: float,
                               client_id: str, token_digest: str) -> None:
     await tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
-                                     expires_at=expires_at, data={}))
+                                     expires_at=expires_at + VERIFIER_LEEWAY, data={}))
     tx.audit(events.TOKEN_REVOKED, client=client_id, token_hash=token_digest, jti=jti,
              token_type="access_token")
 
@@ -71,7 +84,7 @@ async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: 
     sv = await tx.uow.sessions.bump_version(sid)
     assert sv is not None
     await tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
-                                     expires_at=at + token_ttl,
+                                     expires_at=_horizon(at, token_ttl),
                                      data={"sv": sv, "sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,
              tenant=session.tenant_id, sv=sv, reason=reason, actor=actor)

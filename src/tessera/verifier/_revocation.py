@@ -9,7 +9,8 @@ kind                          key           effect on tokens
 ============================  ============  ==============================================
 ``token.revoked``             jti           that token: ``token_revoked``
 ``session.revoked``           sid           tokens of that session: ``session_revoked``
-``family.revoked``            family_id     tokens of ``data["sid"]`` (if given):
+``family.revoked``            family_id     tokens of ``data["sid"]`` issued to
+                                            ``data["client_id"]`` with ``iat`` <= before:
                                             ``family_revoked``
 ``user.revoked``              user id       ``sub`` = key and ``iat`` <= before:
                                             ``user_revoked``
@@ -137,10 +138,6 @@ class _ExpiringMap(Generic[V]):
         return removed
 
 
-def _latest(_old: str, new: str) -> str:
-    return new
-
-
 class RevocationState:
     """Revoked jtis, sids, families; revoked-before times per user, tenant and client;
     current session versions; the cursor and when the bus was last heard from.
@@ -156,7 +153,9 @@ class RevocationState:
         self._jtis = _ExpiringSet(g)
         self._sids = _ExpiringSet(g)
         self._families = _ExpiringSet(g)
-        self._family_sids: _ExpiringMap[str] = _ExpiringMap(g, _latest)
+        self._family_grants: _ExpiringMap[float] = _ExpiringMap(g, max)
+        """(sid, client_id) → revoked-before: access tokens carry no family id, so a revoked
+        family revokes what its session issued to its client up to that moment."""
         self._users: _ExpiringMap[float] = _ExpiringMap(g, max)
         self._tenants: _ExpiringMap[float] = _ExpiringMap(g, max)
         self._clients: _ExpiringMap[float] = _ExpiringMap(g, max)
@@ -207,7 +206,8 @@ class RevocationState:
         if sid is not None:
             if sid in self._sids.data:
                 raise Denied(Reason.SESSION_REVOKED)
-            if sid in self._family_sids.data:
+            before = self._family_grants.data.get(f"{sid}\x00{token.client_id}")
+            if before is not None and token.iat <= before[0]:
                 raise Denied(Reason.FAMILY_REVOKED)
             version = self._versions.data.get(sid)
             if version is not None and token.sv is not None and token.sv < version[0]:
@@ -276,7 +276,7 @@ class RevocationState:
         return sum(t.prune(now) for t in self._tables())
 
     def _tables(self) -> Iterable[_ExpiringSet | _ExpiringMap[Any]]:
-        return (self._jtis, self._sids, self._families, self._family_sids, self._users,
+        return (self._jtis, self._sids, self._families, self._family_grants, self._users,
                 self._tenants, self._clients, self._versions)
 
     def _apply(self, event: object) -> None:
@@ -296,12 +296,14 @@ class RevocationState:
         elif kind == EventKind.SESSION_REVOKED:
             self._sids.add(key, expires_at)
         elif kind == EventKind.FAMILY_REVOKED:
-            sid = data.get("sid")
-            if sid is not None and (not isinstance(sid, str) or not sid):
-                raise InvalidEvent("family.revoked data.sid must be a string")
+            sid, client_id = data.get("sid"), data.get("client_id")
+            for name, value in (("sid", sid), ("client_id", client_id)):
+                if value is not None and (not isinstance(value, str) or not value):
+                    raise InvalidEvent(f"family.revoked data.{name} must be a string")
+            before = _number(data, "before") if "before" in data else at
             self._families.add(key, expires_at)
-            if sid is not None:
-                self._family_sids.put(sid, key, expires_at)
+            if sid is not None and client_id is not None:
+                self._family_grants.put(f"{sid}\x00{client_id}", before, expires_at)
         elif kind in self._revoked_before:
             before = _number(data, "before") if "before" in data else at
             self._revoked_before[kind].put(key, before, expires_at)

@@ -56,7 +56,7 @@ def test_each_grain_revokes_only_its_tokens() -> None:
     state = RevocationState()
     state.apply(event(1, "token.revoked", "jti-1"))
     state.apply(event(2, "session.revoked", "sid-2"))
-    state.apply(event(3, "family.revoked", "fam-3", sid="sid-3"))
+    state.apply(event(3, "family.revoked", "fam-3", sid="sid-3", client_id="client-1"))
     state.apply(event(4, "user.revoked", "user-4"))
     state.apply(event(5, "tenant.revoked", "tenant-5"))
     state.apply(event(6, "client.revoked", "client-6"))
@@ -65,6 +65,9 @@ def test_each_grain_revokes_only_its_tokens() -> None:
     assert denial(state, token(jti="other")) is None
     assert denial(state, token(jti="j", sid="sid-2")) is Reason.SESSION_REVOKED
     assert denial(state, token(jti="j", sid="sid-3")) is Reason.FAMILY_REVOKED
+    # a family is one client's grant in the session: other clients and later tokens live
+    assert denial(state, token(jti="j", sid="sid-3", client_id="client-9")) is None
+    assert denial(state, token(jti="j", sid="sid-3", iat=NOW + 1)) is None
     assert denial(state, token(jti="j", sub="user-4", iat=NOW - 1)) is Reason.USER_REVOKED
     assert denial(state, token(jti="j", tid="tenant-5", iat=NOW)) is Reason.TENANT_REVOKED
     assert denial(state, token(jti="j", client_id="client-6")) is Reason.CLIENT_REVOKED
@@ -72,7 +75,7 @@ def test_each_grain_revokes_only_its_tokens() -> None:
     assert denial(state, token(jti="j", sid="sid-7", sv=5)) is None
     assert denial(state, token(jti="j", sid=None, sv=None)) is None
     assert state.cursor == 7
-    assert len(state) == 8  # one entry per event, two for family.revoked (id + its sid)
+    assert len(state) == 8  # one entry per event, two for family.revoked (id + its grant)
 
 
 def test_revoked_before_uses_iat_and_data_before() -> None:
@@ -188,7 +191,7 @@ def test_pruning_drops_only_expired_entries() -> None:
     state.apply(event(2, "token.revoked", "long", ttl=300))
     state.apply(event(3, "user.revoked", "user-1", ttl=30))
     state.apply(event(4, "session.version_bumped", "sid-1", ttl=30, sv=2))
-    state.apply(event(5, "family.revoked", "fam", ttl=30, sid="sid-f"))
+    state.apply(event(5, "family.revoked", "fam", ttl=30, sid="sid-f", client_id="c"))
     assert len(state) == 6
     assert state.prune(NOW + 29) == 0
     assert state.prune(NOW + 40) == 5

@@ -254,7 +254,8 @@ def _event(seq: int, kind: str, key: str, **data: Any) -> dict[str, Any]:
     [
         (_event(1, "token.revoked", "jti-x"), Reason.TOKEN_REVOKED),
         (_event(1, "session.revoked", "sid-1"), Reason.SESSION_REVOKED),
-        (_event(1, "family.revoked", "fam-1", sid="sid-1"), Reason.FAMILY_REVOKED),
+        (_event(1, "family.revoked", "fam-1", sid="sid-1", client_id="client-1"),
+         Reason.FAMILY_REVOKED),
         (_event(1, "session.version_bumped", "sid-1", sv=2), Reason.STALE_SESSION_VERSION),
         (_event(1, "user.revoked", "user-1"), Reason.USER_REVOKED),
         (_event(1, "tenant.revoked", "tenant-1"), Reason.TENANT_REVOKED),

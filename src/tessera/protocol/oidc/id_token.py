@@ -8,7 +8,9 @@ from typing import Any
 
 from tessera.keys import RingHolder
 
-__all__ = ["IdTokenIssuer", "at_hash"]
+__all__ = ["ID_TOKEN_TYP", "IdTokenIssuer", "at_hash"]
+
+ID_TOKEN_TYP = "JWT"
 
 
 def at_hash(access_token: str) -> str:
@@ -44,10 +46,12 @@ class IdTokenIssuer:
             claims["nonce"] = nonce
         if access_token is not None:
             claims["at_hash"] = _at_hash_for(self._keys.ring.active.alg, access_token)
-        return self._keys.ring.sign(claims, typ="JWT")
+        return self._keys.ring.sign(claims, typ=ID_TOKEN_TYP)
 
     def verify_hint(self, token: str, *, now: float, leeway: float) -> dict[str, Any]:
         """Verify an ``id_token_hint`` (RP-initiated logout): expired hints are accepted
-        (OIDC RP-Initiated Logout §2), the signature and issuer are not optional."""
-        return self._keys.ring.verify(token, typ=None, issuer=self.issuer, audience=None,
-                                      now=now, leeway=leeway, verify_exp=False)
+        (OIDC RP-Initiated Logout §2), the signature, issuer and ``typ`` are not optional:
+        our access tokens share the key and issuer, and only their ``typ: at+jwt`` tells
+        them apart (RFC 8725 §3.11), so one must never pass for an ID token."""
+        return self._keys.ring.verify(token, typ=ID_TOKEN_TYP, issuer=self.issuer,
+                                      audience=None, now=now, leeway=leeway, verify_exp=False)

@@ -129,13 +129,15 @@ class AuthorizationEndpoint:
         )
 
     def needs_login(self, request: AuthorizationRequest, session: Session | None) -> bool:
-        """OIDC Core §3.1.2.1: ``prompt=login`` and ``max_age`` force a fresh login."""
+        """OIDC Core §3.1.2.1: ``prompt=login`` and ``max_age`` force a fresh login;
+        ``max_age=0`` is ``prompt=login`` (even within the second of the last login)."""
         if session is None or not session.active:
             return True
         if request.prompt is not None and "login" in request.prompt.split():
             return True
-        return request.max_age is not None and \
-            self._clock.now() - session.auth_time > request.max_age
+        if request.max_age is None:
+            return False
+        return request.max_age == 0 or self._clock.now() - session.auth_time > request.max_age
 
     def login_required(self, request: AuthorizationRequest) -> str:
         """``prompt=none`` with no usable session: redirect with ``login_required``."""

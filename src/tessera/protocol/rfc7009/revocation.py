@@ -1,11 +1,12 @@
 """Revocation endpoint (RFC 7009 §2).
 
-- Refresh token: its whole family ends (§2.1 lets the server revoke related tokens).
+- Refresh token: its whole family ends, and with it the access tokens issued from it
+  (§2.1 SHOULD; ``token_state`` reports them inactive).
 - Access token (JWT): its ``jti`` is revoked until the token's expiry, as an outbox event
   every verifier learns.
 - Unknown, expired or already revoked tokens: 200 (§2.2), so the endpoint reveals
-  nothing. A token issued to another client is refused (§2.1) with ``invalid_grant``…
-  but only after a valid token was found, so probing learns nothing either way.
+  nothing. A token issued to another client is refused (§2.1) with ``invalid_grant``
+  (RFC 6749 §5.2: "…or was issued to another client"); only a valid token gets that far.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from tessera.observability.audit import AuditLog
 from tessera.protocol import lifecycle
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import (
+    InvalidGrant,
     OAuthError,
     TemporarilyUnavailable,
-    UnauthorizedClient,
     UnsupportedTokenType,
 )
 from tessera.protocol.http import (
@@ -80,7 +81,7 @@ class RevocationEndpoint:
         except TokenInvalid:
             return  # invalid or expired: nothing to revoke (§2.2)
         if claims.get("client_id") != client.client_id:
-            raise UnauthorizedClient("the token was not issued to this client")
+            raise InvalidGrant("the token was not issued to this client")
         async with transaction(self._store, self._audit) as tx:
             await lifecycle.revoke_access_token(
                 tx, str(claims["jti"]), at=self._clock.now(), expires_at=float(claims["exp"]),
@@ -94,9 +95,10 @@ class RevocationEndpoint:
             if family is None:
                 return
             if family.client_id != client.client_id:
-                raise UnauthorizedClient("the token was not issued to this client")
+                raise InvalidGrant("the token was not issued to this client")
             if await lifecycle.revoke_family(tx, family.family_id, at=self._clock.now(),
-                                             reason="revoked_by_client"):
+                                             reason="revoked_by_client",
+                                             token_ttl=self._tokens.ttl):
                 tx.audit(events.TOKEN_REVOKED, client=client.client_id, token_hash=digest,
                          family_id=family.family_id, sid=family.sid, subject=family.user_id,
                          token_type="refresh_token")

@@ -49,19 +49,29 @@ class IntrospectionEndpoint:
             client = await self._authenticator.authenticate(request, params,
                                                             allow_public=False)
             token = params.require("token")
-            hint = params.get("token_type_hint")
-            if hint == "refresh_token" or (hint is None and token.count(".") != 2):
-                body = await self._introspect_refresh(token, client)
-            else:
-                body = await self._introspect_access(token)
-            return json_response(body)
+            return json_response(await self._introspect(token, client,
+                                                        params.get("token_type_hint")))
         except OAuthError as exc:
             return error_response(exc)
         except StoreError as exc:
             _log.warning("introspection failed on the store: %s", exc)
             return error_response(TemporarilyUnavailable("try again shortly"))
 
-    async def _introspect_access(self, token: str) -> dict[str, Any]:
+    async def _introspect(self, token: str, client: Client, hint: str | None
+                          ) -> dict[str, Any]:
+        """Look the token up as the hinted type first, then as the other (§2.1: the hint
+        only orders the search; a wrong hint must not hide an active token)."""
+        refresh_first = hint == "refresh_token" or (hint is None and token.count(".") != 2)
+        lookups = [self._introspect_refresh, self._introspect_access]
+        if not refresh_first:
+            lookups.reverse()
+        for lookup in lookups:
+            body = await lookup(token, client)
+            if body["active"]:
+                return body
+        return _INACTIVE
+
+    async def _introspect_access(self, token: str, _client: Client) -> dict[str, Any]:
         try:
             claims = await self._access_tokens.check(token)
         except TokenInactive:

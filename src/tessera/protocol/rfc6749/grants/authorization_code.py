@@ -85,7 +85,8 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("authorization code is invalid", detail="another client's code")
         if not first_use:
             if code.family_id is not None:
-                await lifecycle.revoke_family(tx, code.family_id, at=now, reason="code_reuse")
+                await lifecycle.revoke_family(tx, code.family_id, at=now, reason="code_reuse",
+                                               token_ttl=self._tokens.ttl)
             tx.audit(events.CODE_REUSE_DETECTED, client=client.client_id, sid=code.sid,
                      subject=code.user_id, family_id=code.family_id)
             return None

@@ -113,7 +113,8 @@ class RefreshTokenGrant:
                      jti=successor.access_jti, replay=True)
             return _Issued(family, session, successor, successor_raw, scope)
         if verdict is RotationVerdict.REUSE:
-            await lifecycle.revoke_family(tx, family.family_id, at=now, reason="refresh_reuse")
+            await lifecycle.revoke_family(tx, family.family_id, at=now, reason="refresh_reuse",
+                                           token_ttl=self._tokens.ttl)
             await lifecycle.revoke_session(tx, family.sid, at=now, reason="refresh_reuse",
                                            token_ttl=self._tokens.ttl)
             tx.audit(events.REFRESH_REUSE_DETECTED, client=client.client_id,

@@ -1,0 +1,332 @@
+"""``VerifierService``: everything one service needs to verify tokens, from plain settings.
+
+It wires a ``JwksCache``, a ``RevocationState`` kept current by a ``RevocationFollower``
+(HTTP feed, Redis stream or an in-process bus), a ``Verifier``, the strict-route
+staleness rule (deny or introspect), the decision log and metrics. ``start``/``aclose``,
+``async with`` and ``lifespan`` (for Starlette/FastAPI) run the background parts.
+
+``check`` is the plain function API; the ASGI middleware and FastAPI dependencies call
+the same code, so every decision is made, logged and counted one way::
+
+    verify (Verifier: signature, iss, aud, lifetime, local revocation state) → scopes
+      → staleness rule (strict routes only: fresh, else deny 503 or introspect)
+      → tenant / owner → record (access.allowed | access.denied, metrics)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from tessera.bus.ports import EventBus
+from tessera.core.clock import Clock, SystemClock
+from tessera.verifier._claims import check_audience, check_issuer, check_lifetime, check_scopes
+from tessera.verifier._decisions import (
+    ALLOWED_INTROSPECTED,
+    ALLOWED_VALID,
+    Decision,
+    DecisionLog,
+    hash_token,
+)
+from tessera.verifier._denials import (
+    KEYS_UNAVAILABLE,
+    MissingToken,
+    Unavailable,
+    check_owner,
+    check_tenant,
+    label_of,
+)
+from tessera.verifier._errors import Denied, KeysUnavailable, Reason
+from tessera.verifier._follower import EventSource, RevocationFollower
+from tessera.verifier._introspection import IntrospectionClient
+from tessera.verifier._jwks import JwksCache
+from tessera.verifier._metrics import VerifierMetrics
+from tessera.verifier._policy import VerificationPolicy
+from tessera.verifier._revocation import RevocationState
+from tessera.verifier._settings import VerifierSettings
+from tessera.verifier._sources import BusSource, HttpFeedSource
+from tessera.verifier._token import VerifiedToken, parse_claims
+from tessera.verifier._verifier import Verifier
+
+__all__ = ["Attempt", "VerifierService"]
+
+_log = logging.getLogger("tessera.verifier")
+_MAX_POLICIES: Final = 256
+
+
+class VerifierService:
+    """Verification for one service. One instance per process (it owns connections)."""
+
+    def __init__(self, settings: VerifierSettings, *, clock: Clock | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 bus: EventBus | None = None, event_source: EventSource | None = None,
+                 registry: CollectorRegistry | None = None,
+                 logger: logging.Logger | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        """``transport`` serves every HTTP call (JWKS, feed, introspection; tests pass a
+        ``MockTransport``); ``event_source`` overrides ``settings.source``; ``registry``
+        defaults to a fresh ``CollectorRegistry``; ``logger`` to ``tessera.audit``."""
+        self.settings = settings
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.policy = VerificationPolicy(settings.issuer, settings.audience,
+                                         leeway=settings.leeway)
+        self.state = RevocationState()
+        self.jwks = JwksCache(settings.issuer, clock=self.clock, transport=transport,
+                              jwks_uri=settings.jwks_uri, max_age=settings.jwks_max_age)
+        self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
+                                 state=self.state)
+        source = event_source if event_source is not None else self._source(transport, bus)
+        self.follower = (RevocationFollower(self.state, source, clock=self.clock)
+                         if source is not None else None)
+        self.introspection = self._introspection(transport)
+        self.metrics = VerifierMetrics(registry)
+        self.metrics.watch(self.state, clock=self.clock, jwks=self.jwks, follower=self.follower)
+        self.decisions = DecisionLog(settings.service_name or settings.audience,
+                                     clock=self.clock, logger=logger)
+        self._timer = timer
+        self._policies: dict[frozenset[str], VerificationPolicy] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry holding this service's metrics (see ``metrics_app``)."""
+        return self.metrics.registry
+
+    async def start(self, *, wait: float | None = None) -> None:
+        """Start following revocations and fetch the JWKS; wait up to ``wait`` seconds
+        (default ``settings.startup_wait``) for the first snapshot. Never raises for an
+        unreachable identity service: it keeps retrying, and strict routes fail closed."""
+        wait = self.settings.startup_wait if wait is None else wait
+        if self.follower is not None:
+            self.follower.start()
+        try:
+            await self.jwks.get()
+        except KeysUnavailable as exc:
+            _log.warning("JWKS not available yet: %s", exc)
+        if self.follower is not None and wait > 0:
+            try:
+                await asyncio.wait_for(self.follower.synced(), wait)
+            except TimeoutError:
+                _log.warning("revocation state not synced after %.1fs; continuing", wait)
+
+    async def aclose(self) -> None:
+        if self.follower is not None:
+            await self.follower.aclose()
+        if self.introspection is not None:
+            await self.introspection.aclose()
+        await self.verifier.aclose()
+
+    async def __aenter__(self) -> VerifierService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """A Starlette/FastAPI ``lifespan``: starts and stops the service and registers it
+        as ``app.state.tessera_verifier`` (where the FastAPI dependencies find it)."""
+        state = getattr(app, "state", None)
+        if state is not None:
+            state.tessera_verifier = self
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    # -- deciding --------------------------------------------------------------------
+
+    def lag(self) -> float:
+        """Seconds since the revocation feed was last heard from (``inf`` if never)."""
+        return self.state.lag(self.clock.now())
+
+    def is_stale(self) -> bool:
+        return self.state.is_stale(self.clock.now(), self.settings.max_staleness)
+
+    async def check(self, token: str | None, *, scopes: Iterable[str] = (),
+                    strict: bool | None = None, tenant: str | None = None,
+                    owner: str | None = None, route: str | None = None,
+                    correlation_id: str | None = None) -> VerifiedToken:
+        """The plain function API: the verified token, or ``Denied`` (with ``status``,
+        ``error``, ``description``). One decision event and one metric sample per call.
+
+        ``strict`` (default ``settings.strict_by_default``) applies the staleness bound;
+        ``tenant`` requires ``tid``, ``owner`` requires ``sub`` to equal that value.
+        """
+        attempt = self.attempt(route=route, correlation_id=correlation_id)
+        await attempt.verify(token, scopes=scopes, strict=strict)
+        attempt.require(tenant=tenant, owner=owner)
+        return attempt.allow()
+
+    def attempt(self, *, route: str | None = None,
+                correlation_id: str | None = None) -> Attempt:
+        """Start a decision made in steps (``verify`` → ``require`` → ``allow``)."""
+        return Attempt(self, route, correlation_id, self._timer())
+
+    async def verify_locally(self, token: str) -> VerifiedToken:
+        """Signature, ``iss``, ``aud``, lifetime and the local revocation state; no scopes,
+        no staleness rule, nothing recorded."""
+        try:
+            return await self.verifier.verify(token)
+        except KeysUnavailable as exc:
+            raise Unavailable(KEYS_UNAVAILABLE, str(exc)) from None
+
+    async def staleness_rule(self, token: str, verified: VerifiedToken,
+                             policy: VerificationPolicy) -> tuple[VerifiedToken, str]:
+        """DESIGN §3 for a strict route: fresh → as is; stale → deny (503) or introspect.
+        Returns the token to use and the allowed-reason."""
+        if not self.is_stale():
+            return verified, ALLOWED_VALID
+        if self.introspection is None:
+            raise Denied(Reason.STALE_STATE, f"revocation lag {self.lag():.1f}s")
+        return await self._introspect(token, verified, policy), ALLOWED_INTROSPECTED
+
+    def policy_for(self, scopes: Iterable[str]) -> VerificationPolicy:
+        """The service policy requiring ``scopes`` as well (memoised)."""
+        key = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+        policy = self._policies.get(key)
+        if policy is None:
+            if len(self._policies) >= _MAX_POLICIES:
+                self._policies.clear()
+            policy = self._policies[key] = self.policy.requiring(key)
+        return policy
+
+    def record(self, decision: Decision) -> None:
+        self.metrics.observe(decision)
+        self.decisions.emit(decision)
+
+    def elapsed(self, started: float) -> float:
+        return self._timer() - started
+
+    async def _introspect(self, token: str, local: VerifiedToken,
+                          policy: VerificationPolicy) -> VerifiedToken:
+        """RFC 7662 fallback; the answer is checked like a token (iss, aud, time, local
+        revocations, scopes) and must be about the same ``jti``."""
+        assert self.introspection is not None
+        counter = self.metrics.introspections
+        try:
+            claims = await self.introspection.introspect(token)
+        except Unavailable:
+            counter.labels("error").inc()
+            raise
+        if claims is None:
+            counter.labels("inactive").inc()
+            raise Denied(Reason.TOKEN_REVOKED, "introspection: inactive")
+        counter.labels("active").inc()
+        answer = parse_claims(dict(claims), kid=local.kid, alg=local.alg)
+        if answer.jti != local.jti:
+            raise Denied(Reason.MALFORMED, "introspection answered about another token")
+        check_issuer(answer, policy)
+        check_audience(answer, policy)
+        check_lifetime(answer, policy, self.clock.now())
+        self.state.check(answer)
+        check_scopes(answer, policy)
+        return answer
+
+    def _source(self, transport: httpx.AsyncBaseTransport | None,
+                bus: EventBus | None) -> EventSource | None:
+        settings = self.settings
+        if settings.source == "none":
+            return None
+        if settings.source == "bus":
+            if bus is None:
+                raise ValueError("source 'bus' needs VerifierService(..., bus=...)")
+            return BusSource(bus)
+        assert settings.client_id and settings.client_secret
+        http = HttpFeedSource(settings.issuer, client_id=settings.client_id,
+                              client_secret=settings.client_secret.get_secret_value(),
+                              transport=transport,
+                              heartbeat_timeout=settings.feed_heartbeat_timeout)
+        if settings.source == "http":
+            return http
+        from tessera.verifier._sources import RedisStreamSource
+
+        assert settings.redis_url
+        return RedisStreamSource(settings.redis_url, snapshot_from=http,
+                                 stream=settings.redis_stream)
+
+    def _introspection(self, transport: httpx.AsyncBaseTransport | None
+                       ) -> IntrospectionClient | None:
+        settings = self.settings
+        if settings.strict_fallback != "introspect":
+            return None
+        assert settings.client_id and settings.client_secret
+        return IntrospectionClient(
+            settings.introspection_endpoint or f"{settings.base_url}/introspect",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+            transport=transport, timeout=settings.introspection_timeout)
+
+
+class Attempt:
+    """One access decision in steps. Every denial is recorded when raised; ``allow``
+    records the success once (a second ``allow`` on the same attempt records nothing)."""
+
+    def __init__(self, service: VerifierService, route: str | None,
+                 correlation_id: str | None, started: float) -> None:
+        self._service = service
+        self.route = route
+        self.correlation_id = correlation_id
+        self._started = started
+        self._raw: str | None = None
+        self.token: VerifiedToken | None = None
+        self._reason = ALLOWED_VALID
+        self.decided = False
+
+    async def verify(self, token: str | None, *, scopes: Iterable[str] = (),
+                     strict: bool | None = None) -> VerifiedToken:
+        self._raw = token
+        strict = self._service.settings.strict_by_default if strict is None else strict
+        service = self._service
+        try:
+            if token is None:
+                raise MissingToken()
+            policy = service.policy_for(scopes)
+            self.token = await service.verify_locally(token)
+            check_scopes(self.token, policy)
+            if strict:
+                self.token, self._reason = await service.staleness_rule(
+                    token, self.token, policy)
+        except Denied as denied:
+            self.deny(denied)
+            raise
+        return self.token
+
+    def require(self, *, tenant: str | None = None, owner: str | None = None) -> None:
+        """Tenant and ownership rules on the verified token (``Forbidden``, 403)."""
+        assert self.token is not None, "verify first"
+        try:
+            check_tenant(self.token, tenant)
+            check_owner(self.token, owner)
+        except Denied as denied:
+            self.deny(denied)
+            raise
+
+    def allow(self) -> VerifiedToken:
+        assert self.token is not None, "verify first"
+        if not self.decided:
+            self._finish(True, self._reason, 200)
+        return self.token
+
+    def deny(self, denied: Denied) -> None:
+        """Record ``denied`` (the caller raises it)."""
+        self._finish(False, label_of(denied), denied.status)
+
+    def _finish(self, allowed: bool, reason: str, status: int) -> None:
+        self.decided = True
+        service = self._service
+        service.record(Decision(allowed, reason, status, service.elapsed(self._started),
+                                self.route, self.correlation_id, self.token,
+                                hash_token(self._raw)))

@@ -1,0 +1,78 @@
+"""Settings of one verifying service: plain values, from code or ``TESSERA_VERIFIER_*``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tessera.verifier._policy import MAX_LEEWAY
+
+__all__ = ["VerifierSettings"]
+
+
+class VerifierSettings(BaseSettings):
+    """What ``VerifierService`` is built from. Keyword arguments win over the environment
+    (``TESSERA_VERIFIER_ISSUER``, ``TESSERA_VERIFIER_CLIENT_SECRET``, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_VERIFIER_", frozen=True,
+                                      extra="forbid")
+
+    issuer: str = Field(min_length=1)
+    """The identity service's issuer URL, exactly as in the tokens' ``iss``. JWKS, the
+    revocation feed and introspection are found under it."""
+    audience: str = Field(min_length=1)
+    """This service's identifier: tokens must list it in ``aud``."""
+    service_name: str | None = None
+    """Name in decision events (``service``); defaults to ``audience``."""
+    client_id: str | None = None
+    """This service's client at the identity service: reads the revocation feed (needs the
+    ``tessera:events`` scope) and calls introspection."""
+    client_secret: SecretStr | None = None
+    """Secret of ``client_id`` (sent with HTTP Basic, ``client_secret_basic``)."""
+    source: Literal["http", "redis", "bus", "none"] = "http"
+    """Where revocations come from: ``http`` (the identity service's SSE feed), ``redis``
+    (the Redis stream; snapshot over HTTP), ``bus`` (an in-process bus passed to
+    ``VerifierService(bus=...)``) or ``none`` (no follower: the state is fed by hand)."""
+    redis_url: str | None = None
+    """Redis URL when ``source`` is ``redis``."""
+    redis_stream: str = "tessera:revocations"
+    """Redis stream name when ``source`` is ``redis``."""
+    max_staleness: float = Field(10.0, gt=0)
+    """Staleness bound in seconds (DESIGN §3): past it, strict routes fail closed or
+    introspect. The feed sends a heartbeat every second, so this is many missed beats."""
+    strict_fallback: Literal["deny", "introspect"] = "deny"
+    """On a strict route while stale: ``deny`` (503) or ask the issuer (RFC 7662)."""
+    strict_by_default: bool = False
+    """Treat every route as strict. Otherwise non-strict routes keep serving from the
+    last known revocation state while stale (and the lag is exported)."""
+    leeway: float = Field(30.0, ge=0, le=MAX_LEEWAY)
+    """Clock-skew leeway for ``exp``/``nbf``/``iat`` in seconds (≤ 60, DESIGN §9)."""
+    introspection_endpoint: str | None = None
+    """Introspection URL; defaults to ``{issuer}/introspect``."""
+    introspection_timeout: float = Field(2.0, gt=0, le=30)
+    """Upper bound in seconds on one introspection call."""
+    jwks_uri: str | None = None
+    """JWKS URL; defaults to ``{issuer}/jwks``."""
+    jwks_max_age: float = Field(300.0, gt=0)
+    """Refetch the JWKS when older than this many seconds (unknown kids refetch sooner)."""
+    feed_heartbeat_timeout: float = Field(5.0, gt=0)
+    """Reconnect the HTTP feed when nothing (not even a heartbeat) arrived for this long."""
+    startup_wait: float = Field(5.0, ge=0)
+    """At start, wait up to this many seconds for the first revocation snapshot. The
+    service starts either way; strict routes deny (or introspect) until it arrives."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VerifierSettings:
+        needs_client = self.source in ("http", "redis") or self.strict_fallback == "introspect"
+        if needs_client and not (self.client_id and self.client_secret):
+            raise ValueError("client_id and client_secret are required for the revocation "
+                             "feed and for introspection")
+        if self.source == "redis" and not self.redis_url:
+            raise ValueError("redis_url is required when source is 'redis'")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return self.issuer.rstrip("/")

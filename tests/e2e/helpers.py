@@ -1,0 +1,79 @@
+"""Helpers shared by the end-to-end flows (drivers live in ``tests/support.py``)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import jwt
+
+from tessera.identity.compose import Identity
+from tessera.store.ports import AuditRecord
+from tests.support import AppClient, TesseraDriver
+
+__all__ = ["admin_client", "audit_rows", "claims_of", "client_token", "form_fields",
+           "logged_in", "refresh", "revoke"]
+
+
+class _Inputs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "input" and named.get("name") and named.get("type") == "hidden":
+            self.fields[str(named["name"])] = named.get("value") or ""
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a page's form, as a browser would submit them."""
+    parser = _Inputs()
+    parser.feed(html)
+    return parser.fields
+
+
+async def audit_rows(identity: Identity, event: str | None = None,
+                     limit: int = 1000) -> list[AuditRecord]:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        return await uow.audit.query(event=event, limit=limit)
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """Claims without verification (the flows under test verify; this only reads)."""
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+async def logged_in(tessera: TesseraDriver, *, username: str = "alice",
+                    **client_kw: Any) -> tuple[AppClient, dict[str, Any]]:
+    """A confidential web client, a user and the tokens of one browser login."""
+    app = await tessera.web_client(**client_kw)
+    await tessera.user(username)
+    return app, await tessera.login_tokens(app, username=username)
+
+
+async def refresh(tessera: TesseraDriver, app: AppClient, token: str,
+                  **data: str) -> httpx.Response:
+    return await tessera.token(app, grant_type="refresh_token", refresh_token=token, **data)
+
+
+async def revoke(tessera: TesseraDriver, app: AppClient, token: str,
+                 **data: str) -> httpx.Response:
+    if app.secret is None:
+        data.setdefault("client_id", app.client_id)
+    return await tessera.http.post("/revoke", data={"token": token, **data},
+                                   auth=app.auth)  # type: ignore[arg-type]
+
+
+async def admin_client(tessera: TesseraDriver, *, scope: str = "tessera:admin") -> AppClient:
+    """A service client whose tokens are meant for the issuer itself (the admin API)."""
+    return await tessera.client(scope=scope, audiences=())
+
+
+async def client_token(tessera: TesseraDriver, app: AppClient, **data: str) -> str:
+    response = await tessera.token(app, grant_type="client_credentials", **data)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
