@@ -97,7 +97,7 @@ async def postgres_store(postgres_schema: str | None) -> AsyncIterator[SqlStore]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def any_store(request: pytest.FixtureRequest) -> SqlStore:
+def any_store(request: pytest.FixtureRequest) -> SqlStore:
     """Parametrises a test over every store backend."""
     fixture = "sqlite_store" if request.param == "sqlite" else "postgres_store"
     store: SqlStore = request.getfixturevalue(fixture)

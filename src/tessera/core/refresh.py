@@ -69,6 +69,6 @@ def judge_presentation(
         return RotationVerdict.EXPIRED
     if token.rotated_at is None:
         return RotationVerdict.ROTATE
-    if successor_is_head and now - token.rotated_at <= grace_seconds:
+    if grace_seconds > 0 and successor_is_head and now - token.rotated_at <= grace_seconds:
         return RotationVerdict.REPLAY_SUCCESSOR
     return RotationVerdict.REUSE

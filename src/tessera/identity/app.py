@@ -152,8 +152,10 @@ def build_app(identity: Identity) -> Starlette:
     async def http_error(_: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         error = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
-        return JSONResponse({"error": error}, status_code=status,
-                            headers={"cache-control": "no-store"})
+        headers = {"cache-control": "no-store"}
+        if isinstance(exc, HTTPException) and exc.headers and "Allow" in exc.headers:
+            headers["allow"] = exc.headers["Allow"]  # RFC 9110 §15.5.6
+        return JSONResponse({"error": error}, status_code=status, headers=headers)
 
     async def server_error(_: Request, exc: Exception) -> Response:
         _log.exception("unhandled error", exc_info=exc)

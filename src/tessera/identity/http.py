@@ -15,10 +15,23 @@ class BodyTooLarge(InvalidRequest):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+_SINGLE_HEADERS = frozenset({b"authorization", b"content-type", b"content-length"})
+"""Headers that must not be repeated: with two, a proxy and this service could each act
+on a different one (which client authenticated, how the body is parsed)."""
+
+
+def _declared_length(value: str | None, limit: int) -> None:
+    """Refuse a body whose Content-Length is not plain ASCII digits or exceeds ``limit``
+    (``str.isdigit`` also accepts "²" and "١", and ``int`` refuses 5,000-digit strings)."""
+    if value is None:
+        return
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 18 \
+            or int(value) > limit:
         raise BodyTooLarge("request body too large")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _declared_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -32,14 +45,33 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _headers(request: Request) -> dict[str, str]:
+    names = [k.lower() for k, _ in request.headers.raw]
+    if any(names.count(name) > 1 for name in _SINGLE_HEADERS):
+        raise InvalidRequest("a request header is repeated")
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers.raw}
+
+
+def _query(request: Request) -> str:
+    """The raw query string. Starlette decodes it as strict UTF-8 on first use of
+    ``request.url``; a stray byte would surface as a server error, so refuse it here."""
+    raw: bytes = request.scope.get("query_string", b"")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the query string is not UTF-8") from None
+
+
 async def read_request(request: Request, *, max_body: int) -> OAuthRequest:
+    query = _query(request)
+    headers = _headers(request)
     body = await _read_body(request, max_body) if request.method == "POST" else b""
     return OAuthRequest(
         method=request.method,
         url=str(request.url),
-        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw},
+        headers=headers,
         body=body,
-        query=request.url.query,
+        query=query,
         client_host=request.client.host if request.client else None,
         cookies=request.cookies,
     )

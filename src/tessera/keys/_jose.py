@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tessera.keys.errors import KeyError_, TokenInvalid
 
-__all__ = ["PrivateKey", "PublicKey", "decode", "generate", "load_private_pem",
+__all__ = ["PrivateKey", "PublicKey", "check_alg", "decode", "generate", "load_private_pem",
            "private_pem", "public_jwk", "public_key", "sign", "unverified_header"]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -42,11 +42,27 @@ def private_pem(key: PrivateKey) -> bytes:
 
 
 def load_private_pem(pem: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise KeyError_("the private key is not an unencrypted PEM key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
                       | ed25519.Ed25519PrivateKey):
         raise KeyError_("unsupported private key type")
     return key
+
+
+def check_alg(key: PrivateKey, alg: str) -> None:
+    """Refuse a key row whose algorithm does not fit its key (a tampered or mistyped
+    ``alg`` would otherwise reach PyJWT with a key of the wrong kind)."""
+    fits = {
+        "RS256": isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048,
+        "ES256": isinstance(key, ec.EllipticCurvePrivateKey)
+        and isinstance(key.curve, ec.SECP256R1),
+        "EdDSA": isinstance(key, ed25519.Ed25519PrivateKey),
+    }
+    if not fits.get(alg, False):
+        raise KeyError_(f"algorithm {alg[:20]!r} does not fit this key")
 
 
 def public_key(key: PrivateKey) -> PublicKey:
@@ -126,7 +142,7 @@ def _check_times(claims: dict[str, Any], *, now: float, leeway: float, verify_ex
     """exp/nbf/iat against an injected clock (PyJWT would read the wall clock)."""
     for name in ("exp", "nbf", "iat"):
         value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise TokenInvalid("malformed", f"{name} is not a number")
     exp = claims.get("exp")
     if verify_exp and exp is not None and now >= exp + leeway:

@@ -58,8 +58,14 @@ def new_signing_key(alg: str, *, state: KeyState, now: float) -> SigningKey:
 
 def load_signing_key(kid: str, alg: str, state: str, pem: bytes, created_at: float,
                      changed_at: float) -> SigningKey:
-    return SigningKey(kid, alg, KeyState(state), _jose.load_private_pem(pem), created_at,
-                      changed_at)
+    """A key from its stored form; raises ``KeyError_`` if any part does not fit."""
+    try:
+        key_state = KeyState(state)
+    except ValueError:
+        raise KeyError_(f"unknown key state {state[:20]!r}") from None
+    private_key = _jose.load_private_pem(pem)
+    _jose.check_alg(private_key, alg)
+    return SigningKey(kid, alg, key_state, private_key, created_at, changed_at)
 
 
 def plan_rotation(

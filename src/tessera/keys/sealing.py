@@ -17,6 +17,8 @@ from tessera.keys.errors import KeyError_
 __all__ = ["Sealer"]
 
 _PREFIX = "v1."
+_NONCE = 12
+_TAG = 16
 
 
 class Sealer:
@@ -38,15 +40,20 @@ class Sealer:
         return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")
 
     def seal(self, plaintext: bytes, *, context: str) -> str:
-        nonce = os.urandom(12)
+        nonce = os.urandom(_NONCE)
         sealed = self._aead.encrypt(nonce, plaintext, context.encode("utf-8"))
         return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, sealed: str, *, context: str) -> bytes:
         if not sealed.startswith(_PREFIX):
             raise KeyError_("unknown sealing format")
-        blob = base64.urlsafe_b64decode(sealed[len(_PREFIX):])
         try:
-            return self._aead.decrypt(blob[:12], blob[12:], context.encode("utf-8"))
+            blob = base64.b64decode(sealed[len(_PREFIX):], altchars=b"-_", validate=True)
+        except ValueError:
+            raise KeyError_("cannot unseal: the sealed value is not base64url") from None
+        if len(blob) < _NONCE + _TAG:
+            raise KeyError_("cannot unseal: the sealed value is truncated")
+        try:
+            return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode("utf-8"))
         except InvalidTag:
             raise KeyError_("cannot unseal: wrong key-encryption key or tampered row") from None

@@ -75,8 +75,9 @@ def error_response(error: OAuthError) -> OAuthResponse:
     """RFC 6749 §5.2 JSON error with ``Cache-Control: no-store``."""
     response = json_response(error.body(), status=error.status)
     if error.status == 401:
-        basic = getattr(error, "basic", False)
-        scheme = 'Basic realm="tessera"' if basic else "Bearer"
+        # invalid_client: the client authentication scheme we offer (RFC 6749 §5.2);
+        # anything else at 401 is a resource-server answer (RFC 6750 §3).
+        scheme = 'Basic realm="tessera"' if error.error == "invalid_client" else "Bearer"
         if error.error == "invalid_token":
             # RFC 6750 §3: the description is a quoted-string of printable ASCII.
             description = _UNSAFE_HEADER_TEXT.sub("", error.description)

@@ -26,7 +26,7 @@ async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: s
         return False
     family = await tx.uow.refresh.get_family(family_id)
     assert family is not None
-    await tx.publish(RevocationEvent(
+    tx.publish(RevocationEvent(
         RevocationKind.FAMILY_REVOKED, family_id, at, expires_at=_horizon(at, token_ttl),
         data={"sid": family.sid, "client_id": family.client_id, "before": at,
               "reason": reason}))
@@ -47,7 +47,7 @@ async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
         return False
     for family in await tx.uow.refresh.families_for_session(sid):
         await revoke_family(tx, family.family_id, at=at, reason=reason, token_ttl=token_ttl)
-    await tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
+    tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
                                      expires_at=_horizon(at, token_ttl),
                                      data={"sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_REVOKED, sid=sid, subject=session.user_id,
@@ -62,14 +62,14 @@ async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
     for session in await tx.uow.sessions.active_for_user(user_id):
         count += await revoke_session(tx, session.sid, at=at, reason=reason,
                                       token_ttl=token_ttl, actor=actor)
-    await tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
+    tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
                                      expires_at=_horizon(at, token_ttl), data={"reason": reason}))
     return count
 
 
 async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_at: float,
                               client_id: str, token_digest: str) -> None:
-    await tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
+    tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
                                      expires_at=expires_at + VERIFIER_LEEWAY, data={}))
     tx.audit(events.TOKEN_REVOKED, client=client_id, token_hash=token_digest, jti=jti,
              token_type="access_token")
@@ -83,7 +83,7 @@ async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: 
         return None
     sv = await tx.uow.sessions.bump_version(sid)
     assert sv is not None
-    await tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
+    tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
                                      expires_at=_horizon(at, token_ttl),
                                      data={"sv": sv, "sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,

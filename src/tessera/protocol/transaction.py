@@ -24,11 +24,12 @@ class Transaction:
         """Record an audit event in this transaction (committed with the state change)."""
         self.records.append(self._audit_log.make(event, **fields))
 
-    async def publish(self, event: RevocationEvent) -> int:
-        """Append a revocation event to the outbox in this transaction."""
-        seq = await self.uow.revocations.append(event)
+    def publish(self, event: RevocationEvent) -> None:
+        """Queue a revocation event for the outbox of this transaction. The rows are
+        written just before commit: outbox writers are serialised (sequence order must be
+        commit order), so the later that lock is taken, the shorter it is held and the
+        fewer row locks can be waited on while holding it."""
         self.events.append(event)
-        return seq
 
 
 @asynccontextmanager
@@ -37,4 +38,6 @@ async def transaction(store: Store, audit_log: AuditLog) -> AsyncIterator[Transa
         tx = Transaction(uow, audit_log)
         yield tx
         await uow.audit.append(tx.records)
+        for event in tx.events:
+            await uow.revocations.append(event)
     audit_log.emit(tx.records)

@@ -5,7 +5,8 @@ Guarantees every adapter gives (the contract suite in tests/contract checks them
   change and its revocation/audit rows are written in the same transaction (outbox).
 - Conditional verbs (``rotate``, ``consume``, ``revoke``) are race-safe: of concurrent
   callers exactly one sees ``True`` / a result, the others see the state it left.
-- A failure to reach the database raises ``StoreError``, never a driver exception.
+- A failure to reach the database raises ``StoreError``, never a driver exception; a
+  lost conflict with a concurrent transaction raises its subclass ``StoreConflict``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "SealedKey",
     "SessionRepo",
     "Store",
+    "StoreConflict",
     "StoreError",
     "UnitOfWork",
     "UserRepo",
@@ -40,6 +42,11 @@ __all__ = [
 
 class StoreError(Exception):
     """The store could not complete the operation (unreachable, timeout, conflict)."""
+
+
+class StoreConflict(StoreError):
+    """A concurrent transaction won a conflict (deadlock, serialisation failure, lock
+    timeout). Nothing was committed; running the unit of work again may succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +145,10 @@ class AuditRepo(Protocol):
 
 
 class KeyRepo(Protocol):
-    async def all(self) -> list[SealedKey]: ...
+    async def all(self) -> list[SealedKey]:
+        """In a write unit of work, also holds the ring until commit: concurrent
+        read-modify-write units (bootstrap, rotation) run one after the other."""
+
     async def add(self, key: SealedKey) -> None: ...
     async def set_state(self, kid: str, state: str, *, at: float) -> None: ...
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -18,6 +19,15 @@ from tessera.store.ports import Store, StoreError
 __all__ = ["UserInfoEndpoint", "bearer_token"]
 
 _log = logging.getLogger("tessera.protocol")
+
+
+def _token_in_query(query: str) -> bool:
+    """RFC 6750 §2.3 (URI query parameter) is refused: tokens in URLs leak into logs."""
+    try:
+        names = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+    except ValueError:
+        return True
+    return "access_token" in names
 
 
 def bearer_token(request: OAuthRequest) -> str:
@@ -36,7 +46,7 @@ class UserInfoEndpoint:
 
     async def handle(self, request: OAuthRequest) -> OAuthResponse:
         try:
-            if "access_token=" in request.query:
+            if _token_in_query(request.query):
                 raise InvalidRequest("send the access token in the Authorization header")
             token = bearer_token(request)
             try:

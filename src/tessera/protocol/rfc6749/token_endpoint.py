@@ -79,7 +79,8 @@ class TokenEndpoint:
         grant_type = params.require("grant_type")
         grant = self._grants.get(grant_type)
         if grant is None:
-            raise UnsupportedGrantType(f"grant type {grant_type[:60]!r} is not supported")
+            raise UnsupportedGrantType("the grant type is not supported",
+                                       detail=f"grant_type {grant_type[:60]!r}")
         return grant
 
     @staticmethod

@@ -7,15 +7,16 @@ read-only units use a deferred ``BEGIN`` and never block writers.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tessera.store.ports import StoreError, UnitOfWork
+from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
 from tessera.store.sql.repos import SqlUnitOfWork
 
 __all__ = ["SqlStore", "async_url", "create_store"]
@@ -51,6 +52,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+_CONFLICT_SQLSTATES = frozenset({
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available (lock_timeout)
+})
+
+
+def _driver_error(exc: DBAPIError) -> StoreError:
+    """Tell a lost conflict (worth retrying) from an unreachable or failing database."""
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if (getattr(orig, "sqlstate", None) in _CONFLICT_SQLSTATES
+            or (sqlite_code is not None and sqlite_code & 0xFF == sqlite3.SQLITE_BUSY)):
+        return StoreConflict(f"transaction conflict: {orig}")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return StoreError(f"database unavailable: {type(exc).__name__}")
+    return StoreError(f"database error: {type(exc).__name__}")
+
+
 class SqlStore:
     """The ``Store`` port over one SQLAlchemy async engine."""
 
@@ -67,13 +87,15 @@ class SqlStore:
             async with self.engine.connect() as conn:
                 if read_only:
                     conn = await conn.execution_options(**{_READ_ONLY: True})
-                uow = SqlUnitOfWork(conn)
+                uow = SqlUnitOfWork(conn, read_only=read_only)
                 async with conn.begin():
                     yield uow
             if uow.outbox_appended:
                 for listener in self._outbox_listeners:
                     listener()
-        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+        except DBAPIError as exc:
+            raise _driver_error(exc) from exc
+        except (OSError, TimeoutError) as exc:
             raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {type(exc).__name__}") from exc

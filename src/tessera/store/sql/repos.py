@@ -316,7 +316,17 @@ class SqlAuditRepo(_Repo):
 
 
 class SqlKeyRepo(_Repo):
+    def __init__(self, conn: AsyncConnection, *, read_only: bool) -> None:
+        super().__init__(conn)
+        self._read_only = read_only
+
     async def all(self) -> list[SealedKey]:
+        if not self._read_only and self.conn.dialect.name == "postgresql":
+            # Read-modify-write of the ring (bootstrap, rotate) must not interleave: two
+            # workers starting at once would each see no keys and create two active ones.
+            # Self-conflicting, and plain reads (JWKS reloads) pass. SQLite write
+            # transactions are serialised already (BEGIN IMMEDIATE).
+            await self.conn.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
         rows = await self.conn.execute(select(signing_keys).order_by(signing_keys.c.created_at))
         return [SealedKey(kid=r["kid"], alg=r["alg"], state=r["state"],
                           sealed_private=r["sealed_private"], created_at=r["created_at"],
@@ -335,7 +345,7 @@ class SqlKeyRepo(_Repo):
 class SqlUnitOfWork:
     """All repositories bound to one connection and therefore one transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, read_only: bool = False) -> None:
         self.clients: ports.ClientRepo = SqlClientRepo(conn)
         self.users: ports.UserRepo = SqlUserRepo(conn)
         self.sessions: ports.SessionRepo = SqlSessionRepo(conn)
@@ -344,7 +354,7 @@ class SqlUnitOfWork:
         self._outbox = SqlRevocationLog(conn)
         self.revocations: ports.RevocationLog = self._outbox
         self.audit: ports.AuditRepo = SqlAuditRepo(conn)
-        self.keys: ports.KeyRepo = SqlKeyRepo(conn)
+        self.keys: ports.KeyRepo = SqlKeyRepo(conn, read_only=read_only)
 
     @property
     def outbox_appended(self) -> bool:
