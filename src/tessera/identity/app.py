@@ -19,6 +19,7 @@ from tessera.identity import admin
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
 from tessera.identity.http import read_request, send, send_error
+from tessera.identity.maintenance import run_maintenance
 from tessera.protocol.errors import (
     InvalidRequest,
     InvalidToken,
@@ -120,14 +121,17 @@ def build_app(identity: Identity) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(_keep_keys_fresh(identity))
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(_keep_keys_fresh(identity)),
+                 loop.create_task(run_maintenance(identity))]
         identity.start_relays()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await identity.aclose()
 
     routes = [

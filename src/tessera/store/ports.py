@@ -105,6 +105,9 @@ class CodeRepo(Protocol):
 
     async def attach_family(self, code_hash: str, family_id: str) -> None: ...
 
+    async def prune(self, before: float) -> int:
+        """Delete codes that expired before ``before``; returns how many."""
+
 
 class RefreshRepo(Protocol):
     async def add_family(self, family: RefreshFamily) -> None: ...
@@ -131,6 +134,10 @@ class RevocationLog(Protocol):
         """Events with sequence > ``seq``, in order."""
 
     async def last_seq(self) -> int: ...
+
+    async def prune(self, before: float) -> int:
+        """Delete events that stopped mattering before ``before`` (never the newest one,
+        so sequence numbers are never reused); returns how many."""
 
     async def live(self, now: float) -> tuple[int, list[RevocationEvent]]:
         """A snapshot: the last sequence number and every event not yet expired at

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -184,6 +184,11 @@ class SqlCodeRepo(_Repo):
         await self.conn.execute(update(auth_codes).where(auth_codes.c.code_hash == code_hash)
                                 .values(family_id=family_id))
 
+    async def prune(self, before: float) -> int:
+        result = await self.conn.execute(delete(auth_codes)
+                                         .where(auth_codes.c.expires_at < before))
+        return int(result.rowcount or 0)
+
 
 def _family(row: RowMapping) -> RefreshFamily:
     return RefreshFamily(
@@ -298,6 +303,13 @@ class SqlRevocationLog(_Repo):
                                               revocation_events.c.expires_at > now)
                                        .order_by(revocation_events.c.seq))
         return seq, [_event(r) for r in rows.mappings()]
+
+    async def prune(self, before: float) -> int:
+        # The newest row always stays: SQLite would otherwise hand out its seq again.
+        newest = select(func.max(revocation_events.c.seq)).scalar_subquery()
+        result = await self.conn.execute(delete(revocation_events).where(
+            revocation_events.c.expires_at < before, revocation_events.c.seq < newest))
+        return int(result.rowcount or 0)
 
 
 class SqlAuditRepo(_Repo):

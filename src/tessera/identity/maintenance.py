@@ -1,0 +1,34 @@
+"""Housekeeping that keeps the store bounded: expired revocation events and codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tessera.identity.compose import Identity
+from tessera.store.ports import StoreError
+
+__all__ = ["prune_expired", "run_maintenance"]
+
+_log = logging.getLogger("tessera.identity")
+
+
+async def prune_expired(identity: Identity) -> tuple[int, int]:
+    """Delete revocation events no token can need any more, and expired authorization
+    codes (kept a minute longer, so a late replay is still recognised as one)."""
+    now = identity.clock.now()
+    async with identity.store.unit_of_work() as uow:
+        events = await uow.revocations.prune(now)
+        codes = await uow.codes.prune(now - 60)
+    return events, codes
+
+
+async def run_maintenance(identity: Identity, *, interval: float = 60.0) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            events, codes = await prune_expired(identity)
+            if events or codes:
+                _log.info("pruned %d revocation events, %d codes", events, codes)
+        except StoreError as exc:
+            _log.warning("maintenance skipped: %s", exc)
