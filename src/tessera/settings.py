@@ -59,6 +59,10 @@ class KeySettings(BaseModel):
 class SecuritySettings(BaseModel):
     login_attempts_per_minute: int = Field(10, ge=1)
     """Failed logins allowed per (username, client address) per minute."""
+    client_auth_failures_per_minute: int = Field(30, ge=1)
+    """Failed client authentications allowed per (client_id, client address) per minute
+    at the token, introspection and revocation endpoints; then 429 until the window
+    clears."""
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False

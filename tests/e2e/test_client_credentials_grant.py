@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import orjson
 
+from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.conftest import ISSUER
 from tests.e2e.helpers import audit_rows, claims_of
-from tests.support import TesseraDriver
+from tests.support import AppClient, TesseraDriver
 
 
 async def test_basic_auth_issues_an_access_token_and_no_refresh_token(
@@ -118,3 +119,19 @@ async def test_every_issue_is_audited_by_hash_never_by_token(
     everything = orjson.dumps([r.fields for r in await audit_rows(identity)]).decode()
     for secret in (*tokens, app.secret):
         assert secret not in everything
+
+
+async def test_repeated_bad_secrets_are_throttled_then_recover(tessera: TesseraDriver,
+                                                               clock: FixedClock) -> None:
+    app = await tessera.client()
+    wrong = AppClient(app.client_id, "not-the-secret")
+    limit = tessera.identity.settings.security.client_auth_failures_per_minute
+    for _ in range(limit):
+        response = await tessera.token(wrong, grant_type="client_credentials")
+        assert response.status_code == 401
+    throttled = await tessera.token(wrong, grant_type="client_credentials")
+    assert throttled.status_code == 429 and throttled.json()["error"] == "slow_down"
+    # the right secret from the same address is throttled too: guessing must not pay off
+    assert (await tessera.token(app, grant_type="client_credentials")).status_code == 429
+    clock.advance(61)
+    assert (await tessera.token(app, grant_type="client_credentials")).status_code == 200

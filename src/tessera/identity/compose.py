@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
+from tessera.core.throttle import FailureWindow
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.keys import RingHolder, Sealer
@@ -112,7 +113,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     await key_manager.bootstrap()
     keys = RingHolder(await key_manager.load())
     clients = ClientDirectory(store, clock)
-    authenticator = ClientAuthenticator(clients)
+    authenticator = ClientAuthenticator(clients, FailureWindow(
+        settings.security.client_auth_failures_per_minute, clock))
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)

@@ -13,7 +13,8 @@ from urllib.parse import unquote
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
-from tessera.protocol.errors import InvalidClient, InvalidRequest
+from tessera.core.throttle import FailureWindow
+from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
 from tessera.store.ports import Store
 
@@ -69,8 +70,10 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 class ClientAuthenticator:
-    def __init__(self, directory: ClientDirectory) -> None:
+    def __init__(self, directory: ClientDirectory, failures: FailureWindow | None = None
+                 ) -> None:
         self._directory = directory
+        self._failures = failures
 
     async def authenticate(self, request: OAuthRequest, params: Params,
                            *, allow_public: bool = True) -> Client:
@@ -84,14 +87,16 @@ class ClientAuthenticator:
             body_id = params.get("client_id")
             if body_id is not None and body_id != basic_id:
                 raise InvalidRequest("client_id does not match the authenticated client")
-            return await self._check_secret(basic_id, basic_secret, basic=True)
+            return await self._check_secret(basic_id, basic_secret, basic=True,
+                                            host=request.client_host)
         body_client_id = params.get("client_id")
         if body_client_id is None:
             raise InvalidClient("client authentication required")
         client_id = body_client_id
         secret = params.get("client_secret")
         if secret is not None:
-            return await self._check_secret(client_id, secret, basic=False)
+            return await self._check_secret(client_id, secret, basic=False,
+                                            host=request.client_host)
         client = await self._directory.get(client_id)
         if client is None or client.disabled or not client.public:
             raise InvalidClient("client authentication failed",
@@ -100,11 +105,17 @@ class ClientAuthenticator:
             raise InvalidClient("this endpoint needs a confidential client")
         return client
 
-    async def _check_secret(self, client_id: str, secret: str, *, basic: bool) -> Client:
+    async def _check_secret(self, client_id: str, secret: str, *, basic: bool,
+                            host: str | None) -> Client:
+        key = f"{client_id[:64]}\x00{host}"
+        if self._failures is not None and self._failures.blocked(key):
+            raise TooManyRequests("too many failed client authentications; slow down")
         client = await self._directory.get(client_id)
         stored = client.secret_hash if client is not None and client.secret_hash else _DUMMY_HASH
         matches = constant_time_equal(token_hash(secret), stored)
         if client is None or client.disabled or client.public or not matches:
+            if self._failures is not None:
+                self._failures.add(key)
             raise InvalidClient("client authentication failed", basic=basic,
                                 detail=f"bad secret or unknown client {client_id[:64]!r}")
         return client

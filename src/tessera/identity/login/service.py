@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections import deque
 
 from tessera.core.clock import Clock
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
+from tessera.core.throttle import FailureWindow
 from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
@@ -27,29 +27,6 @@ class LoginFailed(Exception):
         self.throttled = throttled
 
 
-class _FailureWindow:
-    """Failed attempts per key in the last minute (per process)."""
-
-    def __init__(self, limit: int, clock: Clock) -> None:
-        self._limit = limit
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, key: str) -> bool:
-        window = self._failures.get(key)
-        if not window:
-            return False
-        now = self._clock.now()
-        while window and now - window[0] > 60:
-            window.popleft()
-        return len(window) >= self._limit
-
-    def add(self, key: str) -> None:
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        self._failures.setdefault(key, deque()).append(self._clock.now())
-
-
 class LoginService:
     def __init__(self, store: Store, hasher: PasswordHasher, audit: AuditLog, clock: Clock,
                  *, attempts_per_minute: int) -> None:
@@ -57,7 +34,7 @@ class LoginService:
         self._hasher = hasher
         self._audit = audit
         self._clock = clock
-        self._failures = _FailureWindow(attempts_per_minute, clock)
+        self._failures = FailureWindow(attempts_per_minute, clock)
 
     async def authenticate(self, tenant_id: str, username: str, password: str,
                            *, client_host: str | None) -> User:
