@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/tessera serve --host 127.0.0.1 --port 8000
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

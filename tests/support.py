@@ -70,7 +70,8 @@ class TesseraDriver:
         return await self.http.post("/token", data=data, auth=app.auth)  # type: ignore[arg-type]
 
     async def authorize_code(self, app: AppClient, *, username: str = "alice",
-                             password: str = "correct horse battery", scope: str = "openid api:read",
+                             password: str = "correct horse battery",
+                             scope: str = "openid api:read",
                              challenge: str | None = None, nonce: str | None = None,
                              extra: dict[str, str] | None = None) -> str:
         """Drive the login page like a browser; return the authorization code."""

@@ -53,4 +53,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
                f"{workers} worker(s)", err=True)
     uvicorn.run("tessera.identity.app:create_app", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level="warning",
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False,
+                # open event-feed streams must not hold a shutdown forever: followers
+                # reconnect (to another worker) and resume from their cursor
+                timeout_graceful_shutdown=3)

@@ -6,6 +6,14 @@ The core is pure and framework-free: ``verify_access_token(token, keys=..., poli
 revocation_state=..., now=...)`` returns a ``VerifiedToken`` or raises ``Denied`` with a
 machine-readable ``Reason``. ``JwksCache`` and ``Verifier`` are the thin async drivers
 (httpx, imported only when those names are used).
+
+For services: ``VerifierService`` (built from ``VerifierSettings``) wires JWKS, revocation
+following, the strict-route staleness rule, the decision log and Prometheus metrics;
+``await service.check(token, scopes=..., strict=...)`` is the plain function API,
+``VerifierMiddleware`` (+ ``RouteRule``) the ASGI middleware, ``require_token``,
+``require_scopes``, ``require_strict``, ``require_tenant`` and ``require_owner`` the FastAPI
+dependencies (FastAPI is the optional ``tessera[fastapi]`` extra), ``metrics_app`` serves
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,14 @@ from tessera.verifier._token import VerifiedToken
 from tessera.verifier._verify import ACCEPTED_TYPS, MAX_TOKEN_LENGTH, verify_access_token
 
 if TYPE_CHECKING:
+    from tessera.verifier._asgi import RouteRule, VerifierMiddleware
+    from tessera.verifier._fastapi import (
+        require_owner,
+        require_scopes,
+        require_strict,
+        require_tenant,
+        require_token,
+    )
     from tessera.verifier._follower import (
         EventSource,
         ResyncRequired,
@@ -35,6 +51,9 @@ if TYPE_CHECKING:
         SourceUnavailable,
     )
     from tessera.verifier._jwks import JwksCache
+    from tessera.verifier._metrics import metrics_app
+    from tessera.verifier._service import VerifierService
+    from tessera.verifier._settings import VerifierSettings
     from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
     from tessera.verifier._verifier import Verifier
 
@@ -58,6 +77,7 @@ __all__ = [
     "ResyncRequired",
     "RevocationFollower",
     "RevocationState",
+    "RouteRule",
     "SourceUnavailable",
     "VerificationKey",
     "VerificationPolicy",
@@ -65,6 +85,15 @@ __all__ = [
     "VerifiedTokenCache",
     "Verifier",
     "VerifierError",
+    "VerifierMiddleware",
+    "VerifierService",
+    "VerifierSettings",
+    "metrics_app",
+    "require_owner",
+    "require_scopes",
+    "require_strict",
+    "require_tenant",
+    "require_token",
     "verify_access_token",
 ]
 
@@ -78,11 +107,22 @@ _LAZY = {
     "BusSource": "tessera.verifier._sources",
     "HttpFeedSource": "tessera.verifier._sources",
     "RedisStreamSource": "tessera.verifier._sources",
+    "VerifierService": "tessera.verifier._service",
+    "VerifierSettings": "tessera.verifier._settings",
+    "VerifierMiddleware": "tessera.verifier._asgi",
+    "RouteRule": "tessera.verifier._asgi",
+    "metrics_app": "tessera.verifier._metrics",
+    "require_owner": "tessera.verifier._fastapi",
+    "require_scopes": "tessera.verifier._fastapi",
+    "require_strict": "tessera.verifier._fastapi",
+    "require_tenant": "tessera.verifier._fastapi",
+    "require_token": "tessera.verifier._fastapi",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the httpx-based drivers on first use, so the pure core needs no httpx."""
+    """Import the drivers on first use, so the pure core needs no httpx, Starlette,
+    FastAPI or prometheus_client."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

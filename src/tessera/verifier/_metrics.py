@@ -117,16 +117,23 @@ class _StateCollector:
 
 
 def metrics_app(registry: CollectorRegistry) -> ASGIApp:
-    """A tiny ASGI app serving ``registry`` in the Prometheus text format (mount at
-    ``/metrics``; protect it at the network layer, it is not behind the verifier)."""
+    """A tiny ASGI app serving ``registry`` in the Prometheus text format. An object, not a
+    function, so Starlette's ``Route("/metrics", metrics_app(...))`` treats it as an ASGI
+    app (``Mount`` works too). Protect it at the network layer: it is not behind the
+    verifier."""
+    return _MetricsApp(registry)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+
+class _MetricsApp:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = generate_latest(registry)
+        body = generate_latest(self._registry)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode()),
+                                (b"content-length", str(len(body)).encode()),
                                 (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": body})
-
-    return app

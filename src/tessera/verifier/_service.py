@@ -80,7 +80,8 @@ class VerifierService:
                                          leeway=settings.leeway)
         self.state = RevocationState()
         self.jwks = JwksCache(settings.issuer, clock=self.clock, transport=transport,
-                              jwks_uri=settings.jwks_uri, max_age=settings.jwks_max_age)
+                              jwks_uri=settings.jwks_uri or f"{settings.base_url}/jwks",
+                              max_age=settings.jwks_max_age)
         self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
                                  state=self.state)
         source = event_source if event_source is not None else self._source(transport, bus)
@@ -145,6 +146,17 @@ class VerifierService:
             yield
         finally:
             await self.aclose()
+
+    def install(self, app: Any) -> None:
+        """Register this service on a Starlette/FastAPI ``app`` (``app.state``) and, when
+        FastAPI is installed, the handler that sends refusals as OAuth error JSON.
+        Call before the app starts; ``lifespan`` still runs the background parts."""
+        app.state.tessera_verifier = self
+        try:
+            from tessera.verifier._fastapi import BearerChallenge, challenge_handler
+        except ImportError:  # pragma: no cover - FastAPI is optional
+            return
+        app.add_exception_handler(BearerChallenge, challenge_handler)
 
     # -- deciding --------------------------------------------------------------------
 
@@ -245,7 +257,7 @@ class VerifierService:
                 raise ValueError("source 'bus' needs VerifierService(..., bus=...)")
             return BusSource(bus)
         assert settings.client_id and settings.client_secret
-        http = HttpFeedSource(settings.issuer, client_id=settings.client_id,
+        http = HttpFeedSource(settings.base_url, client_id=settings.client_id,
                               client_secret=settings.client_secret.get_secret_value(),
                               transport=transport,
                               heartbeat_timeout=settings.feed_heartbeat_timeout)

@@ -21,7 +21,10 @@ class VerifierSettings(BaseSettings):
 
     issuer: str = Field(min_length=1)
     """The identity service's issuer URL, exactly as in the tokens' ``iss``. JWKS, the
-    revocation feed and introspection are found under it."""
+    revocation feed and introspection are found under it (or under ``identity_url``)."""
+    identity_url: str | None = None
+    """Where this service reaches the identity service, when not at ``issuer`` (an
+    internal address, a sidecar). ``iss`` is still compared with ``issuer``."""
     audience: str = Field(min_length=1)
     """This service's identifier: tokens must list it in ``aud``."""
     service_name: str | None = None
@@ -50,11 +53,11 @@ class VerifierSettings(BaseSettings):
     leeway: float = Field(30.0, ge=0, le=MAX_LEEWAY)
     """Clock-skew leeway for ``exp``/``nbf``/``iat`` in seconds (≤ 60, DESIGN §9)."""
     introspection_endpoint: str | None = None
-    """Introspection URL; defaults to ``{issuer}/introspect``."""
+    """Introspection URL; defaults to ``{identity_url or issuer}/introspect``."""
     introspection_timeout: float = Field(2.0, gt=0, le=30)
     """Upper bound in seconds on one introspection call."""
     jwks_uri: str | None = None
-    """JWKS URL; defaults to ``{issuer}/jwks``."""
+    """JWKS URL; defaults to ``{identity_url or issuer}/jwks``."""
     jwks_max_age: float = Field(300.0, gt=0)
     """Refetch the JWKS when older than this many seconds (unknown kids refetch sooner)."""
     feed_heartbeat_timeout: float = Field(5.0, gt=0)
@@ -75,4 +78,5 @@ class VerifierSettings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return self.issuer.rstrip("/")
+        """The identity service's base URL (``identity_url`` or ``issuer``)."""
+        return (self.identity_url or self.issuer).rstrip("/")

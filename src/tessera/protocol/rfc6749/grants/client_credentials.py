@@ -7,6 +7,7 @@ from tessera.core.clients import GRANT_CLIENT_CREDENTIALS, Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import token_hash
+from tessera.core.users import DEFAULT_TENANT
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import UnauthorizedClient
@@ -36,12 +37,13 @@ class ClientCredentialsGrant:
         now = int(self._clock.now())
         claims = AccessTokenClaims(
             sub=client.client_id, client_id=client.client_id, audience=audience, scope=scope,
-            iat=now, exp=now + self._tokens.ttl, jti=new_jti(), tenant_id=client.tenant_id,
+            iat=now, exp=now + self._tokens.ttl, jti=new_jti(),
+            tenant_id=client.tenant_id or DEFAULT_TENANT,
         )
         token = self._tokens.sign(claims)
         await self._audit.record(
             events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-            subject=client.client_id, tenant=client.tenant_id, token_hash=token_hash(token),
+            subject=client.client_id, tenant=claims.tenant_id, token_hash=token_hash(token),
             jti=claims.jti, audience=list(audience), scopes=format_scope(scope),
         )
         return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope)

@@ -1,0 +1,1 @@
+"""Runnable examples that use only Tessera's public APIs."""

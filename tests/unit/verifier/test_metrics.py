@@ -1,0 +1,146 @@
+"""Prometheus metrics: decision outcomes by reason, decision latency, revocation lag and
+cursor, JWKS fetches, feed reconnects; one registry per service; the /metrics app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+from tessera.core.clock import FixedClock
+from tessera.verifier import (
+    Denied,
+    SourceUnavailable,
+    VerifierService,
+    VerifierSettings,
+    metrics_app,
+)
+
+from ._services import fresh, make_service, revoke_session
+from ._support import AUDIENCE, ISSUER, NOW, Minter
+
+
+@pytest.fixture
+async def service(minter: Minter) -> AsyncIterator[VerifierService]:
+    service, _ = make_service(minter)
+    yield service
+    await service.aclose()
+
+
+def sample(service: VerifierService, name: str, **labels: str) -> float | None:
+    return service.registry.get_sample_value(name, labels)
+
+
+async def test_decisions_are_counted_by_outcome_and_reason(service: VerifierService,
+                                                          minter: Minter) -> None:
+    fresh(service)
+    token = minter.mint()
+    await service.check(token)
+    await service.check(token, scopes=["orders:read"])
+    revoke_session(service)
+    for _ in range(3):
+        with pytest.raises(Denied):
+            await service.check(token)
+    with pytest.raises(Denied):
+        await service.check(None)
+    decisions = "tessera_verifier_decisions_total"
+    assert sample(service, decisions, outcome="allowed", reason="valid") == 2
+    assert sample(service, decisions, outcome="denied", reason="session_revoked") == 3
+    assert sample(service, decisions, outcome="denied", reason="missing_token") == 1
+    assert sample(service, decisions, outcome="denied", reason="expired") is None
+    assert sample(service, "tessera_verifier_decision_seconds_count", outcome="allowed") == 2
+    assert sample(service, "tessera_verifier_decision_seconds_count", outcome="denied") == 4
+
+
+async def test_stale_rejections_are_their_own_reason(service: VerifierService,
+                                                     minter: Minter) -> None:
+    with pytest.raises(Denied):
+        await service.check(minter.mint(), strict=True)
+    assert sample(service, "tessera_verifier_decisions_total", outcome="denied",
+                  reason="stale_state") == 1
+
+
+async def test_lag_and_cursor_are_read_at_scrape_time(service: VerifierService) -> None:
+    assert sample(service, "tessera_verifier_revocation_lag_seconds") == float("inf")
+    assert sample(service, "tessera_verifier_revocation_cursor") == 0
+    service.state.apply({"seq": 5, "kind": "token.revoked", "key": "jti-1", "at": NOW,
+                         "expires_at": NOW + 60}, now=NOW - 7)
+    assert sample(service, "tessera_verifier_revocation_lag_seconds") == 7
+    assert sample(service, "tessera_verifier_revocation_cursor") == 5
+    assert sample(service, "tessera_verifier_revocation_entries") == 1
+    assert isinstance(service.clock, FixedClock)
+    service.clock.advance(3)
+    assert sample(service, "tessera_verifier_revocation_lag_seconds") == 10
+
+
+async def test_jwks_fetches_are_exported(service: VerifierService, minter: Minter) -> None:
+    assert sample(service, "tessera_verifier_jwks_fetches_total") == 0
+    await service.check(minter.mint())
+    await service.check(minter.mint())
+    assert sample(service, "tessera_verifier_jwks_fetches_total") == 1
+    assert sample(service, "tessera_verifier_jwks_fetch_failures_total") == 0
+
+
+class DownSource:
+    """An event source whose server is down."""
+
+    async def snapshot(self) -> Mapping[str, Any]:
+        raise SourceUnavailable("down")
+
+    async def follow(self, after: int) -> Any:
+        raise SourceUnavailable("down")
+        yield []  # pragma: no cover
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_feed_reconnects_are_exported() -> None:
+    settings = VerifierSettings(issuer=ISSUER, audience=AUDIENCE, source="none")
+    service = VerifierService(settings, event_source=DownSource(), clock=FixedClock(NOW),
+                              transport=httpx.MockTransport(lambda _: httpx.Response(503)))
+    await service.start(wait=0)
+    try:
+        for _ in range(200):
+            if (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2
+        assert (sample(service, "tessera_verifier_jwks_fetch_failures_total") or 0) >= 1
+    finally:
+        await service.aclose()
+
+
+async def test_every_service_has_its_own_registry(minter: Minter) -> None:
+    first, _ = make_service(minter)
+    second, _ = make_service(minter)
+    settings = VerifierSettings(issuer=ISSUER, audience=AUDIENCE, source="none")
+    default = VerifierService(settings)
+    assert len({id(first.registry), id(second.registry), id(default.registry)}) == 3
+    fresh(first)
+    await first.check(minter.mint())
+    assert sample(second, "tessera_verifier_decisions_total", outcome="allowed",
+                  reason="valid") is None
+    for service in (first, second, default):
+        await service.aclose()
+
+
+async def test_metrics_app_serves_the_text_format(service: VerifierService,
+                                                  minter: Minter) -> None:
+    fresh(service)
+    await service.check(minter.mint())
+    transport = httpx.ASGITransport(app=metrics_app(service.registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert 'tessera_verifier_decisions_total{outcome="allowed",reason="valid"} 1.0' in text
+    for name in ("tessera_verifier_decision_seconds_bucket",
+                 "tessera_verifier_revocation_lag_seconds ",
+                 "tessera_verifier_revocation_cursor ", "tessera_verifier_jwks_fetches_total ",
+                 "tessera_verifier_feed_reconnects_total "):
+        assert name in text, name
