@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from tessera.core.clock import Clock
@@ -55,8 +55,11 @@ class EventSource(Protocol):
 
 class RevocationFollower:
     def __init__(self, state: RevocationState, source: EventSource, *, clock: Clock,
-                 min_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
+                 min_backoff: float = 0.05, max_backoff: float = 2.0,
+                 on_applied: Callable[[Mapping[str, Any], float], None] | None = None
+                 ) -> None:
         self.state = state
+        self._on_applied = on_applied
         self.source = source
         self._clock = clock
         self._min_backoff = min_backoff
@@ -88,7 +91,8 @@ class RevocationFollower:
                 async for batch in self.source.follow(self.state.cursor):
                     now = self._clock.now()
                     for event in batch:
-                        self.state.apply(event, now=now)
+                        if self.state.apply(event, now=now) and self._on_applied:
+                            self._on_applied(event, now)
                     self.state.heartbeat(now)
                     self._synced.set()
                     backoff = self._min_backoff

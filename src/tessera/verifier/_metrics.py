@@ -27,8 +27,8 @@ several services (or tests) in one process never collide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -47,6 +47,9 @@ _BUCKETS: Final = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0
                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+_PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
 class VerifierMetrics:
     """Decision counters and histogram, plus the state, JWKS and feed read at scrape time."""
 
@@ -62,7 +65,17 @@ class VerifierMetrics:
             "tessera_verifier_introspections",
             "Introspection fallbacks on strict routes while the revocation state was stale.",
             ("result",), registry=self.registry)
+        self.propagation_seconds = Histogram(
+            "tessera_verifier_revocation_propagation_seconds",
+            "From a revocation's commit at the identity service (event ``at``) to its "
+            "application in this verifier, seconds (clocks of both hosts; an SLI).",
+            buckets=_PROPAGATION_BUCKETS, registry=self.registry)
         self._children: dict[tuple[bool, str], tuple[Counter, Histogram]] = {}
+
+    def observe_applied(self, event: Mapping[str, Any], now: float) -> None:
+        at = event.get("at")
+        if isinstance(at, int | float) and not isinstance(at, bool):
+            self.propagation_seconds.observe(max(0.0, now - float(at)))
 
     def observe(self, decision: Decision) -> None:
         key = (decision.allowed, decision.reason)

@@ -85,10 +85,11 @@ class VerifierService:
         self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
                                  state=self.state)
         source = event_source if event_source is not None else self._source(transport, bus)
-        self.follower = (RevocationFollower(self.state, source, clock=self.clock)
+        self.metrics = VerifierMetrics(registry)
+        self.follower = (RevocationFollower(self.state, source, clock=self.clock,
+                                            on_applied=self.metrics.observe_applied)
                          if source is not None else None)
         self.introspection = self._introspection(transport)
-        self.metrics = VerifierMetrics(registry)
         self.metrics.watch(self.state, clock=self.clock, jwks=self.jwks, follower=self.follower)
         self.decisions = DecisionLog(settings.service_name or settings.audience,
                                      clock=self.clock, logger=logger)

@@ -144,3 +144,16 @@ async def test_metrics_app_serves_the_text_format(service: VerifierService,
                  "tessera_verifier_revocation_cursor ", "tessera_verifier_jwks_fetches_total ",
                  "tessera_verifier_feed_reconnects_total "):
         assert name in text, name
+
+
+def test_propagation_histogram_observes_commit_to_apply_time() -> None:
+    from tessera.verifier._metrics import VerifierMetrics
+
+    metrics = VerifierMetrics()
+    metrics.observe_applied({"at": 100.0}, 100.02)
+    metrics.observe_applied({"at": 100.0}, 101.0)
+    metrics.observe_applied({"at": "junk"}, 101.0)  # ignored, never raises
+    name = "tessera_verifier_revocation_propagation_seconds"
+    assert metrics.registry.get_sample_value(f"{name}_count") == 2
+    assert metrics.registry.get_sample_value(f"{name}_bucket", {"le": "0.025"}) == 1
+    assert abs((metrics.registry.get_sample_value(f"{name}_sum") or 0) - 1.02) < 1e-9
