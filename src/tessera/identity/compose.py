@@ -30,6 +30,7 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
+from tessera.protocol.rfc8693 import TokenExchangeGrant
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
@@ -128,6 +129,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds),
+        TokenExchangeGrant(access, state, audit, clock),
     ]
     passwords = passwords or PasswordHasher()
     bus = InProcessBus()

@@ -35,6 +35,8 @@ class AccessTokenClaims:
     acr: str | None = None
     amr: tuple[str, ...] = ()
     auth_time: int | None = None
+    act: dict[str, Any] | None = None
+    """RFC 8693 §4.1: who acts for ``sub`` (nested for a chain of delegations)."""
 
     def to_jwt_claims(self, issuer: str) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -59,6 +61,8 @@ class AccessTokenClaims:
             claims["amr"] = list(self.amr)
         if self.auth_time is not None:
             claims["auth_time"] = self.auth_time
+        if self.act is not None:
+            claims["act"] = self.act
         return claims
 
 

@@ -1,0 +1,101 @@
+"""RFC 8693 token exchange: narrower audience and scope, sid/sv kept, act recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+
+from tessera.identity import admin
+from tessera.identity.compose import Identity
+from tests.support import AppClient, TesseraDriver
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+AT = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+async def gateway(tessera: TesseraDriver, scope: str = "api:read api:write") -> AppClient:
+    return await tessera.client(grants=("urn:ietf:params:oauth:grant-type:token-exchange",),
+                                scope=scope, audiences=("https://orders.internal",))
+
+
+async def exchange(tessera: TesseraDriver, client: AppClient, subject: str,
+                   **extra: str) -> Any:
+    data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
+            "audience": "https://orders.internal"} | extra
+    return await tessera.token(client, **data)
+
+
+async def test_exchange_narrows_and_keeps_the_session(tessera: TesseraDriver) -> None:
+    web = await tessera.web_client()
+    await tessera.user()
+    user_token = (await tessera.login_tokens(web, scope="openid api:read api:write"))[
+        "access_token"]
+    gw = await gateway(tessera)
+    response = await exchange(tessera, gw, user_token, scope="api:read")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["issued_token_type"] == AT and body["scope"] == "api:read"
+    assert "refresh_token" not in body
+    new, old = claims(body["access_token"]), claims(user_token)
+    assert new["aud"] == "https://orders.internal" and new["scope"] == "api:read"
+    assert (new["sub"], new["sid"], new["sv"], new["tid"]) == (
+        old["sub"], old["sid"], old["sv"], old["tid"])
+    assert new["act"] == {"sub": gw.client_id} and new["client_id"] == gw.client_id
+    assert new["exp"] <= old["exp"]
+    # an exchanged token can be exchanged again: the act chain nests
+    gw2 = await gateway(tessera)
+    again = await exchange(tessera, gw2, body["access_token"])
+    assert again.status_code == 200
+    assert claims(again.json()["access_token"])["act"] == {
+        "sub": gw2.client_id, "act": {"sub": gw.client_id}}
+
+
+async def test_revoking_the_session_kills_derived_tokens_and_further_exchange(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    web = await tessera.web_client()
+    user_id = await tessera.user()
+    user_token = (await tessera.login_tokens(web))["access_token"]
+    gw = await gateway(tessera)
+    derived = (await exchange(tessera, gw, user_token)).json()["access_token"]
+    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    introspected = await tessera.introspect(gw, derived)
+    assert introspected == {"active": False}
+    refused = await exchange(tessera, gw, user_token)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+async def test_exchange_errors(tessera: TesseraDriver) -> None:
+    web = await tessera.web_client()
+    await tessera.user()
+    user_token = (await tessera.login_tokens(web))["access_token"]  # scope openid api:read
+    gw = await gateway(tessera)
+    wrong_target = await exchange(tessera, gw, user_token, audience="https://elsewhere")
+    assert wrong_target.status_code == 400 and wrong_target.json()["error"] == "invalid_target"
+    broader = await exchange(tessera, gw, user_token, scope="api:write")
+    assert broader.json()["error"] == "invalid_scope"
+    forged = await exchange(tessera, gw, user_token[:-4] + "AAAA")
+    assert forged.json()["error"] == "invalid_grant"
+    bad_type = await exchange(tessera, gw, user_token, subject_token_type="urn:x")
+    assert bad_type.json()["error"] == "invalid_request"
+    not_allowed = await tessera.client()  # no token-exchange grant
+    response = await exchange(tessera, not_allowed, user_token)
+    assert response.json()["error"] == "unauthorized_client"
+
+
+async def test_exchange_is_audited_with_hashes_only(tessera: TesseraDriver,
+                                                    identity: Identity) -> None:
+    web = await tessera.web_client()
+    await tessera.user()
+    user_token = (await tessera.login_tokens(web))["access_token"]
+    gw = await gateway(tessera)
+    new_token = (await exchange(tessera, gw, user_token)).json()["access_token"]
+    await identity.audit.aclose()
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        rows = await uow.audit.query(event="token.exchanged")
+    assert len(rows) == 1 and rows[0].fields["actor"] == gw.client_id
+    assert user_token not in str(rows[0].fields) and new_token not in str(rows[0].fields)
