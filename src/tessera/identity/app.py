@@ -20,6 +20,7 @@ from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.maintenance import run_maintenance
+from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tessera.protocol.errors import (
     InvalidRequest,
     InvalidToken,
@@ -84,6 +85,9 @@ def build_app(identity: Identity) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(_: Request) -> Response:
+        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     async def admin_sessions(request: Request) -> Response:
         """POST /admin/sessions: ``action`` = bump_version | revoke, with ``sid`` or
         ``user_id``. Bearer token with scope ``tessera:admin`` and our issuer as audience."""
@@ -139,6 +143,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
+        Route("/metrics", metrics),
         Route("/token", _protocol_route(identity, identity.token.handle), methods=["POST"]),
         Route("/introspect", _protocol_route(identity, identity.introspection.handle),
               methods=["POST"]),

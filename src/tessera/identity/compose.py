@@ -17,6 +17,7 @@ from tessera.identity.login import LoginService, PasswordHasher
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
+from tessera.observability.metrics import IdentityMetrics
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -84,6 +85,7 @@ class Identity:
     """Events of this process's relay: the SSE feed and in-process verifiers follow it."""
     relays: list[OutboxRelay]
     feed: RevocationFeed
+    metrics: IdentityMetrics
     redis_bus: RedisStreamsBus | None = None
 
     async def reload_keys(self) -> None:
@@ -110,6 +112,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     tok = settings.tokens
     max_body = settings.security.max_body_bytes
     audit = AuditLog(store, clock, log_json=settings.audit_log_json)
+    metrics = IdentityMetrics()
+    audit.add_listener(metrics.on_audit)
     key_manager = key_manager_for(settings, store, clock)
     await key_manager.bootstrap()
     keys = RingHolder(await key_manager.load())
@@ -149,7 +153,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         login=LoginService(store, passwords, audit, clock,
                            attempts_per_minute=settings.security.login_attempts_per_minute),
         access_tokens=access, id_tokens=id_tokens, token_state=state,
-        token=TokenEndpoint(authenticator, grants, max_body=max_body),
+        token=TokenEndpoint(authenticator, grants, max_body=max_body,
+                            observer=metrics.on_token_request),
+        metrics=metrics,
         introspection=IntrospectionEndpoint(authenticator, state, store, clock,
                                             max_body=max_body),
         revocation=RevocationEndpoint(authenticator, access, store, audit, clock,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -37,18 +37,26 @@ class AuditLog:
         self._queue: asyncio.Queue[tuple[AuditRecord, asyncio.Future[None]]] = (
             asyncio.Queue(max_queue))
         self._writer: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[AuditRecord], None]] = []
+
+    def add_listener(self, listener: Callable[[AuditRecord], None]) -> None:
+        """Call ``listener`` with every committed record (metrics derive from events, so
+        there is one mechanism, not two)."""
+        self._listeners.append(listener)
 
     def make(self, event: str, **fields: Any) -> AuditRecord:
         clean = {k: v for k, v in fields.items() if v is not None}
         return AuditRecord(event=event, at=self._clock.now(), fields=clean)
 
     def emit(self, records: Iterable[AuditRecord]) -> None:
-        """Write committed records as JSON lines."""
-        if not self._log_json or not _log.isEnabledFor(logging.INFO):
-            return
+        """Hand committed records to the listeners and write them as JSON lines."""
+        as_json = self._log_json and _log.isEnabledFor(logging.INFO)
         for record in records:
-            line = {"event": record.event, "at": record.at, **record.fields}
-            _log.info(orjson.dumps(line).decode("utf-8"))
+            for listener in self._listeners:
+                listener(record)
+            if as_json:
+                line = {"event": record.event, "at": record.at, **record.fields}
+                _log.info(orjson.dumps(line).decode("utf-8"))
 
     async def record(self, event: str, **fields: Any) -> None:
         """Record one event and wait until it is committed (group commit)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,7 +27,7 @@ from tessera.protocol.http import (
 )
 from tessera.store.ports import StoreError
 
-__all__ = ["GrantHandler", "TokenEndpoint", "TokenResult"]
+__all__ = ["GrantHandler", "TokenEndpoint", "TokenObserver", "TokenResult"]
 
 _log = logging.getLogger("tessera.protocol")
 
@@ -42,6 +43,10 @@ class TokenResult:
     token_type: str = "Bearer"
 
 
+TokenObserver = Callable[[str, str | None, float], None]
+"""Called after every token request with (grant type, OAuth error code or None, seconds)."""
+
+
 class GrantHandler(Protocol):
     grant_type: str
 
@@ -51,29 +56,42 @@ class GrantHandler(Protocol):
 
 class TokenEndpoint:
     def __init__(self, authenticator: ClientAuthenticator, grants: Iterable[GrantHandler],
-                 *, max_body: int) -> None:
+                 *, max_body: int, observer: TokenObserver | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         self._authenticator = authenticator
         self._grants = {g.grant_type: g for g in grants}
         self._max_body = max_body
+        self._observer = observer
+        self._timer = timer
 
     @property
     def grant_types(self) -> list[str]:
         return sorted(self._grants)
 
     async def handle(self, request: OAuthRequest) -> OAuthResponse:
+        started = self._timer()
+        grant_type = "unknown"
+        error: OAuthError | None = None
         try:
             params = parse_params(request, max_body=self._max_body)
             grant = self._select_grant(params)
+            grant_type = grant.grant_type
             client = await self._authenticator.authenticate(request, params)
             self._check_client_may_use(client, grant.grant_type)
             return self._respond(await grant.handle(request, params, client))
         except OAuthError as exc:
             if exc.detail:
                 _log.info("token request refused: %s (%s)", exc.error, exc.detail)
-            return error_response(exc)
+            error = exc
         except StoreError as exc:
             _log.warning("token request failed on the store: %s", exc)
-            return error_response(TemporarilyUnavailable("try again shortly"))
+            error = TemporarilyUnavailable("try again shortly")
+        finally:
+            if self._observer is not None:
+                self._observer(grant_type, error.error if error else None,
+                               self._timer() - started)
+        assert error is not None
+        return error_response(error)
 
     def _select_grant(self, params: Params) -> GrantHandler:
         grant_type = params.require("grant_type")

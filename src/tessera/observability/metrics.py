@@ -1,0 +1,91 @@
+"""Prometheus metrics of the identity service (names: units in the name, ``_total`` for
+counters, ``tessera_`` prefix). Counters derive from committed audit events, so what is
+counted is exactly what is audited; latency comes from the token endpoint.
+
+==============================================  =========  ==================================
+name                                            type       labels
+==============================================  =========  ==================================
+tessera_token_request_seconds                   histogram  grant, outcome (ok | error code)
+tessera_tokens_issued_total                     counter    grant (incl. refresh, exchange)
+tessera_token_request_errors_total              counter    grant, error
+tessera_refresh_reuse_detected_total            counter
+tessera_login_failures_total                    counter    reason
+tessera_revocations_total                       counter    kind (session, token, version…)
+tessera_audit_events_total                      counter    event
+==============================================  =========  ==================================
+
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to a shared empty
+directory; ``/metrics`` then aggregates every worker (prometheus_client multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from tessera.observability import events
+from tessera.store.ports import AuditRecord
+
+__all__ = ["CONTENT_TYPE", "IdentityMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_REVOCATIONS = {
+    events.SESSION_REVOKED: "session", events.TOKEN_REVOKED: "token",
+    events.SESSION_VERSION_BUMPED: "session_version",
+}
+_ISSUED = {events.TOKEN_ISSUED, events.TOKEN_REFRESHED, events.TOKEN_EXCHANGED}
+
+
+class IdentityMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "tessera_token_request_seconds", "Token endpoint latency by grant and outcome.",
+            ("grant", "outcome"), buckets=_LATENCY_BUCKETS, registry=r)
+        self.issued = Counter("tessera_tokens_issued", "Access tokens issued, by grant.",
+                              ("grant",), registry=r)
+        self.errors = Counter("tessera_token_request_errors",
+                              "Refused token requests by grant and OAuth error code.",
+                              ("grant", "error"), registry=r)
+        self.reuse = Counter("tessera_refresh_reuse_detected",
+                             "Rotated refresh tokens presented again (family revoked).",
+                             registry=r)
+        self.login_failures = Counter("tessera_login_failures", "Failed logins by reason.",
+                                      ("reason",), registry=r)
+        self.revocations = Counter("tessera_revocations", "Revocations by grain.", ("kind",),
+                                   registry=r)
+        self.audit_events = Counter("tessera_audit_events", "Committed audit events.",
+                                    ("event",), registry=r)
+
+    def on_audit(self, record: AuditRecord) -> None:
+        event = record.event
+        self.audit_events.labels(event).inc()
+        if event in _ISSUED:
+            grant = {events.TOKEN_REFRESHED: "refresh_token",
+                     events.TOKEN_EXCHANGED: "token_exchange"}.get(
+                         event, str(record.fields.get("grant", "unknown")))
+            self.issued.labels(grant).inc()
+        elif event == events.REFRESH_REUSE_DETECTED:
+            self.reuse.inc()
+        elif event == events.LOGIN_FAILED:
+            self.login_failures.labels(str(record.fields.get("reason", "unknown"))).inc()
+        if event in _REVOCATIONS:
+            self.revocations.labels(_REVOCATIONS[event]).inc()
+
+    def on_token_request(self, grant: str, error: str | None, seconds: float) -> None:
+        self.request_seconds.labels(grant, error or "ok").observe(seconds)
+        if error is not None:
+            self.errors.labels(grant, error).inc()
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))
