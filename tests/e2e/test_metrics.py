@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tessera.core.clock import FixedClock
@@ -53,9 +54,7 @@ async def test_issuance_refresh_reuse_and_errors_are_counted(
 async def test_login_failures_are_counted(tessera: TesseraDriver) -> None:
     web = await tessera.web_client()
     await tessera.user()
-    try:
+    with pytest.raises(AssertionError, match="Wrong username or password"):
         await tessera.authorize_code(web, password="wrong password")
-    except AssertionError:
-        pass
     m = await scrape(tessera.http)
     assert m[("tessera_login_failures_total", (("reason", "bad_credentials"),))] == 1
