@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tessera.cli import clients, db, keys, serve, sessions, users
+from tessera.cli import audit, clients, db, keys, serve, sessions, users
 
 __all__ = ["cli", "main"]
 
@@ -25,7 +25,12 @@ cli.add_command(clients.clients)
 cli.add_command(users.users)
 cli.add_command(keys.keys)
 cli.add_command(sessions.sessions)
+cli.add_command(audit.audit)
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

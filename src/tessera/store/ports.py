@@ -35,6 +35,7 @@ __all__ = [
     "Store",
     "StoreConflict",
     "StoreError",
+    "StoredAudit",
     "UnitOfWork",
     "UserRepo",
 ]
@@ -56,6 +57,15 @@ class AuditRecord:
     event: str
     at: float
     fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAudit:
+    """An audit row as stored: its id, record and chain link (tamper evidence)."""
+
+    id: int
+    record: AuditRecord
+    chain_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +155,12 @@ class RevocationLog(Protocol):
 
 
 class AuditRepo(Protocol):
-    async def append(self, records: Sequence[AuditRecord]) -> None: ...
+    async def append(self, records: Sequence[AuditRecord]) -> None:
+        """Append in order, each row hash-chained to the previous one
+        (``core.audit_chain``); concurrent appenders are serialised."""
+
+    async def scan(self, *, after_id: int = 0, limit: int = 1000) -> list[StoredAudit]:
+        """Rows with id > ``after_id``, oldest first."""
 
     async def query(self, *, event: str | None = None, limit: int = 100) -> list[AuditRecord]:
         """Newest first."""

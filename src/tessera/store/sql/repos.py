@@ -10,13 +10,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.clients import Client
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
-from tessera.store.ports import AuditRecord, SealedKey, StoreError
+from tessera.store.ports import AuditRecord, SealedKey, StoredAudit, StoreError
 from tessera.store.sql.schema import (
     audit_events,
     auth_codes,
@@ -314,9 +315,30 @@ class SqlRevocationLog(_Repo):
 
 class SqlAuditRepo(_Repo):
     async def append(self, records: Sequence[AuditRecord]) -> None:
-        if records:
-            await self.conn.execute(insert(audit_events), [
-                {"event": r.event, "at": r.at, "fields": r.fields} for r in records])
+        if not records:
+            return
+        if self.conn.dialect.name == "postgresql":
+            # One writer at a time extends the chain (held until commit, so id order is
+            # chain order); SQLite writers are serialised already.
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362818)"))
+        head = (await self.conn.execute(
+            select(audit_events.c.chain_hash).where(audit_events.c.chain_hash.is_not(None))
+            .order_by(audit_events.c.id.desc()).limit(1))).scalar()
+        previous = head or GENESIS
+        rows = []
+        for r in records:
+            previous = chain_link(previous, r.event, r.at, r.fields)
+            rows.append({"event": r.event, "at": r.at, "fields": r.fields,
+                         "chain_hash": previous})
+        await self.conn.execute(insert(audit_events), rows)
+
+    async def scan(self, *, after_id: int = 0, limit: int = 1000) -> list[StoredAudit]:
+        rows = await self.conn.execute(select(audit_events)
+                                       .where(audit_events.c.id > after_id)
+                                       .order_by(audit_events.c.id).limit(limit))
+        return [StoredAudit(id=int(r["id"]), record=AuditRecord(
+            event=r["event"], at=r["at"], fields=dict(r["fields"])),
+            chain_hash=r["chain_hash"]) for r in rows.mappings()]
 
     async def query(self, *, event: str | None = None, limit: int = 100) -> list[AuditRecord]:
         stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)

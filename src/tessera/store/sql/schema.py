@@ -142,6 +142,7 @@ audit_events = Table(
     Column("event", String(60), nullable=False),
     Column("at", Double, nullable=False),
     Column("fields", JSON, nullable=False),
+    Column("chain_hash", String(64)),
     Index("ix_audit_events_event", "event"),
 )
 

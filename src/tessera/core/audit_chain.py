@@ -1,0 +1,55 @@
+"""Tamper evidence for the audit trail: every row carries a hash chained to the one
+before it, so editing or deleting a row breaks every hash after it.
+
+``link = SHA-256(previous link ‖ canonical JSON of (event, at, fields))``, hex. The first
+row chains to ``GENESIS``. Deleting the *newest* rows is not detectable from the table
+alone; publish the head (``tessera audit verify`` prints it) somewhere else to anchor it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GENESIS", "ChainBreak", "chain_link", "find_breaks"]
+
+GENESIS = "0" * 64
+
+
+def _canonical(event: str, at: float, fields: dict[str, Any]) -> bytes:
+    return json.dumps([event, at, fields], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def chain_link(previous: str, event: str, at: float, fields: dict[str, Any]) -> str:
+    return hashlib.sha256(previous.encode("ascii") + _canonical(event, at, fields)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    row_id: int
+    reason: str
+
+
+def find_breaks(rows: Iterable[tuple[int, str, float, dict[str, Any], str | None]],
+                *, previous: str = GENESIS) -> tuple[list[ChainBreak], str]:
+    """Check rows (id, event, at, fields, link) in id order; returns the breaks and the
+    last link (the head). Rows written before chaining existed (link None) are skipped
+    only at the start of the table."""
+    breaks: list[ChainBreak] = []
+    chained = False
+    for row_id, event, at, fields, link in rows:
+        if link is None:
+            if chained:
+                breaks.append(ChainBreak(row_id, "unchained row after the chain began"))
+            continue
+        chained = True
+        expected = chain_link(previous, event, at, fields)
+        if link != expected:
+            breaks.append(ChainBreak(row_id, "hash mismatch: row edited, or a row before "
+                                             "it deleted"))
+        previous = link
+    return breaks, previous
