@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import click
@@ -11,6 +10,7 @@ import uvicorn
 
 from tessera.core.clock import SystemClock
 from tessera.identity.compose import key_manager_for
+from tessera.observability.logging import configure_logging
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
@@ -43,12 +43,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_database(settings.resolved_database_url)
     asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
-    if not logging.getLogger("tessera").handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logging.getLogger("tessera").addHandler(handler)
-        logging.getLogger("tessera").setLevel(logging.INFO)
-        logging.getLogger("tessera").propagate = False
+    configure_logging()
     click.echo(f"tessera: issuer {settings.issuer}, store {settings.resolved_database_url}, "
                f"{workers} worker(s)", err=True)
     uvicorn.run("tessera.identity.app:create_app", factory=True, host=host, port=port,

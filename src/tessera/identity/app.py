@@ -20,6 +20,7 @@ from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.maintenance import run_maintenance
+from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -185,6 +186,7 @@ class IdentityService:
 
     async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
         if scope["type"] == "lifespan" and self._app is None:
+            configure_logging()  # this may be a freshly spawned worker process
             self._app = build_app(await build_identity(self._settings or Settings()))
         if self._app is None:
             raise RuntimeError("the identity service has not started")

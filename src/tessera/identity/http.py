@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from tessera.protocol.errors import InvalidRequest, OAuthError
 from tessera.protocol.http import OAuthRequest, OAuthResponse, error_response
@@ -81,7 +82,8 @@ def send(response: OAuthResponse) -> Response:
     if response.body is not None:
         return Response(response.body, status_code=response.status, headers=response.headers,
                         media_type="text/html; charset=utf-8")
-    return JSONResponse(response.json, status_code=response.status, headers=response.headers)
+    return Response(orjson.dumps(response.json), status_code=response.status,
+                    headers=response.headers, media_type="application/json")
 
 
 def send_error(error: OAuthError) -> Response:

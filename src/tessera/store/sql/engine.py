@@ -1,12 +1,16 @@
 """Engine setup and the unit of work for SQLite (default) and PostgreSQL (asyncpg).
 
 SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` for write transactions, so concurrent
-writers (several worker processes) queue on the lock instead of failing on upgrade;
-read-only units use a deferred ``BEGIN`` and never block writers.
+writers queue on the lock instead of failing on upgrade; read-only units use a deferred
+``BEGIN`` and never block writers. Writers of one process queue on an ``asyncio.Lock``
+(they would only fight over the file lock); writers of other processes are waited for by
+retrying ``BEGIN IMMEDIATE`` with short asyncio sleeps: SQLite's own busy handler sleeps
+in a thread for up to 100 ms at a time, which made p99 latency under two workers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
 from tessera.store.sql.repos import SqlUnitOfWork
@@ -42,7 +46,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=0")  # waiting is done in asyncio (_begin)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -71,25 +75,65 @@ def _driver_error(exc: DBAPIError) -> StoreError:
     return StoreError(f"database error: {type(exc).__name__}")
 
 
+def _is_busy(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqlStore:
     """The ``Store`` port over one SQLAlchemy async engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, busy_deadline: float = 10.0) -> None:
         self.engine = engine
         self._outbox_listeners: list[Callable[[], None]] = []
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock() if self._sqlite else None
+        self._busy_deadline = busy_deadline
+
+    async def _begin(self, conn: AsyncConnection) -> None:
+        """Start the transaction; on SQLite, wait out another process's write lock."""
+        if not self._sqlite:
+            await conn.begin()
+            return
+        delay, waited = 0.0002, 0.0
+        while True:
+            try:
+                await conn.begin()
+                return
+            except OperationalError as exc:
+                if not _is_busy(exc) or waited >= self._busy_deadline:
+                    raise
+                await conn.rollback()
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.01)
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
 
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
+        if self._write_lock is not None and not read_only:
+            async with self._write_lock, self._unit(read_only=False) as uow:
+                yield uow
+        else:
+            async with self._unit(read_only=read_only) as uow:
+                yield uow
+
+    @asynccontextmanager
+    async def _unit(self, *, read_only: bool) -> AsyncIterator[UnitOfWork]:
         try:
             async with self.engine.connect() as conn:
                 if read_only:
                     conn = await conn.execution_options(**{_READ_ONLY: True})
                 uow = SqlUnitOfWork(conn, read_only=read_only)
-                async with conn.begin():
+                await self._begin(conn)
+                try:
                     yield uow
+                except BaseException:
+                    await conn.rollback()
+                    raise
+                await conn.commit()
             if uow.outbox_appended:
                 for listener in self._outbox_listeners:
                     listener()
