@@ -7,8 +7,15 @@ from a cursor.
 """
 
 from tessera.bus.inprocess import InProcessBus
-from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_from_wire, event_to_wire
+from tessera.bus.ports import (
+    BusGap,
+    BusUnavailable,
+    EventBus,
+    OutboxBatch,
+    event_from_wire,
+    event_to_wire,
+)
 from tessera.bus.relay import OutboxRelay
 
-__all__ = ["BusGap", "BusUnavailable", "EventBus", "InProcessBus", "OutboxRelay",
-           "event_from_wire", "event_to_wire"]
+__all__ = ["BusGap", "BusUnavailable", "EventBus", "InProcessBus", "OutboxBatch",
+           "OutboxRelay", "event_from_wire", "event_to_wire"]

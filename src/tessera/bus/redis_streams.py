@@ -2,8 +2,13 @@
 
 Each event is one stream entry whose ID is ``<seq>-0``, so publishing is idempotent
 (Redis refuses an ID at or below the stream's top) and a follower's cursor is simply the
-last seq it applied. The stream is trimmed to about ``maxlen`` entries; a follower whose
-cursor predates the trimmed part gets ``BusGap`` and reloads a snapshot.
+last seq it applied. Each entry also carries ``p``, the seq of the outbox event before it:
+a follower reading an entry whose ``p`` is past its cursor has missed events (trimmed by
+``maxlen``, or lost when Redis restarted empty and the relay republished only part of the
+outbox) and gets ``BusGap``, so it reloads a snapshot instead of skipping them.
+
+Connections use a socket timeout (``socket_timeout``, longer than the blocking read), so a
+silently dead connection is noticed and retried instead of blocking forever.
 """
 
 from __future__ import annotations
@@ -16,8 +21,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 
-from tessera.bus.ports import BusGap, BusUnavailable, event_from_wire, event_to_wire
+from tessera.bus.ports import (
+    BusGap,
+    BusUnavailable,
+    OutboxBatch,
+    event_from_wire,
+    event_to_wire,
+)
 from tessera.core.revocation import RevocationEvent
 
 __all__ = ["DEFAULT_STREAM", "RedisStreamsBus"]
@@ -32,29 +44,36 @@ def _seq_of(entry_id: bytes | str) -> int:
 
 class RedisStreamsBus:
     def __init__(self, client: aioredis.Redis, *, stream: str = DEFAULT_STREAM,
-                 maxlen: int = 1_000_000) -> None:
+                 maxlen: int = 1_000_000, socket_timeout: float | None = None) -> None:
         self._redis = client
         self._stream = stream
         self._maxlen = maxlen
+        self._socket_timeout = socket_timeout
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisStreamsBus:
+    def from_url(cls, url: str, *, socket_timeout: float = 5.0, **kwargs: Any
+                 ) -> RedisStreamsBus:
         client = aioredis.Redis.from_url(url, socket_connect_timeout=2,
+                                         socket_timeout=socket_timeout,
                                          health_check_interval=10)
-        return cls(client, **kwargs)
+        return cls(client, socket_timeout=socket_timeout, **kwargs)
 
     async def publish(self, events: Sequence[RevocationEvent]) -> int:
         if not events:
             return 0
+        # No read of the top first: Redis refuses an ID at or below it, per entry, which
+        # is the idempotence we need, and the common case (fresh events) saves a round trip.
+        pipe = self._redis.pipeline(transaction=False)
+        prev = events.after if isinstance(events, OutboxBatch) else None
+        for event in events:
+            assert event.seq is not None, "events on the bus carry their outbox seq"
+            fields: dict[FieldT, EncodableT] = {"e": orjson.dumps(event_to_wire(event))}
+            if prev is not None:
+                fields["p"] = prev
+            pipe.xadd(self._stream, fields, id=f"{event.seq}-0", maxlen=self._maxlen,
+                      approximate=True)
+            prev = event.seq
         try:
-            top = await self.last_seq()
-            fresh = [e for e in events if e.seq is not None and e.seq > top]
-            if not fresh:
-                return 0
-            pipe = self._redis.pipeline(transaction=False)
-            for event in fresh:
-                pipe.xadd(self._stream, {"e": orjson.dumps(event_to_wire(event))},
-                          id=f"{event.seq}-0", maxlen=self._maxlen, approximate=True)
             results = await pipe.execute(raise_on_error=False)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BusUnavailable(f"redis: {exc}") from None
@@ -103,6 +122,8 @@ class RedisStreamsBus:
     async def follow(self, after: int, *, heartbeat: float = 1.0
                      ) -> AsyncIterator[list[RevocationEvent]]:
         cursor = after
+        if self._socket_timeout is not None:  # the blocking read must end well before it
+            heartbeat = min(heartbeat, self._socket_timeout / 2)
         block_ms = max(1, int(heartbeat * 1000))
         try:
             await self._check_gap(cursor)
@@ -112,6 +133,10 @@ class RedisStreamsBus:
                 batch: list[RevocationEvent] = []
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
+                        prev = fields.get(b"p")
+                        if prev is not None and int(prev) > cursor:
+                            raise BusGap(f"events {cursor}..{int(prev)} are not on "
+                                         f"{self._stream} any more")
                         event = event_from_wire(orjson.loads(fields[b"e"]))
                         batch.append(event)
                         cursor = _seq_of(entry_id)

@@ -6,6 +6,13 @@ dropped. Publishing is idempotent by seq, so several relays (one per worker proc
 feed the same bus. One relay per bus: an outage of one bus never holds up another.
 ``notify()`` wakes it at once after a local commit; a short poll picks up commits made by
 other processes (the CLI, other workers).
+
+The bus's position is also read on every idle poll, not only after an error: a bus that
+lost its content while the relay was idle (Redis restarted empty between two polls)
+reports a ``last_seq`` below the relay's cursor, and the relay republishes from there, so
+followers that had not read those events yet still get them. Each batch is an ``OutboxBatch``
+naming the seq of the event before it, so a follower can tell a lost event from a
+skipped seq.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 
-from tessera.bus.ports import BusUnavailable, EventBus
+from tessera.bus.ports import BusUnavailable, EventBus, OutboxBatch
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["OutboxRelay"]
@@ -62,8 +69,17 @@ class OutboxRelay:
         async with self._store.unit_of_work(read_only=True) as uow:
             events = await uow.revocations.since(self._cursor, limit=self._batch)
         if not events:
+            # Idle: check the bus still holds what we published (it may have restarted
+            # empty). Not on the hot path: a publish into an emptied stream is caught by
+            # followers anyway (the entry names its predecessor → snapshot).
+            top = await self._bus.last_seq()
+            if top < self._cursor:
+                _log.warning("bus position went back from %d to %d (restarted empty?); "
+                             "republishing from the outbox", self._cursor, top)
+                self._cursor = top
+                return await self.relay_once()
             return 0
-        await self._bus.publish(events)
+        await self._bus.publish(OutboxBatch(events, after=self._cursor))
         self._cursor = events[-1].seq
         return len(events)
 

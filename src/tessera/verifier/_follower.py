@@ -12,9 +12,19 @@ source down           retry with backoff (50 ms doubling to 2 s); lag grows; str
                       routes deny with 503 after ``max_staleness``; others keep
                       serving from the last known state
 connection dropped    reconnect and resume from the cursor; no event lost
+silent partition      (no RST/FIN) the Redis read times out (socket timeout 5 s), then
+                      as "connection dropped"; lag grows meanwhile
 events trimmed        ``ResyncRequired`` → reload the snapshot, then resume
+bus restarted empty   the relay sees the bus position go back and republishes from the
+                      outbox; an entry whose predecessor is past our cursor (events lost
+                      for good) → ``ResyncRequired`` → snapshot
 bad event             ``InvalidEvent`` is logged, the connection restarts from the cursor
 ====================  ==============================================================
+
+The staleness bound measures this verifier's contact with its source, not the source's
+with the outbox: while no relay runs (identity service down, a revocation committed by
+the CLI) or right after Redis came back empty and before the relay republished, the bus
+answers "nothing new" and even strict routes accept. Events are delayed, never lost.
 """
 
 from __future__ import annotations

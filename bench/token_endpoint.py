@@ -1,0 +1,548 @@
+"""Token endpoint benchmark: Tessera against node-oidc-provider, same load, same machine.
+
+    .venv/bin/python bench/token_endpoint.py                  # ~2.5 min, 20 s per run
+    .venv/bin/python bench/token_endpoint.py --duration 5     # quick look
+    .venv/bin/python bench/token_endpoint.py --no-peer        # Tessera only
+
+Sequentially (never both servers at once): the peer (node-oidc-provider v9 from
+../shared/peers/oidc-provider, installed with ``npm ci`` into a scratch folder), then
+Tessera (``tessera serve --workers N``, SQLite in a temp dir). Both get the same wrk load
+(``wrk -t1 -c16 --timeout 5s`` with shared/peers/wrk/req.lua, as wrk/lib.sh runs it):
+
+- ``POST /token`` client_credentials, client_secret_basic, JWT access token signed with
+  the same algorithm on both sides (``resource=https://api.example.internal/rs256``);
+- token introspection of a valid access token, client-authenticated (the peer can only
+  introspect opaque tokens, so its token is opaque; Tessera's is its JWT);
+- Tessera only: the refresh_token grant with rotation, from a different load tool (16
+  asyncio workers, one refresh chain each, see _refresh.py).
+
+Every run is bracketed by checks: sample responses must be 200 with a JWT that verifies
+against the server's JWKS (or ``"active": true``), wrk must see no errors and no non-2xx,
+and for Tessera the audit table must hold one ``token.issued`` per request served.
+Server CPU is the server's process tree in cores (1.00 = one core busy), as wrk/lib.sh.
+The last line printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import quote, urlencode
+
+import jwt
+from _peer import CLIENT_ID as PEER_CLIENT_ID
+from _peer import CLIENT_SECRET as PEER_CLIENT_SECRET
+from _peer import install_peer, peer_version, start_peer
+from _procs import CLK_TCK, Procs, Started, box_ticks, free_port, tree_ticks, wait_http
+from _refresh import login_chains, run_refresh_load
+from _wrk import LoadResult, ensure_wrk, lua_script, run_wrk
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCE_BASE = "https://api.example.internal"
+ALG_PATH = {"RS256": "rs256", "ES256": "es256", "EdDSA": "eddsa"}
+FORM = "application/x-www-form-urlencoded"
+REDIRECT = "http://127.0.0.1/bench-cb"
+USERNAME, PASSWORD = "bench-user", "bench-password-0123456789"
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def _post(url: str, body: str, auth: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                 headers={"Authorization": auth, "Content-Type": FORM})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"_raw": raw[:200].decode(errors="replace")}
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+# -- checks ----------------------------------------------------------------------------
+class Checker:
+    """Sample requests that must succeed with the real thing (not an error body)."""
+
+    def __init__(self, base: str, token_path: str, auth: str, token_body: str, *, alg: str,
+                 audience: str, issuer: str) -> None:
+        self.base, self.token_path, self.auth, self.body = base, token_path, auth, token_body
+        self.alg, self.audience, self.issuer = alg, audience, issuer
+        self.jwks = jwt.PyJWKSet.from_dict(_get_json(base + "/jwks"))
+
+    def token(self) -> str:
+        status, body = _post(self.base + self.token_path, self.body, self.auth)
+        if status != 200 or "access_token" not in body:
+            raise BenchError(f"token request: {status} {body}")
+        token = str(body["access_token"])
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != self.alg:
+            raise BenchError(f"token alg {header.get('alg')!r}, expected {self.alg}")
+        if str(header.get("typ", "")).lower() != "at+jwt":
+            raise BenchError(f"token typ {header.get('typ')!r}, expected at+jwt")
+        key = self.jwks[str(header["kid"])]
+        claims = jwt.decode(token, key.key, algorithms=[self.alg], audience=self.audience,
+                            issuer=self.issuer, leeway=60)
+        if "api:read" not in str(claims.get("scope", "")).split():
+            raise BenchError(f"token scope {claims.get('scope')!r}")
+        return token
+
+    def tokens(self, n: int = 5) -> str:
+        for _ in range(n):
+            self.token()
+        return f"{n}/{n} 200 + {self.alg} JWT verified"
+
+    def introspect(self, path: str, body: str, n: int = 5) -> str:
+        for _ in range(n):
+            status, answer = _post(self.base + path, body, self.auth)
+            if status != 200 or answer.get("active") is not True:
+                raise BenchError(f"introspection: {status} {answer}")
+        return f"{n}/{n} 200 active"
+
+
+def _require_clean(result: LoadResult) -> None:
+    if result.errors or result.non2xx:
+        result.ok = False
+        result.checks.append(f"FAIL: {result.errors} errors, {result.non2xx} non-2xx")
+    if result.requests == 0:
+        result.ok = False
+        result.checks.append("FAIL: no requests completed")
+
+
+def _audit_count(db: Path, event: str) -> int:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(con.execute("SELECT count(*) FROM audit_events WHERE event = ?",
+                               (event,)).fetchone()[0])
+    finally:
+        con.close()
+
+
+# -- Tessera set-up --------------------------------------------------------------------
+def _tessera_bin() -> str:
+    here = Path(sys.executable).parent / "tessera"
+    if here.exists():
+        return str(here)
+    found = shutil.which("tessera")
+    if not found:
+        raise SystemExit("the tessera CLI is not installed (make run / pip install -e .)")
+    return found
+
+
+def _cli(tessera: str, env: dict[str, str], cwd: Path, *args: str,
+         stdin: str | None = None) -> dict[str, Any]:
+    proc = subprocess.run([tessera, *args], env=env, cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise BenchError(f"tessera {' '.join(args[:2])} failed:\n{proc.stderr}")
+    return dict(json.loads(proc.stdout))
+
+
+# -- phases ----------------------------------------------------------------------------
+def _quiet(args: argparse.Namespace) -> None:
+    """Wait (bounded) until the box is idle, so that another job's load is not measured."""
+    deadline = time.monotonic() + args.wait_quiet
+    while True:
+        b0 = box_ticks()
+        time.sleep(0.5)
+        b1 = box_ticks()
+        tot, idle = b1[0] - b0[0], b1[1] - b0[1]
+        busy = 100 * (tot - idle) / tot if tot else 0.0
+        if busy < 20 or time.monotonic() >= deadline:
+            if busy >= 20:
+                print(f"# WARNING: box {busy:.0f}% busy before the run (other jobs)",
+                      flush=True)
+            return
+
+
+def _note_other(result: LoadResult) -> LoadResult:
+    if result.other_cpu_cores > 0.25:
+        result.checks.append(f"WARN: {result.other_cpu_cores:.2f} cores of other load")
+    return result
+
+
+def measure(args: argparse.Namespace, **kw: Any) -> LoadResult:
+    _quiet(args)
+    return _note_other(run_wrk(**kw))
+
+
+def _warmup(pid: int, conns: int, url: str, lua: Path, body: str, auth: str,
+            seconds: int) -> None:
+    if seconds > 0:
+        run_wrk(side="-", label="warmup", server_pid=pid, conns=conns, seconds=seconds,
+                url=url, lua=lua, body=body, auth=auth)
+
+
+def bench_peer(args: argparse.Namespace, procs: Procs, lua: Path) -> list[LoadResult]:
+    peer_dir = args.peers_dir / "oidc-provider"
+    install_peer(peer_dir, args.peer_workdir)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    srv = start_peer(procs, args.peer_workdir, port)
+    print(f"# peer: {peer_version(args.peer_workdir)}, pid {srv.pid}, {base}", flush=True)
+    auth = _basic(PEER_CLIENT_ID, PEER_CLIENT_SECRET)
+    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    check = Checker(base, "/token", auth, body, alg=args.algorithm, audience=audience,
+                    issuer=base)
+    results = []
+    try:
+        check.tokens()
+        _warmup(srv.pid, args.conns, base + "/token", lua, body, auth, args.warmup)
+        cc = measure(args, side="peer", label=f"POST /token cc JWT {args.algorithm}",
+                     server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                     url=base + "/token", lua=lua, body=body, auth=auth)
+        _require_clean(cc)
+        cc.checks.append(check.tokens())
+        results.append(cc)
+        _alive(srv)
+
+        # the peer introspects opaque tokens only (structured ones are refused)
+        status, answer = _post(base + "/token", "grant_type=client_credentials&scope=api:read",
+                               auth)
+        if status != 200:
+            raise BenchError(f"peer opaque token: {status} {answer}")
+        ibody = urlencode({"token": answer["access_token"], "token_type_hint": "access_token"})
+        check.introspect("/token/introspection", ibody)
+        intro = measure(args, side="peer", label="POST /token/introspection (opaque)",
+                        server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                        url=base + "/token/introspection", lua=lua, body=ibody, auth=auth)
+        _require_clean(intro)
+        intro.checks.append(check.introspect("/token/introspection", ibody))
+        results.append(intro)
+        _alive(srv)
+    finally:
+        procs.stop(srv)
+    return results
+
+
+def _alive(srv: Started) -> None:
+    if srv.proc.poll() is not None:
+        raise BenchError(f"{srv.name} died during the run:\n{srv.log_tail()}")
+
+
+def setup_tessera(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    port = free_port()
+    env = {**os.environ, "TESSERA_DATA_DIR": str(tmp / "data"),
+           "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
+           "TESSERA_KEYS__ALGORITHM": args.algorithm, "TESSERA_BENCH_PORT": str(port)}
+    env.pop("TESSERA_DATABASE_URL", None)
+    tessera = _tessera_bin()
+    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+    # client_credentials + refresh_token as asked; authorization_code (and a redirect URI)
+    # too, so that refresh chains can be obtained by logging in.
+    client = _cli(tessera, env, tmp, "clients", "create", "--name", "bench",
+                  "--grant", "client_credentials", "--grant", "refresh_token",
+                  "--grant", "authorization_code", "--redirect-uri", REDIRECT,
+                  "--scope", "api:read api:write", "--audience", audience)
+    _cli(tessera, env, tmp, "users", "create", "--username", USERNAME, "--password-stdin",
+         stdin=PASSWORD + "\n")
+    return env, client
+
+
+def bench_tessera(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path,
+                  env: dict[str, str], client: dict[str, Any]) -> list[LoadResult]:
+    port = int(env["TESSERA_BENCH_PORT"])
+    base = f"http://127.0.0.1:{port}"
+    log = tmp / "tessera-serve.log"
+    srv = procs.start("tessera", [_tessera_bin(), "serve", "--host", "127.0.0.1", "--port",
+                                  str(port), "--workers", str(args.workers)],
+                      env=env, cwd=tmp, log=log)
+    wait_http(base + "/healthz", srv, timeout=60)
+    time.sleep(0.5)  # let every worker finish its start-up
+    print(f"# tessera: pid {srv.pid}, {args.workers} worker(s), {base}, "
+          f"SQLite in {tmp / 'data'}, log {log}", flush=True)
+    db = tmp / "data" / "tessera.db"
+    auth = _basic(client["client_id"], client["client_secret"])
+    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    check = Checker(base, "/token", auth, body, alg=args.algorithm, audience=audience,
+                    issuer=base)
+    results = []
+    try:
+        check.tokens()
+        _warmup(srv.pid, args.conns, base + "/token", lua, body, auth, args.warmup)
+        time.sleep(1.0)  # the warm-up's in-flight requests commit their audit rows
+        issued0, lines0 = _audit_count(db, "token.issued"), _count_lines(log)
+        cc = measure(args, side="tessera", label=f"POST /token cc JWT {args.algorithm}",
+                     server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                     url=base + "/token", lua=lua, body=body, auth=auth)
+        time.sleep(1.0)  # likewise for the requests still in flight when wrk stopped
+        issued = _audit_count(db, "token.issued") - issued0
+        cc.extra["audit_json_lines"] = _count_lines(log) - lines0
+        cc.extra["audit_token_issued"] = issued
+        _require_clean(cc)
+        # every served request was a real issuance (in flight at the end: up to conns more)
+        if cc.requests <= issued <= cc.requests + cc.conns:
+            cc.checks.append(f"audit: {issued} token.issued")
+        else:
+            cc.ok = False
+            cc.checks.append(f"FAIL: audit has {issued} token.issued for {cc.requests} requests")
+        cc.checks.append(check.tokens())
+        results.append(cc)
+        _alive(srv)
+
+        ibody = urlencode({"token": check.token(), "token_type_hint": "access_token"})
+        check.introspect("/introspect", ibody)
+        intro = measure(args, side="tessera", label="POST /introspect (JWT)", server_pid=srv.pid,
+                        conns=args.conns, seconds=args.duration, url=base + "/introspect",
+                        lua=lua, body=ibody, auth=auth)
+        _require_clean(intro)
+        intro.checks.append(check.introspect("/introspect", ibody))
+        results.append(intro)
+        _alive(srv)
+
+        if not args.no_refresh:
+            results.append(_refresh_run(args, srv, base, port, client, audience, check))
+            _alive(srv)
+    finally:
+        procs.stop(srv)
+    return results
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+def _refresh_run(args: argparse.Namespace, srv: Started, base: str, port: int,
+                 client: dict[str, Any], audience: str, check: Checker) -> LoadResult:
+    chains = asyncio.run(login_chains(
+        base, count=args.conns, client_id=client["client_id"], secret=client["client_secret"],
+        redirect=REDIRECT, username=USERNAME, password=PASSWORD, scope="api:read",
+        resource=audience))
+    _quiet(args)
+    s0, b0, t0 = tree_ticks(srv.pid), box_ticks(), time.monotonic()
+    stats = asyncio.run(run_refresh_load("127.0.0.1", port, chains,
+                                         client_id=client["client_id"],
+                                         secret=client["client_secret"],
+                                         seconds=args.duration))
+    s1, b1, t1 = tree_ticks(srv.pid), box_ticks(), time.monotonic()
+    wall = t1 - t0
+    lat = sorted(stats.latencies)
+
+    def pct(p: float) -> float:
+        return 1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else 0.0
+
+    tot, idle = b1[0] - b0[0], b1[1] - b0[1]
+    result = LoadResult(
+        side="tessera", label="POST /token refresh_token (rotating)",
+        tool="asyncio x16 chains", conns=len(chains), requests=len(lat),
+        duration_s=round(stats.elapsed_s, 2), rps=stats.ok / stats.elapsed_s,
+        p50_ms=pct(50), p99_ms=pct(99), max_ms=1000 * lat[-1] if lat else 0.0,
+        errors=stats.errors, non2xx=stats.non2xx,
+        server_cpu_cores=round((s1 - s0) / CLK_TCK / wall, 2),
+        box_busy_pct=round(100 * (tot - idle) / tot, 1) if tot else 0.0,
+        client_cpu_cores=round(stats.client_cpu_s / stats.elapsed_s, 2),
+        extra={"statuses": stats.statuses, "mean_ms": 1000 * statistics.fmean(lat) if lat
+               else 0.0},
+    )
+    _require_clean(result)
+    if stats.broken_chains or stats.bad_bodies:
+        result.ok = False
+        result.checks.append(f"FAIL: {stats.broken_chains} chains ended early "
+                             f"({stats.timeouts} timeouts), {stats.bad_bodies} bad bodies")
+    bad = 0
+    for sample in stats.samples:
+        try:
+            header = jwt.get_unverified_header(sample["access_token"])
+            key = check.jwks[str(header["kid"])]
+            jwt.decode(sample["access_token"], key.key, algorithms=[check.alg],
+                       audience=audience, issuer=check.issuer, leeway=60)
+        except (jwt.PyJWTError, KeyError):
+            bad += 1
+    if bad or not stats.samples:
+        result.ok = False
+        result.checks.append(f"FAIL: {bad}/{len(stats.samples)} sampled JWTs did not verify")
+    else:
+        result.checks.append(f"{len(stats.samples)} sampled: 200 + rotated RT + JWT verified")
+    return _note_other(result)
+
+
+# -- output ----------------------------------------------------------------------------
+def print_table(results: list[LoadResult]) -> None:
+    head = (f"{'side':8s} {'scenario':38s} {'load tool':19s} {'conns':>5s} {'req/s':>8s} "
+            f"{'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'errors':>6s} {'non2xx':>6s} "
+            f"{'srvCPU':>6s} {'µs/req':>6s} {'genCPU':>6s} {'other':>5s}  checks")
+    print()
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r.side:8s} {r.label:38s} {r.tool:19s} {r.conns:5d} {r.rps:8.0f} "
+              f"{r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.max_ms:7.1f} {r.errors:6d} {r.non2xx:6d} "
+              f"{r.server_cpu_cores:6.2f} {r.cpu_us_per_req:6.0f} {r.client_cpu_cores:6.2f} "
+              f"{r.other_cpu_cores:5.2f}  "
+              f"{'; '.join(r.checks)}")
+    print("srvCPU: the server's process tree, genCPU: the load generator, other: the rest "
+          "of the box (other jobs), all in cores; µs/req: server CPU per request; "
+          "non2xx: status >= 400")
+    print()
+
+
+def _find(results: list[LoadResult], side: str, prefix: str) -> LoadResult | None:
+    return next((r for r in results if r.side == side and r.label.startswith(prefix)), None)
+
+
+def summary(args: argparse.Namespace, results: list[LoadResult]) -> dict[str, Any]:
+    t_cc = _find(results, "tessera", "POST /token cc")
+    p_cc = _find(results, "peer", "POST /token cc")
+    t_in = _find(results, "tessera", "POST /introspect")
+    p_in = _find(results, "peer", "POST /token/introspection")
+    t_rt = _find(results, "tessera", "POST /token refresh")
+
+    def r1(x: float | None) -> float | None:
+        return None if x is None else round(x, 1)
+
+    def r2(x: float | None) -> float | None:
+        return None if x is None else round(x, 2)
+
+    out = {
+        "tessera_rps": r1(t_cc.rps) if t_cc else None,
+        "peer_rps": r1(p_cc.rps) if p_cc else None,
+        "ratio": round(t_cc.rps / p_cc.rps, 3) if t_cc and p_cc and p_cc.rps else None,
+        "p99_ms": r2(t_cc.p99_ms) if t_cc else None,
+        "peer_p99_ms": r2(p_cc.p99_ms) if p_cc else None,
+        "introspect_rps": r1(t_in.rps) if t_in else None,
+        "peer_introspect_rps": r1(p_in.rps) if p_in else None,
+        "refresh_rps": r1(t_rt.rps) if t_rt else None,
+        "refresh_p99_ms": r2(t_rt.p99_ms) if t_rt else None,
+        "workers": args.workers,
+        "algorithm": args.algorithm,
+        "duration_s": args.duration,
+        "conns": args.conns,
+        "tessera_cpu_cores": t_cc.server_cpu_cores if t_cc else None,
+        "peer_cpu_cores": p_cc.server_cpu_cores if p_cc else None,
+        "tessera_cpu_us_per_req": t_cc.cpu_us_per_req if t_cc else None,
+        "peer_cpu_us_per_req": p_cc.cpu_us_per_req if p_cc else None,
+        "other_cpu_cores_max": max((r.other_cpu_cores for r in results), default=None),
+        "checks_ok": all(r.ok for r in results),
+    }
+    return out
+
+
+# -- main ------------------------------------------------------------------------------
+def _on_signal(signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--duration", type=int, default=20, help="seconds per measured run (20)")
+    p.add_argument("--warmup", type=int, default=3, help="unreported warm-up seconds (3)")
+    p.add_argument("--conns", type=int, default=16, help="connections / workers (16)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="tessera serve --workers (default: cpu count)")
+    p.add_argument("--algorithm", choices=sorted(ALG_PATH), default="RS256")
+    p.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+    p.add_argument("--no-refresh", action="store_true", help="skip the refresh_token run")
+    p.add_argument("--peers-dir", type=Path,
+                   default=Path(os.environ.get("TESSERA_PEERS_DIR",
+                                               REPO.parent / "shared" / "peers")),
+                   help="shared/peers (default: ../shared/peers from the repo root)")
+    p.add_argument("--peer-workdir", type=Path,
+                   default=Path(tempfile.gettempdir()) / "tessera-peer" / "oidc-provider",
+                   help="scratch folder for npm ci (kept between runs)")
+    p.add_argument("--wait-quiet", type=float, default=10.0,
+                   help="before each run, wait up to this many seconds for an idle box (10)")
+    p.add_argument("--results", type=Path, default=None, help="also write JSON lines here")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
+    args = p.parse_args(argv)
+    if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 30:
+        p.error("--duration must be 1..120 and --warmup 0..30")
+    if not 1 <= args.conns <= 256 or not 1 <= args.workers <= 16:
+        p.error("--conns must be 1..256 and --workers 1..16")
+    try:
+        args.peer_workdir.resolve().relative_to(REPO)
+    except ValueError:
+        pass
+    else:
+        p.error("--peer-workdir must be outside the repository")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_wrk()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a background
+        signal.signal(sig, _on_signal)                          # job may start with it ignored
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    started = time.monotonic()
+    results: list[LoadResult] = []
+    try:
+        lua = lua_script(args.peers_dir / "wrk" / "req.lua", tmp)
+        print(f"# token endpoint bench: {os.cpu_count()} cores, wrk -t1 -c{args.conns}, "
+              f"{args.duration}s per run (+{args.warmup}s warm-up), {args.algorithm}, "
+              f"tessera --workers {args.workers}; lua {lua}", flush=True)
+        env, client = setup_tessera(args, tmp)
+        if not args.no_peer:
+            results += bench_peer(args, procs, lua)
+        results += bench_tessera(args, procs, lua, tmp, env, client)
+    except KeyboardInterrupt:
+        print("\n# interrupted: stopping servers", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"# bench failed: {exc}", file=sys.stderr)
+        if results:
+            print_table(results)
+        return 1
+    finally:
+        procs.stop_all()
+        if args.keep:
+            print(f"# kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_table(results)
+    t_cc = _find(results, "tessera", "POST /token cc")
+    p_cc = _find(results, "peer", "POST /token cc")
+    if t_cc and p_cc:
+        print(f"client_credentials {args.algorithm} @c{args.conns}: tessera/peer = "
+              f"{t_cc.rps / p_cc.rps:.2f}x (target >= 2x); tessera p99 {t_cc.p99_ms:.2f} ms "
+              f"(target < 10 ms); server CPU {t_cc.server_cpu_cores:.2f} vs "
+              f"{p_cc.server_cpu_cores:.2f} cores")
+    if t_cc:
+        print(f"tessera audit: {t_cc.extra.get('audit_token_issued')} token.issued rows, "
+              f"{t_cc.extra.get('audit_json_lines')} JSON audit lines on stderr")
+    print(f"total {time.monotonic() - started:.0f}s")
+    out = summary(args, results)
+    if args.results:
+        with args.results.open("a") as fh:
+            for r in results:
+                fh.write(json.dumps(r.as_json()) + "\n")
+            fh.write(json.dumps(out) + "\n")
+    print(json.dumps(out), flush=True)
+    return 0 if out["checks_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
