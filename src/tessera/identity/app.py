@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tessera.bus import BusGap
+from tessera.core.revocation import RevocationKind
 from tessera.identity import admin
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
@@ -54,19 +56,39 @@ def _protocol_route(identity: Identity, endpoint: Endpoint) -> Callable[[Request
     return handle
 
 
-async def _keep_keys_fresh(identity: Identity) -> None:
-    """Pick up rotations made by other processes (``tessera keys rotate``)."""
-    seen = await identity.key_manager.fingerprint()
+async def _watch_rotations(identity: Identity, rotated: asyncio.Event) -> None:
+    """Set ``rotated`` when a ``key.rotated`` event reaches this process's bus."""
     while True:
-        await asyncio.sleep(identity.settings.keys.reload_seconds)
         try:
-            current = await identity.key_manager.fingerprint()
-            if current != seen:
-                await identity.reload_keys()
-                seen = current
-                _log.info("key ring reloaded: active kid %s", identity.keys.ring.active.kid)
-        except StoreError as exc:
-            _log.warning("key ring reload failed, keeping the current ring: %s", exc)
+            async for batch in identity.bus.follow(await identity.bus.last_seq()):
+                if any(e.kind == RevocationKind.KEY_ROTATED for e in batch):
+                    rotated.set()
+        except BusGap:
+            continue
+
+
+async def _keep_keys_fresh(identity: Identity) -> None:
+    """Pick up rotations made by other processes (``tessera keys rotate``, other workers):
+    at once when the rotation's outbox event arrives, else every ``reload_seconds``."""
+    rotated = asyncio.Event()
+    watcher = asyncio.get_running_loop().create_task(_watch_rotations(identity, rotated))
+    seen = await identity.key_manager.fingerprint()
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rotated.wait(), identity.settings.keys.reload_seconds)
+            rotated.clear()
+            try:
+                current = await identity.key_manager.fingerprint()
+                if current != seen:
+                    await identity.reload_keys()
+                    seen = current
+                    _log.info("key ring reloaded: active kid %s",
+                              identity.keys.ring.active.kid)
+            except StoreError as exc:
+                _log.warning("key ring reload failed, keeping the current ring: %s", exc)
+    finally:
+        watcher.cancel()
 
 
 def build_app(identity: Identity) -> Starlette:

@@ -38,6 +38,8 @@ class JwksCache:
         jwks_uri: str | None = None,
         max_age: float = 300.0,
         min_refetch_interval: float = 10.0,
+        announce_interval: float = 0.25,
+        expect_timeout: float = 60.0,
         timeout: float = 5.0,
     ) -> None:
         self.jwks_uri = jwks_uri or issuer.rstrip("/") + "/jwks"
@@ -50,6 +52,10 @@ class JwksCache:
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
         self._invalidated = False
+        self._expected: str | None = None
+        self._expected_since = 0.0
+        self._announce_interval = announce_interval
+        self._expect_timeout = expect_timeout
         self.fetches = 0
         """Fetch attempts made (for metrics)."""
         self.failures = 0
@@ -95,15 +101,34 @@ class JwksCache:
         """Refetch on the next ``get`` (rate-limited): e.g. after a ``key.rotated`` event."""
         self._invalidated = True
 
+    def expect(self, kid: str) -> None:
+        """The bus announced ``kid`` as the new signing key: refetch until the JWKS has it.
+        A trusted signal, not request input, so it retries every ``announce_interval``
+        instead of the unknown-kid rate limit (the issuer's workers may publish it a
+        moment after the announcement), for at most ``expect_timeout`` seconds."""
+        if self._keys is not None and kid in self._keys:
+            return
+        self._expected = kid
+        self._expected_since = self._clock.now()
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
     def _is_due(self, now: float) -> bool:
-        return (self._keys is None or self._invalidated
+        return (self._keys is None or self._invalidated or self._awaiting(now)
                 or now - self._fetched_at >= self._max_age)
 
+    def _awaiting(self, now: float) -> bool:
+        if self._expected is None:
+            return False
+        if now - self._expected_since > self._expect_timeout:
+            self._expected = None
+            return False
+        return True
+
     def _may_attempt(self, now: float) -> bool:
-        return now - self._attempted_at >= self._min_interval
+        interval = self._announce_interval if self._awaiting(now) else self._min_interval
+        return now - self._attempted_at >= interval
 
     async def _fetch(self, now: float) -> None:
         self._attempted_at = now
@@ -125,4 +150,6 @@ class JwksCache:
         self._keys = keys
         self._fetched_at = now
         self._invalidated = False
+        if self._expected is not None and self._expected in keys:
+            self._expected = None
         self.last_error = None

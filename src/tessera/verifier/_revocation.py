@@ -168,6 +168,8 @@ class RevocationState:
         self._cursor = 0
         self._last_heard: float | None = None
         self.key_epoch = 0
+        self.announced_kid: str | None = None
+        """The kid the latest ``key.rotated`` event says now signs."""
         """Incremented by every ``key.rotated`` event: a JWKS cache should refetch."""
         self.ignored_events = 0
         """Events of kinds this version does not know (cursor advanced past them)."""
@@ -314,6 +316,8 @@ class RevocationState:
             self._versions.put(key, sv, expires_at)
         elif kind == EventKind.KEY_ROTATED:
             self.key_epoch += 1
+            active = data.get("active", key)
+            self.announced_kid = active if isinstance(active, str) and active else key
         else:
             self.ignored_events += 1
 

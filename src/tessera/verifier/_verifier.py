@@ -48,7 +48,10 @@ class Verifier:
         """
         if self.state.key_epoch != self._key_epoch:
             self._key_epoch = self.state.key_epoch
-            self.jwks.invalidate()
+            if self.state.announced_kid:
+                self.jwks.expect(self.state.announced_kid)
+            else:
+                self.jwks.invalidate()
         keys = await self.jwks.get()
         policy = policy if policy is not None else self.policy
         try:

@@ -24,7 +24,9 @@ def _run(connection: Connection) -> None:
 async def _main() -> None:
     url: str = config.attributes["tessera_url"]
     schema: str | None = config.attributes.get("tessera_schema")
-    store = create_store(url, schema=schema)
+    # Migrations run beside live workers and outside the store's unit of work (which
+    # waits for SQLite's lock in asyncio): let SQLite itself wait here.
+    store = create_store(url, schema=schema, sqlite_busy_timeout_ms=10_000)
     try:
         async with store.engine.connect() as conn:
             if schema:

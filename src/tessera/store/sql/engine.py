@@ -39,14 +39,15 @@ def async_url(url: str) -> str:
     return url
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=0")  # waiting is done in asyncio (_begin)
+        # 0 by default: the unit of work waits for the write lock in asyncio (_begin)
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -148,7 +149,8 @@ class SqlStore:
         await self.engine.dispose()
 
 
-def create_store(url: str, *, schema: str | None = None, pool_size: int = 10) -> SqlStore:
+def create_store(url: str, *, schema: str | None = None, pool_size: int = 10,
+                 sqlite_busy_timeout_ms: int = 0) -> SqlStore:
     """Build a store for ``url``. ``schema`` selects a PostgreSQL schema (search_path)."""
     url = async_url(url)
     kwargs: dict[str, Any] = {}
@@ -160,5 +162,5 @@ def create_store(url: str, *, schema: str | None = None, pool_size: int = 10) ->
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
     return SqlStore(engine)
