@@ -13,7 +13,14 @@ following, the strict-route staleness rule, the decision log and Prometheus metr
 ``VerifierMiddleware`` (+ ``RouteRule``) the ASGI middleware, ``require_token``,
 ``require_scopes``, ``require_strict``, ``require_tenant`` and ``require_owner`` the FastAPI
 dependencies (FastAPI is the optional ``tessera[fastapi]`` extra), ``metrics_app`` serves
-``/metrics``.
+``/metrics``. ``Decision`` is the record ``VerifierService.record`` logs and counts, for
+callers that decide in their own steps (the edge gateway).
+
+For async work: ``EnvelopeSigner`` signs an identity envelope (actor, tenant, session,
+request id; never the bearer token) bound to one message body; ``EnvelopeVerifier``
+checks it in the consumer, revocation included, under the consumer's
+``RevocationPolicy`` (``reject_revoked``, or ``authorized_at_emission``, which needs a
+``RevocationHistory``); ``verify_envelope`` is its pure core.
 """
 
 from __future__ import annotations
@@ -37,6 +44,20 @@ from tessera.verifier._verify import ACCEPTED_TYPS, MAX_TOKEN_LENGTH, verify_acc
 
 if TYPE_CHECKING:
     from tessera.verifier._asgi import RouteRule, VerifierMiddleware
+    from tessera.verifier._decisions import Decision
+    from tessera.verifier._envelope import (
+        ENVELOPE_TYP,
+        MAX_ENVELOPE_TTL,
+        DecisionBasis,
+        EnvelopeClaims,
+        EnvelopeDenied,
+        EnvelopePolicy,
+        EnvelopeSigner,
+        RevocationPolicy,
+        VerifiedEnvelope,
+    )
+    from tessera.verifier._envelope_consumer import EnvelopeVerifier
+    from tessera.verifier._envelope_verify import PublisherKeys, verify_envelope
     from tessera.verifier._fastapi import (
         require_owner,
         require_scopes,
@@ -52,6 +73,7 @@ if TYPE_CHECKING:
     )
     from tessera.verifier._jwks import JwksCache
     from tessera.verifier._metrics import metrics_app
+    from tessera.verifier._revocation_history import RevocationHistory
     from tessera.verifier._service import VerifierService
     from tessera.verifier._settings import VerifierSettings
     from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
@@ -60,10 +82,19 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCEPTED_TYPS",
     "ALLOWED_ALGS",
+    "ENVELOPE_TYP",
+    "MAX_ENVELOPE_TTL",
     "MAX_LEEWAY",
     "MAX_TOKEN_LENGTH",
     "BusSource",
+    "Decision",
+    "DecisionBasis",
     "Denied",
+    "EnvelopeClaims",
+    "EnvelopeDenied",
+    "EnvelopePolicy",
+    "EnvelopeSigner",
+    "EnvelopeVerifier",
     "EventKind",
     "EventSource",
     "HttpFeedSource",
@@ -72,15 +103,19 @@ __all__ = [
     "JwksCache",
     "KeySet",
     "KeysUnavailable",
+    "PublisherKeys",
     "Reason",
     "RedisStreamSource",
     "ResyncRequired",
     "RevocationFollower",
+    "RevocationHistory",
+    "RevocationPolicy",
     "RevocationState",
     "RouteRule",
     "SourceUnavailable",
     "VerificationKey",
     "VerificationPolicy",
+    "VerifiedEnvelope",
     "VerifiedToken",
     "VerifiedTokenCache",
     "Verifier",
@@ -95,9 +130,11 @@ __all__ = [
     "require_tenant",
     "require_token",
     "verify_access_token",
+    "verify_envelope",
 ]
 
 _LAZY = {
+    "Decision": "tessera.verifier._decisions",
     "JwksCache": "tessera.verifier._jwks",
     "Verifier": "tessera.verifier._verifier",
     "EventSource": "tessera.verifier._follower",
@@ -117,6 +154,19 @@ _LAZY = {
     "require_strict": "tessera.verifier._fastapi",
     "require_tenant": "tessera.verifier._fastapi",
     "require_token": "tessera.verifier._fastapi",
+    "ENVELOPE_TYP": "tessera.verifier._envelope",
+    "MAX_ENVELOPE_TTL": "tessera.verifier._envelope",
+    "DecisionBasis": "tessera.verifier._envelope",
+    "EnvelopeClaims": "tessera.verifier._envelope",
+    "EnvelopeDenied": "tessera.verifier._envelope",
+    "EnvelopePolicy": "tessera.verifier._envelope",
+    "EnvelopeSigner": "tessera.verifier._envelope",
+    "RevocationPolicy": "tessera.verifier._envelope",
+    "VerifiedEnvelope": "tessera.verifier._envelope",
+    "EnvelopeVerifier": "tessera.verifier._envelope_consumer",
+    "PublisherKeys": "tessera.verifier._envelope_verify",
+    "verify_envelope": "tessera.verifier._envelope_verify",
+    "RevocationHistory": "tessera.verifier._revocation_history",
 }
 
 
