@@ -16,7 +16,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["BusSettings", "KeySettings", "SecuritySettings", "Settings", "TokenSettings"]
+__all__ = ["BusSettings", "ClientExchangeSettings", "ExchangeSettings", "KeySettings",
+           "SecuritySettings", "Settings", "TokenSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -83,6 +84,24 @@ class BusSettings(BaseModel):
     """The event feed sends a heartbeat this often, so followers can measure their lag."""
 
 
+class ClientExchangeSettings(BaseModel):
+    audiences: dict[str, list[str]] | None = None
+    """Audience → scopes the client may obtain there (``[]``: any the subject holds).
+    Unset: the client's registered audiences."""
+    max_lifetime: int | None = Field(None, ge=5)
+    """Seconds an exchanged token may live (never beyond the subject's own expiry)."""
+    max_act_depth: int = Field(4, ge=1, le=16)
+    """How deep an ``act`` delegation chain may grow."""
+
+
+class ExchangeSettings(BaseModel):
+    clients: dict[str, ClientExchangeSettings] = {}
+    """Per-client token-exchange policy (RFC 8693), keyed by client_id, e.g. in
+    tessera.toml: ``[exchange.clients.c_abc] audiences = {"https://orders" = ["orders:read"]}``."""
+    max_act_depth: int = Field(4, ge=1, le=16)
+    """Chain depth for clients without a policy of their own."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TESSERA_", env_nested_delimiter="__", toml_file="tessera.toml",
@@ -100,6 +119,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     security: SecuritySettings = SecuritySettings()
     bus: BusSettings = BusSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 

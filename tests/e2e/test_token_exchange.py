@@ -99,3 +99,57 @@ async def test_exchange_is_audited_with_hashes_only(tessera: TesseraDriver,
         rows = await uow.audit.query(event="token.exchanged")
     assert len(rows) == 1 and rows[0].fields["actor"] == gw.client_id
     assert user_token not in str(rows[0].fields) and new_token not in str(rows[0].fields)
+
+
+RT = "urn:ietf:params:oauth:token-type:refresh_token"
+IDT = "urn:ietf:params:oauth:token-type:id_token"
+
+
+async def exchanging_web_client(tessera: TesseraDriver) -> AppClient:
+    return await tessera.client(
+        grants=("authorization_code", "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"),
+        scope="api:read api:write", audiences=("https://orders.internal",))
+
+
+async def test_refresh_and_id_tokens_are_subjects_for_their_own_client_only(
+        tessera: TesseraDriver) -> None:
+    web = await exchanging_web_client(tessera)
+    await tessera.user()
+    tokens = await tessera.login_tokens(web, scope="openid api:read")
+    by_refresh = await exchange(tessera, web, tokens["refresh_token"], subject_token_type=RT)
+    assert by_refresh.status_code == 200, by_refresh.text
+    derived = claims(by_refresh.json()["access_token"])
+    assert derived["scope"] == "api:read" and derived["sid"] == claims(
+        tokens["access_token"])["sid"]
+    by_id = await exchange(tessera, web, tokens["id_token"], subject_token_type=IDT)
+    assert by_id.status_code == 200, by_id.text
+    assert claims(by_id.json()["access_token"])["scope"] == ""  # identity only
+    other = await gateway(tessera)
+    stolen = await exchange(tessera, other, tokens["refresh_token"], subject_token_type=RT)
+    assert stolen.json()["error"] == "invalid_grant"
+    foreign_id = await exchange(tessera, other, tokens["id_token"], subject_token_type=IDT)
+    assert foreign_id.json()["error"] == "invalid_grant"  # aud is the RP, not this client
+
+
+async def test_per_client_policy_limits_audience_scope_lifetime_and_depth(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    from tessera.protocol.rfc8693 import ExchangePolicy
+
+    web = await tessera.web_client()
+    await tessera.user()
+    user_token = (await tessera.login_tokens(web, scope="openid api:read api:write"))[
+        "access_token"]
+    gw = await gateway(tessera)
+    grant = next(g for g in identity.token._grants.values()
+                 if g.grant_type == EXCHANGE)
+    grant._policies[gw.client_id] = ExchangePolicy(
+        audiences={"https://orders.internal": frozenset({"api:read"})}, max_lifetime=60,
+        max_act_depth=1)
+    ok = await exchange(tessera, gw, user_token)
+    assert ok.status_code == 200 and ok.json()["scope"] == "api:read"
+    assert ok.json()["expires_in"] <= 60
+    assert (await exchange(tessera, gw, user_token, scope="api:write")).json()[
+        "error"] == "invalid_scope"
+    deeper = await exchange(tessera, gw, ok.json()["access_token"])
+    assert deeper.json()["error"] == "invalid_grant"  # act chain would exceed depth 1

@@ -31,7 +31,7 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
-from tessera.protocol.rfc8693 import TokenExchangeGrant
+from tessera.protocol.rfc8693 import ExchangePolicy, SubjectLoader, TokenExchangeGrant
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
@@ -56,6 +56,16 @@ def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManage
     retire_after = max(tokens.access_token_ttl, tokens.id_token_ttl) + tokens.leeway
     return KeyManager(store, Sealer.from_b64(settings.key_encryption_key()), clock,
                       algorithm=settings.keys.algorithm, retire_after=retire_after)
+
+
+def exchange_policies(settings: Settings) -> dict[str, ExchangePolicy]:
+    return {
+        client_id: ExchangePolicy(
+            audiences=None if p.audiences is None
+            else {aud: frozenset(scopes) for aud, scopes in p.audiences.items()},
+            max_lifetime=p.max_lifetime, max_act_depth=p.max_act_depth)
+        for client_id, p in settings.exchange.clients.items()
+    }
 
 
 @dataclass
@@ -133,7 +143,11 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds),
-        TokenExchangeGrant(access, state, audit, clock),
+        TokenExchangeGrant(
+            access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
+                                  access_ttl=tok.access_token_ttl, leeway=tok.leeway),
+            audit, clock, policies=exchange_policies(settings),
+            default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth)),
     ]
     passwords = passwords or PasswordHasher()
     bus = InProcessBus()
