@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tessera.cli import audit, clients, db, keys, serve, sessions, users
+from tessera.cli import audit, clients, db, gateway, keys, serve, sessions, users
 
 __all__ = ["cli", "main"]
 
@@ -25,6 +25,7 @@ cli.add_command(clients.clients)
 cli.add_command(users.users)
 cli.add_command(keys.keys)
 cli.add_command(sessions.sessions)
+cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 
 

@@ -1,0 +1,160 @@
+"""``Authorizer``: one access decision per proxied request, in named steps::
+
+    match_rule (policy) → read bearer token → verify (SDK: signature, iss, per-route aud,
+      lifetime, local revocation state; strict rules: staleness bound → deny or introspect)
+      → decide (pure: scopes, acr, max_age) → exchange (RFC 8693, cached) → record
+
+``record`` goes through the SDK (``VerifierService.record``): one ``access.allowed`` /
+``access.denied`` event on ``tessera.audit`` with the deciding rule as ``route``
+(``routes[2] GET api.example/orders/*``) and the correlation id, and the SDK's decision
+metrics; plus the gateway's per-rule counter. Nothing here raises: an unexpected error
+is logged and answered 401 ``temporarily_unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from tessera.core.secrets import token_hash
+from tessera.gateway.decision import (
+    VALID,
+    Decision,
+    allow_public,
+    decide,
+    deny_bad_request,
+    deny_exchange,
+    deny_internal_error,
+    deny_unmatched,
+)
+from tessera.gateway.denials import KEYS_UNAVAILABLE, Unavailable
+from tessera.gateway.exchange import ExchangeRefused, ExchangeUnavailable, TokenExchanger
+from tessera.gateway.metrics import GatewayMetrics
+from tessera.gateway.policy import Policy, Rule
+from tessera.gateway.request import BadRequest, OriginalRequest, bearer_token
+from tessera.verifier import (
+    Decision as DecisionRecord,
+)
+from tessera.verifier import (
+    Denied,
+    KeysUnavailable,
+    VerificationPolicy,
+    VerifiedToken,
+    VerifierService,
+)
+
+__all__ = ["Authorizer", "Verdict"]
+
+_log = logging.getLogger("tessera.gateway")
+
+
+class Verdict(NamedTuple):
+    decision: Decision
+    exchanged_token: str | None = None
+    """The RFC 8693 token for the upstream (``exchange_to`` rules, when allowed)."""
+
+
+class Authorizer:
+    """The gateway's decisions for one policy, verified by one ``VerifierService``."""
+
+    def __init__(self, service: VerifierService, policy: Policy, *,
+                 exchanger: TokenExchanger | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        if policy.exchange_targets and exchanger is None:
+            raise ValueError("the policy has exchange_to routes but no TokenExchanger")
+        self.service = service
+        self.policy = policy
+        self.exchanger = exchanger
+        self.metrics = GatewayMetrics(service.registry, exchanger)
+        self._timer = timer
+        settings = service.settings
+        rules = (*policy.rules, Rule(None))
+        self._verification = {
+            rule.index: VerificationPolicy(settings.issuer, rule.audience or settings.audience,
+                                           leeway=settings.leeway)
+            for rule in rules}
+        self._strict = {rule.index: settings.strict_by_default if rule.strict is None
+                        else rule.strict for rule in rules}
+        self._names = {rule.index: rule.description for rule in rules}
+
+    async def authorize(self, request: OriginalRequest | BadRequest,
+                        authorizations: Sequence[str], correlation_id: str) -> Verdict:
+        """Decide, exchange if the rule says so, record. Never raises (but cancellation)."""
+        started = self._timer()
+        token: str | None = None
+        try:
+            verdict, token = await self._authorize(request, authorizations)
+        except Exception:
+            _log.exception("gateway decision failed (correlation id %s)", correlation_id)
+            verdict = Verdict(deny_internal_error())
+        self.record(verdict.decision, started, correlation_id, token)
+        return verdict
+
+    async def _authorize(self, request: OriginalRequest | BadRequest,
+                         authorizations: Sequence[str]) -> tuple[Verdict, str | None]:
+        if isinstance(request, BadRequest):
+            return Verdict(deny_bad_request(request.description)), None
+        rule = self.policy.match(request.host, request.method, request.path)
+        if rule is None:
+            return Verdict(deny_unmatched()), None
+        if rule.public:
+            return Verdict(allow_public(rule)), None
+        try:
+            token = bearer_token(authorizations)
+        except Denied as denied:
+            return Verdict(self.decide(rule, denied, VALID)), None
+        outcome, reason = await self.verify(token, rule)
+        decision = self.decide(rule, outcome, reason)
+        if not (decision.allowed and rule.exchange_to):
+            return Verdict(decision), token
+        assert decision.token is not None
+        return await self.exchange(token, rule, decision, decision.token), token
+
+    async def verify(self, token: str, rule: Rule) -> tuple[VerifiedToken | Denied, str]:
+        """The SDK's verification with the rule's audience and staleness rule; the
+        verified token and the allowed-reason (``valid``/``introspected``), or the
+        refusal."""
+        service = self.service
+        policy = self._verification[rule.index]
+        try:
+            verified = await service.verifier.verify(token, policy=policy)
+            if self._strict[rule.index]:
+                return await service.staleness_rule(token, verified, policy)
+            return verified, VALID
+        except Denied as denied:
+            return denied, VALID
+        except KeysUnavailable as exc:
+            _log.warning("no verification keys: %s", exc)
+            return Unavailable(KEYS_UNAVAILABLE, str(exc)), VALID
+
+    def decide(self, rule: Rule, outcome: VerifiedToken | Denied, reason: str) -> Decision:
+        service = self.service
+        return decide(rule, outcome, acr_levels=self.policy.acr_levels,
+                      now=service.clock.now(), leeway=service.settings.leeway,
+                      allowed_reason=reason)
+
+    async def exchange(self, token: str, rule: Rule, decision: Decision,
+                       verified: VerifiedToken) -> Verdict:
+        assert self.exchanger is not None and rule.exchange_to is not None
+        try:
+            exchanged = await self.exchanger.exchange(token, rule.exchange_to,
+                                                      rule.exchange_scope)
+        except ExchangeRefused as exc:
+            _log.warning("token exchange for %s refused: %s", rule.exchange_to, exc)
+            return Verdict(deny_exchange(rule, verified, exc.error))
+        except ExchangeUnavailable as exc:
+            _log.warning("token exchange for %s failed: %s", rule.exchange_to, exc)
+            return Verdict(deny_exchange(rule, verified, None))
+        return Verdict(decision, exchanged)
+
+    def record(self, decision: Decision, started: float, correlation_id: str,
+               token: str | None) -> None:
+        rule = decision.rule
+        route = self._names[rule.index] if rule is not None else decision.rule_label
+        self.service.record(DecisionRecord(
+            decision.allowed, decision.reason, decision.status, self._timer() - started,
+            route, correlation_id, decision.token,
+            token_hash(token) if token is not None else None))
+        self.metrics.observe(decision)

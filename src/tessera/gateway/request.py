@@ -1,0 +1,231 @@
+"""The original request, as the proxy describes it to the decision endpoint.
+
+==========  =============================  ===============================  ===================
+proxy       endpoint                       method                           URI · host
+==========  =============================  ===============================  ===================
+nginx       ``/forward-auth``              ``X-Original-Method``            ``X-Original-URI`` ·
+            (``auth_request``)                                              ``X-Forwarded-Host``,
+                                                                            else ``Host``
+Traefik     ``/forward-auth``              ``X-Forwarded-Method``           ``X-Forwarded-Uri`` ·
+            (``forwardAuth``)                                               ``X-Forwarded-Host``
+Envoy       ``/ext-authz/<path>``          the check request's own method   the check request's
+            (``ext_authz``, HTTP service)                                   path minus
+                                                                            ``/ext-authz`` ·
+                                                                            ``Host`` (authority)
+==========  =============================  ===============================  ===================
+
+On ``/forward-auth`` without a method header the check request's own method is used.
+When both the nginx and the Traefik header of one item are present (a client can send
+either, and a proxy forwards what it does not overwrite) they must agree, or the request
+is refused: a forged ``X-Original-URI`` can never pick a laxer rule than the real one.
+The proxy must *set* (never pass through) the headers it is configured to send, in
+particular ``X-Forwarded-Host``.
+
+Normalisation, so that a rule matches what the upstream will serve: the query and
+fragment are dropped; an absolute-form URI keeps only its path; the path is
+percent-decoded once (UTF-8) and its dot segments resolved (RFC 3986 §5.2.4); repeated
+slashes are merged (as nginx's ``merge_slashes``). Refused with ``BadRequest``: control
+characters, spaces, raw non-ASCII or ``\\``, malformed or over-long URIs, encoded ``/``
+or ``\\`` (``%2F``, ``%5C``), encoded control characters, invalid UTF-8, ``..`` above the
+root, unparseable hosts and methods.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_to_bytes
+
+from tessera.gateway.denials import MissingToken
+from tessera.verifier import MAX_TOKEN_LENGTH, Denied, Reason
+
+__all__ = [
+    "MAX_URI_LENGTH",
+    "BadRequest",
+    "OriginalRequest",
+    "bearer_token",
+    "ext_authz_request",
+    "forward_auth_request",
+    "normalize_host",
+    "normalize_method",
+    "normalize_path",
+]
+
+MAX_URI_LENGTH: Final = 8192
+"""Longer original URIs are refused before any parsing."""
+
+_RAW_BAD: Final = re.compile(r"[^\x21-\x7e]|\\")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_SEPARATOR: Final = re.compile(r"%(?:2[fF]|5[cC])")
+_DECODED_BAD: Final = re.compile(r"[\x00-\x1f\x7f]")
+_METHOD: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")
+_LABEL: Final = r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?"
+HOST_NAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+"""A DNS name (lower case, no trailing dot); ``_`` tolerated as in real-world names."""
+IPV6_LITERAL: Final = re.compile(r"\[[0-9a-f:.]{2,45}\]")
+_PORT: Final = re.compile(r"[0-9]{1,5}")
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750 §2.1 ``b64token``."""
+
+Headers = Mapping[str, Sequence[str]]
+"""Lower-case header name → every value received (in order)."""
+
+
+class BadRequest(ValueError):
+    """The proxy's description of the original request cannot be used.
+
+    The message is safe to send (it never echoes the input)."""
+
+    @property
+    def description(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalRequest:
+    """What a route rule is matched against (every field normalised)."""
+
+    method: str
+    """Upper case."""
+    host: str
+    """Lower case, without port or trailing dot; ``""`` when the proxy sent none."""
+    path: str
+    """Decoded, dot segments resolved, slashes merged; starts with ``/``."""
+
+
+def forward_auth_request(headers: Headers, *, method: str) -> OriginalRequest:
+    """nginx ``auth_request`` and Traefik ``forwardAuth`` (see the module table)."""
+    uris = [*headers.get("x-original-uri", ()), *headers.get("x-forwarded-uri", ())]
+    if not uris:
+        raise BadRequest("X-Original-URI (nginx) or X-Forwarded-Uri (Traefik) is required.")
+    paths = {normalize_path(uri) for uri in uris}
+    if len(paths) != 1:
+        raise BadRequest("The original URI headers disagree.")
+    methods = {normalize_method(m) for m in (*headers.get("x-original-method", ()),
+                                             *headers.get("x-forwarded-method", ()))}
+    if len(methods) > 1:
+        raise BadRequest("The original method headers disagree.")
+    forwarded = headers.get("x-forwarded-host")
+    host = normalize_host(forwarded[0] if forwarded else _first(headers, "host"))
+    return OriginalRequest(methods.pop() if methods else normalize_method(method), host,
+                           paths.pop())
+
+
+def ext_authz_request(path: str, *, method: str, headers: Headers) -> OriginalRequest:
+    """Envoy ``ext_authz`` (HTTP service): ``path`` is the check request's raw path with
+    the ``path_prefix`` removed (query included or not)."""
+    return OriginalRequest(normalize_method(method), normalize_host(_first(headers, "host")),
+                           normalize_path(path or "/"))
+
+
+def bearer_token(authorizations: Sequence[str]) -> str:
+    """The token of the one ``Authorization: Bearer <token>`` header (RFC 6750 §2.1).
+
+    ``MissingToken`` without one (or with another scheme); ``Denied(malformed)`` for two
+    headers, a value longer than ``MAX_TOKEN_LENGTH`` (checked before any parsing) or one
+    that is not a single ``b64token``.
+    """
+    if not authorizations:
+        raise MissingToken()
+    if len(authorizations) > 1:
+        raise Denied(Reason.MALFORMED, "more than one Authorization header")
+    value = authorizations[0]
+    if len(value) > MAX_TOKEN_LENGTH + 16:
+        raise Denied(Reason.MALFORMED, "token too long")
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingToken()
+    token = credentials.strip(" ")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise Denied(Reason.MALFORMED, "token too long")
+    if not token or not _B64TOKEN.fullmatch(token):
+        raise Denied(Reason.MALFORMED, "the Authorization header is not 'Bearer <token>'")
+    return token
+
+
+def normalize_method(value: str) -> str:
+    if not _METHOD.fullmatch(value):
+        raise BadRequest("The original method is not an HTTP method.")
+    return value.upper()
+
+
+def normalize_host(value: str | None) -> str:
+    """First item of a (possibly comma-separated) host header, lower case, no port."""
+    if value is None:
+        return ""
+    host = value.partition(",")[0].strip().lower()
+    if not host:
+        return ""
+    if host.startswith("["):
+        end = host.find("]") + 1
+        name, port = host[:end], host[end:]
+        valid = end > 0 and bool(IPV6_LITERAL.fullmatch(name))
+    else:
+        name, colon, port_digits = host.partition(":")
+        port = colon + port_digits
+        name = name.rstrip(".")
+        valid = bool(name) and bool(HOST_NAME.fullmatch(name))
+    if not valid or (port and not _PORT.fullmatch(port[1:])):
+        raise BadRequest("The original host is not a valid host name.")
+    return name
+
+
+def normalize_path(uri: str) -> str:
+    """The path a rule is matched against (see the module docstring); ``BadRequest``
+    for anything ambiguous."""
+    if not uri:
+        raise BadRequest("The original URI is empty.")
+    if len(uri) > MAX_URI_LENGTH:
+        raise BadRequest("The original URI is too long.")
+    if _RAW_BAD.search(uri):
+        raise BadRequest("The original URI contains characters that are not allowed.")
+    target = uri.partition("#")[0].partition("?")[0]
+    if not target.startswith("/"):
+        target = _path_of_absolute(target)
+    if "%" in target:
+        target = _decode(target)
+    if "/." not in target and "//" not in target:
+        return target
+    segments: list[str] = []
+    parts = target[1:].split("/")
+    last = len(parts) - 1
+    for i, segment in enumerate(parts):
+        if segment == "..":
+            if not segments:
+                raise BadRequest("The original URI climbs above the root.")
+            segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+            continue
+        if i == last:
+            segments.append("")
+    return "/" + "/".join(segments)
+
+
+def _path_of_absolute(target: str) -> str:
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme.isalpha() or scheme.lower() not in ("http", "https"):
+        raise BadRequest("The original URI must be a path starting with '/'.")
+    slash = rest.find("/")
+    return "/" if slash < 0 else rest[slash:]
+
+
+def _decode(target: str) -> str:
+    if _BAD_ESCAPE.search(target):
+        raise BadRequest("The original URI has a malformed percent-encoding.")
+    if _ENCODED_SEPARATOR.search(target):
+        raise BadRequest("The original URI encodes a path separator.")
+    try:
+        decoded = unquote_to_bytes(target).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The original URI is not UTF-8.") from None
+    if _DECODED_BAD.search(decoded):
+        raise BadRequest("The original URI encodes a control character.")
+    return decoded
+
+
+def _first(headers: Headers, name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
