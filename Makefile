@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck unit bench clean
+.PHONY: run demo test check lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/tessera serve --host 127.0.0.1 --port 8000
+
+demo: $(STAMP)
+	$(BIN)/tessera demo
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tessera.cli import audit, clients, db, gateway, keys, serve, sessions, users
+from tessera.cli import audit, clients, db, demo, gateway, keys, serve, sessions, users
 
 __all__ = ["cli", "main"]
 
@@ -27,6 +27,7 @@ cli.add_command(keys.keys)
 cli.add_command(sessions.sessions)
 cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
+cli.add_command(demo.demo)
 
 
 def main() -> None:

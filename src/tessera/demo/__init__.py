@@ -1,0 +1,3 @@
+"""``tessera demo``: the whole system in one command, on the embedded defaults."""
+
+__all__: list[str] = []
