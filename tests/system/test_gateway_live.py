@@ -165,7 +165,7 @@ async def test_the_gateway_allows_exchanges_and_refuses_after_logout(
 
         # Password login is not enough for the MFA route: RFC 9470 step-up challenge.
         step_up = await http.get("/forward-auth", headers=nginx(token, "/admin/x"))
-        assert step_up.status_code == 403
+        assert step_up.status_code == 401
         assert 'error="insufficient_user_authentication"' in step_up.headers["www-authenticate"]
         assert 'acr_values="urn:tessera:acr:mfa"' in step_up.headers["www-authenticate"]
 

@@ -15,9 +15,9 @@ a 500 for the client)::
       anything else                    401 invalid_token (malformed, expired, revoked, ...)
     verified token, in this order
       a required scope missing         403 insufficient_scope, scope="<required>"
-      acr below the route's level      403 insufficient_user_authentication, acr_values
+      acr below the route's level      401 insufficient_user_authentication, acr_values
                                        (+ max_age)                       RFC 9470 §3
-      auth_time older than max_age     403 insufficient_user_authentication, max_age
+      auth_time older than max_age     401 insufficient_user_authentication, max_age
                                        (+ acr_values)                    RFC 9470 §3
       otherwise                        200 with the identity
     token exchange refused             401 invalid_token (invalid_grant) or
@@ -168,7 +168,7 @@ def decide(rule: Rule, outcome: VerifiedToken | Denied, *, acr_levels: AcrLevels
     if not (acr_ok and age_ok):
         description = ("A different authentication level is required." if not acr_ok
                        else "More recent authentication is required.")
-        return _refuse(403, ACR_TOO_LOW if not acr_ok else AUTH_TOO_OLD,
+        return _refuse(401, ACR_TOO_LOW if not acr_ok else AUTH_TOO_OLD,
                        INSUFFICIENT_USER_AUTHENTICATION, description, rule=rule, token=token,
                        acr_values=rule.acr,
                        max_age=str(rule.max_age) if rule.max_age is not None else None)

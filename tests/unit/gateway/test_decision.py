@@ -76,7 +76,7 @@ def test_a_missing_scope_is_403_naming_every_required_scope() -> None:
 def test_acr_below_the_route_level_is_an_rfc9470_step_up_challenge(acr: str | None) -> None:
     decision = run(MFA_ROUTE, token(acr=acr))
     assert (decision.status, decision.reason, decision.error) == (
-        403, "acr_too_low", "insufficient_user_authentication")
+        401, "acr_too_low", "insufficient_user_authentication")
     assert decision.challenge == (
         'Bearer error="insufficient_user_authentication", error_description="A different '
         'authentication level is required.", acr_values="urn:tessera:acr:mfa"')
@@ -91,7 +91,7 @@ def test_a_stronger_acr_satisfies_a_weaker_requirement() -> None:
 def test_max_age_judges_auth_time_with_the_leeway() -> None:
     assert run(RECENT, token(auth_time=NOW - 300)).allowed
     old = run(RECENT, token(auth_time=NOW - 301))
-    assert (old.status, old.reason, old.error) == (403, "auth_too_old",
+    assert (old.status, old.reason, old.error) == (401, "auth_too_old",
                                                    "insufficient_user_authentication")
     assert old.challenge == ('Bearer error="insufficient_user_authentication", '
                              'error_description="More recent authentication is required.", '

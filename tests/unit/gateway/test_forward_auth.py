@@ -124,7 +124,7 @@ async def test_insufficient_scope_is_403_with_the_scope() -> None:
 async def test_acr_too_low_is_an_rfc9470_challenge() -> None:
     async with gateway() as gw:
         response = await gw.nginx("/orders/1", method="POST", token=mint())
-        body = assert_refused(response, 403, "insufficient_user_authentication")
+        body = assert_refused(response, 401, "insufficient_user_authentication")
         assert response.headers["www-authenticate"] == (
             'Bearer error="insufficient_user_authentication", error_description="A different '
             'authentication level is required.", acr_values="urn:tessera:acr:mfa", '
@@ -134,7 +134,7 @@ async def test_acr_too_low_is_an_rfc9470_challenge() -> None:
                 ).status_code == 200
         old = await gw.nginx("/orders/1", method="POST",
                              token=mint(acr=MFA, auth_time=int(NOW) - 3600))
-        assert_refused(old, 403, "insufficient_user_authentication")
+        assert_refused(old, 401, "insufficient_user_authentication")
 
 
 async def test_a_strict_route_fails_closed_while_the_revocation_state_is_stale() -> None:
@@ -275,7 +275,7 @@ async def test_decisions_are_logged_with_rule_and_correlation_id(
         assert token not in json.dumps(allowed)
         assert step_up["event"] == "access.denied" and step_up["reason"] == "acr_too_low"
         assert step_up["route"] == "routes[2] POST api.example/orders/**"
-        assert step_up["status"] == 403
+        assert step_up["status"] == 401
         assert unmatched["reason"] == "no_route" and unmatched["route"] == "none"
         assert unmatched["correlation_id"] == "req-none"
 
