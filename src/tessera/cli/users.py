@@ -1,4 +1,4 @@
-"""``tessera users create``."""
+"""``tessera users create``, ``tessera users totp-enrol``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,28 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
         user = await admin.create_user(identity, username=username, password=password,
                                        tenant_id=tenant)
         return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
+
+    try:
+        echo_json(run_with_identity(work))
+    except (admin.AdminError, StoreError) as exc:
+        fail(str(exc))
+
+
+@users.command("totp-enrol")
+@click.option("--username", required=True)
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+def totp_enrol(username: str, tenant: str) -> None:
+    """Give a user a new TOTP secret, on at once (replacing any); prints JSON with the
+    otpauth:// URI and the secret, for an authenticator app or test automation."""
+
+    async def work(identity: Identity) -> dict[str, str]:
+        async with identity.store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.by_username(tenant, username)
+        if user is None:
+            raise admin.AdminError(f"no user {username!r} in tenant {tenant!r}")
+        enrolment = await identity.totp.provision(user, actor="cli")
+        return {"user_id": user.user_id, "otpauth_uri": enrolment.uri,
+                "secret": enrolment.secret}
 
     try:
         echo_json(run_with_identity(work))

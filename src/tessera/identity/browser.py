@@ -1,5 +1,11 @@
-"""Browser-facing endpoints: the authorization endpoint with its login page, and
-RP-initiated logout. CSRF: a double-submit token bound to a cookie (SameSite=Lax)."""
+"""Browser-facing endpoints: the authorization endpoint with its login page (password,
+then a TOTP code for enrolled users), TOTP enrolment at ``/account/totp``, and
+RP-initiated logout. CSRF: a double-submit token bound to a cookie (SameSite=Lax).
+
+Login always ends in ``_complete``: with a browser session of the same user it is a
+re-authentication in that session (same ``sid``: step-up, ``prompt=login``, ``max_age``),
+otherwise a new session. Users with TOTP are always asked for a code, so their sessions
+are ``urn:tessera:acr:mfa``."""
 
 from __future__ import annotations
 
@@ -9,12 +15,22 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
 from tessera.core.secrets import constant_time_equal, new_secret
-from tessera.core.users import DEFAULT_TENANT
+from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
-from tessera.identity.login.pages import error_page, logged_out_page, login_page, logout_page
+from tessera.identity.login.pages import (
+    error_page,
+    logged_out_page,
+    login_page,
+    logout_page,
+    totp_enrol_page,
+    totp_enrolled_page,
+    totp_page,
+)
+from tessera.identity.login.pending import PendingLogin
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
@@ -29,7 +45,8 @@ __all__ = ["BrowserEndpoints"]
 SESSION_COOKIE = "tessera_session"
 CSRF_COOKIE = "tessera_csrf"
 _AUTHZ_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
-                 "code_challenge", "code_challenge_method", "prompt", "max_age", "resource")
+                 "code_challenge", "code_challenge_method", "prompt", "max_age", "resource",
+                 "acr_values")
 _LOGOUT_FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
 _PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
                  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -75,12 +92,16 @@ class BrowserEndpoints:
             params = parse_params(oauth, max_body=self._max_body, allow_query=True)
             authz = await self._id.authorize.parse(params)
             if request.method == "POST":
+                if "pending" in params:
+                    return await self._totp_submit(oauth, params, authz)
                 return await self._login_submit(oauth, params, authz)
             session = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
             if not self._id.authorize.needs_login(authz, session):
                 assert session is not None
                 return RedirectResponse(await self._id.authorize.issue_code(authz, session),
                                         status_code=303)
+            if session is not None and self._id.authorize.acr_too_low(authz, session.acr):
+                await self._id.authorize.record_step_up(authz, session)
             if authz.prompt is not None and "none" in authz.prompt.split():
                 return RedirectResponse(self._id.authorize.login_required(authz), 303)
             return self._login_form(oauth, params, authz)
@@ -118,10 +139,94 @@ class BrowserEndpoints:
         except LoginFailed as exc:
             return self._login_form(oauth, params, authz, error=str(exc), username=username,
                                     status=429 if exc.throttled else 401)
-        session, handle = await self._id.login.open_session(
-            user, user_agent=oauth.headers.get("user-agent"))
+        if await self._id.totp.enrolled(user.user_id):
+            pending = self._id.pending_logins.issue(
+                PendingLogin(user.user_id, authz.client.client_id),
+                csrf_cookie=oauth.cookies[CSRF_COOKIE])  # present: _csrf_ok
+            return self._totp_form(oauth, params, authz, pending=pending)
+        if self._id.authorize.acr_too_low(authz, ACR_PASSWORD):
+            return RedirectResponse(self._id.authorize.unmet_requirements(authz), 303)
+        return await self._complete(oauth, authz, user, ACR_PASSWORD, (AMR_PASSWORD,))
+
+    def _totp_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
+                   *, pending: str, error: str | None = None, status: int = 200) -> Response:
+        csrf, _ = self._with_csrf_cookie(oauth, "totp")
+        fields = {k: v for k, v in params.as_dict().items() if k in _AUTHZ_FIELDS}
+        return _html(totp_page(client_name=authz.client.name, fields=fields, csrf=csrf,
+                               pending=pending, error=error), status)
+
+    async def _totp_submit(self, oauth: OAuthRequest, params: Params,
+                           authz: AuthorizationRequest) -> Response:
+        """The second step: the pending login (signed, bound to this browser) and a code."""
+        expired = "Your sign-in expired. Please sign in again."
+        if not self._csrf_ok(oauth, params):
+            return self._login_form(oauth, params, authz, status=400, error=expired)
+        pending = self._id.pending_logins.open(
+            params.get("pending"), csrf_cookie=oauth.cookies.get(CSRF_COOKIE),
+            client_id=authz.client.client_id)
+        user = await self._id.login.user(pending.user_id) if pending else None
+        if user is None:
+            return self._login_form(oauth, params, authz, status=400, error=expired)
+        try:
+            await self._id.totp.verify(user, params.get("totp_code") or "")
+        except LoginFailed as exc:
+            return self._totp_form(oauth, params, authz, pending=params.get("pending") or "",
+                                   error=str(exc), status=429 if exc.throttled else 401)
+        return await self._complete(oauth, authz, user, ACR_MFA, (AMR_PASSWORD, AMR_OTP))
+
+    async def _complete(self, oauth: OAuthRequest, authz: AuthorizationRequest, user: User,
+                        acr: str, amr: tuple[str, ...]) -> Response:
+        """Re-authenticate in the browser's session of this user, else open a new one;
+        then issue the code. The session cookie is new either way."""
+        current = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
+        renewed = None
+        if current is not None and current.user_id == user.user_id:
+            renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
+        session, handle = renewed or await self._id.login.open_session(
+            user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr)
         response = RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
         self._set_cookie(response, SESSION_COOKIE, handle)
+        return response
+
+    # /account/totp ----------------------------------------------------------------------
+    async def account_totp(self, request: Request) -> Response:
+        """TOTP enrolment for the signed-in user: GET shows the secret, POST confirms it
+        with a current code (CSRF-protected like the login form)."""
+        try:
+            oauth = await read_request(request, max_body=self._max_body)
+            session = await self._id.login.session_for_cookie(
+                oauth.cookies.get(SESSION_COOKIE))
+            user = await self._id.login.user(session.user_id) if session else None
+            if user is None:
+                return _html(error_page("Sign in to an application first, then come back "
+                                        "to this page."), 401)
+            if request.method != "POST":
+                return await self._enrol_form(oauth, user)
+            params = parse_params(oauth, max_body=self._max_body)
+            if not self._csrf_ok(oauth, params):
+                return await self._enrol_form(oauth, user, status=400,
+                                              error="Your form expired. Try again.")
+            try:
+                await self._id.totp.confirm_enrolment(user, params.get("totp_code") or "")
+            except LoginFailed as exc:
+                return await self._enrol_form(oauth, user, error=str(exc),
+                                              status=429 if exc.throttled else 400)
+            return _html(totp_enrolled_page())
+        except OAuthError as exc:
+            return _html(error_page(exc.description), exc.status)
+        except StoreError:
+            return _html(error_page("The service is briefly unavailable. Try again."), 503)
+
+    async def _enrol_form(self, oauth: OAuthRequest, user: User, *, error: str | None = None,
+                          status: int = 200) -> Response:
+        enrolment = await self._id.totp.begin_enrolment(user)
+        if enrolment is None:
+            return _html(totp_enrolled_page())
+        csrf, fresh = self._with_csrf_cookie(oauth, "totp")
+        response = _html(totp_enrol_page(secret=enrolment.secret, uri=enrolment.uri,
+                                         csrf=csrf, error=error), status)
+        if fresh:
+            self._set_cookie(response, CSRF_COOKIE, fresh)
         return response
 
     # /logout ----------------------------------------------------------------------------

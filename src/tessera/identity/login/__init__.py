@@ -1,6 +1,9 @@
-"""Browser login: password check (argon2id), browser sessions, CSRF, the login page."""
+"""Browser login: password check (argon2id), TOTP second factor, browser sessions, CSRF,
+the login page."""
 
 from tessera.identity.login.passwords import PasswordHasher
+from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.service import LoginFailed, LoginService
+from tessera.identity.login.totp import TotpService
 
-__all__ = ["LoginFailed", "LoginService", "PasswordHasher"]
+__all__ = ["LoginFailed", "LoginService", "PasswordHasher", "PendingLogins", "TotpService"]

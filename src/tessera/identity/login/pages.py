@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-__all__ = ["error_page", "logged_out_page", "login_page", "logout_page"]
+__all__ = ["error_page", "logged_out_page", "login_page", "logout_page", "totp_enrol_page",
+           "totp_enrolled_page", "totp_page"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;display:flex;
@@ -14,6 +15,7 @@ main{background:#fff;padding:2rem 2.5rem;border-radius:10px;box-shadow:0 2px 12p
 min-width:20rem;max-width:28rem}
 h1{font-size:1.3rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .2rem}
 input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}
+code{word-break:break-all;background:#f4f5f7;padding:.1rem .3rem;border-radius:4px}
 button{margin-top:1.2rem;padding:.55rem 1.2rem;border:0;border-radius:6px;background:#2d5bd7;
 color:#fff;font-size:1rem;cursor:pointer}.error{color:#b00020}.muted{color:#666}
 """
@@ -47,6 +49,47 @@ def login_page(*, client_name: str, fields: Mapping[str, str], csrf: str,
         "<input id=password name=password type=password autocomplete=current-password "
         "required><button type=submit>Sign in</button></form>"
     ))
+
+
+def _code_input(label: str) -> str:
+    return (f"<label for=totp_code>{escape(label)}</label>"
+            "<input id=totp_code name=totp_code type=text inputmode=numeric "
+            "autocomplete=one-time-code maxlength=7 required autofocus>")
+
+
+def totp_page(*, client_name: str, fields: Mapping[str, str], csrf: str, pending: str,
+              error: str | None = None) -> bytes:
+    """The second login step: the code from the authenticator app."""
+    err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    return _page("Two-step verification", (
+        "<h1>Two-step verification</h1><p class=muted>Enter the code from your "
+        f"authenticator app to continue to <b>{escape(client_name)}</b>.</p>{err}"
+        "<form method=post action='authorize'>"
+        f"{_hidden(fields)}<input type=hidden name='csrf_token' value='{escape(csrf)}'>"
+        f"<input type=hidden name='pending' value='{escape(pending)}'>"
+        f"{_code_input('Code')}<button type=submit>Verify</button></form>"
+    ))
+
+
+def totp_enrol_page(*, secret: str, uri: str, csrf: str, error: str | None = None) -> bytes:
+    """Enrolment: the secret and its ``otpauth://`` URI as text (no QR service: the
+    secret never leaves this page), and the form confirming one current code."""
+    err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    return _page("Set up two-step verification", (
+        "<h1>Set up two-step verification</h1><p>Add this account to an authenticator "
+        "app: type in the key, or open the link on the device that has the app.</p>"
+        f"<p>Key: <code id=totp_secret>{escape(secret)}</code></p>"
+        f"<p>Link: <code id=totp_uri>{escape(uri)}</code></p>{err}"
+        "<form method=post action='totp'>"
+        f"<input type=hidden name='csrf_token' value='{escape(csrf)}'>"
+        f"{_code_input('Code shown by the app')}<button type=submit>Turn on</button></form>"
+    ))
+
+
+def totp_enrolled_page() -> bytes:
+    return _page("Two-step verification is on", (
+        "<h1>Two-step verification is on</h1><p>From now on, signing in asks for a code "
+        "from your authenticator app after the password.</p>"))
 
 
 def logout_page(*, fields: Mapping[str, str], csrf: str) -> bytes:

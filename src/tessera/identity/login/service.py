@@ -1,9 +1,11 @@
-"""Login: authenticate a user, open a session, find a session by its browser cookie."""
+"""Login: authenticate a user, open a session (or re-authenticate in one), find a session
+by its browser cookie."""
 
 from __future__ import annotations
 
 import secrets
 
+from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
@@ -16,8 +18,6 @@ from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["ACR_PASSWORD", "LoginFailed", "LoginService"]
-
-ACR_PASSWORD = "urn:tessera:acr:pwd"
 _MAX_USER_AGENT = 300
 
 
@@ -54,13 +54,21 @@ class LoginService:
             raise LoginFailed("Wrong username or password.")
         return user
 
-    async def open_session(self, user: User, *, user_agent: str | None) -> tuple[Session, str]:
+    async def user(self, user_id: str) -> User | None:
+        """An enabled user by id (the second login step knows only the id)."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.get(user_id)
+        return user if user is not None and not user.disabled else None
+
+    async def open_session(self, user: User, *, user_agent: str | None,
+                           acr: str = ACR_PASSWORD, amr: tuple[str, ...] = (AMR_PASSWORD,)
+                           ) -> tuple[Session, str]:
         """A new session for ``user``; returns it and the raw browser cookie value."""
         now = self._clock.now()
         handle = new_secret()
         session = Session(
             sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
-            sv=1, acr=ACR_PASSWORD, amr=("pwd",), auth_time=now, created_at=now,
+            sv=1, acr=acr, amr=amr, auth_time=now, created_at=now,
             last_seen_at=now, user_agent=(user_agent or "")[:_MAX_USER_AGENT] or None,
         )
         async with transaction(self._store, self._audit) as tx:
@@ -68,6 +76,24 @@ class LoginService:
             tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
                      tenant=user.tenant_id, acr=session.acr, amr=list(session.amr))
         return session, handle
+
+    async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...]
+                             ) -> tuple[Session, str] | None:
+        """Record a fresh authentication of the session's user in the same session (step-up,
+        ``prompt=login``, ``max_age``): same ``sid`` and ``sv``, refresh families untouched;
+        new ``acr``/``amr``/``auth_time`` and a new browser cookie value (the session's
+        privilege changed, so the old cookie stops working). None if it ended meanwhile."""
+        handle = new_secret()
+        async with transaction(self._store, self._audit) as tx:
+            updated = await tx.uow.sessions.step_up(
+                session.sid, acr=acr, amr=amr, auth_time=self._clock.now(),
+                browser_handle_hash=token_hash(handle))
+            if updated is None:
+                return None
+            tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
+                     subject=session.user_id, tenant=session.tenant_id, acr=acr,
+                     amr=list(amr), previous_acr=session.acr)
+        return updated, handle
 
     async def session_for_cookie(self, handle: str | None) -> Session | None:
         if not handle or len(handle) > 128:

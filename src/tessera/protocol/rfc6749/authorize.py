@@ -3,6 +3,13 @@
 Until the client and its redirect URI are known good, errors are shown to the user and
 never redirected (§4.1.2.1); after that they go back to the client with ``state`` and
 ``iss`` (RFC 9207). PKCE is required for public clients (RFC 9700 §2.1.1).
+
+Authentication requirements (OIDC Core §3.1.2.1, RFC 9470 §4): ``prompt=login``,
+``max_age`` and ``acr_values`` decide whether the browser's session will do. The weakest
+``acr_values`` entry this server knows (``core.acr``) is the level required; unknown
+values are ignored (they are voluntary). A session below it is re-authenticated in place
+(same ``sid``); a user who cannot reach it gets ``unmet_authentication_requirements``
+(OpenID Connect Core Error Code unmet_authentication_requirements 1.0).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.core.acr import acr_satisfies, weakest_known
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
@@ -33,6 +41,8 @@ from tessera.store.ports import Store
 __all__ = ["AuthorizationEndpoint", "AuthorizationRequest", "RedirectError", "UserFacingError"]
 
 _IMPLICIT_SCOPES = frozenset({"openid"})
+_MAX_ACR_VALUES = 10
+_MAX_ACR_LENGTH = 200
 
 
 class UserFacingError(Exception):
@@ -57,6 +67,13 @@ class AuthorizationRequest:
     code_challenge: str | None
     prompt: str | None
     max_age: int | None
+    acr_values: tuple[str, ...] = ()
+    """As requested, in order of preference (OIDC Core §3.1.2.1)."""
+
+    @property
+    def required_acr(self) -> str | None:
+        """The level the session must have: the weakest requested value we know."""
+        return weakest_known(self.acr_values)
 
 
 class AuthorizationEndpoint:
@@ -125,19 +142,41 @@ class AuthorizationEndpoint:
         return AuthorizationRequest(
             client=client, redirect_uri=redirect_uri, scope=scope, state=state,
             nonce=params.get("nonce"), code_challenge=challenge, prompt=params.get("prompt"),
-            max_age=max_age,
+            max_age=max_age, acr_values=parse_acr_values(params.get("acr_values")),
         )
 
     def needs_login(self, request: AuthorizationRequest, session: Session | None) -> bool:
         """OIDC Core §3.1.2.1: ``prompt=login`` and ``max_age`` force a fresh login;
-        ``max_age=0`` is ``prompt=login`` (even within the second of the last login)."""
+        ``max_age=0`` is ``prompt=login`` (even within the second of the last login);
+        a session below the required ``acr`` must step up (RFC 9470 §4)."""
         if session is None or not session.active:
             return True
         if request.prompt is not None and "login" in request.prompt.split():
             return True
+        if self.acr_too_low(request, session.acr):
+            return True
         if request.max_age is None:
             return False
         return request.max_age == 0 or self._clock.now() - session.auth_time > request.max_age
+
+    @staticmethod
+    def acr_too_low(request: AuthorizationRequest, acr: str) -> bool:
+        required = request.required_acr
+        return required is not None and not acr_satisfies(acr, required)
+
+    async def record_step_up(self, request: AuthorizationRequest, session: Session) -> None:
+        """Audit that this session must authenticate more strongly for this request."""
+        await self._audit.record(events.AUTH_STEP_UP_REQUIRED, sid=session.sid,
+                                 subject=session.user_id, tenant=session.tenant_id,
+                                 client=request.client.client_id, acr=session.acr,
+                                 required_acr=request.required_acr)
+
+    def unmet_requirements(self, request: AuthorizationRequest) -> str:
+        """The user cannot reach the required ``acr`` (no second factor enrolled)."""
+        return self._redirect(request.redirect_uri, {
+            "error": "unmet_authentication_requirements",
+            "error_description": "the user cannot authenticate at the requested level",
+            "state": request.state})
 
     def login_required(self, request: AuthorizationRequest) -> str:
         """``prompt=none`` with no usable session: redirect with ``login_required``."""
@@ -164,3 +203,13 @@ class AuthorizationEndpoint:
         query["iss"] = self._issuer
         separator = "&" if urlsplit(redirect_uri).query else "?"
         return redirect_uri + separator + urlencode(query)
+
+
+def parse_acr_values(raw: str | None) -> tuple[str, ...]:
+    """``acr_values``: space-separated, in order of preference (OIDC Core §3.1.2.1)."""
+    if raw is None:
+        return ()
+    values = tuple(raw.split())
+    if len(values) > _MAX_ACR_VALUES or any(len(v) > _MAX_ACR_LENGTH for v in values):
+        raise InvalidRequest("acr_values has too many or too long values")
+    return values
