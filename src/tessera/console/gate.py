@@ -1,0 +1,157 @@
+"""Who may use the console: an administrator's browser session, strong and fresh enough.
+
+A request passes when its ``tessera_session`` cookie names an active session of a user
+listed in ``console.admins`` (in ``console.admin_tenant``, not disabled), whose ``acr``
+is at least ``console.required_acr`` (``core.acr`` ordering) and whose ``auth_time`` is
+at most ``console.max_auth_age`` seconds old (step-up). Otherwise the verdict says why,
+and the web layer either sends the browser to the console login form or refuses (403).
+
+The console login takes the password and, for users with TOTP, the current code in one
+form. With a browser session of the same user it re-authenticates in that session (same
+``sid``, raised ``acr``, new ``auth_time``), otherwise it opens a new session; the
+identity service's browser session cookie is set either way, so the same session serves
+the console and single sign-on.
+
+CSRF: a double-submit token, HMAC(csrf key, "console" ‖ cookie), where the cookie is a
+random value set on the console's path (SameSite=Strict, HttpOnly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD, acr_satisfies
+from tessera.core.secrets import constant_time_equal, new_secret, token_hash
+from tessera.core.sessions import Session
+from tessera.core.users import User
+from tessera.identity.compose import Identity
+from tessera.identity.login import LoginFailed
+from tessera.observability import events
+from tessera.settings import ConsoleSettings
+
+__all__ = ["Admin", "ConsoleGate", "Csrf", "NotAnAdmin", "Refusal", "TooWeak"]
+
+
+class Refusal(Enum):
+    """Why a request does not get in."""
+
+    NO_SESSION = "no_session"
+    """No (active) browser session: sign in."""
+    NOT_ADMIN = "not_admin"
+    """Signed in, but not as an administrator: 403."""
+    STEP_UP = "step_up"
+    """The session's acr is weaker than ``console.required_acr``: sign in again."""
+    STALE = "stale"
+    """The last authentication is older than ``console.max_auth_age``: sign in again."""
+
+
+class NotAnAdmin(Exception):
+    """The credentials are right but the user is not a console administrator."""
+
+
+class TooWeak(Exception):
+    """The credentials are right but reach a weaker ``acr`` than the console requires
+    (no second factor enrolled): no session is opened or raised."""
+
+    def __init__(self, reached: str, required: str) -> None:
+        super().__init__(f"reached {reached}, requires {required}")
+        self.reached = reached
+        self.required = required
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """The administrator behind a request."""
+
+    user: User
+    session: Session
+
+
+class Csrf:
+    """Double-submit CSRF tokens bound to a random cookie by HMAC."""
+
+    COOKIE = "tessera_console_csrf"
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def token_for(self, cookie: str) -> str:
+        return hmac.new(self._key, b"console\x00" + cookie.encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, cookies: Mapping[str, str]) -> tuple[str, str | None]:
+        """The token for this browser and, when it has no usable cookie, a fresh cookie
+        value to set."""
+        cookie = cookies.get(self.COOKIE)
+        if cookie and 16 <= len(cookie) <= 64:
+            return self.token_for(cookie), None
+        fresh = new_secret()
+        return self.token_for(fresh), fresh
+
+    def check(self, cookies: Mapping[str, str], sent: str | None) -> bool:
+        cookie = cookies.get(self.COOKIE)
+        return bool(cookie and sent and len(cookie) <= 64
+                    and constant_time_equal(self.token_for(cookie), sent))
+
+
+class ConsoleGate:
+    def __init__(self, identity: Identity, settings: ConsoleSettings) -> None:
+        self._id = identity
+        self._settings = settings
+
+    def is_admin(self, user: User | None) -> bool:
+        return (user is not None and not user.disabled
+                and user.tenant_id == self._settings.admin_tenant
+                and user.username in self._settings.admins)
+
+    async def admit(self, session_cookie: str | None) -> Admin | Refusal:
+        """The administrator of this browser session, or why there is none."""
+        session = await self._id.login.session_for_cookie(session_cookie)
+        if session is None:
+            return Refusal.NO_SESSION
+        async with self._id.store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.get(session.user_id)
+        if user is None or not self.is_admin(user):
+            return Refusal.NOT_ADMIN
+        if not acr_satisfies(session.acr, self._settings.required_acr):
+            return Refusal.STEP_UP
+        if self._id.clock.now() - session.auth_time > self._settings.max_auth_age:
+            return Refusal.STALE
+        return Admin(user, session)
+
+    async def login(self, username: str, password: str, code: str | None, *,
+                    session_cookie: str | None, client_host: str | None,
+                    user_agent: str | None) -> tuple[Session, str]:
+        """Check an administrator's password (and TOTP code, when enrolled) and open or
+        raise a session; returns it and the new browser cookie value. Raises
+        ``identity.login.LoginFailed`` (wrong credentials or code, missing code,
+        throttled), ``NotAnAdmin`` or ``TooWeak``; neither of the last two touches any
+        session."""
+        tenant = self._settings.admin_tenant
+        user = await self._id.login.authenticate(tenant, username, password,
+                                                 client_host=client_host)
+        if not self.is_admin(user):
+            await self._id.audit.record(events.LOGIN_FAILED, tenant=tenant,
+                                        username_hash=token_hash(username),
+                                        reason="console_not_admin")
+            raise NotAnAdmin(username)
+        acr: str = ACR_PASSWORD
+        amr: tuple[str, ...] = (AMR_PASSWORD,)
+        if await self._id.totp.enrolled(user.user_id):
+            if not code:
+                raise LoginFailed("Enter the one-time code from your authenticator app.")
+            await self._id.totp.verify(user, code)
+            acr, amr = ACR_MFA, (AMR_PASSWORD, AMR_OTP)
+        if not acr_satisfies(acr, self._settings.required_acr):
+            raise TooWeak(acr, self._settings.required_acr)
+        current = await self._id.login.session_for_cookie(session_cookie)
+        if current is not None and current.user_id == user.user_id:
+            raised = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
+            if raised is not None:
+                return raised
+        return await self._id.login.open_session(user, user_agent=user_agent, acr=acr,
+                                                 amr=amr)
+
