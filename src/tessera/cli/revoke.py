@@ -1,0 +1,172 @@
+"""``tessera revoke --user U | --session S | --family F | --tenant T``: one command for
+every revocation grain an operator needs after a compromise.
+
+Each run shows what it is about to revoke and asks first (``--yes`` skips the question;
+without a terminal and without ``--yes`` it aborts). A tenant is cut off at once by one
+``tenant.revoked`` event, then its sessions are revoked in batches with a progress bar on
+standard error; an interrupted run can simply be repeated. ``--json`` prints the result
+as one JSON object on standard output (prompts and progress go to standard error).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from tessera.cli._common import echo_json, fail, run_with_identity
+from tessera.cli.sessions import resolve_users
+from tessera.identity import admin
+from tessera.identity.compose import Identity
+from tessera.store.ports import StoreError
+
+__all__ = ["revoke"]
+
+PROGRESS_FROM = 20
+"""Show a progress bar when at least this many sessions are to be revoked."""
+
+
+class _Nothing(Exception):
+    """The target exists but has nothing left to revoke."""
+
+    def __init__(self, target: str, detail: str) -> None:
+        super().__init__(detail)
+        self.target = target
+
+
+@click.command()
+@click.option("--user", "user", default=None, metavar="USER",
+              help="Every session of a user (user id, or a username unique across tenants).")
+@click.option("--session", "sid", default=None, metavar="SID", help="One session.")
+@click.option("--family", "family_id", default=None, metavar="FAMILY_ID",
+              help="One refresh family (a client's refresh chain; the session stays).")
+@click.option("--tenant", default=None, metavar="TENANT",
+              help="Every token and every active session of a tenant.")
+@click.option("--reason", default="admin", show_default=True,
+              help="Recorded in the events and the audit trail (e.g. compromise).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def revoke(user: str | None, sid: str | None, family_id: str | None, tenant: str | None,
+           reason: str, yes: bool, as_json: bool) -> None:
+    """Revoke a user's sessions, a session, a refresh family or a whole tenant."""
+    chosen = [name for name, value in (("--user", user), ("--session", sid),
+                                       ("--family", family_id), ("--tenant", tenant))
+              if value is not None]
+    if len(chosen) != 1:
+        fail("name exactly one of --user, --session, --family, --tenant")
+
+    def confirm(question: str) -> None:
+        if not yes:
+            click.confirm(question, abort=True, err=True)
+
+    async def work(identity: Identity) -> dict[str, Any]:
+        if user is not None:
+            return await _user(identity, user, reason, confirm)
+        if sid is not None:
+            return await _session(identity, sid, reason, confirm)
+        if family_id is not None:
+            return await _family(identity, family_id, reason, confirm)
+        assert tenant is not None
+        return await _tenant(identity, tenant, reason, confirm)
+
+    try:
+        result = run_with_identity(work)
+    except _Nothing as exc:
+        result = {"target": exc.target, "nothing_to_revoke": True, "detail": str(exc),
+                  "summary": f"nothing to revoke: {exc}"}
+    except (admin.AdminError, StoreError) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(result["summary"])
+
+
+Confirm = Callable[[str], None]
+
+
+async def _user(identity: Identity, name: str, reason: str,
+                confirm: Confirm) -> dict[str, Any]:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        if await uow.users.get(name) is not None:
+            user_id = name
+        else:
+            ids = await resolve_users(uow, user_id=None, username=name, tenant=None)
+            if not ids:
+                raise admin.AdminError(f"no user {name!r} (by id or username)")
+            if len(ids) > 1:
+                raise admin.AdminError(f"username {name!r} exists in {len(ids)} tenants; "
+                                       "pass the user id")
+            user_id = ids[0]
+        active = await uow.sessions.active_for_user(user_id)
+    confirm(f"Revoke {len(active)} active session(s) of user {user_id} and every token "
+            "issued to the user until now?")
+    count = await admin.revoke(identity, user_id=user_id, reason=reason, actor="cli")
+    return {"target": "user", "user_id": user_id, "sessions": count, "reason": reason,
+            "events": (["session.revoked"] if count else []) + ["user.revoked"],
+            "summary": f"revoked {count} session(s) of user {user_id}; "
+                       "published user.revoked"}
+
+
+async def _session(identity: Identity, sid: str, reason: str,
+                   confirm: Confirm) -> dict[str, Any]:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        session = await uow.sessions.get(sid)
+    if session is None:
+        raise admin.AdminError(f"no session {sid!r}")
+    if not session.active:
+        raise _Nothing("session", f"session {sid} is already revoked")
+    confirm(f"Revoke session {sid} of user {session.user_id} (tenant {session.tenant_id})?")
+    count = await admin.revoke(identity, sid=sid, reason=reason, actor="cli")
+    return {"target": "session", "sid": sid, "user_id": session.user_id, "sessions": count,
+            "reason": reason, "events": ["session.revoked"] if count else [],
+            "summary": f"revoked session {sid}" if count else f"session {sid} was not active"}
+
+
+async def _family(identity: Identity, family_id: str, reason: str,
+                  confirm: Confirm) -> dict[str, Any]:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        family = await uow.refresh.get_family(family_id)
+    if family is None:
+        raise admin.AdminError(f"no refresh family {family_id!r}")
+    if family.revoked_at is not None:
+        raise _Nothing("family", f"family {family_id} is already revoked")
+    confirm(f"Revoke refresh family {family_id} (client {family.client_id}, session "
+            f"{family.sid})?")
+    done = await admin.revoke_family(identity, family_id, reason=reason, actor="cli")
+    return {"target": "family", "family_id": family_id, "sid": family.sid,
+            "client_id": family.client_id, "families": int(done), "reason": reason,
+            "events": ["family.revoked"] if done else [],
+            "summary": f"revoked refresh family {family_id}" if done
+            else f"family {family_id} was already revoked"}
+
+
+async def _tenant(identity: Identity, tenant: str, reason: str,
+                  confirm: Confirm) -> dict[str, Any]:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        expected = len(await uow.sessions.active_for_tenant(tenant))
+    confirm(f"Revoke EVERY token of tenant {tenant!r} issued until now and its "
+            f"{expected} active session(s)?")
+
+    async def run(progress: Callable[[int], None] | None) -> int:
+        return await admin.revoke_tenant(identity, tenant, reason=reason, actor="cli",
+                                         progress=progress)
+
+    count = await _with_progress(run, expected, label=f"revoking sessions of {tenant}",
+                                 show=expected >= PROGRESS_FROM)
+    return {"target": "tenant", "tenant_id": tenant, "sessions": count, "reason": reason,
+            "events": ["tenant.revoked"] + (["session.revoked"] if count else []),
+            "summary": f"published tenant.revoked for {tenant}; revoked {count} "
+                       "session(s)"}
+
+
+async def _with_progress(run: Callable[[Callable[[int], None] | None], Awaitable[int]],
+                         length: int, *, label: str, show: bool) -> int:
+    if not show:
+        return await run(None)
+    with click.progressbar(length=length, label=label, show_pos=True,
+                           file=sys.stderr) as bar:
+        return await run(bar.update)
