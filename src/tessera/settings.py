@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -16,8 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["BusSettings", "ClientExchangeSettings", "ExchangeSettings", "KeySettings",
-           "SecuritySettings", "Settings", "TokenSettings"]
+__all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
+           "ExchangeSettings",
+           "KeySettings", "SecuritySettings", "Settings", "TokenSettings", "TracingSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -60,6 +62,10 @@ class KeySettings(BaseModel):
 class SecuritySettings(BaseModel):
     login_attempts_per_minute: int = Field(10, ge=1)
     """Failed logins allowed per (username, client address) per minute."""
+    totp_failures_per_minute: int = Field(5, ge=1, le=30)
+    """Wrong or replayed TOTP codes allowed per user (from any address) per minute; then
+    429 until the window clears. Per user, not per address: six digits fall to a
+    distributed guesser otherwise."""
     client_auth_failures_per_minute: int = Field(30, ge=1)
     """Failed client authentications allowed per (client_id, client address) per minute
     at the token, introspection and revocation endpoints; then 429 until the window
@@ -102,6 +108,80 @@ class ExchangeSettings(BaseModel):
     """Chain depth for clients without a policy of their own."""
 
 
+class ConsoleSettings(BaseModel):
+    """The admin web console under ``/console`` (docs/console.md)."""
+
+    enabled: bool = True
+    """Mount the console. Off: ``/console`` does not exist (404)."""
+    admins: list[str] = []
+    """Usernames (in ``admin_tenant``) allowed into the console. Empty: nobody is; set
+    ``TESSERA_CONSOLE__ADMINS='["alice"]'``. Checked on every request, so removing a name
+    locks that administrator out at once."""
+    admin_tenant: str = "default"
+    """The tenant the console login form authenticates administrators in."""
+    required_acr: str = "urn:tessera:acr:mfa"
+    """The session must be authenticated at least this strongly (step-up), in the
+    ordering of ``core.acr``: ``urn:tessera:acr:pwd`` < ``urn:tessera:acr:mfa`` (password
+    and TOTP). A weaker session is sent to the console login form; a value outside the
+    ordering can never be met."""
+    max_auth_age: int = Field(900, ge=30, le=86400)
+    """Seconds since the session's ``auth_time`` after which the console asks for the
+    credentials again, whatever the session's age."""
+    page_size: int = Field(50, ge=5, le=500)
+    """Rows per page in session and audit listings."""
+    decision_logs: list[Path] = []
+    """JSON-lines files of ``access.allowed``/``access.denied`` decisions shipped from
+    verifiers and gateways (their ``tessera.audit`` log): the journey view merges the
+    lines naming its needle with the audit table."""
+
+
+class DPoPSettings(BaseModel):
+    """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
+
+    enabled: bool = True
+    """Accept DPoP proofs at the token and userinfo endpoints, bind tokens to their key
+    and advertise ``dpop_signing_alg_values_supported``. Off: a ``DPoP`` header is
+    ignored (tokens are Bearer) and bound refresh tokens can no longer be used."""
+    algorithms: list[str] = ["ES256", "EdDSA", "RS256"]
+    """Proof signature algorithms accepted (asymmetric only: never ``none`` or HS*)."""
+    proof_window: int = Field(60, ge=5, le=300)
+    """A proof's ``iat`` may lie this many seconds before or after now; its ``jti`` is
+    remembered that long (replay detection)."""
+    require_nonce: bool = False
+    """Demand a server nonce in every proof (RFC 9449 §8): the first request of a client
+    is answered ``use_dpop_nonce`` with one in ``DPoP-Nonce``. Nonces are always accepted
+    and handed out; this makes them mandatory."""
+    nonce_lifetime: int = Field(300, ge=30, le=3600)
+    """Seconds a nonce stays current; it is accepted for up to twice that."""
+    replay_cache_size: int = Field(100_000, ge=1000)
+    """Proofs remembered per process when there is no Redis (``bus.redis_url``); with
+    Redis the cache is shared by every worker. Full of live entries, new proofs are
+    refused (503) rather than a remembered one forgotten."""
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        if not value or any(alg not in ("ES256", "EdDSA", "RS256") for alg in value):
+            raise ValueError("DPoP algorithms must be among ES256, EdDSA and RS256")
+        return value
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry tracing (docs/tracing.md), off by default. Also read on its own
+    (``TESSERA_TRACING__*``) by processes without ``Settings``: the gateway, services
+    using the verifier SDK (``observability.tracing.configure_tracing``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_TRACING__", extra="ignore")
+
+    enabled: bool = False
+    """Install the OpenTelemetry SDK and export spans (needs ``tessera[tracing]``).
+    Setting ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns tracing on too; ``OTEL_SDK_DISABLED=true``
+    keeps it off. Off, spans are the API's no-op spans (``traceparent`` is passed on)."""
+    exporter: Literal["otlp", "console"] = "otlp"
+    """``otlp``: OTLP over HTTP/protobuf, configured by the standard ``OTEL_EXPORTER_OTLP_*``
+    variables; ``console``: spans as JSON on stderr (development)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TESSERA_", env_nested_delimiter="__", toml_file="tessera.toml",
@@ -120,6 +200,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     bus: BusSettings = BusSettings()
     exchange: ExchangeSettings = ExchangeSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    dpop: DPoPSettings = DPoPSettings()
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 

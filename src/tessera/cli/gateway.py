@@ -62,6 +62,9 @@ def gateway(policy_path: Path, host: str, port: int, check: bool) -> None:
             click.echo(f"  {rule.description}")
         return
     _log_to_stderr()
+    from tessera.observability.tracing import configure_tracing
+
+    configure_tracing("tessera-gateway")  # TESSERA_TRACING__* / OTEL_* (docs/tracing.md)
     click.echo(f"tessera gateway: {len(policy.rules)} route(s) from {policy_path}, "
                f"listening on http://{host}:{port}", err=True)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tessera.cli import audit, clients, db, demo, gateway, keys, serve, sessions, users
+from tessera.cli import audit, clients, db, demo, gateway, keys, revoke, serve, sessions, users
 
 __all__ = ["cli", "main"]
 
@@ -28,6 +28,7 @@ cli.add_command(sessions.sessions)
 cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
+cli.add_command(revoke.revoke)
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ class RefreshFamily:
     expires_at: float
     revoked_at: float | None = None
     revoke_reason: str | None = None
+    jkt: str | None = None
+    """RFC 9449 §5: a public client's family is bound to the DPoP key (its RFC 7638
+    thumbprint) it was obtained with; every refresh must prove that key."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """``Authorizer``: one access decision per proxied request, in named steps::
 
-    match_rule (policy) → read bearer token → verify (SDK: signature, iss, per-route aud,
-      lifetime, local revocation state; strict rules: staleness bound → deny or introspect)
+    match_rule (policy) → read the token (Bearer, or DPoP with its proof) → verify (SDK:
+      signature, iss, per-route aud, lifetime, local revocation state, DPoP binding: a
+      ``cnf.jkt`` token only with a proof of its key for the original method and URL;
+      strict rules: staleness bound → deny or introspect)
       → decide (pure: scopes, acr, max_age) → exchange (RFC 8693, cached) → record
 
 ``record`` goes through the SDK (``VerifierService.record``): one ``access.allowed`` /
@@ -13,16 +15,19 @@ is logged and answered 401 ``temporarily_unavailable``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
+from urllib.parse import urlsplit
 
 from tessera.core.secrets import token_hash
 from tessera.gateway.decision import (
     VALID,
     Decision,
     allow_public,
+    challenge,
     decide,
     deny_bad_request,
     deny_exchange,
@@ -33,13 +38,16 @@ from tessera.gateway.denials import KEYS_UNAVAILABLE, Unavailable
 from tessera.gateway.exchange import ExchangeRefused, ExchangeUnavailable, TokenExchanger
 from tessera.gateway.metrics import GatewayMetrics
 from tessera.gateway.policy import Policy, Rule
-from tessera.gateway.request import BadRequest, OriginalRequest, bearer_token
+from tessera.gateway.request import BadRequest, OriginalRequest, presented_token
 from tessera.verifier import (
     Decision as DecisionRecord,
 )
 from tessera.verifier import (
     Denied,
     KeysUnavailable,
+    NonceRequired,
+    Presentation,
+    Reason,
     VerificationPolicy,
     VerifiedToken,
     VerifierService,
@@ -48,6 +56,10 @@ from tessera.verifier import (
 __all__ = ["Authorizer", "Verdict"]
 
 _log = logging.getLogger("tessera.gateway")
+DPOP: Final = "dpop"
+BEARER_PRESENTATION: Final = Presentation()
+DPOP_REASONS: Final = frozenset({Reason.INVALID_DPOP_PROOF, Reason.DPOP_REPLAYED,
+                                 Reason.USE_DPOP_NONCE, Reason.DPOP_BINDING})
 
 
 class Verdict(NamedTuple):
@@ -80,12 +92,14 @@ class Authorizer:
         self._names = {rule.index: rule.description for rule in rules}
 
     async def authorize(self, request: OriginalRequest | BadRequest,
-                        authorizations: Sequence[str], correlation_id: str) -> Verdict:
-        """Decide, exchange if the rule says so, record. Never raises (but cancellation)."""
+                        authorizations: Sequence[str], correlation_id: str, *,
+                        proofs: Sequence[str] = ()) -> Verdict:
+        """Decide, exchange if the rule says so, record. Never raises (but cancellation).
+        ``proofs``: every ``DPoP`` header of the original request."""
         started = self._timer()
         token: str | None = None
         try:
-            verdict, token = await self._authorize(request, authorizations)
+            verdict, token = await self._authorize(request, authorizations, proofs)
         except Exception:
             _log.exception("gateway decision failed (correlation id %s)", correlation_id)
             verdict = Verdict(deny_internal_error())
@@ -93,7 +107,8 @@ class Authorizer:
         return verdict
 
     async def _authorize(self, request: OriginalRequest | BadRequest,
-                         authorizations: Sequence[str]) -> tuple[Verdict, str | None]:
+                         authorizations: Sequence[str],
+                         proofs: Sequence[str] = ()) -> tuple[Verdict, str | None]:
         if isinstance(request, BadRequest):
             return Verdict(deny_bad_request(request.description)), None
         rule = self.policy.match(request.host, request.method, request.path)
@@ -102,24 +117,29 @@ class Authorizer:
         if rule.public:
             return Verdict(allow_public(rule)), None
         try:
-            token = bearer_token(authorizations)
+            scheme, token = presented_token(authorizations)
         except Denied as denied:
             return Verdict(self.decide(rule, denied, VALID)), None
-        outcome, reason = await self.verify(token, rule)
-        decision = self.decide(rule, outcome, reason)
+        presentation = self.presentation(request, scheme, proofs)
+        outcome, reason = await self.verify(token, rule, presentation)
+        decision = self.with_dpop_challenge(self.decide(rule, outcome, reason), outcome,
+                                            scheme)
         if not (decision.allowed and rule.exchange_to):
             return Verdict(decision), token
         assert decision.token is not None
         return await self.exchange(token, rule, decision, decision.token), token
 
-    async def verify(self, token: str, rule: Rule) -> tuple[VerifiedToken | Denied, str]:
-        """The SDK's verification with the rule's audience and staleness rule; the
-        verified token and the allowed-reason (``valid``/``introspected``), or the
-        refusal."""
+    async def verify(self, token: str, rule: Rule,
+                     presentation: Presentation = BEARER_PRESENTATION,
+                     ) -> tuple[VerifiedToken | Denied, str]:
+        """The SDK's verification with the rule's audience, DPoP binding and staleness
+        rule; the verified token and the allowed-reason (``valid``/``introspected``), or
+        the refusal."""
         service = self.service
         policy = self._verification[rule.index]
         try:
             verified = await service.verifier.verify(token, policy=policy)
+            await service.dpop.check(verified, token, presentation)
             if self._strict[rule.index]:
                 return await service.staleness_rule(token, verified, policy)
             return verified, VALID
@@ -128,6 +148,41 @@ class Authorizer:
         except KeysUnavailable as exc:
             _log.warning("no verification keys: %s", exc)
             return Unavailable(KEYS_UNAVAILABLE, str(exc)), VALID
+
+    def presentation(self, request: OriginalRequest, scheme: str,
+                     proofs: Sequence[str]) -> Presentation:
+        """How the token came (RFC 9449 §7): for DPoP, the proofs, the original method and
+        the URL ``htu`` must name (``dpop_public_url`` + path when configured)."""
+        if scheme != DPOP:
+            return BEARER_PRESENTATION
+        url = request.url
+        public = self.service.settings.dpop_public_url
+        if public and url:
+            url = public.rstrip("/") + urlsplit(url).path
+        return Presentation(DPOP, tuple(proofs), request.method, url)
+
+    def with_dpop_challenge(self, decision: Decision, outcome: VerifiedToken | Denied,
+                            scheme: str) -> Decision:
+        """A refusal of a DPoP presentation, or about DPoP, answered with RFC 9449 §7.1's
+        ``DPoP`` challenge (its own error code, ``algs``, and a nonce when one is due)."""
+        denied = outcome if isinstance(outcome, Denied) else None
+        if decision.allowed or decision.challenge is None or (
+                denied is None and scheme != DPOP):
+            return decision
+        algs = (self.service.dpop.challenge_algs(denied, scheme) if denied is not None
+                else self.service.dpop.algs)
+        if algs is None:
+            return decision
+        error, description = decision.error, decision.description
+        if denied is not None and denied.reason in DPOP_REASONS:
+            error, description = denied.error, denied.description
+        bearer = challenge(error, description) if error != decision.error else \
+            decision.challenge
+        dpop = "DPoP" + bearer[len("Bearer"):]
+        dpop += f'{", " if dpop != "DPoP" else " "}algs="{algs}"'
+        nonce = denied.nonce if isinstance(denied, NonceRequired) else None
+        return dataclasses.replace(decision, error=error, description=description,
+                                   challenge=dpop, dpop_nonce=nonce)
 
     def decide(self, rule: Rule, outcome: VerifiedToken | Denied, reason: str) -> Decision:
         service = self.service

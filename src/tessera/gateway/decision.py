@@ -86,6 +86,8 @@ class Decision:
     description: str | None = None
     challenge: str | None = None
     """The ``WWW-Authenticate`` value of a refusal."""
+    dpop_nonce: str | None = None
+    """RFC 9449 §9: a nonce the client must put in its next proof (``DPoP-Nonce``)."""
 
     @property
     def allowed(self) -> bool:

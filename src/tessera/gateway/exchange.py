@@ -38,6 +38,7 @@ import orjson
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
+from tessera.observability.tracing import inject_trace_context
 
 __all__ = ["TOKEN_TYPE_ACCESS_TOKEN", "ExchangeCache", "ExchangeError", "ExchangeRefused",
            "ExchangeUnavailable", "ExchangedToken", "TokenExchanger"]
@@ -162,8 +163,9 @@ class TokenExchanger:
             form["scope"] = scope
         started = self._clock.now()
         try:
-            response = await self._client.post(self.token_endpoint, data=form,
-                                               headers={"accept": "application/json"})
+            response = await self._client.post(  # the trace goes on (W3C traceparent)
+                self.token_endpoint, data=form,
+                headers=inject_trace_context({"accept": "application/json"}))
         except httpx.HTTPError as exc:
             raise ExchangeUnavailable(f"token endpoint: {type(exc).__name__}") from None
         body = _json_object(response)

@@ -14,7 +14,9 @@ always sent — empty on public routes and for a token without that claim — so
 copies them overwrites whatever the client sent. Values outside printable ASCII are
 percent-encoded (RFC 3986 §2.1).
 
-Refused: ``401``/``403`` with ``WWW-Authenticate``, ``X-Request-Id`` and a JSON body
+Refused: ``401``/``403`` with ``WWW-Authenticate`` (a ``DPoP`` challenge for a DPoP
+presentation, RFC 9449 §7.1, and ``DPoP-Nonce`` when a nonce is due), ``X-Request-Id`` and
+a JSON body
 ``{"error", "error_description"}``. Never a 5xx: nginx would turn it into a 500.
 Every answer is ``Cache-Control: no-store``.
 """
@@ -39,6 +41,7 @@ from tessera.gateway.request import (
     ext_authz_request,
     forward_auth_request,
 )
+from tessera.observability.tracing import server_span
 
 __all__ = ["EXT_AUTHZ_PREFIX", "FORWARD_AUTH_PATH", "ExtAuthzEndpoint", "ForwardAuthEndpoint",
            "answer", "read_headers"]
@@ -49,7 +52,8 @@ EXT_AUTHZ_PREFIX: Final = "/ext-authz"
 _log = logging.getLogger("tessera.gateway")
 _WANTED: Final = frozenset({b"authorization", b"x-request-id", b"traceparent", b"host",
                             b"x-forwarded-host", b"x-original-uri", b"x-original-method",
-                            b"x-forwarded-uri", b"x-forwarded-method"})
+                            b"x-forwarded-uri", b"x-forwarded-method", b"dpop",
+                            b"x-forwarded-proto"})
 _SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7f) if chr(c) != "%")
 _NO_STORE: Final = (b"cache-control", b"no-store")
 _EMPTY: Final = (b"content-length", b"0")
@@ -116,8 +120,9 @@ async def _serve(authorizer: Authorizer, scope: Scope, send: Send, describe: _De
             request = describe(scope, headers)
         except BadRequest as bad:
             request = bad
-        verdict = await authorizer.authorize(request, headers.get("authorization", ()),
-                                             correlation)
+        with server_span("gateway.forward_auth", headers, correlation_id=correlation):
+            verdict = await authorizer.authorize(request, headers.get("authorization", ()),
+                                                 correlation, proofs=headers.get("dpop", ()))
         status, response_headers, body = answer(verdict, correlation)
     except Exception:  # never a 5xx from the decision endpoint
         _log.exception("forward-auth adapter failed")
@@ -150,6 +155,8 @@ def answer(verdict: Verdict, correlation_id: str) -> tuple[int, list[tuple[bytes
                (b"content-length", str(len(body)).encode("ascii"))]
     if decision.challenge is not None:
         headers.append((b"www-authenticate", decision.challenge.encode("latin-1")))
+    if decision.dpop_nonce is not None:
+        headers.append((b"dpop-nonce", decision.dpop_nonce.encode("ascii")))
     return decision.status, headers, body
 
 

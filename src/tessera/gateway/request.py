@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
@@ -51,6 +51,7 @@ __all__ = [
     "normalize_host",
     "normalize_method",
     "normalize_path",
+    "presented_token",
 ]
 
 MAX_URI_LENGTH: Final = 8192
@@ -93,6 +94,10 @@ class OriginalRequest:
     """Lower case, without port or trailing dot; ``""`` when the proxy sent none."""
     path: str
     """Decoded, dot segments resolved, slashes merged; starts with ``/``."""
+    url: str = field(default="", compare=False)
+    """The URI as the client addressed it, for a DPoP proof's ``htu`` (RFC 9449 §4.3):
+    ``X-Forwarded-Proto`` (default ``https``), the host header as sent (port kept), the
+    original URI as sent; ``""`` without a host."""
 
 
 def forward_auth_request(headers: Headers, *, method: str) -> OriginalRequest:
@@ -108,16 +113,38 @@ def forward_auth_request(headers: Headers, *, method: str) -> OriginalRequest:
     if len(methods) > 1:
         raise BadRequest("The original method headers disagree.")
     forwarded = headers.get("x-forwarded-host")
-    host = normalize_host(forwarded[0] if forwarded else _first(headers, "host"))
+    raw_host = forwarded[0] if forwarded else _first(headers, "host")
+    host = normalize_host(raw_host)
     return OriginalRequest(methods.pop() if methods else normalize_method(method), host,
-                           paths.pop())
+                           paths.pop(), _client_url(headers, raw_host, uris[0]))
 
 
 def ext_authz_request(path: str, *, method: str, headers: Headers) -> OriginalRequest:
     """Envoy ``ext_authz`` (HTTP service): ``path`` is the check request's raw path with
     the ``path_prefix`` removed (query included or not)."""
-    return OriginalRequest(normalize_method(method), normalize_host(_first(headers, "host")),
-                           normalize_path(path or "/"))
+    raw_host = _first(headers, "host")
+    return OriginalRequest(normalize_method(method), normalize_host(raw_host),
+                           normalize_path(path or "/"), _client_url(headers, raw_host, path or "/"))
+
+
+def _client_url(headers: Headers, raw_host: str | None, uri: str) -> str:
+    """``OriginalRequest.url``; ``uri`` already passed ``normalize_path``."""
+    host = (raw_host or "").partition(",")[0].strip()
+    proto = (_first(headers, "x-forwarded-proto") or "https").partition(",")[0].strip().lower()
+    if not host or proto not in ("http", "https"):
+        return ""
+    target = uri.partition("#")[0].partition("?")[0]
+    return f"{proto}://{host}{target if target.startswith('/') else _path_of_absolute(target)}"
+
+
+def presented_token(authorizations: Sequence[str]) -> tuple[str, str]:
+    """``("bearer", token)`` or, for ``Authorization: DPoP <token>`` (RFC 9449 §7.1, the
+    same token syntax and bounds), ``("dpop", token)``; refusals as ``bearer_token``."""
+    if len(authorizations) == 1:
+        scheme, _, rest = authorizations[0].strip().partition(" ")
+        if scheme.lower() == "dpop":
+            return "dpop", bearer_token(["Bearer " + rest])
+    return "bearer", bearer_token(authorizations)
 
 
 def bearer_token(authorizations: Sequence[str]) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
+from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.users import DEFAULT_TENANT, User
@@ -15,7 +16,12 @@ from tessera.observability import events
 from tessera.protocol import lifecycle
 from tessera.protocol.transaction import transaction
 
-__all__ = ["AdminError", "bump_version", "create_client", "create_user", "revoke"]
+__all__ = ["AdminError", "bump_version", "create_client", "create_user", "revoke",
+           "revoke_family", "revoke_sessions", "revoke_tenant"]
+
+REVOKE_BATCH = 100
+"""Sessions revoked per transaction by the bulk verbs: short transactions (row locks and
+the outbox lock are held briefly) and visible progress."""
 
 
 class AdminError(ValueError):
@@ -108,3 +114,63 @@ async def revoke(identity: Identity, *, sid: str | None = None, user_id: str | N
         assert user_id is not None
         return await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
                                            token_ttl=ttl, actor=actor)
+
+
+async def revoke_family(identity: Identity, family_id: str, *, reason: str,
+                        actor: str) -> bool:
+    """End one refresh family (a client's refresh chain in a session); True if this call
+    revoked it, False if it already was. The session itself stays active."""
+    now = identity.clock.now()
+    async with transaction(identity.store, identity.audit) as tx:
+        family = await tx.uow.refresh.get_family(family_id)
+        if family is None:
+            raise AdminError(f"no refresh family {family_id!r}")
+        if not await lifecycle.revoke_family(tx, family_id, at=now, reason=reason,
+                                             token_ttl=identity.settings.tokens.access_token_ttl):
+            return False
+        tx.audit(events.TOKEN_REVOKED, family_id=family_id, sid=family.sid,
+                 subject=family.user_id, tenant=family.tenant_id, client=family.client_id,
+                 token_type="refresh_token", reason=reason, actor=actor)
+    return True
+
+
+async def revoke_sessions(identity: Identity, sids: Sequence[str], *, reason: str,
+                          actor: str, batch: int = REVOKE_BATCH,
+                          progress: Callable[[int], None] | None = None) -> int:
+    """Revoke many sessions, ``batch`` per transaction (each with its outbox events and
+    audit rows); returns how many this call revoked (already revoked ones are skipped).
+    ``progress`` is called with the size of each committed batch. Not atomic as a whole:
+    after a failure, running it again revokes what is left."""
+    now = identity.clock.now()
+    ttl = identity.settings.tokens.access_token_ttl
+    revoked = 0
+    for start in range(0, len(sids), batch):
+        chunk = sids[start:start + batch]
+        async with transaction(identity.store, identity.audit) as tx:
+            for sid in chunk:
+                revoked += await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
+                                                          token_ttl=ttl, actor=actor)
+        if progress is not None:
+            progress(len(chunk))
+    return revoked
+
+
+async def revoke_tenant(identity: Identity, tenant_id: str, *, reason: str, actor: str,
+                        batch: int = REVOKE_BATCH,
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Cut a whole tenant off: first one ``tenant.revoked`` event (verifiers deny every
+    token of the tenant issued until now, at once) with its audit row, then every active
+    session of the tenant in batches (``revoke_sessions``), which also ends their refresh
+    families. Returns the sessions revoked. Safe to run again after an interruption."""
+    now = identity.clock.now()
+    ttl = identity.settings.tokens.access_token_ttl
+    async with transaction(identity.store, identity.audit) as tx:
+        active = await tx.uow.sessions.active_for_tenant(tenant_id)
+        tx.publish(RevocationEvent(
+            RevocationKind.TENANT_REVOKED, tenant_id, now,
+            expires_at=now + ttl + lifecycle.VERIFIER_LEEWAY,
+            data={"before": now, "reason": reason}))
+        tx.audit(events.TENANT_REVOKED, tenant=tenant_id, sessions=len(active),
+                 reason=reason, actor=actor)
+    return await revoke_sessions(identity, [s.sid for s in active], reason=reason,
+                                 actor=actor, batch=batch, progress=progress)

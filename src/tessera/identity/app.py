@@ -11,9 +11,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from tessera.bus import BusGap
 from tessera.core.revocation import RevocationKind
@@ -24,6 +25,7 @@ from tessera.identity.http import read_request, send, send_error
 from tessera.identity.maintenance import run_maintenance
 from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tessera.observability.tracing import TracingMiddleware, configure_tracing, traced
 from tessera.protocol.errors import (
     InvalidRequest,
     InvalidToken,
@@ -95,7 +97,8 @@ def build_app(identity: Identity) -> Starlette:
     browser = BrowserEndpoints(identity)
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
-                               signing_alg=identity.keys.ring.active.alg, scopes=[])
+                               signing_alg=identity.keys.ring.active.alg, scopes=[],
+                               dpop_algs=identity.dpop.algorithms if identity.dpop else None)
     max_body = settings.security.max_body_bytes
 
     async def discovery(_: Request) -> Response:
@@ -161,25 +164,32 @@ def build_app(identity: Identity) -> Starlette:
                     await task
             await identity.aclose()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/.well-known/openid-configuration", discovery),
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
         Route("/metrics", metrics),
-        Route("/token", _protocol_route(identity, identity.token.handle), methods=["POST"]),
+        Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
+              methods=["POST"]),
         Route("/introspect", _protocol_route(identity, identity.introspection.handle),
               methods=["POST"]),
-        Route("/revoke", _protocol_route(identity, identity.revocation.handle),
+        Route("/revoke", _protocol_route(identity, traced("token.revoke",
+                                                          identity.revocation.handle)),
               methods=["POST"]),
         Route("/userinfo", _protocol_route(identity, identity.userinfo.handle),
               methods=["GET", "POST"]),
         Route("/authorize", browser.authorize, methods=["GET", "POST"]),
         Route("/logout", browser.logout, methods=["GET", "POST"]),
+        Route("/account/totp", browser.account_totp, methods=["GET", "POST"]),
         Route("/admin/sessions", admin_sessions, methods=["POST"]),
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
     ]
+    if settings.console.enabled:  # the admin web console (docs/console.md)
+        from tessera.console import console_routes
+
+        routes.append(Mount("/console", routes=console_routes(identity)))
 
     async def http_error(_: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -194,7 +204,7 @@ def build_app(identity: Identity) -> Starlette:
         return JSONResponse({"error": "server_error"}, status_code=500,
                             headers={"cache-control": "no-store"})
 
-    return Starlette(routes=routes, lifespan=lifespan,
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TracingMiddleware)],
                      exception_handlers={HTTPException: http_error, Exception: server_error})
 
 
@@ -209,7 +219,9 @@ class IdentityService:
     async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
         if scope["type"] == "lifespan" and self._app is None:
             configure_logging()  # this may be a freshly spawned worker process
-            self._app = build_app(await build_identity(self._settings or Settings()))
+            settings = self._settings or Settings()
+            configure_tracing("tessera-identity", settings=settings.tracing)
+            self._app = build_app(await build_identity(settings))
         if self._app is None:
             raise RuntimeError("the identity service has not started")
         await self._app(scope, receive, send_)

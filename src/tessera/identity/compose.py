@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -12,12 +13,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.core.throttle import FailureWindow
+from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
+from tessera.identity.login.pending import PendingLogins
+from tessera.identity.login.totp import TotpService
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
+from tessera.observability.tracing import token_observer
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -33,6 +38,7 @@ from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
 from tessera.protocol.rfc8693 import ExchangePolicy, SubjectLoader, TokenExchangeGrant
 from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
@@ -81,6 +87,9 @@ class Identity:
     clients: ClientDirectory
     passwords: PasswordHasher
     login: LoginService
+    totp: TotpService
+    pending_logins: PendingLogins
+    """The signed record carried from the password step to the TOTP step."""
     access_tokens: AccessTokenIssuer
     id_tokens: IdTokenIssuer
     token_state: AccessTokenState
@@ -97,6 +106,8 @@ class Identity:
     feed: RevocationFeed
     metrics: IdentityMetrics
     redis_bus: RedisStreamsBus | None = None
+    dpop: ProofChecker | None = None
+    """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -110,6 +121,8 @@ class Identity:
             await relay.aclose()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
+        if self.dpop is not None:
+            await self.dpop.replay.aclose()
         await self.audit.aclose()
         await self.store.close()
 
@@ -161,25 +174,31 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         relays.append(OutboxRelay(store, redis_bus, poll_interval=settings.bus.poll_interval))
     for relay in relays:
         store.on_outbox_commit(relay.notify)
+    dpop = build_proof_checker(settings, clock, nonce_key=derive_key(kek, "dpop-nonce"))
     return Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock,
                            attempts_per_minute=settings.security.login_attempts_per_minute),
+        totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
+                         issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
+                         failures_per_minute=settings.security.totp_failures_per_minute),
+        pending_logins=PendingLogins(derive_key(kek, "pending-login"), clock),
         access_tokens=access, id_tokens=id_tokens, token_state=state,
         token=TokenEndpoint(authenticator, grants, max_body=max_body,
-                            observer=metrics.on_token_request),
+                            observer=token_observer(metrics.on_token_request), dpop=dpop,
+                            url=f"{settings.issuer}/token"),
         metrics=metrics,
         introspection=IntrospectionEndpoint(authenticator, state, store, clock,
                                             max_body=max_body),
         revocation=RevocationEndpoint(authenticator, access, store, audit, clock,
                                       leeway=tok.leeway, max_body=max_body),
-        userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer),
+        userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer, dpop=dpop),
         authorize=AuthorizationEndpoint(store, clients, audit, clock, issuer=settings.issuer,
                                         code_ttl=tok.authorization_code_ttl),
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus,
+        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat),
     )

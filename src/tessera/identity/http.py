@@ -16,9 +16,10 @@ class BodyTooLarge(InvalidRequest):
     pass
 
 
-_SINGLE_HEADERS = frozenset({b"authorization", b"content-type", b"content-length"})
+_SINGLE_HEADERS = frozenset({b"authorization", b"content-type", b"content-length", b"dpop"})
 """Headers that must not be repeated: with two, a proxy and this service could each act
-on a different one (which client authenticated, how the body is parsed)."""
+on a different one (which client authenticated, how the body is parsed, which DPoP proof
+counts: RFC 9449 §4.3 allows exactly one)."""
 
 
 def _declared_length(value: str | None, limit: int) -> None:

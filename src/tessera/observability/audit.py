@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from tessera.core.clock import Clock
+from tessera.observability.tracing import annotate_audit_event
 from tessera.store.ports import AuditRecord, Store
 
 __all__ = ["AuditLog"]
@@ -49,6 +50,7 @@ class AuditLog:
 
     def make(self, event: str, **fields: Any) -> AuditRecord:
         clean = {k: v for k, v in fields.items() if v is not None}
+        annotate_audit_event(event, clean)  # the request's correlation id; span event
         return AuditRecord(event=event, at=self._clock.now(), fields=clean)
 
     def emit(self, records: Iterable[AuditRecord]) -> None:

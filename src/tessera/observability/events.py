@@ -6,17 +6,21 @@ __all__ = [
     "ACCESS_ALLOWED",
     "ACCESS_DENIED",
     "ALL",
+    "AUTH_STEP_UP_REQUIRED",
     "CLIENT_AUTH_FAILED",
     "CLIENT_CREATED",
     "CODE_ISSUED",
     "CODE_REUSE_DETECTED",
+    "FACTOR_ENROLLED",
     "KEY_ROTATED",
     "LOGIN_FAILED",
     "REFRESH_REUSE_DETECTED",
     "SESSION_CREATED",
     "SESSION_LOGOUT",
+    "SESSION_REAUTHENTICATED",
     "SESSION_REVOKED",
     "SESSION_VERSION_BUMPED",
+    "TENANT_REVOKED",
     "TOKEN_EXCHANGED",
     "TOKEN_INTROSPECTED",
     "TOKEN_ISSUED",
@@ -27,8 +31,10 @@ __all__ = [
 
 SESSION_CREATED = "session.created"
 SESSION_LOGOUT = "session.logout"
+SESSION_REAUTHENTICATED = "session.reauthenticated"
 SESSION_REVOKED = "session.revoked"
 SESSION_VERSION_BUMPED = "session.version_bumped"
+TENANT_REVOKED = "tenant.revoked"
 TOKEN_ISSUED = "token.issued"
 TOKEN_REFRESHED = "token.refreshed"
 TOKEN_EXCHANGED = "token.exchanged"
@@ -41,6 +47,8 @@ LOGIN_FAILED = "login.failed"
 CLIENT_AUTH_FAILED = "client.auth_failed"
 CLIENT_CREATED = "client.created"
 USER_CREATED = "user.created"
+FACTOR_ENROLLED = "factor.enrolled"
+AUTH_STEP_UP_REQUIRED = "auth.step_up_required"
 KEY_ROTATED = "key.rotated"
 ACCESS_ALLOWED = "access.allowed"
 ACCESS_DENIED = "access.denied"
@@ -48,8 +56,10 @@ ACCESS_DENIED = "access.denied"
 ALL = frozenset({
     SESSION_CREATED,
     SESSION_LOGOUT,
+    SESSION_REAUTHENTICATED,
     SESSION_REVOKED,
     SESSION_VERSION_BUMPED,
+    TENANT_REVOKED,
     TOKEN_ISSUED,
     TOKEN_REFRESHED,
     TOKEN_EXCHANGED,
@@ -62,6 +72,8 @@ ALL = frozenset({
     CLIENT_AUTH_FAILED,
     CLIENT_CREATED,
     USER_CREATED,
+    FACTOR_ENROLLED,
+    AUTH_STEP_UP_REQUIRED,
     KEY_ROTATED,
     ACCESS_ALLOWED,
     ACCESS_DENIED,

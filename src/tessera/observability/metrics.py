@@ -12,7 +12,13 @@ tessera_refresh_reuse_detected_total            counter
 tessera_login_failures_total                    counter    reason
 tessera_revocations_total                       counter    kind (session, token, version…)
 tessera_audit_events_total                      counter    event
+tessera_store_errors_total                      counter    endpoint (token)
 ==============================================  =========  ==================================
+
+``tessera_store_errors_total`` counts requests refused because the store failed: the token
+endpoint answers ``temporarily_unavailable`` (503) only when a ``StoreError`` is raised
+(``protocol/rfc6749/token_endpoint.py``), so that outcome is counted here too. It is the
+session store availability SLI (``deploy/prometheus``, ``docs/metrics.md``).
 
 With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to a shared empty
 directory; ``/metrics`` then aggregates every worker (prometheus_client multiprocess mode).
@@ -34,9 +40,11 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _REVOCATIONS = {
     events.SESSION_REVOKED: "session", events.TOKEN_REVOKED: "token",
-    events.SESSION_VERSION_BUMPED: "session_version",
+    events.SESSION_VERSION_BUMPED: "session_version", events.TENANT_REVOKED: "tenant",
 }
 _ISSUED = {events.TOKEN_ISSUED, events.TOKEN_REFRESHED, events.TOKEN_EXCHANGED}
+_STORE_UNAVAILABLE = "temporarily_unavailable"
+"""The token endpoint's answer to a ``StoreError`` (and to nothing else)."""
 
 
 class IdentityMetrics:
@@ -60,6 +68,10 @@ class IdentityMetrics:
                                    registry=r)
         self.audit_events = Counter("tessera_audit_events", "Committed audit events.",
                                     ("event",), registry=r)
+        self.store_errors = Counter("tessera_store_errors",
+                                    "Requests refused because the store failed, by endpoint.",
+                                    ("endpoint",), registry=r)
+        self.store_errors.labels("token")
 
     def on_audit(self, record: AuditRecord) -> None:
         event = record.event
@@ -80,6 +92,8 @@ class IdentityMetrics:
         self.request_seconds.labels(grant, error or "ok").observe(seconds)
         if error is not None:
             self.errors.labels(grant, error).inc()
+            if error == _STORE_UNAVAILABLE:
+                self.store_errors.labels("token").inc()
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

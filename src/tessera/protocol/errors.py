@@ -1,4 +1,5 @@
-"""OAuth errors (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2).
+"""OAuth errors (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2, RFC 9449 §5,
+§7.1, §8).
 
     OAuthError                      error, status, description (sent), detail (logged only)
     ├── InvalidRequest              400 invalid_request
@@ -13,6 +14,8 @@
     ├── InvalidToken                401 invalid_token (bearer resource errors)
     ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1)
     ├── AccessDenied                403 access_denied
+    ├── InvalidDPoPProof            400 invalid_dpop_proof (401 at resources)
+    ├── UseDPoPNonce                400 use_dpop_nonce (401 at resources) + DPoP-Nonce
     ├── TooManyRequests             429 slow_down
     └── TemporarilyUnavailable      503 temporarily_unavailable
 """
@@ -20,11 +23,10 @@
 from __future__ import annotations
 
 __all__ = [
-    "AccessDenied", "InsufficientScope", "InvalidClient", "InvalidGrant", "InvalidRequest",
-    "InvalidScope",
-    "InvalidTarget", "InvalidToken", "OAuthError", "TemporarilyUnavailable", "TooManyRequests",
-    "UnauthorizedClient", "UnsupportedGrantType", "UnsupportedResponseType",
-    "UnsupportedTokenType",
+    "AccessDenied", "InsufficientScope", "InvalidClient", "InvalidDPoPProof", "InvalidGrant",
+    "InvalidRequest", "InvalidScope", "InvalidTarget", "InvalidToken", "OAuthError",
+    "TemporarilyUnavailable", "TooManyRequests", "UnauthorizedClient", "UnsupportedGrantType",
+    "UnsupportedResponseType", "UnsupportedTokenType", "UseDPoPNonce",
 ]
 
 
@@ -40,6 +42,10 @@ class OAuthError(Exception):
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
+
+    def headers(self) -> dict[str, str]:
+        """Response headers this error adds (lower-case names); none by default."""
+        return {}
 
 
 class InvalidRequest(OAuthError):
@@ -93,6 +99,38 @@ class InsufficientScope(OAuthError):
 
 class AccessDenied(OAuthError):
     error, status = "access_denied", 403
+
+
+class InvalidDPoPProof(OAuthError):
+    """RFC 9449 §5 (token endpoint, 400) and §7.1 (resources, ``status=401`` with a
+    ``challenge``): the DPoP proof is not acceptable."""
+
+    error, status = "invalid_dpop_proof", 400
+
+    def __init__(self, description: str, *, detail: str = "", status: int | None = None,
+                 challenge: str | None = None, nonce: str | None = None) -> None:
+        super().__init__(description, detail=detail)
+        if status is not None:
+            self.status = status
+        self.challenge = challenge
+        """``WWW-Authenticate`` value (resources answer with a DPoP challenge)."""
+        self.nonce = nonce
+        """A fresh server nonce to send as ``DPoP-Nonce``."""
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.challenge is not None:
+            headers["www-authenticate"] = self.challenge
+        if self.nonce is not None:
+            headers["dpop-nonce"] = self.nonce
+        return headers
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """RFC 9449 §8 (400) / §9 (401): send the proof again with the nonce in
+    ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
 
 
 class TooManyRequests(OAuthError):

@@ -83,6 +83,7 @@ def error_response(error: OAuthError) -> OAuthResponse:
             description = _UNSAFE_HEADER_TEXT.sub("", error.description)
             scheme = f'Bearer error="invalid_token", error_description="{description}"'
         response.headers["www-authenticate"] = scheme
+    response.headers.update(error.headers())
     return response
 
 

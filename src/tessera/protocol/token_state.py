@@ -1,9 +1,10 @@
-"""Is an access token we issued still good? Signature and claims, then live state:
-revoked ``jti``, ended session, revoked refresh family, stale session version, disabled
-user or client."""
+"""Is an access token we issued still good? Signature and claims, the DPoP binding of
+how it is presented (RFC 9449 §7), then live state: revoked ``jti``, ended session,
+revoked refresh family, stale session version, disabled user or client."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,14 @@ def _family_revoked(claims: dict[str, Any], families: list[RefreshFamily]) -> bo
         and iat <= f.revoked_at for f in families)
 
 
+def _binding_fits(claims: dict[str, Any], jkt: str | None) -> bool:
+    cnf = claims.get("cnf")
+    bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if bound is None or jkt is None:
+        return bound is None and jkt is None
+    return isinstance(bound, str) and hmac.compare_digest(bound, jkt)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessTokenState:
     tokens: AccessTokenIssuer
@@ -42,8 +51,14 @@ class AccessTokenState:
     clock: Clock
     leeway: float
 
-    async def check(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
-        """The token's claims if it is active now; raise ``TokenInactive`` otherwise."""
+    async def check(self, token: str, *, audience: str | None = None, jkt: str | None = None,
+                    any_binding: bool = False) -> dict[str, Any]:
+        """The token's claims if it is active now; raise ``TokenInactive`` otherwise.
+
+        ``jkt``: the thumbprint of the DPoP proof's key the token was presented with (None:
+        presented as Bearer). A DPoP-bound token is active only with its key, an unbound
+        one only without a proof. ``any_binding`` skips that rule, for callers that ask
+        about a token rather than present it (introspection, token exchange)."""
         if len(token) > 8192:
             raise TokenInactive("oversized")
         try:
@@ -51,6 +66,8 @@ class AccessTokenState:
                                         audience=audience)
         except TokenInvalid as exc:
             raise TokenInactive(exc.reason) from None
+        if not any_binding and not _binding_fits(claims, jkt):
+            raise TokenInactive("dpop_binding")
         client = await self.clients.get(str(claims.get("client_id", "")))
         if client is None or client.disabled:
             raise TokenInactive("client_disabled")

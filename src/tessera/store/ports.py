@@ -23,13 +23,16 @@ from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 
 __all__ = [
+    "AuditFilter",
     "AuditRecord",
     "AuditRepo",
     "ClientRepo",
     "CodeRepo",
+    "FactorRepo",
     "KeyRepo",
     "RefreshRepo",
     "RevocationLog",
+    "SealedFactor",
     "SealedKey",
     "SessionRepo",
     "Store",
@@ -69,6 +72,35 @@ class StoredAudit:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What ``AuditRepo.search`` matches: every criterion given (None matches anything).
+    ``subject``, ``tenant`` and ``client`` compare the record's field of that name;
+    ``since`` and ``until`` bound ``at`` inclusively."""
+
+    event: str | None = None
+    subject: str | None = None
+    tenant: str | None = None
+    client: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFactor:
+    """A user's second factor as stored: the secret sealed under the KEK (never in clear).
+
+    ``confirmed_at`` is None while enrolment waits for its first code; ``last_step`` is
+    the last accepted TOTP time step (RFC 6238 §5.2: a code is accepted once)."""
+
+    user_id: str
+    kind: str
+    sealed_secret: str
+    created_at: float
+    confirmed_at: float | None = None
+    last_step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SealedKey:
     kid: str
     alg: str
@@ -91,6 +123,14 @@ class UserRepo(Protocol):
     async def get(self, user_id: str) -> User | None: ...
     async def by_username(self, tenant_id: str, username: str) -> User | None: ...
 
+    async def search(self, *, username_prefix: str | None = None,
+                     tenant_id: str | None = None, limit: int = 100) -> list[User]:
+        """Users whose username starts with ``username_prefix`` (literally: ``%`` and
+        ``_`` match only themselves), in ``tenant_id`` when given; ordered by username."""
+
+    async def get_many(self, user_ids: Sequence[str]) -> list[User]:
+        """The users that exist among ``user_ids``, in no particular order."""
+
 
 class SessionRepo(Protocol):
     async def add(self, session: Session, *, browser_handle_hash: str | None) -> None: ...
@@ -105,6 +145,46 @@ class SessionRepo(Protocol):
         """Increment ``sv`` atomically; return the new version (None if no such session)."""
 
     async def active_for_user(self, user_id: str) -> list[Session]: ...
+
+    async def step_up(self, sid: str, *, acr: str, amr: tuple[str, ...], auth_time: float,
+                      browser_handle_hash: str | None = None) -> Session | None:
+        """Record a fresh authentication in the same session: set ``acr``, ``amr`` and
+        ``auth_time`` (and the browser handle, when given) of an *active* session; ``sid``,
+        ``sv`` and its refresh families are untouched. Returns the updated session, or
+        None (nothing written) if the session is absent or revoked."""
+
+    async def active_for_tenant(self, tenant_id: str) -> list[Session]:
+        """Every active session in the tenant, oldest first."""
+
+    async def search(self, *, user_ids: Sequence[str] | None = None,
+                     tenant_id: str | None = None, include_revoked: bool = False,
+                     offset: int = 0, limit: int = 50) -> list[Session]:
+        """Sessions newest first (``created_at``, then ``sid``): of ``user_ids`` when given
+        (an empty list matches nothing), in ``tenant_id`` when given, active ones only
+        unless ``include_revoked``. ``offset``/``limit`` page through the result."""
+
+
+class FactorRepo(Protocol):
+    """Second factors, at most one per (user, kind)."""
+
+    async def get(self, user_id: str, kind: str) -> SealedFactor | None: ...
+
+    async def put_pending(self, factor: SealedFactor) -> bool:
+        """Store an unconfirmed factor, replacing an unconfirmed one of the same user and
+        kind. False, and nothing written, when a confirmed one exists."""
+
+    async def confirm(self, user_id: str, kind: str, *, step: int, at: float) -> bool:
+        """Confirm the pending factor and record ``step`` as used. True iff this call
+        confirmed it: of concurrent callers exactly one wins; a repeat is False."""
+
+    async def use_step(self, user_id: str, kind: str, step: int) -> bool:
+        """Record ``step`` as the last accepted time step iff the factor is confirmed and
+        ``step`` is later than the last accepted one. Of concurrent callers with the same
+        step exactly one sees True; a replay (same or earlier step) is False."""
+
+    async def replace(self, factor: SealedFactor) -> None:
+        """Store ``factor`` as given (confirmed or not), replacing any factor of the same
+        user and kind (administrative enrolment)."""
 
 
 class CodeRepo(Protocol):
@@ -132,6 +212,13 @@ class RefreshRepo(Protocol):
         """True if this call revoked the family."""
 
     async def families_for_session(self, sid: str) -> list[RefreshFamily]: ...
+
+    async def families_for_sessions(self, sids: Sequence[str]) -> list[RefreshFamily]:
+        """The families of every session in ``sids``, oldest first."""
+
+    async def last_refreshed(self, family_ids: Sequence[str]) -> dict[str, float]:
+        """For each of ``family_ids`` that was refreshed at least once, when its newest
+        refresh token was issued (a refresh issues generation ≥ 1). Others are absent."""
 
 
 class RevocationLog(Protocol):
@@ -165,6 +252,16 @@ class AuditRepo(Protocol):
     async def query(self, *, event: str | None = None, limit: int = 100) -> list[AuditRecord]:
         """Newest first."""
 
+    async def search(self, criteria: AuditFilter, *, before_id: int | None = None,
+                     limit: int = 50) -> list[StoredAudit]:
+        """Rows matching ``criteria`` with id < ``before_id`` (when given), newest first:
+        pass the last id of a page as ``before_id`` to get the next, older one."""
+
+    async def naming(self, values: Sequence[str], *, fields: Sequence[str],
+                     limit: int = 500) -> list[StoredAudit]:
+        """Rows where any of ``fields`` equals any of ``values`` (string comparison),
+        oldest first, at most ``limit``: a token's or a request's trail."""
+
 
 class KeyRepo(Protocol):
     async def all(self) -> list[SealedKey]:
@@ -179,6 +276,7 @@ class UnitOfWork(Protocol):
     clients: ClientRepo
     users: UserRepo
     sessions: SessionRepo
+    factors: FactorRepo
     codes: CodeRepo
     refresh: RefreshRepo
     revocations: RevocationLog

@@ -11,10 +11,18 @@ For services: ``VerifierService`` (built from ``VerifierSettings``) wires JWKS, 
 following, the strict-route staleness rule, the decision log and Prometheus metrics;
 ``await service.check(token, scopes=..., strict=...)`` is the plain function API,
 ``VerifierMiddleware`` (+ ``RouteRule``) the ASGI middleware, ``require_token``,
-``require_scopes``, ``require_strict``, ``require_tenant`` and ``require_owner`` the FastAPI
+``require_scopes``, ``require_acr``, ``require_strict``, ``require_tenant`` and
+``require_owner`` the FastAPI
 dependencies (FastAPI is the optional ``tessera[fastapi]`` extra), ``metrics_app`` serves
 ``/metrics``. ``Decision`` is the record ``VerifierService.record`` logs and counts, for
 callers that decide in their own steps (the edge gateway).
+
+DPoP (RFC 9449 §7): a token with ``cnf.jkt`` is accepted only as ``Authorization: DPoP``
+with a ``DPoP`` proof of that key for the request's method and URL (``ath``, ``iat``
+window, ``jti`` replay, optional nonce); the middleware and dependencies read both
+headers, the plain API takes a ``Presentation``. ``DPoPBinding`` is that rule (the proof
+checks are ``tessera.protocol.rfc9449``); ``RedisReplayCache`` shares replay detection
+between replicas (``dpop_replay_cache="redis"``).
 
 For async work: ``EnvelopeSigner`` signs an identity envelope (actor, tenant, session,
 request id; never the bearer token) bound to one message body; ``EnvelopeVerifier``
@@ -34,6 +42,7 @@ from tessera.verifier._errors import (
     InvalidJwks,
     KeysUnavailable,
     Reason,
+    StepUpRequired,
     VerifierError,
 )
 from tessera.verifier._keyset import ALLOWED_ALGS, KeySet, VerificationKey
@@ -45,6 +54,7 @@ from tessera.verifier._verify import ACCEPTED_TYPS, MAX_TOKEN_LENGTH, verify_acc
 if TYPE_CHECKING:
     from tessera.verifier._asgi import RouteRule, VerifierMiddleware
     from tessera.verifier._decisions import Decision
+    from tessera.verifier._dpop import DPoPBinding, NonceRequired, Presentation
     from tessera.verifier._envelope import (
         ENVELOPE_TYP,
         MAX_ENVELOPE_TTL,
@@ -59,6 +69,7 @@ if TYPE_CHECKING:
     from tessera.verifier._envelope_consumer import EnvelopeVerifier
     from tessera.verifier._envelope_verify import PublisherKeys, verify_envelope
     from tessera.verifier._fastapi import (
+        require_acr,
         require_owner,
         require_scopes,
         require_strict,
@@ -73,6 +84,7 @@ if TYPE_CHECKING:
     )
     from tessera.verifier._jwks import JwksCache
     from tessera.verifier._metrics import metrics_app
+    from tessera.verifier._replay import RedisReplayCache
     from tessera.verifier._revocation_history import RevocationHistory
     from tessera.verifier._service import VerifierService
     from tessera.verifier._settings import VerifierSettings
@@ -87,6 +99,7 @@ __all__ = [
     "MAX_LEEWAY",
     "MAX_TOKEN_LENGTH",
     "BusSource",
+    "DPoPBinding",
     "Decision",
     "DecisionBasis",
     "Denied",
@@ -103,8 +116,11 @@ __all__ = [
     "JwksCache",
     "KeySet",
     "KeysUnavailable",
+    "NonceRequired",
+    "Presentation",
     "PublisherKeys",
     "Reason",
+    "RedisReplayCache",
     "RedisStreamSource",
     "ResyncRequired",
     "RevocationFollower",
@@ -113,6 +129,7 @@ __all__ = [
     "RevocationState",
     "RouteRule",
     "SourceUnavailable",
+    "StepUpRequired",
     "VerificationKey",
     "VerificationPolicy",
     "VerifiedEnvelope",
@@ -124,6 +141,7 @@ __all__ = [
     "VerifierService",
     "VerifierSettings",
     "metrics_app",
+    "require_acr",
     "require_owner",
     "require_scopes",
     "require_strict",
@@ -135,6 +153,10 @@ __all__ = [
 
 _LAZY = {
     "Decision": "tessera.verifier._decisions",
+    "DPoPBinding": "tessera.verifier._dpop",
+    "NonceRequired": "tessera.verifier._dpop",
+    "Presentation": "tessera.verifier._dpop",
+    "RedisReplayCache": "tessera.verifier._replay",
     "JwksCache": "tessera.verifier._jwks",
     "Verifier": "tessera.verifier._verifier",
     "EventSource": "tessera.verifier._follower",
@@ -149,6 +171,7 @@ _LAZY = {
     "VerifierMiddleware": "tessera.verifier._asgi",
     "RouteRule": "tessera.verifier._asgi",
     "metrics_app": "tessera.verifier._metrics",
+    "require_acr": "tessera.verifier._fastapi",
     "require_owner": "tessera.verifier._fastapi",
     "require_scopes": "tessera.verifier._fastapi",
     "require_strict": "tessera.verifier._fastapi",

@@ -4,9 +4,13 @@ Pure ASGI (no ``BaseHTTPMiddleware``): works under Starlette, FastAPI or any ASG
 streams untouched. For each HTTP or WebSocket request::
 
     match route (first RouteRule that fits, public paths first) → public? pass through
-    → bearer_token(Authorization) → service: verify, scopes, staleness rule, tenant
+    → credentials(Authorization: Bearer or DPoP) → service: verify, DPoP binding (RFC
+      9449 §7: proof for this method and URL), scopes, acr/auth_time (RFC 9470),
+      staleness rule, tenant
     → allowed: scope["state"]["tessera_token"] = VerifiedToken (``request.state``), call app
-    → denied:  RFC 6750 401/403 (or 503) with WWW-Authenticate and a JSON error body;
+    → denied:  RFC 6750 401/403 (or 503) with WWW-Authenticate and a JSON error body
+               (a step-up refusal: 401 ``insufficient_user_authentication`` with
+               ``acr_values``/``max_age``, RFC 9470 §3);
                a WebSocket is closed with 1008 before it is accepted
 
 Unmatched paths need a valid token (no extra scopes, strict per settings).
@@ -21,8 +25,9 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tessera.verifier._bearer import bearer_token, denial_response
+from tessera.verifier._bearer import denial_response
 from tessera.verifier._decisions import correlation_id_from
+from tessera.verifier._dpop import BEARER, credentials, mark_checked, presentation_from_scope
 from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._service import VerifierService
 
@@ -44,7 +49,9 @@ class RouteRule:
 
     ``path`` is exact, may name segments (``/tenants/{tenant_id}/orders``) and may end in
     ``*`` (any rest, ``/static/*``). ``strict=None`` follows ``settings.strict_by_default``.
-    ``tenant_param`` names a path segment the token's ``tid`` must equal.
+    ``tenant_param`` names a path segment the token's ``tid`` must equal. ``min_acr`` and
+    ``max_auth_age`` (seconds since ``auth_time``) ask for stronger or more recent
+    authentication (RFC 9470 step-up challenge otherwise).
     """
 
     path: str
@@ -54,6 +61,8 @@ class RouteRule:
     methods: frozenset[str] | None = None
     """Upper-case methods this rule is for; ``None``: all."""
     tenant_param: str | None = None
+    min_acr: str | None = None
+    max_auth_age: int | None = None
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +106,9 @@ class VerifierMiddleware:
         self.app = app
         self.service = service
         self.rules = (*(RouteRule(p, public=True) for p in public), *routes)
+        for rule in routes:  # a min_acr outside settings.acr_levels fails here, not later
+            service.policy_for(rule.scopes, min_acr=rule.min_acr,
+                               max_auth_age=rule.max_auth_age)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -112,19 +124,26 @@ class VerifierMiddleware:
         attempt = self.service.attempt(
             route=rule.path if rule is not _DEFAULT else scope["path"],
             correlation_id=correlation_id_from(request_id))
+        scheme = BEARER
         try:
             try:
                 if len(authorizations) > 1:
                     raise Denied(Reason.MALFORMED, "more than one Authorization header")
-                raw = bearer_token(authorizations[0] if authorizations else None)
+                scheme, raw = credentials(authorizations[0] if authorizations else None)
             except Denied as denied:
                 attempt.deny(denied)
                 raise
-            await attempt.verify(raw, scopes=rule.scopes, strict=rule.strict)
+            presentation = presentation_from_scope(
+                scope, scheme, raw, public_url=self.service.settings.dpop_public_url)
+            await attempt.verify(raw, scopes=rule.scopes, strict=rule.strict,
+                                 min_acr=rule.min_acr, max_auth_age=rule.max_auth_age,
+                                 presentation=presentation)
+            mark_checked(scope, raw, presentation)
             attempt.require(tenant=params.get(rule.tenant_param) if rule.tenant_param
                             else None)
         except Denied as denied:
-            await _refuse(scope, send, denied, rule.scopes)
+            await _refuse(scope, send, denied, rule.scopes,
+                          self.service.dpop.challenge_algs(denied, scheme))
             return
         state[TOKEN_KEY] = attempt.allow()
         state[ALLOWED_KEY] = True
@@ -150,11 +169,12 @@ def _headers(scope: Scope) -> tuple[list[str], str | None]:
     return authorizations, request_id
 
 
-async def _refuse(scope: Scope, send: Send, denied: Denied, scopes: frozenset[str]) -> None:
+async def _refuse(scope: Scope, send: Send, denied: Denied, scopes: frozenset[str],
+                  dpop_algs: str | None = None) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    status, headers, body = denial_response(denied, scopes=scopes)
+    status, headers, body = denial_response(denied, scopes=scopes, dpop_algs=dpop_algs)
     raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     raw_headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})

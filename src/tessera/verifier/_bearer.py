@@ -12,7 +12,7 @@ from typing import Final
 import orjson
 
 from tessera.verifier._denials import MissingToken, label_of
-from tessera.verifier._errors import Denied, Reason
+from tessera.verifier._errors import Denied, Reason, StepUpRequired
 from tessera.verifier._verify import MAX_TOKEN_LENGTH
 
 __all__ = ["DenialResponse", "bearer_token", "denial_response"]
@@ -45,12 +45,21 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def denial_response(denied: Denied, *, scopes: Iterable[str] = ()) -> DenialResponse:
+def denial_response(denied: Denied, *, scopes: Iterable[str] = (),
+                    dpop_algs: str | None = None) -> DenialResponse:
     """RFC 6750 §3: status, ``WWW-Authenticate`` challenge and a JSON error body.
 
     The body has only ``error`` and ``error_description`` (never the token or the
     ``detail``); responses are ``no-store``. A missing token gets a challenge without an
-    error code (§3.1); a 503 carries ``Retry-After`` instead of a challenge.
+    error code (§3.1); a 503 carries ``Retry-After`` instead of a challenge. A step-up
+    refusal adds RFC 9470 §3 ``acr_values`` and ``max_age``::
+
+        Bearer error="insufficient_user_authentication", error_description="...",
+          acr_values="urn:tessera:acr:mfa", max_age="300"
+
+    With ``dpop_algs`` (a DPoP presentation, or a refusal about DPoP) the challenge is
+    RFC 9449 §7.1's ``DPoP error="...", ..., algs="ES256 ..."``; a ``use_dpop_nonce``
+    refusal also sends its nonce in ``DPoP-Nonce`` (§9).
     """
     description = _UNSAFE.sub("", denied.description)
     headers = [("content-type", "application/json"), ("cache-control", "no-store")]
@@ -59,10 +68,19 @@ def denial_response(denied: Denied, *, scopes: Iterable[str] = ()) -> DenialResp
     elif denied.status == 503:
         headers.append(("retry-after", "5"))
     else:
-        challenge = f'Bearer error="{denied.error}", error_description="{description}"'
+        scheme = "DPoP" if dpop_algs is not None else "Bearer"
+        challenge = f'{scheme} error="{denied.error}", error_description="{description}"'
         wanted = " ".join(sorted(scopes))
         if label_of(denied) == Reason.INSUFFICIENT_SCOPE and wanted and not _UNSAFE.search(wanted):
             challenge += f', scope="{wanted}"'
+        if isinstance(denied, StepUpRequired):
+            challenge += "".join(f', {name}="{_UNSAFE.sub("", value)}"'
+                                 for name, value in denied.challenge_params)
+        if dpop_algs is not None:
+            challenge += f', algs="{_UNSAFE.sub("", dpop_algs)}"'
         headers.append(("www-authenticate", challenge))
+        nonce = getattr(denied, "nonce", None)
+        if isinstance(nonce, str):
+            headers.append(("dpop-nonce", nonce))
     body = orjson.dumps({"error": denied.error, "error_description": description})
     return denied.status, headers, body

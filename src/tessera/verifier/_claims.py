@@ -1,15 +1,18 @@
-"""Claim checks (RFC 9068 §4, RFC 7519 §4.1, RFC 6750 §3.1): one rule per function.
+"""Claim checks (RFC 9068 §4, RFC 7519 §4.1, RFC 6750 §3.1, RFC 9470 §3): one rule per
+function.
 
 Each raises ``Denied`` with its reason and returns nothing when the rule holds.
 """
 
 from __future__ import annotations
 
-from tessera.verifier._errors import Denied, Reason
+from tessera.core.acr import acr_satisfies
+from tessera.verifier._errors import Denied, Reason, StepUpRequired
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._token import VerifiedToken
 
-__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_scopes"]
+__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_scopes",
+           "check_user_authentication"]
 
 
 def check_issuer(token: VerifiedToken, policy: VerificationPolicy) -> None:
@@ -41,3 +44,20 @@ def check_scopes(token: VerifiedToken, policy: VerificationPolicy) -> None:
     if not policy.required_scopes <= token.scopes:
         missing = sorted(policy.required_scopes - token.scopes)
         raise Denied(Reason.INSUFFICIENT_SCOPE, f"missing {' '.join(missing)}")
+
+
+def check_user_authentication(token: VerifiedToken, policy: VerificationPolicy,
+                              now: float) -> None:
+    """RFC 9470 §3: ``acr`` at least ``policy.min_acr`` (in ``policy.acr_levels``) and
+    ``auth_time`` within ``policy.max_auth_age`` (+ leeway). A missing ``acr`` or
+    ``auth_time`` does not satisfy a requirement on it. The challenge names every
+    requirement of the route, whichever failed."""
+    min_acr, max_age = policy.min_acr, policy.max_auth_age
+    if min_acr is None and max_age is None:
+        return
+    acr_ok = min_acr is None or acr_satisfies(token.acr, min_acr, policy.acr_levels)
+    age_ok = max_age is None or (token.auth_time is not None
+                                 and now - token.auth_time <= max_age + policy.leeway)
+    if not (acr_ok and age_ok):
+        raise StepUpRequired(too_old=acr_ok, acr_values=min_acr, max_age=max_age,
+                             detail=f"acr {token.acr!r}, auth_time {token.auth_time!r}")

@@ -4,6 +4,8 @@
 
     VerifierError
      ├── Denied           the token is rejected; ``reason`` says why (a ``Reason``)
+     │    └── StepUpRequired  valid, but the user must authenticate more strongly or more
+     │                        recently (RFC 9470); carries ``acr_values`` and ``max_age``
      ├── KeysUnavailable  no key set could be obtained (JWKS never fetched successfully)
      ├── InvalidJwks      a JWKS document is not a JSON object with a ``keys`` list
      └── InvalidEvent     a revocation event or snapshot does not have the documented shape
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Denied", "InvalidEvent", "InvalidJwks", "KeysUnavailable", "Reason", "VerifierError"]
+__all__ = ["Denied", "InvalidEvent", "InvalidJwks", "KeysUnavailable", "Reason", "StepUpRequired",
+           "VerifierError"]
 
 
 class Reason(StrEnum):
@@ -40,6 +43,13 @@ class Reason(StrEnum):
     CLIENT_REVOKED = "client_revoked"
     FAMILY_REVOKED = "family_revoked"
     STALE_STATE = "stale_state"
+    INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    DPOP_REPLAYED = "dpop_replayed"
+    USE_DPOP_NONCE = "use_dpop_nonce"
+    DPOP_BINDING = "dpop_binding"
+    """RFC 9449 §7: a bound token sent as Bearer, an unbound one as DPoP, or a proof
+    signed by another key than the token's ``cnf.jkt``."""
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
@@ -61,6 +71,11 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.CLIENT_REVOKED: "The access token was revoked.",
     Reason.FAMILY_REVOKED: "The session was revoked.",
     Reason.STALE_STATE: "Revocation state is out of date; try again later.",
+    Reason.INSUFFICIENT_USER_AUTHENTICATION: "A different authentication level is required.",
+    Reason.INVALID_DPOP_PROOF: "The DPoP proof is invalid.",
+    Reason.DPOP_REPLAYED: "The DPoP proof was already used.",
+    Reason.USE_DPOP_NONCE: "Resource server requires nonce in DPoP proof.",
+    Reason.DPOP_BINDING: "The access token must be presented with a DPoP proof of its key.",
 }
 
 
@@ -72,8 +87,9 @@ class Denied(VerifierError):
     """The token is rejected.
 
     ``error`` and ``status`` follow RFC 6750 §3.1: ``insufficient_scope`` is 403, a stale
-    revocation state is the verifier's fault (503, fail closed), everything else is
-    ``invalid_token`` with 401.
+    revocation state is the verifier's fault (503, fail closed), RFC 9470's
+    ``insufficient_user_authentication`` is 401, RFC 9449's ``invalid_dpop_proof`` and
+    ``use_dpop_nonce`` are 401, everything else is ``invalid_token`` with 401.
     """
 
     def __init__(self, reason: Reason, detail: str = "") -> None:
@@ -87,6 +103,12 @@ class Denied(VerifierError):
             return "insufficient_scope"
         if self.reason is Reason.STALE_STATE:
             return "temporarily_unavailable"
+        if self.reason is Reason.INSUFFICIENT_USER_AUTHENTICATION:
+            return "insufficient_user_authentication"
+        if self.reason in (Reason.INVALID_DPOP_PROOF, Reason.DPOP_REPLAYED):
+            return "invalid_dpop_proof"  # RFC 9449 §7.1
+        if self.reason is Reason.USE_DPOP_NONCE:
+            return "use_dpop_nonce"  # RFC 9449 §9
         return "invalid_token"
 
     @property
@@ -100,6 +122,40 @@ class Denied(VerifierError):
     @property
     def description(self) -> str:
         return _DESCRIPTIONS[self.reason]
+
+
+class StepUpRequired(Denied):
+    """RFC 9470 §3: the token is valid, but its authentication is too weak (``acr``) or
+    too old (``auth_time``). ``acr_values`` and ``max_age`` are what the route requires,
+    sent in the challenge so the client can ask the authorization server for exactly that.
+
+    ``label`` (decision events, metrics) is ``acr_too_low`` or ``auth_too_old``, the
+    gateway's names for the same refusals.
+    """
+
+    def __init__(self, *, too_old: bool, acr_values: str | None, max_age: int | None,
+                 detail: str = "") -> None:
+        super().__init__(Reason.INSUFFICIENT_USER_AUTHENTICATION, detail)
+        self.too_old = too_old
+        self.acr_values = acr_values
+        self.max_age = max_age
+        self.label = "auth_too_old" if too_old else "acr_too_low"
+
+    @property
+    def description(self) -> str:
+        if self.too_old:
+            return "More recent authentication is required."
+        return "A different authentication level is required."
+
+    @property
+    def challenge_params(self) -> list[tuple[str, str]]:
+        """The RFC 9470 §3 parameters after ``error_description``, in that order."""
+        params = []
+        if self.acr_values is not None:
+            params.append(("acr_values", self.acr_values))
+        if self.max_age is not None:
+            params.append(("max_age", str(self.max_age)))
+        return params
 
 
 class KeysUnavailable(VerifierError):

@@ -6,6 +6,10 @@ the ``VerifiedToken`` (or refuses with RFC 6750 401/403, or 503 when it cannot d
     @app.get("/orders")
     async def orders(token: VerifiedToken = Depends(require_scopes("orders:read"))): ...
 
+    @app.post("/payouts")   # RFC 9470: step up to MFA within the last 5 minutes
+    async def payout(token: VerifiedToken = Depends(
+        require_acr("urn:tessera:acr:mfa", max_auth_age=300, scopes=["payouts"]))): ...
+
 The ``VerifierService`` is found in ``request.state`` (put there by ``VerifierMiddleware``)
 or ``app.state`` (by ``service.lifespan`` / ``service.install``). ``service.install(app)``
 also makes refusals flat OAuth error JSON (``{"error", "error_description"}``); without
@@ -24,8 +28,9 @@ from fastapi import Depends, HTTPException, Request
 from starlette.responses import Response
 
 from tessera.verifier._asgi import ALLOWED_KEY, SERVICE_KEY, TOKEN_KEY
-from tessera.verifier._bearer import bearer_token, denial_response
+from tessera.verifier._bearer import denial_response
 from tessera.verifier._decisions import correlation_id_from
+from tessera.verifier._dpop import BEARER, credentials, mark_checked, presentation_from_scope
 from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._service import Attempt, VerifierService
 from tessera.verifier._token import VerifiedToken
@@ -33,6 +38,7 @@ from tessera.verifier._token import VerifiedToken
 __all__ = [
     "BearerChallenge",
     "challenge_handler",
+    "require_acr",
     "require_owner",
     "require_scopes",
     "require_strict",
@@ -47,8 +53,9 @@ class BearerChallenge(HTTPException):
     """A refusal as an ``HTTPException``: status and headers of RFC 6750 §3, the OAuth
     error object as ``detail`` (never the token, never the debug ``detail``)."""
 
-    def __init__(self, denied: Denied, scopes: Iterable[str] = ()) -> None:
-        status, headers, body = denial_response(denied, scopes=scopes)
+    def __init__(self, denied: Denied, scopes: Iterable[str] = (), *,
+                 dpop_algs: str | None = None) -> None:
+        status, headers, body = denial_response(denied, scopes=scopes, dpop_algs=dpop_algs)
         self.body = body
         super().__init__(status, detail={"error": denied.error,
                                          "error_description": denied.description},
@@ -72,25 +79,34 @@ def service_of(request: Request) -> VerifierService:
     return service
 
 
-async def _verify(request: Request, scopes: frozenset[str], strict: bool | None) -> Attempt:
-    """Verify the request's bearer token; every refusal is recorded and raised."""
+async def _verify(request: Request, scopes: frozenset[str], strict: bool | None, *,
+                  min_acr: str | None = None, max_auth_age: int | None = None) -> Attempt:
+    """Verify the request's token (Bearer, or DPoP with its proof); every refusal is
+    recorded and raised."""
     route = request.scope.get("route")
-    attempt = service_of(request).attempt(
+    service = service_of(request)
+    attempt = service.attempt(
         route=getattr(route, "path", None) or request.url.path,
         correlation_id=correlation_id_from(request.headers.get("x-request-id")))
     attempt.decided = bool(getattr(request.state, ALLOWED_KEY, False))
+    scheme = BEARER
     try:
         try:
             values = request.headers.getlist("authorization")
             if len(values) > 1:
                 raise Denied(Reason.MALFORMED, "more than one Authorization header")
-            raw = bearer_token(values[0] if values else None)
+            scheme, raw = credentials(values[0] if values else None)
         except Denied as denied:
             attempt.deny(denied)
             raise
-        await attempt.verify(raw, scopes=scopes, strict=strict)
+        presentation = presentation_from_scope(request.scope, scheme, raw,
+                                               public_url=service.settings.dpop_public_url)
+        await attempt.verify(raw, scopes=scopes, strict=strict, min_acr=min_acr,
+                             max_auth_age=max_auth_age, presentation=presentation)
+        mark_checked(request.scope, raw, presentation)
     except Denied as denied:
-        raise BearerChallenge(denied, scopes) from None
+        raise BearerChallenge(denied, scopes,
+                              dpop_algs=service.dpop.challenge_algs(denied, scheme)) from None
     return attempt
 
 
@@ -108,6 +124,23 @@ def require_scopes(*scopes: str, strict: bool | None = None) -> Dependency:
 
     async def dependency(request: Request) -> VerifiedToken:
         return _allow(request, await _verify(request, wanted, strict))
+
+    return dependency
+
+
+def require_acr(min_acr: str | None = None, *, max_auth_age: int | None = None,
+                scopes: Iterable[str] = (), strict: bool | None = None) -> Dependency:
+    """A valid token whose authentication is at least ``min_acr`` (in the service's
+    ``acr_levels``) and at most ``max_auth_age`` seconds old; otherwise 401
+    ``insufficient_user_authentication`` with ``acr_values``/``max_age`` (RFC 9470 §3),
+    which tells the client what to ask the authorization server for. A ``min_acr`` the
+    service's ``acr_levels`` do not list is a programming error (``ValueError`` on the
+    first request)."""
+    wanted = frozenset(scopes)
+
+    async def dependency(request: Request) -> VerifiedToken:
+        return _allow(request, await _verify(request, wanted, strict, min_acr=min_acr,
+                                             max_auth_age=max_auth_age))
 
     return dependency
 

@@ -8,7 +8,10 @@ staleness rule (deny or introspect), the decision log and metrics. ``start``/``a
 ``check`` is the plain function API; the ASGI middleware and FastAPI dependencies call
 the same code, so every decision is made, logged and counted one way::
 
-    verify (Verifier: signature, iss, aud, lifetime, local revocation state) → scopes
+    verify (Verifier: signature, iss, aud, lifetime, local revocation state)
+      → DPoP binding (RFC 9449 §7: bound tokens only with the DPoP scheme and a valid
+        proof of their key; ``DPoPBinding``) → scopes
+      → acr / auth_time (RFC 9470 step-up, when the route sets them)
       → staleness rule (strict routes only: fresh, else deny 503 or introspect)
       → tenant / owner → record (access.allowed | access.denied, metrics)
 """
@@ -28,7 +31,14 @@ from prometheus_client import CollectorRegistry
 
 from tessera.bus.ports import EventBus
 from tessera.core.clock import Clock, SystemClock
-from tessera.verifier._claims import check_audience, check_issuer, check_lifetime, check_scopes
+from tessera.observability.tracing import record_decision
+from tessera.verifier._claims import (
+    check_audience,
+    check_issuer,
+    check_lifetime,
+    check_scopes,
+    check_user_authentication,
+)
 from tessera.verifier._decisions import (
     ALLOWED_INTROSPECTED,
     ALLOWED_VALID,
@@ -44,6 +54,7 @@ from tessera.verifier._denials import (
     check_tenant,
     label_of,
 )
+from tessera.verifier._dpop import BEARER_PRESENTATION, DPoPBinding, Presentation
 from tessera.verifier._errors import Denied, KeysUnavailable, Reason
 from tessera.verifier._follower import EventSource, RevocationFollower
 from tessera.verifier._introspection import IntrospectionClient
@@ -77,7 +88,8 @@ class VerifierService:
         self.settings = settings
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.policy = VerificationPolicy(settings.issuer, settings.audience,
-                                         leeway=settings.leeway)
+                                         leeway=settings.leeway,
+                                         acr_levels=tuple(settings.acr_levels))
         self.state = RevocationState()
         self.jwks = JwksCache(settings.issuer, clock=self.clock, transport=transport,
                               jwks_uri=settings.jwks_uri or f"{settings.base_url}/jwks",
@@ -90,11 +102,13 @@ class VerifierService:
                                             on_applied=self.metrics.observe_applied)
                          if source is not None else None)
         self.introspection = self._introspection(transport)
+        self.dpop = DPoPBinding.from_settings(settings, self.clock)
         self.metrics.watch(self.state, clock=self.clock, jwks=self.jwks, follower=self.follower)
         self.decisions = DecisionLog(settings.service_name or settings.audience,
                                      clock=self.clock, logger=logger)
         self._timer = timer
-        self._policies: dict[frozenset[str], VerificationPolicy] = {}
+        self._policies: dict[tuple[frozenset[str], str | None, int | None],
+                             VerificationPolicy] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -125,6 +139,7 @@ class VerifierService:
             await self.follower.aclose()
         if self.introspection is not None:
             await self.introspection.aclose()
+        await self.dpop.aclose()
         await self.verifier.aclose()
 
     async def __aenter__(self) -> VerifierService:
@@ -171,15 +186,22 @@ class VerifierService:
     async def check(self, token: str | None, *, scopes: Iterable[str] = (),
                     strict: bool | None = None, tenant: str | None = None,
                     owner: str | None = None, route: str | None = None,
-                    correlation_id: str | None = None) -> VerifiedToken:
+                    correlation_id: str | None = None, min_acr: str | None = None,
+                    max_auth_age: int | None = None,
+                    presentation: Presentation | None = None) -> VerifiedToken:
         """The plain function API: the verified token, or ``Denied`` (with ``status``,
         ``error``, ``description``). One decision event and one metric sample per call.
 
         ``strict`` (default ``settings.strict_by_default``) applies the staleness bound;
-        ``tenant`` requires ``tid``, ``owner`` requires ``sub`` to equal that value.
+        ``tenant`` requires ``tid``, ``owner`` requires ``sub`` to equal that value;
+        ``min_acr``/``max_auth_age`` refuse a weaker or older authentication with
+        ``StepUpRequired`` (RFC 9470, 401 ``insufficient_user_authentication``);
+        ``presentation`` says how the token came (scheme, DPoP proofs, method, URL;
+        default: Bearer, so a DPoP-bound token is refused).
         """
         attempt = self.attempt(route=route, correlation_id=correlation_id)
-        await attempt.verify(token, scopes=scopes, strict=strict)
+        await attempt.verify(token, scopes=scopes, strict=strict, min_acr=min_acr,
+                             max_auth_age=max_auth_age, presentation=presentation)
         attempt.require(tenant=tenant, owner=owner)
         return attempt.allow()
 
@@ -206,19 +228,24 @@ class VerifierService:
             raise Denied(Reason.STALE_STATE, f"revocation lag {self.lag():.1f}s")
         return await self._introspect(token, verified, policy), ALLOWED_INTROSPECTED
 
-    def policy_for(self, scopes: Iterable[str]) -> VerificationPolicy:
-        """The service policy requiring ``scopes`` as well (memoised)."""
-        key = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+    def policy_for(self, scopes: Iterable[str], *, min_acr: str | None = None,
+                   max_auth_age: int | None = None) -> VerificationPolicy:
+        """The service policy requiring ``scopes`` (and this authentication) as well
+        (memoised). ``ValueError`` for a ``min_acr`` not in ``settings.acr_levels``."""
+        wanted = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+        key = (wanted, min_acr, max_auth_age)
         policy = self._policies.get(key)
         if policy is None:
             if len(self._policies) >= _MAX_POLICIES:
                 self._policies.clear()
-            policy = self._policies[key] = self.policy.requiring(key)
+            policy = self._policies[key] = self.policy.requiring(wanted).stepping_up(
+                min_acr=min_acr, max_auth_age=max_auth_age)
         return policy
 
     def record(self, decision: Decision) -> None:
         self.metrics.observe(decision)
         self.decisions.emit(decision)
+        record_decision(decision, service=self.decisions.service)  # access.decision span
 
     def elapsed(self, started: float) -> float:
         return self._timer() - started
@@ -246,6 +273,7 @@ class VerifierService:
         check_lifetime(answer, policy, self.clock.now())
         self.state.check(answer)
         check_scopes(answer, policy)
+        check_user_authentication(answer, policy, self.clock.now())
         return answer
 
     def _source(self, transport: httpx.AsyncBaseTransport | None,
@@ -299,16 +327,20 @@ class Attempt:
         self.decided = False
 
     async def verify(self, token: str | None, *, scopes: Iterable[str] = (),
-                     strict: bool | None = None) -> VerifiedToken:
+                     strict: bool | None = None, min_acr: str | None = None,
+                     max_auth_age: int | None = None,
+                     presentation: Presentation | None = None) -> VerifiedToken:
         self._raw = token
         strict = self._service.settings.strict_by_default if strict is None else strict
         service = self._service
         try:
             if token is None:
                 raise MissingToken()
-            policy = service.policy_for(scopes)
+            policy = service.policy_for(scopes, min_acr=min_acr, max_auth_age=max_auth_age)
             self.token = await service.verify_locally(token)
+            await service.dpop.check(self.token, token, presentation or BEARER_PRESENTATION)
             check_scopes(self.token, policy)
+            check_user_authentication(self.token, policy, service.clock.now())
             if strict:
                 self.token, self._reason = await service.staleness_rule(
                     token, self.token, policy)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tessera.verifier._policy import MAX_LEEWAY
+from tessera.verifier._policy import DEFAULT_ACR_LEVELS, MAX_LEEWAY
 
 __all__ = ["VerifierSettings"]
 
@@ -52,6 +52,9 @@ class VerifierSettings(BaseSettings):
     last known revocation state while stale (and the lag is exported)."""
     leeway: float = Field(30.0, ge=0, le=MAX_LEEWAY)
     """Clock-skew leeway for ``exp``/``nbf``/``iat`` in seconds (≤ 60, DESIGN §9)."""
+    acr_levels: tuple[str, ...] = DEFAULT_ACR_LEVELS
+    """Authentication context classes, weakest first, for routes with a minimum ``acr``
+    (``TESSERA_VERIFIER_ACR_LEVELS='["urn:tessera:acr:pwd", "urn:tessera:acr:mfa"]'``)."""
     introspection_endpoint: str | None = None
     """Introspection URL; defaults to ``{identity_url or issuer}/introspect``."""
     introspection_timeout: float = Field(2.0, gt=0, le=30)
@@ -66,6 +69,32 @@ class VerifierSettings(BaseSettings):
     """At start, wait up to this many seconds for the first revocation snapshot. The
     service starts either way; strict routes deny (or introspect) until it arrives."""
 
+    dpop_algorithms: tuple[str, ...] = ("ES256", "EdDSA", "RS256")
+    """DPoP proof algorithms accepted (RFC 9449; asymmetric only), listed in ``algs`` of
+    the ``WWW-Authenticate: DPoP`` challenge."""
+    dpop_proof_window: float = Field(60.0, gt=0, le=300)
+    """A proof's ``iat`` may lie this many seconds before or after now; its ``jti`` is
+    remembered that long."""
+    dpop_require_nonce: bool = False
+    """Demand a nonce of this service in every proof (RFC 9449 §9): 401
+    ``use_dpop_nonce`` with one in ``DPoP-Nonce`` otherwise."""
+    dpop_nonce_secret: SecretStr | None = None
+    """Key of this service's nonces (≥ 32 characters, the same on every replica so each
+    accepts the others' nonces). Unset: a random key per process."""
+    dpop_nonce_lifetime: float = Field(300.0, ge=30, le=3600)
+    """Seconds a nonce stays current; it is accepted for up to twice that."""
+    dpop_replay_cache: Literal["memory", "redis"] = "memory"
+    """Where proofs' ``jti`` are remembered: this process (one replica, embedded) or
+    Redis (``SET NX EX``, shared by every replica of this service)."""
+    dpop_redis_url: str | None = None
+    """Redis URL of the replay cache; defaults to ``redis_url``."""
+    dpop_replay_cache_size: int = Field(100_000, ge=1000)
+    """Proofs remembered in memory; full of live entries, new proofs are refused (503)."""
+    dpop_public_url: str | None = None
+    """``scheme://host[:port]`` (and any path prefix) clients use to reach this service,
+    when a proxy in front changes scheme or host: ``htu`` is compared with it plus the
+    request path. Unset: the URL the request arrived with."""
+
     @model_validator(mode="after")
     def _consistent(self) -> VerifierSettings:
         needs_client = self.source in ("http", "redis") or self.strict_fallback == "introspect"
@@ -74,6 +103,15 @@ class VerifierSettings(BaseSettings):
                              "feed and for introspection")
         if self.source == "redis" and not self.redis_url:
             raise ValueError("redis_url is required when source is 'redis'")
+        if self.dpop_replay_cache == "redis" and not (self.dpop_redis_url or self.redis_url):
+            raise ValueError("dpop_redis_url (or redis_url) is required for the Redis "
+                             "DPoP replay cache")
+        if not self.dpop_algorithms or any(
+                alg not in ("ES256", "EdDSA", "RS256") for alg in self.dpop_algorithms):
+            raise ValueError("dpop_algorithms must be among ES256, EdDSA and RS256")
+        secret = self.dpop_nonce_secret
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("dpop_nonce_secret must be at least 32 characters")
         return self
 
     @property

@@ -6,9 +6,11 @@ Steps, in order (the first that fails decides the reason)::
     check_size → read_header → check_algorithm → check_typ → select_key
       → verify_signature → parse_claims          (skipped on a verified-token cache hit)
     → check_issuer → check_audience → check_lifetime → revocation_state.check
-    → check_freshness → check_scopes
+    → check_freshness → check_scopes → check_user_authentication
 
-Scopes come last so that a revoked or expired token is 401, never 403.
+Scopes come late so that a revoked or expired token is 401, never 403; the RFC 9470
+step-up check (``policy.min_acr``/``max_auth_age``) last, so a client is only asked to
+step up for a token that would otherwise be accepted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import orjson
 from jwt.api_jws import PyJWS
 
 from tessera.verifier._cache import VerifiedTokenCache
-from tessera.verifier._claims import check_audience, check_issuer, check_lifetime, check_scopes
+from tessera.verifier._claims import (
+    check_audience,
+    check_issuer,
+    check_lifetime,
+    check_scopes,
+    check_user_authentication,
+)
 from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._keyset import ALLOWED_ALGS, KeySet, VerificationKey
 from tessera.verifier._policy import VerificationPolicy
@@ -72,6 +80,7 @@ def verify_access_token(
     revocation_state.check(verified)
     check_freshness(revocation_state, policy, now)
     check_scopes(verified, policy)
+    check_user_authentication(verified, policy, now)
     if cache is not None and key is not None:
         cache.put(token, verified, key)
     return verified

@@ -2,7 +2,9 @@
 
 Callers authenticate as confidential clients (§2.1). An inactive, unknown, expired,
 revoked or stale token yields only ``{"active": false}`` (§2.2), never a reason. Refresh
-tokens are introspectable by the client they were issued to.
+tokens are introspectable by the client they were issued to. A DPoP-bound token (RFC 9449
+§6.2) is answered with ``token_type: DPoP`` and its ``cnf``, so a resource server can
+check the proof's key; a bound refresh token with its family's ``cnf``.
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ class IntrospectionEndpoint:
 
     async def _introspect_access(self, token: str, _client: Client) -> dict[str, Any]:
         try:
-            claims = await self._access_tokens.check(token)
+            claims = await self._access_tokens.check(token, any_binding=True)
         except TokenInactive:
             return _INACTIVE
-        body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+        bound = isinstance(claims.get("cnf"), dict)
+        body: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
         body.update({k: claims[k] for k in _CLAIMS if k in claims})
         return body
 
@@ -90,8 +93,11 @@ class IntrospectionEndpoint:
                 or family.revoked_at is not None or row.rotated_at is not None
                 or now >= row.expires_at or family.client_id != client.client_id):
             return _INACTIVE
-        return {
+        body = {
             "active": True, "token_type": "refresh_token", "client_id": family.client_id,
             "sub": family.user_id, "scope": format_scope(family.scope), "sid": family.sid,
             "tid": family.tenant_id, "exp": int(row.expires_at), "iat": int(row.issued_at),
         }
+        if family.jkt is not None:
+            body["cnf"] = {"jkt": family.jkt}
+        return body

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from tessera.core.acr import DEFAULT_ACR_LEVELS
 from tessera.protocol.clients import AUTH_METHODS
 
 __all__ = ["server_metadata"]
 
 
 def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
-                    scopes: list[str]) -> dict[str, Any]:
+                    scopes: list[str], dpop_algs: Sequence[str] | None = None) -> dict[str, Any]:
+    """``dpop_algs``: the DPoP proof algorithms accepted (RFC 9449 §5.1); None when DPoP is
+    off, which leaves ``dpop_signing_alg_values_supported`` out."""
     confidential_methods = [m for m in AUTH_METHODS if m != "none"]
-    return {
+    metadata: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -28,6 +32,7 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "scopes_supported": sorted({"openid", *scopes}),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
                              "sid", "nonce", "preferred_username", "tid"],
+        "acr_values_supported": list(DEFAULT_ACR_LEVELS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -41,3 +46,6 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
     }
+    if dpop_algs:
+        metadata["dpop_signing_alg_values_supported"] = list(dpop_algs)
+    return metadata

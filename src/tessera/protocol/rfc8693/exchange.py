@@ -3,6 +3,14 @@
 Steps: load the subject (and actor) token, active now → check the target against the
 client's exchange policy → narrow the scope → honour ``may_act`` → build the ``act``
 chain → issue with the remaining lifetime → audit.
+
+DPoP (RFC 9449): the issued token is bound to the key of the DPoP proof sent with the
+exchange request, if any (``token_type: DPoP``), and is a bearer token otherwise. The
+subject token's ``cnf`` is never copied: the new token is used by the party that asked
+for it, which does not hold the subject's key (the gateway checked that proof before
+exchanging). A DPoP-bound access token is accepted as subject: it is a parameter naming
+whose authority is delegated, not a presentation; a bound refresh token only with a
+proof of its key (``subjects``).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from tessera.protocol.http import OAuthRequest, Params
+from tessera.protocol.rfc6749.grants._shared import token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc8693.policy import ExchangePolicy
 from tessera.protocol.rfc8693.subjects import (
@@ -46,19 +55,20 @@ class TokenExchangeGrant:
         self._policies = dict(policies or {})
         self._default = default_policy or ExchangePolicy()
 
-    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+    async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
+                     jkt: str | None = None) -> TokenResult:
         policy = self._policies.get(client.client_id, self._default)
         requested_type = params.get("requested_token_type")
         if requested_type is not None and requested_type not in _ISSUABLE:
             raise InvalidRequest("unsupported requested_token_type")
         subject_token = params.require("subject_token")
         subject = await self._subjects.load(subject_token, params.require("subject_token_type"),
-                                            client, "subject_token")
+                                            client, "subject_token", jkt=jkt)
         actor = None
         if "actor_token" in params:
             actor = await self._subjects.load(params.require("actor_token"),
                                               params.get("actor_token_type"), client,
-                                              "actor_token")
+                                              "actor_token", jkt=jkt)
         elif "actor_token_type" in params:
             raise InvalidRequest("actor_token_type without actor_token")
         audience = self._target(params)
@@ -76,7 +86,7 @@ class TokenExchangeGrant:
             scope=scope, iat=now, exp=exp, jti=new_jti(), tenant_id=subject.get("tid"),
             sid=subject.get("sid"), sv=subject.get("sv"), acr=subject.get("acr"),
             amr=tuple(subject.get("amr") or ()), auth_time=subject.get("auth_time"),
-            act=self._act_chain(subject, acting, policy),
+            act=self._act_chain(subject, acting, policy), jkt=jkt,
         )
         token = self._tokens.sign(claims)
         await self._audit.record(
@@ -85,9 +95,10 @@ class TokenExchangeGrant:
             subject_token_type=params.get("subject_token_type"),
             subject_token_hash=token_hash(subject_token), token_hash=token_hash(token),
             jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=acting,
-            act_depth=_depth(claims.act))
+            act_depth=_depth(claims.act), jkt=jkt)
         return TokenResult(access_token=token, expires_in=exp - now, scope=scope,
-                           issued_token_type=TOKEN_TYPE_ACCESS_TOKEN)
+                           issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
+                           token_type=token_type(jkt))
 
     @staticmethod
     def _target(params: Params) -> str:

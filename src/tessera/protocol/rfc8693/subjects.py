@@ -43,20 +43,21 @@ class SubjectLoader:
         self._leeway = leeway
 
     async def load(self, token: str, token_type: str | None, client: Client,
-                   name: str) -> dict[str, Any]:
-        """The token's claims if it is active; ``InvalidGrant`` otherwise."""
+                   name: str, *, jkt: str | None = None) -> dict[str, Any]:
+        """The token's claims if it is active; ``InvalidGrant`` otherwise. ``jkt``: the
+        key of the request's DPoP proof, which a DPoP-bound refresh token needs."""
         if token_type not in SUBJECT_TYPES:
             raise InvalidRequest(f"unsupported {name}_type")
         try:
             if token_type == TOKEN_TYPE_REFRESH_TOKEN:
-                return await self._refresh(token, client)
+                return await self._refresh(token, client, jkt)
             if token_type == TOKEN_TYPE_ID_TOKEN:
                 return await self._id_token(token, client)
-            return await self._state.check(token)
+            return await self._state.check(token, any_binding=True)
         except TokenInactive as exc:
             raise InvalidGrant(f"the {name} is not active", detail=exc.reason) from None
 
-    async def _refresh(self, token: str, client: Client) -> dict[str, Any]:
+    async def _refresh(self, token: str, client: Client, jkt: str | None) -> dict[str, Any]:
         now = self._clock.now()
         async with self._store.unit_of_work(read_only=True) as uow:
             row = await uow.refresh.get_token(token_hash(token))
@@ -68,6 +69,8 @@ class SubjectLoader:
             raise TokenInactive("refresh_token_inactive")
         if family.client_id != client.client_id:
             raise TokenInactive("refresh_token_of_another_client")
+        if family.jkt is not None and family.jkt != jkt:  # RFC 9449 §5
+            raise TokenInactive("refresh_token_dpop_binding")
         return {"sub": family.user_id, "sid": session.sid, "sv": session.sv,
                 "tid": family.tenant_id, "acr": session.acr, "amr": list(session.amr),
                 "auth_time": int(session.auth_time), "scope": " ".join(sorted(family.scope)),

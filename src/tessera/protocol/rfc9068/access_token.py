@@ -37,6 +37,8 @@ class AccessTokenClaims:
     auth_time: int | None = None
     act: dict[str, Any] | None = None
     """RFC 8693 §4.1: who acts for ``sub`` (nested for a chain of delegations)."""
+    jkt: str | None = None
+    """RFC 9449 §6: thumbprint of the DPoP key the token is bound to (``cnf.jkt``)."""
 
     def to_jwt_claims(self, issuer: str) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -63,6 +65,8 @@ class AccessTokenClaims:
             claims["auth_time"] = self.auth_time
         if self.act is not None:
             claims["act"] = self.act
+        if self.jkt is not None:
+            claims["cnf"] = {"jkt": self.jkt}
         return claims
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,7 +17,8 @@ from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
-from tessera.store.ports import AuditRecord, SealedKey, StoredAudit, StoreError
+from tessera.store.ports import AuditFilter, AuditRecord, SealedKey, StoredAudit, StoreError
+from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.schema import (
     audit_events,
     auth_codes,
@@ -100,6 +101,23 @@ class SqlUserRepo(_Repo):
             users.c.tenant_id == tenant_id, users.c.username == username))
         return _user(row) if row else None
 
+    async def search(self, *, username_prefix: str | None = None,
+                     tenant_id: str | None = None, limit: int = 100) -> list[User]:
+        stmt = select(users).order_by(users.c.username, users.c.tenant_id).limit(limit)
+        if username_prefix:
+            escaped = (username_prefix.replace("\\", "\\\\").replace("%", "\\%")
+                       .replace("_", "\\_"))
+            stmt = stmt.where(users.c.username.like(f"{escaped}%", escape="\\"))
+        if tenant_id is not None:
+            stmt = stmt.where(users.c.tenant_id == tenant_id)
+        return [_user(r) for r in (await self.conn.execute(stmt)).mappings()]
+
+    async def get_many(self, user_ids: Sequence[str]) -> list[User]:
+        if not user_ids:
+            return []
+        rows = await self.conn.execute(select(users).where(users.c.user_id.in_(user_ids)))
+        return [_user(r) for r in rows.mappings()]
+
 
 def _session(row: RowMapping) -> Session:
     return Session(
@@ -146,11 +164,43 @@ class SqlSessionRepo(_Repo):
         row = result.first()
         return int(row[0]) if row else None
 
+    async def step_up(self, sid: str, *, acr: str, amr: tuple[str, ...], auth_time: float,
+                      browser_handle_hash: str | None = None) -> Session | None:
+        values: dict[str, Any] = {"acr": acr, "amr": list(amr), "auth_time": auth_time}
+        if browser_handle_hash is not None:
+            values["browser_handle_hash"] = browser_handle_hash
+        result = await self.conn.execute(
+            update(sessions).where(sessions.c.sid == sid, sessions.c.revoked_at.is_(None))
+            .values(**values).returning(*sessions.c))
+        row = result.mappings().first()
+        return _session(row) if row else None
+
     async def active_for_user(self, user_id: str) -> list[Session]:
         rows = await self.conn.execute(select(sessions).where(
             sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
             .order_by(sessions.c.created_at))
         return [_session(r) for r in rows.mappings()]
+
+    async def active_for_tenant(self, tenant_id: str) -> list[Session]:
+        rows = await self.conn.execute(select(sessions).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at))
+        return [_session(r) for r in rows.mappings()]
+
+    async def search(self, *, user_ids: Sequence[str] | None = None,
+                     tenant_id: str | None = None, include_revoked: bool = False,
+                     offset: int = 0, limit: int = 50) -> list[Session]:
+        if user_ids is not None and not user_ids:
+            return []
+        stmt = (select(sessions).order_by(sessions.c.created_at.desc(), sessions.c.sid)
+                .offset(offset).limit(limit))
+        if user_ids is not None:
+            stmt = stmt.where(sessions.c.user_id.in_(user_ids))
+        if tenant_id is not None:
+            stmt = stmt.where(sessions.c.tenant_id == tenant_id)
+        if not include_revoked:
+            stmt = stmt.where(sessions.c.revoked_at.is_(None))
+        return [_session(r) for r in (await self.conn.execute(stmt)).mappings()]
 
 
 def _code(row: RowMapping) -> AuthorizationCode:
@@ -197,7 +247,7 @@ def _family(row: RowMapping) -> RefreshFamily:
         user_id=row["user_id"], tenant_id=row["tenant_id"], scope=frozenset(row["scope"]),
         audience=tuple(row["audience"]), created_at=row["created_at"],
         expires_at=row["expires_at"], revoked_at=row["revoked_at"],
-        revoke_reason=row["revoke_reason"],
+        revoke_reason=row["revoke_reason"], jkt=row["jkt"],
     )
 
 
@@ -216,7 +266,7 @@ class SqlRefreshRepo(_Repo):
             family_id=family.family_id, sid=family.sid, client_id=family.client_id,
             user_id=family.user_id, tenant_id=family.tenant_id, scope=sorted(family.scope),
             audience=list(family.audience), created_at=family.created_at,
-            expires_at=family.expires_at,
+            expires_at=family.expires_at, jkt=family.jkt,
         ))
 
     async def get_family(self, family_id: str) -> RefreshFamily | None:
@@ -256,6 +306,24 @@ class SqlRefreshRepo(_Repo):
         rows = await self.conn.execute(select(refresh_families)
                                        .where(refresh_families.c.sid == sid))
         return [_family(r) for r in rows.mappings()]
+
+    async def families_for_sessions(self, sids: Sequence[str]) -> list[RefreshFamily]:
+        if not sids:
+            return []
+        rows = await self.conn.execute(
+            select(refresh_families).where(refresh_families.c.sid.in_(sids))
+            .order_by(refresh_families.c.created_at, refresh_families.c.family_id))
+        return [_family(r) for r in rows.mappings()]
+
+    async def last_refreshed(self, family_ids: Sequence[str]) -> dict[str, float]:
+        if not family_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(refresh_tokens.c.family_id, func.max(refresh_tokens.c.issued_at))
+            .where(refresh_tokens.c.family_id.in_(family_ids),
+                   refresh_tokens.c.generation > 0)
+            .group_by(refresh_tokens.c.family_id))
+        return {str(family_id): float(at) for family_id, at in rows}
 
 
 def _event(row: RowMapping) -> RevocationEvent:
@@ -348,6 +416,38 @@ class SqlAuditRepo(_Repo):
         return [AuditRecord(event=r["event"], at=r["at"], fields=dict(r["fields"]))
                 for r in rows.mappings()]
 
+    async def search(self, criteria: AuditFilter, *, before_id: int | None = None,
+                     limit: int = 50) -> list[StoredAudit]:
+        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(audit_events.c.id < before_id)
+        if criteria.event is not None:
+            stmt = stmt.where(audit_events.c.event == criteria.event)
+        for name in ("subject", "tenant", "client"):
+            value = getattr(criteria, name)
+            if value is not None:
+                stmt = stmt.where(audit_events.c.fields[name].as_string() == value)
+        if criteria.since is not None:
+            stmt = stmt.where(audit_events.c.at >= criteria.since)
+        if criteria.until is not None:
+            stmt = stmt.where(audit_events.c.at <= criteria.until)
+        return _stored(await self.conn.execute(stmt))
+
+    async def naming(self, values: Sequence[str], *, fields: Sequence[str],
+                     limit: int = 500) -> list[StoredAudit]:
+        if not values or not fields:
+            return []
+        stmt = (select(audit_events)
+                .where(or_(*(audit_events.c.fields[f].as_string().in_(values) for f in fields)))
+                .order_by(audit_events.c.id).limit(limit))
+        return _stored(await self.conn.execute(stmt))
+
+
+def _stored(result: Any) -> list[StoredAudit]:
+    return [StoredAudit(id=int(r["id"]), record=AuditRecord(
+        event=r["event"], at=r["at"], fields=dict(r["fields"])),
+        chain_hash=r["chain_hash"]) for r in result.mappings()]
+
 
 class SqlKeyRepo(_Repo):
     def __init__(self, conn: AsyncConnection, *, read_only: bool) -> None:
@@ -383,6 +483,7 @@ class SqlUnitOfWork:
         self.clients: ports.ClientRepo = SqlClientRepo(conn)
         self.users: ports.UserRepo = SqlUserRepo(conn)
         self.sessions: ports.SessionRepo = SqlSessionRepo(conn)
+        self.factors: ports.FactorRepo = SqlFactorRepo(conn)
         self.codes: ports.CodeRepo = SqlCodeRepo(conn)
         self.refresh: ports.RefreshRepo = SqlRefreshRepo(conn)
         self._outbox = SqlRevocationLog(conn)

@@ -79,6 +79,16 @@ sessions = Table(
     Index("ix_sessions_user_id", "user_id"),
 )
 
+user_factors = Table(
+    "user_factors", metadata,
+    Column("user_id", String(64), ForeignKey("users.user_id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sealed_secret", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("confirmed_at", Double),
+    Column("last_step", BigInteger),
+)
+
 auth_codes = Table(
     "auth_codes", metadata,
     Column("code_hash", String(64), primary_key=True),
@@ -107,6 +117,7 @@ refresh_families = Table(
     Column("expires_at", Double, nullable=False),
     Column("revoked_at", Double),
     Column("revoke_reason", String(100)),
+    Column("jkt", String(64)),
     Index("ix_refresh_families_sid", "sid"),
 )
 

@@ -1,4 +1,5 @@
-"""Rules shared by grants: scope narrowing and audience selection (RFC 8707)."""
+"""Rules shared by grants: scope narrowing, audience selection (RFC 8707) and the token
+type of a DPoP-bound token (RFC 9449 §5)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
 from tessera.protocol.errors import InvalidScope, InvalidTarget
 from tessera.protocol.http import Params
 
-__all__ = ["grant_scope", "select_audience"]
+__all__ = ["grant_scope", "select_audience", "token_type"]
 
 
 def grant_scope(params: Params, allowed: frozenset[str]) -> frozenset[str]:
@@ -26,3 +27,8 @@ def select_audience(params: Params, client: Client, default: str) -> tuple[str, 
             raise InvalidTarget("the requested resource is not available to this client")
         return (requested,)
     return (client.audiences[0],) if client.audiences else (default,)
+
+
+def token_type(jkt: str | None) -> str:
+    """RFC 9449 §5: ``DPoP`` for a token bound to a key, else ``Bearer`` (RFC 6750)."""
+    return "DPoP" if jkt is not None else "Bearer"

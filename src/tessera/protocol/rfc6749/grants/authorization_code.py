@@ -21,7 +21,7 @@ from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.oidc.id_token import IdTokenIssuer
-from tessera.protocol.rfc6749.grants._shared import select_audience
+from tessera.protocol.rfc6749.grants._shared import select_audience, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc7636 import PkceError, verify_code_verifier
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
@@ -53,12 +53,13 @@ class AuthorizationCodeGrant:
         self._refresh_ttl = refresh_ttl
         self._family_ttl = family_ttl
 
-    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+    async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
+                     jkt: str | None = None) -> TokenResult:
         code_value = params.require("code")
         redirect_uri = params.require("redirect_uri")
         replayed = False
         async with transaction(self._store, self._audit) as tx:
-            redeemed = await self._redeem(tx, code_value, redirect_uri, params, client)
+            redeemed = await self._redeem(tx, code_value, redirect_uri, params, client, jkt)
             replayed = redeemed is None
         if replayed or redeemed is None:
             raise InvalidGrant("authorization code is invalid")
@@ -72,10 +73,10 @@ class AuthorizationCodeGrant:
                 nonce=redeemed.code.nonce, access_token=access_token)
         return TokenResult(access_token=access_token, expires_in=self._tokens.ttl,
                            scope=redeemed.claims.scope, refresh_token=redeemed.refresh_token,
-                           id_token=id_token)
+                           id_token=id_token, token_type=token_type(jkt))
 
     async def _redeem(self, tx: Transaction, code_value: str, redirect_uri: str,
-                      params: Params, client: Client) -> _Redeemed | None:
+                      params: Params, client: Client, jkt: str | None) -> _Redeemed | None:
         now = self._clock.now()
         consumed = await tx.uow.codes.consume(token_hash(code_value), at=now)
         if consumed is None:
@@ -102,14 +103,18 @@ class AuthorizationCodeGrant:
             sub=code.user_id, client_id=client.client_id, audience=aud, scope=code.scope,
             iat=iat, exp=iat + self._tokens.ttl, jti=new_jti(), tenant_id=session.tenant_id,
             sid=session.sid, sv=session.sv, acr=session.acr, amr=session.amr,
-            auth_time=int(session.auth_time),
+            auth_time=int(session.auth_time), jkt=jkt,
         )
         refresh = None
         if client.allows_grant(GRANT_REFRESH_TOKEN):
-            refresh = await self._start_family(tx, code, session, claims, now)
+            # RFC 9449 §5: only a public client's refresh token is bound to the key; a
+            # confidential client's is already bound to its authentication.
+            family_jkt = jkt if client.public else None
+            refresh = await self._start_family(tx, code, session, claims, now, family_jkt)
         tx.audit(events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
                  subject=code.user_id, sid=session.sid, tenant=session.tenant_id,
-                 jti=claims.jti, audience=list(aud), scopes=format_scope(code.scope))
+                 jti=claims.jti, audience=list(aud), scopes=format_scope(code.scope),
+                 jkt=jkt)
         return _Redeemed(code, session, claims, refresh)
 
     def _check_code(self, code: AuthorizationCode, redirect_uri: str, params: Params,
@@ -124,11 +129,12 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("PKCE verification failed", detail=str(exc)) from None
 
     async def _start_family(self, tx: Transaction, code: AuthorizationCode, session: Session,
-                            claims: AccessTokenClaims, now: float) -> str:
+                            claims: AccessTokenClaims, now: float, jkt: str | None) -> str:
         family = RefreshFamily(
             family_id=secrets.token_urlsafe(16), sid=session.sid, client_id=code.client_id,
             user_id=code.user_id, tenant_id=session.tenant_id, scope=code.scope,
             audience=claims.audience, created_at=now, expires_at=now + self._family_ttl,
+            jkt=jkt,
         )
         raw = new_secret()
         await tx.uow.refresh.add_family(family)

@@ -12,7 +12,7 @@ from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import UnauthorizedClient
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience
+from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
 
@@ -29,7 +29,8 @@ class ClientCredentialsGrant:
         self._clock = clock
         self._default_audience = default_audience
 
-    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+    async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
+                     jkt: str | None = None) -> TokenResult:
         if client.public:
             raise UnauthorizedClient("public clients cannot use client_credentials")
         scope = grant_scope(params, client.scopes)
@@ -38,12 +39,13 @@ class ClientCredentialsGrant:
         claims = AccessTokenClaims(
             sub=client.client_id, client_id=client.client_id, audience=audience, scope=scope,
             iat=now, exp=now + self._tokens.ttl, jti=new_jti(),
-            tenant_id=client.tenant_id or DEFAULT_TENANT,
+            tenant_id=client.tenant_id or DEFAULT_TENANT, jkt=jkt,
         )
         token = self._tokens.sign(claims)
         await self._audit.record(
             events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
             subject=client.client_id, tenant=claims.tenant_id, token_hash=token_hash(token),
-            jti=claims.jti, audience=list(audience), scopes=format_scope(scope),
+            jti=claims.jti, audience=list(audience), scopes=format_scope(scope), jkt=jkt,
         )
-        return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope)
+        return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope,
+                           token_type=token_type(jkt))

@@ -1,6 +1,8 @@
 """Refresh Token Grant — RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 
-Steps: load the presented token, its family and session → judge (core.refresh) → act:
+Steps: load the presented token, its family and session → check the client and, for a
+family bound to a DPoP key (public clients, RFC 9449 §5), that the request's proof was
+signed with that key → judge (core.refresh) → act:
 - ROTATE: a conditional update marks it rotated; exactly one concurrent caller wins.
   The successor is ``derive_secret(key, token)``, so a loser of the race, or a client
   retrying after a lost response, gets the very same pair within the grace window.
@@ -12,6 +14,7 @@ returns the new pair: never neither.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from tessera.core.clients import GRANT_REFRESH_TOKEN, Client
@@ -25,7 +28,7 @@ from tessera.observability.audit import AuditLog
 from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.rfc6749.grants._shared import grant_scope
+from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
 from tessera.protocol.transaction import Transaction, transaction
@@ -67,19 +70,20 @@ class RefreshTokenGrant:
         self._refresh_ttl = refresh_ttl
         self._grace = grace_seconds
 
-    async def handle(self, request: OAuthRequest, params: Params, client: Client) -> TokenResult:
+    async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
+                     jkt: str | None = None) -> TokenResult:
         presented = params.require("refresh_token")
         reuse = False
         async with transaction(self._store, self._audit) as tx:
-            issued = await self._rotate_or_replay(tx, presented, params, client)
+            issued = await self._rotate_or_replay(tx, presented, params, client, jkt)
             if issued is None:
                 reuse = True
         if reuse or issued is None:
             raise InvalidGrant("refresh token is invalid")
-        return self._respond(issued)
+        return self._respond(issued, jkt)
 
     async def _rotate_or_replay(self, tx: Transaction, presented: str, params: Params,
-                                client: Client) -> _Issued | None:
+                                client: Client, jkt: str | None) -> _Issued | None:
         """Returns the pair to answer with; None after revoking a family on reuse (the
         transaction must commit that); raises InvalidGrant for every other refusal."""
         now = self._clock.now()
@@ -87,6 +91,7 @@ class RefreshTokenGrant:
         token, family, session = await self._load(tx, digest)
         if family.client_id != client.client_id:
             raise InvalidGrant("refresh token is invalid", detail="issued to another client")
+        self._check_binding(family, jkt)
         successor_raw = successor_token(self._key, presented)
         successor_hash = token_hash(successor_raw)
         head = await self._successor_is_head(tx, token)
@@ -96,7 +101,7 @@ class RefreshTokenGrant:
         if verdict is RotationVerdict.ROTATE:
             if await tx.uow.refresh.rotate(digest, successor_hash=successor_hash, at=now):
                 return await self._issue_successor(tx, token, family, session, successor_raw,
-                                                   params, now)
+                                                   params, now, jkt)
             # Lost a race: the winner has committed; judge again against its state.
             token, family, session = await self._load(tx, digest)
             verdict = judge_presentation(token, family, session_active=session.active,
@@ -123,6 +128,19 @@ class RefreshTokenGrant:
             return None
         raise InvalidGrant("refresh token is invalid", detail=verdict.value)
 
+    @staticmethod
+    def _check_binding(family: RefreshFamily, jkt: str | None) -> None:
+        """RFC 9449 §5: a family bound to a key is refreshed only with a proof of that key.
+        Refused before judging, so a thief without the key can neither use nor burn it."""
+        if family.jkt is None:
+            return
+        if jkt is None:
+            raise InvalidGrant("the refresh token is bound to a DPoP key: send a DPoP proof",
+                               detail="bound family, no proof")
+        if not hmac.compare_digest(jkt, family.jkt):
+            raise InvalidGrant("the DPoP proof's key is not the refresh token's",
+                               detail="bound family, another key")
+
     async def _load(self, tx: Transaction, digest: str
                     ) -> tuple[RefreshToken, RefreshFamily, Session]:
         token = await tx.uow.refresh.get_token(digest)
@@ -141,7 +159,7 @@ class RefreshTokenGrant:
 
     async def _issue_successor(self, tx: Transaction, token: RefreshToken,
                                family: RefreshFamily, session: Session, successor_raw: str,
-                               params: Params, now: float) -> _Issued:
+                               params: Params, now: float, jkt: str | None) -> _Issued:
         scope = grant_scope(params, family.scope)
         successor = RefreshToken(
             token_hash=token_hash(successor_raw), family_id=family.family_id,
@@ -155,18 +173,19 @@ class RefreshTokenGrant:
                  sid=family.sid, tenant=family.tenant_id, family_id=family.family_id,
                  token_hash=token.token_hash, new_token_hash=successor.token_hash,
                  jti=successor.access_jti, generation=successor.generation,
-                 scopes=format_scope(scope))
+                 scopes=format_scope(scope), jkt=jkt)
         return _Issued(family, session, successor, successor_raw, scope)
 
-    def _respond(self, issued: _Issued) -> TokenResult:
+    def _respond(self, issued: _Issued, jkt: str | None) -> TokenResult:
         family, session, successor = issued.family, issued.session, issued.successor
         iat = int(successor.issued_at)
         claims = AccessTokenClaims(
             sub=family.user_id, client_id=family.client_id, audience=family.audience,
             scope=issued.scope, iat=iat, exp=iat + self._tokens.ttl, jti=successor.access_jti,
             tenant_id=family.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
-            amr=session.amr, auth_time=int(session.auth_time),
+            amr=session.amr, auth_time=int(session.auth_time), jkt=jkt,
         )
         expires_in = max(0, claims.exp - int(self._clock.now()))
         return TokenResult(access_token=self._tokens.sign(claims), expires_in=expires_in,
-                           scope=issued.scope, refresh_token=issued.refresh_token)
+                           scope=issued.scope, refresh_token=issued.refresh_token,
+                           token_type=token_type(jkt))
