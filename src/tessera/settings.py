@@ -18,8 +18,8 @@ from pydantic_settings import (
 )
 
 __all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
-           "ExchangeSettings",
-           "KeySettings", "SecuritySettings", "Settings", "TokenSettings", "TracingSettings"]
+           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "SecuritySettings",
+           "Settings", "TokenSettings", "TracingSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -106,6 +106,28 @@ class ExchangeSettings(BaseModel):
     tessera.toml: ``[exchange.clients.c_abc] audiences = {"https://orders" = ["orders:read"]}``."""
     max_act_depth: int = Field(4, ge=1, le=16)
     """Chain depth for clients without a policy of their own."""
+
+
+class ImpersonationSettings(BaseModel):
+    """Audited admin impersonation: a token exchange (RFC 8693) whose ``subject_token`` is
+    a user id (``subject_token_type=urn:tessera:params:oauth:token-type:user-id``) and whose
+    ``actor_token`` is the administrator's access token. Each one opens a session of its
+    own for the user (``amr`` ``imp``), listed and revocable like any other."""
+
+    enabled: bool = True
+    """Accept impersonation exchanges. Off: the user-id subject type is unsupported."""
+    scope: str = "tessera:impersonate"
+    """The scope the administrator's access token must carry. It is never granted to
+    the impersonation token itself."""
+    min_acr: str = "urn:tessera:acr:mfa"
+    """The administrator's token must be authenticated at least this strongly, in the
+    ordering of ``core.acr``; a value outside the ordering can never be met."""
+    max_auth_age: int = Field(900, ge=30, le=86400)
+    """Seconds since the administrator's ``auth_time`` after which impersonation is
+    refused until they authenticate again."""
+    max_lifetime: int = Field(600, ge=5, le=3600)
+    """Seconds an impersonation token lives at most (never beyond the access-token
+    lifetime, nor the exchanging client's policy). There is no refresh token."""
 
 
 class ConsoleSettings(BaseModel):
@@ -200,6 +222,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     bus: BusSettings = BusSettings()
     exchange: ExchangeSettings = ExchangeSettings()
+    impersonation: ImpersonationSettings = ImpersonationSettings()
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -35,7 +35,8 @@ TRAIL_FIELDS = ("correlation_id", "token_hash", "new_token_hash", "subject_token
 FOLLOWED_FIELDS = ("correlation_id", "token_hash", "new_token_hash", "subject_token_hash",
                    "jti")
 """Identifiers of the same token or request, followed from matching events."""
-_SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_REVOKED,
+_SESSION_EVENTS = frozenset({events.SESSION_CREATED, events.SESSION_IMPERSONATED,
+                             events.SESSION_REVOKED,
                              events.SESSION_LOGOUT, events.SESSION_VERSION_BUMPED,
                              events.REFRESH_REUSE_DETECTED})
 _ROUNDS = 3

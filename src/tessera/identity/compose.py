@@ -36,7 +36,13 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
-from tessera.protocol.rfc8693 import ExchangePolicy, SubjectLoader, TokenExchangeGrant
+from tessera.protocol.rfc8693 import (
+    ExchangePolicy,
+    Impersonation,
+    ImpersonationPolicy,
+    SubjectLoader,
+    TokenExchangeGrant,
+)
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.token_state import AccessTokenState
@@ -72,6 +78,12 @@ def exchange_policies(settings: Settings) -> dict[str, ExchangePolicy]:
             max_lifetime=p.max_lifetime, max_act_depth=p.max_act_depth)
         for client_id, p in settings.exchange.clients.items()
     }
+
+
+def impersonation_policy(settings: Settings) -> ImpersonationPolicy:
+    imp = settings.impersonation
+    return ImpersonationPolicy(enabled=imp.enabled, scope=imp.scope, min_acr=imp.min_acr,
+                               max_auth_age=imp.max_auth_age, max_lifetime=imp.max_lifetime)
 
 
 @dataclass
@@ -160,7 +172,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
             audit, clock, policies=exchange_policies(settings),
-            default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth)),
+            default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth),
+            impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
     passwords = passwords or PasswordHasher()
     bus = InProcessBus()

@@ -16,6 +16,7 @@ __all__ = [
     "LOGIN_FAILED",
     "REFRESH_REUSE_DETECTED",
     "SESSION_CREATED",
+    "SESSION_IMPERSONATED",
     "SESSION_LOGOUT",
     "SESSION_REAUTHENTICATED",
     "SESSION_REVOKED",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 SESSION_CREATED = "session.created"
+SESSION_IMPERSONATED = "session.impersonated"
 SESSION_LOGOUT = "session.logout"
 SESSION_REAUTHENTICATED = "session.reauthenticated"
 SESSION_REVOKED = "session.revoked"
@@ -55,6 +57,7 @@ ACCESS_DENIED = "access.denied"
 
 ALL = frozenset({
     SESSION_CREATED,
+    SESSION_IMPERSONATED,
     SESSION_LOGOUT,
     SESSION_REAUTHENTICATED,
     SESSION_REVOKED,

@@ -8,6 +8,9 @@ DESIGN §7 (the same field names the identity service writes)::
      "status": 401, "subject": "...", "tenant": "...", "client": "...", "jti": "...",
      "sid_hash": "...", "token_hash": "...", "correlation_id": "...", "latency_us": 41}
 
+A delegated or impersonation token (RFC 8693 ``act``) adds ``actor``: the ``act.sub`` of
+the party acting for ``subject``, so every use names both identities.
+
 ``reason`` is ``valid`` (verified locally), ``introspected`` (allowed by the issuer's
 introspection while the local state was stale) or the denial label (``Reason`` values,
 ``missing_token``, ``wrong_tenant``, ``not_owner``, ``keys_unavailable``,
@@ -102,4 +105,7 @@ class DecisionLog:
             fields.update(subject=token.sub, tenant=token.tid, client=token.client_id,
                           jti=token.jti,
                           sid_hash=token_hash(token.sid) if token.sid is not None else None)
+            actor = token.act.get("sub") if token.act is not None else None
+            if isinstance(actor, str):
+                fields["actor"] = actor  # RFC 8693 §4.1: who acts for the subject
         return {k: v for k, v in fields.items() if v is not None}

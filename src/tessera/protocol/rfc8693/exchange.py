@@ -28,6 +28,7 @@ from tessera.protocol.errors import InvalidGrant, InvalidRequest, InvalidScope, 
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
+from tessera.protocol.rfc8693.impersonation import TOKEN_TYPE_USER_ID, Impersonation
 from tessera.protocol.rfc8693.policy import ExchangePolicy
 from tessera.protocol.rfc8693.subjects import (
     TOKEN_TYPE_ACCESS_TOKEN,
@@ -47,13 +48,15 @@ class TokenExchangeGrant:
 
     def __init__(self, tokens: AccessTokenIssuer, subjects: SubjectLoader, audit: AuditLog,
                  clock: Clock, *, policies: Mapping[str, ExchangePolicy] | None = None,
-                 default_policy: ExchangePolicy | None = None) -> None:
+                 default_policy: ExchangePolicy | None = None,
+                 impersonation: Impersonation | None = None) -> None:
         self._tokens = tokens
         self._subjects = subjects
         self._audit = audit
         self._clock = clock
         self._policies = dict(policies or {})
         self._default = default_policy or ExchangePolicy()
+        self._impersonation = impersonation
 
     async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
                      jkt: str | None = None) -> TokenResult:
@@ -62,6 +65,8 @@ class TokenExchangeGrant:
         if requested_type is not None and requested_type not in _ISSUABLE:
             raise InvalidRequest("unsupported requested_token_type")
         subject_token = params.require("subject_token")
+        if params.require("subject_token_type") == TOKEN_TYPE_USER_ID:
+            return await self._impersonate(params, subject_token, client, policy, jkt)
         subject = await self._subjects.load(subject_token, params.require("subject_token_type"),
                                             client, "subject_token", jkt=jkt)
         actor = None
@@ -97,6 +102,55 @@ class TokenExchangeGrant:
             jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=acting,
             act_depth=_depth(claims.act), jkt=jkt)
         return TokenResult(access_token=token, expires_in=exp - now, scope=scope,
+                           issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
+                           token_type=token_type(jkt))
+
+    async def _impersonate(self, params: Params, user_id: str, client: Client,
+                           policy: ExchangePolicy, jkt: str | None) -> TokenResult:
+        """Admin impersonation (``impersonation``): a new session of the user, ``act``
+        naming the admin, scopes from the client's (and policy's) for the audience."""
+        impersonation = self._impersonation
+        if impersonation is None or not impersonation.policy.enabled:
+            raise InvalidRequest("unsupported subject_token_type")
+        if params.get("actor_token_type") != TOKEN_TYPE_ACCESS_TOKEN:
+            raise InvalidRequest("impersonation needs an actor_token of type access_token")
+        actor_token = params.require("actor_token")
+        actor = await self._subjects.load(actor_token, TOKEN_TYPE_ACCESS_TOKEN, client,
+                                          "actor_token", jkt=jkt)
+        impersonation.check_actor(actor)
+        audience = self._target(params)
+        policy.check_target(audience, client)
+        try:
+            requested = parse_scope(params.get("scope"))
+        except ScopeError as exc:
+            raise InvalidScope(str(exc)) from None
+        # the subject holds no token: the client's scopes, never impersonation itself
+        scope = policy.grant_scope(requested, client.scopes - {impersonation.policy.scope},
+                                   audience, client)
+        admin = str(actor["sub"])
+        act: dict[str, Any] = {"sub": admin}
+        if isinstance(actor.get("act"), dict):
+            if _depth(actor["act"]) >= policy.max_act_depth:
+                raise InvalidGrant("the delegation chain is too long")
+            act["act"] = actor["act"]
+        session = await impersonation.open_session(user_id, actor, client_id=client.client_id)
+        now = int(self._clock.now())
+        lifetime = min(self._tokens.ttl, policy.max_lifetime or self._tokens.ttl,
+                       impersonation.policy.max_lifetime)
+        claims = AccessTokenClaims(
+            sub=session.user_id, client_id=client.client_id, audience=(audience,),
+            scope=scope, iat=now, exp=now + lifetime, jti=new_jti(),
+            tenant_id=session.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
+            amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
+        token = self._tokens.sign(claims)
+        await self._audit.record(
+            events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
+            tenant=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
+            actor_token_hash=token_hash(actor_token), token_hash=token_hash(token),
+            jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=admin,
+            actor_sid_hash=token_hash(str(actor["sid"])), act_depth=_depth(act),
+            impersonation=True, jkt=jkt)
+        return TokenResult(access_token=token, expires_in=lifetime, scope=scope,
                            issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
                            token_type=token_type(jkt))
 

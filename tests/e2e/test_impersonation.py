@@ -1,0 +1,218 @@
+"""Audited admin impersonation: a token exchange (RFC 8693) whose subject is a user id and
+whose actor is an administrator's recent MFA access token; each one is a session of the
+user of its own, listed, audited with both identities and revocable alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pyotp
+
+from tessera.core.acr import ACR_MFA, ACR_PASSWORD
+from tessera.core.clock import FixedClock
+from tessera.identity import admin
+from tessera.identity.compose import Identity
+from tessera.observability import events
+from tessera.verifier._decisions import ALLOWED_VALID, Decision, DecisionLog
+from tessera.verifier._token import parse_claims
+from tests.e2e.helpers import audit_rows, claims_of, form_fields, refresh
+from tests.support import REDIRECT, AppClient, TesseraDriver, pkce_pair
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+AT = "urn:ietf:params:oauth:token-type:access_token"
+USER_ID = "urn:tessera:params:oauth:token-type:user-id"
+PASSWORD = "correct horse battery"
+AUDIENCE = "https://orders.internal"
+ADMIN_SCOPE = "openid api:read tessera:impersonate"
+
+
+async def _mfa_login(tessera: TesseraDriver, app: AppClient, username: str, secret: str,
+                     clock: FixedClock, scope: str) -> dict[str, Any]:
+    """The browser login with password then TOTP (the code step of /authorize)."""
+    verifier, challenge = pkce_pair()
+    page = await tessera.http.get("/authorize", params={
+        "response_type": "code", "client_id": app.client_id, "redirect_uri": REDIRECT,
+        "scope": scope, "state": "s-123", "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+    asked = await tessera.http.post("/authorize", data=form_fields(page.text)
+                                    | {"username": username, "password": PASSWORD})
+    assert "Two-step verification" in asked.text, asked.text
+    done = await tessera.http.post("/authorize", data=form_fields(asked.text) | {
+        "totp_code": pyotp.TOTP(secret).at(int(clock.now()))})
+    code = tessera._code_from(done)
+    response = await tessera.token(app, grant_type="authorization_code", code=code,
+                                   redirect_uri=REDIRECT, code_verifier=verifier)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class World:
+    def __init__(self, tessera: TesseraDriver, identity: Identity) -> None:
+        self.tessera, self.identity = tessera, identity
+
+    async def setup(self, clock: FixedClock) -> None:
+        tessera = self.tessera
+        self.web = await tessera.web_client(scope="api:read api:write tessera:impersonate")
+        self.support = await tessera.client(grants=(EXCHANGE,),
+                                            scope="api:read api:write tessera:impersonate",
+                                            audiences=(AUDIENCE,))
+        self.admin_id = await tessera.user("root")
+        self.user_id = await tessera.user("alice")
+        root = await admin.create_user(self.identity, username="root2", password=PASSWORD)
+        self.root2_id = root.user_id
+        async with self.identity.store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.get(self.admin_id)
+        assert user is not None
+        secret = (await self.identity.totp.provision(user, actor="test")).secret
+        self.admin_tokens = await _mfa_login(tessera, self.web, "root", secret, clock,
+                                             ADMIN_SCOPE)
+        # same browser, single sign-on: an MFA token without the impersonation scope
+        self.unscoped = (await tessera.login_tokens(self.web, scope="openid api:read"))[
+            "access_token"]
+        tessera.http.cookies.clear()  # alice's own browser
+        self.user_tokens = await tessera.login_tokens(self.web, username="alice")
+        tessera.http.cookies.clear()
+
+    async def impersonate(self, actor_token: str, user_id: str | None = None,
+                          **extra: str) -> httpx.Response:
+        return await self.tessera.token(self.support, **({
+            "grant_type": EXCHANGE, "subject_token": user_id or self.user_id,
+            "subject_token_type": USER_ID, "actor_token": actor_token,
+            "actor_token_type": AT, "audience": AUDIENCE} | extra))
+
+
+async def _world(tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> World:
+    world = World(tessera, identity)
+    await world.setup(clock)
+    return world
+
+
+async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    admin_claims = claims_of(world.admin_tokens["access_token"])
+    assert admin_claims["acr"] == ACR_MFA and "tessera:impersonate" in admin_claims["scope"]
+    response = await world.impersonate(world.admin_tokens["access_token"], scope="api:read")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["issued_token_type"] == AT and body["scope"] == "api:read"
+    assert "refresh_token" not in body and body["expires_in"] <= 300
+    token = body["access_token"]
+    got = claims_of(token)
+    own = claims_of(world.user_tokens["access_token"])
+    assert got["sub"] == world.user_id and got["act"] == {"sub": world.admin_id}
+    assert got["sid"] not in (own["sid"], admin_claims["sid"]) and got["sv"] == 1
+    assert got["acr"] == ACR_MFA and got["amr"][0] == "imp" and got["aud"] == AUDIENCE
+    assert got["tid"] == own["tid"] and got["client_id"] == world.support.client_id
+
+    # every scope but impersonation itself may be had; asking for it is refused
+    assert (await world.impersonate(world.admin_tokens["access_token"])).json()[
+        "scope"] == "api:read api:write"
+    refused = await world.impersonate(world.admin_tokens["access_token"],
+                                      scope="tessera:impersonate")
+    assert refused.json()["error"] == "invalid_scope"
+
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        sessions = {s.sid: s for s in await uow.sessions.active_for_user(world.user_id)}
+    assert own["sid"] in sessions and got["sid"] in sessions
+    assert sessions[got["sid"]].user_agent == f"impersonated by {world.admin_id}"
+    assert sessions[got["sid"]].amr[0] == "imp"
+
+    assert (await tessera.introspect(world.support, token))["active"] is True
+    assert await admin.revoke(identity, sid=got["sid"], reason="done", actor="test") == 1
+    assert await tessera.introspect(world.support, token) == {"active": False}
+    assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
+        "active"] is True
+    assert (await tessera.introspect(world.web, world.admin_tokens["access_token"]))[
+        "active"] is True
+
+
+async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    # a password-only token with the scope: another admin without a second factor
+    tessera.http.cookies.clear()
+    pwd = (await tessera.login_tokens(world.web, username="root2",
+                                      scope=ADMIN_SCOPE))["access_token"]
+    assert claims_of(pwd)["acr"] == ACR_PASSWORD
+    weak = await world.impersonate(pwd)
+    assert weak.status_code == 400 and weak.json()["error"] == "invalid_grant"
+    assert "insufficient_user_authentication" in weak.json()["error_description"]
+
+    unscoped = await world.impersonate(world.unscoped)
+    assert unscoped.json()["error"] == "invalid_grant"
+    assert "tessera:impersonate" in unscoped.json()["error_description"]
+
+    missing_user = await world.impersonate(world.admin_tokens["access_token"], "nobody")
+    assert missing_user.json()["error"] == "invalid_grant"
+    other_tenant = await admin.create_user(identity, username="eve", password=PASSWORD,
+                                           tenant_id="acme")
+    elsewhere = await world.impersonate(world.admin_tokens["access_token"],
+                                        other_tenant.user_id)
+    assert elsewhere.json()["error"] == "invalid_grant"
+    myself = await world.impersonate(world.admin_tokens["access_token"], world.admin_id)
+    assert myself.json()["error"] == "invalid_grant"
+    wrong_type = await world.impersonate(world.admin_tokens["access_token"],
+                                         actor_token_type="urn:x")
+    assert wrong_type.json()["error"] == "invalid_request"
+    not_allowed = await tessera.client(scope="api:read", audiences=(AUDIENCE,))
+    response = await tessera.token(not_allowed, grant_type=EXCHANGE,
+                                   subject_token=world.user_id, subject_token_type=USER_ID,
+                                   actor_token=world.admin_tokens["access_token"],
+                                   actor_token_type=AT, audience=AUDIENCE)
+    assert response.json()["error"] == "unauthorized_client"
+
+    # fifteen minutes on, a refreshed token (same auth_time) no longer suffices
+    clock.advance(901)
+    fresh = await refresh(tessera, world.web, world.admin_tokens["refresh_token"])
+    assert fresh.status_code == 200, fresh.text
+    stale = await world.impersonate(fresh.json()["access_token"])
+    assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"
+    assert "authenticate again" in stale.json()["error_description"]
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        sessions = await uow.sessions.active_for_user(world.user_id)
+    assert [s.amr for s in sessions if "imp" in s.amr] == []  # nothing was opened
+
+
+async def test_impersonation_is_audited_with_both_identities_and_no_tokens(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    actor_token = world.admin_tokens["access_token"]
+    token = (await world.impersonate(actor_token)).json()["access_token"]
+    got = claims_of(token)
+    await identity.audit.aclose()
+    [opened] = await audit_rows(identity, events.SESSION_IMPERSONATED)
+    assert opened.fields["subject"] == world.user_id
+    assert opened.fields["actor"] == world.admin_id and opened.fields["sid"] == got["sid"]
+    assert opened.fields["actor_sid_hash"] and opened.fields["client"] == world.support.client_id
+    [exchanged] = await audit_rows(identity, events.TOKEN_EXCHANGED)
+    assert exchanged.fields["impersonation"] is True
+    assert (exchanged.fields["subject"], exchanged.fields["actor"]) == (
+        world.user_id, world.admin_id)
+    for row in (opened, exchanged):
+        assert actor_token not in str(row.fields) and token not in str(row.fields)
+
+    # every use: the SDK's decision event names the subject and the admin acting
+    verified = parse_claims(got, kid="k", alg="RS256")
+    event = DecisionLog("orders", clock=clock).event(
+        Decision(True, ALLOWED_VALID, 200, 0.001, token=verified))
+    assert (event["subject"], event["actor"]) == (world.user_id, world.admin_id)
+    plain = DecisionLog("orders", clock=clock).event(Decision(
+        True, ALLOWED_VALID, 200, 0.001,
+        token=parse_claims(claims_of(world.user_tokens["access_token"]), kid="k",
+                           alg="RS256")))
+    assert "actor" not in plain
+
+
+async def test_impersonation_can_be_turned_off(tessera: TesseraDriver, identity: Identity,
+                                               clock: FixedClock) -> None:
+    from dataclasses import replace
+
+    world = await _world(tessera, identity, clock)
+    grant = next(g for g in identity.token._grants.values() if g.grant_type == EXCHANGE)
+    imp = grant._impersonation  # type: ignore[attr-defined]
+    imp.policy = replace(imp.policy, enabled=False)
+    off = await world.impersonate(world.admin_tokens["access_token"])
+    assert off.status_code == 400 and off.json()["error"] == "invalid_request"
