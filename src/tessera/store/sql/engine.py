@@ -107,7 +107,7 @@ class SqlStore:
                 await conn.rollback()
             await asyncio.sleep(delay)
             waited += delay
-            delay = min(delay * 2, 0.01)
+            delay = min(delay * 2, 0.001)
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
