@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from tessera.gateway.denials import MissingToken
 from tessera.verifier import MAX_TOKEN_LENGTH, Denied, Reason
+from tessera.verifier._bearer import bearer_token as sdk_bearer_token
 
 __all__ = [
     "MAX_URI_LENGTH",
@@ -151,25 +151,14 @@ def bearer_token(authorizations: Sequence[str]) -> str:
     """The token of the one ``Authorization: Bearer <token>`` header (RFC 6750 §2.1).
 
     ``MissingToken`` without one (or with another scheme); ``Denied(malformed)`` for two
-    headers, a value longer than ``MAX_TOKEN_LENGTH`` (checked before any parsing) or one
-    that is not a single ``b64token``.
+    headers, or as the SDK's ``bearer_token`` judges the one value.
     """
-    if not authorizations:
-        raise MissingToken()
     if len(authorizations) > 1:
         raise Denied(Reason.MALFORMED, "more than one Authorization header")
-    value = authorizations[0]
-    if len(value) > MAX_TOKEN_LENGTH + 16:
+    value = authorizations[0] if authorizations else None
+    if value is not None and len(value) > MAX_TOKEN_LENGTH + 16:
         raise Denied(Reason.MALFORMED, "token too long")
-    scheme, _, credentials = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise MissingToken()
-    token = credentials.strip(" ")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise Denied(Reason.MALFORMED, "token too long")
-    if not token or not _B64TOKEN.fullmatch(token):
-        raise Denied(Reason.MALFORMED, "the Authorization header is not 'Bearer <token>'")
-    return token
+    return sdk_bearer_token(value)
 
 
 def normalize_method(value: str) -> str:
