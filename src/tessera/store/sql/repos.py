@@ -1,45 +1,36 @@
-"""Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core)."""
+"""Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core):
+clients, users, sessions, codes and refresh families here; the append-only logs and keys
+in ``logs``; second factors in ``factors``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.clients import Client
 from tessera.core.refresh import RefreshFamily, RefreshToken
-from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
-from tessera.store.ports import AuditFilter, AuditRecord, SealedKey, StoredAudit, StoreError
+from tessera.store.ports import StoreError
 from tessera.store.sql.factors import SqlFactorRepo
+from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
+from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import (
-    audit_events,
     auth_codes,
     clients,
     refresh_families,
     refresh_tokens,
-    revocation_events,
     sessions,
-    signing_keys,
     users,
 )
 
 __all__ = ["SqlUnitOfWork"]
-
-
-class _Repo:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    async def _one(self, stmt: Any) -> RowMapping | None:
-        return (await self.conn.execute(stmt)).mappings().first()
 
 
 def _client(row: RowMapping) -> Client:
@@ -324,156 +315,6 @@ class SqlRefreshRepo(_Repo):
                    refresh_tokens.c.generation > 0)
             .group_by(refresh_tokens.c.family_id))
         return {str(family_id): float(at) for family_id, at in rows}
-
-
-def _event(row: RowMapping) -> RevocationEvent:
-    return RevocationEvent(kind=row["kind"], key=row["key"], at=row["at"],
-                           expires_at=row["expires_at"], data=dict(row["data"]),
-                           seq=int(row["seq"]))
-
-
-class SqlRevocationLog(_Repo):
-    appended = 0
-    """Events appended in this unit of work (to wake relays after commit)."""
-
-    async def append(self, event: RevocationEvent) -> int:
-        if self.conn.dialect.name == "postgresql":
-            # Serialise outbox writers until commit, so sequence order is commit order and
-            # a relay reading "seq > cursor" can never skip a slower transaction's event.
-            await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362817)"))
-        self.appended += 1
-        result = await self.conn.execute(insert(revocation_events).values(
-            kind=event.kind, key=event.key, at=event.at, expires_at=event.expires_at,
-            data=event.data).returning(revocation_events.c.seq))
-        return int(result.scalar_one())
-
-    async def is_token_revoked(self, jti: str) -> bool:
-        row = await self._one(select(revocation_events.c.seq).where(
-            revocation_events.c.kind == RevocationKind.TOKEN_REVOKED,
-            revocation_events.c.key == jti).limit(1))
-        return row is not None
-
-    async def since(self, seq: int, *, limit: int) -> list[RevocationEvent]:
-        rows = await self.conn.execute(select(revocation_events)
-                                       .where(revocation_events.c.seq > seq)
-                                       .order_by(revocation_events.c.seq).limit(limit))
-        return [_event(r) for r in rows.mappings()]
-
-    async def last_seq(self) -> int:
-        result = await self.conn.execute(select(func.coalesce(func.max(revocation_events.c.seq),
-                                                              0)))
-        return int(result.scalar_one())
-
-
-    async def live(self, now: float) -> tuple[int, list[RevocationEvent]]:
-        seq = await self.last_seq()
-        rows = await self.conn.execute(select(revocation_events)
-                                       .where(revocation_events.c.seq <= seq,
-                                              revocation_events.c.expires_at > now)
-                                       .order_by(revocation_events.c.seq))
-        return seq, [_event(r) for r in rows.mappings()]
-
-    async def prune(self, before: float) -> int:
-        # The newest row always stays: SQLite would otherwise hand out its seq again.
-        newest = select(func.max(revocation_events.c.seq)).scalar_subquery()
-        result = await self.conn.execute(delete(revocation_events).where(
-            revocation_events.c.expires_at < before, revocation_events.c.seq < newest))
-        return int(result.rowcount or 0)
-
-
-class SqlAuditRepo(_Repo):
-    async def append(self, records: Sequence[AuditRecord]) -> None:
-        if not records:
-            return
-        if self.conn.dialect.name == "postgresql":
-            # One writer at a time extends the chain (held until commit, so id order is
-            # chain order); SQLite writers are serialised already.
-            await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362818)"))
-        head = (await self.conn.execute(
-            select(audit_events.c.chain_hash).where(audit_events.c.chain_hash.is_not(None))
-            .order_by(audit_events.c.id.desc()).limit(1))).scalar()
-        previous = head or GENESIS
-        rows = []
-        for r in records:
-            previous = chain_link(previous, r.event, r.at, r.fields)
-            rows.append({"event": r.event, "at": r.at, "fields": r.fields,
-                         "chain_hash": previous})
-        await self.conn.execute(insert(audit_events), rows)
-
-    async def scan(self, *, after_id: int = 0, limit: int = 1000) -> list[StoredAudit]:
-        rows = await self.conn.execute(select(audit_events)
-                                       .where(audit_events.c.id > after_id)
-                                       .order_by(audit_events.c.id).limit(limit))
-        return [StoredAudit(id=int(r["id"]), record=AuditRecord(
-            event=r["event"], at=r["at"], fields=dict(r["fields"])),
-            chain_hash=r["chain_hash"]) for r in rows.mappings()]
-
-    async def query(self, *, event: str | None = None, limit: int = 100) -> list[AuditRecord]:
-        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
-        if event is not None:
-            stmt = stmt.where(audit_events.c.event == event)
-        rows = await self.conn.execute(stmt)
-        return [AuditRecord(event=r["event"], at=r["at"], fields=dict(r["fields"]))
-                for r in rows.mappings()]
-
-    async def search(self, criteria: AuditFilter, *, before_id: int | None = None,
-                     limit: int = 50) -> list[StoredAudit]:
-        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
-        if before_id is not None:
-            stmt = stmt.where(audit_events.c.id < before_id)
-        if criteria.event is not None:
-            stmt = stmt.where(audit_events.c.event == criteria.event)
-        for name in ("subject", "tenant", "client"):
-            value = getattr(criteria, name)
-            if value is not None:
-                stmt = stmt.where(audit_events.c.fields[name].as_string() == value)
-        if criteria.since is not None:
-            stmt = stmt.where(audit_events.c.at >= criteria.since)
-        if criteria.until is not None:
-            stmt = stmt.where(audit_events.c.at <= criteria.until)
-        return _stored(await self.conn.execute(stmt))
-
-    async def naming(self, values: Sequence[str], *, fields: Sequence[str],
-                     limit: int = 500) -> list[StoredAudit]:
-        if not values or not fields:
-            return []
-        stmt = (select(audit_events)
-                .where(or_(*(audit_events.c.fields[f].as_string().in_(values) for f in fields)))
-                .order_by(audit_events.c.id).limit(limit))
-        return _stored(await self.conn.execute(stmt))
-
-
-def _stored(result: Any) -> list[StoredAudit]:
-    return [StoredAudit(id=int(r["id"]), record=AuditRecord(
-        event=r["event"], at=r["at"], fields=dict(r["fields"])),
-        chain_hash=r["chain_hash"]) for r in result.mappings()]
-
-
-class SqlKeyRepo(_Repo):
-    def __init__(self, conn: AsyncConnection, *, read_only: bool) -> None:
-        super().__init__(conn)
-        self._read_only = read_only
-
-    async def all(self) -> list[SealedKey]:
-        if not self._read_only and self.conn.dialect.name == "postgresql":
-            # Read-modify-write of the ring (bootstrap, rotate) must not interleave: two
-            # workers starting at once would each see no keys and create two active ones.
-            # Self-conflicting, and plain reads (JWKS reloads) pass. SQLite write
-            # transactions are serialised already (BEGIN IMMEDIATE).
-            await self.conn.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
-        rows = await self.conn.execute(select(signing_keys).order_by(signing_keys.c.created_at))
-        return [SealedKey(kid=r["kid"], alg=r["alg"], state=r["state"],
-                          sealed_private=r["sealed_private"], created_at=r["created_at"],
-                          changed_at=r["changed_at"]) for r in rows.mappings()]
-
-    async def add(self, key: SealedKey) -> None:
-        await self.conn.execute(insert(signing_keys).values(
-            kid=key.kid, alg=key.alg, state=key.state, sealed_private=key.sealed_private,
-            created_at=key.created_at, changed_at=key.changed_at))
-
-    async def set_state(self, kid: str, state: str, *, at: float) -> None:
-        await self.conn.execute(update(signing_keys).where(signing_keys.c.kid == kid)
-                                .values(state=state, changed_at=at))
 
 
 class SqlUnitOfWork:
