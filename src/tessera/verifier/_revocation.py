@@ -39,6 +39,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from tessera.core.revocation import RevocationKind
 from tessera.verifier._errors import Denied, InvalidEvent, Reason
 from tessera.verifier._token import VerifiedToken
 
@@ -47,17 +48,8 @@ __all__ = ["EventKind", "RevocationState"]
 V = TypeVar("V")
 
 
-class EventKind:
-    """Event kinds, the same strings as ``tessera.core.revocation.RevocationKind``."""
-
-    TOKEN_REVOKED = "token.revoked"
-    SESSION_REVOKED = "session.revoked"
-    FAMILY_REVOKED = "family.revoked"
-    USER_REVOKED = "user.revoked"
-    TENANT_REVOKED = "tenant.revoked"
-    CLIENT_REVOKED = "client.revoked"
-    SESSION_VERSION_BUMPED = "session.version_bumped"
-    KEY_ROTATED = "key.rotated"
+EventKind = RevocationKind
+"""Event kinds: the identity service's own names (one definition, in the pure core)."""
 
 
 class _ExpiryIndex:
