@@ -20,7 +20,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -35,8 +34,9 @@ from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tests.conftest import FAST_PASSWORDS, IN_CI, make_settings
-from tests.support import REDIRECT, pkce_pair
+from tests.support import REDIRECT
 from tests.system._procs import PASSWORD, ROOT, TESSERA, VENV_BIN, Proc, base_env, spawn
+from tests.system._procs import login as procs_login
 
 __all__ = ["BILLING_AUDIENCE", "EDGE_AUDIENCE", "NGINX_DIR", "POLICY", "EdgeSeed", "Nginx",
            "echo_app", "ensure_nginx", "login", "render", "render_nginx", "seed_edge",
@@ -275,24 +275,6 @@ async def seed_edge(data_dir: Path, template: Path, *, users: int = 2) -> EdgeSe
 
 async def login(url: str, seed: EdgeSeed, username: str, *, scope: str = USER_SCOPES
                 ) -> dict[str, Any]:
-    """Authorization code + PKCE through the login page, like a browser (a fresh one:
-    no shared login cookie); the token response (access_token, id_token, ...)."""
-    verifier, challenge = pkce_pair()
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
-        params = {"response_type": "code", "client_id": seed.web_id, "redirect_uri": REDIRECT,
-                  "scope": scope, "state": "s", "code_challenge": challenge,
-                  "code_challenge_method": "S256"}
-        page = await http.get("/authorize", params=params)
-        assert page.status_code == 200, page.text
-        form = dict(re.findall(r"name='([^']+)' value='([^']*)'", page.text))
-        form |= {"username": username, "password": PASSWORD}
-        done = await http.post("/authorize", data=form)
-        assert done.status_code == 303, done.text
-        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
-        response = await http.post("/token", auth=(seed.web_id, seed.web_secret), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "code_verifier": verifier})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+    """The browser login of ``tests.system._procs``, with the edge's user scopes."""
+    return await procs_login(url, seed, username, scope=scope)
 

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -276,12 +276,19 @@ async def start_server(data_dir: Path, env: dict[str, str], *, name: str = "tess
 # -- browser flows over real HTTP -----------------------------------------------------------
 
 
-async def login(url: str, seed_: Seed, username: str) -> dict[str, Any]:
-    """Authorization code + PKCE through the login page, like a browser; token response."""
+class WebApp(Protocol):
+    web_id: str
+    web_secret: str
+
+
+async def login(url: str, seed_: WebApp, username: str, *, scope: str = "openid api:read"
+                ) -> dict[str, Any]:
+    """Authorization code + PKCE through the login page, like a browser (a fresh one: no
+    shared login cookie); the token response (access_token, id_token, ...)."""
     verifier, challenge = pkce_pair()
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
         params = {"response_type": "code", "client_id": seed_.web_id,
-                  "redirect_uri": REDIRECT, "scope": "openid api:read", "state": "s",
+                  "redirect_uri": REDIRECT, "scope": scope, "state": "s",
                   "code_challenge": challenge, "code_challenge_method": "S256"}
         page = await http.get("/authorize", params=params)
         assert page.status_code == 200, page.text
