@@ -27,13 +27,13 @@ async def test_every_use_rotates_and_the_new_token_works(tessera: TesseraDriver)
     assert (await tessera.introspect(app, second.json()["access_token"]))["active"] is True
 
 
-async def test_reuse_after_the_grace_window_revokes_family_and_session(
+async def test_reuse_after_the_retry_window_revokes_family_and_session(
         tessera: TesseraDriver, identity: Identity, clock: FixedClock,
         settings: Settings) -> None:
     app, tokens = await logged_in(tessera)
     old = tokens["refresh_token"]
     rotated = (await refresh(tessera, app, old)).json()
-    clock.advance(settings.tokens.refresh_grace_seconds + 1)
+    clock.advance(settings.tokens.refresh_retry_seconds + 1)
 
     reuse = await refresh(tessera, app, old)
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"

@@ -183,8 +183,10 @@ def build_app(identity: Identity) -> Starlette:
         Route("/logout", browser.logout, methods=["GET", "POST"]),
         Route("/account/totp", browser.account_totp, methods=["GET", "POST"]),
         Route("/admin/sessions", admin_sessions, methods=["POST"]),
+        Route("/revocations", identity.feed.events_after),
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
+        Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
     if settings.console.enabled:  # the admin web console (docs/console.md)
         from tessera.console import console_routes

@@ -1,6 +1,6 @@
 """Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core):
 clients, users, sessions, codes and refresh families here; the append-only logs and keys
-in ``logs``; second factors in ``factors``."""
+in ``logs``; second factors in ``factors``; the verifier registry in ``registry``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tessera.store import ports
 from tessera.store.ports import StoreError
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
+from tessera.store.sql.registry import SqlVerifierRegistry
 from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import (
     auth_codes,
@@ -331,6 +332,7 @@ class SqlUnitOfWork:
         self.revocations: ports.RevocationLog = self._outbox
         self.audit: ports.AuditRepo = SqlAuditRepo(conn)
         self.keys: ports.KeyRepo = SqlKeyRepo(conn, read_only=read_only)
+        self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
 
     @property
     def outbox_appended(self) -> bool:
