@@ -380,16 +380,21 @@ class Agent:
         await stdin.drain()
         return await asyncio.wait_for(future, timeout)
 
-    async def check(self, token: str, *, max_staleness: float | None = None
+    async def check(self, token: str, *, strict: bool = False, accept_stale: bool = False
                     ) -> dict[str, Any]:
-        return await self.request("check", token=token, max_staleness=max_staleness)
+        """``VerifierService.check`` on an ordinary route (the agent's ``max_staleness``),
+        a strict one (``strict_max_staleness``) or one that opted in to stale state."""
+        return await self.request("check", token=token, strict=strict,
+                                  accept_stale=accept_stale)
 
-    async def accepts(self, token: str, *, max_staleness: float | None = None) -> bool:
-        return bool((await self.check(token, max_staleness=max_staleness))["ok"])
+    async def accepts(self, token: str, *, strict: bool = False,
+                      accept_stale: bool = False) -> bool:
+        return bool((await self.check(token, strict=strict, accept_stale=accept_stale))["ok"])
 
-    async def rejects(self, token: str, *, max_staleness: float | None = None) -> str | None:
+    async def rejects(self, token: str, *, strict: bool = False,
+                      accept_stale: bool = False) -> str | None:
         """The rejection reason, or None if accepted."""
-        reply = await self.check(token, max_staleness=max_staleness)
+        reply = await self.check(token, strict=strict, accept_stale=accept_stale)
         return None if reply["ok"] else str(reply["reason"])
 
     async def status(self) -> dict[str, Any]:
@@ -414,11 +419,16 @@ class Agent:
 async def start_agent(server: Server, seed_: Seed, *, source: str, tmp: Path,
                       redis_url: str | None = None, stream: str | None = None,
                       name: str = "agent", heartbeat: float = 0.2,
-                      extra: tuple[str, ...] = ()) -> Agent:
+                      strict_staleness: float = 1.0, max_staleness: float = 30.0,
+                      wait: bool = True, extra: tuple[str, ...] = ()) -> Agent:
+    """A verifier process. Its strict routes allow ``strict_staleness`` s of staleness,
+    its ordinary ones ``max_staleness``; ``wait=False``: ready before any snapshot."""
     cmd = [sys.executable, AGENT, "--issuer", server.url, "--audience", AUDIENCE,
            "--source", source, "--client-id", seed_.feed_id,
            "--client-secret", seed_.feed_secret, "--heartbeat", str(heartbeat),
-           "--max-backoff", "0.5", *extra]
+           "--max-backoff", "0.5", "--strict-max-staleness", str(strict_staleness),
+           "--max-staleness", str(max_staleness), "--verifier-id", f"{name}-{uuid.uuid4().hex[:6]}",
+           "--report-interval", "1", *([] if wait else ["--no-wait"]), *extra]
     if source == "redis":
         assert redis_url and stream
         cmd += ["--redis-url", redis_url, "--stream", stream]

@@ -139,16 +139,19 @@ def sessions_view(ctx: Ctx, criteria: SessionFilter, result: SessionPage,
         + f"<p class=pager>{' '.join(pager)}</p>"))
 
 
-def session_view(ctx: Ctx, view: SessionView, notice: str | None) -> bytes:
+def session_view(ctx: Ctx, view: SessionView, notice: str | None,
+                 completion: str | None = None) -> bytes:
     s = view.session
     name = view.user.username if view.user else s.user_id
     facts = [("Session", Html(f"<span class=mono>{esc(s.sid)}</span>")),
              ("User", _username(ctx, view)), ("Tenant", esc(s.tenant_id)),
-             ("Status", _status(s.revoked_at, s.revoke_reason)),
-             ("Session version (sv)", esc(s.sv)), ("ACR", esc(s.acr)),
-             ("AMR", esc(" ".join(s.amr))), ("Authenticated", when(s.auth_time)),
-             ("Created", when(s.created_at)), ("Last seen", when(s.last_seen_at)),
-             ("Last refresh", when(view.last_refresh)), ("Device", _device(s.user_agent))]
+             ("Status", _status(s.revoked_at, s.revoke_reason))]
+    if completion is not None:
+        facts.append(("Logout completion", esc(completion)))
+    facts += [("Session version (sv)", esc(s.sv)), ("ACR", esc(s.acr)),
+              ("AMR", esc(" ".join(s.amr))), ("Authenticated", when(s.auth_time)),
+              ("Created", when(s.created_at)), ("Last seen", when(s.last_seen_at)),
+              ("Last refresh", when(view.last_refresh)), ("Device", _device(s.user_agent))]
     actions = [link(url(ctx.base + "/journey", needle=s.sid), "Journey of this session"),
                link(url(ctx.base + "/audit", subject=s.user_id), "Audit events of the user")]
     if s.active:

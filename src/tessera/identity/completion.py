@@ -14,6 +14,8 @@ and the console show: "applied at 16/16 verifiers in 23 ms", or who is still beh
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 from tessera.core.clock import Clock
@@ -46,23 +48,28 @@ class CompletionStatus:
     def done(self) -> bool:
         return self.completion is not None or (self.live > 0 and not self.stragglers)
 
-    def summary(self) -> str:
-        """``applied at 16/16 verifiers in 23 ms`` or who is behind."""
+    def summary(self, *, waited: float | None = None) -> str:
+        """``applied at 16/16 verifiers in 23 ms`` or who is behind (``waited``: how long
+        the caller has been waiting, named when there is no completion record)."""
         if self.completion is not None:
             c = self.completion
             text = f"applied at {c.verifiers}/{c.verifiers} verifiers in {_span(c.seconds)}"
+        elif self.done:
+            text = f"applied at {self.live}/{self.live} verifiers"
         elif self.live == 0:
             text = "no live verifier has reported: nothing to wait for"
         else:
             names = ", ".join(f"{v.verifier_id} (at {v.cursor})" for v in self.stragglers)
-            text = f"applied at {len(self.applied)}/{self.live} verifiers; waiting for {names}"
+            after = f" after {_span(waited)}" if waited is not None else ""
+            text = (f"applied at {len(self.applied)}/{self.live} verifiers{after}; "
+                    f"not applied yet by {names}")
         if self.silent:
             gone = ", ".join(f"{v.verifier_id} (last report {_span(self.now - v.reported_at)}"
                              " ago)" for v in self.silent)
             text += f"; not live: {gone}"
         return text
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, *, waited: float | None = None) -> dict[str, object]:
         c = self.completion
         return {
             "seq": self.seq, "done": self.done,
@@ -72,7 +79,7 @@ class CompletionStatus:
             "applied": [_verifier(v, self.now) for v in self.applied],
             "stragglers": [_verifier(v, self.now) for v in self.stragglers],
             "not_live": [_verifier(v, self.now) for v in self.silent],
-            "summary": self.summary(),
+            "summary": self.summary(waited=waited),
         }
 
 
@@ -107,6 +114,18 @@ class LogoutCompletion:
         for completion in added:
             self._metrics.logout_completion.observe(completion.seconds)
         return added
+
+    async def wait(self, seq: int, *, within: float, interval: float = 0.02
+                   ) -> tuple[CompletionStatus, float]:
+        """Poll ``status(seq)`` until done, or until ``within`` seconds passed
+        (monotonic); returns the last status and the seconds waited."""
+        started = time.monotonic()
+        while True:
+            status = await self.status(seq)
+            waited = time.monotonic() - started
+            if status.done or status.live == 0 or waited >= within:
+                return status, waited
+            await asyncio.sleep(interval)
 
     async def status(self, seq: int) -> CompletionStatus:
         now = self._clock.now()

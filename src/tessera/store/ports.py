@@ -230,6 +230,9 @@ class RevocationLog(Protocol):
 
     async def is_token_revoked(self, jti: str) -> bool: ...
 
+    async def seq_of(self, kind: str, key: str) -> int | None:
+        """The seq of the newest event of this kind and key still in the outbox."""
+
     async def since(self, seq: int, *, limit: int) -> list[RevocationEvent]:
         """Events with sequence > ``seq``, in order."""
 

@@ -93,13 +93,15 @@ class RevocationFollower:
                  on_applied: Callable[[Mapping[str, Any], float], None] | None = None,
                  on_progress: Callable[[], None] | None = None) -> None:
         self.state = state
-        self._on_applied = on_applied
+        self.on_applied = on_applied
+        """Called with each event applied and the time (propagation metrics)."""
         self.on_progress = on_progress
         """Called after each batch, fill or snapshot (the ack reporter listens)."""
         self.source = source
         self._clock = clock
         self._min_backoff = min_backoff
-        self._max_backoff = max_backoff
+        self.max_backoff = max_backoff
+        """Longest wait between two reconnection attempts (seconds)."""
         self._backoff = min_backoff
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
@@ -148,7 +150,7 @@ class RevocationFollower:
                 _log.exception("revocation follower error; retrying", exc_info=exc)
             self.reconnects += 1
             await asyncio.sleep(self._backoff)
-            self._backoff = min(self._max_backoff, self._backoff * 2)
+            self._backoff = min(self.max_backoff, self._backoff * 2)
 
     async def _load(self) -> None:
         self.state.load_snapshot(await self.source.snapshot(), now=self._clock.now())
@@ -209,8 +211,8 @@ class RevocationFollower:
 
     def _apply(self, events: Iterable[Mapping[str, Any]], now: float) -> None:
         for event in events:
-            if self.state.apply(event, now=now) and self._on_applied:
-                self._on_applied(event, now)
+            if self.state.apply(event, now=now) and self.on_applied:
+                self.on_applied(event, now)
 
     def _progress(self) -> None:
         if self.on_progress is not None:

@@ -100,7 +100,8 @@ class VerifierService:
         self.state = RevocationState()
         self.jwks = JwksCache(settings.issuer, clock=self.clock, transport=transport,
                               jwks_uri=settings.jwks_uri or f"{settings.base_url}/jwks",
-                              max_age=settings.jwks_max_age)
+                              max_age=settings.jwks_max_age,
+                              min_refetch_interval=settings.jwks_min_refetch)
         self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
                                  state=self.state)
         source = event_source if event_source is not None else self._source(transport, bus)

@@ -67,6 +67,8 @@ class VerifierSettings(BaseSettings):
     """JWKS URL; defaults to ``{identity_url or issuer}/jwks``."""
     jwks_max_age: float = Field(300.0, gt=0)
     """Refetch the JWKS when older than this many seconds (unknown kids refetch sooner)."""
+    jwks_min_refetch: float = Field(10.0, ge=0.1, le=3600)
+    """An unknown ``kid`` refetches the JWKS at most this often (seconds)."""
     feed_heartbeat_timeout: float = Field(5.0, gt=0)
     """Reconnect the HTTP feed when nothing (not even a heartbeat) arrived for this long."""
     startup_wait: float = Field(5.0, ge=0)
