@@ -36,6 +36,7 @@ from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
+from tessera.store.migrations import upgrade_database
 from tessera.verifier import Reason
 from tests.conftest import FAST_PASSWORDS, KEK, make_settings
 from tests.support import REDIRECT, pkce_pair
@@ -174,16 +175,24 @@ def _copy_template(template: Path, data_dir: Path) -> None:
     shutil.copy(template, data_dir / "tessera.db")
 
 
-async def seed(data_dir: Path, template: Path, *, users: int = 4) -> Seed:
-    """A migrated SQLite file in ``data_dir`` with a key ring, a web client, a feed
-    client (``tessera:events``), an admin client (``tessera:admin``), a service client
-    (client credentials for ``AUDIENCE``) and ``users`` users.
+async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
+               database_url: str | None = None) -> Seed:
+    """A migrated SQLite file in ``data_dir`` (or the migrated database at
+    ``database_url``) with a key ring, a web client, a feed client (``tessera:events``),
+    an admin client (``tessera:admin``), a service client (client credentials for
+    ``AUDIENCE``) and ``users`` users.
 
     The service client has a tenant: tokens of a client without one carry no ``tid``,
     which the verifier SDK rejects as malformed."""
-    await asyncio.to_thread(_copy_template, template, data_dir)
-    identity = await build_identity(make_settings(data_dir), clock=SystemClock(),
-                                    passwords=FAST_PASSWORDS)
+    if database_url is None:
+        assert template is not None
+        await asyncio.to_thread(_copy_template, template, data_dir)
+        settings = make_settings(data_dir)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade_database, database_url)
+        settings = make_settings(data_dir, database_url=database_url)
+    identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
     try:
         web, web_secret = await admin.create_client(
             identity, name="web", grants=("authorization_code", "refresh_token",
