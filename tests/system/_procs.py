@@ -189,7 +189,7 @@ async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
         await asyncio.to_thread(_copy_template, template, data_dir)
         settings = make_settings(data_dir)
     else:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(upgrade_database, database_url)
         settings = make_settings(data_dir, database_url=database_url)
     identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
