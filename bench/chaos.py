@@ -64,11 +64,14 @@ async def main(args: argparse.Namespace) -> int:
         ctx = experiments.Chaos(root, template, hold=args.hold, verifiers=args.verifiers,
                                 strict_bound=args.strict_bound, bound=args.bound,
                                 postgres_url=args.postgres_url)
-        if args.only:
-            chosen = [e for e in experiments.ALL if args.only in e.__name__]
-            outcomes = [await experiment(ctx) for experiment in chosen]
-        else:
-            outcomes = await experiments.run_all(ctx)
+        chosen = [e for e in experiments.ALL if not args.only or args.only in e.__name__]
+        outcomes = []
+        for experiment in chosen:
+            try:
+                outcomes.append(await experiment(ctx))
+            except Exception as exc:  # report it and go on with the others
+                outcomes.append(Outcome(experiment.__name__, notes=[f"failed: {exc!r}"]))
+            print(table(outcomes[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(table(outcomes))
     bad = [o.name for o in outcomes if not o.ok]
     print(json.dumps({"experiments": [o.to_json() for o in outcomes],

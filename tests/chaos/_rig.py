@@ -27,6 +27,7 @@ import contextlib
 import os
 import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -274,12 +275,14 @@ class PrivatePostgres:
     restarted at will — never the machine's own cluster. As root, it runs as the
     ``postgres`` user (PostgreSQL refuses root)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self) -> None:
         found = postgres_bin()
         if found is None:
             raise RuntimeError("PostgreSQL server binaries not found under "
                                "/usr/lib/postgresql/*/bin")
         self.bin = found
+        # its own directory under the system temp dir: the postgres user must reach it
+        tmp = Path(tempfile.mkdtemp(prefix="tessera-pg-"))
         self.dir = tmp / "pgdata"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -296,7 +299,7 @@ class PrivatePostgres:
         return [runuser, "-u", "postgres", "--", *cmd]
 
     async def init(self) -> None:
-        self._tmp.chmod(0o755)
+        self._tmp.chmod(0o711)
         self.dir.mkdir(mode=0o700)
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -338,6 +341,10 @@ class PrivatePostgres:
         if self.proc is not None:
             await self.proc.kill(signal.SIGKILL)
             self.proc = None
+
+    def remove(self) -> None:
+        """Delete the cluster's directory (after ``kill``)."""
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 class OwnDatabase:

@@ -84,12 +84,6 @@ class Stage:
     def feed(self) -> tuple[str, str]:
         return self.seed.feed_id, self.seed.feed_secret
 
-    async def restart(self) -> None:
-        """A new identity process on the same port and store."""
-        await self.server.stop()
-        self.server = await start_server(self.data, self.env,
-                                         name=f"tessera-{uuid.uuid4().hex[:4]}")
-
 
 @contextlib.asynccontextmanager
 async def stage(ctx: Chaos, name: str, *, redis: bool = False, users: int = 3,
@@ -367,13 +361,14 @@ async def keys_rotated_under_load(ctx: Chaos) -> Outcome:
 
 @contextlib.asynccontextmanager
 async def _postgres(ctx: Chaos) -> AsyncIterator[PrivatePostgres]:
-    pg = PrivatePostgres(_fresh(ctx))
-    await pg.init()
-    await pg.start()
+    pg = PrivatePostgres()
     try:
+        await pg.init()
+        await pg.start()
         yield pg
     finally:
         await pg.kill()
+        await asyncio.to_thread(pg.remove)
 
 
 @contextlib.asynccontextmanager
@@ -387,12 +382,6 @@ async def _own_database(ctx: Chaos) -> AsyncIterator[OwnDatabase]:
         yield db
     finally:
         await db.drop()
-
-
-def _fresh(ctx: Chaos) -> Path:
-    path = ctx.tmp / f"pg-{uuid.uuid4().hex[:6]}"
-    path.mkdir()
-    return path
 
 
 @contextlib.asynccontextmanager
