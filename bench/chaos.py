@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -55,7 +56,14 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def dump_tasks() -> None:
+    """SIGUSR1: where every task is waiting (for an experiment that seems stuck)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
+
+
 async def main(args: argparse.Namespace) -> int:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     with tempfile.TemporaryDirectory(prefix="tessera-chaos-") as tmp:
         root = Path(tmp)
         template = root / "template" / "tessera.db"
