@@ -115,6 +115,7 @@ class Prober:
         self._ledger = ledger
         self._pool = list(pool)
         self._pause = pause
+        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Prober:
@@ -122,17 +123,20 @@ class Prober:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # Stopped by a flag, not by cancelling: Python 3.11's wait_for (under each check)
+        # can swallow a cancellation that races its result, leaving the task running.
         assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._stop.set()
+        await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             for index, agent in enumerate(self._pool):
                 if not agent.proc.running:
                     continue
                 for name, token in list(self._ledger.tokens.items()):
+                    if self._stop.is_set():
+                        return
                     for strict in (False, True):
                         sent = time.time()
                         try:
@@ -141,7 +145,8 @@ class Prober:
                             continue
                         self._ledger.probes.append(Probe(
                             index, name, strict, sent, bool(reply["ok"]), reply.get("reason")))
-            await asyncio.sleep(self._pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._pause)
 
 
 async def converged(ledger: Ledger, pool: Sequence[Agent]) -> bool:
