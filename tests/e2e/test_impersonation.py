@@ -55,21 +55,22 @@ class World:
     async def setup(self, clock: FixedClock) -> None:
         tessera = self.tessera
         self.web = await tessera.web_client(scope="api:read api:write tessera:impersonate")
-        self.support = await tessera.client(grants=(EXCHANGE,),
-                                            scope="api:read api:write tessera:impersonate",
-                                            audiences=(AUDIENCE,))
-        self.admin_id = await tessera.user("root")
+        # the support console: administrators sign in to it and it exchanges their tokens
+        self.support = await tessera.client(
+            grants=("authorization_code", "refresh_token", EXCHANGE),
+            scope="api:read api:write tessera:impersonate", audiences=(AUDIENCE,))
+        self.admin_id = await tessera.user("root", roles=("impersonator",))
         self.user_id = await tessera.user("alice")
-        root = await admin.create_user(self.identity, username="root2", password=PASSWORD)
-        self.root2_id = root.user_id
+        self.root2_id = await tessera.user("root2", roles=("impersonator",))
         async with self.identity.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get(self.admin_id)
         assert user is not None
         secret = (await self.identity.totp.provision(user, actor="test")).secret
-        self.admin_tokens = await _mfa_login(tessera, self.web, "root", secret, clock,
+        self.totp_secret = secret
+        self.admin_tokens = await _mfa_login(tessera, self.support, "root", secret, clock,
                                              ADMIN_SCOPE)
         # same browser, single sign-on: an MFA token without the impersonation scope
-        self.unscoped = (await tessera.login_tokens(self.web, scope="openid api:read"))[
+        self.unscoped = (await tessera.login_tokens(self.support, scope="openid api:read"))[
             "access_token"]
         tessera.http.cookies.clear()  # alice's own browser
         self.user_tokens = await tessera.login_tokens(self.web, username="alice")
@@ -107,12 +108,12 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert got["acr"] == ACR_MFA and got["amr"][0] == "imp" and got["aud"] == AUDIENCE
     assert got["tid"] == own["tid"] and got["client_id"] == world.support.client_id
 
-    # every scope but impersonation itself may be had; asking for it is refused
+    # at most what the administrator holds, never impersonation itself
     assert (await world.impersonate(world.admin_tokens["access_token"])).json()[
-        "scope"] == "api:read api:write"
-    refused = await world.impersonate(world.admin_tokens["access_token"],
-                                      scope="tessera:impersonate")
-    assert refused.json()["error"] == "invalid_scope"
+        "scope"] == "api:read"
+    for beyond in ("tessera:impersonate", "api:write"):
+        refused = await world.impersonate(world.admin_tokens["access_token"], scope=beyond)
+        assert refused.json()["error"] == "invalid_scope"
 
     async with identity.store.unit_of_work(read_only=True) as uow:
         sessions = {s.sid: s for s in await uow.sessions.active_for_user(world.user_id)}
@@ -125,7 +126,7 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
         "active"] is True
-    assert (await tessera.introspect(world.web, world.admin_tokens["access_token"]))[
+    assert (await tessera.introspect(world.support, world.admin_tokens["access_token"]))[
         "active"] is True
 
 
@@ -134,7 +135,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
     world = await _world(tessera, identity, clock)
     # a password-only token with the scope: another admin without a second factor
     tessera.http.cookies.clear()
-    pwd = (await tessera.login_tokens(world.web, username="root2",
+    pwd = (await tessera.login_tokens(world.support, username="root2",
                                       scope=ADMIN_SCOPE))["access_token"]
     assert claims_of(pwd)["acr"] == ACR_PASSWORD
     weak = await world.impersonate(pwd)
@@ -166,7 +167,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
 
     # fifteen minutes on, a refreshed token (same auth_time) no longer suffices
     clock.advance(901)
-    fresh = await refresh(tessera, world.web, world.admin_tokens["refresh_token"])
+    fresh = await refresh(tessera, world.support, world.admin_tokens["refresh_token"])
     assert fresh.status_code == 200, fresh.text
     stale = await world.impersonate(fresh.json()["access_token"])
     assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"

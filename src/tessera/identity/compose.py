@@ -45,6 +45,7 @@ from tessera.protocol.rfc8693 import (
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9449 import ProofChecker
+from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
@@ -117,6 +118,8 @@ class Identity:
     relays: list[OutboxRelay]
     feed: RevocationFeed
     metrics: IdentityMetrics
+    tenants: TenantDirectory
+    """Tenant suspension, cached for client authentication (``protocol.standing``)."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -153,8 +156,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     await key_manager.bootstrap()
     keys = RingHolder(await key_manager.load())
     clients = ClientDirectory(store, clock)
+    tenants = TenantDirectory(store, clock)
     authenticator = ClientAuthenticator(clients, FailureWindow(
-        settings.security.client_auth_failures_per_minute, clock))
+        settings.security.client_auth_failures_per_minute, clock), tenants=tenants)
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
@@ -212,6 +216,6 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop,
+        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat),
     )

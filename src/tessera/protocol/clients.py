@@ -16,6 +16,7 @@ from tessera.core.secrets import constant_time_equal, token_hash
 from tessera.core.throttle import FailureWindow
 from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
+from tessera.protocol.standing import TenantDirectory, client_tenant
 from tessera.store.ports import Store
 
 __all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
@@ -70,14 +71,25 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 class ClientAuthenticator:
-    def __init__(self, directory: ClientDirectory, failures: FailureWindow | None = None
-                 ) -> None:
+    def __init__(self, directory: ClientDirectory, failures: FailureWindow | None = None,
+                 tenants: TenantDirectory | None = None) -> None:
         self._directory = directory
         self._failures = failures
+        self._tenants = tenants
 
     async def authenticate(self, request: OAuthRequest, params: Params,
                            *, allow_public: bool = True) -> Client:
-        """Authenticate the client of ``request`` or raise ``InvalidClient``."""
+        """Authenticate the client of ``request`` or raise ``InvalidClient``: also when
+        its tenant is suspended (``standing``)."""
+        client = await self._authenticate(request, params, allow_public=allow_public)
+        if self._tenants is not None and await self._tenants.suspended(client_tenant(client)):
+            raise InvalidClient("client authentication failed",
+                                basic=request.headers.get("authorization", "")[:6].lower()
+                                == "basic ", detail="the client's tenant is suspended")
+        return client
+
+    async def _authenticate(self, request: OAuthRequest, params: Params,
+                            *, allow_public: bool) -> Client:
         authorization = request.headers.get("authorization", "")
         basic = authorization[:6].lower() == "basic "
         if basic:
