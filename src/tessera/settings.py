@@ -17,9 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
-           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "SecuritySettings",
-           "Settings", "TokenSettings", "TracingSettings"]
+__all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
+           "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
+           "SecuritySettings", "Settings", "TokenSettings", "TracingSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -157,6 +157,17 @@ class ConsoleSettings(BaseModel):
     lines naming its needle with the audit table."""
 
 
+class AccountSettings(BaseModel):
+    """The signed-in user's own pages under ``/account`` (password, two-step verification)."""
+
+    recent_auth_seconds: int = Field(300, ge=30, le=3600)
+    """Enrolling a second factor needs a sign-in at most this many seconds old; an older
+    session is asked for the password first."""
+    recovery_codes: int = Field(10, ge=4, le=20)
+    """One-time recovery codes handed out when two-step verification is turned on (or
+    renewed); each one stands in for a code from the authenticator app once."""
+
+
 class DPoPSettings(BaseModel):
     """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
 
@@ -225,6 +236,7 @@ class Settings(BaseSettings):
     impersonation: ImpersonationSettings = ImpersonationSettings()
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
+    account: AccountSettings = AccountSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""

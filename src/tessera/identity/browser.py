@@ -61,7 +61,10 @@ def _html(body: bytes, status: int = 200) -> Response:
 
 class BrowserEndpoints:
     def __init__(self, identity: Identity) -> None:
+        from tessera.identity.consent import ConsentEndpoints  # it reads SESSION_COOKIE
+
         self._id = identity
+        self.consent = ConsentEndpoints(identity)
         self._max_body = identity.settings.security.max_body_bytes
         self._secure = identity.settings.security.cookie_secure
 
@@ -95,11 +98,12 @@ class BrowserEndpoints:
                 if "pending" in params:
                     return await self._totp_submit(oauth, params, authz)
                 return await self._login_submit(oauth, params, authz)
-            session = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
+            session = self._id.authorize.usable_session(
+                authz, await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE)))
             if not self._id.authorize.needs_login(authz, session):
                 assert session is not None
-                return RedirectResponse(await self._id.authorize.issue_code(authz, session),
-                                        status_code=303)
+                return await self.consent.finish(oauth, authz, session,
+                                                  oauth.cookies.get(SESSION_COOKIE, ""))
             if session is not None and self._id.authorize.acr_too_low(authz, session.acr):
                 await self._id.authorize.record_step_up(authz, session)
             if authz.prompt is not None and "none" in authz.prompt.split():
@@ -184,7 +188,7 @@ class BrowserEndpoints:
             renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
         session, handle = renewed or await self._id.login.open_session(
             user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr)
-        response = RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
+        response = await self.consent.finish(oauth, authz, session, handle)
         self._set_cookie(response, SESSION_COOKIE, handle)
         return response
 

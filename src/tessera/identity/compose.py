@@ -17,6 +17,7 @@ from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
+from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
@@ -199,7 +200,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                            attempts_per_minute=settings.security.login_attempts_per_minute),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
-                         failures_per_minute=settings.security.totp_failures_per_minute),
+                         failures_per_minute=settings.security.totp_failures_per_minute,
+                         recovery=RecoveryCodes(store, clock, derive_key(kek, "recovery-codes"),
+                                                count=settings.account.recovery_codes)),
         pending_logins=PendingLogins(derive_key(kek, "pending-login"), clock),
         access_tokens=access, id_tokens=id_tokens, token_state=state,
         token=TokenEndpoint(authenticator, grants, max_body=max_body,

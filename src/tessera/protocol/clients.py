@@ -51,6 +51,9 @@ class ClientDirectory:
     def forget(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
 
+    def clear(self) -> None:
+        self._cache.clear()
+
 
 def _basic_credentials(header: str) -> tuple[str, str]:
     # ValueError: headers arrive latin-1 decoded, and b64decode refuses non-ASCII text
