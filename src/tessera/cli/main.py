@@ -6,7 +6,19 @@ import logging
 
 import click
 
-from tessera.cli import audit, clients, db, demo, gateway, keys, revoke, serve, sessions, users
+from tessera.cli import (
+    audit,
+    clients,
+    db,
+    demo,
+    gateway,
+    keys,
+    revoke,
+    serve,
+    sessions,
+    tenants,
+    users,
+)
 
 __all__ = ["cli", "main"]
 
@@ -29,6 +41,7 @@ cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
+cli.add_command(tenants.tenants)
 
 
 def main() -> None:
