@@ -135,12 +135,10 @@ class ConsoleSettings(BaseModel):
 
     enabled: bool = True
     """Mount the console. Off: ``/console`` does not exist (404)."""
-    admins: list[str] = []
-    """Usernames (in ``admin_tenant``) allowed into the console. Empty: nobody is; set
-    ``TESSERA_CONSOLE__ADMINS='["alice"]'``. Checked on every request, so removing a name
-    locks that administrator out at once."""
     admin_tenant: str = "default"
-    """The tenant the console login form authenticates administrators in."""
+    """The tenant the console login form signs administrators in to unless they name
+    another. Who may enter is a role held on the server (``tessera users grant-role``:
+    ``platform-admin``, ``tenant-admin``, ``support``), checked on every request."""
     required_acr: str = "urn:tessera:acr:mfa"
     """The session must be authenticated at least this strongly (step-up), in the
     ordering of ``core.acr``: ``urn:tessera:acr:pwd`` < ``urn:tessera:acr:mfa`` (password
