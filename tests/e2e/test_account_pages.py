@@ -194,7 +194,7 @@ async def test_new_recovery_codes_and_turning_off_need_a_fresh_second_factor(
         (await tessera.login_tokens(app))["access_token"])["sub"])
     assert len(await audit_rows(identity, events.FACTOR_DISABLED)) == 1
     tessera.http.cookies.clear()
-    page, verifier = await _start(tessera, app)
+    page, _ = await _start(tessera, app)
     signed_in = await _password(tessera.http, page)
     assert _query(signed_in)["code"]  # the password alone again
 
