@@ -1,6 +1,7 @@
 """Browser-facing endpoints: the authorization endpoint with its login page (password,
-then a TOTP code for enrolled users), TOTP enrolment at ``/account/totp``, and
-RP-initiated logout. CSRF: a double-submit token bound to a cookie (SameSite=Lax).
+then a TOTP code for enrolled users) and RP-initiated logout. The account pages
+(``/account/*``) are ``identity.account``; the consent step, ``identity.consent``.
+CSRF: a double-submit token bound to a cookie (SameSite=Lax).
 
 Login always ends in ``_complete``: with a browser session of the same user it is a
 re-authentication in that session (same ``sid``: step-up, ``prompt=login``, ``max_age``),
@@ -26,8 +27,6 @@ from tessera.identity.login.pages import (
     logged_out_page,
     login_page,
     logout_page,
-    totp_enrol_page,
-    totp_enrolled_page,
     totp_page,
 )
 from tessera.identity.login.pending import PendingLogin
@@ -190,47 +189,6 @@ class BrowserEndpoints:
             user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr)
         response = await self.consent.finish(oauth, authz, session, handle)
         self._set_cookie(response, SESSION_COOKIE, handle)
-        return response
-
-    # /account/totp ----------------------------------------------------------------------
-    async def account_totp(self, request: Request) -> Response:
-        """TOTP enrolment for the signed-in user: GET shows the secret, POST confirms it
-        with a current code (CSRF-protected like the login form)."""
-        try:
-            oauth = await read_request(request, max_body=self._max_body)
-            session = await self._id.login.session_for_cookie(
-                oauth.cookies.get(SESSION_COOKIE))
-            user = await self._id.login.user(session.user_id) if session else None
-            if user is None:
-                return _html(error_page("Sign in to an application first, then come back "
-                                        "to this page."), 401)
-            if request.method != "POST":
-                return await self._enrol_form(oauth, user)
-            params = parse_params(oauth, max_body=self._max_body)
-            if not self._csrf_ok(oauth, params):
-                return await self._enrol_form(oauth, user, status=400,
-                                              error="Your form expired. Try again.")
-            try:
-                await self._id.totp.confirm_enrolment(user, params.get("totp_code") or "")
-            except LoginFailed as exc:
-                return await self._enrol_form(oauth, user, error=str(exc),
-                                              status=429 if exc.throttled else 400)
-            return _html(totp_enrolled_page())
-        except OAuthError as exc:
-            return _html(error_page(exc.description), exc.status)
-        except StoreError:
-            return _html(error_page("The service is briefly unavailable. Try again."), 503)
-
-    async def _enrol_form(self, oauth: OAuthRequest, user: User, *, error: str | None = None,
-                          status: int = 200) -> Response:
-        enrolment = await self._id.totp.begin_enrolment(user)
-        if enrolment is None:
-            return _html(totp_enrolled_page())
-        csrf, fresh = self._with_csrf_cookie(oauth, "totp")
-        response = _html(totp_enrol_page(secret=enrolment.secret, uri=enrolment.uri,
-                                         csrf=csrf, error=error), status)
-        if fresh:
-            self._set_cookie(response, CSRF_COOKIE, fresh)
         return response
 
     # /logout ----------------------------------------------------------------------------
