@@ -320,15 +320,20 @@ async def test_an_unbound_token_cannot_be_sent_as_dpop(
 # -- token exchange ----------------------------------------------------------------------
 
 
+async def _gateway(tessera: TesseraDriver, *grants: str) -> AppClient:
+    """A gateway fronting https://api.example, exchanging for the orders service."""
+    return await tessera.client(grants=grants or (EXCHANGE,), scope="api:read api:write",
+                                audiences=("https://orders.internal",),
+                                subject_audiences=("https://api.example",))
+
+
 async def test_a_bound_subject_token_is_exchanged_only_with_a_proof_of_its_key(
         tessera: TesseraDriver, clock: FixedClock, key: DPoPKey, other_key: DPoPKey) -> None:
     """RFC 9449 §7: holding a bound token is not enough to exchange it; the proof must be
     of its key, and the exchanged token stays bound to that key."""
     _, login = await public_login(tessera, key, clock)
     subject = login.json()["access_token"]  # bound to ``key``
-    gateway = await tessera.client(grants=(EXCHANGE,), scope="api:read api:write",
-                                   audiences=("https://orders.internal",),
-                                   subject_audiences=("https://api.example",))
+    gateway = await _gateway(tessera)
     data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
             "audience": "https://orders.internal"}
 
@@ -349,9 +354,7 @@ async def test_an_unbound_subject_is_bound_to_the_exchanging_partys_proof(
     app = await tessera.web_client()
     await tessera.user()
     subject = (await tessera.login_tokens(app))["access_token"]
-    gateway = await tessera.client(grants=(EXCHANGE,), scope="api:read api:write",
-                                   audiences=("https://orders.internal",),
-                                   subject_audiences=("https://api.example",))
+    gateway = await _gateway(tessera)
     data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
             "audience": "https://orders.internal"}
     plain = await post_token(tessera, gateway, None, **data)
@@ -367,10 +370,7 @@ async def test_a_bound_actor_token_needs_a_proof_of_its_key(
     app = await tessera.web_client()
     await tessera.user()
     subject = (await tessera.login_tokens(app))["access_token"]
-    gateway = await tessera.client(grants=(EXCHANGE, "client_credentials"),
-                                   scope="api:read api:write",
-                                   audiences=("https://orders.internal",),
-                                   subject_audiences=("https://api.example",))
+    gateway = await _gateway(tessera, EXCHANGE, "client_credentials")
     issued = await post_token(tessera, gateway, proof_for(key, clock),
                               grant_type="client_credentials")
     actor = issued.json()["access_token"]  # the gateway's own token, bound to ``key``
