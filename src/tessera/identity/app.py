@@ -21,6 +21,7 @@ from tessera.core.revocation import RevocationKind
 from tessera.identity import admin
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
+from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.maintenance import run_maintenance
 from tessera.observability.logging import configure_logging
@@ -169,6 +170,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
+        Route("/readyz", readiness_endpoint(identity.store), methods=["GET", "HEAD"]),
         Route("/metrics", metrics),
         Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
               methods=["POST"]),
