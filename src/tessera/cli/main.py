@@ -6,12 +6,25 @@ import logging
 
 import click
 
-from tessera.cli import audit, clients, db, demo, gateway, keys, revoke, serve, sessions, users
+from tessera.cli import (
+    audit,
+    clients,
+    db,
+    demo,
+    doctor,
+    gateway,
+    keys,
+    revoke,
+    serve,
+    sessions,
+    users,
+)
+from tessera.cli._errors import OperatorErrors
 
 __all__ = ["cli", "main"]
 
 
-@click.group()
+@click.group(cls=OperatorErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO (audit lines included).")
 def cli(verbose: bool) -> None:
     """Tessera: session lifecycle for microservices."""
@@ -29,6 +42,7 @@ cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
+cli.add_command(doctor.doctor)
 
 
 def main() -> None:
