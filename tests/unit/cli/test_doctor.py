@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -22,15 +21,6 @@ from tessera.keys import Sealer
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
 from tests.conftest import POSTGRES_URL, REDIS_URL, require_service
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("TESSERA_"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def doctor(env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

@@ -90,15 +90,6 @@ BROKEN: dict[str, tuple[dict[str, str], str]] = {
 }
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (no tessera.toml) and no TESSERA_* from outside."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("TESSERA_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TESSERA_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
 
 
 @pytest.mark.parametrize("problem", list(BROKEN))
