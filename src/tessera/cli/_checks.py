@@ -19,6 +19,7 @@ import difflib
 import ipaddress
 import os
 import stat
+import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ def diagnose(environ: Mapping[str, str] | None = None) -> list[Finding]:
     found = [Finding("settings", "ok", "loaded from the environment"
                      + (" and tessera.toml" if Path("tessera.toml").exists() else ""))]
     found += _misspelt(env)
-    found += _issuer(settings)
+    found += _issuer(settings, explicit="TESSERA_ISSUER" in env or _in_toml("issuer"))
     found += _files(settings)
     kek, kek_findings = _kek(settings)
     found += kek_findings
@@ -120,7 +121,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _issuer(settings: Settings) -> list[Finding]:
+def _in_toml(name: str) -> bool:
+    try:
+        return name in tomllib.loads(Path("tessera.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _issuer(settings: Settings, *, explicit: bool) -> list[Finding]:
+    if not explicit:
+        return [Finding("issuer", "warn", "TESSERA_ISSUER is not set: `tessera serve` "
+                        "makes it http://HOST:PORT from its --host and --port",
+                        "set TESSERA_ISSUER to the URL clients use (https)")]
     parts = urlsplit(settings.issuer)
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:

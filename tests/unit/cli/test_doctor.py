@@ -44,17 +44,19 @@ def finding(report: dict[str, Any], check: str, status: str) -> dict[str, Any]:
 def test_a_fresh_checkout_has_warnings_only_and_nothing_is_created(workdir: Path) -> None:
     code, report = doctor()
     assert code == 0 and report["ok"] is True
-    assert statuses(report) == {"settings": ["ok"], "issuer": ["ok"], "files": ["ok"],
+    assert statuses(report) == {"settings": ["ok"], "issuer": ["warn"], "files": ["ok"],
                                 "kek": ["warn"], "database": ["warn"]}
     assert "does not exist yet" in finding(report, "database", "warn")["message"]
-    assert report["summary"] == {"ok": 3, "warn": 2, "fail": 0}
+    assert finding(report, "issuer", "warn")["fix"] == \
+        "set TESSERA_ISSUER to the URL clients use (https)"
+    assert report["summary"] == {"ok": 2, "warn": 3, "fail": 0}
     assert not (workdir / "data").exists()
 
 
 def test_a_running_embedded_deployment_is_all_ok(workdir: Path) -> None:
     assert CliRunner().invoke(cli, ["keys", "ls"]).exit_code == 0  # migrates, bootstraps
     before = sorted(p.name for p in (workdir / "data").iterdir())
-    result = CliRunner().invoke(cli, ["doctor"])
+    result = CliRunner().invoke(cli, ["doctor"], env={"TESSERA_ISSUER": "http://127.0.0.1:8000"})
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "everything checked is fine"
     for check in ("settings", "issuer", "files", "kek", "database", "signing_keys"):
@@ -97,6 +99,14 @@ def test_issuer_must_be_https_unless_loopback(workdir: Path) -> None:
     code, report = doctor({"TESSERA_ISSUER": "https://id.example.com",
                            "TESSERA_SECURITY__COOKIE_SECURE": "true"})
     assert statuses(report)["issuer"] == ["ok"]
+
+
+def test_an_issuer_in_tessera_toml_counts_as_set(workdir: Path) -> None:
+    (workdir / "tessera.toml").write_text('issuer = "https://id.example.com"\n')
+    (workdir / "tessera.toml").chmod(0o600)
+    report = doctor({"TESSERA_SECURITY__COOKIE_SECURE": "true"})[1]
+    assert statuses(report)["issuer"] == ["ok"]
+    assert finding(report, "issuer", "ok")["message"] == "https://id.example.com"
 
 
 def test_open_permissions_fail_with_the_chmod(workdir: Path) -> None:
