@@ -63,8 +63,8 @@ def describe_validation(exc: ValidationError, title: str | None = None) -> list[
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         message = error["msg"].removeprefix("Value error, ")
-        if not loc:
-            lines.append(f"{model}: {message}")
+        if not loc:  # a rule across fields: name the group of variables
+            lines.append(f"{prefix}*: {message}" if prefix else f"{model}: {message}")
             continue
         delimiter = nested or "_"
         variable = prefix + delimiter.join(part.upper() for part in loc)

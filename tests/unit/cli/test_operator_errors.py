@@ -180,3 +180,29 @@ def test_serve_fails_before_starting_with_one_line(workdir: Path) -> None:
     assert done.stderr.startswith("error: TESSERA_KEYS__ENCRYPTION_KEY: required with "
                                   "PostgreSQL"), done.stderr
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_redis_url_of_another_scheme_is_named(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["keys", "ls"],
+                                env={"TESSERA_BUS__REDIS_URL": "http://redis.example"})
+    assert result.exit_code == 2
+    assert result.output.startswith("error: TESSERA_BUS__REDIS_URL: Redis URL must specify "
+                                    "one of the following schemes")
+
+
+def test_the_gateway_names_a_wrong_tracing_setting(workdir: Path) -> None:
+    policy = workdir / "policy.yaml"
+    policy.write_text("routes: []\n")
+    env = {"TESSERA_VERIFIER_ISSUER": "https://id.example"}
+    result = CliRunner().invoke(cli, ["gateway", "--policy", str(policy), "--port", "0"],
+                                env=env)
+    assert result.exit_code == 2
+    assert result.output == ("error: TESSERA_VERIFIER_*: client_id and client_secret are "
+                             "required for the revocation feed and for introspection\n")
+    env |= {"TESSERA_VERIFIER_CLIENT_ID": "gw", "TESSERA_VERIFIER_CLIENT_SECRET": "s",
+            "TESSERA_TRACING__EXPORTER": "x"}
+    result = CliRunner().invoke(cli, ["gateway", "--policy", str(policy), "--port", "0"],
+                                env=env)
+    assert result.exit_code == 2
+    assert result.output == ("error: TESSERA_TRACING__EXPORTER: Input should be 'otlp' or "
+                             "'console' (set TESSERA_TRACING__EXPORTER)\n")
