@@ -139,9 +139,11 @@ def _database_problem(exc: BaseException, url: str | None) -> str | None:
         if isinstance(link, socket.gaierror):
             return (f"{_DB}: cannot resolve the database host of {where}; fix the host "
                     "name in the URL")
-        if isinstance(link, (ConnectionError, TimeoutError)):
-            return (f"{_DB}: cannot reach the database at {where} "
-                    f"({type(link).__name__}); check the URL and that the server is up")
+        if isinstance(link, OSError) and link.filename is None:  # refused, timed out,
+            reason = type(link).__name__ if isinstance(link, ConnectionError | TimeoutError) \
+                else (link.strerror or type(link).__name__)      # no route to host, …
+            return (f"{_DB}: cannot reach the database at {where} ({reason}); check the "
+                    "URL and that the server is up")
     return None
 
 
