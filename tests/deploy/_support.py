@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tessera.cli._checks import _known_names
+from tessera.cli._checks import setting_variables
 from tessera.settings import Settings
 from tessera.verifier import VerifierSettings
 from tests.system._nginx import ensure_nginx
@@ -26,7 +26,7 @@ def load_all(path: Path) -> list[dict[str, Any]]:
 
 def known_variables() -> set[str]:
     """Every environment variable ``Settings`` and ``VerifierSettings`` read."""
-    identity, _ = _known_names(Settings, "TESSERA_")
+    identity, _ = setting_variables(Settings, "TESSERA_")
     verifier = {f"TESSERA_VERIFIER_{name.upper()}" for name in VerifierSettings.model_fields}
     return identity | verifier
 

@@ -38,7 +38,7 @@ from tessera.store.migrations import database_revision, head_revision, known_rev
 from tessera.store.ports import SealedKey
 from tessera.store.sql import SqlStore, create_store
 
-__all__ = ["Finding", "diagnose"]
+__all__ = ["Finding", "diagnose", "setting_variables"]
 
 Status = Literal["ok", "warn", "fail"]
 _TIMEOUT = 5.0
@@ -79,7 +79,7 @@ def diagnose(environ: Mapping[str, str] | None = None) -> list[Finding]:
 
 # -- settings -----------------------------------------------------------------------
 
-def _known_names(model: type[BaseModel], prefix: str) -> tuple[set[str], list[str]]:
+def setting_variables(model: type[BaseModel], prefix: str) -> tuple[set[str], list[str]]:
     """Variable names of ``model``'s fields, and prefixes under which anything goes
     (dict-valued fields such as ``exchange.clients``)."""
     names: set[str] = set()
@@ -89,7 +89,7 @@ def _known_names(model: type[BaseModel], prefix: str) -> tuple[set[str], list[st
         names.add(variable)
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            inner, anything = _known_names(kind, variable + "__")
+            inner, anything = setting_variables(kind, variable + "__")
             names |= inner
             open_prefixes += anything
         elif "dict[" in str(kind):
@@ -98,7 +98,7 @@ def _known_names(model: type[BaseModel], prefix: str) -> tuple[set[str], list[st
 
 
 def _misspelt(env: Mapping[str, str]) -> list[Finding]:
-    known, open_prefixes = _known_names(Settings, "TESSERA_")
+    known, open_prefixes = setting_variables(Settings, "TESSERA_")
     found = []
     for variable in sorted(env):
         upper = variable.upper()
