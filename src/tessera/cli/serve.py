@@ -9,7 +9,7 @@ import click
 import uvicorn
 
 from tessera.cli._common import built_identity
-from tessera.cli._errors import explained, load_settings
+from tessera.cli._errors import explained, load_settings, masked_url
 from tessera.observability.logging import configure_logging
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
@@ -44,8 +44,9 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
             upgrade_database(settings.resolved_database_url)
         asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
     configure_logging()
-    click.echo(f"tessera: issuer {settings.issuer}, store {settings.resolved_database_url}, "
-               f"{workers} worker(s)", err=True)
+    store = masked_url(settings.resolved_database_url)  # never the password in a log
+    click.echo(f"tessera: issuer {settings.issuer}, store {store}, {workers} worker(s)",
+               err=True)
     uvicorn.run("tessera.identity.app:create_app", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level="warning",
                 proxy_headers=False, server_header=False,
