@@ -5,6 +5,8 @@ Every field is documented where it is declared; defaults are the secure ones.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from typing import Literal
@@ -19,7 +21,22 @@ from pydantic_settings import (
 
 __all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
            "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
-           "SecuritySettings", "Settings", "TokenSettings", "TracingSettings"]
+           "SecuritySettings", "SettingError", "Settings", "TokenSettings",
+           "TracingSettings"]
+
+_DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
+                     "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+class SettingError(ValueError):
+    """A setting is missing or cannot be used here. ``setting`` is the environment
+    variable to set, ``fix`` what to do; ``str()`` is one line with both."""
+
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        super().__init__(f"{setting}: {problem}; {fix}")
+        self.setting = setting
+        self.problem = problem
+        self.fix = fix
 
 
 class TokenSettings(BaseModel):
@@ -50,6 +67,21 @@ class KeySettings(BaseModel):
     embedded SQLite store, one is generated into ``<data_dir>/kek`` (mode 0600)."""
     reload_seconds: float = Field(5.0, gt=0)
     """How often each worker reloads the key ring from the store (rotation pickup)."""
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _kek_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be 32 random bytes in base64url; generate one with "
+                             "`tessera keys generate-kek`")
+        return value
 
     @field_validator("algorithm")
     @classmethod
@@ -246,6 +278,13 @@ class Settings(BaseSettings):
             raise ValueError("issuer must not contain a query or fragment")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.partition(":")[0].lower() not in _DATABASE_SCHEMES:
+            raise ValueError("must be a sqlite:///PATH or postgresql://USER@HOST/DB URL")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -270,12 +309,14 @@ class Settings(BaseSettings):
         if self.keys.encryption_key:
             return self.keys.encryption_key
         if not self.is_sqlite:
-            raise ValueError("TESSERA_KEYS__ENCRYPTION_KEY is required with PostgreSQL")
+            raise SettingError("TESSERA_KEYS__ENCRYPTION_KEY", "required with PostgreSQL",
+                               "generate one with `tessera keys generate-kek` and set it "
+                               "(the same value on every instance)")
         path = self.data_dir / "kek"
         if not path.exists():
             from tessera.keys import Sealer
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(Sealer.new_kek_b64())

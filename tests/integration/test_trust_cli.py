@@ -50,8 +50,7 @@ def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(data: Path, *args: str, stdin: str = "") -> Result:
-    env = {"TESSERA_DATA_DIR": str(data), "TESSERA_ISSUER": "http://t.test",
-           "TESSERA_DATABASE_URL": ""}
+    env = {"TESSERA_DATA_DIR": str(data), "TESSERA_ISSUER": "http://t.test"}
     return CliRunner().invoke(cli, list(args), input=stdin, env=env, catch_exceptions=False)
 
 

@@ -11,6 +11,7 @@ from tessera.cli import (
     clients,
     db,
     demo,
+    doctor,
     gateway,
     keys,
     revoke,
@@ -19,11 +20,12 @@ from tessera.cli import (
     tenants,
     users,
 )
+from tessera.cli._errors import OperatorErrors
 
 __all__ = ["cli", "main"]
 
 
-@click.group()
+@click.group(cls=OperatorErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO (audit lines included).")
 def cli(verbose: bool) -> None:
     """Tessera: session lifecycle for microservices."""
@@ -42,6 +44,7 @@ cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
 cli.add_command(tenants.tenants)
+cli.add_command(doctor.doctor)
 
 
 def main() -> None:

@@ -8,22 +8,21 @@ import os
 import click
 import uvicorn
 
-from tessera.core.clock import SystemClock
-from tessera.identity.compose import key_manager_for
+from tessera.cli._common import built_identity
+from tessera.cli._errors import explained, load_settings, masked_url
 from tessera.observability.logging import configure_logging
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
-from tessera.store.sql import create_store
 
 __all__ = ["serve"]
 
 
 async def _bootstrap_keys(settings: Settings) -> None:
-    store = create_store(settings.resolved_database_url)
-    try:
-        await key_manager_for(settings, store, SystemClock()).bootstrap()
-    finally:
-        await store.close()
+    """Create the key ring if there is none, and build the whole identity once: every
+    setting, the database, the KEK and the Redis URL fail here, as one line, instead of
+    in each worker's startup."""
+    identity = await built_identity(settings)  # bootstraps the key ring
+    await identity.aclose()
 
 
 @click.command()
@@ -38,14 +37,16 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
         os.environ["TESSERA_ISSUER"] = issuer
     elif "TESSERA_ISSUER" not in os.environ:
         os.environ["TESSERA_ISSUER"] = f"http://{host}:{port}"
-    settings = Settings()
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade_database(settings.resolved_database_url)
-    asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
+    settings = load_settings()
+    with explained(settings):
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            upgrade_database(settings.resolved_database_url)
+        asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
     configure_logging()
-    click.echo(f"tessera: issuer {settings.issuer}, store {settings.resolved_database_url}, "
-               f"{workers} worker(s)", err=True)
+    store = masked_url(settings.resolved_database_url)  # never the password in a log
+    click.echo(f"tessera: issuer {settings.issuer}, store {store}, {workers} worker(s)",
+               err=True)
     uvicorn.run("tessera.identity.app:create_app", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level="warning",
                 proxy_headers=False, server_header=False,

@@ -23,6 +23,7 @@ from tessera.identity.account import AccountEndpoints
 from tessera.identity.admin_api import AdminApi
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
+from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.invalidation import forget_on_revocation
 from tessera.identity.maintenance import run_maintenance
@@ -130,6 +131,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
+        Route("/readyz", readiness_endpoint(identity.store), methods=["GET", "HEAD"]),
         Route("/metrics", metrics),
         Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
               methods=["POST"]),

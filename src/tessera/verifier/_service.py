@@ -183,6 +183,19 @@ class VerifierService:
     def is_stale(self) -> bool:
         return self.state.is_stale(self.clock.now(), self.settings.max_staleness)
 
+    def readiness(self) -> list[str]:
+        """What this service still lacks to decide (empty: ready): the JWKS, and with a
+        revocation source, the first snapshot. A readiness probe, not a freshness check:
+        once loaded, a service whose feed goes quiet stays ready (strict routes fail
+        closed by themselves), so an identity-service outage does not empty every
+        load balancer at once."""
+        missing = []
+        if self.jwks.keys is None:
+            missing.append("jwks")
+        if self.follower is not None and self.state.last_heard is None:
+            missing.append("revocation_snapshot")
+        return missing
+
     async def check(self, token: str | None, *, scopes: Iterable[str] = (),
                     strict: bool | None = None, tenant: str | None = None,
                     owner: str | None = None, route: str | None = None,
