@@ -131,7 +131,7 @@ def test_a_broken_settings_file_is_named(workdir: Path) -> None:
 
 def test_a_list_setting_that_is_not_json_is_named(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["clients", "ls"],
-                                env={"TESSERA_CONSOLE__ADMINS": "[alice"})
+                                env={"TESSERA_CONSOLE__DECISION_LOGS": "[alice"})
     assert result.exit_code == 2
     assert result.output.startswith("error: TESSERA_CONSOLE__*: a value is not valid JSON")
 
