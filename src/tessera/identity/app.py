@@ -23,8 +23,10 @@ from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.maintenance import run_maintenance
+from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document
 from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tessera.observability.scrape import ScrapeRefused, authorize_scrape
 from tessera.observability.tracing import TracingMiddleware, configure_tracing, traced
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -111,8 +113,29 @@ def build_app(identity: Identity) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def metrics(_: Request) -> Response:
-        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    scrape_token = settings.metrics.token.get_secret_value() if settings.metrics.token else None
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; who may scrape: ``observability.scrape`` (docs/metrics.md)."""
+        try:
+            authorize_scrape(request.headers.get("authorization"), token=scrape_token,
+                             open_=settings.metrics.public)
+        except ScrapeRefused as exc:
+            headers = {"cache-control": "no-store"}
+            if exc.challenge:
+                headers["www-authenticate"] = exc.challenge
+            return JSONResponse({"error": exc.error, "error_description": exc.description},
+                                exc.status, headers=headers)
+        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE,
+                        headers={"cache-control": "no-store"})
+
+    document = build_document(DocumentContext(
+        issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
+        dpop=identity.dpop is not None, console=settings.console.enabled,
+        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
     async def admin_sessions(request: Request) -> Response:
         """POST /admin/sessions: ``action`` = bump_version | revoke, with ``sid`` or
@@ -155,9 +178,11 @@ def build_app(identity: Identity) -> Starlette:
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
                  loop.create_task(run_maintenance(identity))]
         identity.start_relays()
+        identity.metrics.worker_started()
         try:
             yield
         finally:
+            identity.metrics.worker_stopped()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -169,7 +194,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
-        Route("/metrics", metrics),
+        Route(OPENAPI_PATH, openapi),
         Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
               methods=["POST"]),
         Route("/introspect", _protocol_route(identity, identity.introspection.handle),
@@ -186,6 +211,8 @@ def build_app(identity: Identity) -> Starlette:
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
     ]
+    if settings.metrics.port is None:  # else the supervisor's listener serves it
+        routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)
         from tessera.console import console_routes
 
