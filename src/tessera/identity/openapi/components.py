@@ -25,8 +25,17 @@ def ref(name: str) -> Json:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_PARAMETER_TEXT = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$"
+"""RFC 6749 App. A: no parameter allows control characters other than TAB; the form
+parser refuses them (``protocol/http.py``)."""
+
+
 def string(description: str = "", **extra: Any) -> Json:
-    schema: Json = {"type": "string", "maxLength": _MAX_VALUE, **extra}
+    """A request parameter as the form parser accepts it: at most 8192 characters, no
+    control characters. Use it only where the parser runs before anything else could
+    answer (schemathesis checks that a value breaking the schema is refused)."""
+    schema: Json = {"type": "string", "maxLength": _MAX_VALUE, "pattern": _PARAMETER_TEXT,
+                    **extra}
     if description:
         schema["description"] = description
     return schema
@@ -127,9 +136,13 @@ SCHEMAS: dict[str, Json] = {
     "RevocationEvent": {
         "type": "object",
         "description": "One revocation event as verifiers receive it (`bus.event_to_wire`).",
-        "required": ["kind", "subject"],
-        "properties": {"seq": {"type": ["integer", "null"]}, "kind": {"type": "string"},
-                       "subject": {"type": "string"}},
+        "required": ["kind", "key", "at"],
+        "properties": {"seq": {"type": ["integer", "null"]},
+                       "kind": {"type": "string", "examples": ["session.revoked"]},
+                       "key": {"type": "string", "description": "What is revoked: a sid, "
+                               "jti, family id, user id, tenant id or client id"},
+                       "at": {"type": "number"}, "expires_at": {"type": ["number", "null"]},
+                       "data": {"type": "object"}},
     },
     "RevocationSnapshot": {
         "type": "object",
@@ -211,12 +224,23 @@ def oauth_errors(*statuses: int) -> dict[str, Json]:
     return responses
 
 
+_TOO_LARGE_HEAD: Json = {"text/plain": {"schema": {"type": "string"}}}
+"""The HTTP server's own answer to a request head it cannot parse or that exceeds its
+limit (a query string of tens of kilobytes): ``400`` in plain text, before the app."""
+
+
 def html_page(description: str, *statuses: int) -> dict[str, Json]:
     """HTML pages (login, consent, error pages) with the given statuses."""
-    return {str(status): {"description": description if status == 200
-                          else f"{description}: {_ERROR_TEXT.get(status, 'error')}",
-                          "content": {"text/html": {"schema": {"type": "string"}}}}
-            for status in statuses or (200,)}
+    responses: dict[str, Json] = {}
+    for status in statuses or (200,):
+        content: Json = {"text/html": {"schema": {"type": "string"}}}
+        if status == 400:
+            content.update(_TOO_LARGE_HEAD)
+        responses[str(status)] = {
+            "description": description if status == 200
+            else f"{description}: {_ERROR_TEXT.get(status, 'error')}",
+            "content": content}
+    return responses
 
 
 def redirect(description: str) -> dict[str, Json]:

@@ -51,7 +51,8 @@ def paths(ctx: DocumentContext) -> dict[str, Json]:
         "/console/sessions": {"get": _page("Sessions", parameters=[
             query("q", "Search"), query("before", "Page cursor")])},
         "/console/sessions/{sid}": {"get": _page("One session", parameters=[
-            {"name": "sid", "in": "path", "required": True, "schema": string()}])},
+            {"name": "sid", "in": "path", "required": True,
+             "schema": {"type": "string"}}])},
         "/console/revoke": {"post": _post("Revoke (session, user, family or tenant)", {
             "kind": string(), "target": string(), "confirm": string(), "reason": string()})},
         "/console/audit": {"get": _page("Audit timeline", parameters=audit)},

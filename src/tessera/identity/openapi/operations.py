@@ -20,6 +20,13 @@ __all__ = ["OPENAPI_PATH", "paths"]
 
 OPENAPI_PATH = "/openapi.json"
 _FEED_AUTH: list[Json] = [{"clientBasic": []}]
+_SSE_EVENT: Json = {
+    "type": "object", "description": "One server-sent event (its fields as parsed).",
+    "required": ["event", "data"],
+    "properties": {"event": {"enum": ["revocation", "heartbeat", "resync"]},
+                   "id": {"type": "string", "pattern": "^[0-9]+$"},
+                   "data": {"type": "string", "description": "JSON: a RevocationEvent, "
+                            "`{\"seq\": N}` for a heartbeat, `{}` for resync"}}}
 
 
 def _admin_sessions() -> Json:
@@ -57,7 +64,7 @@ def _events() -> Json:
                     {"name": "Last-Event-ID", "in": "header", "required": False,
                      "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
         responses={"200": {"description": "An endless event stream",
-                           "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                           "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
                    **oauth_errors(400, 401, 403, 429, 503)})}
 
 

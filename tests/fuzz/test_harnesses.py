@@ -1,0 +1,51 @@
+"""Every atheris harness in this folder runs for a bounded time with 0 crashes.
+
+Each harness is its own process (libFuzzer ends the process when it is done): at most
+``RUNS`` inputs or ``SECONDS`` seconds, whichever comes first, starting from its seeds. A
+crash (an exception other than the parser's documented error types), a timeout or an
+out-of-memory fails the test with atheris' report and the saved input. For a longer hunt:
+``TESSERA_FUZZ_RUNS=1000000 TESSERA_FUZZ_SECONDS=600 pytest tests/fuzz``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+HARNESSES = sorted(HERE.glob("fuzz_*.py"))
+RUNS = int(os.environ.get("TESSERA_FUZZ_RUNS", "3000"))
+SECONDS = int(os.environ.get("TESSERA_FUZZ_SECONDS", "8"))
+MIN_RUNS = min(RUNS, 300)
+"""A run that ends on its time bound must still have tried this many inputs."""
+
+
+def test_every_attacker_facing_parser_has_a_harness() -> None:
+    assert {p.stem for p in HARNESSES} == {
+        "fuzz_access_token", "fuzz_dpop_proof", "fuzz_envelope", "fuzz_form_body",
+        "fuzz_gateway_policy"}
+
+
+@pytest.mark.parametrize("harness", HARNESSES, ids=lambda p: p.stem)
+def test_no_crash_in_a_bounded_run(harness: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(harness), str(corpus), f"-runs={RUNS}",
+         f"-max_total_time={SECONDS}", "-timeout=10", "-rss_limit_mb=2048",
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
+        capture_output=True, text=True, timeout=SECONDS + 120, check=False, cwd=HERE)
+    report = "\n".join(result.stderr.splitlines()[-60:])
+    assert result.returncode == 0, f"{harness.name} crashed:\n{report}"
+    assert not list(artifacts.iterdir()), f"{harness.name} saved a crashing input:\n{report}"
+    done = re.search(r"Done (\d+) runs", result.stderr)
+    assert done is not None, report
+    assert int(done.group(1)) >= MIN_RUNS, f"only {done.group(1)} inputs tried:\n{report}"
+    assert len(list(corpus.iterdir())) > 1, "the harness found no new coverage at all"
