@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -242,13 +243,20 @@ class IdentityService:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._app: Starlette | None = None
+        self._identity: Identity | None = None
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """This process's metrics once started (the supervisor's metrics port reads it)."""
+        return self._identity.metrics.registry if self._identity is not None else None
 
     async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
         if scope["type"] == "lifespan" and self._app is None:
             configure_logging()  # this may be a freshly spawned worker process
             settings = self._settings or Settings()
             configure_tracing("tessera-identity", settings=settings.tracing)
-            self._app = build_app(await build_identity(settings))
+            self._identity = await build_identity(settings)
+            self._app = build_app(self._identity)
         if self._app is None:
             raise RuntimeError("the identity service has not started")
         await self._app(scope, receive, send_)

@@ -97,7 +97,7 @@ class AggregatingCollector:
 
     def collect(self) -> Iterable[Metric]:
         forget_dead_workers(self._directory)
-        metrics: Iterable[Metric] = self._inner.collect()
+        metrics: Iterable[Metric] = self._inner.collect()  # type: ignore[no-untyped-call]
         return metrics
 
 

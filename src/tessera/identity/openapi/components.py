@@ -236,6 +236,8 @@ def html_page(description: str, *statuses: int) -> dict[str, Json]:
         content: Json = {"text/html": {"schema": {"type": "string"}}}
         if status == 400:
             content.update(_TOO_LARGE_HEAD)
+        if status == 404:  # a path the router does not match (a path parameter with "\n")
+            content["application/json"] = {"schema": ref("OAuthError")}
         responses[str(status)] = {
             "description": description if status == 200
             else f"{description}: {_ERROR_TEXT.get(status, 'error')}",
