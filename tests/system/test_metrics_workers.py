@@ -91,18 +91,13 @@ def metrics_dir_of(proc: Proc) -> Path | None:
     return Path(found.group(1)) if found else None
 
 
-@pytest.mark.parametrize("operator_dir", [False, True], ids=["own-dir", "operator-dir"])
 async def test_every_scrape_is_the_total_over_two_workers_even_after_a_kill(
-        tmp_path: Path, sqlite_template: Path, operator_dir: bool) -> None:
+        tmp_path: Path, sqlite_template: Path) -> None:
+    """(An operator's ``PROMETHEUS_MULTIPROC_DIR`` is emptied and kept instead:
+    tests/unit/observability/test_multiprocess.py.)"""
     data = tmp_path / "data"
     seeded = await seed(data, sqlite_template, users=0)
-    extra = {"TESSERA_METRICS__TOKEN": TOKEN}
-    if operator_dir:  # PROMETHEUS_MULTIPROC_DIR set, with a file of an earlier run in it
-        given = tmp_path / "prometheus"
-        given.mkdir()
-        (given / "counter_999999.db").write_bytes(b"left over from an earlier run")
-        extra["PROMETHEUS_MULTIPROC_DIR"] = str(given)
-    env = server_env(data, free_port(), **extra)
+    env = server_env(data, free_port(), TESSERA_METRICS__TOKEN=TOKEN)
     url = env["TESSERA_ISSUER"]
     proc = await start(data, env, "--workers", "2")
     metrics_dir = metrics_dir_of(proc)
@@ -110,7 +105,6 @@ async def test_every_scrape_is_the_total_over_two_workers_even_after_a_kill(
     try:
         pids = await poll(lambda: len(worker_pids(metrics_dir)) == 2 and
                           worker_pids(metrics_dir), timeout=30, what="two workers")
-        assert 999999 not in pids, "the directory was not emptied at start"
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{url}/metrics")).status_code == 401  # token required
 
@@ -150,27 +144,33 @@ async def test_every_scrape_is_the_total_over_two_workers_even_after_a_kill(
             assert (await scrape(url))[ISSUED] == sent + 6
     finally:
         await proc.stop()
-    # the operator's directory stays (emptied at the next start); our own is removed
-    assert metrics_dir.exists() == operator_dir
+    assert not metrics_dir.exists(), "the server's own metrics directory is removed"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_metrics_on_their_own_port_and_not_on_the_public_one(
-        tmp_path: Path, sqlite_template: Path) -> None:
+        tmp_path: Path, sqlite_template: Path, workers: int) -> None:
+    """Served by the supervisor: from the workers' directory, or with one in-process
+    worker from its registry."""
     data = tmp_path / "data"
     seeded = await seed(data, sqlite_template, users=0)
     metrics_port = free_port()
     env = server_env(data, free_port(), TESSERA_METRICS__PORT=str(metrics_port))
     url = env["TESSERA_ISSUER"]
-    proc = await start(data, env)  # one in-process worker
+    proc = await start(data, env, "--workers", str(workers))
     try:
-        for _ in range(3):
-            assert await token_request(url, seeded) == 200
+        codes = await asyncio.gather(*(token_request(url, seeded) for _ in range(12)))
+        assert set(codes) == {200}
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{url}/metrics")).status_code == 404
-            response = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
-        assert response.status_code == 200
-        samples = parse(response.text)
-        assert samples[ISSUED] == 3
-        assert samples[WORKERS] == 1
+
+            async def scraped() -> Samples:
+                response = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+                assert response.status_code == 200
+                samples = parse(response.text)
+                return samples if samples.get(WORKERS) == workers else {}
+
+            samples = await poll(scraped, timeout=20, what=f"{workers} live workers")
+        assert samples[ISSUED] == 12
     finally:
         await proc.stop()
