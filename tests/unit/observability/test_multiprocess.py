@@ -21,6 +21,14 @@ from tessera.observability.scrape import MetricsListener, ScrapeRefused, authori
 TOKEN = "t" * 40
 
 
+@pytest.fixture
+def no_multiproc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare_directory`` exports the variable; recorded here so it is removed after
+    the test (a leftover would switch later tests' metrics to multiprocess mode)."""
+    monkeypatch.setenv(multiprocess.ENV, "")
+    monkeypatch.delenv(multiprocess.ENV)
+
+
 def test_every_identity_gauge_names_its_multiprocess_mode() -> None:
     metrics = IdentityMetrics()
     gauges = [m for m in vars(metrics).values() if isinstance(m, Gauge)]
@@ -30,9 +38,8 @@ def test_every_identity_gauge_names_its_multiprocess_mode() -> None:
         assert gauge._multiprocess_mode != "all", gauge._name
 
 
-def test_the_operators_directory_is_emptied_and_exported(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(multiprocess.ENV, raising=False)
+@pytest.mark.usefixtures("no_multiproc_env")
+def test_the_operators_directory_is_emptied_and_exported(tmp_path: Path) -> None:
     given = tmp_path / "prom"
     given.mkdir()
     (given / "counter_12345.db").write_bytes(b"stale")
@@ -44,9 +51,8 @@ def test_the_operators_directory_is_emptied_and_exported(
     assert multiprocess.enabled()
 
 
-def test_without_one_a_private_directory_is_made(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(multiprocess.ENV, raising=False)
+@pytest.mark.usefixtures("no_multiproc_env")
+def test_without_one_a_private_directory_is_made() -> None:
     path, created = multiprocess.prepare_directory(None)
     try:
         assert created and path.is_dir() and not any(path.iterdir())
@@ -126,3 +132,8 @@ def test_the_separate_listener_serves_the_registry_behind_the_token() -> None:
         assert status == 200 and "tessera_demo_total 3.0" in body
     finally:
         listener.close()
+
+
+def test_the_environment_is_clean_again() -> None:
+    """Runs after the two above (file order): nothing leaked."""
+    assert multiprocess.ENV not in os.environ
