@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import base64
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import atheris
 import orjson
 
-__all__ = ["b64", "dumps", "fuzz_json", "jws", "run"]
+__all__ = ["b64", "dumps", "fuzz_json", "jws", "run", "signed_variant"]
 
 
 def run(test_one_input: Callable[[bytes], None], seeds: Iterable[bytes] = ()) -> None:
@@ -74,3 +74,42 @@ def dumps(value: Any) -> bytes:
         import json
 
         return json.dumps(value).encode()
+
+
+def _set(target: dict[str, Any], name: str, value: Any) -> None:
+    """``name`` or ``outer.inner`` (a member of a nested object) set to ``value``."""
+    outer, _, inner = name.partition(".")
+    if inner:
+        nested = target.get(outer)
+        target[outer] = {**(nested if isinstance(nested, dict) else {}), inner: value}
+    else:
+        target[name] = value
+
+
+def signed_variant(fdp: atheris.FuzzedDataProvider, *, header: dict[str, Any],
+                   claims: dict[str, Any], sign: Callable[[bytes], bytes],
+                   header_members: Sequence[str], claim_names: Sequence[str] = ()) -> str:
+    """A compact JWS to feed a parser, one of five kinds: any string; a valid one with a
+    header member (``jwk.x`` for nested) set to any JSON value; validly signed arbitrary
+    payload bytes; valid but for one claim dropped or set to any JSON value; that with a
+    few characters spliced in anywhere."""
+    mode = fdp.ConsumeIntInRange(0, 4)
+    if mode == 0:
+        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 4096))
+    if mode == 1:
+        fuzzed_header = dict(header)
+        _set(fuzzed_header, fdp.PickValueInList(list(header_members)), fuzz_json(fdp))
+        return jws(dumps(fuzzed_header), dumps(claims), sign)
+    if mode == 2:
+        return jws(dumps(header), fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048)), sign)
+    fuzzed = dict(claims)
+    name = fdp.PickValueInList([*claims, *claim_names, "other"])
+    if "." not in name and fdp.ConsumeBool():
+        fuzzed.pop(name, None)
+    else:
+        _set(fuzzed, name, fuzz_json(fdp))
+    token = jws(dumps(header), dumps(fuzzed), sign)
+    if mode == 4:
+        at = fdp.ConsumeIntInRange(0, len(token))
+        token = token[:at] + fdp.ConsumeUnicodeNoSurrogates(8) + token[at:]
+    return token

@@ -23,7 +23,7 @@ with atheris.instrument_imports(include=["tessera", "jwt"]):
         verify_access_token,
     )
 
-from _harness import dumps, fuzz_json, jws, run
+from _harness import run, signed_variant
 
 ISSUER = "https://id.example"
 AUDIENCE = "orders"
@@ -53,26 +53,9 @@ def _sign(signing_input: bytes) -> bytes:
 
 
 def _token(fdp: atheris.FuzzedDataProvider) -> str:
-    mode = fdp.ConsumeIntInRange(0, 4)
-    if mode == 0:
-        return fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
-    if mode == 1:
-        header = dict(HEADER)
-        header[fdp.PickValueInList(["alg", "kid", "typ", "crit", "jku", "b64"])] = fuzz_json(fdp)
-        return jws(dumps(header), dumps(CLAIMS), _sign)
-    if mode == 2:
-        return jws(dumps(HEADER), fdp.ConsumeBytes(fdp.remaining_bytes()), _sign)
-    claims = dict(CLAIMS)
-    name = fdp.PickValueInList([*CLAIMS, "other"])
-    if fdp.ConsumeBool():
-        claims.pop(name, None)
-    else:
-        claims[name] = fuzz_json(fdp)
-    token = jws(dumps(HEADER), dumps(claims), _sign)
-    if mode == 4:  # splice bytes into a valid token
-        at = fdp.ConsumeIntInRange(0, len(token))
-        token = token[:at] + fdp.ConsumeUnicodeNoSurrogates(8) + token[at:]
-    return token
+    return signed_variant(fdp, header=HEADER, claims=CLAIMS, sign=_sign,
+                          header_members=["alg", "kid", "typ", "crit", "jku", "b64"],
+                          claim_names=["cnf.jkt", "act.sub"])
 
 
 def test_one_input(data: bytes) -> None:

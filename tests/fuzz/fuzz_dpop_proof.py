@@ -17,7 +17,7 @@ with atheris.instrument_imports(include=["tessera", "jwt", "joserfc"]):
 
     from tessera.protocol.rfc9449 import InvalidProof, access_token_hash, check_proof
 
-from _harness import b64, dumps, fuzz_json, jws, run
+from _harness import b64, run, signed_variant
 
 NOW = 1_800_000_000.0
 URL = "https://id.example/token"
@@ -30,31 +30,9 @@ CLAIMS = {"jti": "j-1", "htm": "POST", "htu": URL, "iat": NOW, "ath": access_tok
 
 
 def _proof(fdp: atheris.FuzzedDataProvider) -> str:
-    mode = fdp.ConsumeIntInRange(0, 4)
-    if mode == 0:
-        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 4096))
-    if mode == 1:
-        header = dict(HEADER)
-        name = fdp.PickValueInList(["typ", "alg", "jwk", "jwk.kty", "jwk.crv", "jwk.x",
-                                    "jwk.d", "kid", "crit"])
-        if name.startswith("jwk."):
-            header["jwk"] = {**JWK, name[4:]: fuzz_json(fdp)}
-        else:
-            header[name] = fuzz_json(fdp)
-        return jws(dumps(header), dumps(CLAIMS), KEY.sign)
-    if mode == 2:
-        return jws(dumps(HEADER), fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048)), KEY.sign)
-    claims = dict(CLAIMS)
-    name = fdp.PickValueInList([*CLAIMS, "other"])
-    if fdp.ConsumeBool():
-        claims.pop(name, None)
-    else:
-        claims[name] = fuzz_json(fdp)
-    proof = jws(dumps(HEADER), dumps(claims), KEY.sign)
-    if mode == 4:
-        at = fdp.ConsumeIntInRange(0, len(proof))
-        proof = proof[:at] + fdp.ConsumeUnicodeNoSurrogates(8) + proof[at:]
-    return proof
+    return signed_variant(fdp, header=HEADER, claims=CLAIMS, sign=KEY.sign,
+                          header_members=["typ", "alg", "jwk", "jwk.kty", "jwk.crv", "jwk.x",
+                                          "jwk.d", "kid", "crit"])
 
 
 def test_one_input(data: bytes) -> None:

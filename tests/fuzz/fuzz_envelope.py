@@ -28,7 +28,7 @@ with atheris.instrument_imports(include=["tessera"]):
         verify_envelope,
     )
 
-from _harness import dumps, fuzz_json, jws, run
+from _harness import run, signed_variant
 
 NOW = 1_800_000_000.0
 QUEUE = "orders.created"
@@ -59,29 +59,9 @@ def _sign(signing_input: bytes) -> bytes:
 
 
 def _envelope(fdp: atheris.FuzzedDataProvider) -> str:
-    mode = fdp.ConsumeIntInRange(0, 4)
-    if mode == 0:
-        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 4096))
-    if mode == 1:
-        header = dict(HEADER)
-        header[fdp.PickValueInList(["alg", "kid", "typ", "crit"])] = fuzz_json(fdp)
-        return jws(dumps(header), dumps(CLAIMS), _sign)
-    if mode == 2:
-        return jws(dumps(HEADER), fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048)), _sign)
-    claims = dict(CLAIMS)
-    name = fdp.PickValueInList([*CLAIMS, "tok.jti", "tok.iat", "act.sub", "other"])
-    if name.startswith(("tok.", "act.")):
-        part, member = name.split(".")
-        claims[part] = {**(claims.get(part) or {}), member: fuzz_json(fdp)}
-    elif fdp.ConsumeBool():
-        claims.pop(name, None)
-    else:
-        claims[name] = fuzz_json(fdp)
-    envelope = jws(dumps(HEADER), dumps(claims), _sign)
-    if mode == 4:
-        at = fdp.ConsumeIntInRange(0, len(envelope))
-        envelope = envelope[:at] + fdp.ConsumeUnicodeNoSurrogates(8) + envelope[at:]
-    return envelope
+    return signed_variant(fdp, header=HEADER, claims=CLAIMS, sign=_sign,
+                          header_members=["alg", "kid", "typ", "crit"],
+                          claim_names=["tok.jti", "tok.iat", "act.sub"])
 
 
 def test_one_input(data: bytes) -> None:
