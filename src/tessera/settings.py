@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,8 +20,8 @@ from pydantic_settings import (
 )
 
 __all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
-           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "SecuritySettings",
-           "SettingError", "Settings", "TokenSettings", "TracingSettings"]
+           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "MetricsSettings",
+           "SecuritySettings", "SettingError", "Settings", "TokenSettings", "TracingSettings"]
 
 _DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
                      "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
@@ -219,6 +219,36 @@ class DPoPSettings(BaseModel):
         return value
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus ``/metrics`` of ``tessera serve`` (docs/metrics.md). The metrics are not
+    public by default: this is an internet-facing authorization server, and its counters
+    (login failures, reuse detections, traffic) tell an attacker how an attack is going.
+    Choose one: a scrape ``token``, a separate ``port`` on an internal interface, or
+    ``public`` (today's behaviour before issue 10, for a private network only). Without
+    any, ``/metrics`` answers 403 with a hint. With several workers the numbers are the
+    service's totals either way (prometheus-client multiprocess mode)."""
+
+    token: SecretStr | None = None
+    """Bearer token Prometheus sends (``authorization: {credentials_file: ...}``), at
+    least 32 characters; compared in constant time. Applies on whichever port serves
+    ``/metrics``."""
+    port: int | None = Field(None, ge=1, le=65535)
+    """Serve ``/metrics`` on this port of ``host`` instead of the main port (which then
+    has no ``/metrics``). Served by the ``tessera serve`` supervisor process."""
+    host: str = "127.0.0.1"
+    """Interface of the separate metrics port."""
+    public: bool = False
+    """Serve ``/metrics`` on the main port to anyone. Only behind a network that keeps
+    the internet out; logged as a warning at startup."""
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the metrics token must be at least 32 characters")
+        return value
+
+
 class TracingSettings(BaseSettings):
     """OpenTelemetry tracing (docs/tracing.md), off by default. Also read on its own
     (``TESSERA_TRACING__*``) by processes without ``Settings``: the gateway, services
@@ -257,6 +287,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    metrics: MetricsSettings = MetricsSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 
