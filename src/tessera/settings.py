@@ -19,7 +19,7 @@ from pydantic_settings import (
 
 __all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
            "ExchangeSettings", "ImpersonationSettings", "KeySettings", "SecuritySettings",
-           "Settings", "TokenSettings", "TracingSettings"]
+           "ServerSettings", "Settings", "TokenSettings", "TracingSettings"]
 
 
 class TokenSettings(BaseModel):
@@ -74,6 +74,27 @@ class SecuritySettings(BaseModel):
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False
     """Set the Secure flag on the browser session cookie (turn on behind HTTPS)."""
+
+
+class ServerSettings(BaseModel):
+    """Bounds of the HTTP server in front of the app (``tessera.httpserver``), per worker
+    process: ``TESSERA_SERVER__*`` for ``tessera serve`` (the console included),
+    ``TESSERA_GATEWAY_SERVER__*`` for ``tessera gateway``."""
+
+    max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
+    """Largest request line plus headers a request may send; larger ones get ``431
+    Request Header Fields Too Large`` and the connection is closed. uvicorn's httptools
+    parser has no bound of its own (it buffers any size)."""
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    """Seconds a client has, from connecting (or from the first byte of its next request),
+    to send the complete request line and headers; then ``408 Request Timeout`` and the
+    connection is closed. Holds off slow-header (slowloris) clients, which uvicorn alone
+    would wait for forever. The body and long responses (the event feed) are not bound."""
+    max_connections: int = Field(1000, ge=1, le=100_000)
+    """Open connections one worker process accepts; a connection beyond it gets ``503``
+    with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file
+    limit (``ulimit -n``) less the database and Redis connections; each follower of the
+    revocation feed holds one connection."""
 
 
 class BusSettings(BaseModel):
@@ -226,6 +247,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    server: ServerSettings = ServerSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 

@@ -34,12 +34,13 @@ from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tests.conftest import FAST_PASSWORDS, IN_CI, make_settings
+from tests.raw_http import Answer, exchange
 from tests.support import REDIRECT
 from tests.system._procs import PASSWORD, ROOT, TESSERA, VENV_BIN, Proc, base_env, spawn
 from tests.system._procs import login as procs_login
 
 __all__ = ["BILLING_AUDIENCE", "EDGE_AUDIENCE", "NGINX_DIR", "POLICY", "EdgeSeed", "Nginx",
-           "RawResponse", "echo_app", "ensure_nginx", "login", "raw_request", "recorder_app",
+           "echo_app", "ensure_nginx", "login", "raw_request", "recorder_app",
            "render", "render_nginx", "seed_edge", "start_gateway", "start_nginx",
            "start_uvicorn", "verifier_env"]
 
@@ -201,37 +202,14 @@ recorder_app = Starlette(routes=[
 services: records the path and headers of every request it gets (``GET /_recorded``)."""
 
 
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
 async def raw_request(port: int, target: str, *, method: str = "GET",
-                      headers: dict[str, str] | None = None,
-                      timeout: float = 10.0) -> RawResponse:
+                      headers: dict[str, str] | None = None, timeout: float = 10.0) -> Answer:
     """One HTTP/1.1 request with ``target`` sent byte for byte (HTTP clients resolve dot
     segments and re-encode paths before sending; an attacker does not)."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", port), timeout)
-    try:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}",
-                 "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), timeout)
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parsed = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        parsed[name.strip().lower()] = value.strip()
-    return RawResponse(int(status_line.split()[1]), parsed, body)
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+             *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    return await exchange(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"),
+                          timeout=timeout)
 
 
 async def wait_healthy(proc: Proc, url: str, *, timeout: float = 20.0) -> None:

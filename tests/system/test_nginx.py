@@ -421,7 +421,7 @@ async def test_paths_a_back_end_could_resolve_otherwise_are_400_at_the_edge(
     token = (await edge.login(0))["access_token"]
     response = await raw_request(edge.nginx.port, path,
                                  headers={"authorization": f"Bearer {token}"})
-    assert response.status == 400, (path, response.status, response.body)
+    assert response.status == 400, (path, response.status, response.raw)
     body = orjson.loads(response.body)
     assert body["error"] == "invalid_request", body
     assert "service" not in body  # nginx answered: no upstream saw the request

@@ -6,8 +6,8 @@ import asyncio
 import os
 
 import click
-import uvicorn
 
+from tessera import httpserver
 from tessera.core.clock import SystemClock
 from tessera.identity.compose import key_manager_for
 from tessera.observability.logging import configure_logging
@@ -46,9 +46,9 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     configure_logging()
     click.echo(f"tessera: issuer {settings.issuer}, store {settings.resolved_database_url}, "
                f"{workers} worker(s)", err=True)
-    uvicorn.run("tessera.identity.app:create_app", factory=True, host=host, port=port,
-                workers=workers, access_log=False, log_level="warning",
-                proxy_headers=False, server_header=False,
-                # open event-feed streams must not hold a shutdown forever: followers
-                # reconnect (to another worker) and resume from their cursor
-                timeout_graceful_shutdown=3)
+    httpserver.run("tessera.identity.app:create_app", limits=settings.server, factory=True,
+                   host=host, port=port, workers=workers, access_log=False,
+                   log_level="warning", proxy_headers=False, server_header=False,
+                   # open event-feed streams must not hold a shutdown forever: followers
+                   # reconnect (to another worker) and resume from their cursor
+                   timeout_graceful_shutdown=3)
