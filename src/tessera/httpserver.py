@@ -203,7 +203,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int = 1,
         **kwargs: Any) -> None:
     """``uvicorn.run`` with ``BoundedConfig``: ``app`` an ASGI app, or an import string
-    (``factory=True`` for a factory) when ``workers`` > 1."""
+    (``factory=True`` for a factory) when ``workers`` > 1. ``X-Forwarded-*`` are believed
+    from ``limits.forwarded_allow_ips`` only."""
+    if limits.forwarded_allow_ips:
+        kwargs |= {"proxy_headers": True, "forwarded_allow_ips": limits.forwarded_allow_ips}
+    else:
+        kwargs |= {"proxy_headers": False}
     config = BoundedConfig(app, limits=limits, host=host, port=port, workers=workers,
                            **kwargs)
     server = uvicorn.Server(config)

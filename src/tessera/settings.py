@@ -60,16 +60,32 @@ class KeySettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    login_attempts_per_minute: int = Field(10, ge=1)
-    """Failed logins allowed per (username, client address) per minute."""
+    """Throttles count in a moving window of ``throttle_window`` seconds, shared by every
+    worker (and, with ``bus.redis_url``, every instance): ``identity/throttles.py``."""
+
+    login_attempts_per_minute: int = Field(10, ge=1, le=1000)
+    """Password attempts allowed per account (tenant and username, whether the account
+    exists or not) per window, from all addresses together; then 429 for that account
+    until the window slides. Counted before the password is checked, so parallel guesses
+    cannot overshoot; a correct password clears the count."""
+    login_failures_per_address_per_minute: int = Field(30, ge=1, le=10_000)
+    """Failed password attempts allowed per client address per window, across all
+    accounts (password spraying); then 429 for that address. A correct password does not
+    clear it. Behind a proxy, set ``server.forwarded_allow_ips`` so the address is the
+    client's, not the proxy's."""
     totp_failures_per_minute: int = Field(5, ge=1, le=30)
-    """Wrong or replayed TOTP codes allowed per user (from any address) per minute; then
-    429 until the window clears. Per user, not per address: six digits fall to a
-    distributed guesser otherwise."""
+    """TOTP code attempts allowed per user (from any address) per window; then 429 until
+    the window slides. Counted before the code is checked (atomic); a right code clears
+    the count. Per user, not per address: six digits fall to a distributed guesser
+    otherwise."""
     client_auth_failures_per_minute: int = Field(30, ge=1)
-    """Failed client authentications allowed per (client_id, client address) per minute
+    """Failed client authentications allowed per (client_id, client address) per window
     at the token, introspection and revocation endpoints; then 429 until the window
-    clears."""
+    slides."""
+    throttle_window: int = Field(60, ge=1, le=3600)
+    """Seconds of the moving window the four limits above count in."""
+    throttle_key_prefix: str = Field("tessera:throttle", min_length=1, max_length=100)
+    """Prefix of the throttles' keys in Redis (one namespace per deployment)."""
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False
@@ -90,6 +106,15 @@ class ServerSettings(BaseModel):
     to send the complete request line and headers; then ``408 Request Timeout`` and the
     connection is closed. Holds off slow-header (slowloris) clients, which uvicorn alone
     would wait for forever. The body and long responses (the event feed) are not bound."""
+    workers: int = Field(1, ge=1, le=256)
+    """Worker processes ``tessera serve`` runs (its ``--workers`` sets it). Above one and
+    without Redis, the throttles count in ``<data_dir>/throttles.db``, shared by the
+    workers."""
+    forwarded_allow_ips: list[str] = []
+    """Addresses of the proxies (nginx, a load balancer) whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed (uvicorn's ``forwarded_allow_ips``). Empty: the
+    peer address is the client's; behind a proxy, every client would then share the
+    proxy's address in the per-address throttles."""
     max_connections: int = Field(1000, ge=1, le=100_000)
     """Open connections one worker process accepts; a connection beyond it gets ``503``
     with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file

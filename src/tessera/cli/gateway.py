@@ -68,7 +68,7 @@ def gateway(policy_path: Path, host: str, port: int, check: bool) -> None:
     click.echo(f"tessera gateway: {len(policy.rules)} route(s) from {policy_path}, "
                f"listening on http://{host}:{port}", err=True)
     httpserver.run(app, limits=extra.server, host=host, port=port, access_log=False,
-                   log_level="warning", proxy_headers=False, server_header=False,
+                   log_level="warning", server_header=False,
                    timeout_graceful_shutdown=3)
 
 

@@ -34,6 +34,7 @@ async def _bootstrap_keys(settings: Settings) -> None:
 @click.option("--issuer", default=None, help="Issuer URL (default: http://HOST:PORT).")
 def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     """Run the identity service."""
+    os.environ["TESSERA_SERVER__WORKERS"] = str(workers)  # the workers read it too
     if issuer:
         os.environ["TESSERA_ISSUER"] = issuer
     elif "TESSERA_ISSUER" not in os.environ:
@@ -48,7 +49,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
                f"{workers} worker(s)", err=True)
     httpserver.run("tessera.identity.app:create_app", limits=settings.server, factory=True,
                    host=host, port=port, workers=workers, access_log=False,
-                   log_level="warning", proxy_headers=False, server_header=False,
+                   log_level="warning", server_header=False,
                    # open event-feed streams must not hold a shutdown forever: followers
                    # reconnect (to another worker) and resume from their cursor
                    timeout_graceful_shutdown=3)
