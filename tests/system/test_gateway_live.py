@@ -34,6 +34,7 @@ from tessera.verifier import (
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
 from tests.system._procs import TESSERA, base_env, claims_of, free_port, poll, spawn
+from tests.system._procs import logout as procs_logout
 from tests.system.conftest import LiveService
 
 API = "https://api.example"
@@ -72,10 +73,8 @@ async def login(live: LiveService) -> dict[str, Any]:
 
 
 async def logout(live: LiveService, id_token: str) -> None:
-    """RP-initiated logout (OIDC) with the ``id_token_hint``."""
-    async with httpx.AsyncClient(base_url=live.url) as browser:
-        response = await browser.get("/logout", params={"id_token_hint": id_token})
-        assert response.status_code == 200, response.text
+    """RP-initiated logout (OIDC) with the ``id_token_hint``, confirmed by the user."""
+    await procs_logout(live.url, id_token)
 
 
 @contextlib.asynccontextmanager
