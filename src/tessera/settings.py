@@ -259,7 +259,8 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     """The issuer identifier (RFC 8414 §2): https URL without query or fragment."""
     data_dir: Path = Path("data")
-    """Where the embedded store and generated secrets live."""
+    """Where the embedded store and generated secrets live. Created ``0700``; the SQLite
+    files in it ``0600`` (``prepare_data_dir``, ``store.sql.secure_sqlite_files``)."""
     database_url: str | None = None
     """SQLAlchemy URL. Default: SQLite file ``<data_dir>/tessera.db``. PostgreSQL:
     ``postgresql://user@host/db``."""
@@ -302,6 +303,12 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
+    def prepare_data_dir(self) -> Path:
+        """The data directory, created ``0700`` if missing (its owner only: it holds the
+        KEK and the database)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
     def key_encryption_key(self) -> str:
         """The configured KEK, or for SQLite the one kept in ``<data_dir>/kek``."""
         if self.keys.encryption_key:
@@ -312,7 +319,7 @@ class Settings(BaseSettings):
         if not path.exists():
             from tessera.keys import Sealer
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_data_dir()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(Sealer.new_kek_b64())

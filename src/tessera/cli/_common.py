@@ -31,7 +31,7 @@ def echo_json(payload: Any) -> None:
 def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
     settings = Settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.prepare_data_dir()
         upgrade_database(settings.resolved_database_url)
 
     async def main() -> T:

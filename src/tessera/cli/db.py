@@ -20,6 +20,6 @@ def upgrade() -> None:
     """Apply all migrations to the configured database."""
     settings = Settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.prepare_data_dir()
     upgrade_database(settings.resolved_database_url)
     click.echo("database is at the latest schema")

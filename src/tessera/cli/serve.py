@@ -41,7 +41,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
         os.environ["TESSERA_ISSUER"] = f"http://{host}:{port}"
     settings = Settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.prepare_data_dir()
         upgrade_database(settings.resolved_database_url)
     asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
     configure_logging()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from tessera.core.secrets import token_hash
 from tessera.settings import Settings
+from tessera.store.sql.engine import secure_sqlite_files
 
 __all__ = ["FileStorage", "LimitsThrottle", "Throttles", "build_throttles",
            "throttle_storage"]
@@ -159,8 +159,7 @@ class FileStorage(Storage, MovingWindowSupport):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self._path = path
         self._ops = 0
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        secure_sqlite_files(f"sqlite:///{path}")
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, "
