@@ -89,7 +89,9 @@ class SecuritySettings(BaseModel):
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False
-    """Set the Secure flag on the browser session cookie (turn on behind HTTPS)."""
+    """Force ``Secure`` and the ``__Host-`` prefix on the browser cookies. Automatic with
+    an ``https`` issuer; needed only where the issuer says ``http`` but browsers reach the
+    service over HTTPS (which it should not: the issuer is the public URL)."""
 
 
 class ServerSettings(BaseModel):
