@@ -13,9 +13,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 
-from tessera.identity.throttles import FileStorage, LimitsThrottle, build_throttles
+from tessera.identity.throttles import (
+    FileStorage,
+    LimitsThrottle,
+    SafeMemoryStorage,
+    build_throttles,
+)
 from tests.conftest import REDIS_URL, make_settings, require_service
 from tests.integration._throttle_worker import hit_shared_key
 
@@ -32,7 +37,8 @@ async def _hits(throttle: LimitsThrottle, key: str, n: int) -> list[bool]:
 
 @pytest.fixture(params=["memory", "file"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    return MemoryStorage() if request.param == "memory" else FileStorage(tmp_path / "t.db")
+    return SafeMemoryStorage() if request.param == "memory" \
+        else FileStorage(tmp_path / "t.db")
 
 
 async def test_a_key_is_held_at_its_limit_and_others_are_not(storage: Storage) -> None:
@@ -119,6 +125,6 @@ async def test_a_failing_storage_falls_back_to_counting_in_memory(
 def test_more_than_one_worker_without_redis_shares_a_file(tmp_path: Path) -> None:
     single = build_throttles(make_settings(tmp_path))
     shared = build_throttles(make_settings(tmp_path, server={"workers": 2}))
-    assert isinstance(single.storage, MemoryStorage)
+    assert isinstance(single.storage, SafeMemoryStorage)
     assert isinstance(shared.storage, FileStorage)
     assert (tmp_path / "throttles.db").exists()

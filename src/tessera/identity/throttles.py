@@ -38,8 +38,8 @@ from tessera.core.secrets import token_hash
 from tessera.settings import Settings
 from tessera.store.sql.engine import secure_sqlite_files
 
-__all__ = ["FileStorage", "LimitsThrottle", "Throttles", "build_throttles",
-           "throttle_storage"]
+__all__ = ["FileStorage", "LimitsThrottle", "SafeMemoryStorage", "Throttles",
+           "build_throttles", "throttle_storage"]
 
 _log = logging.getLogger("tessera.identity")
 _PRUNE_EVERY: Final = 500
@@ -48,16 +48,29 @@ _NOW: Final = object()
 """Stands for the transaction's time in ``FileStorage._scalar`` arguments."""
 
 
+class SafeMemoryStorage(MemoryStorage):
+    """``limits``' memory storage whose ``clear`` cannot race its own expiry task (which
+    reads a key's events under the key's lock and fails on a key ``clear`` popped)."""
+
+    STORAGE_SCHEME = ["tessera+memory"]
+
+    async def clear(self, key: str) -> None:
+        async with self.locks[key]:
+            self.events[key] = []
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+
+
 class LimitsThrottle:
     """``protocol.throttle.Throttle`` on a ``limits`` moving window of ``limit`` per
     ``window`` seconds, with a per-process fallback when the storage fails."""
 
     def __init__(self, name: str, limit: int, window: int, storage: Storage, *,
-                 prefix: str, fallback: MemoryStorage | None = None) -> None:
+                 prefix: str, fallback: SafeMemoryStorage | None = None) -> None:
         self.name = name
         self._item = RateLimitItemPerSecond(limit, window)
         self._limiter = MovingWindowRateLimiter(storage)
-        self._fallback = MovingWindowRateLimiter(fallback or MemoryStorage())
+        self._fallback = MovingWindowRateLimiter(fallback or SafeMemoryStorage())
         self._prefix = f"{prefix}:{name}"
         self._failing = False
 
@@ -125,7 +138,7 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
         return storage, pool.disconnect
     if settings.server.workers > 1:
         return FileStorage(settings.data_dir / "throttles.db"), _nothing
-    return MemoryStorage(), _nothing
+    return SafeMemoryStorage(), _nothing
 
 
 def build_throttles(settings: Settings, storage: Storage | None = None) -> Throttles:
