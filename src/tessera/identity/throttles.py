@@ -22,8 +22,10 @@ throttling goes on per process rather than stopping, and logins are not refused 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,8 +46,6 @@ __all__ = ["FileStorage", "LimitsThrottle", "SafeMemoryStorage", "Throttles",
 _log = logging.getLogger("tessera.identity")
 _PRUNE_EVERY: Final = 500
 T = TypeVar("T")
-_NOW: Final = object()
-"""Stands for the transaction's time in ``FileStorage._scalar`` arguments."""
 
 
 class SafeMemoryStorage(MemoryStorage):
@@ -137,7 +137,12 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
                                key_prefix=settings.security.throttle_key_prefix)
         return storage, pool.disconnect
     if settings.server.workers > 1:
-        return FileStorage(settings.data_dir / "throttles.db"), _nothing
+        shared = FileStorage(settings.data_dir / "throttles.db")
+
+        async def close() -> None:
+            shared.close()
+
+        return shared, close
     return SafeMemoryStorage(), _nothing
 
 
@@ -162,8 +167,10 @@ def build_throttles(settings: Settings, storage: Storage | None = None) -> Throt
 
 class FileStorage(Storage, MovingWindowSupport):
     """Moving windows in a SQLite file (WAL, mode 0600): one count for every process of
-    one host that opens it. Each operation is one short transaction in a thread; writers
-    serialise on SQLite's lock (``BEGIN IMMEDIATE``)."""
+    one host that opens it. Reads (``test``, on every client authentication) are one
+    indexed query on the event loop: WAL readers never wait for writers. Writes are one
+    short transaction in a thread; writers serialise on SQLite's lock
+    (``BEGIN IMMEDIATE``)."""
 
     STORAGE_SCHEME = ["tessera+file"]
 
@@ -172,27 +179,43 @@ class FileStorage(Storage, MovingWindowSupport):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self._path = path
         self._ops = 0
+        self._writers = threading.local()
+        self._opened: list[sqlite3.Connection] = []
         secure_sqlite_files(f"sqlite:///{path}")
-        with self._connect() as db:
+        with contextlib.closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, "
                        "at REAL NOT NULL, expires REAL NOT NULL)")
             db.execute("CREATE INDEX IF NOT EXISTS hits_key ON hits (key, at)")
+        self._reader = self._connect()
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
         return sqlite3.Error
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
+        db = sqlite3.connect(self._path, timeout=5.0, isolation_level=None,
+                             check_same_thread=False)
         db.execute("PRAGMA busy_timeout=5000")
+        self._opened.append(db)
         return db
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def close(self) -> None:
+        """Close every connection (the reader and each writer thread's)."""
+        while self._opened:
+            self._opened.pop().close()
+
+    def _read(self, sql: str, *args: Any) -> tuple[Any, ...]:
+        row: tuple[Any, ...] = self._reader.execute(sql, args).fetchone()
+        return row
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._transaction, fn, *args)
 
     def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        db = self._connect()
+        db: sqlite3.Connection | None = getattr(self._writers, "db", None)
+        if db is None:
+            db = self._writers.db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
             result = fn(db, time.time(), *args)
@@ -205,21 +228,12 @@ class FileStorage(Storage, MovingWindowSupport):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        finally:
-            db.close()
 
     @staticmethod
-    def _live(db: sqlite3.Connection, now: float, key: str, expiry: float
-              ) -> tuple[float | None, int]:
-        db.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - expiry))
-        oldest, count = db.execute("SELECT min(at), count(*) FROM hits WHERE key = ?",
-                                   (key,)).fetchone()
-        return oldest, int(count)
-
-    @classmethod
-    def _acquire(cls, db: sqlite3.Connection, now: float, key: str, limit: int,
+    def _acquire(db: sqlite3.Connection, now: float, key: str, limit: int,
                  expiry: float, amount: int) -> bool:
-        _, count = cls._live(db, now, key, expiry)
+        db.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - expiry))
+        (count,) = db.execute("SELECT count(*) FROM hits WHERE key = ?", (key,)).fetchone()
         if count + amount > limit:
             return False
         db.executemany("INSERT INTO hits (key, at, expires) VALUES (?, ?, ?)",
@@ -230,12 +244,14 @@ class FileStorage(Storage, MovingWindowSupport):
                             ) -> bool:
         if amount > limit:
             return False
-        return await self._run(self._acquire, key, limit, expiry, amount)
+        return await self._write(self._acquire, key, limit, expiry, amount)
 
     async def get_moving_window(self, key: str, limit: int, expiry: int
                                 ) -> tuple[float, int]:
-        oldest, count = await self._run(self._live, key, expiry)
-        return (oldest if oldest is not None else time.time()), count
+        now = time.time()
+        oldest, count = self._read("SELECT min(at), count(*) FROM hits "
+                                   "WHERE key = ? AND at > ?", key, now - expiry)
+        return (oldest if oldest is not None else now), int(count)
 
     # fixed-window operations, on the same rows (``limits`` requires them of a storage)
     @staticmethod
@@ -248,27 +264,23 @@ class FileStorage(Storage, MovingWindowSupport):
         return int(count)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return await self._run(self._incr, key, expiry, amount)
-
-    @staticmethod
-    def _scalar(db: sqlite3.Connection, now: float, sql: str, *args: Any) -> Any:
-        return db.execute(sql, tuple(now if a is _NOW else a for a in args)).fetchone()[0]
+        return await self._write(self._incr, key, expiry, amount)
 
     async def get(self, key: str) -> int:
-        return int(await self._run(
-            self._scalar, "SELECT count(*) FROM hits WHERE key = ? AND expires > ?", key, _NOW))
+        (count,) = self._read("SELECT count(*) FROM hits WHERE key = ? AND expires > ?",
+                              key, time.time())
+        return int(count)
 
     async def get_expiry(self, key: str) -> float:
-        latest = await self._run(self._scalar, "SELECT max(expires) FROM hits WHERE key = ?",
-                                 key)
+        (latest,) = self._read("SELECT max(expires) FROM hits WHERE key = ?", key)
         return float(latest) if latest is not None else time.time()
 
     async def check(self) -> bool:
-        return bool(await self._run(self._scalar, "SELECT 1"))
+        return self._read("SELECT 1") == (1,)
 
     async def reset(self) -> int | None:
-        deleted: int = await self._run(lambda db, now: db.execute("DELETE FROM hits").rowcount)
+        deleted: int = await self._write(lambda db, now: db.execute("DELETE FROM hits").rowcount)
         return deleted
 
     async def clear(self, key: str) -> None:
-        await self._run(lambda db, now: db.execute("DELETE FROM hits WHERE key = ?", (key,)))
+        await self._write(lambda db, now: db.execute("DELETE FROM hits WHERE key = ?", (key,)))
