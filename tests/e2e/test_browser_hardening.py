@@ -130,7 +130,8 @@ async def test_a_token_is_for_one_purpose_and_expires(
 
 @pytest.mark.parametrize("headers", [
     {"origin": "https://evil.tessera.test"},
-    {"origin": "null"},
+    {"origin": "http://tessera.test:8443"},
+    {"origin": "null", "sec-fetch-site": "cross-site"},  # a sandboxed frame
     {"sec-fetch-site": "same-site"},
     {"sec-fetch-site": "cross-site"},
 ])
@@ -145,3 +146,16 @@ async def test_forms_posted_from_another_origin_are_refused(
     same = await tessera.http.post("/authorize", data=form, headers={
         "origin": ISSUER, "sec-fetch-site": "same-origin"})
     assert same.status_code == 303, same.text
+
+
+async def test_our_own_pages_let_browsers_name_their_origin(tessera: TesseraDriver) -> None:
+    """With ``Referrer-Policy: no-referrer`` a browser posts our own forms with
+    ``Origin: null``; ``same-origin`` keeps referrers in and names the origin."""
+    app = await tessera.web_client()
+    await tessera.user()
+    page = await tessera.http.get("/authorize", params=authorize_params(app))
+    assert page.headers["referrer-policy"] == "same-origin"
+    form = form_fields(page.text) | {"username": "alice", "password": PASSWORD}
+    private = await tessera.http.post("/authorize", data=form, headers={
+        "origin": "null", "sec-fetch-site": "same-origin"})
+    assert private.status_code == 303, private.text

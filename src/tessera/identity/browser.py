@@ -61,7 +61,9 @@ _LOGOUT_FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "sta
 _PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
                  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                             "form-action 'self'; frame-ancestors 'none'",
-                 "referrer-policy": "no-referrer"}
+                 # not no-referrer: browsers would then send "Origin: null" with our own
+                 # forms (Fetch §3.1), hiding that they are same-origin
+                 "referrer-policy": "same-origin"}
 
 
 def _html(body: bytes, status: int = 200) -> Response:

@@ -86,12 +86,36 @@ class CsrfTokens:
                 and hmac.compare_digest(str(data.get("t")), _digest(transaction)))
 
 
-def same_origin(headers: Mapping[str, str], origin: str) -> bool:
-    """False when the browser says the request comes from another origin: ``Origin`` set
-    and not ``origin``, or ``Sec-Fetch-Site`` neither ``same-origin`` nor ``none``. Clients
-    that send neither (not browsers) pass: they carry no ambient cookies to abuse."""
-    sent = headers.get("origin")
-    if sent is not None and sent.rstrip("/").lower() != origin.lower():
-        return False
+def same_origin(headers: Mapping[str, str], issuer_origin: str) -> bool:
+    """False when the browser says the form comes from a page of another origin.
+
+    ``Sec-Fetch-Site`` (set by the browser, never by a page) decides when present: only
+    ``same-origin`` and ``none`` (typed or bookmarked) pass; a sibling subdomain is
+    ``same-site`` and fails. Without it (older browsers), an ``Origin`` other than
+    ``null`` must name the host the request was sent to (``Host``) or the issuer.
+    Clients that send neither (not browsers) pass: they carry no ambient cookies."""
     site = headers.get("sec-fetch-site")
-    return site is None or site in ("same-origin", "none")
+    if site is not None:
+        return site in ("same-origin", "none")
+    sent = headers.get("origin")
+    if sent is None or sent == "null":
+        return True
+    origin = _origin(sent)
+    return origin == _origin(issuer_origin) or (
+        origin.partition("://")[2] == _netloc(headers.get("host", ""),
+                                              origin.partition("://")[0]))
+
+
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+
+
+def _netloc(host: str, scheme: str) -> str:
+    host = host.strip().lower()
+    return host.removesuffix(_DEFAULT_PORTS.get(scheme, "\0"))
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` in lower case, without a default port."""
+    scheme, _, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    return f"{scheme}://{_netloc(rest.partition('/')[0], scheme)}"
