@@ -84,8 +84,10 @@ class SecuritySettings(BaseModel):
     slides."""
     throttle_window: int = Field(60, ge=1, le=3600)
     """Seconds of the moving window the four limits above count in."""
-    throttle_key_prefix: str = Field("tessera:throttle", min_length=1, max_length=100)
-    """Prefix of the throttles' keys in Redis (one namespace per deployment)."""
+    throttle_key_prefix: str | None = Field(None, min_length=1, max_length=100)
+    """Prefix of the throttles' keys in Redis, one namespace per deployment. Default:
+    ``<bus.stream>:throttle`` (``tessera:revocations:throttle``), so deployments that
+    share a Redis with their own stream names keep their counts apart."""
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False

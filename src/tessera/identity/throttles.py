@@ -120,6 +120,10 @@ class Throttles:
         await self.close()
 
 
+def key_prefix(settings: Settings) -> str:
+    return settings.security.throttle_key_prefix or f"{settings.bus.stream}:throttle"
+
+
 async def _nothing() -> None:
     return None
 
@@ -133,8 +137,7 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
 
         pool = ConnectionPool.from_url(url)
         storage = RedisStorage("async+redis://", implementation="redispy",
-                               wrap_exceptions=True, connection_pool=pool,  # type: ignore[arg-type]
-                               key_prefix=settings.security.throttle_key_prefix)
+                               wrap_exceptions=True, connection_pool=pool)  # type: ignore[arg-type]
         return storage, pool.disconnect
     if settings.server.workers > 1:
         shared = FileStorage(settings.data_dir / "throttles.db")
@@ -155,7 +158,7 @@ def build_throttles(settings: Settings, storage: Storage | None = None) -> Throt
 
     def make(name: str, limit: int) -> LimitsThrottle:
         return LimitsThrottle(name, limit, sec.throttle_window, storage,
-                              prefix=sec.throttle_key_prefix)
+                              prefix=key_prefix(settings))
 
     return Throttles(login_account=make("login-account", sec.login_attempts_per_minute),
                      login_address=make("login-address",
