@@ -60,6 +60,10 @@ with unread input makes the kernel send a reset, which may destroy the answer be
 client reads it (nginx's ``lingering_close`` for the same reason)."""
 
 
+_DEFAULTS: Final = ServerSettings()
+"""Bounds for a plain ``uvicorn.Config`` (``--http tessera.httpserver:...``)."""
+
+
 class _HeadersTooLarge(Exception):
     """Raised from a parser callback: the parser stops at once."""
 
@@ -81,13 +85,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                  app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None
                  ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        defaults = ServerSettings()
         self._max_header_bytes: int = getattr(config, "max_header_bytes",
-                                              defaults.max_header_bytes)
+                                              _DEFAULTS.max_header_bytes)
         self._header_timeout: float = getattr(config, "header_timeout",
-                                              defaults.header_timeout)
+                                              _DEFAULTS.header_timeout)
         self._max_connections: int = getattr(config, "max_connections",
-                                             defaults.max_connections)
+                                             _DEFAULTS.max_connections)
         self._reading_head = True
         self._head_bytes = 0
         """Bytes received while the current request's head was unfinished."""
