@@ -421,7 +421,8 @@ async def start_agent(server: Server, seed_: Seed, *, source: str, tmp: Path,
                       extra: tuple[str, ...] = ()) -> Agent:
     cmd = [sys.executable, AGENT, "--issuer", server.url, "--audience", AUDIENCE,
            "--source", source, "--client-id", seed_.feed_id,
-           "--client-secret", seed_.feed_secret, "--heartbeat", str(heartbeat),
+           # "=": a secret may start with "-", which argparse would read as an option
+           f"--client-secret={seed_.feed_secret}", "--heartbeat", str(heartbeat),
            "--max-backoff", "0.5", *extra]
     if source == "redis":
         assert redis_url and stream
