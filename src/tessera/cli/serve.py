@@ -17,10 +17,10 @@ import shutil
 from collections.abc import Iterable, Iterator
 
 import click
-import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
+from tessera import httpserver
 from tessera.cli._common import built_identity
 from tessera.cli._errors import explained, load_settings, masked_url
 from tessera.identity.app import IdentityService
@@ -51,6 +51,7 @@ async def _bootstrap_keys(settings: Settings) -> None:
 @click.option("--issuer", default=None, help="Issuer URL (default: http://HOST:PORT).")
 def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     """Run the identity service."""
+    os.environ["TESSERA_SERVER__WORKERS"] = str(workers)  # the workers read it too
     if issuer:
         os.environ["TESSERA_ISSUER"] = issuer
     elif "TESSERA_ISSUER" not in os.environ:
@@ -58,7 +59,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     settings = load_settings()
     with explained(settings):
         if settings.is_sqlite:
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            settings.prepare_data_dir()
             upgrade_database(settings.resolved_database_url)
         asyncio.run(_bootstrap_keys(settings))  # before workers fork: exactly one key set
     configure_logging()
@@ -66,7 +67,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     click.echo(f"tessera: issuer {settings.issuer}, store {store}, {workers} worker(s)",
                err=True)
     options = {"host": host, "port": port, "access_log": False, "log_level": "warning",
-               "proxy_headers": False, "server_header": False,
+               "server_header": False, "limits": settings.server,
                # open event-feed streams must not hold a shutdown forever: followers
                # reconnect (to another worker) and resume from their cursor
                "timeout_graceful_shutdown": 3}
@@ -77,12 +78,12 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
         with _multiprocess_metrics():
             registry = multiprocess.collect_registry()
             with _metrics_listener(settings, registry):
-                uvicorn.run("tessera.identity.app:create_app", factory=True, workers=workers,
-                            **options)  # type: ignore[arg-type]
+                httpserver.run("tessera.identity.app:create_app", factory=True,
+                               workers=workers, **options)  # type: ignore[arg-type]
         return
     service = IdentityService(settings)  # one in-process worker: its registry is ours
     with _metrics_listener(settings, _deferred_registry(service)):
-        uvicorn.run(service, **options)  # type: ignore[arg-type]
+        httpserver.run(service, **options)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
