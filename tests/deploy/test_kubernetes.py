@@ -189,7 +189,8 @@ def test_nginx_configs_use_the_tested_snippets_and_pass_nginx_t(tmp_path: Path,
     data = config["data"]
     for snippet in SNIPPETS:
         assert data[snippet] == (DEPLOY / "nginx" / snippet).read_text(), (
-            f"{name}: {snippet} differs from deploy/nginx/{snippet}; copy it over")
+            f"{name}: {snippet} differs from deploy/nginx/{snippet}; "
+            "run deploy/kubernetes/sync_nginx_snippets.py")
     nginx_check(tmp_path, data["nginx.conf"], {s: data[s] for s in SNIPPETS})
 
 

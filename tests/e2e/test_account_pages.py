@@ -6,14 +6,20 @@ factor. Every POST needs a CSRF token bound to the browser's session."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
+from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events
+from tessera.store.sql import SqlStore
+from tests.conftest import make_identity, make_settings
 from tests.e2e.helpers import (
     audit_rows,
     claims_of,
@@ -26,6 +32,7 @@ from tests.e2e.test_step_up import _code, _password, _query, _redeem, _start
 from tests.support import AppClient, TesseraDriver
 
 PASSWORD = "correct horse battery"
+SECURE_ISSUER = "https://id.tessera.test"
 
 
 def _secret(page: httpx.Response) -> str:
@@ -221,3 +228,36 @@ async def test_management_forms_need_the_session_bound_csrf_token(
     done = await tessera.http.post("/account/totp", data={
         "step": "disable", "csrf_token": theirs, "totp_code": code})
     assert done.status_code == 200 and "is off" in done.text
+
+
+@pytest.fixture
+async def secure(tmp_path: Path, sqlite_store: SqlStore, clock: FixedClock
+                 ) -> AsyncIterator[TesseraDriver]:
+    """The service behind an https issuer: ``__Host-`` + ``Secure`` cookies."""
+    identity = await make_identity(make_settings(tmp_path, issuer=SECURE_ISSUER),
+                                   sqlite_store, clock)
+    transport = httpx.ASGITransport(app=build_app(identity))
+    async with httpx.AsyncClient(transport=transport, base_url=SECURE_ISSUER) as http:
+        yield TesseraDriver(identity, http)
+    await identity.audit.aclose()
+
+
+async def test_behind_https_the_pages_use_the_host_cookie_and_refuse_other_origins(
+        secure: TesseraDriver) -> None:
+    await _signed_in(secure)
+    assert "__Host-tessera_session" in secure.http.cookies
+    overview = await secure.http.get("/account")
+    assert overview.status_code == 200 and "alice" in overview.text
+    fields = form_fields((await secure.http.get("/account/password")).text) | {
+        "current_password": PASSWORD, "new_password": "a new long secret",
+        "confirm_password": "a new long secret"}
+    for headers in ({"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"},
+                    {"origin": "https://evil.tessera.test"}):
+        refused = await secure.http.post("/account/password", data=fields, headers=headers)
+        assert refused.status_code == 400 and "expired" in refused.text
+    done = await secure.http.post("/account/password", data=fields,
+                                  headers={"sec-fetch-site": "same-origin"})
+    assert done.status_code == 200 and "Password changed" in done.text
+    renewed = done.headers.get_list("set-cookie")
+    assert any(c.startswith("__Host-tessera_session=") and "Secure" in c for c in renewed)
+    assert not any(c.startswith("tessera_session=") for c in renewed)

@@ -47,7 +47,7 @@ def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
     settings = load_settings()
     if settings.is_sqlite:
         with explained(settings):
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            settings.prepare_data_dir()
             upgrade_database(settings.resolved_database_url)
 
     async def main() -> T:

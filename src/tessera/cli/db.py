@@ -21,6 +21,6 @@ def upgrade() -> None:
     settings = load_settings()
     with explained(settings):
         if settings.is_sqlite:
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            settings.prepare_data_dir()
         upgrade_database(settings.resolved_database_url)
     click.echo("database is at the latest schema")

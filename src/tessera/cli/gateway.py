@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 import click
-import uvicorn
 from pydantic import ValidationError
 
+from tessera import httpserver
 from tessera.cli._common import fail
 from tessera.cli._errors import ConfigurationError, describe_validation
 
@@ -66,8 +66,9 @@ def gateway(policy_path: Path, host: str, port: int, check: bool) -> None:
     configure_tracing("tessera-gateway")  # TESSERA_TRACING__* / OTEL_* (docs/tracing.md)
     click.echo(f"tessera gateway: {len(policy.rules)} route(s) from {policy_path}, "
                f"listening on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
+    httpserver.run(app, limits=extra.server, host=host, port=port, access_log=False,
+                   log_level="warning", server_header=False,
+                   timeout_graceful_shutdown=3)
 
 
 def _log_to_stderr() -> None:

@@ -26,6 +26,7 @@ from tessera.console.views import Ctx
 from tessera.identity.admin import AdminError
 from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
+from tessera.identity.cookies import cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.observability import events
@@ -85,9 +86,9 @@ class ConsoleEndpoints:
         self._id = identity
         self._settings = identity.settings.console
         self._gate = ConsoleGate(identity, self._settings)
-        self._csrf = Csrf(identity.csrf_key)
+        self._cookies = cookie_policy(identity.settings)
+        self._csrf = Csrf(identity.csrf_key, cookie=self._cookies.name(Csrf.COOKIE))
         self._max_body = identity.settings.security.max_body_bytes
-        self._secure = identity.settings.security.cookie_secure
 
     def routes(self) -> list[BaseRoute]:
         g = self._guard
@@ -108,8 +109,7 @@ class ConsoleEndpoints:
         return str(request.scope.get("root_path", ""))
 
     def _set_csrf_cookie(self, response: Response, value: str, base: str) -> None:
-        response.set_cookie(Csrf.COOKIE, value, httponly=True, samesite="strict",
-                            secure=self._secure, path=base or "/")
+        self._cookies.set(response, Csrf.COOKIE, value, samesite="strict")
 
     def _safe_next(self, value: str | None, base: str) -> str:
         """A console page to return to after signing in; anything else is the list."""
@@ -127,7 +127,8 @@ class ConsoleEndpoints:
             try:
                 oauth = await read_request(request, max_body=self._max_body)
                 params = parse_params(oauth, max_body=self._max_body, allow_query=True)
-                admitted = await self._gate.admit(oauth.cookies.get(SESSION_COOKIE))
+                admitted = await self._gate.admit(self._cookies.read(oauth.cookies,
+                                                                     SESSION_COOKIE))
                 if admitted is Refusal.NOT_ADMIN:
                     return _html(views.forbidden_view(base), 403)
                 if isinstance(admitted, Refusal):
@@ -172,7 +173,8 @@ class ConsoleEndpoints:
             next_path = self._safe_next(params.get("next"), base)
             if request.method == "POST":
                 return await self._login_submit(oauth, params, base, next_path)
-            if isinstance(await self._gate.admit(oauth.cookies.get(SESSION_COOKIE)), Admin):
+            if isinstance(await self._gate.admit(
+                    self._cookies.read(oauth.cookies, SESSION_COOKIE)), Admin):
                 return _redirect(next_path)
             return self._login_form(oauth, base, next_path, message=self._why(
                 params.get("why")))
@@ -203,7 +205,7 @@ class ConsoleEndpoints:
         try:
             _, handle = await self._gate.login(
                 username, params.get("password") or "", params.get("totp_code"),
-                session_cookie=oauth.cookies.get(SESSION_COOKIE),
+                session_cookie=self._cookies.read(oauth.cookies, SESSION_COOKIE),
                 client_host=oauth.client_host, user_agent=oauth.headers.get("user-agent"),
                 tenant=params.get("tenant") or None)
         except LoginFailed as exc:
@@ -218,14 +220,13 @@ class ConsoleEndpoints:
                 error=f"The console requires {exc.required}: set up two-step verification "
                       "(/account/totp), then sign in with your one-time code.")
         response = _redirect(next_path)
-        response.set_cookie(SESSION_COOKIE, handle, httponly=True, samesite="lax",
-                            secure=self._secure, path="/")
+        self._cookies.set(response, SESSION_COOKIE, handle)
         return response
 
     async def _logout(self, call: _Call) -> Response:
         await self._id.logout.end_session(call.ctx.admin.session.sid, actor="user")
         response = _redirect(call.ctx.base + "/login")
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        self._cookies.delete(response, SESSION_COOKIE)
         return response
 
     # pages --------------------------------------------------------------------------------

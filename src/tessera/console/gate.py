@@ -87,9 +87,11 @@ class Csrf:
     """Double-submit CSRF tokens bound to a random cookie by HMAC."""
 
     COOKIE = "tessera_console_csrf"
+    """The cookie's base name (``__Host-`` prefixed with an https issuer: ``cookie``)."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, cookie: str = COOKIE) -> None:
         self._key = key
+        self._cookie = cookie
 
     def token_for(self, cookie: str) -> str:
         return hmac.new(self._key, b"console\x00" + cookie.encode(), hashlib.sha256).hexdigest()
@@ -97,14 +99,14 @@ class Csrf:
     def issue(self, cookies: Mapping[str, str]) -> tuple[str, str | None]:
         """The token for this browser and, when it has no usable cookie, a fresh cookie
         value to set."""
-        cookie = cookies.get(self.COOKIE)
+        cookie = cookies.get(self._cookie)
         if cookie and 16 <= len(cookie) <= 64:
             return self.token_for(cookie), None
         fresh = new_secret()
         return self.token_for(fresh), fresh
 
     def check(self, cookies: Mapping[str, str], sent: str | None) -> bool:
-        cookie = cookies.get(self.COOKIE)
+        cookie = cookies.get(self._cookie)
         return bool(cookie and sent and len(cookie) <= 64
                     and constant_time_equal(self.token_for(cookie), sent))
 

@@ -66,7 +66,7 @@ def brief(token: str) -> str:
 
 
 async def _seed(settings: Settings, password: str) -> dict[str, Any]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     identity = await build_identity(settings, clock=SystemClock())
     try:

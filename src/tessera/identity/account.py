@@ -2,7 +2,8 @@
 it) and ``/account/totp`` (two-step verification: enrol, recovery codes, turn off).
 
 Every page needs the browser's session (else 401 with a hint to sign in); every POST a
-CSRF token bound to that session (``account_base.SessionCsrf``), else 400.
+CSRF token bound to that session (``account_base.SessionCsrf``) from our own origin, else
+400.
 
 - Password change: the current password is checked like a login (throttled, audited),
   the new one needs 8 characters and a matching confirmation. Every other session of the
@@ -50,9 +51,8 @@ _Handler = Callable[[Request, OAuthRequest, Params, SignedIn], Awaitable[Respons
 class AccountEndpoints:
     def __init__(self, identity: Identity) -> None:
         self._id = identity
-        self._csrf = SessionCsrf(identity.csrf_key)
+        self._csrf = SessionCsrf(identity)
         self._max_body = identity.settings.security.max_body_bytes
-        self._secure = identity.settings.security.cookie_secure
         self._recent = identity.settings.account.recent_auth_seconds
 
     def _guarded(self, handler: _Handler, purpose: str
@@ -66,7 +66,8 @@ class AccountEndpoints:
                                 heading="Sign in first", error=None, link=None,
                                 message="Sign in to an application first, then come back "
                                         "to this page.")
-                if request.method == "POST" and not self._csrf.check(purpose, who, params):
+                if request.method == "POST" and not self._csrf.check(purpose, who, params,
+                                                                      oauth.headers):
                     return page("notice.html", 400, title="Form expired",
                                 heading="This form expired", error=None,
                                 link=base_path(request) + "/account", link_text="Try again",
@@ -139,7 +140,7 @@ class AccountEndpoints:
                         message=f"Your password is changed; {ended} other session(s) were "
                                 "signed out.")
         if renewed is not None:
-            set_session_cookie(response, renewed[1], secure=self._secure)
+            set_session_cookie(self._id, response, renewed[1])
         return response
 
     # /account/totp -----------------------------------------------------------------------

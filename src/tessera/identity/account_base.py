@@ -1,31 +1,34 @@
 """What the signed-in user's own pages (``/account/*``, the consent screen) share: finding
 the browser's session and user, CSRF tokens bound to that session, the session cookie.
 
-CSRF: ``HMAC(csrf key, purpose ‖ sid ‖ SHA-256(session cookie))``. The token is bound to
-server-side state (the session the cookie names), so a cookie planted by another site is
-of no use: without the victim's session cookie there is no token to forge, and with the
-attacker's own session the form acts on the attacker's account.
+CSRF: ``identity/login/csrf.py``'s timed tokens, bound here to the session cookie itself
+(server-side state: the session it names) and to the session's ``sid``, for one purpose,
+and refused for a POST from another origin. A cookie planted by another site is of no
+use: without the victim's session cookie there is no token to forge, and with the
+attacker's own session the form acts on the attacker's account. Cookies are read and set
+through ``identity/cookies.py`` (``__Host-``/``Secure`` with an https issuer).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tessera.core.secrets import constant_time_equal, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
+from tessera.identity.cookies import cookie_policy
 from tessera.identity.http import read_request
+from tessera.identity.login.csrf import CsrfTokens, same_origin
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 
-__all__ = ["SessionCsrf", "SignedIn", "base_path", "read_form", "set_session_cookie",
-           "signed_in"]
+__all__ = ["SessionCsrf", "SignedIn", "base_path", "read_form", "session_cookie",
+           "set_session_cookie", "signed_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +42,19 @@ class SignedIn:
 
 
 class SessionCsrf:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, identity: Identity) -> None:
+        self._tokens = CsrfTokens(identity.csrf_key, identity.clock)
+        issuer = urlsplit(identity.settings.issuer)
+        self._origin = f"{issuer.scheme}://{issuer.netloc}"
 
     def token(self, purpose: str, who: SignedIn) -> str:
-        message = f"{purpose}\x00{who.session.sid}\x00{token_hash(who.handle)}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return self._tokens.issue(who.handle, f"account:{purpose}", who.session.sid)
 
-    def check(self, purpose: str, who: SignedIn, params: Params) -> bool:
-        sent = params.get("csrf_token")
-        return bool(sent) and constant_time_equal(self.token(purpose, who), sent or "")
+    def check(self, purpose: str, who: SignedIn, params: Params,
+              headers: Mapping[str, str]) -> bool:
+        return same_origin(headers, self._origin) and self._tokens.check(
+            params.get("csrf_token"), cookie=who.handle, purpose=f"account:{purpose}",
+            transaction=who.session.sid)
 
 
 def base_path(request: Request) -> str:
@@ -56,8 +62,12 @@ def base_path(request: Request) -> str:
     return str(request.scope.get("root_path", ""))
 
 
+def session_cookie(identity: Identity, oauth: OAuthRequest) -> str | None:
+    return cookie_policy(identity.settings).read(oauth.cookies, SESSION_COOKIE)
+
+
 async def signed_in(identity: Identity, oauth: OAuthRequest) -> SignedIn | None:
-    handle = oauth.cookies.get(SESSION_COOKIE)
+    handle = session_cookie(identity, oauth)
     session = await identity.login.session_for_cookie(handle)
     if session is None or handle is None:
         return None
@@ -72,7 +82,6 @@ async def read_form(request: Request, max_body: int) -> tuple[OAuthRequest, Para
     return oauth, parse_params(oauth, max_body=max_body, allow_query=request.method == "GET")
 
 
-def set_session_cookie(response: Response, handle: str, *, secure: bool) -> None:
-    """The browser session cookie, with the attributes ``identity.browser`` gives it."""
-    response.set_cookie(SESSION_COOKIE, handle, httponly=True, samesite="lax", secure=secure,
-                        path="/")
+def set_session_cookie(identity: Identity, response: Response, handle: str) -> None:
+    """The browser session cookie, as ``identity.browser`` sets it."""
+    cookie_policy(identity.settings).set(response, SESSION_COOKIE, handle)

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,8 +28,10 @@ from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.invalidation import forget_on_revocation
 from tessera.identity.maintenance import run_maintenance
+from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document
 from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tessera.observability.scrape import ScrapeRefused, authorize_scrape
 from tessera.observability.tracing import TracingMiddleware, configure_tracing, traced
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, OAuthResponse
@@ -107,8 +110,29 @@ def build_app(identity: Identity) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def metrics(_: Request) -> Response:
-        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    scrape_token = settings.metrics.token.get_secret_value() if settings.metrics.token else None
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; who may scrape: ``observability.scrape`` (docs/metrics.md)."""
+        try:
+            authorize_scrape(request.headers.get("authorization"), token=scrape_token,
+                             open_=settings.metrics.public)
+        except ScrapeRefused as exc:
+            headers = {"cache-control": "no-store"}
+            if exc.challenge:
+                headers["www-authenticate"] = exc.challenge
+            return JSONResponse({"error": exc.error, "error_description": exc.description},
+                                exc.status, headers=headers)
+        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE,
+                        headers={"cache-control": "no-store"})
+
+    document = build_document(DocumentContext(
+        issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
+        dpop=identity.dpop is not None, console=settings.console.enabled,
+        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -117,9 +141,11 @@ def build_app(identity: Identity) -> Starlette:
                  loop.create_task(run_maintenance(identity)),
                  loop.create_task(forget_on_revocation(identity))]
         identity.start_relays()
+        identity.metrics.worker_started()
         try:
             yield
         finally:
+            identity.metrics.worker_stopped()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -132,7 +158,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/jwks", jwks),
         Route("/healthz", health),
         Route("/readyz", readiness_endpoint(identity.store), methods=["GET", "HEAD"]),
-        Route("/metrics", metrics),
+        Route(OPENAPI_PATH, openapi),
         Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
               methods=["POST"]),
         Route("/introspect", _protocol_route(identity, identity.introspection.handle),
@@ -152,6 +178,8 @@ def build_app(identity: Identity) -> Starlette:
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
     ]
+    if settings.metrics.port is None:  # else the supervisor's listener serves it
+        routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)
         from tessera.console import console_routes
 
@@ -181,13 +209,20 @@ class IdentityService:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._app: Starlette | None = None
+        self._identity: Identity | None = None
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """This process's metrics once started (the supervisor's metrics port reads it)."""
+        return self._identity.metrics.registry if self._identity is not None else None
 
     async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
         if scope["type"] == "lifespan" and self._app is None:
             configure_logging()  # this may be a freshly spawned worker process
             settings = self._settings or Settings()
             configure_tracing("tessera-identity", settings=settings.tracing)
-            self._app = build_app(await build_identity(settings))
+            self._identity = await build_identity(settings)
+            self._app = build_app(self._identity)
         if self._app is None:
             raise RuntimeError("the identity service has not started")
         await self._app(scope, receive, send_)

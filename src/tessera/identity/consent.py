@@ -48,7 +48,7 @@ def _asks(request: AuthorizationRequest, value: str) -> bool:
 class ConsentEndpoints:
     def __init__(self, identity: Identity) -> None:
         self._id = identity
-        self._csrf = SessionCsrf(identity.csrf_key)
+        self._csrf = SessionCsrf(identity)
         self._max_body = identity.settings.security.max_body_bytes
 
     async def finish(self, oauth: OAuthRequest, authz: AuthorizationRequest,
@@ -86,7 +86,7 @@ class ConsentEndpoints:
             session = self._id.authorize.usable_session(authz, who.session if who else None)
             if who is None or session is None:
                 return RedirectResponse(self._id.authorize.login_required(authz), 303)
-            if not self._csrf.check(_PURPOSE, who, params):
+            if not self._csrf.check(_PURPOSE, who, params, oauth.headers):
                 return page("notice.html", 403, title="Form expired", error=None, link=None,
                             heading="This form expired",
                             message="Go back to the application and sign in again.")

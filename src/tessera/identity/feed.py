@@ -34,6 +34,12 @@ __all__ = ["EVENTS_SCOPE", "RevocationFeed"]
 EVENTS_SCOPE = "tessera:events"
 
 
+def _cursor_ok(value: str) -> bool:
+    """A sequence number: 1 to 18 ASCII digits (``Last-Event-ID`` or ``?after=``); a
+    malformed one is refused even when the other names a valid cursor."""
+    return value.isascii() and value.isdigit() and len(value) <= 18
+
+
 class RevocationFeed:
     def __init__(self, authenticator: ClientAuthenticator, store: Store, bus: InProcessBus,
                  clock: Clock, *, heartbeat: float) -> None:
@@ -66,9 +72,11 @@ class RevocationFeed:
     async def events(self, request: Request) -> Response:
         try:
             await self._authorize(request)
-            raw = request.headers.get("last-event-id") or request.query_params.get("after", "0")
-            if not raw.isdigit() or len(raw) > 18:
+            header = request.headers.get("last-event-id")
+            query = request.query_params.get("after")
+            if any(v is not None and not _cursor_ok(v) for v in (header, query)):
                 raise InvalidRequest("the cursor must be a non-negative integer")
+            raw = header or query or "0"
         except OAuthError as exc:
             return send_error(exc)
         return StreamingResponse(self._stream(int(raw)), media_type="text/event-stream",

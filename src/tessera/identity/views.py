@@ -14,7 +14,10 @@ __all__ = ["PAGE_HEADERS", "page", "render"]
 PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
                 "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                            "form-action 'self'; frame-ancestors 'none'",
-                "referrer-policy": "no-referrer"}
+                # not no-referrer: browsers would then send "Origin: null" with our own
+                # forms (Fetch §3.1), hiding that they are same-origin
+                "referrer-policy": "same-origin"}
+"""Headers of every page the identity service renders (login, account, consent)."""
 
 _ENV = Environment(loader=PackageLoader("tessera.identity", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True),
