@@ -19,9 +19,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
-           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "MetricsSettings",
-           "SecuritySettings", "ServerSettings", "SettingError", "Settings", "TokenSettings",
+__all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
+           "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
+           "MetricsSettings", "SecuritySettings", "ServerSettings", "SettingError", "Settings",
+           "TokenSettings",
            "TracingSettings"]
 
 _DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
@@ -217,12 +218,10 @@ class ConsoleSettings(BaseModel):
 
     enabled: bool = True
     """Mount the console. Off: ``/console`` does not exist (404)."""
-    admins: list[str] = []
-    """Usernames (in ``admin_tenant``) allowed into the console. Empty: nobody is; set
-    ``TESSERA_CONSOLE__ADMINS='["alice"]'``. Checked on every request, so removing a name
-    locks that administrator out at once."""
     admin_tenant: str = "default"
-    """The tenant the console login form authenticates administrators in."""
+    """The tenant the console login form signs administrators in to unless they name
+    another. Who may enter is a role held on the server (``tessera users grant-role``:
+    ``platform-admin``, ``tenant-admin``, ``support``), checked on every request."""
     required_acr: str = "urn:tessera:acr:mfa"
     """The session must be authenticated at least this strongly (step-up), in the
     ordering of ``core.acr``: ``urn:tessera:acr:pwd`` < ``urn:tessera:acr:mfa`` (password
@@ -237,6 +236,17 @@ class ConsoleSettings(BaseModel):
     """JSON-lines files of ``access.allowed``/``access.denied`` decisions shipped from
     verifiers and gateways (their ``tessera.audit`` log): the journey view merges the
     lines naming its needle with the audit table."""
+
+
+class AccountSettings(BaseModel):
+    """The signed-in user's own pages under ``/account`` (password, two-step verification)."""
+
+    recent_auth_seconds: int = Field(300, ge=30, le=3600)
+    """Enrolling a second factor needs a sign-in at most this many seconds old; an older
+    session is asked for the password first."""
+    recovery_codes: int = Field(10, ge=4, le=20)
+    """One-time recovery codes handed out when two-step verification is turned on (or
+    renewed); each one stands in for a code from the authenticator app once."""
 
 
 class DPoPSettings(BaseModel):
@@ -338,6 +348,7 @@ class Settings(BaseSettings):
     impersonation: ImpersonationSettings = ImpersonationSettings()
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
+    account: AccountSettings = AccountSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()

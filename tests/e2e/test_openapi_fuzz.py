@@ -77,7 +77,7 @@ class _Server(threading.Thread):
     async def _main(self) -> None:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         (self._data_dir / "tessera.db").write_bytes(self._template.read_bytes())
-        settings_ = make_settings(self._data_dir, console={"admins": ["root"]},
+        settings_ = make_settings(self._data_dir,
                                   bus={"heartbeat": 0.1})  # SSE reads end after 2 events
         store = create_store(settings_.resolved_database_url)
         identity = await make_identity(settings_, store, SystemClock())  # type: ignore[arg-type]

@@ -296,7 +296,8 @@ async def seed_edge(data_dir: Path, template: Path, *, users: int = 2) -> EdgeSe
             redirect_uris=(REDIRECT,), scope=USER_SCOPES, audiences=(EDGE_AUDIENCE,))
         gateway, gateway_secret = await admin.create_client(
             identity, name="edge-gateway", grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
-            scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,))
+            scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,),
+            subject_audiences=(EDGE_AUDIENCE,))
         orders, orders_secret = await admin.create_client(
             identity, name="orders-service", grants=("client_credentials",),
             scope=EVENTS_SCOPE)

@@ -59,7 +59,7 @@ async def gateway_client(live: LiveService) -> AppClient:
     downstream audience (and may pass on the scopes it forwards)."""
     return await live.driver.client(grants=(GRANT_TOKEN_EXCHANGE,),
                                     scope=f"{EVENTS_SCOPE} orders:read orders:write",
-                                    audiences=(DOWNSTREAM,))
+                                    audiences=(DOWNSTREAM,), subject_audiences=(API,))
 
 
 async def login(live: LiveService) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
 
-__all__ = ["built_identity", "echo_json", "fail", "run_with_identity"]
+__all__ = ["built_identity", "echo_json", "fail", "run_json", "run_with_identity"]
 
 T = TypeVar("T")
 
@@ -59,3 +59,17 @@ def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
             await identity.aclose()
 
     return asyncio.run(main())
+
+
+def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
+    """Run ``work`` and print its result as JSON; an ``AdminError`` or ``StoreError`` is
+    one ``error: …`` line on standard error and exit status 2."""
+    from tessera.identity.admin import AdminError
+    from tessera.store.ports import StoreError
+
+    try:
+        result = run_with_identity(work)
+    except (AdminError, StoreError) as exc:
+        fail(str(exc))
+        return
+    echo_json(result)

@@ -17,6 +17,7 @@ from tessera.cli import (
     revoke,
     serve,
     sessions,
+    tenants,
     users,
 )
 from tessera.cli._errors import OperatorErrors
@@ -42,6 +43,7 @@ cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
+cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 
 

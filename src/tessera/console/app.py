@@ -9,7 +9,7 @@ POST, then render. Routes only convert; ``gate``, ``queries``, ``journey`` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -185,10 +185,12 @@ class ConsoleEndpoints:
 
     def _login_form(self, oauth: OAuthRequest, base: str, next_path: str, *,
                     message: str | None = None, error: str | None = None,
-                    username: str = "", status: int = 200) -> Response:
+                    username: str = "", status: int = 200,
+                    tenant: str | None = None) -> Response:
         csrf, fresh = self._csrf.issue(oauth.cookies)
         response = _html(views.login_view(base, csrf=csrf, next_path=next_path,
-                                          message=message, error=error, username=username),
+                                          message=message, error=error, username=username,
+                                          tenant=tenant or self._settings.admin_tenant),
                          status)
         if fresh:
             self._set_csrf_cookie(response, fresh, base)
@@ -204,7 +206,8 @@ class ConsoleEndpoints:
             _, handle = await self._gate.login(
                 username, params.get("password") or "", params.get("totp_code"),
                 session_cookie=self._cookies.read(oauth.cookies, SESSION_COOKIE),
-                client_host=oauth.client_host, user_agent=oauth.headers.get("user-agent"))
+                client_host=oauth.client_host, user_agent=oauth.headers.get("user-agent"),
+                tenant=params.get("tenant") or None)
         except LoginFailed as exc:
             return self._login_form(oauth, base, next_path, error=str(exc),
                                     username=username, status=429 if exc.throttled else 401)
@@ -241,10 +244,18 @@ class ConsoleEndpoints:
                       "token of the tenant.",
         }.get(done or "")
 
+    @staticmethod
+    def _tenant(call: _Call, asked: str | None) -> str | None:
+        """The tenant a listing is confined to: the administrator's own, unless they
+        are a platform administrator (then the one asked for, or all)."""
+        reach = call.ctx.admin.reach
+        return asked if reach.platform else reach.tenant_id
+
     async def _sessions(self, call: _Call) -> Response:
         p = call.params
         criteria = queries.SessionFilter(
-            username=p.get("username"), tenant_id=p.get("tenant"), user_id=p.get("user_id"),
+            username=p.get("username"), tenant_id=self._tenant(call, p.get("tenant")),
+            user_id=p.get("user_id"),
             include_revoked=p.get("all") == "1", page=min(_number(p.get("page")), _MAX_PAGE))
         result = await queries.list_sessions(self._id, criteria,
                                              page_size=self._settings.page_size)
@@ -252,11 +263,14 @@ class ConsoleEndpoints:
 
     async def _session(self, call: _Call) -> Response:
         view = await queries.session_detail(self._id, call.request.path_params["sid"])
-        if view is None:
+        if view is None or not call.ctx.admin.reach.covers(view.session.tenant_id):
             return _html(views.error_view(call.ctx, "No such session."), 404)
         return _html(views.session_view(call.ctx, view, self._notice(call.params)))
 
     async def _revoke(self, call: _Call) -> Response:
+        if not call.ctx.admin.may_act:
+            return _html(views.error_view(call.ctx, "The support role is read-only: it "
+                                                    "cannot revoke anything."), 403)
         try:
             kind = RevokeKind(call.params.get("kind") or "")
         except ValueError:
@@ -264,7 +278,7 @@ class ConsoleEndpoints:
         target = call.params.get("target")
         if not target:
             return _html(views.error_view(call.ctx, "Nothing to revoke was named."), 400)
-        plan = await self._plan(call.ctx, kind, target)
+        plan = await self._plan(call.ctx, kind, target)  # None also outside the reach
         if plan is None:
             return _html(views.error_view(call.ctx, f"No such {kind.value}."), 404)
         what, effect, back = plan
@@ -283,9 +297,10 @@ class ConsoleEndpoints:
                     ) -> tuple[str, str, str] | None:
         """What the confirmation says: what is revoked, what follows, where to go back."""
         sessions = ctx.base + "/sessions"
+        reach = ctx.admin.reach
         if kind is RevokeKind.SESSION:
             view = await queries.session_detail(self._id, target)
-            if view is None:
+            if view is None or not reach.covers(view.session.tenant_id):
                 return None
             name = view.user.username if view.user else view.session.user_id
             return (f"session {target} of {name}",
@@ -294,7 +309,7 @@ class ConsoleEndpoints:
                     "them (seconds).", f"{sessions}/{target}")
         if kind is RevokeKind.FAMILY:
             family = await queries.load_family(self._id, target)
-            if family is None:
+            if family is None or not reach.covers(family.tenant_id):
                 return None
             return (f"refresh family {target} (client {family.client_id})",
                     "The client can no longer refresh in this session, and services "
@@ -302,12 +317,14 @@ class ConsoleEndpoints:
                     f"{sessions}/{family.sid}")
         if kind is RevokeKind.USER:
             user, active = await queries.load_user(self._id, target)
-            if user is None:
+            if user is None or not reach.covers(user.tenant_id):
                 return None
             return (f"every session of {user.username} ({user.tenant_id})",
                     f"{active} active session(s) end, with their refresh families; services "
                     "reject every token of this user issued until now.",
                     url(sessions, user_id=target, all=1))
+        if not reach.platform:  # a whole tenant: platform administrators only
+            return None
         active = await queries.tenant_active_sessions(self._id, target)
         return (f"tenant {target}",
                 f"{active} active session(s) end, and services reject every token of the "
@@ -323,8 +340,8 @@ class ConsoleEndpoints:
             since = until = None
             error = str(exc)
         criteria = AuditFilter(event=form.get("event"), subject=form.get("subject"),
-                               tenant=form.get("tenant"), client=form.get("client"),
-                               since=since, until=until)
+                               tenant=self._tenant(call, form.get("tenant")),
+                               client=form.get("client"), since=since, until=until)
         before = _number(call.params.get("before")) or None
         rows, older = await queries.audit_page(self._id, criteria, before_id=before,
                                                page_size=self._settings.page_size)
@@ -336,4 +353,9 @@ class ConsoleEndpoints:
         if needle:
             journey = await trace(self._id, needle,
                                   decision_logs=self._settings.decision_logs)
+            reach = call.ctx.admin.reach
+            if not reach.platform:  # only what names the administrator's tenant
+                journey = replace(journey, steps=[
+                    s for s in journey.steps if s.fields.get("tenant") == reach.tenant_id
+                    or s.fields.get("tid") == reach.tenant_id])
         return _html(views.journey_view(call.ctx, needle, journey))

@@ -19,34 +19,29 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tessera.bus import BusGap
 from tessera.core.revocation import RevocationKind
-from tessera.identity import admin
+from tessera.core.roles import ADMIN_SCOPE
+from tessera.identity.account import AccountEndpoints
+from tessera.identity.admin_api import AdminApi
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
 from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
+from tessera.identity.invalidation import forget_on_revocation
 from tessera.identity.maintenance import run_maintenance
 from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document
 from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tessera.observability.scrape import ScrapeRefused, authorize_scrape
 from tessera.observability.tracing import TracingMiddleware, configure_tracing, traced
-from tessera.protocol.errors import (
-    InvalidRequest,
-    InvalidToken,
-    OAuthError,
-    TemporarilyUnavailable,
-)
-from tessera.protocol.http import OAuthRequest, OAuthResponse, parse_params
-from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.errors import OAuthError
+from tessera.protocol.http import OAuthRequest, OAuthResponse
 from tessera.protocol.rfc8414 import server_metadata
-from tessera.protocol.token_state import TokenInactive
 from tessera.settings import Settings
 from tessera.store.ports import StoreError
 
 __all__ = ["ADMIN_SCOPE", "IdentityService", "build_app", "create_app"]
 
 _log = logging.getLogger("tessera.identity")
-ADMIN_SCOPE = "tessera:admin"
 Endpoint = Callable[[OAuthRequest], Awaitable[OAuthResponse]]
 
 
@@ -99,11 +94,11 @@ async def _keep_keys_fresh(identity: Identity) -> None:
 
 def build_app(identity: Identity) -> Starlette:
     browser = BrowserEndpoints(identity)
+    account = AccountEndpoints(identity)
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None)
-    max_body = settings.security.max_body_bytes
 
     async def discovery(_: Request) -> Response:
         return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
@@ -139,46 +134,12 @@ def build_app(identity: Identity) -> Starlette:
     async def openapi(_: Request) -> Response:
         return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
-    async def admin_sessions(request: Request) -> Response:
-        """POST /admin/sessions: ``action`` = bump_version | revoke, with ``sid`` or
-        ``user_id``. Bearer token with scope ``tessera:admin`` and our issuer as audience."""
-        try:
-            oauth = await read_request(request, max_body=max_body)
-            try:
-                claims = await identity.token_state.check(bearer_token(oauth),
-                                                          audience=settings.issuer)
-            except TokenInactive as exc:
-                raise InvalidToken("the access token is not active", detail=exc.reason) from None
-            if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
-                return JSONResponse({"error": "insufficient_scope",
-                                     "error_description": f"requires {ADMIN_SCOPE}"}, 403,
-                                    headers={"www-authenticate":
-                                             f'Bearer error="insufficient_scope", '
-                                             f'scope="{ADMIN_SCOPE}"'})
-            params = parse_params(oauth, max_body=max_body)
-            action = params.require("action")
-            target = {"sid": params.get("sid"), "user_id": params.get("user_id")}
-            reason = params.get("reason") or action
-            actor = str(claims.get("sub"))
-            if action == "bump_version":
-                count = await admin.bump_version(identity, **target, reason=reason, actor=actor)
-            elif action == "revoke":
-                count = await admin.revoke(identity, **target, reason=reason, actor=actor)
-            else:
-                raise InvalidRequest("action must be bump_version or revoke")
-            return JSONResponse({"sessions": count}, headers={"cache-control": "no-store"})
-        except admin.AdminError as exc:
-            return send_error(InvalidRequest(str(exc)))
-        except OAuthError as exc:
-            return send_error(exc)
-        except StoreError:
-            return send_error(TemporarilyUnavailable("try again shortly"))
-
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
-                 loop.create_task(run_maintenance(identity))]
+                 loop.create_task(run_maintenance(identity)),
+                 loop.create_task(forget_on_revocation(identity))]
         identity.start_relays()
         identity.metrics.worker_started()
         try:
@@ -209,8 +170,11 @@ def build_app(identity: Identity) -> Starlette:
               methods=["GET", "POST"]),
         Route("/authorize", browser.authorize, methods=["GET", "POST"]),
         Route("/logout", browser.logout, methods=["GET", "POST"]),
-        Route("/account/totp", browser.account_totp, methods=["GET", "POST"]),
-        Route("/admin/sessions", admin_sessions, methods=["POST"]),
+        Route("/authorize/consent", browser.consent.submit, methods=["POST"]),
+        Route("/account", account.overview),
+        Route("/account/password", account.password, methods=["GET", "POST"]),
+        Route("/account/totp", account.totp, methods=["GET", "POST"]),
+        Route("/admin/sessions", AdminApi(identity).sessions, methods=["POST"]),
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
     ]

@@ -1,8 +1,9 @@
 """Browser-facing endpoints: the authorization endpoint with its login page (password,
-then a TOTP code for enrolled users), TOTP enrolment at ``/account/totp``, and
-RP-initiated logout. Cookies: ``identity/cookies.py`` (``__Host-`` and ``Secure`` with an
-https issuer). CSRF: ``identity/login/csrf.py`` (a timed token bound to the browser's
-cookie, the form's purpose and its transaction; cross-origin POSTs refused).
+then a TOTP code for enrolled users) and RP-initiated logout; the account pages
+(``/account/*``) are ``identity.account``, the consent step ``identity.consent``.
+Cookies: ``identity/cookies.py`` (``__Host-`` and ``Secure`` with an https issuer). CSRF:
+``identity/login/csrf.py`` (a timed token bound to the browser's cookie, the form's
+purpose and its transaction; cross-origin POSTs refused).
 
 Login always ends in ``_complete``: with a browser session of the same user it is a
 re-authentication in that session (same ``sid``: step-up, ``prompt=login``, ``max_age``),
@@ -24,7 +25,6 @@ from starlette.responses import RedirectResponse, Response
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
 from tessera.core.secrets import new_secret
-from tessera.core.sessions import Session
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
 from tessera.identity.cookies import cookie_policy
@@ -36,11 +36,10 @@ from tessera.identity.login.pages import (
     logged_out_page,
     login_page,
     logout_page,
-    totp_enrol_page,
-    totp_enrolled_page,
     totp_page,
 )
 from tessera.identity.login.pending import PendingLogin
+from tessera.identity.views import PAGE_HEADERS
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
@@ -58,22 +57,19 @@ _AUTHZ_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state",
                  "code_challenge", "code_challenge_method", "prompt", "max_age", "resource",
                  "acr_values")
 _LOGOUT_FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
-_PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
-                 "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                            "form-action 'self'; frame-ancestors 'none'",
-                 # not no-referrer: browsers would then send "Origin: null" with our own
-                 # forms (Fetch §3.1), hiding that they are same-origin
-                 "referrer-policy": "same-origin"}
 
 
 def _html(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, headers=_PAGE_HEADERS,
+    return Response(body, status_code=status, headers=PAGE_HEADERS,
                     media_type="text/html; charset=utf-8")
 
 
 class BrowserEndpoints:
     def __init__(self, identity: Identity) -> None:
+        from tessera.identity.consent import ConsentEndpoints  # it reads SESSION_COOKIE
+
         self._id = identity
+        self.consent = ConsentEndpoints(identity)
         self._max_body = identity.settings.security.max_body_bytes
         self._cookies = cookie_policy(identity.settings)
         self._csrf = CsrfTokens(identity.csrf_key, identity.clock)
@@ -117,11 +113,12 @@ class BrowserEndpoints:
                 if "pending" in params:
                     return await self._totp_submit(oauth, params, authz)
                 return await self._login_submit(oauth, params, authz)
-            session = await self._id.login.session_for_cookie(self._session_cookie(oauth))
+            session = self._id.authorize.usable_session(
+                authz, await self._id.login.session_for_cookie(self._session_cookie(oauth)))
             if not self._id.authorize.needs_login(authz, session):
                 assert session is not None
-                return RedirectResponse(await self._id.authorize.issue_code(authz, session),
-                                        status_code=303)
+                return await self.consent.finish(oauth, authz, session,
+                                                 self._session_cookie(oauth) or "")
             if session is not None and self._id.authorize.acr_too_low(authz, session.acr):
                 await self._id.authorize.record_step_up(authz, session)
             if authz.prompt is not None and "none" in authz.prompt.split():
@@ -212,48 +209,8 @@ class BrowserEndpoints:
             renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
         session, handle = renewed or await self._id.login.open_session(
             user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr)
-        response = RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
+        response = await self.consent.finish(oauth, authz, session, handle)
         self._set_cookie(response, SESSION_COOKIE, handle)
-        return response
-
-    # /account/totp ----------------------------------------------------------------------
-    async def account_totp(self, request: Request) -> Response:
-        """TOTP enrolment for the signed-in user: GET shows the secret, POST confirms it
-        with a current code (CSRF-protected, bound to the signed-in session)."""
-        try:
-            oauth = await read_request(request, max_body=self._max_body)
-            session = await self._id.login.session_for_cookie(self._session_cookie(oauth))
-            user = await self._id.login.user(session.user_id) if session else None
-            if session is None or user is None:
-                return _html(error_page("Sign in to an application first, then come back "
-                                        "to this page."), 401)
-            if request.method != "POST":
-                return await self._enrol_form(oauth, user, session)
-            params = parse_params(oauth, max_body=self._max_body)
-            if not self._csrf_ok(oauth, params, "enrol", session.sid):
-                return await self._enrol_form(oauth, user, session, status=400,
-                                              error="Your form expired. Try again.")
-            try:
-                await self._id.totp.confirm_enrolment(user, params.get("totp_code") or "")
-            except LoginFailed as exc:
-                return await self._enrol_form(oauth, user, session, error=str(exc),
-                                              status=429 if exc.throttled else 400)
-            return _html(totp_enrolled_page())
-        except OAuthError as exc:
-            return _html(error_page(exc.description), exc.status)
-        except StoreError:
-            return _html(error_page("The service is briefly unavailable. Try again."), 503)
-
-    async def _enrol_form(self, oauth: OAuthRequest, user: User, session: Session, *,
-                          error: str | None = None, status: int = 200) -> Response:
-        enrolment = await self._id.totp.begin_enrolment(user)
-        if enrolment is None:
-            return _html(totp_enrolled_page())
-        csrf, fresh = self._with_csrf_cookie(oauth, "enrol", session.sid)
-        response = _html(totp_enrol_page(secret=enrolment.secret, uri=enrolment.uri,
-                                         csrf=csrf, error=error), status)
-        if fresh:
-            self._set_cookie(response, CSRF_COOKIE, fresh)
         return response
 
     # /logout ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
+from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
@@ -45,6 +46,7 @@ from tessera.protocol.rfc8693 import (
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9449 import ProofChecker
+from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
@@ -117,6 +119,8 @@ class Identity:
     relays: list[OutboxRelay]
     feed: RevocationFeed
     metrics: IdentityMetrics
+    tenants: TenantDirectory
+    """Tenant suspension, cached for client authentication (``protocol.standing``)."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -157,8 +161,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     await key_manager.bootstrap()
     keys = RingHolder(await key_manager.load())
     clients = ClientDirectory(store, clock)
+    tenants = TenantDirectory(store, clock)
     throttles = build_throttles(settings)
-    authenticator = ClientAuthenticator(clients, throttles.client_auth)
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
@@ -199,7 +204,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                            by_address=throttles.login_address),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
-                         throttle=throttles.totp),
+                         throttle=throttles.totp,
+                         recovery=RecoveryCodes(store, clock, derive_key(kek, "recovery-codes"),
+                                                count=settings.account.recovery_codes)),
         pending_logins=PendingLogins(derive_key(kek, "pending-login"), clock),
         access_tokens=access, id_tokens=id_tokens, token_state=state,
         token=TokenEndpoint(authenticator, grants, max_body=max_body,
@@ -217,5 +224,6 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
         bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
+        tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat),
     )

@@ -29,6 +29,24 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "users create": (["users", "create", "--username", "u", "--password-stdin"],
                      "a long password\n"),
     "users totp-enrol": (["users", "totp-enrol", "--username", "u"], ""),
+    "users ls": (["users", "ls"], ""),
+    "users show": (["users", "show", "--username", "u"], ""),
+    "users disable": (["users", "disable", "--username", "u"], ""),
+    "users enable": (["users", "enable", "--username", "u"], ""),
+    "users delete": (["users", "delete", "--username", "u"], ""),
+    "users set-password": (["users", "set-password", "--username", "u", "--password-stdin"],
+                           "a long password\n"),
+    "users grant-role": (["users", "grant-role", "--username", "u", "--role", "support"], ""),
+    "users revoke-role": (["users", "revoke-role", "--username", "u", "--role", "support"],
+                          ""),
+    "clients disable": (["clients", "disable", "c_x"], ""),
+    "clients enable": (["clients", "enable", "c_x"], ""),
+    "clients delete": (["clients", "delete", "c_x"], ""),
+    "clients rotate-secret": (["clients", "rotate-secret", "c_x"], ""),
+    "tenants create": (["tenants", "create", "acme"], ""),
+    "tenants ls": (["tenants", "ls"], ""),
+    "tenants suspend": (["tenants", "suspend", "acme"], ""),
+    "tenants resume": (["tenants", "resume", "acme"], ""),
     "keys rotate": (["keys", "rotate"], ""),
     "keys ls": (["keys", "ls"], ""),
     "sessions ls": (["sessions", "ls"], ""),
@@ -131,7 +149,7 @@ def test_a_broken_settings_file_is_named(workdir: Path) -> None:
 
 def test_a_list_setting_that_is_not_json_is_named(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["clients", "ls"],
-                                env={"TESSERA_CONSOLE__ADMINS": "[alice"})
+                                env={"TESSERA_CONSOLE__DECISION_LOGS": "[alice"})
     assert result.exit_code == 2
     assert result.output.startswith("error: TESSERA_CONSOLE__*: a value is not valid JSON")
 

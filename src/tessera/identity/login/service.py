@@ -52,8 +52,9 @@ class LoginService:
             raise LoginFailed("Too many attempts. Wait a minute and try again.", throttled=True)
         async with self._store.unit_of_work(read_only=True) as uow:
             user = await uow.users.by_username(tenant_id, username)
+            tenant = await uow.tenants.get(tenant_id)
         ok = await self._hasher.averify(user.password_hash if user else None, password)
-        if user is None or not ok or user.disabled:
+        if user is None or not ok or user.disabled or (tenant is not None and not tenant.active):
             await self._by_address.hit(address)
             await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
                                      username_hash=token_hash(username),

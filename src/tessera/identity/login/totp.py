@@ -11,6 +11,7 @@
   (``identity/throttles.py``), before the code is checked so parallel guesses cannot
   overshoot; a right code clears the count. Past the limit every code is refused (429)
   until the window slides.
+- A one-time recovery code (``recovery``) is accepted in place of a TOTP code.
 - Enrolment is two steps: ``begin_enrolment`` stores a pending secret (shown to the user
   once per pending secret's life), ``confirm_enrolment`` turns it on when a current code
   for it is presented. ``provision`` (administrators, the CLI) turns a new secret on at once.
@@ -26,6 +27,7 @@ import pyotp
 
 from tessera.core.clock import Clock
 from tessera.core.users import User
+from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
@@ -55,7 +57,10 @@ class Enrolment:
 
 class TotpService:
     def __init__(self, store: Store, sealer: Sealer, audit: AuditLog, clock: Clock, *,
-                 issuer_name: str, throttle: Throttle) -> None:
+                 issuer_name: str, throttle: Throttle,
+                 recovery: RecoveryCodes | None = None) -> None:
+        self.recovery = recovery
+        """One-time recovery codes ``verify`` also accepts in place of a TOTP code."""
         self._store = store
         self._sealer = sealer
         self._audit = audit
@@ -122,6 +127,14 @@ class TotpService:
             factor = await uow.factors.get(user.user_id, TOTP)
         if factor is None or factor.confirmed_at is None:
             raise LoginFailed("Two-step verification is not set up for this account.")
+        if self.recovery is not None and self.recovery.looks_like(code):
+            if not await self.recovery.use(user, code):
+                await self._fail(user, "bad_recovery_code",
+                                 "That recovery code is not valid (or was used already).")
+            await self._audit.record(events.RECOVERY_CODE_USED, subject=user.user_id,
+                                     tenant=user.tenant_id)
+            await self._throttle.clear(user.user_id)
+            return
         step = self._matching_step(self._open(factor), code)
         if step is None:
             await self._fail(user, "bad_code")

@@ -6,7 +6,8 @@ The document is assembled from *sections*, one module per area of the API, each 
 ``paths(ctx) -> {path: path item}`` built with the helpers of ``components``:
 
     oauth       token, introspection, revocation, userinfo, discovery, JWKS
-    browser     authorization endpoint + login/TOTP pages, logout, TOTP enrolment
+    browser     authorization endpoint + login/TOTP pages, logout
+    account     the signed-in user's pages (password, TOTP management), consent
     operations  admin API, revocation feed, health, metrics, this document
     console     the admin console (only when mounted)
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from tessera.identity.openapi import browser, console, oauth, operations
+from tessera.identity.openapi import account, browser, console, oauth, operations
 from tessera.identity.openapi.components import SCHEMAS, SECURITY_SCHEMES, Json
 from tessera.identity.openapi.context import DocumentContext
 from tessera.identity.openapi.operations import OPENAPI_PATH
@@ -34,7 +35,8 @@ __all__ = ["OPENAPI_PATH", "SECTIONS", "DocumentContext", "build_document",
            "documented_operations", "route_operations", "undocumented", "unrouted"]
 
 Section = Callable[[DocumentContext], dict[str, Json]]
-SECTIONS: tuple[Section, ...] = (oauth.paths, browser.paths, operations.paths, console.paths)
+SECTIONS: tuple[Section, ...] = (oauth.paths, browser.paths, account.paths, operations.paths,
+                                 console.paths)
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

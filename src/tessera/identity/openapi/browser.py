@@ -1,6 +1,7 @@
 """Browser endpoints: the authorization endpoint with its login and TOTP pages (RFC 6749
-§3.1, RFC 7636, RFC 9470 step-up), RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2),
-TOTP enrolment. They answer HTML pages and 303 redirects, never JSON."""
+§3.1, RFC 7636, RFC 9470 step-up), RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2). They
+answer HTML pages and 303 redirects, never JSON. The account pages and the consent step:
+``account``."""
 
 from __future__ import annotations
 
@@ -73,17 +74,5 @@ def _logout() -> Json:
     }
 
 
-def _totp() -> Json:
-    return {
-        "get": operation("TOTP enrolment page", tags=_TAG,
-                         description="Needs the browser session cookie of a signed-in user.",
-                         responses=html_page("Enrolment page or error page", *_PAGE_STATUSES)),
-        "post": operation("TOTP enrolment (confirm a code)", tags=_TAG,
-                          body=form({"totp_code": string(), "csrf_token": string()}),
-                          responses=html_page("Enrolled page, or the form again",
-                                              *_PAGE_STATUSES)),
-    }
-
-
 def paths(_: DocumentContext) -> dict[str, Json]:
-    return {"/authorize": _authorize(), "/logout": _logout(), "/account/totp": _totp()}
+    return {"/authorize": _authorize(), "/logout": _logout()}

@@ -45,7 +45,8 @@ def paths(ctx: DocumentContext) -> dict[str, Json]:
             "get": _page("Console login form", parameters=[
                 query("next", "Console page to return to"), query("why", "Why sign-in")]),
             "post": _post("Console sign-in", {
-                "username": string(), "password": string(), "totp_code": string(),
+                "tenant": string(), "username": string(), "password": string(),
+                "totp_code": string(),
                 "next": string()})},
         "/console/logout": {"post": _post("Console sign-out", {})},
         "/console/sessions": {"get": _page("Sessions", parameters=[
