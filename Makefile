@@ -1,8 +1,9 @@
-# Tessera: `make run` starts the identity service, `make test` runs every check.
+# Tessera: `make run [PORT=8000]` starts the identity service, `make test` runs every check.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PORT   ?= 8000
 
 .PHONY: run demo test check lint typecheck unit bench clean
 
@@ -13,13 +14,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tessera serve --host 127.0.0.1 --port 8000
+	$(BIN)/tessera serve --host 127.0.0.1 --port $(PORT)
 
 demo: $(STAMP)
 	$(BIN)/tessera demo
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff check src tests bench examples deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -322,7 +322,7 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
         tokens.append(response.json()["access_token"])
     cmd = [sys.executable, AGENT, "--issuer", service.url, "--audience", AUDIENCE,
            "--source", "redis" if kind == "redis" else "http",
-           "--client-id", service.feed_id, "--client-secret", service.feed_secret,
+           "--client-id", service.feed_id, f"--client-secret={service.feed_secret}",
            "--redis-url", redis_url, "--stream", stream]
     lags: list[float] = []
     after_record: list[float] = []

@@ -31,6 +31,9 @@ KEK = Sealer.new_kek_b64()
 POSTGRES_URL = os.environ.get("TESSERA_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("TESSERA_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+METRICS_TOKEN = f"metrics-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+METRICS_AUTH = {"authorization": f"Bearer {METRICS_TOKEN}"}
+"""``/metrics`` is not public by default (docs/metrics.md): tests scrape with this token."""
 
 
 def require_service(url: str | None, name: str) -> str:
@@ -111,7 +114,8 @@ def clock() -> FixedClock:
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {"issuer": ISSUER, "data_dir": tmp_path,
-                                 "keys": {"encryption_key": KEK}, "audit_log_json": False}
+                                 "keys": {"encryption_key": KEK}, "audit_log_json": False,
+                                 "metrics": {"token": METRICS_TOKEN}}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

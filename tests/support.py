@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tessera.identity import admin
+from tessera.identity import accounts, admin
 from tessera.identity.compose import Identity
 
 __all__ = ["AppClient", "TesseraDriver", "pkce_pair"]
@@ -45,13 +45,16 @@ class TesseraDriver:
                      scope: str = "api:read api:write", public: bool = False,
                      audiences: tuple[str, ...] = ("https://api.example",),
                      redirect_uris: tuple[str, ...] = (),
-                     post_logout_redirect_uris: tuple[str, ...] = ()) -> AppClient:
+                     post_logout_redirect_uris: tuple[str, ...] = (),
+                     tenant: str | None = None, third_party: bool = False,
+                     subject_audiences: tuple[str, ...] = ()) -> AppClient:
         if "authorization_code" in grants and not redirect_uris:
             redirect_uris = (REDIRECT,)
         client, secret = await admin.create_client(
             self.identity, name="test app", grants=grants, public=public,
             redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
-            scope=scope, audiences=audiences)
+            scope=scope, audiences=audiences, tenant_id=tenant, third_party=third_party,
+            subject_audiences=subject_audiences)
         return AppClient(client.client_id, secret)
 
     async def web_client(self, *, public: bool = False, scope: str = "api:read api:write",
@@ -59,9 +62,12 @@ class TesseraDriver:
         return await self.client(grants=("authorization_code", "refresh_token"), public=public,
                                  scope=scope, **kw)
 
-    async def user(self, username: str = "alice", password: str = "correct horse battery"
-                   ) -> str:
-        user = await admin.create_user(self.identity, username=username, password=password)
+    async def user(self, username: str = "alice", password: str = "correct horse battery",
+                   *, tenant: str = "default", roles: tuple[str, ...] = ()) -> str:
+        user = await admin.create_user(self.identity, username=username, password=password,
+                                       tenant_id=tenant)
+        for role in roles:
+            await accounts.grant_role(self.identity, user, role, actor="test")
         return user.user_id
 
     async def token(self, app: AppClient, **data: str) -> httpx.Response:

@@ -9,7 +9,9 @@ Prometheus metrics on ``/metrics``.
 =====================  ==============================================================
 route                  needs
 =====================  ==============================================================
-GET  /healthz          nothing
+GET  /healthz          nothing (liveness)
+GET  /readyz           nothing; 503 until the verifier has loaded the JWKS and the
+                       first revocation snapshot (readiness)
 GET  /orders           scope ``orders:read``; lists the caller's orders
 POST /orders           scope ``orders:write``; places an order for the caller
 GET  /orders/{id}      scope ``orders:read`` and being the order's owner (``sub``)
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.routing import Route
 
@@ -117,6 +120,12 @@ def create_app(service: VerifierService | None = None,
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def ready() -> JSONResponse:
+        missing = service.readiness()
+        return JSONResponse({"status": "unavailable", "missing": missing} if missing
+                            else {"status": "ready"}, status_code=503 if missing else 200)
 
     @app.get("/orders")
     async def list_orders(token: Reader, book: Book) -> list[dict[str, Any]]:

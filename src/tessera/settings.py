@@ -5,11 +5,13 @@ Every field is documented where it is declared; defaults are the secure ones.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,9 +19,24 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["BusSettings", "ClientExchangeSettings", "ConsoleSettings", "DPoPSettings",
-           "ExchangeSettings", "ImpersonationSettings", "KeySettings", "SecuritySettings",
-           "Settings", "TokenSettings", "TracingSettings", "VerifierRegistrySettings"]
+__all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
+           "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
+           "MetricsSettings", "SecuritySettings", "ServerSettings", "SettingError", "Settings",
+           "TokenSettings", "TracingSettings", "VerifierRegistrySettings"]
+
+_DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
+                     "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+class SettingError(ValueError):
+    """A setting is missing or cannot be used here. ``setting`` is the environment
+    variable to set, ``fix`` what to do; ``str()`` is one line with both."""
+
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        super().__init__(f"{setting}: {problem}; {fix}")
+        self.setting = setting
+        self.problem = problem
+        self.fix = fix
 
 
 class TokenSettings(BaseModel):
@@ -56,6 +73,21 @@ class KeySettings(BaseModel):
     reload_seconds: float = Field(5.0, gt=0)
     """How often each worker reloads the key ring from the store (rotation pickup)."""
 
+    @field_validator("encryption_key")
+    @classmethod
+    def _kek_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be 32 random bytes in base64url; generate one with "
+                             "`tessera keys generate-kek`")
+        return value
+
     @field_validator("algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
@@ -65,20 +97,70 @@ class KeySettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    login_attempts_per_minute: int = Field(10, ge=1)
-    """Failed logins allowed per (username, client address) per minute."""
+    """Throttles count in a moving window of ``throttle_window`` seconds, shared by every
+    worker (and, with ``bus.redis_url``, every instance): ``identity/throttles.py``."""
+
+    login_attempts_per_minute: int = Field(10, ge=1, le=1000)
+    """Password attempts allowed per account (tenant and username, whether the account
+    exists or not) per window, from all addresses together; then 429 for that account
+    until the window slides. Counted before the password is checked, so parallel guesses
+    cannot overshoot; a correct password clears the count."""
+    login_failures_per_address_per_minute: int = Field(30, ge=1, le=10_000)
+    """Failed password attempts allowed per client address per window, across all
+    accounts (password spraying); then 429 for that address. A correct password does not
+    clear it. Behind a proxy, set ``server.forwarded_allow_ips`` so the address is the
+    client's, not the proxy's."""
     totp_failures_per_minute: int = Field(5, ge=1, le=30)
-    """Wrong or replayed TOTP codes allowed per user (from any address) per minute; then
-    429 until the window clears. Per user, not per address: six digits fall to a
-    distributed guesser otherwise."""
+    """TOTP code attempts allowed per user (from any address) per window; then 429 until
+    the window slides. Counted before the code is checked (atomic); a right code clears
+    the count. Per user, not per address: six digits fall to a distributed guesser
+    otherwise."""
     client_auth_failures_per_minute: int = Field(30, ge=1)
-    """Failed client authentications allowed per (client_id, client address) per minute
+    """Failed client authentications allowed per (client_id, client address) per window
     at the token, introspection and revocation endpoints; then 429 until the window
-    clears."""
+    slides."""
+    throttle_window: int = Field(60, ge=1, le=3600)
+    """Seconds of the moving window the four limits above count in."""
+    throttle_key_prefix: str | None = Field(None, min_length=1, max_length=100)
+    """Prefix of the throttles' keys in Redis, one namespace per deployment. Default:
+    ``<bus.stream>:throttle`` (``tessera:revocations:throttle``), so deployments that
+    share a Redis with their own stream names keep their counts apart."""
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     """Largest request body the OAuth endpoints read."""
     cookie_secure: bool = False
-    """Set the Secure flag on the browser session cookie (turn on behind HTTPS)."""
+    """Force ``Secure`` and the ``__Host-`` prefix on the browser cookies. Automatic with
+    an ``https`` issuer; needed only where the issuer says ``http`` but browsers reach the
+    service over HTTPS (which it should not: the issuer is the public URL)."""
+
+
+class ServerSettings(BaseModel):
+    """Bounds of the HTTP server in front of the app (``tessera.httpserver``), per worker
+    process: ``TESSERA_SERVER__*`` for ``tessera serve`` (the console included),
+    ``TESSERA_GATEWAY_SERVER__*`` for ``tessera gateway``."""
+
+    max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
+    """Largest request line plus headers a request may send; larger ones get ``431
+    Request Header Fields Too Large`` and the connection is closed. uvicorn's httptools
+    parser has no bound of its own (it buffers any size)."""
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    """Seconds a client has, from connecting (or from the first byte of its next request),
+    to send the complete request line and headers; then ``408 Request Timeout`` and the
+    connection is closed. Holds off slow-header (slowloris) clients, which uvicorn alone
+    would wait for forever. The body and long responses (the event feed) are not bound."""
+    workers: int = Field(1, ge=1, le=256)
+    """Worker processes ``tessera serve`` runs (its ``--workers`` sets it). Above one and
+    without Redis, the throttles count in ``<data_dir>/throttles.db``, shared by the
+    workers."""
+    forwarded_allow_ips: list[str] = []
+    """Addresses of the proxies (nginx, a load balancer) whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed (uvicorn's ``forwarded_allow_ips``). Empty: the
+    peer address is the client's; behind a proxy, every client would then share the
+    proxy's address in the per-address throttles."""
+    max_connections: int = Field(1000, ge=1, le=100_000)
+    """Open connections one worker process accepts; a connection beyond it gets ``503``
+    with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file
+    limit (``ulimit -n``) less the database and Redis connections; each follower of the
+    revocation feed holds one connection."""
 
 
 class BusSettings(BaseModel):
@@ -156,12 +238,10 @@ class ConsoleSettings(BaseModel):
 
     enabled: bool = True
     """Mount the console. Off: ``/console`` does not exist (404)."""
-    admins: list[str] = []
-    """Usernames (in ``admin_tenant``) allowed into the console. Empty: nobody is; set
-    ``TESSERA_CONSOLE__ADMINS='["alice"]'``. Checked on every request, so removing a name
-    locks that administrator out at once."""
     admin_tenant: str = "default"
-    """The tenant the console login form authenticates administrators in."""
+    """The tenant the console login form signs administrators in to unless they name
+    another. Who may enter is a role held on the server (``tessera users grant-role``:
+    ``platform-admin``, ``tenant-admin``, ``support``), checked on every request."""
     required_acr: str = "urn:tessera:acr:mfa"
     """The session must be authenticated at least this strongly (step-up), in the
     ordering of ``core.acr``: ``urn:tessera:acr:pwd`` < ``urn:tessera:acr:mfa`` (password
@@ -176,6 +256,17 @@ class ConsoleSettings(BaseModel):
     """JSON-lines files of ``access.allowed``/``access.denied`` decisions shipped from
     verifiers and gateways (their ``tessera.audit`` log): the journey view merges the
     lines naming its needle with the audit table."""
+
+
+class AccountSettings(BaseModel):
+    """The signed-in user's own pages under ``/account`` (password, two-step verification)."""
+
+    recent_auth_seconds: int = Field(300, ge=30, le=3600)
+    """Enrolling a second factor needs a sign-in at most this many seconds old; an older
+    session is asked for the password first."""
+    recovery_codes: int = Field(10, ge=4, le=20)
+    """One-time recovery codes handed out when two-step verification is turned on (or
+    renewed); each one stands in for a code from the authenticator app once."""
 
 
 class DPoPSettings(BaseModel):
@@ -209,6 +300,36 @@ class DPoPSettings(BaseModel):
         return value
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus ``/metrics`` of ``tessera serve`` (docs/metrics.md). The metrics are not
+    public by default: this is an internet-facing authorization server, and its counters
+    (login failures, reuse detections, traffic) tell an attacker how an attack is going.
+    Choose one: a scrape ``token``, a separate ``port`` on an internal interface, or
+    ``public`` (today's behaviour before issue 10, for a private network only). Without
+    any, ``/metrics`` answers 403 with a hint. With several workers the numbers are the
+    service's totals either way (prometheus-client multiprocess mode)."""
+
+    token: SecretStr | None = None
+    """Bearer token Prometheus sends (``authorization: {credentials_file: ...}``), at
+    least 32 characters; compared in constant time. Applies on whichever port serves
+    ``/metrics``."""
+    port: int | None = Field(None, ge=1, le=65535)
+    """Serve ``/metrics`` on this port of ``host`` instead of the main port (which then
+    has no ``/metrics``). Served by the ``tessera serve`` supervisor process."""
+    host: str = "127.0.0.1"
+    """Interface of the separate metrics port."""
+    public: bool = False
+    """Serve ``/metrics`` on the main port to anyone. Only behind a network that keeps
+    the internet out; logged as a warning at startup."""
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the metrics token must be at least 32 characters")
+        return value
+
+
 class TracingSettings(BaseSettings):
     """OpenTelemetry tracing (docs/tracing.md), off by default. Also read on its own
     (``TESSERA_TRACING__*``) by processes without ``Settings``: the gateway, services
@@ -234,7 +355,8 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     """The issuer identifier (RFC 8414 §2): https URL without query or fragment."""
     data_dir: Path = Path("data")
-    """Where the embedded store and generated secrets live."""
+    """Where the embedded store and generated secrets live. Created ``0700``; the SQLite
+    files in it ``0600`` (``prepare_data_dir``, ``store.sql.secure_sqlite_files``)."""
     database_url: str | None = None
     """SQLAlchemy URL. Default: SQLite file ``<data_dir>/tessera.db``. PostgreSQL:
     ``postgresql://user@host/db``."""
@@ -247,7 +369,10 @@ class Settings(BaseSettings):
     impersonation: ImpersonationSettings = ImpersonationSettings()
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
+    account: AccountSettings = AccountSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    metrics: MetricsSettings = MetricsSettings()
+    server: ServerSettings = ServerSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 
@@ -257,6 +382,13 @@ class Settings(BaseSettings):
         if "?" in value or "#" in value:
             raise ValueError("issuer must not contain a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.partition(":")[0].lower() not in _DATABASE_SCHEMES:
+            raise ValueError("must be a sqlite:///PATH or postgresql://USER@HOST/DB URL")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -277,17 +409,25 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
+    def prepare_data_dir(self) -> Path:
+        """The data directory, created ``0700`` if missing (its owner only: it holds the
+        KEK and the database)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
     def key_encryption_key(self) -> str:
         """The configured KEK, or for SQLite the one kept in ``<data_dir>/kek``."""
         if self.keys.encryption_key:
             return self.keys.encryption_key
         if not self.is_sqlite:
-            raise ValueError("TESSERA_KEYS__ENCRYPTION_KEY is required with PostgreSQL")
+            raise SettingError("TESSERA_KEYS__ENCRYPTION_KEY", "required with PostgreSQL",
+                               "generate one with `tessera keys generate-kek` and set it "
+                               "(the same value on every instance)")
         path = self.data_dir / "kek"
         if not path.exists():
             from tessera.keys import Sealer
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_data_dir()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(Sealer.new_kek_b64())

@@ -13,7 +13,8 @@ from tessera.store.ports import AuditRecord
 from tests.support import AppClient, TesseraDriver
 
 __all__ = ["admin_client", "audit_rows", "claims_of", "client_token", "form_fields",
-           "logged_in", "refresh", "revoke"]
+           "last_seq", "logged_in", "published_kinds", "refresh", "revoke",
+           "verifier_verdict"]
 
 
 class _Inputs(HTMLParser):
@@ -77,3 +78,41 @@ async def client_token(tessera: TesseraDriver, app: AppClient, **data: str) -> s
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+async def verifier_verdict(identity: Identity, token: str, audience: str) -> str | None:
+    """What the verifier SDK says of ``token`` once it has applied every revocation event
+    the identity service published (in order, as the bus delivers them): None when it
+    accepts the token, else the reason it denies it."""
+    from tessera.bus import event_to_wire
+    from tessera.verifier import (
+        Denied,
+        KeySet,
+        RevocationState,
+        VerificationPolicy,
+        verify_access_token,
+    )
+
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        published = await uow.revocations.since(0, limit=100_000)
+    state = RevocationState()
+    for event in published:
+        state.apply(event_to_wire(event))
+    try:
+        verify_access_token(token, keys=KeySet.from_jwks(identity.keys.ring.jwks()),
+                            policy=VerificationPolicy(identity.settings.issuer, audience),
+                            revocation_state=state, now=identity.clock.now())
+    except Denied as exc:
+        return exc.reason.value
+    return None
+
+
+async def published_kinds(identity: Identity, after: int) -> list[tuple[str, str]]:
+    """(kind, key) of every revocation event published after sequence ``after``."""
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        return [(e.kind, e.key) for e in await uow.revocations.since(after, limit=10_000)]
+
+
+async def last_seq(identity: Identity) -> int:
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        return await uow.revocations.last_seq()

@@ -320,24 +320,71 @@ async def test_an_unbound_token_cannot_be_sent_as_dpop(
 # -- token exchange ----------------------------------------------------------------------
 
 
-async def test_exchange_binds_to_the_exchanging_partys_proof_only(
+async def _gateway(tessera: TesseraDriver, *grants: str) -> AppClient:
+    """A gateway fronting https://api.example, exchanging for the orders service."""
+    return await tessera.client(grants=grants or (EXCHANGE,), scope="api:read api:write",
+                                audiences=("https://orders.internal",),
+                                subject_audiences=("https://api.example",))
+
+
+async def test_a_bound_subject_token_is_exchanged_only_with_a_proof_of_its_key(
         tessera: TesseraDriver, clock: FixedClock, key: DPoPKey, other_key: DPoPKey) -> None:
+    """RFC 9449 §7: holding a bound token is not enough to exchange it; the proof must be
+    of its key, and the exchanged token stays bound to that key."""
     _, login = await public_login(tessera, key, clock)
     subject = login.json()["access_token"]  # bound to ``key``
-    gateway = await tessera.client(grants=(EXCHANGE,), scope="api:read api:write",
-                                   audiences=("https://orders.internal",))
+    gateway = await _gateway(tessera)
     data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
             "audience": "https://orders.internal"}
 
     plain = await post_token(tessera, gateway, None, **data)
-    assert plain.status_code == 200, plain.text
-    assert plain.json()["token_type"] == "Bearer"
-    assert "cnf" not in claims_of(plain.json()["access_token"])
+    assert plain.status_code == 400 and plain.json()["error"] == "invalid_grant"
+    assert "DPoP" in plain.json()["error_description"]
+    wrong_key = await post_token(tessera, gateway, proof_for(other_key, clock), **data)
+    assert wrong_key.status_code == 400 and wrong_key.json()["error"] == "invalid_grant"
 
-    bound = await post_token(tessera, gateway, proof_for(other_key, clock), **data)
+    bound = await post_token(tessera, gateway, proof_for(key, clock), **data)
     assert bound.status_code == 200, bound.text
     assert bound.json()["token_type"] == "DPoP"
+    assert claims_of(bound.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+
+
+async def test_an_unbound_subject_is_bound_to_the_exchanging_partys_proof(
+        tessera: TesseraDriver, clock: FixedClock, other_key: DPoPKey) -> None:
+    app = await tessera.web_client()
+    await tessera.user()
+    subject = (await tessera.login_tokens(app))["access_token"]
+    gateway = await _gateway(tessera)
+    data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
+            "audience": "https://orders.internal"}
+    plain = await post_token(tessera, gateway, None, **data)
+    assert plain.status_code == 200 and plain.json()["token_type"] == "Bearer"
+    assert "cnf" not in claims_of(plain.json()["access_token"])
+    bound = await post_token(tessera, gateway, proof_for(other_key, clock), **data)
+    assert bound.status_code == 200, bound.text
     assert claims_of(bound.json()["access_token"])["cnf"] == {"jkt": other_key.jkt}
+
+
+async def test_a_bound_actor_token_needs_a_proof_of_its_key(
+        tessera: TesseraDriver, clock: FixedClock, key: DPoPKey, other_key: DPoPKey) -> None:
+    app = await tessera.web_client()
+    await tessera.user()
+    subject = (await tessera.login_tokens(app))["access_token"]
+    gateway = await _gateway(tessera, EXCHANGE, "client_credentials")
+    issued = await post_token(tessera, gateway, proof_for(key, clock),
+                              grant_type="client_credentials")
+    actor = issued.json()["access_token"]  # the gateway's own token, bound to ``key``
+    data = {"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": AT,
+            "actor_token": actor, "actor_token_type": AT,
+            "audience": "https://orders.internal"}
+    for proof in (None, proof_for(other_key, clock)):
+        refused_ = await post_token(tessera, gateway, proof, **data)
+        assert refused_.status_code == 400 and refused_.json()["error"] == "invalid_grant"
+        assert "actor_token" in refused_.json()["error_description"]
+    ok = await post_token(tessera, gateway, proof_for(key, clock), **data)
+    assert ok.status_code == 200, ok.text
+    got = claims_of(ok.json()["access_token"])
+    assert got["cnf"] == {"jkt": key.jkt} and got["act"] == {"sub": gateway.client_id}
 
 
 async def test_bound_client_credentials_token_cannot_reach_the_admin_api_as_bearer(

@@ -11,12 +11,21 @@ import pyotp
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
+from tessera.core.revocation import RevocationKind
+from tessera.identity import accounts, admin
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tessera.verifier._decisions import ALLOWED_VALID, Decision, DecisionLog
 from tessera.verifier._token import parse_claims
-from tests.e2e.helpers import audit_rows, claims_of, form_fields, refresh
+from tests.e2e.helpers import (
+    audit_rows,
+    claims_of,
+    form_fields,
+    last_seq,
+    published_kinds,
+    refresh,
+    verifier_verdict,
+)
 from tests.support import REDIRECT, AppClient, TesseraDriver, pkce_pair
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -55,21 +64,22 @@ class World:
     async def setup(self, clock: FixedClock) -> None:
         tessera = self.tessera
         self.web = await tessera.web_client(scope="api:read api:write tessera:impersonate")
-        self.support = await tessera.client(grants=(EXCHANGE,),
-                                            scope="api:read api:write tessera:impersonate",
-                                            audiences=(AUDIENCE,))
-        self.admin_id = await tessera.user("root")
+        # the support console: administrators sign in to it and it exchanges their tokens
+        self.support = await tessera.client(
+            grants=("authorization_code", "refresh_token", EXCHANGE),
+            scope="api:read api:write tessera:impersonate", audiences=(AUDIENCE,))
+        self.admin_id = await tessera.user("root", roles=("impersonator",))
         self.user_id = await tessera.user("alice")
-        root = await admin.create_user(self.identity, username="root2", password=PASSWORD)
-        self.root2_id = root.user_id
+        self.root2_id = await tessera.user("root2", roles=("impersonator",))
         async with self.identity.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get(self.admin_id)
         assert user is not None
         secret = (await self.identity.totp.provision(user, actor="test")).secret
-        self.admin_tokens = await _mfa_login(tessera, self.web, "root", secret, clock,
+        self.totp_secret = secret
+        self.admin_tokens = await _mfa_login(tessera, self.support, "root", secret, clock,
                                              ADMIN_SCOPE)
         # same browser, single sign-on: an MFA token without the impersonation scope
-        self.unscoped = (await tessera.login_tokens(self.web, scope="openid api:read"))[
+        self.unscoped = (await tessera.login_tokens(self.support, scope="openid api:read"))[
             "access_token"]
         tessera.http.cookies.clear()  # alice's own browser
         self.user_tokens = await tessera.login_tokens(self.web, username="alice")
@@ -107,12 +117,12 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert got["acr"] == ACR_MFA and got["amr"][0] == "imp" and got["aud"] == AUDIENCE
     assert got["tid"] == own["tid"] and got["client_id"] == world.support.client_id
 
-    # every scope but impersonation itself may be had; asking for it is refused
+    # at most what the administrator holds, never impersonation itself
     assert (await world.impersonate(world.admin_tokens["access_token"])).json()[
-        "scope"] == "api:read api:write"
-    refused = await world.impersonate(world.admin_tokens["access_token"],
-                                      scope="tessera:impersonate")
-    assert refused.json()["error"] == "invalid_scope"
+        "scope"] == "api:read"
+    for beyond in ("tessera:impersonate", "api:write"):
+        refused = await world.impersonate(world.admin_tokens["access_token"], scope=beyond)
+        assert refused.json()["error"] == "invalid_scope"
 
     async with identity.store.unit_of_work(read_only=True) as uow:
         sessions = {s.sid: s for s in await uow.sessions.active_for_user(world.user_id)}
@@ -125,7 +135,7 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
         "active"] is True
-    assert (await tessera.introspect(world.web, world.admin_tokens["access_token"]))[
+    assert (await tessera.introspect(world.support, world.admin_tokens["access_token"]))[
         "active"] is True
 
 
@@ -134,7 +144,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
     world = await _world(tessera, identity, clock)
     # a password-only token with the scope: another admin without a second factor
     tessera.http.cookies.clear()
-    pwd = (await tessera.login_tokens(world.web, username="root2",
+    pwd = (await tessera.login_tokens(world.support, username="root2",
                                       scope=ADMIN_SCOPE))["access_token"]
     assert claims_of(pwd)["acr"] == ACR_PASSWORD
     weak = await world.impersonate(pwd)
@@ -166,7 +176,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
 
     # fifteen minutes on, a refreshed token (same auth_time) no longer suffices
     clock.advance(901)
-    fresh = await refresh(tessera, world.web, world.admin_tokens["refresh_token"])
+    fresh = await refresh(tessera, world.support, world.admin_tokens["refresh_token"])
     assert fresh.status_code == 200, fresh.text
     stale = await world.impersonate(fresh.json()["access_token"])
     assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"
@@ -216,3 +226,150 @@ async def test_impersonation_can_be_turned_off(tessera: TesseraDriver, identity:
     imp.policy = replace(imp.policy, enabled=False)
     off = await world.impersonate(world.admin_tokens["access_token"])
     assert off.status_code == 400 and off.json()["error"] == "invalid_request"
+
+
+# -- safe by construction (issue 9, item 4) ----------------------------------------------
+
+
+async def test_only_a_holder_of_the_impersonator_role_impersonates(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    # without the role, the scope is not even issued, whatever the client lists
+    eve_id = await tessera.user("eve")
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        eve = await uow.users.get(eve_id)
+    assert eve is not None
+    secret = (await identity.totp.provision(eve, actor="test")).secret
+    tessera.http.cookies.clear()
+    tokens = await _mfa_login(tessera, world.support, "eve", secret, clock, ADMIN_SCOPE)
+    assert "tessera:impersonate" not in tokens["scope"]
+    assert (await world.impersonate(tokens["access_token"])).json()["error"] == "invalid_grant"
+
+    # the role is checked at use: gone from the store, the token's scope is not enough
+    async with identity.store.unit_of_work() as uow:
+        assert await uow.roles.revoke(world.admin_id, "impersonator")  # no version bump
+    refused = await world.impersonate(world.admin_tokens["access_token"])
+    assert refused.status_code == 400 and "impersonator role" in refused.json()[
+        "error_description"]
+
+
+async def test_removing_the_role_ends_running_impersonations(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    token = (await world.impersonate(world.admin_tokens["access_token"])).json()[
+        "access_token"]
+    assert (await tessera.introspect(world.support, token))["active"] is True
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        root = await uow.users.get(world.admin_id)
+    assert root is not None
+    await accounts.revoke_role(identity, root, "impersonator", actor="test")
+    assert await tessera.introspect(world.support, token) == {"active": False}
+    assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
+
+
+async def test_scopes_are_capped_by_both_users_entitlements(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    desk = await tessera.client(grants=("authorization_code", EXCHANGE),
+                                scope="api:read tessera:admin tessera:impersonate",
+                                audiences=(AUDIENCE,))
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        root = await uow.users.get(world.admin_id)
+    assert root is not None
+    await accounts.grant_role(identity, root, "tenant-admin", actor="test")
+    tina_id = await tessera.user("tina", roles=("tenant-admin",))
+    tessera.http.cookies.clear()
+    clock.advance(30)
+    admin_tokens = await _mfa_login(tessera, desk, "root", world.totp_secret, clock,
+                                    "openid api:read tessera:admin tessera:impersonate")
+    assert "tessera:admin" in admin_tokens["scope"]
+
+    async def as_(user_id: str, scope: str) -> httpx.Response:
+        return await tessera.token(desk, grant_type=EXCHANGE, subject_token=user_id,
+                                   subject_token_type=USER_ID,
+                                   actor_token=admin_tokens["access_token"],
+                                   actor_token_type=AT, audience=AUDIENCE, scope=scope)
+
+    # alice holds no role: the administrator's privilege does not rub off on her session
+    assert (await as_(world.user_id, "tessera:admin")).json()["error"] == "invalid_scope"
+    assert (await as_(world.user_id, "api:read")).json()["scope"] == "api:read"
+    # tina is a tenant-admin too: both are entitled
+    assert (await as_(tina_id, "api:read tessera:admin")).json()[
+        "scope"] == "api:read tessera:admin"
+
+
+async def test_an_impersonation_ends_with_the_administrators_session_or_token(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    admin_token = world.admin_tokens["access_token"]
+    admin_sid = claims_of(admin_token)["sid"]
+
+    async def impersonation() -> tuple[str, str]:
+        token = (await world.impersonate(admin_token)).json()["access_token"]
+        assert (await tessera.introspect(world.support, token))["active"] is True
+        return token, claims_of(token)["sid"]
+
+    # revoking the administrator's access token (RFC 7009) ends it
+    token, sid = await impersonation()
+    seq = await last_seq(identity)
+    revoked = await tessera.http.post("/revoke", data={"token": admin_token},
+                                      auth=world.support.auth)  # type: ignore[arg-type]
+    assert revoked.status_code == 200
+    assert await tessera.introspect(world.support, token) == {"active": False}
+    assert (RevocationKind.SESSION_REVOKED, sid) in await published_kinds(identity, seq)
+
+    # bumping or revoking the administrator's session ends it
+    for end in ("bump", "revoke"):
+        tessera.http.cookies.clear()
+        clock.advance(30)
+        world.admin_tokens = await _mfa_login(tessera, world.support, "root",
+                                              world.totp_secret, clock, ADMIN_SCOPE)
+        admin_token = world.admin_tokens["access_token"]
+        admin_sid = claims_of(admin_token)["sid"]
+        token, sid = await impersonation()
+        if end == "bump":
+            await admin.bump_version(identity, sid=admin_sid, reason="test", actor="test")
+        else:
+            await admin.revoke(identity, sid=admin_sid, reason="test", actor="test")
+        assert await tessera.introspect(world.support, token) == {"active": False}
+        assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
+    # the user's own session is untouched throughout
+    assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
+        "active"] is True
+
+
+async def test_an_impersonation_never_outlives_the_administrators_token(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    admin_exp = claims_of(world.admin_tokens["access_token"])["exp"]
+    clock.advance(admin_exp - clock.now() - 100)  # 100 s left of the admin's token
+    body = (await world.impersonate(world.admin_tokens["access_token"])).json()
+    assert claims_of(body["access_token"])["exp"] == admin_exp
+    assert body["expires_in"] == 100
+    clock.advance(97)  # nearly expired: refused rather than a token of a few seconds
+    late = await world.impersonate(world.admin_tokens["access_token"])
+    assert late.json()["error"] == "invalid_grant"
+
+
+async def test_the_console_names_the_administrator(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    world = await _world(tessera, identity, clock)
+    sid = claims_of((await world.impersonate(world.admin_tokens["access_token"])).json()[
+        "access_token"])["sid"]
+    identity.settings.console.required_acr = "urn:tessera:acr:mfa"
+    await tessera.user("ops", roles=("platform-admin",))
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        ops = await uow.users.by_username("default", "ops")
+    assert ops is not None
+    secret = (await identity.totp.provision(ops, actor="test")).secret
+    tessera.http.cookies.clear()
+    form = await tessera.http.get("/console/login")
+    signed_in = await tessera.http.post("/console/login", data=form_fields(form.text) | {
+        "username": "ops", "password": PASSWORD,
+        "totp_code": pyotp.TOTP(secret).at(int(clock.now()))})
+    assert signed_in.status_code == 303, signed_in.text
+    page = await tessera.http.get(f"/console/sessions/{sid}")
+    assert page.status_code == 200
+    assert "<span id=acting_admin>root</span>" in page.text
+    listing = await tessera.http.get("/console/sessions", params={"user_id": world.user_id})
+    assert "impersonated by root" in listing.text

@@ -1,14 +1,19 @@
-"""RP-Initiated Logout 1.0 (GET/POST /logout): an ``id_token_hint`` ends its session and
-redirects to a registered ``post_logout_redirect_uri``; a browser cookie alone needs a
-confirmation with a CSRF token."""
+"""RP-Initiated Logout 1.0 (GET/POST /logout): an ``id_token_hint`` for the browser's own
+session ends it and redirects to a registered ``post_logout_redirect_uri``; a browser
+cookie alone, a hint for another session or a hint without a browser session needs a
+confirmation with a CSRF token (§2: the OP MUST ask)."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from tessera.core.clock import FixedClock
+from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events
+from tests.conftest import ISSUER
 from tests.e2e.helpers import audit_rows, claims_of, form_fields, logged_in, refresh
 from tests.support import AppClient, TesseraDriver
 
@@ -139,3 +144,57 @@ async def test_logout_without_session_or_hint_just_says_signed_out(
         tessera: TesseraDriver) -> None:
     response = await tessera.http.get("/logout")
     assert response.status_code == 200 and "signed out" in response.text
+
+
+# -- a hint that is not this browser's session: ask first (RP-Initiated Logout §2) -------
+
+
+async def test_a_hint_for_another_session_asks_before_ending_anything(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    """The victim's browser is signed in; a page makes it open /logout with a hint for a
+    session of someone else (the attacker's own, or any leaked ID token)."""
+    app, victim = await logged_in(tessera, username="alice")
+    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(identity)),
+                              base_url=ISSUER)
+    await tessera.user("mallory")
+    async with other:
+        attacker = await TesseraDriver(identity, other).login_tokens(app, username="mallory")
+    page = await tessera.http.get("/logout", params={"id_token_hint": attacker["id_token"]})
+    assert page.status_code == 200 and "Sign out?" in page.text
+    for tokens in (victim, attacker):
+        assert (await tessera.introspect(app, tokens["access_token"]))["active"] is True
+    assert await audit_rows(identity, events.SESSION_LOGOUT) == []
+
+    form = form_fields(page.text)
+    assert form["id_token_hint"] == attacker["id_token"]
+    done = await tessera.http.post("/logout", data=form)
+    assert done.status_code == 200 and "signed out" in done.text
+    await _assert_ended(tessera, app, victim)
+    await _assert_ended(tessera, app, attacker)
+
+
+async def test_a_hint_in_a_browser_without_a_session_asks_too(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    app, tokens = await logged_in(tessera)
+    fresh = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(identity)),
+                              base_url=ISSUER)
+    async with fresh:
+        page = await fresh.get("/logout", params={"id_token_hint": tokens["id_token"]})
+        assert page.status_code == 200 and "Sign out?" in page.text
+        assert (await tessera.introspect(app, tokens["access_token"]))["active"] is True
+        form = form_fields(page.text)
+        forged = await fresh.post("/logout", data=form | {"csrf_token": "x"})
+        assert "Sign out?" in forged.text
+        assert (await tessera.introspect(app, tokens["access_token"]))["active"] is True
+        done = await fresh.post("/logout", data=form)
+        assert done.status_code == 200 and "signed out" in done.text
+    await _assert_ended(tessera, app, tokens)
+
+
+async def test_a_matching_hint_still_ends_the_session_at_once(
+        tessera: TesseraDriver) -> None:
+    app, tokens = await logged_in(tessera)
+    response = await tessera.http.get("/logout", params={"id_token_hint": tokens["id_token"]})
+    assert response.status_code == 200 and "signed out" in response.text
+    assert "Sign out?" not in response.text
+    await _assert_ended(tessera, app, tokens)

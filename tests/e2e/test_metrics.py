@@ -8,11 +8,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tessera.core.clock import FixedClock
 from tessera.identity.compose import Identity
+from tests.conftest import METRICS_AUTH
 from tests.support import AppClient, TesseraDriver
 
 
 async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = await http.get("/metrics")
+    response = await http.get("/metrics", headers=METRICS_AUTH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples = {}

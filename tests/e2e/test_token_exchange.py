@@ -19,8 +19,12 @@ def claims(token: str) -> dict[str, Any]:
 
 
 async def gateway(tessera: TesseraDriver, scope: str = "api:read api:write") -> AppClient:
+    """A gateway fronting https://api.example (the web client's audience): trusted to
+    exchange tokens addressed there, and those naming it."""
     return await tessera.client(grants=("urn:ietf:params:oauth:grant-type:token-exchange",),
-                                scope=scope, audiences=("https://orders.internal",))
+                                scope=scope, audiences=("https://orders.internal",),
+                                subject_audiences=("https://api.example",
+                                                   "https://orders.internal"))
 
 
 async def exchange(tessera: TesseraDriver, client: AppClient, subject: str,

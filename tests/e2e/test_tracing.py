@@ -183,7 +183,7 @@ async def test_sdk_decisions_carry_the_sid_hash_and_never_the_token(
 async def gateway_http(tessera: TesseraDriver, identity: Identity
                        ) -> AsyncIterator[httpx.AsyncClient]:
     client = await tessera.client(grants=(EXCHANGE,), scope="api:read api:write",
-                                  audiences=(ORDERS,))
+                                  audiences=(ORDERS,), subject_audiences=(API,))
     assert client.secret is not None
     policy = parse_policy({"routes": [
         {"match": {"host": "api.example", "path": "/orders/**"}, "audience": API,

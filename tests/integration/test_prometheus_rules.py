@@ -36,6 +36,7 @@ from tessera.observability.metrics import IdentityMetrics
 from tessera.store.ports import StoreError
 from tessera.verifier import RevocationState
 from tessera.verifier._metrics import VerifierMetrics
+from tests.conftest import METRICS_AUTH
 from tests.support import TesseraDriver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,7 +321,7 @@ async def test_a_store_failure_at_the_token_endpoint_is_counted(
     monkeypatch.undo()
     bad = await tessera.token(svc, grant_type="nope")
     assert bad.status_code == 400  # other errors are not store errors
-    metrics = (await http.get("/metrics")).text
+    metrics = (await http.get("/metrics", headers=METRICS_AUTH)).text
     assert 'tessera_store_errors_total{endpoint="token"} 1.0' in metrics
     assert ('tessera_token_request_seconds_count{grant="refresh_token",'
             'outcome="temporarily_unavailable"} 1.0') in metrics

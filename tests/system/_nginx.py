@@ -34,13 +34,15 @@ from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tests.conftest import FAST_PASSWORDS, IN_CI, make_settings
+from tests.raw_http import Answer, exchange
 from tests.support import REDIRECT
 from tests.system._procs import PASSWORD, ROOT, TESSERA, VENV_BIN, Proc, base_env, spawn
 from tests.system._procs import login as procs_login
 
 __all__ = ["BILLING_AUDIENCE", "EDGE_AUDIENCE", "NGINX_DIR", "POLICY", "EdgeSeed", "Nginx",
-           "echo_app", "ensure_nginx", "login", "render", "render_nginx", "seed_edge",
-           "start_gateway", "start_nginx", "start_uvicorn", "verifier_env"]
+           "echo_app", "ensure_nginx", "login", "raw_request", "recorder_app",
+           "render", "render_nginx", "seed_edge", "start_gateway", "start_nginx",
+           "start_uvicorn", "verifier_env"]
 
 NGINX_DIR = ROOT / "deploy" / "nginx"
 POLICY = NGINX_DIR / "policy.yaml"
@@ -126,6 +128,10 @@ class Nginx:
     prefix: Path
 
     @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
     def error_log(self) -> str:
         return (self.prefix / "logs" / "error.log").read_text(errors="replace")
 
@@ -173,6 +179,37 @@ echo_app = Starlette(routes=[
     Route("/billing/{rest:path}", _echo, methods=["GET", "HEAD", "POST"]),
 ])
 """The billing service: answers every request with the method, path and headers it got."""
+
+_recorded: list[dict[str, Any]] = []
+
+
+async def _record(request: Request) -> JSONResponse:
+    _recorded.append({"path": request.url.path,
+                      "headers": [[k, v] for k, v in request.headers.items()]})
+    return JSONResponse({"recorded": True})
+
+
+async def _recordings(_: Request) -> JSONResponse:
+    return JSONResponse(_recorded)
+
+
+recorder_app = Starlette(routes=[
+    Route("/healthz", _health),
+    Route("/_recorded", _recordings),
+    Route("/{rest:path}", _record, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+])
+"""Stands in for the gateway (answers every decision with an empty 200) and for the
+services: records the path and headers of every request it gets (``GET /_recorded``)."""
+
+
+async def raw_request(port: int, target: str, *, method: str = "GET",
+                      headers: dict[str, str] | None = None, timeout: float = 10.0) -> Answer:
+    """One HTTP/1.1 request with ``target`` sent byte for byte (HTTP clients resolve dot
+    segments and re-encode paths before sending; an attacker does not)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+             *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    return await exchange(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"),
+                          timeout=timeout)
 
 
 async def wait_healthy(proc: Proc, url: str, *, timeout: float = 20.0) -> None:
@@ -259,7 +296,8 @@ async def seed_edge(data_dir: Path, template: Path, *, users: int = 2) -> EdgeSe
             redirect_uris=(REDIRECT,), scope=USER_SCOPES, audiences=(EDGE_AUDIENCE,))
         gateway, gateway_secret = await admin.create_client(
             identity, name="edge-gateway", grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
-            scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,))
+            scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,),
+            subject_audiences=(EDGE_AUDIENCE,))
         orders, orders_secret = await admin.create_client(
             identity, name="orders-service", grants=("client_credentials",),
             scope=EVENTS_SCOPE)

@@ -315,10 +315,14 @@ async def login(url: str, seed_: WebApp, username: str, *, scope: str = "openid 
 
 
 async def logout(url: str, id_token: str) -> None:
-    """RP-initiated logout with an ``id_token_hint``."""
+    """RP-initiated logout with an ``id_token_hint`` from a browser that is not the one
+    that logged in: the user is asked (OIDC RP-Initiated Logout §2) and confirms."""
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
-        response = await http.get("/logout", params={"id_token_hint": id_token})
-        assert response.status_code == 200, response.text
+        page = await http.get("/logout", params={"id_token_hint": id_token})
+        assert page.status_code == 200 and "Sign out?" in page.text, page.text
+        form = dict(re.findall(r"name='([^']+)' value='([^']*)'", page.text))
+        response = await http.post("/logout", data=form | {"confirm": "yes"})
+        assert response.status_code == 200 and "signed out" in response.text, response.text
 
 
 async def client_token(url: str, client_id: str, secret: str, **data: str) -> str:
@@ -434,9 +438,11 @@ async def start_agent(server: Server, seed_: Seed, *, source: str, tmp: Path,
     its ordinary ones ``max_staleness``; ``wait=False``: ready before any snapshot."""
     cmd = [sys.executable, AGENT, "--issuer", server.url, "--audience", AUDIENCE,
            "--source", source, "--client-id", seed_.feed_id,
-           "--client-secret", seed_.feed_secret, "--heartbeat", str(heartbeat),
+           # "=": a base64url secret may start with "-", which argparse takes for an option
+           f"--client-secret={seed_.feed_secret}", "--heartbeat", str(heartbeat),
            "--max-backoff", "0.5", "--strict-max-staleness", str(strict_staleness),
-           "--max-staleness", str(max_staleness), "--verifier-id", f"{name}-{uuid.uuid4().hex[:6]}",
+           "--max-staleness", str(max_staleness),
+           "--verifier-id", f"{name}-{uuid.uuid4().hex[:6]}",
            "--report-interval", "1", *([] if wait else ["--no-wait"]), *extra]
     if source == "redis":
         assert redis_url and stream

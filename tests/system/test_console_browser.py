@@ -108,7 +108,7 @@ def decision_log(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, decision_log: Path) -> Settings:
-    return make_settings(tmp_path, console={"admins": ["root"], "required_acr": ACR_MFA,
+    return make_settings(tmp_path, console={"required_acr": ACR_MFA,
                                             "decision_logs": [str(decision_log)]})
 
 
@@ -180,7 +180,7 @@ async def test_revoking_a_session_in_the_console_makes_a_verifier_reject_its_tok
         live: LiveService, identity: Identity, clock: FixedClock, browser: Any,
         decision_log: Path) -> None:
     started = time.perf_counter()
-    root = await live.driver.user("root")
+    root = await live.driver.user("root", roles=("platform-admin",))
     async with identity.store.unit_of_work(read_only=True) as uow:
         root_user = await uow.users.get(root)
     assert root_user is not None

@@ -75,6 +75,7 @@ async def test_the_example_service_refuses_a_revoked_session_within_seconds(
     async with running(create_app(service)) as client:
         assert service.follower is not None
         await asyncio.wait_for(service.follower.synced(), 5)
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
         token, claims = await login(live)
         auth = {"authorization": f"Bearer {token}"}
 
@@ -144,6 +145,9 @@ async def test_strict_route_fails_closed_when_the_feed_is_unreachable(
         assert refused.status_code == 503
         assert refused.json()["error"] == "temporarily_unavailable"
         assert (await client.get("/orders", headers=auth)).status_code == 200
+        not_ready = await client.get("/readyz")  # keys yes, revocation state never
+        assert not_ready.status_code == 503
+        assert not_ready.json() == {"status": "unavailable", "missing": ["revocation_snapshot"]}
 
 
 def test_the_example_uses_only_the_public_sdk() -> None:

@@ -10,11 +10,13 @@ from typing import Any, TypeVar
 
 import click
 
+from tessera.cli._errors import explained, load_settings
 from tessera.identity.compose import Identity, build_identity
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
+from tessera.store.sql import create_store
 
-__all__ = ["echo_json", "fail", "run_with_identity"]
+__all__ = ["built_identity", "echo_json", "fail", "run_json", "run_with_identity"]
 
 T = TypeVar("T")
 
@@ -28,17 +30,46 @@ def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, sort_keys=True))
 
 
+async def built_identity(settings: Settings) -> Identity:
+    """``build_identity`` that closes its store when building fails (a wrong KEK, an
+    unmigrated database), so a failed command leaves no connection behind."""
+    store = create_store(settings.resolved_database_url)
+    try:
+        return await build_identity(settings, store=store)
+    except BaseException:
+        await store.close()
+        raise
+
+
 def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
-    settings = Settings()
+    """Run ``work`` against the configured deployment. A missing or wrong setting (the
+    database, the KEK, …) is a ``ConfigurationError`` raised before ``work`` starts."""
+    settings = load_settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade_database(settings.resolved_database_url)
+        with explained(settings):
+            settings.prepare_data_dir()
+            upgrade_database(settings.resolved_database_url)
 
     async def main() -> T:
-        identity = await build_identity(settings)
+        with explained(settings):
+            identity = await built_identity(settings)
         try:
             return await work(identity)
         finally:
             await identity.aclose()
 
     return asyncio.run(main())
+
+
+def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
+    """Run ``work`` and print its result as JSON; an ``AdminError`` or ``StoreError`` is
+    one ``error: …`` line on standard error and exit status 2."""
+    from tessera.identity.admin import AdminError
+    from tessera.store.ports import StoreError
+
+    try:
+        result = run_with_identity(work)
+    except (AdminError, StoreError) as exc:
+        fail(str(exc))
+        return
+    echo_json(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tessera.settings import Settings
+from tessera.cli._errors import explained, load_settings
 from tessera.store.migrations import upgrade_database
 
 __all__ = ["db"]
@@ -18,8 +18,9 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply all migrations to the configured database."""
-    settings = Settings()
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade_database(settings.resolved_database_url)
+    settings = load_settings()
+    with explained(settings):
+        if settings.is_sqlite:
+            settings.prepare_data_dir()
+        upgrade_database(settings.resolved_database_url)
     click.echo("database is at the latest schema")

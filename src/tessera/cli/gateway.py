@@ -2,7 +2,8 @@
 
 Settings: ``TESSERA_VERIFIER_*`` (issuer, identity_url, client_id/secret of the gateway's
 client — revocation feed and token exchange —, source, ...) and ``TESSERA_GATEWAY_*``.
-A policy or settings problem exits with status 2 and one clear message.
+A policy problem exits with status 2 and one clear message; so does each wrong or missing
+setting (one line each, naming the variable).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import logging
 from pathlib import Path
 
 import click
-import uvicorn
 from pydantic import ValidationError
 
+from tessera import httpserver
 from tessera.cli._common import fail
+from tessera.cli._errors import ConfigurationError, describe_validation
 
 __all__ = ["gateway"]
 
@@ -47,10 +49,7 @@ def gateway(policy_path: Path, host: str, port: int, check: bool) -> None:
         settings = verifier_settings()
         extra = GatewaySettings()
     except ValidationError as exc:
-        prefix = "TESSERA_GATEWAY_" if exc.title == "GatewaySettings" else "TESSERA_VERIFIER_"
-        fail("settings: " + "; ".join(_setting_error(prefix, e["loc"], e["msg"])
-                                      for e in exc.errors()))
-        return
+        raise ConfigurationError(describe_validation(exc)) from None
     try:
         app = create_gateway(policy, settings, extra)
     except GatewayConfigError as exc:
@@ -67,13 +66,9 @@ def gateway(policy_path: Path, host: str, port: int, check: bool) -> None:
     configure_tracing("tessera-gateway")  # TESSERA_TRACING__* / OTEL_* (docs/tracing.md)
     click.echo(f"tessera gateway: {len(policy.rules)} route(s) from {policy_path}, "
                f"listening on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
-
-
-def _setting_error(prefix: str, loc: tuple[int | str, ...], message: str) -> str:
-    """``TESSERA_VERIFIER_ISSUER: Field required`` (the variable to set, not the field)."""
-    return f"{prefix}{str(loc[0]).upper()}: {message}" if loc else message
+    httpserver.run(app, limits=extra.server, host=host, port=port, access_log=False,
+                   log_level="warning", server_header=False,
+                   timeout_graceful_shutdown=3)
 
 
 def _log_to_stderr() -> None:

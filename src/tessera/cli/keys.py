@@ -1,11 +1,14 @@
-"""``tessera keys rotate|ls``."""
+"""``tessera keys rotate|ls|generate-kek``."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 from tessera.cli._common import echo_json, run_with_identity
 from tessera.identity.compose import Identity
+from tessera.keys import Sealer
 
 __all__ = ["keys"]
 
@@ -33,3 +36,15 @@ def list_keys() -> None:
                 for r in rows]
 
     echo_json(run_with_identity(work))
+
+
+@keys.command("generate-kek")
+def generate_kek() -> None:
+    """Print a new key-encryption key (32 random bytes, base64url) for
+    TESSERA_KEYS__ENCRYPTION_KEY. Touches no database and no file. Keep it secret and give
+    every instance the same one: the signing keys sealed under it cannot be opened
+    without it."""
+    click.echo(Sealer.new_kek_b64())
+    if sys.stdout.isatty():
+        click.echo("set it as TESSERA_KEYS__ENCRYPTION_KEY (e.g. in a Kubernetes Secret); "
+                   "it is shown once", err=True)

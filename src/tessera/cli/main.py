@@ -11,19 +11,22 @@ from tessera.cli import (
     clients,
     db,
     demo,
+    doctor,
     gateway,
     keys,
     revoke,
     serve,
     sessions,
+    tenants,
     users,
     verifiers,
 )
+from tessera.cli._errors import OperatorErrors
 
 __all__ = ["cli", "main"]
 
 
-@click.group()
+@click.group(cls=OperatorErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO (audit lines included).")
 def cli(verbose: bool) -> None:
     """Tessera: session lifecycle for microservices."""
@@ -41,6 +44,8 @@ cli.add_command(gateway.gateway)
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
+cli.add_command(tenants.tenants)
+cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
 
 

@@ -49,7 +49,8 @@ class _Nothing(Exception):
 @click.option("--family", "family_id", default=None, metavar="FAMILY_ID",
               help="One refresh family (a client's refresh chain; the session stays).")
 @click.option("--tenant", default=None, metavar="TENANT",
-              help="Every token and every active session of a tenant.")
+              help="Every token and every active session of a tenant (new logins still "
+                   "work: `tessera tenants suspend` also refuses them).")
 @click.option("--reason", default="admin", show_default=True,
               help="Recorded in the events and the audit trail (e.g. compromise).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -9,7 +9,7 @@ POST, then render. Routes only convert; ``gate``, ``queries``, ``journey`` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -26,6 +26,7 @@ from tessera.console.views import Ctx
 from tessera.identity.admin import AdminError
 from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
+from tessera.identity.cookies import cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.observability import events
@@ -85,9 +86,9 @@ class ConsoleEndpoints:
         self._id = identity
         self._settings = identity.settings.console
         self._gate = ConsoleGate(identity, self._settings)
-        self._csrf = Csrf(identity.csrf_key)
+        self._cookies = cookie_policy(identity.settings)
+        self._csrf = Csrf(identity.csrf_key, cookie=self._cookies.name(Csrf.COOKIE))
         self._max_body = identity.settings.security.max_body_bytes
-        self._secure = identity.settings.security.cookie_secure
 
     def routes(self) -> list[BaseRoute]:
         g = self._guard
@@ -108,8 +109,7 @@ class ConsoleEndpoints:
         return str(request.scope.get("root_path", ""))
 
     def _set_csrf_cookie(self, response: Response, value: str, base: str) -> None:
-        response.set_cookie(Csrf.COOKIE, value, httponly=True, samesite="strict",
-                            secure=self._secure, path=base or "/")
+        self._cookies.set(response, Csrf.COOKIE, value, samesite="strict")
 
     def _safe_next(self, value: str | None, base: str) -> str:
         """A console page to return to after signing in; anything else is the list."""
@@ -127,7 +127,8 @@ class ConsoleEndpoints:
             try:
                 oauth = await read_request(request, max_body=self._max_body)
                 params = parse_params(oauth, max_body=self._max_body, allow_query=True)
-                admitted = await self._gate.admit(oauth.cookies.get(SESSION_COOKIE))
+                admitted = await self._gate.admit(self._cookies.read(oauth.cookies,
+                                                                     SESSION_COOKIE))
                 if admitted is Refusal.NOT_ADMIN:
                     return _html(views.forbidden_view(base), 403)
                 if isinstance(admitted, Refusal):
@@ -172,7 +173,8 @@ class ConsoleEndpoints:
             next_path = self._safe_next(params.get("next"), base)
             if request.method == "POST":
                 return await self._login_submit(oauth, params, base, next_path)
-            if isinstance(await self._gate.admit(oauth.cookies.get(SESSION_COOKIE)), Admin):
+            if isinstance(await self._gate.admit(
+                    self._cookies.read(oauth.cookies, SESSION_COOKIE)), Admin):
                 return _redirect(next_path)
             return self._login_form(oauth, base, next_path, message=self._why(
                 params.get("why")))
@@ -183,10 +185,12 @@ class ConsoleEndpoints:
 
     def _login_form(self, oauth: OAuthRequest, base: str, next_path: str, *,
                     message: str | None = None, error: str | None = None,
-                    username: str = "", status: int = 200) -> Response:
+                    username: str = "", status: int = 200,
+                    tenant: str | None = None) -> Response:
         csrf, fresh = self._csrf.issue(oauth.cookies)
         response = _html(views.login_view(base, csrf=csrf, next_path=next_path,
-                                          message=message, error=error, username=username),
+                                          message=message, error=error, username=username,
+                                          tenant=tenant or self._settings.admin_tenant),
                          status)
         if fresh:
             self._set_csrf_cookie(response, fresh, base)
@@ -201,8 +205,9 @@ class ConsoleEndpoints:
         try:
             _, handle = await self._gate.login(
                 username, params.get("password") or "", params.get("totp_code"),
-                session_cookie=oauth.cookies.get(SESSION_COOKIE),
-                client_host=oauth.client_host, user_agent=oauth.headers.get("user-agent"))
+                session_cookie=self._cookies.read(oauth.cookies, SESSION_COOKIE),
+                client_host=oauth.client_host, user_agent=oauth.headers.get("user-agent"),
+                tenant=params.get("tenant") or None)
         except LoginFailed as exc:
             return self._login_form(oauth, base, next_path, error=str(exc),
                                     username=username, status=429 if exc.throttled else 401)
@@ -215,14 +220,13 @@ class ConsoleEndpoints:
                 error=f"The console requires {exc.required}: set up two-step verification "
                       "(/account/totp), then sign in with your one-time code.")
         response = _redirect(next_path)
-        response.set_cookie(SESSION_COOKIE, handle, httponly=True, samesite="lax",
-                            secure=self._secure, path="/")
+        self._cookies.set(response, SESSION_COOKIE, handle)
         return response
 
     async def _logout(self, call: _Call) -> Response:
         await self._id.logout.end_session(call.ctx.admin.session.sid, actor="user")
         response = _redirect(call.ctx.base + "/login")
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        self._cookies.delete(response, SESSION_COOKIE)
         return response
 
     # pages --------------------------------------------------------------------------------
@@ -240,10 +244,18 @@ class ConsoleEndpoints:
                       "token of the tenant.",
         }.get(done or "")
 
+    @staticmethod
+    def _tenant(call: _Call, asked: str | None) -> str | None:
+        """The tenant a listing is confined to: the administrator's own, unless they
+        are a platform administrator (then the one asked for, or all)."""
+        reach = call.ctx.admin.reach
+        return asked if reach.platform else reach.tenant_id
+
     async def _sessions(self, call: _Call) -> Response:
         p = call.params
         criteria = queries.SessionFilter(
-            username=p.get("username"), tenant_id=p.get("tenant"), user_id=p.get("user_id"),
+            username=p.get("username"), tenant_id=self._tenant(call, p.get("tenant")),
+            user_id=p.get("user_id"),
             include_revoked=p.get("all") == "1", page=min(_number(p.get("page")), _MAX_PAGE))
         result = await queries.list_sessions(self._id, criteria,
                                              page_size=self._settings.page_size)
@@ -251,7 +263,7 @@ class ConsoleEndpoints:
 
     async def _session(self, call: _Call) -> Response:
         view = await queries.session_detail(self._id, call.request.path_params["sid"])
-        if view is None:
+        if view is None or not call.ctx.admin.reach.covers(view.session.tenant_id):
             return _html(views.error_view(call.ctx, "No such session."), 404)
         completion = (await queries.logout_completion(self._id, view.session.sid)
                       if view.session.revoked_at is not None else None)
@@ -259,6 +271,9 @@ class ConsoleEndpoints:
                                         completion))
 
     async def _revoke(self, call: _Call) -> Response:
+        if not call.ctx.admin.may_act:
+            return _html(views.error_view(call.ctx, "The support role is read-only: it "
+                                                    "cannot revoke anything."), 403)
         try:
             kind = RevokeKind(call.params.get("kind") or "")
         except ValueError:
@@ -266,7 +281,7 @@ class ConsoleEndpoints:
         target = call.params.get("target")
         if not target:
             return _html(views.error_view(call.ctx, "Nothing to revoke was named."), 400)
-        plan = await self._plan(call.ctx, kind, target)
+        plan = await self._plan(call.ctx, kind, target)  # None also outside the reach
         if plan is None:
             return _html(views.error_view(call.ctx, f"No such {kind.value}."), 404)
         what, effect, back = plan
@@ -285,9 +300,10 @@ class ConsoleEndpoints:
                     ) -> tuple[str, str, str] | None:
         """What the confirmation says: what is revoked, what follows, where to go back."""
         sessions = ctx.base + "/sessions"
+        reach = ctx.admin.reach
         if kind is RevokeKind.SESSION:
             view = await queries.session_detail(self._id, target)
-            if view is None:
+            if view is None or not reach.covers(view.session.tenant_id):
                 return None
             name = view.user.username if view.user else view.session.user_id
             return (f"session {target} of {name}",
@@ -296,7 +312,7 @@ class ConsoleEndpoints:
                     "them (seconds).", f"{sessions}/{target}")
         if kind is RevokeKind.FAMILY:
             family = await queries.load_family(self._id, target)
-            if family is None:
+            if family is None or not reach.covers(family.tenant_id):
                 return None
             return (f"refresh family {target} (client {family.client_id})",
                     "The client can no longer refresh in this session, and services "
@@ -304,12 +320,14 @@ class ConsoleEndpoints:
                     f"{sessions}/{family.sid}")
         if kind is RevokeKind.USER:
             user, active = await queries.load_user(self._id, target)
-            if user is None:
+            if user is None or not reach.covers(user.tenant_id):
                 return None
             return (f"every session of {user.username} ({user.tenant_id})",
                     f"{active} active session(s) end, with their refresh families; services "
                     "reject every token of this user issued until now.",
                     url(sessions, user_id=target, all=1))
+        if not reach.platform:  # a whole tenant: platform administrators only
+            return None
         active = await queries.tenant_active_sessions(self._id, target)
         return (f"tenant {target}",
                 f"{active} active session(s) end, and services reject every token of the "
@@ -325,8 +343,8 @@ class ConsoleEndpoints:
             since = until = None
             error = str(exc)
         criteria = AuditFilter(event=form.get("event"), subject=form.get("subject"),
-                               tenant=form.get("tenant"), client=form.get("client"),
-                               since=since, until=until)
+                               tenant=self._tenant(call, form.get("tenant")),
+                               client=form.get("client"), since=since, until=until)
         before = _number(call.params.get("before")) or None
         rows, older = await queries.audit_page(self._id, criteria, before_id=before,
                                                page_size=self._settings.page_size)
@@ -338,4 +356,9 @@ class ConsoleEndpoints:
         if needle:
             journey = await trace(self._id, needle,
                                   decision_logs=self._settings.decision_logs)
+            reach = call.ctx.admin.reach
+            if not reach.platform:  # only what names the administrator's tenant
+                journey = replace(journey, steps=[
+                    s for s in journey.steps if s.fields.get("tenant") == reach.tenant_id
+                    or s.fields.get("tid") == reach.tenant_id])
         return _html(views.journey_view(call.ctx, needle, journey))

@@ -1,16 +1,20 @@
-"""Who may use the console: an administrator's browser session, strong and fresh enough.
+"""Who may use the console: a browser session of a user holding a console role, strong
+and fresh enough, checked against the store on every request.
 
-A request passes when its ``tessera_session`` cookie names an active session of a user
-listed in ``console.admins`` (in ``console.admin_tenant``, not disabled), whose ``acr``
-is at least ``console.required_acr`` (``core.acr`` ordering) and whose ``auth_time`` is
-at most ``console.max_auth_age`` seconds old (step-up). Otherwise the verdict says why,
-and the web layer either sends the browser to the console login form or refuses (403).
+Roles (``core.roles``): ``platform-admin`` sees and acts on every tenant,
+``tenant-admin`` on its own tenant, ``support`` sees its own tenant read-only. A request
+passes when its ``tessera_session`` cookie names an active session of a user in good
+standing (``protocol.standing``: enabled, tenant not suspended) who holds one of them
+*now*, whose ``acr`` is at least ``console.required_acr`` (``core.acr`` ordering) and
+whose ``auth_time`` is at most ``console.max_auth_age`` seconds old (step-up). Otherwise
+the verdict says why, and the web layer either sends the browser to the console login
+form or refuses (403). Revoking a role locks its holder out on their next request.
 
-The console login takes the password and, for users with TOTP, the current code in one
-form. With a browser session of the same user it re-authenticates in that session (same
-``sid``, raised ``acr``, new ``auth_time``), otherwise it opens a new session; the
-identity service's browser session cookie is set either way, so the same session serves
-the console and single sign-on.
+The console login takes the tenant (``console.admin_tenant`` by default), the password
+and, for users with TOTP, the current code in one form. With a browser session of the
+same user it re-authenticates in that session (same ``sid``, raised ``acr``, new
+``auth_time``), otherwise it opens a new session; the identity service's browser session
+cookie is set either way, so the same session serves the console and single sign-on.
 
 CSRF: a double-submit token, HMAC(csrf key, "console" ‖ cookie), where the cookie is a
 random value set on the console's path (SameSite=Strict, HttpOnly).
@@ -25,12 +29,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD, acr_satisfies
+from tessera.core.roles import ADMIN_SCOPE, SUPPORT_SCOPE, Reach
 from tessera.core.secrets import constant_time_equal, new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.observability import events
+from tessera.protocol.standing import NotInGoodStanding, reach_of
 from tessera.settings import ConsoleSettings
 
 __all__ = ["Admin", "ConsoleGate", "Csrf", "NotAnAdmin", "Refusal", "TooWeak"]
@@ -65,19 +71,27 @@ class TooWeak(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    """The administrator behind a request."""
+    """The administrator behind a request, with what they may reach (read now)."""
 
     user: User
     session: Session
+    reach: Reach
+
+    @property
+    def may_act(self) -> bool:
+        """May revoke (tenant-admin, platform-admin); support only looks."""
+        return self.reach.may(ADMIN_SCOPE)
 
 
 class Csrf:
     """Double-submit CSRF tokens bound to a random cookie by HMAC."""
 
     COOKIE = "tessera_console_csrf"
+    """The cookie's base name (``__Host-`` prefixed with an https issuer: ``cookie``)."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, cookie: str = COOKIE) -> None:
         self._key = key
+        self._cookie = cookie
 
     def token_for(self, cookie: str) -> str:
         return hmac.new(self._key, b"console\x00" + cookie.encode(), hashlib.sha256).hexdigest()
@@ -85,14 +99,14 @@ class Csrf:
     def issue(self, cookies: Mapping[str, str]) -> tuple[str, str | None]:
         """The token for this browser and, when it has no usable cookie, a fresh cookie
         value to set."""
-        cookie = cookies.get(self.COOKIE)
+        cookie = cookies.get(self._cookie)
         if cookie and 16 <= len(cookie) <= 64:
             return self.token_for(cookie), None
         fresh = new_secret()
         return self.token_for(fresh), fresh
 
     def check(self, cookies: Mapping[str, str], sent: str | None) -> bool:
-        cookie = cookies.get(self.COOKIE)
+        cookie = cookies.get(self._cookie)
         return bool(cookie and sent and len(cookie) <= 64
                     and constant_time_equal(self.token_for(cookie), sent))
 
@@ -102,10 +116,14 @@ class ConsoleGate:
         self._id = identity
         self._settings = settings
 
-    def is_admin(self, user: User | None) -> bool:
-        return (user is not None and not user.disabled
-                and user.tenant_id == self._settings.admin_tenant
-                and user.username in self._settings.admins)
+    async def reach(self, user: User) -> Reach | None:
+        """The user's console reach now: None unless in good standing with a console role."""
+        async with self._id.store.unit_of_work(read_only=True) as uow:
+            try:
+                reach = await reach_of(uow, user.user_id)
+            except NotInGoodStanding:
+                return None
+        return reach if reach.may(SUPPORT_SCOPE) else None
 
     async def admit(self, session_cookie: str | None) -> Admin | Refusal:
         """The administrator of this browser session, or why there is none."""
@@ -114,26 +132,28 @@ class ConsoleGate:
             return Refusal.NO_SESSION
         async with self._id.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get(session.user_id)
-        if user is None or not self.is_admin(user):
+        reach = await self.reach(user) if user is not None else None
+        if user is None or reach is None:
             return Refusal.NOT_ADMIN
         if not acr_satisfies(session.acr, self._settings.required_acr):
             return Refusal.STEP_UP
         if self._id.clock.now() - session.auth_time > self._settings.max_auth_age:
             return Refusal.STALE
-        return Admin(user, session)
+        return Admin(user, session, reach)
 
     async def login(self, username: str, password: str, code: str | None, *,
                     session_cookie: str | None, client_host: str | None,
-                    user_agent: str | None) -> tuple[Session, str]:
+                    user_agent: str | None, tenant: str | None = None
+                    ) -> tuple[Session, str]:
         """Check an administrator's password (and TOTP code, when enrolled) and open or
         raise a session; returns it and the new browser cookie value. Raises
         ``identity.login.LoginFailed`` (wrong credentials or code, missing code,
         throttled), ``NotAnAdmin`` or ``TooWeak``; neither of the last two touches any
         session."""
-        tenant = self._settings.admin_tenant
+        tenant = tenant or self._settings.admin_tenant
         user = await self._id.login.authenticate(tenant, username, password,
                                                  client_host=client_host)
-        if not self.is_admin(user):
+        if await self.reach(user) is None:
             await self._id.audit.record(events.LOGIN_FAILED, tenant=tenant,
                                         username_hash=token_hash(username),
                                         reason="console_not_admin")

@@ -33,6 +33,10 @@ class SessionView:
     session: Session
     user: User | None
     families: tuple[FamilyView, ...]
+    roles: frozenset[str] = frozenset()
+    """The user's roles now."""
+    acting_admin: User | None = None
+    """An impersonation session: the administrator acting as the user."""
 
     @property
     def last_refresh(self) -> float | None:
@@ -75,7 +79,15 @@ async def _views(uow: UnitOfWork, sessions: Sequence[Session]) -> tuple[SessionV
     for f in families:
         by_sid.setdefault(f.sid, []).append(
             FamilyView(f, names[f.client_id], last.get(f.family_id)))
-    return tuple(SessionView(s, users.get(s.user_id), tuple(by_sid.get(s.sid, ())))
+    roles = await uow.roles.of_users(sorted(users))
+    admins: dict[str, User | None] = {}
+    for s in sessions:
+        if s.actor_sid is not None and s.actor_sid not in admins:
+            actor = await uow.sessions.get(s.actor_sid)
+            admins[s.actor_sid] = await uow.users.get(actor.user_id) if actor else None
+    return tuple(SessionView(s, users.get(s.user_id), tuple(by_sid.get(s.sid, ())),
+                             roles.get(s.user_id, frozenset()),
+                             admins.get(s.actor_sid) if s.actor_sid else None)
                  for s in sessions)
 
 
@@ -95,6 +107,9 @@ async def list_sessions(identity: Identity, criteria: SessionFilter, *,
             include_revoked=criteria.include_revoked, offset=criteria.page * page_size,
             limit=page_size + 1)
         rows = await _views(uow, found[:page_size])
+    if named is not None and criteria.tenant_id is not None \
+            and named.tenant_id != criteria.tenant_id:
+        named = None  # a user of another tenant is not shown to a tenant's administrator
     return SessionPage(rows, len(found) > page_size, named)
 
 

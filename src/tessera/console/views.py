@@ -48,8 +48,9 @@ def _nav(ctx: Ctx) -> Html:
     return Html(
         f"<strong>Tessera console</strong>{link(ctx.base + '/sessions', 'Sessions')}"
         f"{link(ctx.base + '/audit', 'Audit')}{link(ctx.base + '/journey', 'Journey')}"
-        f"<span class=who>{esc(u.username)} · {esc(s.acr)} · signed in {when(s.auth_time)}"
-        f" UTC</span>"
+        f"<span class=who>{esc(u.username)} ({esc(u.tenant_id)}) · "
+        f"<span id=my_roles>{esc(', '.join(sorted(ctx.admin.reach.roles)))}</span> · "
+        f"{esc(s.acr)} · signed in {when(s.auth_time)} UTC</span>"
         + button_form(ctx.base + "/logout", {}, csrf=ctx.csrf, label="Sign out"))
 
 
@@ -73,6 +74,8 @@ def _status(revoked_at: float | None, reason: str | None) -> Html:
 
 
 def _revoke_button(ctx: Ctx, kind: str, target: str, label: str) -> Html:
+    if not ctx.admin.may_act:  # support: read-only
+        return Html("")
     return button_form(ctx.base + "/revoke", {"kind": kind, "target": target}, csrf=ctx.csrf,
                        label=label, danger=True, name=f"revoke-{kind}")
 
@@ -108,7 +111,7 @@ def sessions_view(ctx: Ctx, criteria: SessionFilter, result: SessionPage,
                                       f"Revoke every session of {result.user.username}"))
         actions.append(link(url(ctx.base + "/audit", subject=result.user.user_id),
                             "Audit events of this user"))
-    if criteria.tenant_id:
+    if criteria.tenant_id and ctx.admin.reach.platform:  # tenant-wide: platform only
         actions.append(_revoke_button(ctx, "tenant", criteria.tenant_id,
                                       f"Revoke tenant {criteria.tenant_id}"))
     rows = []
@@ -118,7 +121,8 @@ def sessions_view(ctx: Ctx, criteria: SessionFilter, result: SessionPage,
             _username(ctx, view),
             link(url(base, tenant=s.tenant_id), s.tenant_id),
             Html(f"<span class=mono>{link(f'{base}/{s.sid}', s.sid)}</span>"),
-            _device(s.user_agent),
+            _device(s.user_agent) if view.acting_admin is None else Html(
+                f"<b>impersonated by {esc(view.acting_admin.username)}</b>"),
             esc(", ".join(view.clients)) if view.clients else Html("<span class=muted>—</span>"),
             when(s.created_at), when(view.last_refresh), esc(s.acr),
             _status(s.revoked_at, s.revoke_reason),
@@ -145,13 +149,21 @@ def session_view(ctx: Ctx, view: SessionView, notice: str | None,
     name = view.user.username if view.user else s.user_id
     facts = [("Session", Html(f"<span class=mono>{esc(s.sid)}</span>")),
              ("User", _username(ctx, view)), ("Tenant", esc(s.tenant_id)),
-             ("Status", _status(s.revoked_at, s.revoke_reason))]
-    if completion is not None:
-        facts.append(("Logout completion", esc(completion)))
-    facts += [("Session version (sv)", esc(s.sv)), ("ACR", esc(s.acr)),
-              ("AMR", esc(" ".join(s.amr))), ("Authenticated", when(s.auth_time)),
-              ("Created", when(s.created_at)), ("Last seen", when(s.last_seen_at)),
-              ("Last refresh", when(view.last_refresh)), ("Device", _device(s.user_agent))]
+             ("Roles", Html(f"<span id=user_roles>{esc(', '.join(sorted(view.roles)))}"
+                            "</span>") if view.roles else Html("<span class=muted>—</span>")),
+             ("Status", _status(s.revoked_at, s.revoke_reason)),
+             ("Session version (sv)", esc(s.sv)), ("ACR", esc(s.acr)),
+             ("AMR", esc(" ".join(s.amr))), ("Authenticated", when(s.auth_time)),
+             ("Created", when(s.created_at)), ("Last seen", when(s.last_seen_at)),
+             ("Last refresh", when(view.last_refresh)), ("Device", _device(s.user_agent))]
+    if completion is not None:  # beside the status
+        facts.insert(5, ("Logout completion", esc(completion)))
+    if s.actor_sid is not None:
+        admin = view.acting_admin
+        facts.insert(3, ("Impersonated by", Html(
+            f"<span id=acting_admin>{esc(admin.username if admin else '?')}</span> "
+            f"<span class=muted>({esc(admin.user_id if admin else '')}, session "
+            f"{link(f'{ctx.base}/sessions/{s.actor_sid}', s.actor_sid)})</span>")))
     actions = [link(url(ctx.base + "/journey", needle=s.sid), "Journey of this session"),
                link(url(ctx.base + "/audit", subject=s.user_id), "Audit events of the user")]
     if s.active:
@@ -264,13 +276,15 @@ def journey_view(ctx: Ctx, needle: str | None, journey: Journey | None) -> bytes
 # -- sign-in and errors ----------------------------------------------------------------
 
 def login_view(base: str, *, csrf: str, next_path: str, message: str | None,
-               error: str | None, username: str = "") -> bytes:
+               error: str | None, username: str = "", tenant: str = "") -> bytes:
     msg = f"<p class=muted>{esc(message)}</p>" if message else ""
     err = f"<p class=error role=alert>{esc(error)}</p>" if error else ""
     return page("Sign in", Html(
         f"<div class=box><h1>Tessera console</h1>{msg}{err}"
         f"<form method=post action='{esc(base)}/login'>{hidden('csrf_token', csrf)}"
-        f"{hidden('next', next_path)}<label for=username>Username</label>"
+        f"{hidden('next', next_path)}<label for=tenant>Tenant</label>"
+        f"<input id=tenant name=tenant type=text value='{esc(tenant)}'>"
+        "<label for=username>Username</label>"
         "<input id=username name=username type=text autocomplete=username required "
         f"value='{esc(username)}'><label for=password>Password</label>"
         "<input id=password name=password type=password autocomplete=current-password "
@@ -283,7 +297,8 @@ def login_view(base: str, *, csrf: str, next_path: str, message: str | None,
 def forbidden_view(base: str) -> bytes:
     return page("Not allowed", Html(
         "<div class=box><h1>Not allowed</h1><p>The signed-in account is not a console "
-        f"administrator.</p><p>{link(base + '/login', 'Sign in as an administrator')}</p>"
+        "administrator (it holds none of the roles platform-admin, tenant-admin, "
+        f"support).</p><p>{link(base + '/login', 'Sign in as an administrator')}</p>"
         "</div>"))
 
 

@@ -41,6 +41,12 @@ class Client:
     tenant_id: str | None = None
     disabled: bool = False
     created_at: float = 0.0
+    third_party: bool = False
+    """A third-party client gets the user's consent (once per scope set) before a code."""
+    subject_audiences: tuple[str, ...] = ()
+    """Token exchange trust: besides tokens naming it (``aud`` = its client_id) or issued
+    to it, the client may exchange subject tokens addressed to these audiences (the
+    resources it fronts, e.g. a gateway's edge audience)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     def allows_grant(self, grant_type: str) -> bool:

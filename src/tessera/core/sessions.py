@@ -25,6 +25,12 @@ class Session:
     revoked_at: float | None = None
     revoke_reason: str | None = None
     user_agent: str | None = None
+    actor_sid: str | None = None
+    """Impersonation: the administrator's session this one acts under. Revoking or
+    bumping that session ends this one."""
+    actor_jti: str | None = None
+    """Impersonation: the administrator's access token it was obtained with; revoking
+    that token ends this session."""
 
     @property
     def active(self) -> bool:

@@ -19,3 +19,6 @@ class User:
     password_hash: str
     disabled: bool = False
     created_at: float = 0.0
+    deleted_at: float | None = None
+    """Deleted users stay as a tombstone (sessions and the audit trail name them): no
+    password, no factors, no roles, disabled, and their username is free again."""

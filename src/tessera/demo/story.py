@@ -66,7 +66,7 @@ def brief(token: str) -> str:
 
 
 async def _seed(settings: Settings, password: str) -> dict[str, Any]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     identity = await build_identity(settings, clock=SystemClock())
     try:
@@ -77,7 +77,8 @@ async def _seed(settings: Settings, password: str) -> dict[str, Any]:
         creds = {"web": (web.client_id, web_secret)}
         gateway, secret = await admin.create_client(
             identity, name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
-            scope=f"{EVENTS} orders:read billing:read", audiences=(ORDERS, BILLING))
+            scope=f"{EVENTS} orders:read billing:read", audiences=(ORDERS, BILLING),
+            subject_audiences=(EDGE,))
         creds["gateway"] = (gateway.client_id, secret)
         for name in ("orders", "billing", "jobs"):
             client, secret = await admin.create_client(

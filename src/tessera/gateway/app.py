@@ -5,7 +5,11 @@ route                       what
 ==========================  ==========================================================
 ``/forward-auth``           nginx ``auth_request`` and Traefik ``forwardAuth`` (any method)
 ``/ext-authz/<path>``       Envoy ``ext_authz`` HTTP service (``path_prefix: /ext-authz``)
-``GET /healthz``            200 ``{"status": "ok", ...}`` (revocation lag for information)
+``GET /healthz``            200 ``{"status": "ok", ...}`` (revocation lag for information):
+                            liveness, the process answers
+``GET /readyz``             200 ``{"status": "ready"}`` once the verifier has loaded the
+                            JWKS and its first revocation snapshot, else 503 with
+                            ``missing``: readiness (probes, load balancers)
 ``GET /metrics``            Prometheus text: the SDK's metrics and the gateway's
 ==========================  ==========================================================
 
@@ -95,8 +99,15 @@ def build_app(authorizer: Authorizer) -> Starlette:
                              "stale": service.is_stale()},
                             headers={"cache-control": "no-store"})
 
+    async def readyz(request: Request) -> JSONResponse:
+        missing = service.readiness()
+        return JSONResponse({"status": "unavailable", "missing": missing} if missing
+                            else {"status": "ready"}, 503 if missing else 200,
+                            headers={"cache-control": "no-store"})
+
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_app(service.registry)),
     ]
     middleware = [Middleware(_DecisionRoutes, forward_auth=ForwardAuthEndpoint(authorizer),

@@ -1,11 +1,11 @@
 """The access decision, pure: (rule, verified token or refusal, now) → ``Decision``.
 
 No I/O and no clock: the authorizer verifies (SDK), calls ``decide``, exchanges, records.
-Statuses are only ever 200, 401 and 403 (nginx ``auth_request`` turns anything else into
-a 500 for the client)::
+Statuses are only ever 200, 400, 401 and 403 (nginx ``auth_request`` turns a 400 into a
+500, which the shipped config answers as 400 again: ``tessera-locations.conf``)::
 
     no rule matches (default deny)     403 access_denied
-    unusable request description       403 invalid_request
+    unusable or ambiguous request      400 invalid_request (RFC 6750 §3.1)
     public rule                        200, anonymous
     refusal from the verifier
       no bearer token                  401, challenge ``Bearer`` (RFC 6750 §3.1: no code)
@@ -76,7 +76,7 @@ _UNSAFE: Final = re.compile(r'["\\\x00-\x1f\x7f]')
 @dataclass(frozen=True, slots=True)
 class Decision:
     status: int
-    """200, 401 or 403 — nothing else, ever."""
+    """200, 400 (unusable request), 401 or 403 — nothing else, ever."""
     reason: str
     """``valid``/``introspected``/``public`` when allowed, else why (decision events)."""
     rule: Rule | None = None
@@ -127,7 +127,7 @@ def deny_unmatched() -> Decision:
 
 
 def deny_bad_request(description: str) -> Decision:
-    return _refuse(403, BAD_REQUEST, "invalid_request", description)
+    return _refuse(400, BAD_REQUEST, "invalid_request", description)
 
 
 def deny_internal_error(rule: Rule | None = None) -> Decision:

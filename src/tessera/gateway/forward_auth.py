@@ -14,9 +14,10 @@ always sent — empty on public routes and for a token without that claim — so
 copies them overwrites whatever the client sent. Values outside printable ASCII are
 percent-encoded (RFC 3986 §2.1).
 
-Refused: ``401``/``403`` with ``WWW-Authenticate`` (a ``DPoP`` challenge for a DPoP
-presentation, RFC 9449 §7.1, and ``DPoP-Nonce`` when a nonce is due), ``X-Request-Id`` and
-a JSON body
+Refused: ``400`` (a request the gateway cannot describe, or one a back end could read as
+another path: ``tessera.gateway.request``), ``401``/``403`` with ``WWW-Authenticate`` (a
+``DPoP`` challenge for a DPoP presentation, RFC 9449 §7.1, and ``DPoP-Nonce`` when a nonce
+is due), ``X-Request-Id`` and a JSON body
 ``{"error", "error_description"}``. Never a 5xx: nginx would turn it into a 500.
 Every answer is ``Cache-Control: no-store``.
 """

@@ -21,18 +21,34 @@ is refused: a forged ``X-Original-URI`` can never pick a laxer rule than the rea
 The proxy must *set* (never pass through) the headers it is configured to send, in
 particular ``X-Forwarded-Host``.
 
-Normalisation, so that a rule matches what the upstream will serve: the query and
-fragment are dropped; an absolute-form URI keeps only its path; the path is
-percent-decoded once (UTF-8) and its dot segments resolved (RFC 3986 §5.2.4); repeated
-slashes are merged (as nginx's ``merge_slashes``). Refused with ``BadRequest``: control
-characters, spaces, raw non-ASCII or ``\\``, malformed or over-long URIs, encoded ``/``
-or ``\\`` (``%2F``, ``%5C``), encoded control characters, invalid UTF-8, ``..`` above the
-root, unparseable hosts and methods.
+What a rule is matched against is the path exactly as every back end will see it, or
+nothing: the query is dropped, an absolute-form URI keeps only its path, the path is
+percent-decoded once (UTF-8), and anything that a back end could resolve to another path
+than the gateway judged is refused with ``BadRequest`` (400) instead of being "fixed":
+
+- ``.`` and ``..`` segments, raw or encoded (``/a/../admin``, ``/a/%2e%2e/admin``): nginx
+  resolves them, Starlette and most routers do not, so the two would disagree;
+- ``;`` anywhere in the path, raw or ``%3B`` (``/orders/..;/admin``: Tomcat and Spring strip
+  path parameters, and treat ``..;`` as ``..``);
+- empty segments (``//admin``): merged by nginx, kept by others;
+- any encoded ``.``, ``/``, ``\\``, ``;``, ``?``, ``#`` or ``%`` (``%2e``, ``%2F``,
+  ``%5C``, ``%3B``, ``%3F``, ``%23``, ``%25``: a back end that decodes once more, or decodes
+  before it splits, sees another path);
+- ``\\``, ``#``, control characters, spaces or non-ASCII sent raw; encoded control
+  characters; invalid UTF-8 (overlong forms such as ``%C0%AE``); decoded text that Unicode
+  compatibility normalisation (NFKC) would change (``%EF%BC%8E`` is a full-width dot);
+  segments with leading or trailing white space (Spring's ``trimTokens``) or a trailing dot
+  (Windows, IIS);
+- malformed or over-long URIs, unparseable hosts and methods.
+
+Browsers and HTTP clients never send any of these for a real link (they resolve dot
+segments and do not encode unreserved characters, RFC 3986 §2.3, §5.2.4).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -57,10 +73,12 @@ __all__ = [
 MAX_URI_LENGTH: Final = 8192
 """Longer original URIs are refused before any parsing."""
 
-_RAW_BAD: Final = re.compile(r"[^\x21-\x7e]|\\")
+_RAW_BAD: Final = re.compile(r"[^\x21-\x7e]|[\\#]")
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_ENCODED_SEPARATOR: Final = re.compile(r"%(?:2[fF]|5[cC])")
+_ENCODED_DELIMITER: Final = re.compile(r"%(?:2[eEfF35]|5[cC]|3[bBfF])")
+"""``%2E . %2F / %23 # %25 % %5C \\ %3B ; %3F ?``: an encoded dot or delimiter."""
 _DECODED_BAD: Final = re.compile(r"[\x00-\x1f\x7f]")
+_DOT_SEGMENT: Final = frozenset({".", ".."})
 _METHOD: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")
 _LABEL: Final = r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?"
 HOST_NAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -93,7 +111,7 @@ class OriginalRequest:
     host: str
     """Lower case, without port or trailing dot; ``""`` when the proxy sent none."""
     path: str
-    """Decoded, dot segments resolved, slashes merged; starts with ``/``."""
+    """Percent-decoded once; starts with ``/``; no dot or empty segments (refused)."""
     url: str = field(default="", compare=False)
     """The URI as the client addressed it, for a DPoP proof's ``htu`` (RFC 9449 §4.3):
     ``X-Forwarded-Proto`` (default ``https``), the host header as sent (port kept), the
@@ -189,35 +207,35 @@ def normalize_host(value: str | None) -> str:
 
 
 def normalize_path(uri: str) -> str:
-    """The path a rule is matched against (see the module docstring); ``BadRequest``
-    for anything ambiguous."""
+    """The decoded path a rule is matched against (see the module docstring);
+    ``BadRequest`` for anything a back end could read as another path."""
     if not uri:
         raise BadRequest("The original URI is empty.")
     if len(uri) > MAX_URI_LENGTH:
         raise BadRequest("The original URI is too long.")
     if _RAW_BAD.search(uri):
         raise BadRequest("The original URI contains characters that are not allowed.")
-    target = uri.partition("#")[0].partition("?")[0]
+    target = uri.partition("?")[0]
     if not target.startswith("/"):
         target = _path_of_absolute(target)
+    if ";" in target:
+        raise BadRequest("The original URI has path parameters (';').")
     if "%" in target:
         target = _decode(target)
-    if "/." not in target and "//" not in target:
-        return target
-    segments: list[str] = []
-    parts = target[1:].split("/")
-    last = len(parts) - 1
-    for i, segment in enumerate(parts):
-        if segment == "..":
-            if not segments:
-                raise BadRequest("The original URI climbs above the root.")
-            segments.pop()
-        elif segment not in ("", "."):
-            segments.append(segment)
-            continue
-        if i == last:
-            segments.append("")
-    return "/" + "/".join(segments)
+    _check_segments(target)
+    return target
+
+
+def _check_segments(path: str) -> None:
+    segments = path[1:].split("/")
+    last = len(segments) - 1
+    for i, segment in enumerate(segments):
+        if segment in _DOT_SEGMENT:
+            raise BadRequest("The original URI has a '.' or '..' segment.")
+        if not segment and i != last:
+            raise BadRequest("The original URI has an empty segment ('//').")
+        if segment and (segment != segment.strip() or segment.endswith(".")):
+            raise BadRequest("The original URI has a segment ending in a dot or white space.")
 
 
 def _path_of_absolute(target: str) -> str:
@@ -231,14 +249,16 @@ def _path_of_absolute(target: str) -> str:
 def _decode(target: str) -> str:
     if _BAD_ESCAPE.search(target):
         raise BadRequest("The original URI has a malformed percent-encoding.")
-    if _ENCODED_SEPARATOR.search(target):
-        raise BadRequest("The original URI encodes a path separator.")
+    if _ENCODED_DELIMITER.search(target):
+        raise BadRequest("The original URI encodes a dot or a delimiter.")
     try:
         decoded = unquote_to_bytes(target).decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("The original URI is not UTF-8.") from None
     if _DECODED_BAD.search(decoded):
         raise BadRequest("The original URI encodes a control character.")
+    if not decoded.isascii() and unicodedata.normalize("NFKC", decoded) != decoded:
+        raise BadRequest("The original URI has characters that normalise to others.")
     return decoded
 
 

@@ -11,20 +11,29 @@ from typing import Any, Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tessera.settings import ServerSettings
 from tessera.verifier import VerifierSettings
 
-__all__ = ["DEFAULT_AUDIENCE", "GatewaySettings", "verifier_settings"]
+__all__ = ["DEFAULT_AUDIENCE", "GatewayServerSettings", "GatewaySettings", "verifier_settings"]
 
 DEFAULT_AUDIENCE: Final = "tessera-gateway"
 """``audience`` (and decision-event ``service``) when ``TESSERA_VERIFIER_AUDIENCE`` is unset:
 routes without their own ``audience`` then accept tokens issued for the gateway."""
 
 
+class GatewayServerSettings(ServerSettings):
+    """``ServerSettings`` with room for what a proxy in front may pass on."""
+
+    max_header_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    """As ``ServerSettings.max_header_bytes``; 64 KiB by default, what nginx's
+    ``large_client_header_buffers 4 16k`` (deploy/nginx) lets through."""
+
+
 class GatewaySettings(BaseSettings):
     """What the gateway adds to the verifier's settings (``TESSERA_GATEWAY_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_GATEWAY_", frozen=True,
-                                      extra="forbid")
+                                      extra="forbid", env_nested_delimiter="__")
 
     token_endpoint: str | None = None
     """RFC 8693 token endpoint for ``exchange_to`` routes; defaults to
@@ -36,6 +45,9 @@ class GatewaySettings(BaseSettings):
     exchange_refresh_margin: float = Field(15.0, ge=0)
     """Stop handing out a cached exchanged token this many seconds (at most half its
     life) before it expires."""
+    server: GatewayServerSettings = GatewayServerSettings()
+    """Bounds of the gateway's HTTP server (``TESSERA_GATEWAY_SERVER__MAX_HEADER_BYTES``,
+    ``__HEADER_TIMEOUT``, ``__MAX_CONNECTIONS``)."""
 
 
 def verifier_settings(environ: Mapping[str, str] | None = None,

@@ -10,14 +10,15 @@ from tessera.core.clients import GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import new_secret, token_hash
+from tessera.core.tenants import Tenant
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tessera.protocol import lifecycle
-from tessera.protocol.transaction import transaction
+from tessera.protocol.transaction import Transaction, transaction
 
-__all__ = ["AdminError", "bump_version", "create_client", "create_user", "revoke",
-           "revoke_family", "revoke_sessions", "revoke_tenant"]
+__all__ = ["AdminError", "bump_version", "create_client", "create_user", "register_tenant",
+           "revoke", "revoke_family", "revoke_sessions", "revoke_tenant"]
 
 REVOKE_BATCH = 100
 """Sessions revoked per transaction by the bulk verbs: short transactions (row locks and
@@ -28,13 +29,28 @@ class AdminError(ValueError):
     """An administrative request is invalid (shown to the operator as is)."""
 
 
+async def register_tenant(tx: Transaction, tenant_id: str, *, at: float,
+                          name: str | None = None, actor: str = "cli") -> bool:
+    """Register ``tenant_id`` if it is not yet (in the caller's transaction); True if
+    this call did. Users and clients of an unregistered tenant register it."""
+    if not tenant_id or len(tenant_id) > 64:
+        raise AdminError("a tenant id is 1 to 64 characters")
+    created = await tx.uow.tenants.add(Tenant(tenant_id, name or tenant_id, at))
+    if created:
+        tx.audit(events.TENANT_CREATED, tenant=tenant_id, actor=actor)
+    return created
+
+
 async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
                         public: bool = False, redirect_uris: Iterable[str] = (),
                         post_logout_redirect_uris: Iterable[str] = (), scope: str = "",
-                        audiences: Iterable[str] = (), tenant_id: str | None = None
+                        audiences: Iterable[str] = (), tenant_id: str | None = None,
+                        third_party: bool = False, subject_audiences: Iterable[str] = ()
                         ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (None for public clients). The secret
-    is shown once: only its hash is stored."""
+    is shown once: only its hash is stored. ``third_party`` clients need the user's
+    consent; ``subject_audiences`` are the audiences of subject tokens it may exchange
+    besides those addressed to it (token exchange trust)."""
     grant_set = frozenset(grants)
     unknown = grant_set - KNOWN_GRANTS
     if unknown:
@@ -59,12 +75,15 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
         grant_types=grant_set, scopes=scopes, audiences=tuple(audiences),
         redirect_uris=redirects, post_logout_redirect_uris=tuple(post_logout_redirect_uris),
         secret_hash=token_hash(secret) if secret else None, tenant_id=tenant_id,
-        created_at=identity.clock.now(),
+        created_at=identity.clock.now(), third_party=third_party,
+        subject_audiences=tuple(subject_audiences),
     )
     async with transaction(identity.store, identity.audit) as tx:
+        await register_tenant(tx, tenant_id or DEFAULT_TENANT, at=client.created_at)
         await tx.uow.clients.add(client)
         tx.audit(events.CLIENT_CREATED, client=client.client_id, name=name,
-                 grants=sorted(grant_set), public=public)
+                 grants=sorted(grant_set), public=public, third_party=third_party,
+                 tenant=tenant_id or DEFAULT_TENANT)
     return client, secret
 
 
@@ -78,6 +97,7 @@ async def create_user(identity: Identity, *, username: str, password: str,
                 password_hash=identity.passwords.hash(password),
                 created_at=identity.clock.now())
     async with transaction(identity.store, identity.audit) as tx:
+        await register_tenant(tx, tenant_id, at=user.created_at)
         await tx.uow.users.add(user)
         tx.audit(events.USER_CREATED, subject=user.user_id, tenant=tenant_id)
     return user

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -18,31 +19,29 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tessera.bus import BusGap
 from tessera.core.revocation import RevocationKind
-from tessera.identity import admin
+from tessera.core.roles import ADMIN_SCOPE
+from tessera.identity.account import AccountEndpoints
+from tessera.identity.admin_api import AdminApi
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
+from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
+from tessera.identity.invalidation import forget_on_revocation
 from tessera.identity.maintenance import run_maintenance
+from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document
 from tessera.observability.logging import configure_logging
 from tessera.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tessera.observability.scrape import ScrapeRefused, authorize_scrape
 from tessera.observability.tracing import TracingMiddleware, configure_tracing, traced
-from tessera.protocol.errors import (
-    InvalidRequest,
-    InvalidToken,
-    OAuthError,
-    TemporarilyUnavailable,
-)
-from tessera.protocol.http import OAuthRequest, OAuthResponse, parse_params
-from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.errors import OAuthError
+from tessera.protocol.http import OAuthRequest, OAuthResponse
 from tessera.protocol.rfc8414 import server_metadata
-from tessera.protocol.token_state import TokenInactive
 from tessera.settings import Settings
 from tessera.store.ports import StoreError
 
 __all__ = ["ADMIN_SCOPE", "IdentityService", "build_app", "create_app"]
 
 _log = logging.getLogger("tessera.identity")
-ADMIN_SCOPE = "tessera:admin"
 Endpoint = Callable[[OAuthRequest], Awaitable[OAuthResponse]]
 
 
@@ -95,11 +94,11 @@ async def _keep_keys_fresh(identity: Identity) -> None:
 
 def build_app(identity: Identity) -> Starlette:
     browser = BrowserEndpoints(identity)
+    account = AccountEndpoints(identity)
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None)
-    max_body = settings.security.max_body_bytes
 
     async def discovery(_: Request) -> Response:
         return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
@@ -111,53 +110,42 @@ def build_app(identity: Identity) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def metrics(_: Request) -> Response:
-        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    scrape_token = settings.metrics.token.get_secret_value() if settings.metrics.token else None
 
-    async def admin_sessions(request: Request) -> Response:
-        """POST /admin/sessions: ``action`` = bump_version | revoke, with ``sid`` or
-        ``user_id``. Bearer token with scope ``tessera:admin`` and our issuer as audience."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; who may scrape: ``observability.scrape`` (docs/metrics.md)."""
         try:
-            oauth = await read_request(request, max_body=max_body)
-            try:
-                claims = await identity.token_state.check(bearer_token(oauth),
-                                                          audience=settings.issuer)
-            except TokenInactive as exc:
-                raise InvalidToken("the access token is not active", detail=exc.reason) from None
-            if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
-                return JSONResponse({"error": "insufficient_scope",
-                                     "error_description": f"requires {ADMIN_SCOPE}"}, 403,
-                                    headers={"www-authenticate":
-                                             f'Bearer error="insufficient_scope", '
-                                             f'scope="{ADMIN_SCOPE}"'})
-            params = parse_params(oauth, max_body=max_body)
-            action = params.require("action")
-            target = {"sid": params.get("sid"), "user_id": params.get("user_id")}
-            reason = params.get("reason") or action
-            actor = str(claims.get("sub"))
-            if action == "bump_version":
-                count = await admin.bump_version(identity, **target, reason=reason, actor=actor)
-            elif action == "revoke":
-                count = await admin.revoke(identity, **target, reason=reason, actor=actor)
-            else:
-                raise InvalidRequest("action must be bump_version or revoke")
-            return JSONResponse({"sessions": count}, headers={"cache-control": "no-store"})
-        except admin.AdminError as exc:
-            return send_error(InvalidRequest(str(exc)))
-        except OAuthError as exc:
-            return send_error(exc)
-        except StoreError:
-            return send_error(TemporarilyUnavailable("try again shortly"))
+            authorize_scrape(request.headers.get("authorization"), token=scrape_token,
+                             open_=settings.metrics.public)
+        except ScrapeRefused as exc:
+            headers = {"cache-control": "no-store"}
+            if exc.challenge:
+                headers["www-authenticate"] = exc.challenge
+            return JSONResponse({"error": exc.error, "error_description": exc.description},
+                                exc.status, headers=headers)
+        return Response(identity.metrics.render(), media_type=METRICS_CONTENT_TYPE,
+                        headers={"cache-control": "no-store"})
+
+    document = build_document(DocumentContext(
+        issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
+        dpop=identity.dpop is not None, console=settings.console.enabled,
+        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
-                 loop.create_task(run_maintenance(identity))]
+                 loop.create_task(run_maintenance(identity)),
+                 loop.create_task(forget_on_revocation(identity))]
         identity.start_relays()
+        identity.metrics.worker_started()
         try:
             yield
         finally:
+            identity.metrics.worker_stopped()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -169,7 +157,8 @@ def build_app(identity: Identity) -> Starlette:
         Route("/.well-known/oauth-authorization-server", discovery),
         Route("/jwks", jwks),
         Route("/healthz", health),
-        Route("/metrics", metrics),
+        Route("/readyz", readiness_endpoint(identity.store), methods=["GET", "HEAD"]),
+        Route(OPENAPI_PATH, openapi),
         Route("/token", _protocol_route(identity, traced("token.issue", identity.token.handle)),
               methods=["POST"]),
         Route("/introspect", _protocol_route(identity, identity.introspection.handle),
@@ -181,13 +170,18 @@ def build_app(identity: Identity) -> Starlette:
               methods=["GET", "POST"]),
         Route("/authorize", browser.authorize, methods=["GET", "POST"]),
         Route("/logout", browser.logout, methods=["GET", "POST"]),
-        Route("/account/totp", browser.account_totp, methods=["GET", "POST"]),
-        Route("/admin/sessions", admin_sessions, methods=["POST"]),
+        Route("/authorize/consent", browser.consent.submit, methods=["POST"]),
+        Route("/account", account.overview),
+        Route("/account/password", account.password, methods=["GET", "POST"]),
+        Route("/account/totp", account.totp, methods=["GET", "POST"]),
+        Route("/admin/sessions", AdminApi(identity).sessions, methods=["POST"]),
         Route("/revocations", identity.feed.events_after),
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
         Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
+    if settings.metrics.port is None:  # else the supervisor's listener serves it
+        routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)
         from tessera.console import console_routes
 
@@ -217,13 +211,20 @@ class IdentityService:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._app: Starlette | None = None
+        self._identity: Identity | None = None
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """This process's metrics once started (the supervisor's metrics port reads it)."""
+        return self._identity.metrics.registry if self._identity is not None else None
 
     async def __call__(self, scope: Any, receive: Any, send_: Any) -> None:
         if scope["type"] == "lifespan" and self._app is None:
             configure_logging()  # this may be a freshly spawned worker process
             settings = self._settings or Settings()
             configure_tracing("tessera-identity", settings=settings.tracing)
-            self._app = build_app(await build_identity(settings))
+            self._identity = await build_identity(settings)
+            self._app = build_app(self._identity)
         if self._app is None:
             raise RuntimeError("the identity service has not started")
         await self._app(scope, receive, send_)

@@ -1,36 +1,45 @@
 """Browser-facing endpoints: the authorization endpoint with its login page (password,
-then a TOTP code for enrolled users), TOTP enrolment at ``/account/totp``, and
-RP-initiated logout. CSRF: a double-submit token bound to a cookie (SameSite=Lax).
+then a TOTP code for enrolled users) and RP-initiated logout; the account pages
+(``/account/*``) are ``identity.account``, the consent step ``identity.consent``.
+Cookies: ``identity/cookies.py`` (``__Host-`` and ``Secure`` with an https issuer). CSRF:
+``identity/login/csrf.py`` (a timed token bound to the browser's cookie, the form's
+purpose and its transaction; cross-origin POSTs refused).
 
 Login always ends in ``_complete``: with a browser session of the same user it is a
 re-authentication in that session (same ``sid``: step-up, ``prompt=login``, ``max_age``),
 otherwise a new session. Users with TOTP are always asked for a code, so their sessions
-are ``urn:tessera:acr:mfa``."""
+are ``urn:tessera:acr:mfa``.
+
+Logout (OIDC RP-Initiated Logout 1.0 §2): an ``id_token_hint`` naming the browser's own
+session ends it at once; a hint that names another session, or arrives in a browser
+without one, and a request without a hint both ask the user first (the OP "MUST ask ...
+if the supplied ID Token does not belong to the current OP session"). Confirmed, the
+hint's session and the browser's own are ended."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
-from tessera.core.secrets import constant_time_equal, new_secret
+from tessera.core.secrets import new_secret
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
+from tessera.identity.cookies import cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
+from tessera.identity.login.csrf import CsrfTokens, fingerprint, same_origin
 from tessera.identity.login.pages import (
     error_page,
     logged_out_page,
     login_page,
     logout_page,
-    totp_enrol_page,
-    totp_enrolled_page,
     totp_page,
 )
 from tessera.identity.login.pending import PendingLogin
+from tessera.identity.views import PAGE_HEADERS
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
@@ -48,42 +57,51 @@ _AUTHZ_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state",
                  "code_challenge", "code_challenge_method", "prompt", "max_age", "resource",
                  "acr_values")
 _LOGOUT_FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
-_PAGE_HEADERS = {"cache-control": "no-store", "x-frame-options": "DENY",
-                 "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                            "form-action 'self'; frame-ancestors 'none'",
-                 "referrer-policy": "no-referrer"}
 
 
 def _html(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, headers=_PAGE_HEADERS,
+    return Response(body, status_code=status, headers=PAGE_HEADERS,
                     media_type="text/html; charset=utf-8")
 
 
 class BrowserEndpoints:
     def __init__(self, identity: Identity) -> None:
+        from tessera.identity.consent import ConsentEndpoints  # it reads SESSION_COOKIE
+
         self._id = identity
+        self.consent = ConsentEndpoints(identity)
         self._max_body = identity.settings.security.max_body_bytes
-        self._secure = identity.settings.security.cookie_secure
+        self._cookies = cookie_policy(identity.settings)
+        self._csrf = CsrfTokens(identity.csrf_key, identity.clock)
+        issuer = urlsplit(identity.settings.issuer)
+        self._origin = f"{issuer.scheme}://{issuer.netloc}"
 
-    # CSRF -----------------------------------------------------------------------------
-    def _csrf_for(self, cookie: str) -> str:
-        return hmac.new(self._id.csrf_key, cookie.encode(), hashlib.sha256).hexdigest()
+    # cookies and CSRF ---------------------------------------------------------------------
+    def _session_cookie(self, request: OAuthRequest) -> str | None:
+        return self._cookies.read(request.cookies, SESSION_COOKIE)
 
-    def _csrf_ok(self, request: OAuthRequest, params: Params) -> bool:
-        cookie = request.cookies.get(CSRF_COOKIE)
-        sent = params.get("csrf_token")
-        return bool(cookie and sent and constant_time_equal(self._csrf_for(cookie), sent))
+    def _csrf_cookie(self, request: OAuthRequest) -> str | None:
+        cookie = self._cookies.read(request.cookies, CSRF_COOKIE)
+        return cookie if cookie and 16 <= len(cookie) <= 64 else None
 
-    def _with_csrf_cookie(self, request: OAuthRequest, render: str) -> tuple[str, str | None]:
-        cookie = request.cookies.get(CSRF_COOKIE)
-        if cookie and len(cookie) <= 64:
-            return self._csrf_for(cookie), None
-        fresh = new_secret()
-        return self._csrf_for(fresh), fresh
+    def _csrf_ok(self, request: OAuthRequest, params: Params, purpose: str,
+                 transaction: str) -> bool:
+        """The form was rendered by us, for this browser, purpose and transaction, recently,
+        and is submitted from our own origin."""
+        return same_origin(request.headers, self._origin) and self._csrf.check(
+            params.get("csrf_token"), cookie=self._csrf_cookie(request), purpose=purpose,
+            transaction=transaction)
+
+    def _with_csrf_cookie(self, request: OAuthRequest, purpose: str, transaction: str
+                          ) -> tuple[str, str | None]:
+        """The token for a form and, when the browser has no usable CSRF cookie, a fresh
+        cookie value to set with the page."""
+        cookie = self._csrf_cookie(request)
+        fresh = None if cookie else new_secret()
+        return self._csrf.issue(cookie or fresh or "", purpose, transaction), fresh
 
     def _set_cookie(self, response: Response, name: str, value: str) -> None:
-        response.set_cookie(name, value, httponly=True, samesite="lax", secure=self._secure,
-                            path="/")
+        self._cookies.set(response, name, value)
 
     # /authorize -------------------------------------------------------------------------
     async def authorize(self, request: Request) -> Response:
@@ -95,11 +113,12 @@ class BrowserEndpoints:
                 if "pending" in params:
                     return await self._totp_submit(oauth, params, authz)
                 return await self._login_submit(oauth, params, authz)
-            session = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
+            session = self._id.authorize.usable_session(
+                authz, await self._id.login.session_for_cookie(self._session_cookie(oauth)))
             if not self._id.authorize.needs_login(authz, session):
                 assert session is not None
-                return RedirectResponse(await self._id.authorize.issue_code(authz, session),
-                                        status_code=303)
+                return await self.consent.finish(oauth, authz, session,
+                                                 self._session_cookie(oauth) or "")
             if session is not None and self._id.authorize.acr_too_low(authz, session.acr):
                 await self._id.authorize.record_step_up(authz, session)
             if authz.prompt is not None and "none" in authz.prompt.split():
@@ -114,11 +133,16 @@ class BrowserEndpoints:
         except StoreError:
             return _html(error_page("The service is briefly unavailable. Try again."), 503)
 
+    @staticmethod
+    def _authz_fields(params: Params) -> dict[str, str]:
+        """The authorization request the login form completes (its CSRF transaction)."""
+        return {k: v for k, v in params.as_dict().items() if k in _AUTHZ_FIELDS}
+
     def _login_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
                     *, error: str | None = None, username: str = "",
                     status: int = 200) -> Response:
-        csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login")
-        fields = {k: v for k, v in params.as_dict().items() if k in _AUTHZ_FIELDS}
+        fields = self._authz_fields(params)
+        csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login", fingerprint(fields))
         response = _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
                                     error=error, username=username), status)
         if fresh_cookie:
@@ -127,7 +151,7 @@ class BrowserEndpoints:
 
     async def _login_submit(self, oauth: OAuthRequest, params: Params,
                             authz: AuthorizationRequest) -> Response:
-        if not self._csrf_ok(oauth, params):
+        if not self._csrf_ok(oauth, params, "login", fingerprint(self._authz_fields(params))):
             return self._login_form(oauth, params, authz, status=400,
                                     error="Your form expired. Please sign in again.")
         username = params.get("username") or ""
@@ -140,9 +164,10 @@ class BrowserEndpoints:
             return self._login_form(oauth, params, authz, error=str(exc), username=username,
                                     status=429 if exc.throttled else 401)
         if await self._id.totp.enrolled(user.user_id):
+            cookie = self._csrf_cookie(oauth)
+            assert cookie is not None  # _csrf_ok
             pending = self._id.pending_logins.issue(
-                PendingLogin(user.user_id, authz.client.client_id),
-                csrf_cookie=oauth.cookies[CSRF_COOKIE])  # present: _csrf_ok
+                PendingLogin(user.user_id, authz.client.client_id), csrf_cookie=cookie)
             return self._totp_form(oauth, params, authz, pending=pending)
         if self._id.authorize.acr_too_low(authz, ACR_PASSWORD):
             return RedirectResponse(self._id.authorize.unmet_requirements(authz), 303)
@@ -150,19 +175,19 @@ class BrowserEndpoints:
 
     def _totp_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
                    *, pending: str, error: str | None = None, status: int = 200) -> Response:
-        csrf, _ = self._with_csrf_cookie(oauth, "totp")
-        fields = {k: v for k, v in params.as_dict().items() if k in _AUTHZ_FIELDS}
-        return _html(totp_page(client_name=authz.client.name, fields=fields, csrf=csrf,
-                               pending=pending, error=error), status)
+        csrf, _ = self._with_csrf_cookie(oauth, "totp", pending)
+        return _html(totp_page(client_name=authz.client.name,
+                               fields=self._authz_fields(params), csrf=csrf, pending=pending,
+                               error=error), status)
 
     async def _totp_submit(self, oauth: OAuthRequest, params: Params,
                            authz: AuthorizationRequest) -> Response:
         """The second step: the pending login (signed, bound to this browser) and a code."""
         expired = "Your sign-in expired. Please sign in again."
-        if not self._csrf_ok(oauth, params):
+        if not self._csrf_ok(oauth, params, "totp", params.get("pending") or ""):
             return self._login_form(oauth, params, authz, status=400, error=expired)
         pending = self._id.pending_logins.open(
-            params.get("pending"), csrf_cookie=oauth.cookies.get(CSRF_COOKIE),
+            params.get("pending"), csrf_cookie=self._csrf_cookie(oauth),
             client_id=authz.client.client_id)
         user = await self._id.login.user(pending.user_id) if pending else None
         if user is None:
@@ -178,55 +203,14 @@ class BrowserEndpoints:
                         acr: str, amr: tuple[str, ...]) -> Response:
         """Re-authenticate in the browser's session of this user, else open a new one;
         then issue the code. The session cookie is new either way."""
-        current = await self._id.login.session_for_cookie(oauth.cookies.get(SESSION_COOKIE))
+        current = await self._id.login.session_for_cookie(self._session_cookie(oauth))
         renewed = None
         if current is not None and current.user_id == user.user_id:
             renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
         session, handle = renewed or await self._id.login.open_session(
             user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr)
-        response = RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
+        response = await self.consent.finish(oauth, authz, session, handle)
         self._set_cookie(response, SESSION_COOKIE, handle)
-        return response
-
-    # /account/totp ----------------------------------------------------------------------
-    async def account_totp(self, request: Request) -> Response:
-        """TOTP enrolment for the signed-in user: GET shows the secret, POST confirms it
-        with a current code (CSRF-protected like the login form)."""
-        try:
-            oauth = await read_request(request, max_body=self._max_body)
-            session = await self._id.login.session_for_cookie(
-                oauth.cookies.get(SESSION_COOKIE))
-            user = await self._id.login.user(session.user_id) if session else None
-            if user is None:
-                return _html(error_page("Sign in to an application first, then come back "
-                                        "to this page."), 401)
-            if request.method != "POST":
-                return await self._enrol_form(oauth, user)
-            params = parse_params(oauth, max_body=self._max_body)
-            if not self._csrf_ok(oauth, params):
-                return await self._enrol_form(oauth, user, status=400,
-                                              error="Your form expired. Try again.")
-            try:
-                await self._id.totp.confirm_enrolment(user, params.get("totp_code") or "")
-            except LoginFailed as exc:
-                return await self._enrol_form(oauth, user, error=str(exc),
-                                              status=429 if exc.throttled else 400)
-            return _html(totp_enrolled_page())
-        except OAuthError as exc:
-            return _html(error_page(exc.description), exc.status)
-        except StoreError:
-            return _html(error_page("The service is briefly unavailable. Try again."), 503)
-
-    async def _enrol_form(self, oauth: OAuthRequest, user: User, *, error: str | None = None,
-                          status: int = 200) -> Response:
-        enrolment = await self._id.totp.begin_enrolment(user)
-        if enrolment is None:
-            return _html(totp_enrolled_page())
-        csrf, fresh = self._with_csrf_cookie(oauth, "totp")
-        response = _html(totp_enrol_page(secret=enrolment.secret, uri=enrolment.uri,
-                                         csrf=csrf, error=error), status)
-        if fresh:
-            self._set_cookie(response, CSRF_COOKIE, fresh)
         return response
 
     # /logout ----------------------------------------------------------------------------
@@ -235,26 +219,32 @@ class BrowserEndpoints:
             oauth = await read_request(request, max_body=self._max_body)
             params = parse_params(oauth, max_body=self._max_body, allow_query=True)
             plan = await self._id.logout.parse(params)
-            cookie_session = await self._id.login.session_for_cookie(
-                oauth.cookies.get(SESSION_COOKIE))
-            confirmed = request.method == "POST" and self._csrf_ok(oauth, params) \
-                and params.get("confirm") == "yes"
-            if plan.sid is not None:
+            browser = await self._id.login.session_for_cookie(self._session_cookie(oauth))
+            if plan.sid is not None and browser is not None and browser.sid == plan.sid:
                 await self._id.logout.end_session(plan.sid, actor="rp")
-            elif cookie_session is not None:
-                if not confirmed:
-                    csrf, fresh = self._with_csrf_cookie(oauth, "logout")
-                    fields = {k: v for k, v in params.as_dict().items() if k in _LOGOUT_FIELDS}
-                    response = _html(logout_page(fields=fields, csrf=csrf))
-                    if fresh:
-                        self._set_cookie(response, CSRF_COOKIE, fresh)
-                    return response
-                await self._id.logout.end_session(cookie_session.sid, actor="user")
+            elif plan.sid is not None or browser is not None:
+                fields = {k: v for k, v in params.as_dict().items() if k in _LOGOUT_FIELDS}
+                transaction = fingerprint(fields | {"sid": browser.sid if browser else ""})
+                if not (request.method == "POST" and params.get("confirm") == "yes"
+                        and self._csrf_ok(oauth, params, "logout", transaction)):
+                    return self._logout_form(oauth, fields, transaction)
+                for sid in {plan.sid, browser.sid if browser else None} - {None}:
+                    assert sid is not None
+                    await self._id.logout.end_session(sid, actor="user")
             done: Response = (RedirectResponse(plan.redirect_to, 303) if plan.redirect_to
                               else _html(logged_out_page()))
-            done.delete_cookie(SESSION_COOKIE, path="/")
+            self._cookies.delete(done, SESSION_COOKIE)
             return done
         except OAuthError as exc:
             return _html(error_page(exc.description), exc.status)
         except StoreError:
             return _html(error_page("The service is briefly unavailable. Try again."), 503)
+
+    def _logout_form(self, oauth: OAuthRequest, fields: dict[str, str], transaction: str
+                     ) -> Response:
+        """Ask before ending anything: no hint, or a hint that is not this browser's."""
+        csrf, fresh = self._with_csrf_cookie(oauth, "logout", transaction)
+        response = _html(logout_page(fields=fields, csrf=csrf))
+        if fresh:
+            self._set_cookie(response, CSRF_COOKIE, fresh)
+        return response

@@ -13,13 +13,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
-from tessera.core.throttle import FailureWindow
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
+from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
+from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
@@ -47,6 +48,7 @@ from tessera.protocol.rfc8693 import (
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9449 import ProofChecker
+from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
@@ -119,11 +121,15 @@ class Identity:
     relays: list[OutboxRelay]
     feed: RevocationFeed
     metrics: IdentityMetrics
+    tenants: TenantDirectory
+    """Tenant suspension, cached for client authentication (``protocol.standing``)."""
     completion: LogoutCompletion
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
+    throttles: Throttles | None = None
+    """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -139,6 +145,8 @@ class Identity:
             await self.redis_bus.aclose()
         if self.dpop is not None:
             await self.dpop.replay.aclose()
+        if self.throttles is not None:
+            await self.throttles.aclose()
         await self.audit.aclose()
         await self.store.close()
 
@@ -157,8 +165,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     await key_manager.bootstrap()
     keys = RingHolder(await key_manager.load())
     clients = ClientDirectory(store, clock)
-    authenticator = ClientAuthenticator(clients, FailureWindow(
-        settings.security.client_auth_failures_per_minute, clock))
+    tenants = TenantDirectory(store, clock)
+    throttles = build_throttles(settings)
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
@@ -200,11 +209,13 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     return Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
-        login=LoginService(store, passwords, audit, clock,
-                           attempts_per_minute=settings.security.login_attempts_per_minute),
+        login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
+                           by_address=throttles.login_address),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
-                         failures_per_minute=settings.security.totp_failures_per_minute),
+                         throttle=throttles.totp,
+                         recovery=RecoveryCodes(store, clock, derive_key(kek, "recovery-codes"),
+                                                count=settings.account.recovery_codes)),
         pending_logins=PendingLogins(derive_key(kek, "pending-login"), clock),
         access_tokens=access, id_tokens=id_tokens, token_state=state,
         token=TokenEndpoint(authenticator, grants, max_body=max_body,
@@ -221,7 +232,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop,
+        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
+        tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
         completion=completion,

@@ -69,6 +69,8 @@ class AckReport(BaseModel):
 
 
 def _cursor(raw: str) -> int:
+    """A sequence number: 1 to 18 ASCII digits (``Last-Event-ID``, ``?after=``, ``limit``);
+    ``str.isdigit`` alone would take "²" and "١"."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidRequest("the cursor must be a non-negative integer")
     return int(raw)
@@ -151,8 +153,11 @@ class RevocationFeed:
     async def events(self, request: Request) -> Response:
         try:
             await self._authorize(request)
-            raw = request.headers.get("last-event-id") or request.query_params.get("after", "0")
-            cursor = _cursor(raw)
+            header = request.headers.get("last-event-id")
+            query = request.query_params.get("after")
+            # a malformed cursor is refused even when the other one is valid
+            cursors = [_cursor(v) for v in (header, query) if v is not None]
+            cursor = cursors[0] if cursors else 0
         except OAuthError as exc:
             return send_error(exc)
         return StreamingResponse(self._stream(cursor), media_type="text/event-stream",

@@ -12,7 +12,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tessera.keys.errors import KeyError_
+from tessera.keys.errors import KeyError_, UnsealFailed
 
 __all__ = ["Sealer"]
 
@@ -56,4 +56,5 @@ class Sealer:
         try:
             return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode("utf-8"))
         except InvalidTag:
-            raise KeyError_("cannot unseal: wrong key-encryption key or tampered row") from None
+            raise UnsealFailed("cannot unseal: wrong key-encryption key or tampered row"
+                               ) from None

@@ -13,6 +13,7 @@ tessera_login_failures_total                    counter    reason
 tessera_revocations_total                       counter    kind (session, token, version…)
 tessera_audit_events_total                      counter    event
 tessera_store_errors_total                      counter    endpoint (token)
+tessera_worker_processes                        gauge      (livesum: workers serving now)
 tessera_logout_completion_seconds               histogram
 ==============================================  =========  ==================================
 
@@ -25,18 +26,19 @@ endpoint answers ``temporarily_unavailable`` (503) only when a ``StoreError`` is
 (``protocol/rfc6749/token_endpoint.py``), so that outcome is counted here too. It is the
 session store availability SLI (``deploy/prometheus``, ``docs/metrics.md``).
 
-With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to a shared empty
-directory; ``/metrics`` then aggregates every worker (prometheus_client multiprocess mode).
+With several worker processes ``tessera serve`` runs prometheus-client's multiprocess mode
+(``observability.multiprocess``): ``render`` then sums every worker's values, so any
+worker answers with the service's totals. Every gauge here names its
+``multiprocess_mode`` (``livesum`` for "how many right now", ``mostrecent`` for a value
+that is the same in every worker); the default, ``all``, would publish one series per pid.
 """
 
 from __future__ import annotations
 
-import os
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from tessera.observability import events
+from tessera.observability import events, multiprocess
 from tessera.store.ports import AuditRecord
 
 __all__ = ["CONTENT_TYPE", "IdentityMetrics"]
@@ -79,10 +81,22 @@ class IdentityMetrics:
                                     "Requests refused because the store failed, by endpoint.",
                                     ("endpoint",), registry=r)
         self.store_errors.labels("token")
+        self.worker_processes = Gauge(
+            "tessera_worker_processes", "Worker processes serving requests (summed over live "
+            "workers).", registry=r, multiprocess_mode="livesum")
         self.logout_completion = Histogram(
             "tessera_logout_completion_seconds",
             "From a revocation's commit until every live verifier had applied it, seconds.",
             buckets=_COMPLETION_BUCKETS, registry=r)
+
+    def worker_started(self) -> None:
+        """This process serves requests now (the app's lifespan startup)."""
+        self.worker_processes.set(1)
+
+    def worker_stopped(self) -> None:
+        """Shutdown: this worker no longer counts, its live gauges leave the directory."""
+        self.worker_processes.set(0)
+        multiprocess.worker_exited()
 
     def on_audit(self, record: AuditRecord) -> None:
         event = record.event
@@ -107,10 +121,8 @@ class IdentityMetrics:
                 self.store_errors.labels("token").inc()
 
     def render(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return bytes(generate_latest(registry))
+        """The Prometheus text: every worker's total in multiprocess mode, else this
+        process's registry."""
+        if multiprocess.enabled():
+            return bytes(generate_latest(multiprocess.collect_registry()))
         return bytes(generate_latest(self.registry))

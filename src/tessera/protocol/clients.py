@@ -13,9 +13,10 @@ from urllib.parse import unquote
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
-from tessera.core.throttle import FailureWindow
 from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
+from tessera.protocol.standing import TenantDirectory, client_tenant
+from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store
 
 __all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
@@ -50,6 +51,9 @@ class ClientDirectory:
     def forget(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
 
+    def clear(self) -> None:
+        self._cache.clear()
+
 
 def _basic_credentials(header: str) -> tuple[str, str]:
     # ValueError: headers arrive latin-1 decoded, and b64decode refuses non-ASCII text
@@ -70,14 +74,25 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 class ClientAuthenticator:
-    def __init__(self, directory: ClientDirectory, failures: FailureWindow | None = None
-                 ) -> None:
+    def __init__(self, directory: ClientDirectory, failures: Throttle | None = None,
+                 tenants: TenantDirectory | None = None) -> None:
         self._directory = directory
         self._failures = failures
+        self._tenants = tenants
 
     async def authenticate(self, request: OAuthRequest, params: Params,
                            *, allow_public: bool = True) -> Client:
-        """Authenticate the client of ``request`` or raise ``InvalidClient``."""
+        """Authenticate the client of ``request`` or raise ``InvalidClient``: also when
+        its tenant is suspended (``standing``)."""
+        client = await self._authenticate(request, params, allow_public=allow_public)
+        if self._tenants is not None and await self._tenants.suspended(client_tenant(client)):
+            raise InvalidClient("client authentication failed",
+                                basic=request.headers.get("authorization", "")[:6].lower()
+                                == "basic ", detail="the client's tenant is suspended")
+        return client
+
+    async def _authenticate(self, request: OAuthRequest, params: Params,
+                            *, allow_public: bool) -> Client:
         authorization = request.headers.get("authorization", "")
         basic = authorization[:6].lower() == "basic "
         if basic:
@@ -108,14 +123,14 @@ class ClientAuthenticator:
     async def _check_secret(self, client_id: str, secret: str, *, basic: bool,
                             host: str | None) -> Client:
         key = f"{client_id[:64]}\x00{host}"
-        if self._failures is not None and self._failures.blocked(key):
+        if self._failures is not None and await self._failures.blocked(key):
             raise TooManyRequests("too many failed client authentications; slow down")
         client = await self._directory.get(client_id)
         stored = client.secret_hash if client is not None and client.secret_hash else _DUMMY_HASH
         matches = constant_time_equal(token_hash(secret), stored)
         if client is None or client.disabled or client.public or not matches:
             if self._failures is not None:
-                self._failures.add(key)
+                await self._failures.hit(key)
             raise InvalidClient("client authentication failed", basic=basic,
                                 detail=f"bad secret or unknown client {client_id[:64]!r}")
         return client

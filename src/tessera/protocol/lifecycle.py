@@ -15,7 +15,8 @@ VERIFIER_LEEWAY = 60.0
 remembered that long after the last token it covers expires."""
 
 __all__ = ["VERIFIER_LEEWAY", "bump_session_version", "bump_user_version",
-           "revoke_access_token", "revoke_family", "revoke_session", "revoke_user"]
+           "end_impersonations", "publish_user_revoked", "revoke_access_token",
+           "revoke_client", "revoke_family", "revoke_session", "revoke_user"]
 
 
 async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: str,
@@ -52,7 +53,37 @@ async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
                                      data={"sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_REVOKED, sid=sid, subject=session.user_id,
              tenant=session.tenant_id, reason=reason, actor=actor)
+    await end_impersonations(tx, at=at, sid=sid, reason="actor_session_ended",
+                             token_ttl=token_ttl)
     return True
+
+
+async def end_impersonations(tx: Transaction, *, at: float, reason: str, token_ttl: float,
+                             sid: str | None = None, jti: str | None = None) -> int:
+    """Revoke the impersonation sessions opened under the administrator's session ``sid``
+    or with the administrator's token ``jti``: an impersonation never outlives what it was
+    obtained with. Returns how many ended."""
+    count = 0
+    for child in await tx.uow.sessions.acting_under(sid=sid, jti=jti):
+        count += await revoke_session(tx, child.sid, at=at, reason=reason,
+                                      token_ttl=token_ttl, actor="system")
+    return count
+
+
+async def revoke_client(tx: Transaction, client_id: str, *, at: float, reason: str,
+                        token_ttl: float, families: bool = True) -> int:
+    """Client-wide revocation: one ``client.revoked`` event (every token issued to the
+    client until ``at`` is refused everywhere) and, with ``families``, the end of every
+    refresh family of the client. Returns the families ended."""
+    ended = 0
+    if families:
+        for family in await tx.uow.refresh.active_families_for_client(client_id):
+            ended += await revoke_family(tx, family.family_id, at=at, reason=reason,
+                                         token_ttl=token_ttl)
+    tx.publish(RevocationEvent(RevocationKind.CLIENT_REVOKED, client_id, at,
+                               expires_at=_horizon(at, token_ttl),
+                               data={"before": at, "reason": reason}))
+    return ended
 
 
 async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
@@ -62,9 +93,16 @@ async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
     for session in await tx.uow.sessions.active_for_user(user_id):
         count += await revoke_session(tx, session.sid, at=at, reason=reason,
                                       token_ttl=token_ttl, actor=actor)
-    tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
-                                     expires_at=_horizon(at, token_ttl), data={"reason": reason}))
+    await publish_user_revoked(tx, user_id, at=at, reason=reason, token_ttl=token_ttl)
     return count
+
+
+async def publish_user_revoked(tx: Transaction, user_id: str, *, at: float, reason: str,
+                               token_ttl: float) -> None:
+    """User-wide revocation: every token of the user issued until ``at`` is refused."""
+    tx.publish(RevocationEvent(RevocationKind.USER_REVOKED, user_id, at,
+                               expires_at=_horizon(at, token_ttl),
+                               data={"before": at, "reason": reason}))
 
 
 async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_at: float,
@@ -88,6 +126,9 @@ async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: 
                                      data={"sv": sv, "sub": session.user_id, "reason": reason}))
     tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,
              tenant=session.tenant_id, sv=sv, reason=reason, actor=actor)
+    # the administrator's tokens of this session are stale now: so is what they obtained
+    await end_impersonations(tx, at=at, sid=sid, reason="actor_session_bumped",
+                             token_ttl=token_ttl)
     return sv
 
 

@@ -1,6 +1,7 @@
 """Is an access token we issued still good? Signature and claims, the DPoP binding of
 how it is presented (RFC 9449 §7), then live state: revoked ``jti``, ended session,
-revoked refresh family, stale session version, disabled user or client."""
+revoked refresh family, stale session version, a user, client or tenant no longer in good
+standing (``standing``), and for an impersonation the administrator's session."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
+from tessera.core.revocation import RevocationKind
 from tessera.keys import TokenInvalid
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
-from tessera.store.ports import Store
+from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
+from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AccessTokenState", "TokenInactive"]
 
@@ -74,16 +77,39 @@ class AccessTokenState:
         async with self.store.unit_of_work(read_only=True) as uow:
             if await uow.revocations.is_token_revoked(str(claims.get("jti", ""))):
                 raise TokenInactive("token_revoked")
-            sid = claims.get("sid")
-            if sid is not None:
-                session = await uow.sessions.get(str(sid))
-                if session is None or not session.active:
-                    raise TokenInactive("session_revoked")
-                if claims.get("sv") != session.sv:
-                    raise TokenInactive("stale_session_version")
-                if _family_revoked(claims, await uow.refresh.families_for_session(str(sid))):
-                    raise TokenInactive("family_revoked")
-                user = await uow.users.get(session.user_id)
-                if user is None or user.disabled:
-                    raise TokenInactive("user_disabled")
+            await self._check_grains(uow, claims, client_tenant(client))
+            try:
+                await check_tenant(uow, str(claims.get("tid") or client_tenant(client)))
+                sid = claims.get("sid")
+                if sid is not None:
+                    await self._check_session(uow, claims, str(sid))
+            except NotInGoodStanding as exc:
+                raise TokenInactive(exc.reason) from None
         return claims
+
+    @staticmethod
+    async def _check_grains(uow: UnitOfWork, claims: dict[str, Any], tenant: str) -> None:
+        """User-, tenant- and client-wide revocations (what verifiers apply from the same
+        events): a token issued at or before one is revoked."""
+        before = await uow.revocations.revoked_before([
+            (RevocationKind.USER_REVOKED, str(claims.get("sub"))),
+            (RevocationKind.TENANT_REVOKED, str(claims.get("tid") or tenant)),
+            (RevocationKind.CLIENT_REVOKED, str(claims.get("client_id")))])
+        iat = claims.get("iat")
+        if before is not None and (not isinstance(iat, int | float) or iat <= before):
+            raise TokenInactive("revoked_wholesale")
+
+    @staticmethod
+    async def _check_session(uow: UnitOfWork, claims: dict[str, Any], sid: str) -> None:
+        session = await uow.sessions.get(sid)
+        if session is None or not session.active:
+            raise TokenInactive("session_revoked")
+        if claims.get("sv") != session.sv:
+            raise TokenInactive("stale_session_version")
+        if _family_revoked(claims, await uow.refresh.families_for_session(sid)):
+            raise TokenInactive("family_revoked")
+        await check_user(uow, session.user_id, tenant_id=session.tenant_id)
+        if session.actor_sid is not None:  # impersonation: the administrator's session too
+            actor = await uow.sessions.get(session.actor_sid)
+            if actor is None or not actor.active:
+                raise TokenInactive("actor_session_revoked")

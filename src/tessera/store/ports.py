@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tessera.core.clients import Client
+from tessera.core.consents import Consent
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.revocation import RevocationEvent
 from tessera.core.sessions import AuthorizationCode, Session
+from tessera.core.tenants import Tenant
 from tessera.core.users import User
 
 __all__ = [
@@ -29,10 +31,13 @@ __all__ = [
     "ClientRepo",
     "CodeRepo",
     "Completion",
+    "ConsentRepo",
     "FactorRepo",
     "KeyRepo",
+    "RecoveryCodeRepo",
     "RefreshRepo",
     "RevocationLog",
+    "RoleRepo",
     "SealedFactor",
     "SealedKey",
     "SessionRepo",
@@ -40,6 +45,7 @@ __all__ = [
     "StoreConflict",
     "StoreError",
     "StoredAudit",
+    "TenantRepo",
     "UnitOfWork",
     "UserRepo",
     "VerifierRegistry",
@@ -118,6 +124,15 @@ class ClientRepo(Protocol):
     async def get(self, client_id: str) -> Client | None: ...
     async def all(self) -> list[Client]: ...
 
+    async def set_disabled(self, client_id: str, disabled: bool) -> bool:
+        """Disable or enable; True iff the client exists."""
+
+    async def set_secret(self, client_id: str, secret_hash: str) -> bool:
+        """Replace the secret's hash; True iff the client exists."""
+
+    async def delete(self, client_id: str) -> bool:
+        """Remove the client; True iff it existed."""
+
 
 class UserRepo(Protocol):
     async def add(self, user: User) -> None:
@@ -134,6 +149,17 @@ class UserRepo(Protocol):
     async def get_many(self, user_ids: Sequence[str]) -> list[User]:
         """The users that exist among ``user_ids``, in no particular order."""
 
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        """Disable or enable a (not deleted) user; True iff there is one."""
+
+    async def set_password(self, user_id: str, password_hash: str) -> bool:
+        """Replace the password hash of a (not deleted) user; True iff there is one."""
+
+    async def tombstone(self, user_id: str, *, at: float) -> bool:
+        """Delete the user but keep the row other records name: disabled, no password,
+        ``deleted_at`` set and the username freed (``deleted:<user_id>``). True iff this
+        call deleted it (False: absent or deleted already)."""
+
 
 class SessionRepo(Protocol):
     async def add(self, session: Session, *, browser_handle_hash: str | None) -> None: ...
@@ -148,6 +174,11 @@ class SessionRepo(Protocol):
         """Increment ``sv`` atomically; return the new version (None if no such session)."""
 
     async def active_for_user(self, user_id: str) -> list[Session]: ...
+
+    async def acting_under(self, *, sid: str | None = None,
+                           jti: str | None = None) -> list[Session]:
+        """Active impersonation sessions opened under the administrator's session ``sid``
+        or with the administrator's access token ``jti`` (either given one matches)."""
 
     async def step_up(self, sid: str, *, acr: str, amr: tuple[str, ...], auth_time: float,
                       browser_handle_hash: str | None = None) -> Session | None:
@@ -189,6 +220,62 @@ class FactorRepo(Protocol):
         """Store ``factor`` as given (confirmed or not), replacing any factor of the same
         user and kind (administrative enrolment)."""
 
+    async def delete(self, user_id: str, kind: str) -> bool:
+        """Remove the user's factor of ``kind``; True iff there was one."""
+
+
+class TenantRepo(Protocol):
+    async def add(self, tenant: Tenant) -> bool:
+        """Register a tenant; False (nothing written) if it exists."""
+
+    async def get(self, tenant_id: str) -> Tenant | None: ...
+    async def all(self) -> list[Tenant]:
+        """Ordered by tenant id."""
+
+    async def set_suspended(self, tenant_id: str, at: float | None) -> bool:
+        """Suspend (``at``) or resume (None); True iff the state changed."""
+
+
+class RoleRepo(Protocol):
+    """Roles held by users (``core.roles``); a user's tenant is the role's tenant."""
+
+    async def grant(self, user_id: str, role: str, *, at: float, by: str) -> bool:
+        """True iff this call granted it (False: held already)."""
+
+    async def revoke(self, user_id: str, role: str) -> bool:
+        """True iff this call removed it."""
+
+    async def of_user(self, user_id: str) -> frozenset[str]: ...
+
+    async def of_users(self, user_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Roles of each of ``user_ids`` that holds any."""
+
+    async def revoke_all(self, user_id: str) -> int: ...
+
+
+class ConsentRepo(Protocol):
+    async def get(self, user_id: str, client_id: str) -> Consent | None: ...
+
+    async def put(self, consent: Consent) -> None:
+        """Store (replacing) the user's consent for the client."""
+
+    async def delete_for_user(self, user_id: str) -> int: ...
+    async def delete_for_client(self, client_id: str) -> int: ...
+
+
+class RecoveryCodeRepo(Protocol):
+    """One-time TOTP recovery codes, stored as keyed hashes."""
+
+    async def replace(self, user_id: str, code_hashes: Sequence[str], *, at: float) -> None:
+        """Drop every code of the user and store these."""
+
+    async def use(self, user_id: str, code_hash: str, *, at: float) -> bool:
+        """Mark an unused code used; True iff this call did (of concurrent callers with
+        the same code exactly one wins)."""
+
+    async def remaining(self, user_id: str) -> int: ...
+    async def delete_for_user(self, user_id: str) -> int: ...
+
 
 class CodeRepo(Protocol):
     async def add(self, code: AuthorizationCode) -> None: ...
@@ -219,6 +306,9 @@ class RefreshRepo(Protocol):
     async def families_for_sessions(self, sids: Sequence[str]) -> list[RefreshFamily]:
         """The families of every session in ``sids``, oldest first."""
 
+    async def active_families_for_client(self, client_id: str) -> list[RefreshFamily]:
+        """Every refresh family of the client that is not revoked."""
+
     async def last_refreshed(self, family_ids: Sequence[str]) -> dict[str, float]:
         """For each of ``family_ids`` that was refreshed at least once, when its newest
         refresh token was issued (a refresh issues generation ≥ 1). Others are absent."""
@@ -232,6 +322,11 @@ class RevocationLog(Protocol):
 
     async def seq_of(self, kind: str, key: str) -> int | None:
         """The seq of the newest event of this kind and key still in the outbox."""
+    async def revoked_before(self, grains: Sequence[tuple[str, str]]) -> float | None:
+        """The latest moment up to which tokens are revoked at any of these grains
+        (``(kind, key)``: ``user.revoked``/user id, ``tenant.revoked``/tenant id,
+        ``client.revoked``/client id): each event's ``data["before"]``, else its ``at``.
+        None if no event names them. A token issued at or before it is revoked."""
 
     async def since(self, seq: int, *, limit: int) -> list[RevocationEvent]:
         """Events with sequence > ``seq``, in order."""
@@ -347,6 +442,10 @@ class UnitOfWork(Protocol):
     audit: AuditRepo
     keys: KeyRepo
     verifiers: VerifierRegistry
+    tenants: TenantRepo
+    roles: RoleRepo
+    consents: ConsentRepo
+    recovery_codes: RecoveryCodeRepo
 
 
 class Store(Protocol):

@@ -12,12 +12,12 @@ a stale state (as for access tokens), and a state too stale to trust fails close
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 
+from tessera.core.secrets import constant_time_equal
 from tessera.verifier._envelope import (
     BODY_MISMATCH,
     ENVELOPE_ALGS,
@@ -127,7 +127,7 @@ def verify_envelope(
 
 def check_envelope_algorithm(alg: object) -> None:
     """RFC 8725 §3.1: EdDSA or ES256 only — never ``none``, HS*, or RSA."""
-    if alg not in ENVELOPE_ALGS:
+    if not isinstance(alg, str) or alg not in ENVELOPE_ALGS:  # a JSON list would not hash
         raise EnvelopeDenied(Reason.BAD_ALGORITHM, f"alg {alg!r}")
 
 
@@ -180,7 +180,7 @@ def check_envelope_lifetime(claims: EnvelopeClaims, policy: EnvelopePolicy,
 
 def check_body(claims: EnvelopeClaims, body: bytes) -> None:
     """``msg`` is the hash of this very body: an envelope cannot be moved to another."""
-    if not hmac.compare_digest(claims.msg, body_hash(body)):
+    if not constant_time_equal(claims.msg, body_hash(body)):  # bytes: msg may be non-ASCII
         raise EnvelopeDenied(Reason.BAD_SIGNATURE, "msg does not match the body",
                              label=BODY_MISMATCH, envelope=claims)
 

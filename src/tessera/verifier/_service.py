@@ -208,6 +208,19 @@ class VerifierService:
         return not self.state.loaded or self.state.is_stale(self.clock.now(),
                                                             self.bound(strict))
 
+    def readiness(self) -> list[str]:
+        """What this service still lacks to decide (empty: ready): the JWKS, and with a
+        revocation source, the first snapshot. A readiness probe, not a freshness check:
+        once loaded, a service whose feed goes quiet stays ready (its routes fail closed
+        by themselves past their bounds), so an identity-service outage does not empty
+        every load balancer at once."""
+        missing = []
+        if self.jwks.keys is None:
+            missing.append("jwks")
+        if self.follower is not None and not self.state.loaded:
+            missing.append("revocation_snapshot")
+        return missing
+
     async def check(self, token: str | None, *, scopes: Iterable[str] = (),
                     strict: bool | None = None, tenant: str | None = None,
                     owner: str | None = None, route: str | None = None,

@@ -145,8 +145,10 @@ def read_header(token: str) -> _Header:
 
 
 def check_algorithm(header: _Header) -> None:
-    """RFC 8725 §3.1: only the algorithms Tessera signs with; never ``none`` or HS*."""
-    if header.alg not in ALLOWED_ALGS:
+    """RFC 8725 §3.1: only the algorithms Tessera signs with; never ``none`` or HS*. A
+    non-string ``alg`` (a JSON list or object) is refused, not looked up: it would not
+    even hash."""
+    if not isinstance(header.alg, str) or header.alg not in ALLOWED_ALGS:
         raise Denied(Reason.BAD_ALGORITHM, f"alg {header.alg!r}")
 
 

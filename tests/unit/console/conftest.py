@@ -24,7 +24,7 @@ _CSRF = re.compile(r"name='csrf_token' value='([^']+)'")
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, console={"admins": ["root"], "required_acr": ACR_PASSWORD,
+    return make_settings(tmp_path, console={"required_acr": ACR_PASSWORD,
                                             "max_auth_age": 900, "page_size": 5})
 
 
@@ -48,9 +48,13 @@ class ConsoleDriver:
             "csrf_token": csrf_of(page.text), "username": username, "password": password,
             **extra})
 
-    async def admin(self) -> str:
-        """Create ``root`` and sign in to the console; returns root's user id."""
-        user_id = await self.tessera.user("root")
+    async def login_as(self, tenant: str) -> httpx.Response:
+        return await self.login(tenant=tenant)
+
+    async def admin(self, role: str = "platform-admin", tenant: str = "default") -> str:
+        """Create ``root`` holding ``role`` and sign in to the console; returns root's
+        user id."""
+        user_id = await self.tessera.user("root", tenant=tenant, roles=(role,))
         response = await self.login()
         assert response.status_code == 303, response.text
         return user_id

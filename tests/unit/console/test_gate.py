@@ -10,6 +10,7 @@ import pyotp
 from tessera.core.acr import ACR_MFA
 from tessera.core.clock import FixedClock
 from tessera.core.users import User
+from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.unit.console.conftest import PASSWORD, ConsoleDriver, csrf_of
@@ -44,7 +45,7 @@ async def test_without_a_session_every_page_sends_to_the_login_form(
 
 async def test_an_admin_signs_in_and_lands_where_they_were_going(
         console: ConsoleDriver) -> None:
-    await console.tessera.user("root")
+    await console.tessera.user("root", roles=("platform-admin",))
     page = await console.http.get("/console/login", params={"next": "/console/audit"})
     response = await console.http.post("/console/login", data={
         "csrf_token": csrf_of(page.text), "username": "root", "password": PASSWORD,
@@ -55,7 +56,7 @@ async def test_an_admin_signs_in_and_lands_where_they_were_going(
 
 
 async def test_next_never_leaves_the_console(console: ConsoleDriver) -> None:
-    await console.tessera.user("root")
+    await console.tessera.user("root", roles=("platform-admin",))
     for target in ("https://evil.example/", "//evil.example/console/", "/console/../admin",
                    "/console\\@evil", "/elsewhere"):
         console.http.cookies.clear()
@@ -64,7 +65,7 @@ async def test_next_never_leaves_the_console(console: ConsoleDriver) -> None:
 
 
 async def test_wrong_password_is_refused_without_a_session(console: ConsoleDriver) -> None:
-    await console.tessera.user("root")
+    await console.tessera.user("root", roles=("platform-admin",))
     response = await console.login(password="wrong password")
     assert response.status_code == 401
     assert "Wrong username or password" in response.text
@@ -90,11 +91,13 @@ async def test_a_non_admin_is_refused_at_login_and_with_an_sso_session(
     assert "alice" not in page.text
 
 
-async def test_removing_an_admin_from_the_settings_locks_them_out_at_once(
+async def test_revoking_the_role_locks_the_administrator_out_at_once(
         console: ConsoleDriver, identity: Identity) -> None:
     await console.admin()
     assert (await console.http.get("/console/sessions")).status_code == 200
-    identity.settings.console.admins = ["someone-else"]
+    root = await _user(identity, "root")
+    assert await accounts.revoke_role(identity, root, "platform-admin", actor="test")
+    # the role is gone now; the session's version moved on too
     assert (await console.http.get("/console/sessions")).status_code == 403
 
 
@@ -138,7 +141,7 @@ async def test_step_up_requires_a_second_factor(console: ConsoleDriver, identity
 
 
 async def test_login_form_post_needs_its_csrf_token(console: ConsoleDriver) -> None:
-    await console.tessera.user("root")
+    await console.tessera.user("root", roles=("platform-admin",))
     await console.http.get("/console/login")
     response = await console.http.post("/console/login", data={
         "username": "root", "password": "correct horse battery"})

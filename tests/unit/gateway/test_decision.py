@@ -163,7 +163,7 @@ def test_requests_without_a_route() -> None:
                                                                      "access_denied")
     assert unmatched.rule_label == "none"
     bad = deny_bad_request("The original URI is empty.")
-    assert (bad.status, bad.reason, bad.error) == (403, "bad_request", "invalid_request")
+    assert (bad.status, bad.reason, bad.error) == (400, "bad_request", "invalid_request")
     assert bad.challenge == ('Bearer error="invalid_request", '
                              'error_description="The original URI is empty."')
     public = allow_public(READ)

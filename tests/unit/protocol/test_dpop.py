@@ -221,6 +221,12 @@ def test_ath_is_required_and_checked_with_an_access_token(key: DPoPKey) -> None:
     with pytest.raises(InvalidProof) as exc:
         check_proof(good, method="GET", url=URL, now=NOW, access_token="another.token.x")
     assert reason(exc) == "wrong_ath"
+    # found by tests/fuzz/fuzz_dpop_proof.py: a non-ASCII ath made compare_digest raise
+    # TypeError (a 500 at resource servers) instead of a refusal
+    with pytest.raises(InvalidProof) as exc:
+        check_proof(key.proof("GET", URL, iat=NOW, ath="é" * 43), method="GET", url=URL,
+                    now=NOW, access_token=token)
+    assert reason(exc) == "wrong_ath"
 
 
 # -- nonces (§8, §9) -------------------------------------------------------------------

@@ -257,6 +257,19 @@ def test_alg_none_hs256_and_algorithm_mismatch_are_refused(rig: Rig) -> None:
     assert denied(mixed, swapped).reason is Reason.BAD_ALGORITHM
 
 
+def test_a_non_string_alg_is_refused_not_a_crash(rig: Rig) -> None:
+    """``"alg": ["EdDSA"]`` (a JSON list) must be a refusal, not a TypeError."""
+    header = b64(json.dumps({"alg": ["EdDSA"], "kid": rig.signer.kid,
+                             "typ": ENVELOPE_TYP}).encode())
+    assert denied(rig.consumer(), f"{header}.e30.c2ln").reason is Reason.BAD_ALGORITHM
+
+
+def test_a_non_ascii_msg_is_refused_not_a_crash(rig: Rig) -> None:
+    claims = rig.signer.claims(rig.token, body=BODY, audience=QUEUE, request_id="r")
+    envelope = rig.signer.ring.sign({**claims, "msg": "é" * 43}, typ=ENVELOPE_TYP)
+    assert denied(rig.consumer(), envelope).reason is Reason.MALFORMED
+
+
 def test_envelopes_and_access_tokens_cannot_stand_in_for_each_other(
         rig: Rig, minter: Minter) -> None:
     assert denied(rig.consumer(), rig.raw_token).reason is Reason.WRONG_TYP

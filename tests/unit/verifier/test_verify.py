@@ -131,6 +131,14 @@ def test_missing_alg_is_bad_algorithm(keys: KeySet) -> None:
     assert reason_of("e30.e30.e30", keys) is Reason.BAD_ALGORITHM
 
 
+@pytest.mark.parametrize("alg", [["EdDSA"], {"a": 1}, 256, None])
+def test_a_non_string_alg_is_bad_algorithm_not_a_crash(keys: KeySet, alg: object) -> None:
+    """Found by tests/fuzz/fuzz_access_token.py: ``"alg": [...]`` raised TypeError
+    (unhashable) in the allowlist lookup."""
+    header = b64(json.dumps({"alg": alg, "kid": "ed-1", "typ": "at+jwt"}).encode())
+    assert reason_of(f"{header}.e30.c2ln", keys) is Reason.BAD_ALGORITHM
+
+
 def test_alg_none_is_rejected(minter: Minter, keys: KeySet) -> None:
     token = jwt.encode(minter.claims(), "", algorithm="none",
                        headers={"kid": "rs-1", "typ": "at+jwt"})

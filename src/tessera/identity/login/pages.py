@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-__all__ = ["error_page", "logged_out_page", "login_page", "logout_page", "totp_enrol_page",
-           "totp_enrolled_page", "totp_page"]
+__all__ = ["error_page", "logged_out_page", "login_page", "logout_page", "totp_page"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;display:flex;
@@ -69,27 +68,6 @@ def totp_page(*, client_name: str, fields: Mapping[str, str], csrf: str, pending
         f"<input type=hidden name='pending' value='{escape(pending)}'>"
         f"{_code_input('Code')}<button type=submit>Verify</button></form>"
     ))
-
-
-def totp_enrol_page(*, secret: str, uri: str, csrf: str, error: str | None = None) -> bytes:
-    """Enrolment: the secret and its ``otpauth://`` URI as text (no QR service: the
-    secret never leaves this page), and the form confirming one current code."""
-    err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
-    return _page("Set up two-step verification", (
-        "<h1>Set up two-step verification</h1><p>Add this account to an authenticator "
-        "app: type in the key, or open the link on the device that has the app.</p>"
-        f"<p>Key: <code id=totp_secret>{escape(secret)}</code></p>"
-        f"<p>Link: <code id=totp_uri>{escape(uri)}</code></p>{err}"
-        "<form method=post action='totp'>"
-        f"<input type=hidden name='csrf_token' value='{escape(csrf)}'>"
-        f"{_code_input('Code shown by the app')}<button type=submit>Turn on</button></form>"
-    ))
-
-
-def totp_enrolled_page() -> bytes:
-    return _page("Two-step verification is on", (
-        "<h1>Two-step verification is on</h1><p>From now on, signing in asks for a code "
-        "from your authenticator app after the password.</p>"))
 
 
 def logout_page(*, fields: Mapping[str, str], csrf: str) -> bytes:

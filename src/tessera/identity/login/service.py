@@ -9,11 +9,11 @@ from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
-from tessera.core.throttle import FailureWindow
 from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
@@ -28,30 +28,39 @@ class LoginFailed(Exception):
 
 
 class LoginService:
+    """Password login, throttled per account (attempts, counted before the check) and per
+    client address (failures): ``identity/throttles.py``. Whether the account exists
+    changes neither the answer nor the work done (an unknown user's password is checked
+    against a dummy hash; both throttles count the same way for it)."""
+
     def __init__(self, store: Store, hasher: PasswordHasher, audit: AuditLog, clock: Clock,
-                 *, attempts_per_minute: int) -> None:
+                 *, by_account: Throttle, by_address: Throttle) -> None:
         self._store = store
         self._hasher = hasher
         self._audit = audit
         self._clock = clock
-        self._failures = FailureWindow(attempts_per_minute, clock)
+        self._by_account = by_account
+        self._by_address = by_address
 
     async def authenticate(self, tenant_id: str, username: str, password: str,
                            *, client_host: str | None) -> User:
-        key = f"{tenant_id}\x00{username}\x00{client_host}"
-        if self._failures.blocked(key):
+        account = f"{tenant_id}\x00{username}"
+        address = client_host or "unknown"
+        if await self._by_address.blocked(address) or not await self._by_account.hit(account):
             await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
                                      username_hash=token_hash(username), reason="throttled")
             raise LoginFailed("Too many attempts. Wait a minute and try again.", throttled=True)
         async with self._store.unit_of_work(read_only=True) as uow:
             user = await uow.users.by_username(tenant_id, username)
+            tenant = await uow.tenants.get(tenant_id)
         ok = await self._hasher.averify(user.password_hash if user else None, password)
-        if user is None or not ok or user.disabled:
-            self._failures.add(key)
+        if user is None or not ok or user.disabled or (tenant is not None and not tenant.active):
+            await self._by_address.hit(address)
             await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
                                      username_hash=token_hash(username),
                                      reason="bad_credentials")
             raise LoginFailed("Wrong username or password.")
+        await self._by_account.clear(account)
         return user
 
     async def user(self, user_id: str) -> User | None:

@@ -7,8 +7,11 @@
   (pyotp's ``valid_window=1``), in constant time. It is accepted only if its step is later
   than the last accepted one (RFC 6238 §5.2), written with one conditional update, so a
   code, even submitted twice at once, signs in once.
-- Wrong and replayed codes count per user (from any address) in a ``FailureWindow``;
-  past the limit every code is refused (429) until the window clears.
+- Code attempts count per user (from any address) in a throttle shared by every worker
+  (``identity/throttles.py``), before the code is checked so parallel guesses cannot
+  overshoot; a right code clears the count. Past the limit every code is refused (429)
+  until the window slides.
+- A one-time recovery code (``recovery``) is accepted in place of a TOTP code.
 - Enrolment is two steps: ``begin_enrolment`` stores a pending secret (shown to the user
   once per pending secret's life), ``confirm_enrolment`` turns it on when a current code
   for it is presented. ``provision`` (administrators, the CLI) turns a new secret on at once.
@@ -23,12 +26,13 @@ from typing import Final, NoReturn
 import pyotp
 
 from tessera.core.clock import Clock
-from tessera.core.throttle import FailureWindow
 from tessera.core.users import User
+from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import SealedFactor, Store
 
@@ -53,13 +57,16 @@ class Enrolment:
 
 class TotpService:
     def __init__(self, store: Store, sealer: Sealer, audit: AuditLog, clock: Clock, *,
-                 issuer_name: str, failures_per_minute: int) -> None:
+                 issuer_name: str, throttle: Throttle,
+                 recovery: RecoveryCodes | None = None) -> None:
+        self.recovery = recovery
+        """One-time recovery codes ``verify`` also accepts in place of a TOTP code."""
         self._store = store
         self._sealer = sealer
         self._audit = audit
         self._clock = clock
         self._issuer_name = issuer_name
-        self._failures = FailureWindow(failures_per_minute, clock)
+        self._throttle = throttle
 
     # enrolment ----------------------------------------------------------------------------
     async def enrolled(self, user_id: str) -> bool:
@@ -85,7 +92,7 @@ class TotpService:
     async def confirm_enrolment(self, user: User, code: str) -> None:
         """Turn the pending factor on; ``LoginFailed`` for a wrong code, none pending, or
         too many failures."""
-        self._check_throttle(user)
+        await self._check_throttle(user)
         async with self._store.unit_of_work(read_only=True) as uow:
             factor = await uow.factors.get(user.user_id, TOTP)
         if factor is None or factor.confirmed_at is not None:
@@ -99,6 +106,7 @@ class TotpService:
                 raise LoginFailed("There is no enrolment waiting for a code.")
             tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
                      kind=TOTP, by="user")
+        await self._throttle.clear(user.user_id)
 
     async def provision(self, user: User, *, actor: str) -> Enrolment:
         """Give ``user`` a new, confirmed TOTP secret (replacing any): administrators."""
@@ -114,11 +122,19 @@ class TotpService:
     async def verify(self, user: User, code: str) -> None:
         """Accept a current, unused code of the user's confirmed factor, or raise
         ``LoginFailed`` (``throttled`` past the failure limit)."""
-        self._check_throttle(user)
+        await self._check_throttle(user)
         async with self._store.unit_of_work(read_only=True) as uow:
             factor = await uow.factors.get(user.user_id, TOTP)
         if factor is None or factor.confirmed_at is None:
             raise LoginFailed("Two-step verification is not set up for this account.")
+        if self.recovery is not None and self.recovery.looks_like(code):
+            if not await self.recovery.use(user, code):
+                await self._fail(user, "bad_recovery_code",
+                                 "That recovery code is not valid (or was used already).")
+            await self._audit.record(events.RECOVERY_CODE_USED, subject=user.user_id,
+                                     tenant=user.tenant_id)
+            await self._throttle.clear(user.user_id)
+            return
         step = self._matching_step(self._open(factor), code)
         if step is None:
             await self._fail(user, "bad_code")
@@ -127,6 +143,7 @@ class TotpService:
         if not fresh:
             await self._fail(user, "replayed_code",
                              "This code was used already. Wait for the next one.")
+        await self._throttle.clear(user.user_id)
 
     def _matching_step(self, secret: str, code: str) -> int | None:
         """The time step ``code`` belongs to, within ``valid_window`` steps of now."""
@@ -141,14 +158,14 @@ class TotpService:
                 found = step
         return found
 
-    def _check_throttle(self, user: User) -> None:
-        if self._failures.blocked(user.user_id):
+    async def _check_throttle(self, user: User) -> None:
+        """Count this attempt (before the code is checked), or refuse past the limit."""
+        if not await self._throttle.hit(user.user_id):
             raise LoginFailed("Too many wrong codes. Wait a minute and try again.",
                               throttled=True)
 
     async def _fail(self, user: User, reason: str,
                     message: str = "That code is not right. Try the current one.") -> NoReturn:
-        self._failures.add(user.user_id)
         await self._audit.record(events.LOGIN_FAILED, subject=user.user_id,
                                  tenant=user.tenant_id, factor=TOTP, reason=reason)
         raise LoginFailed(message)

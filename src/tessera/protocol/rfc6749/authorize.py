@@ -10,6 +10,11 @@ Authentication requirements (OIDC Core §3.1.2.1, RFC 9470 §4): ``prompt=login`
 values are ignored (they are voluntary). A session below it is re-authenticated in place
 (same ``sid``); a user who cannot reach it gets ``unmet_authentication_requirements``
 (OpenID Connect Core Error Code unmet_authentication_requirements 1.0).
+
+Trust boundaries: a browser session serves only clients of its own tenant
+(``usable_session``); a code is issued only to a user in good standing (``standing``)
+and carries only the privileged scopes the user's roles entitle (``core.roles``):
+requested ∩ client-allowed ∩ user-entitled.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 from tessera.core.acr import acr_satisfies, weakest_known
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
 from tessera.core.clock import Clock
+from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
@@ -35,6 +41,7 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import Params
 from tessera.protocol.rfc7636 import PkceError, check_challenge
+from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
@@ -103,6 +110,11 @@ class AuthorizationEndpoint:
         client = await self._clients.get(client_id)
         if client is None or client.disabled:
             raise UserFacingError("The client is not registered.")
+        async with self._store.unit_of_work(read_only=True) as uow:
+            try:
+                await check_tenant(uow, client_tenant(client))
+            except NotInGoodStanding:
+                raise UserFacingError("The client is not available at the moment.") from None
         redirect_uri = params.get("redirect_uri")
         if redirect_uri is None:
             if len(client.redirect_uris) != 1:
@@ -145,6 +157,15 @@ class AuthorizationEndpoint:
             max_age=max_age, acr_values=parse_acr_values(params.get("acr_values")),
         )
 
+    @staticmethod
+    def usable_session(request: AuthorizationRequest,
+                       session: Session | None) -> Session | None:
+        """The browser's session, if it may serve this client: an SSO session of another
+        tenant is no session at all for it (the user signs in again, in this tenant)."""
+        if session is None or not session.active:
+            return None
+        return session if session.tenant_id == client_tenant(request.client) else None
+
     def needs_login(self, request: AuthorizationRequest, session: Session | None) -> bool:
         """OIDC Core §3.1.2.1: ``prompt=login`` and ``max_age`` force a fresh login;
         ``max_age=0`` is ``prompt=login`` (even within the second of the last login);
@@ -184,18 +205,56 @@ class AuthorizationEndpoint:
             "error": "login_required", "error_description": "the user must log in",
             "state": request.state})
 
+    def consent_required(self, request: AuthorizationRequest) -> str:
+        """``prompt=none`` and the third-party client lacks the user's consent (OIDC Core
+        §3.1.2.6): redirect with ``consent_required``."""
+        return self._redirect(request.redirect_uri, {
+            "error": "consent_required",
+            "error_description": "the user has not allowed this client these scopes",
+            "state": request.state})
+
+    def access_denied(self, request: AuthorizationRequest, description: str) -> str:
+        return self._redirect(request.redirect_uri, {
+            "error": "access_denied", "error_description": description,
+            "state": request.state})
+
+    async def granted_scope(self, request: AuthorizationRequest,
+                            session: Session) -> frozenset[str]:
+        """What a code for this session would carry: the request (already within the
+        client's scopes) narrowed to the privileged scopes the user's roles entitle."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            roles = await uow.roles.of_user(session.user_id)
+        return narrow_to_entitlement(request.scope, roles)
+
     async def issue_code(self, request: AuthorizationRequest, session: Session) -> str:
-        """Store a fresh code for this session; return the redirect location."""
+        """Store a fresh code for this session; return the redirect location. The user
+        must be in good standing in the client's tenant, and the code carries only the
+        privileged scopes the user's roles entitle now; otherwise ``access_denied``."""
         code = new_secret()
         now = self._clock.now()
+        denied: str | None = None
         async with transaction(self._store, self._audit) as tx:
-            await tx.uow.codes.add(AuthorizationCode(
-                code_hash=token_hash(code), client_id=request.client.client_id,
-                sid=session.sid, user_id=session.user_id, redirect_uri=request.redirect_uri,
-                scope=request.scope, code_challenge=request.code_challenge,
-                nonce=request.nonce, expires_at=now + self._code_ttl))
-            tx.audit(events.CODE_ISSUED, client=request.client.client_id, sid=session.sid,
-                     subject=session.user_id, tenant=session.tenant_id)
+            try:
+                await check_user(tx.uow, session.user_id,
+                                 tenant_id=client_tenant(request.client))
+            except NotInGoodStanding as exc:
+                tx.audit(events.LOGIN_FAILED, client=request.client.client_id,
+                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id,
+                         reason=exc.reason)
+                denied = self.access_denied(request, "the user may not sign in here")
+            else:
+                scope = narrow_to_entitlement(request.scope,
+                                              await tx.uow.roles.of_user(session.user_id))
+                await tx.uow.codes.add(AuthorizationCode(
+                    code_hash=token_hash(code), client_id=request.client.client_id,
+                    sid=session.sid, user_id=session.user_id,
+                    redirect_uri=request.redirect_uri, scope=scope,
+                    code_challenge=request.code_challenge, nonce=request.nonce,
+                    expires_at=now + self._code_ttl))
+                tx.audit(events.CODE_ISSUED, client=request.client.client_id,
+                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id)
+        if denied is not None:
+            raise RedirectError(denied)
         return self._redirect(request.redirect_uri, {"code": code, "state": request.state})
 
     def _redirect(self, redirect_uri: str, params: dict[str, str | None]) -> str:

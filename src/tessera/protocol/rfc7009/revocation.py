@@ -4,8 +4,10 @@
   (§2.1 SHOULD; ``token_state`` reports them inactive).
 - Access token (JWT): its ``jti`` is revoked until the token's expiry, as an outbox event
   every verifier learns.
-- Unknown, expired or already revoked tokens: 200 (§2.2), so the endpoint reveals
-  nothing. A token issued to another client is refused (§2.1) with ``invalid_grant``
+- Unknown, expired or already revoked tokens, and tokens of another tenant than the
+  caller's: 200 (§2.2), so the endpoint reveals nothing.
+- An access token an administrator obtained an impersonation with: the impersonation
+  session ends with it. A token issued to another client is refused (§2.1) with ``invalid_grant``
   (RFC 6749 §5.2: "…or was issued to another client"); only a valid token gets that far.
 """
 
@@ -35,6 +37,7 @@ from tessera.protocol.http import (
     parse_params,
 )
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
+from tessera.protocol.standing import client_tenant
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, StoreError
 
@@ -80,19 +83,24 @@ class RevocationEndpoint:
             claims = self._tokens.verify(token, now=self._clock.now(), leeway=self._leeway)
         except TokenInvalid:
             return  # invalid or expired: nothing to revoke (§2.2)
+        if claims.get("tid") != client_tenant(client):
+            return  # another tenant's token is nothing here: as unknown (§2.2)
         if claims.get("client_id") != client.client_id:
             raise InvalidGrant("the token was not issued to this client")
         async with transaction(self._store, self._audit) as tx:
             await lifecycle.revoke_access_token(
                 tx, str(claims["jti"]), at=self._clock.now(), expires_at=float(claims["exp"]),
                 client_id=client.client_id, token_digest=token_hash(token))
+            await lifecycle.end_impersonations(tx, at=self._clock.now(), jti=str(claims["jti"]),
+                                               reason="actor_token_revoked",
+                                               token_ttl=self._tokens.ttl)
 
     async def _revoke_refresh(self, token: str, client: Client) -> None:
         digest = token_hash(token)
         async with transaction(self._store, self._audit) as tx:
             row = await tx.uow.refresh.get_token(digest)
             family = await tx.uow.refresh.get_family(row.family_id) if row else None
-            if family is None:
+            if family is None or family.tenant_id != client_tenant(client):
                 return
             if family.client_id != client.client_id:
                 raise InvalidGrant("the token was not issued to this client")

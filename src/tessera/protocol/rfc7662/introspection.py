@@ -1,6 +1,7 @@
 """Introspection endpoint (RFC 7662 §2).
 
-Callers authenticate as confidential clients (§2.1). An inactive, unknown, expired,
+Callers authenticate as confidential clients (§2.1). A token of another tenant than the
+caller's is inactive to it: tenants see nothing of each other. An inactive, unknown, expired,
 revoked or stale token yields only ``{"active": false}`` (§2.2), never a reason. Refresh
 tokens are introspectable by the client they were issued to. A DPoP-bound token (RFC 9449
 §6.2) is answered with ``token_type: DPoP`` and its ``cnf``, so a resource server can
@@ -25,6 +26,7 @@ from tessera.protocol.http import (
     json_response,
     parse_params,
 )
+from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store, StoreError
 
@@ -73,11 +75,13 @@ class IntrospectionEndpoint:
                 return body
         return _INACTIVE
 
-    async def _introspect_access(self, token: str, _client: Client) -> dict[str, Any]:
+    async def _introspect_access(self, token: str, client: Client) -> dict[str, Any]:
         try:
             claims = await self._access_tokens.check(token, any_binding=True)
         except TokenInactive:
             return _INACTIVE
+        if claims.get("tid") != client_tenant(client):
+            return _INACTIVE  # a token of another tenant is nothing here
         bound = isinstance(claims.get("cnf"), dict)
         body: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
         body.update({k: claims[k] for k in _CLAIMS if k in claims})
@@ -89,10 +93,15 @@ class IntrospectionEndpoint:
             row = await uow.refresh.get_token(token_hash(token))
             family = await uow.refresh.get_family(row.family_id) if row else None
             session = await uow.sessions.get(family.sid) if family else None
-        if (row is None or family is None or session is None or not session.active
-                or family.revoked_at is not None or row.rotated_at is not None
-                or now >= row.expires_at or family.client_id != client.client_id):
-            return _INACTIVE
+            if (row is None or family is None or session is None or not session.active
+                    or family.revoked_at is not None or row.rotated_at is not None
+                    or now >= row.expires_at or family.client_id != client.client_id
+                    or family.tenant_id != client_tenant(client)):
+                return _INACTIVE
+            try:
+                await check_user(uow, family.user_id, tenant_id=family.tenant_id)
+            except NotInGoodStanding:
+                return _INACTIVE
         body = {
             "active": True, "token_type": "refresh_token", "client_id": family.client_id,
             "sub": family.user_id, "scope": format_scope(family.scope), "sid": family.sid,

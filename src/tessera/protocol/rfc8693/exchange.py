@@ -5,12 +5,16 @@ client's exchange policy → narrow the scope → honour ``may_act`` → build t
 chain → issue with the remaining lifetime → audit.
 
 DPoP (RFC 9449): the issued token is bound to the key of the DPoP proof sent with the
-exchange request, if any (``token_type: DPoP``), and is a bearer token otherwise. The
-subject token's ``cnf`` is never copied: the new token is used by the party that asked
-for it, which does not hold the subject's key (the gateway checked that proof before
-exchanging). A DPoP-bound access token is accepted as subject: it is a parameter naming
-whose authority is delegated, not a presentation; a bound refresh token only with a
-proof of its key (``subjects``).
+exchange request, if any (``token_type: DPoP``), and is a bearer token otherwise. A
+DPoP-bound subject or actor token is exchanged only with a proof of its own key (§7:
+possession of a bound token is not enough), so a token issued from a bound one is bound
+to the same key (``subjects.check_binding``).
+
+Trust boundaries (``subjects``): subject and actor tokens of another tenant are refused;
+a subject token must be addressed to the requesting client (its ``aud``, issued to it,
+or a configured ``subject_audiences`` trust), an actor token issued to it or naming it in
+its ``aud``; a user subject's privileged scopes are re-checked against the user's roles.
+The exchanged token expires no later than the subject and actor tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE, Client
 from tessera.core.clock import Clock
+from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import ScopeError, format_scope, parse_scope
 from tessera.core.secrets import token_hash
 from tessera.observability import events
@@ -78,12 +83,15 @@ class TokenExchangeGrant:
             raise InvalidRequest("actor_token_type without actor_token")
         audience = self._target(params)
         policy.check_target(audience, client)
-        scope = self._scope(params, subject, audience, client, policy)
+        roles = (await self._subjects.roles_of(str(subject["sub"]))
+                 if subject.get("sid") is not None else None)
+        scope = self._scope(params, subject, audience, client, policy, roles)
         acting = str(actor["sub"]) if actor else client.client_id
         self._check_may_act(subject, acting)
         now = int(self._clock.now())
         lifetime = min(self._tokens.ttl, policy.max_lifetime or self._tokens.ttl)
-        exp = min(now + lifetime, int(subject["exp"]))
+        exp = min(now + lifetime, int(subject["exp"]),
+                  int(actor["exp"]) if actor else now + lifetime)
         if exp - now < _MIN_LIFETIME:
             raise InvalidGrant("the subject token is about to expire")
         claims = AccessTokenClaims(
@@ -107,8 +115,9 @@ class TokenExchangeGrant:
 
     async def _impersonate(self, params: Params, user_id: str, client: Client,
                            policy: ExchangePolicy, jkt: str | None) -> TokenResult:
-        """Admin impersonation (``impersonation``): a new session of the user, ``act``
-        naming the admin, scopes from the client's (and policy's) for the audience."""
+        """Admin impersonation (``impersonation``): a new session of the user tied to the
+        admin's, ``act`` naming the admin, scopes capped by the admin's token and both
+        users' role entitlements, never outliving the admin's token."""
         impersonation = self._impersonation
         if impersonation is None or not impersonation.policy.enabled:
             raise InvalidRequest("unsupported subject_token_type")
@@ -122,10 +131,13 @@ class TokenExchangeGrant:
         policy.check_target(audience, client)
         try:
             requested = parse_scope(params.get("scope"))
+            held = parse_scope(str(actor.get("scope") or ""))
         except ScopeError as exc:
             raise InvalidScope(str(exc)) from None
-        # the subject holds no token: the client's scopes, never impersonation itself
-        scope = policy.grant_scope(requested, client.scopes - {impersonation.policy.scope},
+        admin_roles, user_roles = await impersonation.entitlements(user_id, actor)
+        cap = narrow_to_entitlement(narrow_to_entitlement(held, admin_roles), user_roles)
+        # never impersonation itself: an impersonation cannot beget another
+        scope = policy.grant_scope(requested, cap - {impersonation.policy.scope},
                                    audience, client)
         admin = str(actor["sub"])
         act: dict[str, Any] = {"sub": admin}
@@ -133,13 +145,16 @@ class TokenExchangeGrant:
             if _depth(actor["act"]) >= policy.max_act_depth:
                 raise InvalidGrant("the delegation chain is too long")
             act["act"] = actor["act"]
-        session = await impersonation.open_session(user_id, actor, client_id=client.client_id)
         now = int(self._clock.now())
         lifetime = min(self._tokens.ttl, policy.max_lifetime or self._tokens.ttl,
                        impersonation.policy.max_lifetime)
+        exp = min(now + lifetime, int(actor["exp"]))  # never outlives the admin's token
+        if exp - now < _MIN_LIFETIME:
+            raise InvalidGrant("the actor_token is about to expire")
+        session = await impersonation.open_session(user_id, actor, client_id=client.client_id)
         claims = AccessTokenClaims(
             sub=session.user_id, client_id=client.client_id, audience=(audience,),
-            scope=scope, iat=now, exp=now + lifetime, jti=new_jti(),
+            scope=scope, iat=now, exp=exp, jti=new_jti(),
             tenant_id=session.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
             amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
         token = self._tokens.sign(claims)
@@ -150,7 +165,7 @@ class TokenExchangeGrant:
             jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=admin,
             actor_sid_hash=token_hash(str(actor["sid"])), act_depth=_depth(act),
             impersonation=True, jkt=jkt)
-        return TokenResult(access_token=token, expires_in=lifetime, scope=scope,
+        return TokenResult(access_token=token, expires_in=exp - now, scope=scope,
                            issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
                            token_type=token_type(jkt))
 
@@ -164,12 +179,16 @@ class TokenExchangeGrant:
 
     @staticmethod
     def _scope(params: Params, subject: dict[str, Any], audience: str, client: Client,
-               policy: ExchangePolicy) -> frozenset[str]:
+               policy: ExchangePolicy, roles: frozenset[str] | None) -> frozenset[str]:
+        """requested ⊆ held by the subject ∩ the client's ∩ the policy's; a user subject's
+        privileged scopes only as far as the user's roles entitle them now."""
         try:
             requested = parse_scope(params.get("scope"))
             held = parse_scope(str(subject.get("scope") or ""))
         except ScopeError as exc:
             raise InvalidScope(str(exc)) from None
+        if roles is not None:
+            held = narrow_to_entitlement(held, roles)
         return policy.grant_scope(requested, held, audience, client)
 
     @staticmethod

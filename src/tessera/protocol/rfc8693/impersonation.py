@@ -2,14 +2,19 @@
 
 The request names the user (``subject_token_type`` = ``TOKEN_TYPE_USER_ID``,
 ``subject_token`` = the user id) and the admin acting for them (``actor_token``: the
-admin's access token). The admin's token must be active, carry the impersonation scope,
-an ``acr`` at least ``min_acr`` (``core.acr`` ordering) and an ``auth_time`` no older than
-``max_auth_age``; the user must exist, be enabled and be in the admin's tenant.
+admin's access token, issued to or addressed to the exchanging client). The admin's
+token must be active, carry the impersonation scope, an ``acr`` at least ``min_acr``
+(``core.acr`` ordering) and an ``auth_time`` no older than ``max_auth_age``; the admin
+must hold the ``impersonator`` role *now* (``core.roles``); the user must be in good
+standing and in the admin's tenant (``standing``).
 
 Each impersonation opens a session of its own for the user (``amr`` starts with
 ``imp``, ``user_agent`` names the admin), audited as ``session.impersonated`` with both
 identities: it shows in the user's session list and revoking it ends the impersonation
-alone. The issued token names the admin in ``act`` (§4.1).
+alone. It is tied to the admin's session and token (``actor_sid``, ``actor_jti``):
+revoking or bumping the admin's session, or revoking the admin's token, ends it, and its
+token never expires after the admin's. Its scopes are capped by the admin's token and by
+both users' role entitlements. The issued token names the admin in ``act`` (§4.1).
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ from typing import Any
 
 from tessera.core.acr import ACR_MFA, acr_satisfies
 from tessera.core.clock import Clock
+from tessera.core.roles import IMPERSONATOR
 from tessera.core.scopes import ScopeError, parse_scope
 from tessera.core.secrets import token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant
+from tessera.protocol.standing import NotInGoodStanding, check_user
 from tessera.protocol.transaction import transaction
-from tessera.store.ports import Store
+from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AMR_IMPERSONATION", "TOKEN_TYPE_USER_ID", "Impersonation", "ImpersonationPolicy"]
 
@@ -74,26 +81,57 @@ class Impersonation:
                                f"more than {policy.max_auth_age} seconds ago; "
                                "authenticate again")
 
-    async def open_session(self, user_id: str, actor: dict[str, Any], *,
-                           client_id: str) -> Session:
-        """A new session of the user, for the admin named by ``actor`` (already checked)."""
+    async def entitlements(self, user_id: str, actor: dict[str, Any]
+                           ) -> tuple[frozenset[str], frozenset[str]]:
+        """The roles of the administrator and of the user to impersonate, read now: the
+        administrator must hold the impersonator role *at use* and both must be in good
+        standing in the same tenant. ``InvalidGrant`` otherwise."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            return await self._check_parties(uow, user_id, actor)
+
+    async def _check_parties(self, uow: UnitOfWork, user_id: str, actor: dict[str, Any]
+                             ) -> tuple[frozenset[str], frozenset[str]]:
         admin = str(actor["sub"])
         if user_id == admin:
             raise InvalidGrant("an administrator cannot impersonate themselves")
+        tenant = str(actor.get("tid"))
+        try:
+            await check_user(uow, admin, tenant_id=tenant)
+        except NotInGoodStanding as exc:
+            raise InvalidGrant("the actor_token is not active", detail=exc.reason) from None
+        admin_roles = await uow.roles.of_user(admin)
+        if IMPERSONATOR not in admin_roles:
+            raise InvalidGrant(f"impersonation needs the {IMPERSONATOR} role",
+                               detail="actor lacks the impersonator role")
+        try:
+            await check_user(uow, user_id, tenant_id=tenant)
+        except NotInGoodStanding as exc:
+            raise InvalidGrant("no such user to impersonate", detail=exc.reason) from None
+        return admin_roles, await uow.roles.of_user(user_id)
+
+    async def open_session(self, user_id: str, actor: dict[str, Any], *,
+                           client_id: str) -> Session:
+        """A new session of the user, for the admin named by ``actor`` (already checked,
+        and checked again in this transaction), tied to the admin's session and token:
+        revoking or bumping either ends it (``lifecycle.end_impersonations``)."""
+        admin = str(actor["sub"])
         now = self._clock.now()
         amr = (AMR_IMPERSONATION, *(a for a in actor.get("amr") or ()
                                     if isinstance(a, str) and a != AMR_IMPERSONATION))
         async with transaction(self._store, self._audit) as tx:
-            user = await tx.uow.users.get(user_id)
-            if user is None or user.disabled or user.tenant_id != actor.get("tid"):
-                raise InvalidGrant("no such user to impersonate")
+            await self._check_parties(tx.uow, user_id, actor)
+            actor_session = await tx.uow.sessions.get(str(actor["sid"]))
+            if actor_session is None or not actor_session.active:
+                raise InvalidGrant("the actor_token is not active", detail="actor session")
             session = Session(
-                sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
-                sv=1, acr=str(actor["acr"]), amr=amr, auth_time=float(actor["auth_time"]),
-                created_at=now, last_seen_at=now, user_agent=f"impersonated by {admin}")
+                sid=secrets.token_urlsafe(16), user_id=user_id,
+                tenant_id=actor_session.tenant_id, sv=1, acr=str(actor["acr"]), amr=amr,
+                auth_time=float(actor["auth_time"]), created_at=now, last_seen_at=now,
+                user_agent=f"impersonated by {admin}", actor_sid=actor_session.sid,
+                actor_jti=str(actor.get("jti") or "") or None)
             await tx.uow.sessions.add(session, browser_handle_hash=None)
-            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, subject=user.user_id,
-                     tenant=user.tenant_id, actor=admin,
+            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, subject=user_id,
+                     tenant=session.tenant_id, actor=admin,
                      actor_sid_hash=token_hash(str(actor["sid"])), client=client_id,
                      acr=session.acr, amr=list(amr))
         return session

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import JWKRegistry
 from jwt.api_jws import PyJWS
 
+from tessera.core.secrets import constant_time_equal
 from tessera.protocol.rfc9449.errors import InvalidProof
 from tessera.protocol.rfc9449.htu import MAX_HTU_LENGTH, normalize_htu
 
@@ -250,5 +250,7 @@ def check_ath(claims: _Claims, access_token: str) -> None:
     """§4.3 check 12 (resource servers): ``ath`` is the hash of the presented token."""
     if claims.ath is None:
         raise InvalidProof("missing_ath", "the proof has no ath")
-    if not hmac.compare_digest(claims.ath, access_token_hash(access_token)):
+    # bytes, not str: compare_digest refuses non-ASCII strings (an attacker's ath) with
+    # a TypeError
+    if not constant_time_equal(claims.ath, access_token_hash(access_token)):
         raise InvalidProof("wrong_ath", "ath does not match the access token")

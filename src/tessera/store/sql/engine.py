@@ -11,19 +11,21 @@ in a thread for up to 100 ms at a time, which made p99 latency under two workers
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
 from tessera.store.sql.repos import SqlUnitOfWork
 
-__all__ = ["SqlStore", "async_url", "create_store"]
+__all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
 
 _READ_ONLY = "tessera_read_only"
 
@@ -149,10 +151,30 @@ class SqlStore:
         await self.engine.dispose()
 
 
+def secure_sqlite_files(url: str) -> None:
+    """Make a SQLite database file readable by its owner only: create it ``0600`` (and its
+    directory ``0700``) before SQLite does, and tighten one that exists. SQLite creates
+    the ``-wal``, ``-shm`` and ``-journal`` files with the database file's mode; existing
+    ones are tightened too. Anything but a file (``:memory:``, URIs) is left alone."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix)
+                         for suffix in ("-wal", "-shm", "-journal"))):
+        if file.exists() and file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+
+
 def create_store(url: str, *, schema: str | None = None, pool_size: int = 10,
                  sqlite_busy_timeout_ms: int = 0) -> SqlStore:
-    """Build a store for ``url``. ``schema`` selects a PostgreSQL schema (search_path)."""
+    """Build a store for ``url``. ``schema`` selects a PostgreSQL schema (search_path). A
+    SQLite file is made private first (``secure_sqlite_files``)."""
     url = async_url(url)
+    if url.startswith("sqlite"):
+        secure_sqlite_files(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("postgresql"):
         kwargs["pool_size"] = pool_size

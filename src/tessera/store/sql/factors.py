@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -75,3 +75,8 @@ class SqlFactorRepo:
             index_elements=list(_KEY),
             set_={name: stmt.excluded[name] for name in
                   ("sealed_secret", "created_at", "confirmed_at", "last_step")}))
+
+    async def delete(self, user_id: str, kind: str) -> bool:
+        result = await self.conn.execute(delete(user_factors).where(
+            user_factors.c.user_id == user_id, user_factors.c.kind == kind))
+        return bool(result.rowcount)

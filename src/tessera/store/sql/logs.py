@@ -54,6 +54,19 @@ class SqlRevocationLog(_Repo):
         seq = (await self.conn.execute(select(func.max(revocation_events.c.seq)).where(
             revocation_events.c.kind == kind, revocation_events.c.key == key))).scalar()
         return None if seq is None else int(seq)
+    async def revoked_before(self, grains: Sequence[tuple[str, str]]) -> float | None:
+        if not grains:
+            return None
+        rows = await self.conn.execute(
+            select(revocation_events.c.at, revocation_events.c.data).where(or_(*(
+                (revocation_events.c.kind == kind) & (revocation_events.c.key == key)
+                for kind, key in grains))))
+        latest: float | None = None
+        for at, data in rows:
+            before = data.get("before", at) if isinstance(data, dict) else at
+            if isinstance(before, int | float) and not isinstance(before, bool):
+                latest = float(before) if latest is None else max(latest, float(before))
+        return latest
 
     async def since(self, seq: int, *, limit: int) -> list[RevocationEvent]:
         rows = await self.conn.execute(select(revocation_events)

@@ -1,13 +1,14 @@
 """Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core):
 clients, users, sessions, codes and refresh families here; the append-only logs and keys
-in ``logs``; second factors in ``factors``; the verifier registry in ``registry``."""
+in ``logs``; second factors in ``factors``; tenants, roles, consents and recovery codes
+in ``trust``; the verifier registry in ``registry``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +31,12 @@ from tessera.store.sql.schema import (
     sessions,
     users,
 )
+from tessera.store.sql.trust import (
+    SqlConsentRepo,
+    SqlRecoveryCodeRepo,
+    SqlRoleRepo,
+    SqlTenantRepo,
+)
 
 __all__ = ["SqlUnitOfWork"]
 
@@ -41,7 +48,8 @@ def _client(row: RowMapping) -> Client:
         audiences=tuple(row["audiences"]), redirect_uris=tuple(row["redirect_uris"]),
         post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
         secret_hash=row["secret_hash"], tenant_id=row["tenant_id"], disabled=row["disabled"],
-        created_at=row["created_at"],
+        created_at=row["created_at"], third_party=row["third_party"],
+        subject_audiences=tuple(row["subject_audiences"]),
     )
 
 
@@ -54,6 +62,7 @@ class SqlClientRepo(_Repo):
             redirect_uris=list(client.redirect_uris),
             post_logout_redirect_uris=list(client.post_logout_redirect_uris),
             tenant_id=client.tenant_id, disabled=client.disabled, created_at=client.created_at,
+            third_party=client.third_party, subject_audiences=list(client.subject_audiences),
         ))
 
     async def get(self, client_id: str) -> Client | None:
@@ -64,11 +73,26 @@ class SqlClientRepo(_Repo):
         rows = (await self.conn.execute(select(clients).order_by(clients.c.created_at)))
         return [_client(r) for r in rows.mappings()]
 
+    async def set_disabled(self, client_id: str, disabled: bool) -> bool:
+        result = await self.conn.execute(update(clients).where(
+            clients.c.client_id == client_id).values(disabled=disabled))
+        return bool(result.rowcount)
+
+    async def set_secret(self, client_id: str, secret_hash: str) -> bool:
+        result = await self.conn.execute(update(clients).where(
+            clients.c.client_id == client_id).values(secret_hash=secret_hash))
+        return bool(result.rowcount)
+
+    async def delete(self, client_id: str) -> bool:
+        result = await self.conn.execute(delete(clients).where(
+            clients.c.client_id == client_id))
+        return bool(result.rowcount)
+
 
 def _user(row: RowMapping) -> User:
     return User(user_id=row["user_id"], username=row["username"], tenant_id=row["tenant_id"],
                 password_hash=row["password_hash"], disabled=row["disabled"],
-                created_at=row["created_at"])
+                created_at=row["created_at"], deleted_at=row["deleted_at"])
 
 
 class SqlUserRepo(_Repo):
@@ -110,6 +134,21 @@ class SqlUserRepo(_Repo):
         rows = await self.conn.execute(select(users).where(users.c.user_id.in_(user_ids)))
         return [_user(r) for r in rows.mappings()]
 
+    async def _update_live(self, user_id: str, **values: Any) -> bool:
+        result = await self.conn.execute(update(users).where(
+            users.c.user_id == user_id, users.c.deleted_at.is_(None)).values(**values))
+        return bool(result.rowcount)
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        return await self._update_live(user_id, disabled=disabled)
+
+    async def set_password(self, user_id: str, password_hash: str) -> bool:
+        return await self._update_live(user_id, password_hash=password_hash)
+
+    async def tombstone(self, user_id: str, *, at: float) -> bool:
+        return await self._update_live(user_id, disabled=True, deleted_at=at,
+                                       password_hash="!", username=f"deleted:{user_id}")
+
 
 def _session(row: RowMapping) -> Session:
     return Session(
@@ -117,7 +156,7 @@ def _session(row: RowMapping) -> Session:
         acr=row["acr"], amr=tuple(row["amr"]), auth_time=row["auth_time"],
         created_at=row["created_at"], last_seen_at=row["last_seen_at"],
         revoked_at=row["revoked_at"], revoke_reason=row["revoke_reason"],
-        user_agent=row["user_agent"],
+        user_agent=row["user_agent"], actor_sid=row["actor_sid"], actor_jti=row["actor_jti"],
     )
 
 
@@ -128,6 +167,7 @@ class SqlSessionRepo(_Repo):
             sv=session.sv, acr=session.acr, amr=list(session.amr), auth_time=session.auth_time,
             created_at=session.created_at, last_seen_at=session.last_seen_at,
             user_agent=session.user_agent, browser_handle_hash=browser_handle_hash,
+            actor_sid=session.actor_sid, actor_jti=session.actor_jti,
         ))
 
     async def get(self, sid: str) -> Session | None:
@@ -171,6 +211,16 @@ class SqlSessionRepo(_Repo):
         rows = await self.conn.execute(select(sessions).where(
             sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
             .order_by(sessions.c.created_at))
+        return [_session(r) for r in rows.mappings()]
+
+    async def acting_under(self, *, sid: str | None = None,
+                           jti: str | None = None) -> list[Session]:
+        matches = [c for c in (sessions.c.actor_sid == sid if sid else None,
+                               sessions.c.actor_jti == jti if jti else None) if c is not None]
+        if not matches:
+            return []
+        rows = await self.conn.execute(select(sessions).where(
+            or_(*matches), sessions.c.revoked_at.is_(None)).order_by(sessions.c.created_at))
         return [_session(r) for r in rows.mappings()]
 
     async def active_for_tenant(self, tenant_id: str) -> list[Session]:
@@ -307,6 +357,13 @@ class SqlRefreshRepo(_Repo):
             .order_by(refresh_families.c.created_at, refresh_families.c.family_id))
         return [_family(r) for r in rows.mappings()]
 
+    async def active_families_for_client(self, client_id: str) -> list[RefreshFamily]:
+        rows = await self.conn.execute(
+            select(refresh_families).where(refresh_families.c.client_id == client_id,
+                                           refresh_families.c.revoked_at.is_(None))
+            .order_by(refresh_families.c.created_at, refresh_families.c.family_id))
+        return [_family(r) for r in rows.mappings()]
+
     async def last_refreshed(self, family_ids: Sequence[str]) -> dict[str, float]:
         if not family_ids:
             return {}
@@ -332,6 +389,10 @@ class SqlUnitOfWork:
         self.revocations: ports.RevocationLog = self._outbox
         self.audit: ports.AuditRepo = SqlAuditRepo(conn)
         self.keys: ports.KeyRepo = SqlKeyRepo(conn, read_only=read_only)
+        self.tenants: ports.TenantRepo = SqlTenantRepo(conn)
+        self.roles: ports.RoleRepo = SqlRoleRepo(conn)
+        self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
+        self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
 
     @property

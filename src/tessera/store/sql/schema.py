@@ -32,6 +32,7 @@ tenants = Table(
     Column("name", String(200), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("revoked_at", Double),
+    Column("suspended_at", Double),
 )
 
 clients = Table(
@@ -48,6 +49,8 @@ clients = Table(
     Column("tenant_id", String(64)),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Double, nullable=False),
+    Column("third_party", Boolean, nullable=False, default=False),
+    Column("subject_audiences", JSON, nullable=False),
 )
 
 users = Table(
@@ -58,6 +61,7 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Double, nullable=False),
+    Column("deleted_at", Double),
     UniqueConstraint("tenant_id", "username", name="uq_users_tenant_username"),
 )
 
@@ -76,7 +80,34 @@ sessions = Table(
     Column("revoke_reason", String(100)),
     Column("user_agent", String(300)),
     Column("browser_handle_hash", String(64), unique=True),
+    Column("actor_sid", String(64)),
+    Column("actor_jti", String(64)),
     Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_actor_sid", "actor_sid"),
+)
+
+user_roles = Table(
+    "user_roles", metadata,
+    Column("user_id", String(64), ForeignKey("users.user_id"), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    Column("granted_at", Double, nullable=False),
+    Column("granted_by", String(200), nullable=False),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("user_id", String(64), ForeignKey("users.user_id"), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("scope", JSON, nullable=False),
+    Column("granted_at", Double, nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("user_id", String(64), ForeignKey("users.user_id"), primary_key=True),
+    Column("code_hash", String(64), primary_key=True),
+    Column("created_at", Double, nullable=False),
+    Column("used_at", Double),
 )
 
 user_factors = Table(

@@ -1,17 +1,20 @@
 """Authorization Code Grant — RFC 6749 §4.1.3, with PKCE (RFC 7636) and OIDC ID tokens.
 
 A code is single-use: a second presentation revokes the refresh family issued from it
-(§4.1.2) and is answered ``invalid_grant``.
+(§4.1.2) and is answered ``invalid_grant``. A user no longer in good standing (disabled,
+deleted, suspended tenant: ``standing``) gets ``invalid_grant``; privileged scopes are
+narrowed to the user's roles at redemption.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily, RefreshToken
+from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
@@ -25,6 +28,7 @@ from tessera.protocol.rfc6749.grants._shared import select_audience, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc7636 import PkceError, verify_code_verifier
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
+from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
@@ -95,6 +99,13 @@ class AuthorizationCodeGrant:
         session = await tx.uow.sessions.get(code.sid)
         if session is None or not session.active:
             raise InvalidGrant("authorization code is invalid", detail="session ended")
+        try:
+            await check_user(tx.uow, code.user_id, tenant_id=client_tenant(client))
+        except NotInGoodStanding as exc:
+            raise InvalidGrant("authorization code is invalid", detail=exc.reason) from None
+        # privileged scopes as the user's roles entitle them now, not when the code was made
+        code = replace(code, scope=narrow_to_entitlement(
+            code.scope, await tx.uow.roles.of_user(code.user_id)))
         iat = int(now)
         aud = select_audience(params, client, self._tokens.issuer)
         if "openid" in code.scope and self._tokens.issuer not in aud:

@@ -2,7 +2,8 @@
 
 Steps: load the presented token, its family and session → check the client and, for a
 family bound to a DPoP key (public clients, RFC 9449 §5), that the request's proof was
-signed with that key → judge (core.refresh) → act:
+signed with that key → check the user's standing and narrow privileged scopes to the
+user's roles now (``standing``, ``core.roles``) → judge (core.refresh) → act:
 - ROTATE: a conditional update marks it rotated; exactly one concurrent caller wins.
   The successor is ``derive_secret(key, token)``, so a loser of the race (within the
   grace window) or a client retrying after a lost response (within the longer retry
@@ -16,11 +17,12 @@ returns the new pair: never neither.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tessera.core.clients import GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily, RefreshToken, RotationVerdict, judge_presentation
+from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import derive_secret, token_hash
 from tessera.core.sessions import Session
@@ -32,6 +34,7 @@ from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
+from tessera.protocol.standing import NotInGoodStanding, check_user
 from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
@@ -95,6 +98,7 @@ class RefreshTokenGrant:
         if family.client_id != client.client_id:
             raise InvalidGrant("refresh token is invalid", detail="issued to another client")
         self._check_binding(family, jkt)
+        family = await self._check_standing(tx, family)
         successor_raw = successor_token(self._key, presented)
         successor_hash = token_hash(successor_raw)
         head = await self._successor_is_head(tx, token)
@@ -107,6 +111,7 @@ class RefreshTokenGrant:
                                                    params, now, jkt)
             # Lost a race: the winner has committed; judge again against its state.
             token, family, session = await self._load(tx, digest)
+            family = await self._check_standing(tx, family)
             verdict = judge_presentation(token, family, session_active=session.active,
                                          successor_is_head=await self._successor_is_head(
                                              tx, token),
@@ -144,6 +149,18 @@ class RefreshTokenGrant:
         if not hmac.compare_digest(jkt, family.jkt):
             raise InvalidGrant("the DPoP proof's key is not the refresh token's",
                                detail="bound family, another key")
+
+    @staticmethod
+    async def _check_standing(tx: Transaction, family: RefreshFamily) -> RefreshFamily:
+        """The user must be in good standing (``standing``; refused before judging, so a
+        disabled user's token is not burnt), and the family's privileged scopes are
+        narrowed to what the user's roles entitle now (a role removed is gone now)."""
+        try:
+            await check_user(tx.uow, family.user_id, tenant_id=family.tenant_id)
+        except NotInGoodStanding as exc:
+            raise InvalidGrant("refresh token is invalid", detail=exc.reason) from None
+        return replace(family, scope=narrow_to_entitlement(
+            family.scope, await tx.uow.roles.of_user(family.user_id)))
 
     async def _load(self, tx: Transaction, digest: str
                     ) -> tuple[RefreshToken, RefreshFamily, Session]:

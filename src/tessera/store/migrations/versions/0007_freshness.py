@@ -2,7 +2,7 @@
 and when the last live one applied each revocation event
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005 (written against 0004; re-chained after 0005 when main was merged in)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

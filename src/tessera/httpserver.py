@@ -1,0 +1,232 @@
+"""Tessera's HTTP servers: uvicorn with bounded request headers, time to receive them and
+open connections (``ServerSettings``). ``tessera serve`` and ``tessera gateway`` run
+through ``run``; the admin console is served by ``tessera serve``.
+
+What uvicorn does alone (0.3x–0.5x, measured in tests/integration/test_http_limits.py):
+
+==================  ================================  ==================================
+                    httptools (the default)           h11
+==================  ================================  ==================================
+huge headers        buffered without bound (5 MB      ``400`` past
+                    of headers are answered 200)      ``h11_max_incomplete_event_size``
+                                                      (16 KiB), only when they arrive in
+                                                      more than one read; never ``431``
+slow headers        waited for forever                waited for forever
+                    (``timeout_keep_alive`` only runs between requests)
+connections         ``limit_concurrency`` answers 503 only once a request's headers are
+                    complete: a client that never finishes its headers holds its socket
+==================  ================================  ==================================
+
+``BoundedHttpToolsProtocol`` adds, per connection, to uvicorn's httptools protocol:
+
+- **header size**: the bytes of an unfinished request head are counted as they arrive,
+  the request line and headers as they are parsed; past ``max_header_bytes`` the answer
+  is ``431 Request Header Fields Too Large`` (RFC 6585 §5) and the connection closes.
+- **header time**: a timer from the connection's start (and from the first byte of each
+  later request) to the end of the headers; when it fires, ``408 Request Timeout``
+  (RFC 9110 §15.5.9) and the connection closes. Bodies and long responses (the event
+  feed's stream) are not timed.
+- **connections**: past ``max_connections`` open connections in the worker, a new one is
+  answered ``503`` with ``Retry-After: 1`` and closed before anything is read.
+
+Refusals are plain text with ``Connection: close``; nothing reaches the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+from typing import Any, Final
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
+
+from tessera.settings import ServerSettings
+
+__all__ = ["BoundedConfig", "BoundedHttpToolsProtocol", "run"]
+
+_REASONS: Final = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
+                   503: b"Service Unavailable"}
+_HEADER_OVERHEAD: Final = 4
+"""``": "`` and CRLF around each header, as sent."""
+_LINGER: Final = 1.0
+"""Seconds a refused connection is still read (and discarded) after the answer: closing
+with unread input makes the kernel send a reset, which may destroy the answer before the
+client reads it (nginx's ``lingering_close`` for the same reason)."""
+
+
+_DEFAULTS: Final = ServerSettings()
+"""Bounds for a plain ``uvicorn.Config`` (``--http tessera.httpserver:...``)."""
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: the parser stops at once."""
+
+
+class BoundedConfig(uvicorn.Config):
+    """``uvicorn.Config`` with Tessera's bounds; picklable, so workers get them too."""
+
+    def __init__(self, app: Any, *, limits: ServerSettings, **kwargs: Any) -> None:
+        super().__init__(app, http=BoundedHttpToolsProtocol, ws="none", **kwargs)
+        self.max_header_bytes = limits.max_header_bytes
+        self.header_timeout = limits.header_timeout
+        self.max_connections = limits.max_connections
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the three bounds of the module docstring."""
+
+    def __init__(self, config: uvicorn.Config, server_state: ServerState,
+                 app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None
+                 ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._max_header_bytes: int = getattr(config, "max_header_bytes",
+                                              _DEFAULTS.max_header_bytes)
+        self._header_timeout: float = getattr(config, "header_timeout",
+                                              _DEFAULTS.header_timeout)
+        self._max_connections: int = getattr(config, "max_connections",
+                                             _DEFAULTS.max_connections)
+        self._reading_head = True
+        self._head_bytes = 0
+        """Bytes received while the current request's head was unfinished."""
+        self._parsed_bytes = 0
+        """Request line and headers parsed so far."""
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._refusal: int | None = None
+
+    # connections ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self._max_connections:
+            self.transport = transport
+            self._refuse(503, b"Too many connections; try again.", retry_after=True)
+            return
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        if self._linger is not None:
+            self._linger.cancel()
+        super().connection_lost(exc)
+
+    # header size ---------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return  # refused: discarded while lingering
+        if self._reading_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._reading_head and self._head_bytes > self._max_header_bytes \
+                and self._refusal is None and not self.transport.is_closing():
+            self._refuse(431, b"Request header fields too large.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        self._parsed_bytes = 0
+        self._start_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + _HEADER_OVERHEAD)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = True
+        self._head_bytes = 0
+
+    def _count(self, size: int) -> None:
+        self._parsed_bytes += size
+        if self._parsed_bytes > self._max_header_bytes:
+            self._refusal = 431
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to any parser error, ours (``_HeadersTooLarge``) included."""
+        if self._refusal == 431:
+            self._refusal = None
+            self._refuse(431, b"Request header fields too large.")
+        else:
+            super().send_400_response(msg)
+
+    # header time ---------------------------------------------------------------------------
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._header_timeout, self._head_too_slow)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # mid-response: a status line now would corrupt it
+            return
+        self._refuse(408, b"Request headers not received in time.")
+
+    # answers -------------------------------------------------------------------------------
+    def _refuse(self, status: int, message: bytes, *, retry_after: bool = False) -> None:
+        """Answer ``status`` with ``message`` and close (after ``_LINGER`` at most, or when
+        the client closes); nothing more reaches the app or is sent."""
+        self._refusal = status
+        self._stop_head_timer()
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
+        head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
+        head += [b"content-type: text/plain; charset=utf-8\r\n",
+                 b"content-length: %d\r\n" % len(message), b"connection: close\r\n"]
+        if retry_after:
+            head.append(b"retry-after: 1\r\n")
+        self.transport.write(b"".join(head) + b"\r\n" + message)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(_LINGER, self.transport.close)
+        else:
+            self.transport.close()
+
+
+def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int = 1,
+        **kwargs: Any) -> None:
+    """``uvicorn.run`` with ``BoundedConfig``: ``app`` an ASGI app, or an import string
+    (``factory=True`` for a factory) when ``workers`` > 1. ``X-Forwarded-*`` are believed
+    from ``limits.forwarded_allow_ips`` only."""
+    if limits.forwarded_allow_ips:
+        kwargs |= {"proxy_headers": True, "forwarded_allow_ips": limits.forwarded_allow_ips}
+    else:
+        kwargs |= {"proxy_headers": False}
+    config = BoundedConfig(app, limits=limits, host=host, port=port, workers=workers,
+                           **kwargs)
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            # older uvicorn releases also want the worker's target
+            target = ({"target": server.run}
+                      if "target" in inspect.signature(Multiprocess).parameters else {})
+            Multiprocess(config, sockets=[config.bind_socket()], **target).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if config.uds and os.path.exists(config.uds):
+            os.remove(config.uds)
+    if not server.started and config.workers == 1:
+        sys.exit(STARTUP_FAILURE)

@@ -1,0 +1,167 @@
+"""``tessera.httpserver`` on a real listening socket, spoken to with raw sockets the way
+an attacker would: oversized request heads get 431, slow ones 408, connections past the
+bound 503; honest requests (large bodies, slow apps, keep-alive, pipelining) are untouched.
+
+The first test records what plain uvicorn does with the same inputs, the reason the
+bounded protocol exists (see the table in ``tessera.httpserver``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tessera.httpserver import BoundedConfig
+from tessera.settings import ServerSettings
+from tests.raw_http import exchange, get
+
+LIMITS = ServerSettings(max_header_bytes=4096, header_timeout=0.6, max_connections=4)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes the request's body size; ``/slow`` answers after 1.5 s (longer than the
+    header timeout: a slow *app* is not a slow client)."""
+    if scope["type"] != "http":
+        return
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    body = f"ok {size}".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextlib.asynccontextmanager
+async def listening(config: uvicorn.Config) -> AsyncIterator[int]:
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            await asyncio.sleep(0.01)
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def bounded(limits: ServerSettings = LIMITS) -> uvicorn.Config:
+    return BoundedConfig(app, limits=limits, host="127.0.0.1", port=0, log_level="error",
+                         lifespan="off")
+
+
+@pytest.mark.parametrize(("http", "oversized"), [("httptools", 200), ("h11", 400)])
+async def test_plain_uvicorn_bounds_neither_header_size_nor_header_time(
+        http: str, oversized: int) -> None:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical",
+                            lifespan="off", http=http)
+    async with listening(config) as port:
+        # 2 MB of headers: httptools buffers and serves them, h11 says 400 (never 431)
+        huge = await exchange(port, get("/", b"X-Big: " + b"a" * 2_000_000))
+        assert huge.status == oversized
+        slow = await exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n", timeout=1.5)
+        assert slow.status is None and slow.elapsed >= 1.4  # still waiting
+
+
+async def test_headers_over_the_bound_get_431_and_nothing_reaches_the_app() -> None:
+    async with listening(bounded()) as port:
+        fits = await exchange(port, get("/", b"X-Fits: " + b"a" * 3000))
+        assert fits.status == 200, fits.raw
+        one_big = await exchange(port, get("/", b"X-Big: " + b"a" * 5000))
+        assert one_big.status == 431, one_big.raw
+        assert b"connection: close" in one_big.raw.lower()
+        many = await exchange(port, get("/", *(b"X-%d: %s" % (i, b"b" * 200)
+                                               for i in range(30))))
+        assert many.status == 431, many.raw
+        long_url = await exchange(port, get("/" + "u" * 5000))
+        assert long_url.status == 431, long_url.raw
+        # A never-ending header streamed in pieces: refused long before it ends.
+        streamed = await exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ",
+                                  *([b"a" * 1024] * 2000))
+        assert streamed.status == 431, streamed.raw[:200]
+
+
+async def test_bodies_are_not_header_bytes() -> None:
+    body = b"x" * 200_000
+    async with listening(bounded()) as port:
+        answer = await exchange(port, b"POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        assert answer.status == 200 and answer.raw.endswith(b"ok 200000")
+
+
+async def test_slow_headers_get_408_at_the_deadline_however_they_trickle() -> None:
+    async with listening(bounded()) as port:
+        partial = await exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n")
+        assert partial.status == 408, partial.raw
+        assert 0.5 <= partial.elapsed < 10, partial.elapsed  # 0.6 s, on a busy machine
+        assert b"connection: close" in partial.raw.lower()
+        trickle = [bytes([c]) for c in get("/", b"X-Slow: " + b"s" * 40)]
+        slowloris = await exchange(port, *trickle, pause=0.05)
+        assert slowloris.status == 408, slowloris.raw
+        assert slowloris.elapsed < 10  # the deadline is not pushed back by each byte (5 s)
+        idle = await exchange(port)
+        assert idle.status == 408
+
+
+async def test_slow_apps_keep_alive_and_pipelining_are_not_cut() -> None:
+    async with listening(bounded()) as port:
+        slow_app = await exchange(port, get("/slow"))
+        assert slow_app.status == 200 and slow_app.elapsed >= 1.4
+        # keep-alive: two requests on one connection, the second after the first's
+        # answer and within the header timeout of its own start
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(2):
+                writer.write(get("/", close=False))
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200"), head
+                await asyncio.wait_for(reader.readexactly(4), 5)  # "ok 0"
+                await asyncio.sleep(0.4)  # 0.8 s on this connection: over 0.6 in total
+        finally:
+            writer.close()
+        pipelined = await exchange(port, get("/", close=False) + get("/"))
+        assert pipelined.raw.count(b"HTTP/1.1 200") == 2, pipelined.raw
+
+
+async def test_connections_past_the_bound_get_503_at_once() -> None:
+    limits = ServerSettings(max_header_bytes=4096, header_timeout=30, max_connections=4)
+    async with listening(bounded(limits)) as port:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+        try:
+            await asyncio.sleep(0.1)
+            refused = await exchange(port, get("/"))
+            assert refused.status == 503, refused.raw
+            assert b"retry-after: 1" in refused.raw.lower()
+            assert refused.elapsed < 5
+        finally:
+            for _, writer in held:
+                writer.close()
+        deadline = time.monotonic() + 5
+        while True:  # the server notices the closed connections
+            answer = await exchange(port, get("/"))
+            if answer.status == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert answer.status == 200, answer.raw
+
+
+@pytest.mark.parametrize("limits", [
+    {"max_header_bytes": 100}, {"header_timeout": 0}, {"max_connections": 0},
+])
+def test_settings_refuse_unsafe_bounds(limits: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        ServerSettings(**limits)  # type: ignore[arg-type]
