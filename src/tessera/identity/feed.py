@@ -24,7 +24,7 @@ All need client authentication (HTTP Basic) by a client holding ``tessera:events
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any
 
 import orjson
@@ -95,60 +95,54 @@ class RevocationFeed:
         return client.client_id, oauth.body
 
     async def snapshot(self, request: Request) -> Response:
-        try:
-            await self._authorize(request)
-            at = self._clock.now()
-            async with self._store.unit_of_work(read_only=True) as uow:
-                seq, events = await uow.revocations.live(at)
-            return _json({"seq": seq, "events": [event_to_wire(e) for e in events],
-                          "watermark": Watermark(seq, at).to_wire()})
-        except OAuthError as exc:
-            return send_error(exc)
-        except StoreError:
-            return send_error(TemporarilyUnavailable("try again shortly"))
+        return await _answer(self._snapshot(request))
+
+    async def _snapshot(self, request: Request) -> Response:
+        await self._authorize(request)
+        at = self._clock.now()
+        async with self._store.unit_of_work(read_only=True) as uow:
+            seq, events = await uow.revocations.live(at)
+        return _json({"seq": seq, "events": [event_to_wire(e) for e in events],
+                      "watermark": Watermark(seq, at).to_wire()})
 
     async def events_after(self, request: Request) -> Response:
         """``GET /revocations?after=SEQ``: one page of the outbox after a cursor."""
-        try:
-            await self._authorize(request)
-            after = _cursor(request.query_params.get("after", ""))
-            raw_limit = request.query_params.get("limit")
-            limit = PAGE_LIMIT if raw_limit is None else _cursor(raw_limit)
-            if not 1 <= limit <= PAGE_LIMIT:
-                raise InvalidRequest(f"limit must be between 1 and {PAGE_LIMIT}")
-            at = self._clock.now()
-            async with self._store.unit_of_work(read_only=True) as uow:
-                head = await uow.revocations.last_seq()
-                events = [e for e in await uow.revocations.since(after, limit=limit)
-                          if e.seq is not None and e.seq <= head]
-            more = len(events) == limit and events[-1].seq != head
-            return _json({"events": [event_to_wire(e) for e in events],
-                          "next": events[-1].seq if more else None,
-                          "watermark": Watermark(head, at).to_wire()})
-        except OAuthError as exc:
-            return send_error(exc)
-        except StoreError:
-            return send_error(TemporarilyUnavailable("try again shortly"))
+        return await _answer(self._events_after(request))
+
+    async def _events_after(self, request: Request) -> Response:
+        await self._authorize(request)
+        after = _cursor(request.query_params.get("after", ""))
+        raw_limit = request.query_params.get("limit")
+        limit = PAGE_LIMIT if raw_limit is None else _cursor(raw_limit)
+        if not 1 <= limit <= PAGE_LIMIT:
+            raise InvalidRequest(f"limit must be between 1 and {PAGE_LIMIT}")
+        at = self._clock.now()
+        async with self._store.unit_of_work(read_only=True) as uow:
+            head = await uow.revocations.last_seq()
+            events = [e for e in await uow.revocations.since(after, limit=limit)
+                      if e.seq is not None and e.seq <= head]
+        more = len(events) == limit and events[-1].seq != head
+        return _json({"events": [event_to_wire(e) for e in events],
+                      "next": events[-1].seq if more else None,
+                      "watermark": Watermark(head, at).to_wire()})
 
     async def acks(self, request: Request) -> Response:
         """``POST /revocations/acks``: a verifier says which seq it has applied."""
+        return await _answer(self._acks(request))
+
+    async def _acks(self, request: Request) -> Response:
+        client_id, body = await self._authorize(request, max_body=_MAX_ACK_BODY)
+        if request.headers.get("content-type", "").split(";")[0].strip() != \
+                "application/json":
+            raise InvalidRequest("send the report as application/json")
         try:
-            client_id, body = await self._authorize(request, max_body=_MAX_ACK_BODY)
-            if request.headers.get("content-type", "").split(";")[0].strip() != \
-                    "application/json":
-                raise InvalidRequest("send the report as application/json")
-            try:
-                report = AckReport.model_validate_json(body)
-            except ValidationError:
-                raise InvalidRequest("the report must be {verifier_id, service, cursor, "
-                                     "lag}") from None
-            await self._completion.report(client_id, report.verifier_id, report.service,
-                                          report.cursor, report.lag)
-            return Response(status_code=204, headers=_HEADERS)
-        except OAuthError as exc:
-            return send_error(exc)
-        except StoreError:
-            return send_error(TemporarilyUnavailable("try again shortly"))
+            report = AckReport.model_validate_json(body)
+        except ValidationError:
+            raise InvalidRequest("the report must be {verifier_id, service, cursor, "
+                                 "lag}") from None
+        await self._completion.report(client_id, report.verifier_id, report.service,
+                                      report.cursor, report.lag)
+        return Response(status_code=204, headers=_HEADERS)
 
     async def events(self, request: Request) -> Response:
         try:
@@ -178,6 +172,16 @@ class RevocationFeed:
                 yield b"".join(frames)
         except BusGap:
             yield b"event: resync\ndata: {}\n\n"
+
+
+async def _answer(handling: Awaitable[Response]) -> Response:
+    """The answer, or an OAuth error: the client's (4xx), or the store's (503)."""
+    try:
+        return await handling
+    except OAuthError as exc:
+        return send_error(exc)
+    except StoreError:
+        return send_error(TemporarilyUnavailable("try again shortly"))
 
 
 def _json(body: dict[str, Any]) -> Response:
