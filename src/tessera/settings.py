@@ -186,7 +186,7 @@ class VerifierRegistrySettings(BaseModel):
     live_seconds: float = Field(15.0, ge=1, le=3600)
     """A verifier that has not reported for this long is no longer live: revocations stop
     waiting for it and it is named as not live. Verifiers report every 5 s by default
-    (``TESSERA_VERIFIER_REPORT_INTERVAL``) and at once after applying events."""
+    (``TESSERA_VERIFIER_REPORT_INTERVAL``) and half a second after applying events."""
     forget_seconds: float = Field(86400.0, ge=60)
     """Verifiers silent for this long are dropped from the registry."""
     completion_history_seconds: float = Field(7 * 86400.0, ge=60)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -180,3 +181,55 @@ async def test_one_client_cannot_speak_for_another_clients_verifier(
 async def _registry(identity: Identity) -> list[Any]:
     async with identity.store.unit_of_work(read_only=True) as uow:
         return await uow.verifiers.verifiers()
+
+
+async def test_a_burst_of_reports_is_one_write_and_keeps_each_arrival_time(
+        tessera: TesseraDriver, identity: Identity, feed: AppClient, clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("a", "b", "c"):
+        await ack(tessera.http, feed, name, 0)
+    await revoke_users(identity, 1)
+    writes = 0
+    unit_of_work = identity.store.unit_of_work
+
+    def counting(*, read_only: bool = False) -> Any:
+        nonlocal writes
+        writes += not read_only
+        return unit_of_work(read_only=read_only)
+
+    monkeypatch.setattr(identity.store, "unit_of_work", counting)
+    identity.completion.start()  # the batching writer, as the service runs it
+    try:
+        for name, late in (("a", 0.010), ("b", 0.005), ("c", 0.004)):
+            clock.advance(late)
+            assert (await ack(tessera.http, feed, name, 1)).status_code == 204
+        status = await _poll_done(identity, 1)
+    finally:
+        await identity.completion.aclose()
+    assert writes == 1, "one transaction for the burst"
+    assert status.completion is not None
+    assert status.completion.seconds == pytest.approx(0.019, abs=1e-6)  # c's arrival
+
+
+async def _poll_done(identity: Identity, seq: int) -> Any:
+    async with asyncio.timeout(5):
+        while True:
+            status = await identity.completion.status(seq)
+            if status.completion is not None:
+                return status
+            await asyncio.sleep(0.005)
+
+
+async def test_a_late_report_dates_the_apply_by_its_age(
+        tessera: TesseraDriver, identity: Identity, feed: AppClient, clock: FixedClock
+        ) -> None:
+    await ack(tessera.http, feed, "a", 0)
+    await revoke_users(identity, 1)
+    clock.advance(0.3)  # applied after 30 ms, reported 270 ms later (batching)
+    assert (await ack(tessera.http, feed, "a", 1, age=0.27)).status_code == 204
+    status = await identity.completion.status(1)
+    assert status.completion is not None
+    assert status.completion.seconds == pytest.approx(0.03, abs=1e-6)
+    await ack(tessera.http, feed, "a", 1, age=10**3)  # an age never dates before "live"
+    (report,) = await _registry(identity)
+    assert report.reported_at == clock.now()

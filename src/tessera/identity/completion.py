@@ -6,23 +6,29 @@ cursor covers every event up to it). The registry keeps the last report of each
 *live*: completion stops waiting for it, and it is named as silent.
 
 For each revocation event the identity service records when the last live verifier had
-applied it (the report that made the lowest live cursor reach it, on this service's
-clock), and observes the seconds from the event's commit in
-``tessera_logout_completion_seconds``. ``status(seq)`` is what ``tessera revoke --wait``
-and the console show: "applied at 16/16 verifiers in 23 ms", or who is still behind.
+applied it (the report that made the lowest live cursor reach it, dated by the report's
+arrival on this service's clock minus its ``age``: an upper bound of the apply), and
+observes the seconds from the event's commit in ``tessera_logout_completion_seconds``.
+``status(seq)`` is what ``tessera revoke --wait`` and the console show: "applied at 16/16
+verifiers in 23 ms", or who is still behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 
 from tessera.core.clock import Clock
 from tessera.observability.metrics import IdentityMetrics
-from tessera.store.ports import Completion, Store, VerifierReport
+from tessera.store.ports import Completion, Store, StoreError, VerifierReport
 
 __all__ = ["CompletionStatus", "LogoutCompletion"]
+
+_log = logging.getLogger("tessera.identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,27 +99,87 @@ def _span(seconds: float) -> str:
 
 
 class LogoutCompletion:
+    """Reports are written in batches (group commit): a revocation's N verifiers report
+    within milliseconds of each other, and N separate write transactions would stand in
+    the way of the next revocation (on SQLite, one writer at a time). A report is answered
+    once buffered; the writer (``start``) waits ``window`` seconds for the rest of the
+    burst, then writes them all in one transaction, in arrival order, each completion
+    dated by the report that made it (so batching costs no precision).
+    Reports buffered when the process dies are lost; verifiers report again within their
+    interval. Without a running writer (the CLI, tests) a report is written at once."""
+
     def __init__(self, store: Store, clock: Clock, metrics: IdentityMetrics, *,
-                 live_seconds: float) -> None:
+                 live_seconds: float, window: float = 0.02, max_pending: int = 10_000
+                 ) -> None:
         self._store = store
         self._clock = clock
         self._metrics = metrics
         self.live_seconds = live_seconds
+        self._window = window
+        self._max_pending = max_pending
+        self._pending: list[tuple[VerifierReport, float]] = []
+        """(report, when it applied its cursor)"""
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     async def report(self, client_id: str, verifier_id: str, service: str, cursor: int,
-                     lag: float | None) -> list[Completion]:
-        """Record a verifier's report and the completions it finishes. A cursor past the
-        outbox head is taken as the head: a report cannot pre-acknowledge events."""
+                     lag: float | None, *, age: float = 0.0) -> None:
+        """Take a verifier's report (written now, or with the next batch). ``age``: how
+        long before sending it reached ``cursor`` (it reports late, to batch), at most
+        ``live_seconds`` back: a report cannot date an apply before its previous one."""
         now = self._clock.now()
+        if len(self._pending) >= self._max_pending:
+            del self._pending[0]  # the oldest: that verifier reports again soon
+        self._pending.append((VerifierReport(
+            client_id=client_id, verifier_id=verifier_id, service=service, cursor=cursor,
+            reported_at=now, first_seen=now, lag=lag),
+            now - min(max(age, 0.0), self.live_seconds)))
+        if self._task is None:
+            await self.flush()
+        else:
+            self._wake.set()
+
+    async def flush(self) -> list[Completion]:
+        """Write the buffered reports and the completions they finish, in one
+        transaction. A cursor past the outbox head is taken as the head: a report cannot
+        pre-acknowledge events."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return []
+        added: list[Completion] = []
         async with self._store.unit_of_work() as uow:
             head = await uow.revocations.last_seq()
-            await uow.verifiers.report(VerifierReport(
-                client_id=client_id, verifier_id=verifier_id, service=service,
-                cursor=min(cursor, head), reported_at=now, first_seen=now, lag=lag))
-            added = await uow.verifiers.complete(live_since=now - self.live_seconds, at=now)
+            for report, applied_at in sorted(batch, key=lambda pair: pair[1]):
+                await uow.verifiers.report(dataclasses.replace(
+                    report, cursor=min(report.cursor, head)))
+                added += await uow.verifiers.complete(
+                    live_since=report.reported_at - self.live_seconds, at=applied_at)
         for completion in added:
             self._metrics.logout_completion.observe(completion.seconds)
         return added
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._window)  # the rest of the burst
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StoreError as exc:
+                _log.warning("verifier reports not recorded (%s); they report again", exc)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(StoreError):
+            await self.flush()
 
     async def wait(self, seq: int, *, within: float, interval: float = 0.02
                    ) -> tuple[CompletionStatus, float]:

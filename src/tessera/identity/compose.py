@@ -135,12 +135,15 @@ class Identity:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
+        """The background writers: outbox relays, and the verifier-report batcher."""
         for relay in self.relays:
             relay.start()
+        self.completion.start()
 
     async def aclose(self) -> None:
         for relay in self.relays:
             await relay.aclose()
+        await self.completion.aclose()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
         if self.dpop is not None:

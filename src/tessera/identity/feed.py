@@ -19,7 +19,8 @@ All need client authentication (HTTP Basic) by a client holding ``tessera:events
   <event JSON>``; ``event: heartbeat`` with ``{"seq": <cursor>, "watermark": {...}|null}``
   every ``heartbeat`` seconds and after each watermark; ``event: resync`` when the
   follower's cursor fell out of the window (fetch the range, or reload the snapshot).
-- ``POST /revocations/acks`` (JSON ``{"verifier_id", "service", "cursor", "lag"}``) → 204.
+- ``POST /revocations/acks`` (JSON ``{"verifier_id", "service", "cursor", "lag", "age"}``)
+  → 204.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class AckReport(BaseModel):
     service: _Name
     cursor: int = Field(ge=0, le=2**62)
     lag: float | None = Field(default=None, ge=0)
+    """The verifier's own staleness (seconds since its newest watermark); null: never
+    fresh."""
+    age: float = Field(default=0.0, ge=0, le=3600)
+    """Seconds since the verifier's cursor reached ``cursor`` (it reports a little late,
+    to batch)."""
 
 
 def _cursor(raw: str) -> int:
@@ -139,9 +145,9 @@ class RevocationFeed:
             report = AckReport.model_validate_json(body)
         except ValidationError:
             raise InvalidRequest("the report must be {verifier_id, service, cursor, "
-                                 "lag}") from None
+                                 "lag, age}") from None
         await self._completion.report(client_id, report.verifier_id, report.service,
-                                      report.cursor, report.lag)
+                                      report.cursor, report.lag, age=report.age)
         return Response(status_code=204, headers=_HEADERS)
 
     async def events(self, request: Request) -> Response:

@@ -1,11 +1,13 @@
 """``AckReporter``: tell the identity service which revocation events this verifier has
 applied, so logout completion is a measured fact (``POST /revocations/acks``).
 
-Batched by nature: one report carries the cursor, which covers every event up to it. A
-report goes out at once when the cursor moved (at most one in flight; moves meanwhile are
-folded into the next), and every ``interval`` seconds regardless, so the identity service
-knows this verifier is alive. A failed report is logged and retried at the next beat; it
-never affects verification.
+Batched: one report carries the cursor, which covers every event up to it. When the
+cursor moves, the report goes out ``delay`` seconds later (moves meanwhile are folded into
+it, so a burst of revocations costs one report, not one per event) and carries ``age``:
+how long ago the cursor reached that value, so the identity service dates the apply
+precisely however late the report travels. Every ``interval`` seconds a report goes out
+regardless, so the identity service knows this verifier is alive. A failed report is
+logged and retried at the next beat; it never affects verification.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def default_verifier_id(service: str) -> str:
 class AckReporter:
     def __init__(self, client: httpx.AsyncClient, url: str, *, verifier_id: str,
                  service: str, state: RevocationState, clock: Clock,
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0, delay: float = 0.5) -> None:
         self._client = client
         self._url = url
         self.verifier_id = verifier_id
@@ -44,15 +46,22 @@ class AckReporter:
         self._state = state
         self._clock = clock
         self._interval = interval
+        self._delay = delay
         self._moved = asyncio.Event()
+        self._cursor_seen = state.cursor
+        self._moved_at = clock.now()
+        """When the cursor reached its current value (as far as ``wake`` saw)."""
         self._task: asyncio.Task[None] | None = None
         self.reported: int | None = None
         """The cursor of the last report the identity service accepted."""
         self.failures = 0
 
     def wake(self) -> None:
-        """The cursor may have moved: report soon."""
-        if self.reported != self._state.cursor:
+        """The cursor may have moved (the follower applied a batch): report soon."""
+        cursor = self._state.cursor
+        if cursor != self._cursor_seen:
+            self._cursor_seen, self._moved_at = cursor, self._clock.now()
+        if self.reported != cursor:
             self._moved.set()
 
     def start(self) -> None:
@@ -63,15 +72,17 @@ class AckReporter:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait(), self._interval)
+                await asyncio.sleep(self._delay)  # fold the rest of the burst in
             self._moved.clear()
             if self._state.loaded:
                 await self.report_once()
 
     async def report_once(self) -> bool:
-        cursor = self._state.cursor
-        lag = self._state.lag(self._clock.now())
+        cursor, now = self._state.cursor, self._clock.now()
+        lag = self._state.lag(now)
+        age = max(0.0, now - self._moved_at) if cursor == self._cursor_seen else 0.0
         body = {"verifier_id": self.verifier_id, "service": self._service, "cursor": cursor,
-                "lag": None if math.isinf(lag) else round(lag, 3)}
+                "lag": None if math.isinf(lag) else round(lag, 3), "age": round(age, 4)}
         try:
             response = await self._client.post(self._url, json=body, timeout=5.0)
         except httpx.HTTPError as exc:

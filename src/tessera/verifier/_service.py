@@ -376,7 +376,7 @@ class VerifierService:
         return AckReporter(http.client, f"{http.base_url}/revocations/acks",
                            verifier_id=settings.verifier_id or default_verifier_id(service),
                            service=service, state=self.state, clock=self.clock,
-                           interval=settings.report_interval)
+                           interval=settings.report_interval, delay=settings.report_delay)
 
     def _introspection(self, transport: httpx.AsyncBaseTransport | None
                        ) -> IntrospectionClient | None:

@@ -79,7 +79,10 @@ class VerifierSettings(BaseSettings):
     /revocations/acks``, needs the ``tessera:events`` client), so logout completion is
     measured (``tessera revoke --wait``). Sources ``http`` and ``redis`` only."""
     report_interval: float = Field(5.0, gt=0, le=60)
-    """Report at least this often (a liveness beat); after applying events, at once."""
+    """Report at least this often (a liveness beat)."""
+    report_delay: float = Field(0.5, ge=0, le=5)
+    """After applying events, report this much later (a burst costs one report; the
+    report says how long ago it applied, so completion is still dated exactly)."""
     verifier_id: str | None = Field(None, min_length=1, max_length=200,
                                     pattern=r"^[\x21-\x7e]+$")
     """This instance's name in the identity service's registry; default

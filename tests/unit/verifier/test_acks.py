@@ -18,7 +18,8 @@ from ._support import NOW
 URL = "http://identity.test/revocations/acks"
 
 
-def reporter(answer: Callable[[httpx.Request], httpx.Response], *, interval: float = 30.0
+def reporter(answer: Callable[[httpx.Request], httpx.Response], *, interval: float = 30.0,
+             clock: FixedClock | None = None
              ) -> tuple[AckReporter, RevocationState, list[dict[str, object]]]:
     sent: list[dict[str, object]] = []
 
@@ -29,7 +30,8 @@ def reporter(answer: Callable[[httpx.Request], httpx.Response], *, interval: flo
     state = RevocationState()
     client = httpx.AsyncClient(transport=httpx.MockTransport(handle), auth=("svc", "s"))
     return AckReporter(client, URL, verifier_id="orders@h/1", service="orders",
-                       state=state, clock=FixedClock(NOW), interval=interval), state, sent
+                       state=state, clock=clock or FixedClock(NOW), interval=interval,
+                       delay=0.01), state, sent
 
 
 async def until(predicate: Callable[[], bool]) -> None:
@@ -52,7 +54,7 @@ async def test_a_moved_cursor_is_reported_at_once_and_nothing_before_a_snapshot(
         acks.wake()
         await until(lambda: acks.reported == 4)
         assert sent == [{"verifier_id": "orders@h/1", "service": "orders", "cursor": 4,
-                         "lag": 2.0}]
+                         "lag": 2.0, "age": 0.0}]
         acks.wake()  # nothing moved: no report
         await asyncio.sleep(0.05)
         assert len(sent) == 1
@@ -77,3 +79,13 @@ def test_the_default_id_names_the_service_host_and_process() -> None:
     ident = default_verifier_id("orders api\n")
     assert ident.startswith("ordersapi@") and "/" in ident
     assert all("!" <= c <= "~" for c in ident) and len(ident) <= 200
+
+
+async def test_a_report_says_how_long_ago_the_cursor_reached_its_value() -> None:
+    clock = FixedClock(NOW)
+    acks, state, sent = reporter(lambda _: httpx.Response(204), clock=clock)
+    state.load_snapshot({"seq": 7, "events": []})
+    acks.wake()  # the follower applied up to 7 now
+    clock.advance(0.25)
+    assert await acks.report_once()
+    assert sent[-1]["cursor"] == 7 and sent[-1]["age"] == 0.25

@@ -179,7 +179,9 @@ SCHEMAS: dict[str, Json] = {
             "verifier_id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
             "service": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
             "cursor": {"type": "integer", "minimum": 0, "maximum": 2**62},
-            "lag": {"type": ["number", "null"], "minimum": 0}},
+            "lag": {"type": ["number", "null"], "minimum": 0},
+            "age": {"type": "number", "minimum": 0, "maximum": 3600,
+                    "description": "Seconds since the cursor reached this value"}},
     },
 }
 
