@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def chaos(tmp_path: Path, template: Path) -> experiments.Chaos:
-    return experiments.Chaos(tmp_path, template, hold=3.0, verifiers=2,
-                             postgres_url=POSTGRES_URL)
+    return experiments.Chaos(tmp_path, template, hold=2.5, verifiers=2,
+                             bound=2.0, postgres_url=POSTGRES_URL)
 
 
 def assert_clean(outcome: Outcome) -> None:

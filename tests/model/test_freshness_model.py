@@ -6,7 +6,8 @@ and restart — and proves
 - ``fresh_is_proven``: no verifier ever counts itself fresh as of ``t`` while an event
   committed before ``t`` is missing from its state (assertions, exhaustive safety run);
 - ``all_applied``: every committed event is eventually applied by both verifiers once
-  the faults have happened (LTL under weak fairness).
+  the faults have happened (LTL under weak fairness; one verifier killable, one not —
+  they do not interact, so both fates are covered).
 
 It also checks the checker: with the bug of issue 10 switched on (an empty read taken
 for a heartbeat, ``-DTRUST_SILENCE``) spin must find a violation. And the model must name
@@ -74,7 +75,7 @@ def test_no_verifier_counts_itself_fresh_while_missing_an_event(
 
 def test_every_committed_event_is_eventually_applied(tools: tuple[str, str],
                                                      tmp_path: Path) -> None:
-    report = check(tools, tmp_path / "liveness", liveness=True)
+    report = check(tools, tmp_path / "liveness", liveness=True, defines=("-DKILLABLE=1",))
     assert errors(report) == 0, report
     assert "never claim         \t+ (all_applied)" in report
     assert "acceptance   cycles \t+ (fairness enabled)" in report
