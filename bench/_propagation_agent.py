@@ -1,24 +1,29 @@
-"""A verifier in its own process, driven over a pipe (used by bench/propagation.py and by
-tests/system). It runs what a service embeds — ``RevocationFollower`` feeding a
-``RevocationState`` and a ``Verifier`` with a ``JwksCache`` — and answers on stdout.
+"""A verifier in its own process, driven over a pipe (used by bench/propagation.py,
+bench/chaos.py and tests/system). It runs what a service embeds — a ``VerifierService``
+(revocation follower, freshness rule, JWKS cache, applied-seq reports) — and answers on
+stdout.
 
     python bench/_propagation_agent.py --issuer URL --audience AUD --source http|redis \
-        --client-id ID --client-secret SECRET [--redis-url URL --stream NAME]
+        --client-id ID --client-secret SECRET [--redis-url URL --stream NAME] \
+        [--max-staleness S] [--strict-max-staleness S] [--no-wait] [--verifier-id ID]
     python bench/_propagation_agent.py --source raw --redis-url URL --stream NAME
 
 Requests, one JSON object per line on stdin; replies, one per line on stdout:
 
-- ``{"op": "check", "id": 1, "token": "...", "max_staleness": 1.0}`` (max_staleness
-  optional) → ``{"id": 1, "ok": true, "kid": "..."}`` or ``{"id": 1, "ok": false,
-  "reason": "session_revoked"}``: a full ``Verifier.verify``.
+- ``{"op": "check", "id": 1, "token": "...", "strict": false, "accept_stale": false}``
+  → ``{"id": 1, "ok": true, "kid": "..."}`` or ``{"id": 1, "ok": false, "reason":
+  "session_revoked", "status": 401}``: ``VerifierService.check`` on an ordinary route
+  (``max_staleness``), a strict one, or one that opted in to ``accept_stale``.
 - ``{"op": "watch", "id": 2, "token": "..."}`` → ``{"id": 2, "ok": true}`` once the token
   verified, then, when the local state first rejects it, ``{"event": "rejected", "id": 2,
   "at": <time.time() right after the batch was applied>, "event_at": <latest "at" of the
   batch's events: when the identity service recorded the revocation>, "reason": "..."}``.
-- ``{"op": "status", "id": 3}`` → cursor, lag, reconnects, resyncs, JWKS fetches.
+- ``{"op": "status", "id": 3}`` → cursor, lag, loaded, reconnects, resyncs, epoch
+  changes, JWKS fetches, the last reported cursor.
 - ``{"op": "quit"}``.
 
-At start the agent prints ``{"event": "ready", "cursor": n}`` once the follower is synced.
+At start the agent prints ``{"event": "ready", "cursor": n}`` once the follower is synced
+(at once with ``--no-wait``: a verifier starting while the identity service is down).
 ``--source raw`` is the baseline: a plain (synchronous) redis-py ``XREAD BLOCK`` loop that
 prints ``{"event": "raw", "n": <field n>, "at": <time.time()>}`` per stream entry.
 """
@@ -28,8 +33,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
+import math
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -39,21 +44,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from tessera.core.clock import SystemClock
 from tessera.verifier import (
     Denied,
-    HttpFeedSource,
-    JwksCache,
-    KeysUnavailable,
-    RedisStreamSource,
-    RevocationFollower,
     RevocationState,
-    VerificationPolicy,
     VerifiedToken,
-    Verifier,
+    VerifierService,
+    VerifierSettings,
 )
-from tessera.verifier._follower import EventSource
 
 
 def emit(payload: Mapping[str, Any]) -> None:
@@ -70,13 +70,13 @@ class Watches:
 
     def add(self, ident: Any, token: VerifiedToken) -> None:
         self._pending[ident] = token
-        self.sweep()
+        self.sweep([])
 
-    def sweep(self, batch: list[Mapping[str, Any]] | None = None) -> None:
+    def sweep(self, applied_at: list[float]) -> None:
         if not self._pending:
             return
         now = time.time()
-        stamped = max((e.get("at", 0.0) for e in batch), default=None) if batch else None
+        stamped = max(applied_at, default=None)
         done = []
         for ident, token in self._pending.items():
             try:
@@ -89,25 +89,27 @@ class Watches:
             del self._pending[ident]
 
 
-class SweepingSource:
-    """Wraps an event source; code after ``yield`` runs once the follower has applied
-    the batch (it asks for the next one only then), which is when watches are swept."""
+def hook_watches(service: VerifierService, watches: Watches) -> None:
+    """Sweep the watches after each applied batch, around the service's own hooks."""
+    follower = service.follower
+    assert follower is not None
+    applied_at: list[float] = []
+    metrics, progress = follower.on_applied, follower.on_progress
 
-    def __init__(self, inner: EventSource, watches: Watches) -> None:
-        self._inner = inner
-        self._watches = watches
+    def applied(event: Mapping[str, Any], now: float) -> None:
+        if metrics is not None:
+            metrics(event, now)
+        at = event.get("at")
+        if isinstance(at, int | float):
+            applied_at.append(float(at))
 
-    async def snapshot(self) -> Mapping[str, Any]:
-        return await self._inner.snapshot()
+    def progressed() -> None:
+        if progress is not None:
+            progress()
+        watches.sweep(applied_at)
+        applied_at.clear()
 
-    async def follow(self, after: int) -> AsyncIterator[list[Mapping[str, Any]]]:
-        async for batch in self._inner.follow(after):
-            yield batch
-            if batch:
-                self._watches.sweep(batch)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    follower.on_applied, follower.on_progress = applied, progressed
 
 
 async def _stdin_lines() -> AsyncIterator[bytes]:
@@ -122,30 +124,36 @@ async def _stdin_lines() -> AsyncIterator[bytes]:
             yield line
 
 
-async def serve(args: argparse.Namespace) -> None:
-    clock = SystemClock()
-    state = RevocationState(prune_granularity=5.0)
-    watches = Watches(state)
-    http = HttpFeedSource(args.issuer, client_id=args.client_id,
-                          client_secret=args.client_secret,
-                          heartbeat_timeout=max(2.0, args.heartbeat * 4))
-    inner: EventSource
+def build_service(args: argparse.Namespace) -> VerifierService:
+    values: dict[str, Any] = {
+        "issuer": args.issuer, "audience": args.audience, "source": args.source,
+        "client_id": args.client_id, "client_secret": args.client_secret,
+        "max_staleness": args.max_staleness,
+        "strict_max_staleness": args.strict_max_staleness,
+        "feed_heartbeat_timeout": max(2.0, args.heartbeat * 4), "startup_wait": 0,
+        "jwks_min_refetch": args.jwks_min_refetch, "report_applied": not args.no_report,
+        "report_interval": args.report_interval, "service_name": args.service_name}
+    if args.verifier_id:
+        values["verifier_id"] = args.verifier_id
     if args.source == "redis":
-        inner = RedisStreamSource(args.redis_url, snapshot_from=http, stream=args.stream,
-                                  heartbeat=args.heartbeat)
-    else:
-        inner = http
-    follower = RevocationFollower(state, SweepingSource(inner, watches), clock=clock,
-                                  max_backoff=args.max_backoff)
-    policy = VerificationPolicy(issuer=args.issuer, audience=args.audience)
-    jwks = JwksCache(args.issuer, clock=clock, min_refetch_interval=args.jwks_min_refetch)
-    verifier = Verifier(policy, jwks=jwks, clock=clock, state=state)
-    follower.start()
+        values |= {"redis_url": args.redis_url, "redis_stream": args.stream}
+    service = VerifierService(VerifierSettings(**values), clock=SystemClock(),
+                              registry=CollectorRegistry())
+    assert service.follower is not None
+    service.follower.max_backoff = args.max_backoff
+    return service
+
+
+async def serve(args: argparse.Namespace) -> None:
+    service = build_service(args)
+    watches = Watches(service.state)
+    hook_watches(service, watches)
+    await service.start(wait=0)
     try:
-        await asyncio.wait_for(follower.synced(), args.start_timeout)
-        with contextlib.suppress(KeysUnavailable):
-            await jwks.get()
-        emit({"event": "ready", "cursor": state.cursor})
+        if not args.no_wait:
+            assert service.follower is not None
+            await asyncio.wait_for(service.follower.synced(), args.start_timeout)
+        emit({"event": "ready", "cursor": service.state.cursor})
         async for line in _stdin_lines():
             request = orjson.loads(line)
             op = request.get("op")
@@ -153,33 +161,48 @@ async def serve(args: argparse.Namespace) -> None:
                 break
             ident = request.get("id")
             if op == "status":
-                emit({"id": ident, "cursor": state.cursor, "lag": state.lag(clock.now()),
-                      "reconnects": follower.reconnects, "resyncs": follower.resyncs,
-                      "jwks_fetches": jwks.fetches, "key_epoch": state.key_epoch})
+                emit(status(service, ident))
                 continue
-            route = policy
-            if request.get("max_staleness") is not None:
-                route = dataclasses.replace(policy, max_staleness=request["max_staleness"])
             try:
-                verified = await verifier.verify(request["token"], policy=route)
+                if op == "watch":
+                    verified = await service.verify_locally(request["token"])
+                else:
+                    verified = await service.check(
+                        request["token"], strict=bool(request.get("strict")),
+                        accept_stale=bool(request.get("accept_stale")))
             except Denied as denied:
-                emit({"id": ident, "ok": False, "reason": str(denied.reason),
-                      "detail": denied.detail,
-                      "cursor": state.cursor})
-                continue
-            except KeysUnavailable as exc:
-                emit({"id": ident, "ok": False, "reason": "keys_unavailable",
-                      "detail": str(exc)})
+                emit({"id": ident, "ok": False, "reason": _label(denied),
+                      "status": denied.status, "detail": denied.detail,
+                      "cursor": service.state.cursor, "lag": _finite(service.lag())})
                 continue
             if op == "watch":
-                emit({"id": ident, "ok": True, "cursor": state.cursor})
+                emit({"id": ident, "ok": True, "cursor": service.state.cursor})
                 watches.add(ident, verified)
             else:
                 emit({"id": ident, "ok": True, "kid": _kid(request["token"]),
-                      "cursor": state.cursor})
+                      "cursor": service.state.cursor, "lag": _finite(service.lag())})
     finally:
-        await follower.aclose()
-        await verifier.aclose()
+        await service.aclose()
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else round(value, 4)
+
+
+def _label(denied: Denied) -> str:
+    label = getattr(denied, "label", None)
+    return label if isinstance(label, str) else str(denied.reason)
+
+
+def status(service: VerifierService, ident: Any) -> dict[str, Any]:
+    follower, state = service.follower, service.state
+    assert follower is not None
+    return {"id": ident, "cursor": state.cursor, "lag": _finite(service.lag()),
+            "loaded": state.loaded, "phase": follower.phase.value,
+            "reconnects": follower.reconnects, "resyncs": follower.resyncs,
+            "epoch_changes": follower.epoch_changes, "jwks_fetches": service.jwks.fetches,
+            "key_epoch": state.key_epoch,
+            "reported": service.reporter.reported if service.reporter else None}
 
 
 def _kid(token: str) -> str | None:
@@ -219,10 +242,21 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--stream", default="tessera:revocations")
     parser.add_argument("--heartbeat", type=float, default=1.0,
-                        help="Redis XREAD block time (s): how often the bus is heard from")
+                        help="SSE feed: reconnect after 4x this without a frame")
     parser.add_argument("--max-backoff", type=float, default=2.0)
     parser.add_argument("--jwks-min-refetch", type=float, default=10.0)
     parser.add_argument("--start-timeout", type=float, default=30.0)
+    parser.add_argument("--max-staleness", type=float, default=30.0,
+                        help="bound of ordinary routes (s)")
+    parser.add_argument("--strict-max-staleness", type=float, default=10.0,
+                        help="bound of strict routes (s)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="ready at once, without waiting for the first snapshot")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not report the applied seq to the identity service")
+    parser.add_argument("--report-interval", type=float, default=5.0)
+    parser.add_argument("--verifier-id", default=None)
+    parser.add_argument("--service-name", default="agent")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="agent %(levelname)s %(name)s: %(message)s")

@@ -115,7 +115,7 @@ class Bench:
                 self.seq += 1
                 state.apply({"seq": self.seq, "kind": "session.revoked",
                              "key": f"sid-{i}", "at": now, "expires_at": now + 3600})
-        state.heartbeat(self.clock.now())
+        state.confirm(self.clock.now())
         self.sessions = sessions
         return time.perf_counter() - started
 
@@ -398,7 +398,7 @@ async def in_process(sizes: tuple[int, ...], seconds: float
             first = await cold(call, tokens)
             steady = await paced(call, tokens, seconds, rng)
             max_rps = await closed(call, tokens, 2.0)
-            bench.authorizer.service.state.heartbeat(bench.clock.now())
+            bench.authorizer.service.state.confirm(bench.clock.now())
             results[size] = {"entries": len(bench.authorizer.service.state),
                              "fill_s": round(fill, 2), "rss_mb": round(memory_mb(), 1),
                              "cold": first, "paced": steady, "max_rps": round(max_rps, 1)}

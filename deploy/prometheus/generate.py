@@ -81,6 +81,13 @@ SLOS = (
                      f'{_REFRESH_BAD}}}'),
         total=_rate('tessera_token_request_seconds_count{grant="refresh_token"}'),
         runbook="README.md#tesserarefresherrorbudgetburn"),
+    Slo("logout-completion", "LogoutCompletion", 0.99,
+        "revocations applied by every live verifier within 5 s of their commit (what "
+        "`tessera revoke --wait` reports)",
+        errors=(_rate("tessera_logout_completion_seconds_count") + " - "
+                + _rate('tessera_logout_completion_seconds_bucket{le=~"5|5\\\\.0"}')),
+        total=_rate("tessera_logout_completion_seconds_count"),
+        runbook="logout-completion.md"),
     Slo("store-availability", "StoreAvailability", 0.999,
         "token requests not refused because the session store failed",
         errors=_rate("tessera_store_errors_total"),

@@ -22,8 +22,7 @@ from pydantic_settings import (
 __all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
            "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
            "MetricsSettings", "SecuritySettings", "ServerSettings", "SettingError", "Settings",
-           "TokenSettings",
-           "TracingSettings"]
+           "TokenSettings", "TracingSettings", "VerifierRegistrySettings"]
 
 _DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
                      "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
@@ -50,8 +49,13 @@ class TokenSettings(BaseModel):
     refresh_family_ttl: int = Field(30 * 86400, ge=60)
     """Absolute lifetime of a refresh family (and so of a login's refreshability)."""
     refresh_grace_seconds: float = Field(5.0, ge=0, le=60)
-    """A rotated refresh token presented again within this window (a concurrent or lost-
-    response retry) gets the same successor pair instead of revoking the family."""
+    """A rotated refresh token presented again within this window (a concurrent retry of
+    the same request) gets the same successor pair instead of revoking the family."""
+    refresh_retry_seconds: float = Field(60.0, ge=0, le=600)
+    """A retry after a lost response (the service crashed between commit and answer) may
+    come later: for this long, and only while the successor has never been used, the
+    same pair is issued again. Once the successor was used, presenting the old token is
+    theft and revokes the family. 0: only ``refresh_grace_seconds`` applies."""
     authorization_code_ttl: int = Field(60, ge=10, le=600)
     """Authorization codes are single-use and short-lived (RFC 6749 §4.1.2)."""
     leeway: int = Field(30, ge=0, le=60)
@@ -170,7 +174,23 @@ class BusSettings(BaseModel):
     poll_interval: float = Field(0.1, gt=0, le=5)
     """How often the outbox relay looks for events committed by other processes."""
     heartbeat: float = Field(1.0, gt=0, le=30)
-    """The event feed sends a heartbeat this often, so followers can measure their lag."""
+    """The outbox relay marks a watermark this often when idle (and at once after moving
+    events); the event feed sends a heartbeat carrying it. Followers are fresh only while
+    they hold a recent watermark, so this must be well below their staleness bounds."""
+
+
+class VerifierRegistrySettings(BaseModel):
+    """Verifiers report what they applied (``POST /revocations/acks``); logout completion
+    is measured from those reports (``identity.completion``, docs/freshness.md)."""
+
+    live_seconds: float = Field(15.0, ge=1, le=3600)
+    """A verifier that has not reported for this long is no longer live: revocations stop
+    waiting for it and it is named as not live. Verifiers report every 5 s by default
+    (``TESSERA_VERIFIER_REPORT_INTERVAL``) and half a second after applying events."""
+    forget_seconds: float = Field(86400.0, ge=60)
+    """Verifiers silent for this long are dropped from the registry."""
+    completion_history_seconds: float = Field(7 * 86400.0, ge=60)
+    """Completion records are kept this long."""
 
 
 class ClientExchangeSettings(BaseModel):
@@ -344,6 +364,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     security: SecuritySettings = SecuritySettings()
     bus: BusSettings = BusSettings()
+    verifiers: VerifierRegistrySettings = VerifierRegistrySettings()
     exchange: ExchangeSettings = ExchangeSettings()
     impersonation: ImpersonationSettings = ImpersonationSettings()
     console: ConsoleSettings = ConsoleSettings()

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tessera.bus import BusGap, EventBus, InProcessBus
+from tessera.bus import BusGap, BusRewound, EventBus, InProcessBus, OutboxBatch
+from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tests.conftest import REDIS_URL, require_service
 
@@ -29,7 +30,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
     stream = f"tessera:test:{uuid.uuid4().hex}"
     redis_bus = RedisStreamsBus.from_url(url, stream=stream, maxlen=1000)
     yield redis_bus
-    await redis_bus._redis.delete(stream)
+    await redis_bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
     await redis_bus.aclose()
 
 
@@ -99,4 +100,95 @@ async def test_redis_trimming_is_reported_as_a_gap() -> None:
         assert await bus.last_seq() == 6
     finally:
         await bus._redis.delete(stream)
+        await bus.aclose()
+
+
+# -- watermarks and epochs (tessera.core.freshness) ------------------------------------
+
+
+async def next_watermark(bus: EventBus, after: int) -> tuple[list[int], Watermark]:
+    """Events read until the first batch carrying a watermark, and that watermark."""
+    seqs: list[int] = []
+    follower = bus.follow(after, heartbeat=0.05)
+    try:
+        async with asyncio.timeout(5):
+            async for batch in follower:
+                seqs += [e.seq or 0 for e in batch]
+                if batch.watermark is not None:
+                    return seqs, batch.watermark
+    finally:
+        await follower.aclose()  # type: ignore[attr-defined]
+    raise AssertionError("no watermark")
+
+
+async def test_silence_is_not_a_watermark(bus: EventBus) -> None:
+    await bus.publish([ev(1)])
+    follower = bus.follow(1, heartbeat=0.05)
+    first = await asyncio.wait_for(follower.__anext__(), 5)
+    assert first == [] and first.watermark is None  # nobody marked: no proof
+    await follower.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_watermark_follows_the_events_it_covers(bus: EventBus) -> None:
+    await bus.publish(OutboxBatch([ev(1), ev(2)], after=0))
+    marked = await bus.mark(2, 123.5)
+    assert (marked.head, marked.at) == (2, 123.5) and marked.epoch
+    seqs, watermark = await next_watermark(bus, 0)
+    assert seqs == [1, 2]
+    assert watermark == marked
+
+
+async def test_a_watermark_past_the_bus_top_is_refused(bus: EventBus) -> None:
+    await bus.publish(OutboxBatch([ev(1)], after=0))
+    with pytest.raises((BusRewound, ValueError)):
+        await bus.mark(5, 1.0)
+
+
+@pytest.mark.redis
+async def test_redis_refuses_writes_across_a_lost_stream_until_republished() -> None:
+    """Redis restarted empty: the epoch is gone with the stream. A relay's next write is
+    refused (nothing written), it reopens a new epoch and republishes from the start;
+    followers see the new epoch on the next watermark."""
+    from tessera.bus.redis_streams import RedisStreamsBus
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(url, stream=stream)
+    try:
+        await bus.publish(OutboxBatch([ev(1), ev(2)], after=0))
+        old = (await bus.mark(2, 1.0)).epoch
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        with pytest.raises(BusRewound):
+            await bus.publish(OutboxBatch([ev(3)], after=2))
+        with pytest.raises(BusRewound):  # a new epoch, but the stream lacks 1..2
+            await bus.publish(OutboxBatch([ev(3)], after=2))
+        assert await bus.last_seq() == 0
+        assert await bus.publish(OutboxBatch([ev(1), ev(2), ev(3)], after=0)) == 3
+        new = await bus.mark(3, 2.0)
+        assert new.epoch != old
+        seqs, watermark = await next_watermark(bus, 0)
+        assert seqs == [1, 2, 3] and watermark.epoch == new.epoch
+    finally:
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        await bus.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_a_watermark_past_what_the_stream_holds_is_a_gap() -> None:
+    """The events a watermark covers were trimmed or lost: the follower must not sit
+    waiting for them (stale forever) nor skip them — ``BusGap``, fetch them elsewhere."""
+    from tessera.bus.redis_streams import RedisStreamsBus
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(url, stream=stream)
+    try:
+        await bus.publish(OutboxBatch([ev(1), ev(2), ev(3)], after=0))
+        await bus.mark(3, 1.0)
+        await bus._redis.xdel(stream, "2-0", "3-0")  # lost after the watermark was written
+        with pytest.raises(BusGap):
+            await next_watermark(bus, 1)
+        assert (await next_watermark(bus, 3))[1].head == 3  # a follower that has them
+    finally:
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
         await bus.aclose()

@@ -77,8 +77,12 @@ class _Server(threading.Thread):
     async def _main(self) -> None:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         (self._data_dir / "tessera.db").write_bytes(self._template.read_bytes())
-        settings_ = make_settings(self._data_dir,
-                                  bus={"heartbeat": 0.1})  # SSE reads end after 2 events
+        # SSE reads end after 2 events. Schemathesis sends wrong credentials to every
+        # client-authenticated route (token, introspection, revocation, the four
+        # /revocations routes): more than the default 30 failures a minute, so the
+        # throttle (tested on its own elsewhere) would answer 429 instead of 401.
+        settings_ = make_settings(self._data_dir, bus={"heartbeat": 0.1},
+                                  security={"client_auth_failures_per_minute": 100_000})
         store = create_store(settings_.resolved_database_url)
         identity = await make_identity(settings_, store, SystemClock())  # type: ignore[arg-type]
         client, secret = await admin.create_client(

@@ -27,13 +27,13 @@ async def test_every_use_rotates_and_the_new_token_works(tessera: TesseraDriver)
     assert (await tessera.introspect(app, second.json()["access_token"]))["active"] is True
 
 
-async def test_reuse_after_the_grace_window_revokes_family_and_session(
+async def test_reuse_after_the_retry_window_revokes_family_and_session(
         tessera: TesseraDriver, identity: Identity, clock: FixedClock,
         settings: Settings) -> None:
     app, tokens = await logged_in(tessera)
     old = tokens["refresh_token"]
     rotated = (await refresh(tessera, app, old)).json()
-    clock.advance(settings.tokens.refresh_grace_seconds + 1)
+    clock.advance(settings.tokens.refresh_retry_seconds + 1)
 
     reuse = await refresh(tessera, app, old)
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
@@ -161,3 +161,24 @@ async def test_refresh_after_logout_of_the_session_fails(
     assert await identity.logout.end_session(claims_of(tokens["access_token"])["sid"])
     response = await refresh(tessera, app, tokens["refresh_token"])
     assert response.json()["error"] == "invalid_grant"
+
+
+async def test_a_retry_after_a_lost_response_past_the_grace_window_gets_the_same_pair(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock,
+        settings: Settings) -> None:
+    """The identity service committed the rotation and crashed before answering; the
+    client retries 8 s later, past the 5 s concurrency grace. A successor nobody has used
+    yet is re-issued (same pair) within ``refresh_retry_seconds``: a lost response is not
+    theft, and the user stays logged in."""
+    app, tokens = await logged_in(tessera)
+    lost = (await refresh(tessera, app, tokens["refresh_token"])).json()  # never delivered
+    clock.advance(settings.tokens.refresh_grace_seconds + 3)
+    retry = await refresh(tessera, app, tokens["refresh_token"])
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["refresh_token"] == lost["refresh_token"]
+    assert claims_of(retry.json()["access_token"])["jti"] == \
+        claims_of(lost["access_token"])["jti"]
+    assert not await audit_rows(identity, events.REFRESH_REUSE_DETECTED)
+    onward = await refresh(tessera, app, retry.json()["refresh_token"])
+    assert onward.status_code == 200, onward.text
+    assert (await tessera.introspect(app, onward.json()["access_token"]))["active"] is True

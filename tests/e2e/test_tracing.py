@@ -75,9 +75,11 @@ def recorded_text(exporter: InMemorySpanExporter) -> str:
 def verifier(identity: Identity, **settings: Any) -> VerifierService:
     values: dict[str, Any] = {"issuer": ISSUER, "audience": API, "source": "none",
                               "service_name": "orders-api", **settings}
-    return VerifierService(VerifierSettings(**values), clock=identity.clock,
-                           transport=httpx.ASGITransport(app=build_app(identity)),
-                           registry=CollectorRegistry())
+    service = VerifierService(VerifierSettings(**values), clock=identity.clock,
+                              transport=httpx.ASGITransport(app=build_app(identity)),
+                              registry=CollectorRegistry())
+    service.state.confirm(identity.clock.now())  # fed by hand: loaded and current
+    return service
 
 
 # -- token endpoint -------------------------------------------------------------------------
@@ -192,6 +194,7 @@ async def gateway_http(tessera: TesseraDriver, identity: Identity
     app = create_gateway(policy, settings, GatewaySettings(), clock=identity.clock,
                          transport=httpx.ASGITransport(app=build_app(identity)),
                          registry=CollectorRegistry())
+    app.state.tessera_gateway.service.state.confirm(identity.clock.now())  # fed by hand
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http:
         yield http

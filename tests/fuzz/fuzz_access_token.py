@@ -40,7 +40,8 @@ STATE.load_snapshot({"seq": 2, "events": [
     {"seq": 1, "kind": "session.revoked", "key": "sid-revoked", "at": NOW - 10,
      "expires_at": NOW + 600, "data": {}},
     {"seq": 2, "kind": "session.version_bumped", "key": "sid-1", "at": NOW - 5,
-     "expires_at": NOW + 600, "data": {"sv": 2}}]}, now=NOW)
+     "expires_at": NOW + 600, "data": {"sv": 2}}],
+    "watermark": {"head": 2, "at": NOW, "epoch": None}}, now=NOW)  # fresh as of NOW
 HEADER = {"alg": "EdDSA", "kid": KEY.kid, "typ": "at+jwt"}
 CLAIMS = {"iss": ISSUER, "sub": "user-1", "aud": [AUDIENCE], "exp": NOW + 300, "iat": NOW,
           "nbf": NOW, "jti": "jti-1", "client_id": "c-1", "scope": "orders:read", "sid": "sid-1",

@@ -47,7 +47,8 @@ TOKEN = VerifiedToken(
 CLAIMS = SIGNER.claims(TOKEN, body=BODY, audience=QUEUE, request_id="req-1")
 HEADER = {"alg": KEY.alg, "kid": KEY.kid, "typ": ENVELOPE_TYP}
 SNAPSHOT = {"seq": 1, "events": [{"seq": 1, "kind": "session.revoked", "key": "sid-2",
-                                  "at": NOW - 5, "expires_at": NOW + 600, "data": {}}]}
+                                  "at": NOW - 5, "expires_at": NOW + 600, "data": {}}],
+            "watermark": {"head": 1, "at": NOW, "epoch": None}}  # fresh as of NOW
 STATE = RevocationState()
 STATE.load_snapshot(SNAPSHOT, now=NOW)
 HISTORY = RevocationHistory()

@@ -133,7 +133,7 @@ def test_each_slo_has_every_window_and_a_page_and_a_ticket_alert() -> None:
         assert {(slo.name, "page"), (slo.name, "ticket")} <= alerts
     assert {s.name for s in gen.SLOS} == {"validation", "token-latency",
                                           "revocation-propagation", "refresh",
-                                          "store-availability"}
+                                          "logout-completion", "store-availability"}
 
 
 # -- names: every series a rule or panel reads exists ------------------------------------------

@@ -101,7 +101,8 @@ async def test_without_grace_the_losers_are_refused_and_the_family_is_revoked(
         postgres_store: SqlStore, postgres_schema: str | None, clock: FixedClock,
         tmp_path: Path, count: int) -> None:
     async with workers(postgres_store, postgres_schema, clock, tmp_path, count,
-                       tokens={"refresh_grace_seconds": 0}) as (instances, _):
+                       tokens={"refresh_grace_seconds": 0,
+                               "refresh_retry_seconds": 0}) as (instances, _):
         app, tokens = await logged_in(instances[0].driver)
         old = tokens["refresh_token"]
         clock.advance(1)

@@ -158,17 +158,18 @@ async def test_a_lost_response_then_a_retry_within_grace_gets_the_same_pair(
     assert following.status_code == 200, following.text
 
 
-async def test_a_retry_after_the_grace_window_is_reuse(
+async def test_a_retry_after_the_retry_window_is_reuse(
         service: tuple[Instance, FailingStore], any_store: SqlStore,
         clock: FixedClock) -> None:
-    """The limit of the guarantee: a retry must come within the grace window."""
+    """The limit of the guarantee: a lost-response retry must come within
+    ``refresh_retry_seconds`` (and before the successor is used)."""
     instance, _ = service
     app, tokens = await logged_in(instance.driver)
     old = tokens["refresh_token"]
     lost = await refresh(instance.driver, app, old)
     assert lost.status_code == 200
 
-    clock.advance(instance.identity.settings.tokens.refresh_grace_seconds + 1)
+    clock.advance(instance.identity.settings.tokens.refresh_retry_seconds + 1)
     late = await refresh(instance.driver, app, old)
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
     state = await family_state(any_store, old)

@@ -36,6 +36,7 @@ from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
+from tessera.store.migrations import upgrade_database
 from tessera.verifier import Reason
 from tests.conftest import FAST_PASSWORDS, KEK, make_settings
 from tests.support import REDIRECT, pkce_pair
@@ -174,16 +175,24 @@ def _copy_template(template: Path, data_dir: Path) -> None:
     shutil.copy(template, data_dir / "tessera.db")
 
 
-async def seed(data_dir: Path, template: Path, *, users: int = 4) -> Seed:
-    """A migrated SQLite file in ``data_dir`` with a key ring, a web client, a feed
-    client (``tessera:events``), an admin client (``tessera:admin``), a service client
-    (client credentials for ``AUDIENCE``) and ``users`` users.
+async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
+               database_url: str | None = None) -> Seed:
+    """A migrated SQLite file in ``data_dir`` (or the migrated database at
+    ``database_url``) with a key ring, a web client, a feed client (``tessera:events``),
+    an admin client (``tessera:admin``), a service client (client credentials for
+    ``AUDIENCE``) and ``users`` users.
 
     The service client has a tenant: tokens of a client without one carry no ``tid``,
     which the verifier SDK rejects as malformed."""
-    await asyncio.to_thread(_copy_template, template, data_dir)
-    identity = await build_identity(make_settings(data_dir), clock=SystemClock(),
-                                    passwords=FAST_PASSWORDS)
+    if database_url is None:
+        assert template is not None
+        await asyncio.to_thread(_copy_template, template, data_dir)
+        settings = make_settings(data_dir)
+    else:
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade_database, database_url)
+        settings = make_settings(data_dir, database_url=database_url)
+    identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
     try:
         web, web_secret = await admin.create_client(
             identity, name="web", grants=("authorization_code", "refresh_token",
@@ -384,16 +393,21 @@ class Agent:
         await stdin.drain()
         return await asyncio.wait_for(future, timeout)
 
-    async def check(self, token: str, *, max_staleness: float | None = None
+    async def check(self, token: str, *, strict: bool = False, accept_stale: bool = False
                     ) -> dict[str, Any]:
-        return await self.request("check", token=token, max_staleness=max_staleness)
+        """``VerifierService.check`` on an ordinary route (the agent's ``max_staleness``),
+        a strict one (``strict_max_staleness``) or one that opted in to stale state."""
+        return await self.request("check", token=token, strict=strict,
+                                  accept_stale=accept_stale)
 
-    async def accepts(self, token: str, *, max_staleness: float | None = None) -> bool:
-        return bool((await self.check(token, max_staleness=max_staleness))["ok"])
+    async def accepts(self, token: str, *, strict: bool = False,
+                      accept_stale: bool = False) -> bool:
+        return bool((await self.check(token, strict=strict, accept_stale=accept_stale))["ok"])
 
-    async def rejects(self, token: str, *, max_staleness: float | None = None) -> str | None:
+    async def rejects(self, token: str, *, strict: bool = False,
+                      accept_stale: bool = False) -> str | None:
         """The rejection reason, or None if accepted."""
-        reply = await self.check(token, max_staleness=max_staleness)
+        reply = await self.check(token, strict=strict, accept_stale=accept_stale)
         return None if reply["ok"] else str(reply["reason"])
 
     async def status(self) -> dict[str, Any]:
@@ -418,12 +432,18 @@ class Agent:
 async def start_agent(server: Server, seed_: Seed, *, source: str, tmp: Path,
                       redis_url: str | None = None, stream: str | None = None,
                       name: str = "agent", heartbeat: float = 0.2,
-                      extra: tuple[str, ...] = ()) -> Agent:
+                      strict_staleness: float = 1.0, max_staleness: float = 30.0,
+                      wait: bool = True, extra: tuple[str, ...] = ()) -> Agent:
+    """A verifier process. Its strict routes allow ``strict_staleness`` s of staleness,
+    its ordinary ones ``max_staleness``; ``wait=False``: ready before any snapshot."""
     cmd = [sys.executable, AGENT, "--issuer", server.url, "--audience", AUDIENCE,
            "--source", source, "--client-id", seed_.feed_id,
            # "=": a base64url secret may start with "-", which argparse takes for an option
            f"--client-secret={seed_.feed_secret}", "--heartbeat", str(heartbeat),
-           "--max-backoff", "0.5", *extra]
+           "--max-backoff", "0.5", "--strict-max-staleness", str(strict_staleness),
+           "--max-staleness", str(max_staleness),
+           "--verifier-id", f"{name}-{uuid.uuid4().hex[:6]}",
+           "--report-interval", "1", *([] if wait else ["--no-wait"]), *extra]
     if source == "redis":
         assert redis_url and stream
         cmd += ["--redis-url", redis_url, "--stream", stream]

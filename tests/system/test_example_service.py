@@ -1,6 +1,7 @@
 """The example orders service (examples/orders_service) against a live identity service:
 it follows the SSE revocation feed, so a revoked session is refused within about a second,
-long before the token expires; and its strict route falls back to real introspection."""
+long before the token expires; without a revocation state it never serves from an empty
+one: it falls back to real introspection, or refuses."""
 
 from __future__ import annotations
 
@@ -111,9 +112,10 @@ async def test_the_example_service_refuses_a_revoked_session_within_seconds(
     assert (service.registry.get_sample_value("tessera_verifier_revocation_cursor") or 0) >= 1
 
 
-async def test_strict_route_introspects_at_the_live_service_when_stale(
+async def test_without_a_revocation_state_every_route_introspects_at_the_live_service(
         live: LiveService) -> None:
-    # No feed at all: the state is never fresh, so the strict route must ask the issuer.
+    # No feed at all: the state is never loaded, so no route may decide locally; with
+    # the introspect fallback every route asks the issuer (never an empty state).
     settings = await settings_for(live, source="none", strict_fallback="introspect")
     service = VerifierService(settings, clock=SystemClock())
     async with running(create_app(service)) as client:
@@ -123,16 +125,15 @@ async def test_strict_route_introspects_at_the_live_service_when_stale(
         await admin.revoke(live.identity, sid=claims["sid"], reason="logout", actor="test")
         refused = await client.get("/admin/export", headers=auth)
         assert refused.status_code == 401
-        # The non-strict route knows nothing (no feed) and follows policy: still served.
-        assert (await client.get("/orders", headers=auth)).status_code == 200
+        assert (await client.get("/orders", headers=auth)).status_code == 401
     registry = service.registry
     assert registry.get_sample_value("tessera_verifier_introspections_total",
                                      {"result": "active"}) == 1
     assert registry.get_sample_value("tessera_verifier_introspections_total",
-                                     {"result": "inactive"}) == 1
+                                     {"result": "inactive"}) == 2
 
 
-async def test_strict_route_fails_closed_when_the_feed_is_unreachable(
+async def test_every_route_fails_closed_when_the_feed_is_unreachable(
         live: LiveService) -> None:
     settings = await settings_for(live, identity_url="http://127.0.0.1:9",
                                   jwks_uri=f"{live.url}/jwks", strict_fallback="deny",
@@ -141,10 +142,11 @@ async def test_strict_route_fails_closed_when_the_feed_is_unreachable(
     async with running(create_app(service)) as client:
         token, _ = await login(live)
         auth = {"authorization": f"Bearer {token}"}
-        refused = await client.get("/admin/export", headers=auth)
-        assert refused.status_code == 503
-        assert refused.json()["error"] == "temporarily_unavailable"
-        assert (await client.get("/orders", headers=auth)).status_code == 200
+        for path in ("/admin/export", "/orders"):  # never loaded: strict or not
+            refused = await client.get(path, headers=auth)
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "temporarily_unavailable"
+            assert refused.headers["retry-after"]
         not_ready = await client.get("/readyz")  # keys yes, revocation state never
         assert not_ready.status_code == 503
         assert not_ready.json() == {"status": "unavailable", "missing": ["revocation_snapshot"]}

@@ -7,8 +7,8 @@ on it is gone. What must hold:
 - the identity service keeps committing revocations (the outbox holds them) and its relay
   republishes them once Redis is back, including events Redis had already taken and lost;
 - every verifier converges, and no revoked token is accepted once it has caught up;
-- while a verifier cannot hear the bus, routes with a staleness bound deny with
-  ``stale_state``; routes without one keep serving from the last known state.
+- while a verifier cannot hear the relay, strict routes deny with ``stale_state`` past
+  their bound; ordinary routes keep serving from the last known state until theirs.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
-from tessera.bus import BusGap, OutboxBatch
+from tessera.bus import BusGap, BusRewound, OutboxBatch, event_to_wire
 from tessera.bus.redis_streams import RedisStreamsBus
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.verifier import Reason
@@ -93,7 +94,7 @@ async def test_redis_killed_and_restarted_empty(rig: Rig, tmp_path: Path) -> Non
         await logout(rig.server.url, sessions[0]["id_token"])
         for agent in pool:
             assert await _rejects(agent, tokens[0], timeout=3) in SESSION_ENDED
-            assert await agent.accepts(tokens[4], max_staleness=STALENESS)
+            assert await agent.accepts(tokens[4], strict=True)
 
         await rig.redis.kill()
         outage = time.monotonic()
@@ -102,7 +103,7 @@ async def test_redis_killed_and_restarted_empty(rig: Rig, tmp_path: Path) -> Non
         await logout(rig.server.url, sessions[2]["id_token"])
         for agent in pool:
             # strict routes fail closed once the bound is passed ...
-            reason = await poll(lambda a=agent: a.rejects(tokens[4], max_staleness=STALENESS),
+            reason = await poll(lambda a=agent: a.rejects(tokens[4], strict=True),
                                 timeout=STALENESS + 3, interval=0.05, what="stale_state")
             assert reason == Reason.STALE_STATE
             assert time.monotonic() - outage > STALENESS - 0.3  # last heard <= 0.2 s before
@@ -115,13 +116,13 @@ async def test_redis_killed_and_restarted_empty(rig: Rig, tmp_path: Path) -> Non
             for token in tokens[1:3]:
                 assert await _rejects(agent, token, timeout=CONVERGE) in SESSION_ENDED
             assert await agent.rejects(tokens[0]) in SESSION_ENDED
-            await poll(lambda a=agent: a.accepts(tokens[4], max_staleness=STALENESS),
+            await poll(lambda a=agent: a.accepts(tokens[4], strict=True),
                        timeout=CONVERGE, what="fresh again")
         # and the bus works as before
         await logout(rig.server.url, sessions[3]["id_token"])
         for agent in pool:
             assert await _rejects(agent, tokens[3], timeout=3) in SESSION_ENDED
-        assert await pool[0].accepts(tokens[4], max_staleness=STALENESS)
+        assert await pool[0].accepts(tokens[4], strict=True)
 
 
 async def test_verifier_cut_off_while_redis_loses_an_event(rig: Rig, tmp_path: Path) -> None:
@@ -142,7 +143,7 @@ async def test_verifier_cut_off_while_redis_loses_an_event(rig: Rig, tmp_path: P
             await logout(rig.server.url, sessions[0]["id_token"])
             assert await _rejects(direct, tokens[0], timeout=3) in SESSION_ENDED
             # the cut-off verifier: strict routes deny, others still accept (it cannot know)
-            reason = await poll(lambda: cut.rejects(tokens[1], max_staleness=STALENESS),
+            reason = await poll(lambda: cut.rejects(tokens[1], strict=True),
                                 timeout=STALENESS + 3, what="stale_state")
             assert reason == Reason.STALE_STATE
             assert await cut.accepts(tokens[0])
@@ -151,7 +152,7 @@ async def test_verifier_cut_off_while_redis_loses_an_event(rig: Rig, tmp_path: P
             await rig.redis.start()
             proxy.forward()
             assert await _rejects(cut, tokens[0], timeout=CONVERGE) in SESSION_ENDED
-            await poll(lambda: cut.accepts(tokens[1], max_staleness=STALENESS),
+            await poll(lambda: cut.accepts(tokens[1], strict=True),
                        timeout=CONVERGE, what="fresh again")
             assert await direct.rejects(tokens[0]) in SESSION_ENDED
     finally:
@@ -169,15 +170,15 @@ async def test_silently_dropped_connection_is_detected(rig: Rig, tmp_path: Path)
     cut = await start_agent(rig.server, rig.seed, source="redis", tmp=tmp_path,
                             redis_url=proxy.url, stream=rig.stream, name="silent")
     try:
-        assert await cut.accepts(tokens[1], max_staleness=STALENESS)
+        assert await cut.accepts(tokens[1], strict=True)
         proxy.blackhole()
         await logout(rig.server.url, sessions[0]["id_token"])
-        reason = await poll(lambda: cut.rejects(tokens[1], max_staleness=STALENESS),
+        reason = await poll(lambda: cut.rejects(tokens[1], strict=True),
                             timeout=STALENESS + 3, what="stale_state")
         assert reason == Reason.STALE_STATE
         proxy.forward()  # new connections work; the blackholed one stays dead
         assert await _rejects(cut, tokens[0], timeout=15) in SESSION_ENDED
-        await poll(lambda: cut.accepts(tokens[1], max_staleness=STALENESS),
+        await poll(lambda: cut.accepts(tokens[1], strict=True),
                    timeout=CONVERGE, what="fresh again")
         assert claims_of(tokens[0])["exp"] > time.time() + 60
     finally:
@@ -202,22 +203,34 @@ async def _first_batch(bus: RedisStreamsBus, cursor: int) -> list[int]:
         await follower.aclose()  # type: ignore[attr-defined]
 
 
-async def test_a_follower_detects_events_lost_with_the_stream() -> None:
-    """Redis lost the stream and only a later event was published again (a relay racing
-    the restart). A follower behind the lost events must get ``BusGap`` (→ snapshot), not
-    skip them; one that had read them carries on. Seqs may skip (a burned seq 4 here), so
-    this rests on each entry naming its predecessor, not on ``seq - 1``."""
+async def test_a_relay_cannot_build_on_lost_events_and_followers_detect_them() -> None:
+    """Redis lost the stream. A relay that has not noticed cannot publish a later event
+    on top of the hole (``BusRewound``: it must republish from the outbox), whether the
+    epoch went too (a restart) or survived (a failover to a replica that lagged). Should
+    a stream still hold such a hole (written by an older relay), a follower behind the
+    lost events gets ``BusGap`` (→ range fetch), not a skip; one that had read them
+    carries on. Seqs may skip (a burned seq 4 here), so this rests on each entry naming
+    its predecessor, not on ``seq - 1``."""
     url = require_service(REDIS_URL, "redis")
     stream = f"tessera:test:{uuid.uuid4().hex}"
     bus = RedisStreamsBus.from_url(url, stream=stream)
     try:
         await bus.publish(OutboxBatch([_event(1), _event(2), _event(3)], after=0))
         assert await _first_batch(bus, 1) == [2, 3]
-        await bus._redis.delete(stream)  # as a restart without persistence would
-        await bus.publish(OutboxBatch([_event(5)], after=3))
+        await bus._redis.delete(stream)  # failover: entries lost, the epoch key kept
+        with pytest.raises(BusRewound):
+            await bus.publish(OutboxBatch([_event(5)], after=3))
+        await bus._redis.delete(f"{stream}:epoch")  # a restart loses the epoch too
+        with pytest.raises(BusRewound):
+            await bus.publish(OutboxBatch([_event(5)], after=3))
+        with pytest.raises(BusRewound):  # a new epoch, and still no hole allowed
+            await bus.publish(OutboxBatch([_event(5)], after=3))
+        assert await bus._redis.exists(stream) == 0
+        await bus._redis.xadd(stream, {"e": orjson.dumps(event_to_wire(_event(5))), "p": 3},
+                              id="5-0")  # what an older relay would have done
         assert await _first_batch(bus, 3) == [5]  # nothing lost for this one
         with pytest.raises(BusGap):
-            await _first_batch(bus, 1)  # 2 and 3 are gone: reload a snapshot
+            await _first_batch(bus, 1)  # 2 and 3 are gone: fetch them elsewhere
     finally:
-        await bus._redis.delete(stream)
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
         await bus.aclose()

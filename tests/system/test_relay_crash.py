@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from tessera.verifier import Reason
 from tests.conftest import REDIS_URL, require_service
 from tests.system._procs import (
     SESSION_ENDED,
@@ -104,9 +105,12 @@ async def test_service_killed_then_restarted_publishes_what_was_committed(
             await server.cli("sessions", "revoke", "--sid",
                              claims_of(second["access_token"])["sid"])
             assert await _stream_top(stream) == published, "nothing published it yet"
-            # Known limit: the verifier still hears Redis, so it counts as fresh and even a
-            # strict route accepts this token until a relay runs again: the staleness
-            # bound covers verifier↔bus, not outbox→bus.
+            # Redis still answers, but no relay marks a watermark: the verifier cannot
+            # vouch for what it has not heard, and strict routes refuse past their 1 s
+            # bound instead of accepting the revoked token (issue 10).
+            reason = await poll(lambda: agent.rejects(second["access_token"], strict=True),
+                                timeout=5, what="stale_state while no relay runs")
+            assert reason == Reason.STALE_STATE
 
             server = await start_server(data, env, name="second")  # same port, new process
             reason = await poll(lambda: agent.rejects(second["access_token"]), timeout=5,

@@ -3,12 +3,15 @@
 ``EventBus`` is the port; ``InProcessBus`` (embedded default) and ``RedisStreamsBus``
 (production) adapt it; ``OutboxRelay`` moves committed outbox rows onto buses. Events
 carry the outbox sequence number, so publishing is idempotent and following resumes
-from a cursor.
+from a cursor; the relay's watermarks (``mark``) are what lets a follower prove it is
+current (``tessera.core.freshness``).
 """
 
 from tessera.bus.inprocess import InProcessBus
 from tessera.bus.ports import (
+    BusBatch,
     BusGap,
+    BusRewound,
     BusUnavailable,
     EventBus,
     OutboxBatch,
@@ -17,5 +20,5 @@ from tessera.bus.ports import (
 )
 from tessera.bus.relay import OutboxRelay
 
-__all__ = ["BusGap", "BusUnavailable", "EventBus", "InProcessBus", "OutboxBatch",
-           "OutboxRelay", "event_from_wire", "event_to_wire"]
+__all__ = ["BusBatch", "BusGap", "BusRewound", "BusUnavailable", "EventBus", "InProcessBus",
+           "OutboxBatch", "OutboxRelay", "event_from_wire", "event_to_wire"]

@@ -9,10 +9,19 @@ Guarantees every adapter gives:
   may skip, so ``seq - 1`` would not do).
 - A bus may lose its content (Redis restarted without persistence): ``last_seq`` then
   goes backwards, and the relay republishes from there.
-- ``follow(after)`` yields every event with ``seq > after`` in order, in batches; an
-  empty batch is a heartbeat ("nothing new, and I am connected").
-- If the bus no longer holds events the follower needs (trimmed), ``follow`` raises
-  ``BusGap``: the follower must reload a snapshot. It never silently skips.
+- ``mark(head, at)`` publishes a *watermark* (``tessera.core.freshness``): the relay
+  read the outbox at ``at`` and found nothing after ``head``, and every event up to
+  ``head`` is on the bus before the watermark. Only the relay marks; the bus stamps its
+  ``epoch`` (its incarnation: a Redis stream that was lost and recreated has a new one).
+- ``publish`` and ``mark`` raise ``BusRewound`` when the bus lost content since this
+  publisher last wrote (epoch changed, or its top is below ``after``/``head``): nothing
+  was written; re-read ``last_seq`` and republish from the outbox.
+- ``follow(after)`` yields every event with ``seq > after`` in order, in ``BusBatch``es;
+  a batch carries the newest watermark seen with it, if any. An empty batch without a
+  watermark says nothing at all: silence is not freshness.
+- If the bus no longer holds events the follower needs (trimmed, lost), ``follow`` raises
+  ``BusGap``: the follower fetches the range from the source of truth. It never silently
+  skips.
 - A lost connection raises ``BusUnavailable``; the follower reconnects from its cursor.
 """
 
@@ -21,10 +30,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
+from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent
 
-__all__ = ["BusGap", "BusUnavailable", "EventBus", "OutboxBatch", "event_from_wire",
-           "event_to_wire"]
+__all__ = ["BusBatch", "BusGap", "BusRewound", "BusUnavailable", "EventBus", "OutboxBatch",
+           "event_from_wire", "event_to_wire"]
 
 
 class BusGap(Exception):
@@ -33,6 +43,22 @@ class BusGap(Exception):
 
 class BusUnavailable(Exception):
     """The bus cannot be reached now; retry from the same cursor."""
+
+
+class BusRewound(Exception):
+    """The bus lost content since this publisher last wrote to it (a new epoch, or its top
+    went below what the write builds on). Nothing was written: re-read ``last_seq`` and
+    republish from the outbox."""
+
+
+class BusBatch(list[RevocationEvent]):
+    """Events read from the bus, in order, plus the newest ``watermark`` that came with
+    them (``None``: none did)."""
+
+    def __init__(self, events: Iterable[RevocationEvent] = (), *,
+                 watermark: Watermark | None = None) -> None:
+        super().__init__(events)
+        self.watermark = watermark
 
 
 class OutboxBatch(list[RevocationEvent]):
@@ -62,8 +88,11 @@ class EventBus(Protocol):
     async def last_seq(self) -> int:
         """Highest sequence number on the bus (0 when empty)."""
 
-    def follow(self, after: int, *, heartbeat: float = 1.0
-               ) -> AsyncIterator[list[RevocationEvent]]:
-        """Batches of events with ``seq > after``; ``[]`` at least every ``heartbeat`` s."""
+    async def mark(self, head: int, at: float) -> Watermark:
+        """Publish a watermark (see the module docstring); returns it, epoch stamped."""
+
+    def follow(self, after: int, *, heartbeat: float = 1.0) -> AsyncIterator[BusBatch]:
+        """Batches of events with ``seq > after``; one (maybe empty) at least every
+        ``heartbeat`` s, with the latest watermark when one arrived."""
 
     async def aclose(self) -> None: ...

@@ -1,11 +1,24 @@
 """Redis Streams bus (production): durable, shared by every process and host.
 
-Each event is one stream entry whose ID is ``<seq>-0``, so publishing is idempotent
-(Redis refuses an ID at or below the stream's top) and a follower's cursor is simply the
-last seq it applied. Each entry also carries ``p``, the seq of the outbox event before it:
-a follower reading an entry whose ``p`` is past its cursor has missed events (trimmed by
-``maxlen``, or lost when Redis restarted empty and the relay republished only part of the
-outbox) and gets ``BusGap``, so it reloads a snapshot instead of skipping them.
+Keys, for a stream named ``S``:
+
+- ``S``: one entry per event, ID ``<seq>-0`` (publishing is idempotent: Redis refuses an ID
+  at or below the top), fields ``e`` (the event) and ``p`` (the seq of the outbox event
+  before it). A follower reading an entry whose ``p`` is past its cursor has missed
+  events and gets ``BusGap``.
+- ``S:epoch``: this incarnation of the stream, a random string. It disappears with the
+  stream when Redis restarts empty (or fails over to a replica without it).
+- ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16.
+
+Every write runs as one Lua script that first checks the epoch and that the stream's top
+is not below what the write builds on (``p`` of the first event, a watermark's head): a
+relay that has not noticed a restart or a rewound failover cannot write into the new
+stream. It gets ``BusRewound``, opens (or adopts) the new epoch and republishes from the
+outbox, so the stream stays gap-free from its first entry on.
+
+A follower reads the event stream and the watermark stream in one ``XREAD``. A watermark
+whose head is past the cursor while the stream has nothing more to give means events were
+lost or trimmed: ``BusGap`` (the follower fetches them from the identity service).
 
 Connections use a socket timeout (``socket_timeout``, longer than the blocking read), so a
 silently dead connection is noticed and retried instead of blocking forever.
@@ -13,28 +26,79 @@ silently dead connection is noticed and retried instead of blocking forever.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, FieldT
 
 from tessera.bus.ports import (
+    BusBatch,
     BusGap,
+    BusRewound,
     BusUnavailable,
     OutboxBatch,
     event_from_wire,
     event_to_wire,
 )
+from tessera.core.freshness import Watermark, WatermarkError
 from tessera.core.revocation import RevocationEvent
 
 __all__ = ["DEFAULT_STREAM", "RedisStreamsBus"]
 
+_log = logging.getLogger("tessera.bus")
+
 DEFAULT_STREAM = "tessera:revocations"
+WATERMARKS_KEPT: Final = 16
+_COUNT: Final = 1000
+
+_TOP = """
+local top = 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then top = tonumber(string.match(last[1][1], '^(%d+)')) end
+"""
+
+_PUBLISH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('TESSERA_EPOCH') end
+""" + _TOP + """
+local after = tonumber(ARGV[2])
+if after >= 0 and top < after then
+  return redis.error_reply('TESSERA_REWOUND ' .. top)
+end
+local added, prev = 0, ARGV[2]
+for i = 4, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > top then
+    local reply
+    if after >= 0 then
+      reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
+                          'e', ARGV[i + 1], 'p', prev)
+    else
+      reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
+                          'e', ARGV[i + 1])
+    end
+    if type(reply) ~= 'table' or not reply.err then added = added + 1 end
+    top = seq
+  end
+  prev = ARGV[i]
+end
+return added
+"""
+
+_MARK = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('TESSERA_EPOCH') end
+""" + _TOP + """
+if top < tonumber(ARGV[2]) then return redis.error_reply('TESSERA_REWOUND ' .. top) end
+return redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], '*',
+                  'head', ARGV[2], 'at', ARGV[3], 'epoch', ARGV[1])
+"""
+
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _seq_of(entry_id: bytes | str) -> int:
@@ -42,13 +106,22 @@ def _seq_of(entry_id: bytes | str) -> int:
     return int(raw.split("-", 1)[0])
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStreamsBus:
     def __init__(self, client: aioredis.Redis, *, stream: str = DEFAULT_STREAM,
                  maxlen: int = 1_000_000, socket_timeout: float | None = None) -> None:
         self._redis = client
         self._stream = stream
+        self._epoch_key = f"{stream}:epoch"
+        self._watermarks = f"{stream}:watermarks"
         self._maxlen = maxlen
         self._socket_timeout = socket_timeout
+        self._epoch: str | None = None
+        self._publish = client.register_script(_PUBLISH)
+        self._mark = client.register_script(_MARK)
 
     @classmethod
     def from_url(cls, url: str, *, socket_timeout: float = 5.0, **kwargs: Any
@@ -58,33 +131,56 @@ class RedisStreamsBus:
                                          health_check_interval=10)
         return cls(client, socket_timeout=socket_timeout, **kwargs)
 
+    @property
+    def epoch(self) -> str | None:
+        """The epoch this publisher writes under (``None`` until its first write)."""
+        return self._epoch
+
+    async def _open_epoch(self) -> str:
+        """Adopt the stream's epoch, creating one if there is none (a new or lost stream)."""
+        created = await self._redis.set(self._epoch_key, secrets.token_hex(8), nx=True)
+        value = await self._redis.get(self._epoch_key)
+        if value is None:
+            raise BusUnavailable("redis: the epoch vanished while being opened")
+        self._epoch = _text(value)
+        if created:
+            _log.warning("revocation stream %s: new epoch %s (new stream, or Redis lost it)",
+                         self._stream, self._epoch)
+        return self._epoch
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            epoch = self._epoch or await self._open_epoch()
+            return await script(keys=keys, args=[epoch, *args])
+        except ResponseError as exc:
+            message = str(exc)
+            if message.startswith("TESSERA_EPOCH"):
+                self._epoch = None
+                raise BusRewound(f"{self._stream}: the epoch changed") from None
+            if message.startswith("TESSERA_REWOUND"):
+                raise BusRewound(f"{self._stream}: top went back to "
+                                 f"{message.split()[-1]}") from None
+            raise BusUnavailable(f"redis: {message}") from None
+        except _TRANSIENT as exc:
+            raise BusUnavailable(f"redis: {exc}") from None
+        except RedisError as exc:
+            raise BusUnavailable(f"redis: {exc}") from None
+
     async def publish(self, events: Sequence[RevocationEvent]) -> int:
         if not events:
             return 0
-        # No read of the top first: Redis refuses an ID at or below it, per entry, which
-        # is the idempotence we need, and the common case (fresh events) saves a round trip.
-        pipe = self._redis.pipeline(transaction=False)
-        prev = events.after if isinstance(events, OutboxBatch) else None
+        after = events.after if isinstance(events, OutboxBatch) else -1
+        args: list[Any] = [after, self._maxlen]
         for event in events:
             assert event.seq is not None, "events on the bus carry their outbox seq"
-            fields: dict[FieldT, EncodableT] = {"e": orjson.dumps(event_to_wire(event))}
-            if prev is not None:
-                fields["p"] = prev
-            pipe.xadd(self._stream, fields, id=f"{event.seq}-0", maxlen=self._maxlen,
-                      approximate=True)
-            prev = event.seq
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise BusUnavailable(f"redis: {exc}") from None
-        added = 0
-        for result in results:
-            if isinstance(result, ResponseError) and "equal or smaller" in str(result):
-                continue  # published already by another relay: idempotent
-            if isinstance(result, Exception):
-                raise BusUnavailable(f"redis: {result}")
-            added += 1
-        return added
+            args += [event.seq, orjson.dumps(event_to_wire(event))]
+        return int(await self._run(self._publish, [self._stream, self._epoch_key], args))
+
+    async def mark(self, head: int, at: float) -> Watermark:
+        await self._run(self._mark, [self._stream, self._epoch_key, self._watermarks],
+                        [head, repr(at), WATERMARKS_KEPT])
+        assert self._epoch is not None
+        return Watermark(head, at, self._epoch)
 
     async def last_seq(self) -> int:
         try:
@@ -92,7 +188,7 @@ class RedisStreamsBus:
             if entries:
                 return _seq_of(entries[0][0])
             info = await self._stream_info()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _TRANSIENT as exc:
             raise BusUnavailable(f"redis: {exc}") from None
         last: bytes | str | None = info.get("last-generated-id") if info else None
         return _seq_of(last) if last is not None else 0
@@ -102,13 +198,13 @@ class RedisStreamsBus:
             info: dict[str, Any] = await self._redis.xinfo_stream(self._stream)
         except ResponseError:
             return None  # no such stream yet
-        return {k.decode() if isinstance(k, bytes) else k: v for k, v in info.items()}
+        return {_text(k): v for k, v in info.items()}
 
     async def _check_gap(self, cursor: int) -> None:
         """Trimmed entries all precede the first entry still held. Sequence numbers may
         skip (a rolled-back transaction burns one), so a cursor just below the first entry
         is fine; anything further back may have missed trimmed events. Erring towards a
-        gap costs the follower a snapshot reload, never a missed revocation."""
+        gap costs the follower a range fetch, never a missed revocation."""
         info = await self._stream_info()
         if not info:
             return
@@ -119,32 +215,66 @@ class RedisStreamsBus:
         if first is None and trimmed and cursor < await self.last_seq():
             raise BusGap(f"events after {cursor} were trimmed from {self._stream}")
 
-    async def follow(self, after: int, *, heartbeat: float = 1.0
-                     ) -> AsyncIterator[list[RevocationEvent]]:
-        cursor = after
+    def _take(self, entries: Any, cursor: int, into: list[RevocationEvent]) -> int:
+        for entry_id, fields in entries:
+            prev = fields.get(b"p")
+            if prev is not None and int(prev) > cursor:
+                raise BusGap(f"events {cursor}..{int(prev)} are not on {self._stream} "
+                             "any more")
+            into.append(event_from_wire(orjson.loads(fields[b"e"])))
+            cursor = _seq_of(entry_id)
+        return cursor
+
+    async def follow(self, after: int, *, heartbeat: float = 1.0) -> AsyncIterator[BusBatch]:
+        cursor, seen_head, wm_id = after, 0, "0-0"
         if self._socket_timeout is not None:  # the blocking read must end well before it
             heartbeat = min(heartbeat, self._socket_timeout / 2)
         block_ms = max(1, int(heartbeat * 1000))
         try:
             await self._check_gap(cursor)
             while True:
-                reply: Any = await self._redis.xread({self._stream: f"{cursor}-0"}, count=1000,
-                                                block=block_ms)
-                batch: list[RevocationEvent] = []
-                for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        prev = fields.get(b"p")
-                        if prev is not None and int(prev) > cursor:
-                            raise BusGap(f"events {cursor}..{int(prev)} are not on "
-                                         f"{self._stream} any more")
-                        event = event_from_wire(orjson.loads(fields[b"e"]))
-                        batch.append(event)
-                        cursor = _seq_of(entry_id)
-                yield batch
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                reply: Any = await self._redis.xread(
+                    {self._stream: f"{cursor}-0", self._watermarks: wm_id}, count=_COUNT,
+                    block=block_ms)
+                events: list[RevocationEvent] = []
+                watermark: Watermark | None = None
+                full = False
+                for name, entries in reply or []:
+                    if _text(name) == self._stream:
+                        cursor = self._take(entries, cursor, events)
+                        full = len(entries) >= _COUNT
+                    elif entries:
+                        wm_id = _text(entries[-1][0])
+                        watermark = _watermark(entries[-1][1])
+                if watermark is not None:
+                    seen_head = max(seen_head, watermark.head)
+                if cursor < seen_head and not full:
+                    # Every event up to seen_head was on the stream before that watermark.
+                    # One non-blocking read (a reply may carry only the key that woke it):
+                    # nothing more means they are gone.
+                    more: Any = await self._redis.xread({self._stream: f"{cursor}-0"},
+                                                        count=_COUNT)
+                    entries = more[0][1] if more else []
+                    if not entries:
+                        raise BusGap(f"events {cursor}..{seen_head} are not on "
+                                     f"{self._stream} any more")
+                    cursor = self._take(entries, cursor, events)
+                yield BusBatch(events, watermark=watermark)
+        except _TRANSIENT as exc:
             raise BusUnavailable(f"redis: {exc}") from None
         except RedisError as exc:
             raise BusUnavailable(f"redis: {exc}") from None
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _watermark(fields: dict[bytes, bytes]) -> Watermark | None:
+    """A watermark entry; a malformed one is ignored (it proves nothing)."""
+    try:
+        return Watermark.from_wire({"head": int(fields[b"head"]),
+                                    "at": float(fields[b"at"]),
+                                    "epoch": _text(fields[b"epoch"])})
+    except (KeyError, ValueError, WatermarkError):
+        _log.warning("ignoring a malformed watermark entry")
+        return None

@@ -1,4 +1,5 @@
-"""The outbox relay: committed revocation rows → one bus, in order, at least once.
+"""The outbox relay: committed revocation rows → one bus, in order, at least once; and the
+watermarks that let followers prove they are current.
 
 It resumes from the bus's own ``last_seq``, so a relay that crashed between commit and
 publish (or a bus that was down) catches up when it runs again: events are delayed, never
@@ -7,12 +8,15 @@ feed the same bus. One relay per bus: an outage of one bus never holds up anothe
 ``notify()`` wakes it at once after a local commit; a short poll picks up commits made by
 other processes (the CLI, other workers).
 
-The bus's position is also read on every idle poll, not only after an error: a bus that
-lost its content while the relay was idle (Redis restarted empty between two polls)
-reports a ``last_seq`` below the relay's cursor, and the relay republishes from there, so
-followers that had not read those events yet still get them. Each batch is an ``OutboxBatch``
-naming the seq of the event before it, so a follower can tell a lost event from a
-skipped seq.
+A bus that lost content is noticed three ways, and each leads to republishing from the
+outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the
+write builds on), or its ``last_seq`` is found below the relay's cursor on an idle poll.
+
+Watermarks (``tessera.core.freshness``): when a read of the outbox finds nothing after
+the cursor, everything committed before that read (``at``, taken before it) is on the bus,
+so the relay marks ``(head=cursor, at)`` — at once after it moved events, else every
+``heartbeat`` seconds. No relay, no watermark: followers go stale instead of trusting a
+silent bus.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import asyncio
 import contextlib
 import logging
 
-from tessera.bus.ports import BusUnavailable, EventBus, OutboxBatch
+from tessera.bus.ports import BusRewound, BusUnavailable, EventBus, OutboxBatch
+from tessera.core.clock import Clock, SystemClock
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["OutboxRelay"]
@@ -31,14 +36,19 @@ _log = logging.getLogger("tessera.bus")
 
 class OutboxRelay:
     def __init__(self, store: Store, bus: EventBus, *, poll_interval: float = 0.1,
-                 batch: int = 500, retry_delay: float = 0.5) -> None:
+                 batch: int = 500, retry_delay: float = 0.5, heartbeat: float = 1.0,
+                 clock: Clock | None = None) -> None:
         self._store = store
         self._bus = bus
         self._poll = poll_interval
         self._batch = batch
         self._retry = retry_delay
+        self._heartbeat = heartbeat
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._wake = asyncio.Event()
         self._cursor: int | None = None
+        self._marked: tuple[int, float] | None = None
+        """(head, at) of the last watermark this relay wrote."""
         self._task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
@@ -52,6 +62,10 @@ class OutboxRelay:
         while True:
             try:
                 moved = await self.relay_once()
+            except BusRewound as exc:
+                _log.warning("bus lost content (%s); republishing from the outbox", exc)
+                self._cursor = None
+                continue
             except (StoreError, BusUnavailable) as exc:
                 _log.warning("outbox relay paused: %s", exc)
                 self._cursor = None  # re-read the bus's position when it is back
@@ -63,25 +77,36 @@ class OutboxRelay:
                 self._wake.clear()
 
     async def relay_once(self) -> int:
-        """Publish the next batch the bus lacks; returns how many events were moved."""
+        """Publish the next batch the bus lacks; returns how many events were moved. When
+        there is none, check the bus still holds what it had and mark a watermark when
+        one is due. Raises ``BusRewound`` (reset, then call again), ``BusUnavailable``
+        and ``StoreError``."""
         if self._cursor is None:
             self._cursor = await self._bus.last_seq()
+        at = self._clock.now()  # before the read: what committed before it, it sees
         async with self._store.unit_of_work(read_only=True) as uow:
             events = await uow.revocations.since(self._cursor, limit=self._batch)
-        if not events:
-            # Idle: check the bus still holds what we published (it may have restarted
-            # empty). Not on the hot path: a publish into an emptied stream is caught by
-            # followers anyway (the entry names its predecessor → snapshot).
-            top = await self._bus.last_seq()
-            if top < self._cursor:
-                _log.warning("bus position went back from %d to %d (restarted empty?); "
-                             "republishing from the outbox", self._cursor, top)
-                self._cursor = top
-                return await self.relay_once()
-            return 0
-        await self._bus.publish(OutboxBatch(events, after=self._cursor))
-        self._cursor = events[-1].seq
-        return len(events)
+        if events:
+            await self._bus.publish(OutboxBatch(events, after=self._cursor))
+            self._cursor = events[-1].seq
+            return len(events)
+        # Idle: the bus must still hold what we published (it may have restarted empty).
+        top = await self._bus.last_seq()
+        if top < self._cursor:
+            _log.warning("bus position went back from %d to %d (restarted empty?); "
+                         "republishing from the outbox", self._cursor, top)
+            self._cursor = top
+            return await self.relay_once()
+        if self._mark_due(at):
+            await self._bus.mark(self._cursor, at)
+            self._marked = (self._cursor, at)
+        return 0
+
+    def _mark_due(self, at: float) -> bool:
+        if self._marked is None:
+            return True
+        head, last = self._marked
+        return head != self._cursor or at - last >= self._heartbeat
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -19,6 +19,7 @@ from tessera.cli import (
     sessions,
     tenants,
     users,
+    verifiers,
 )
 from tessera.cli._errors import OperatorErrors
 
@@ -45,6 +46,7 @@ cli.add_command(demo.demo)
 cli.add_command(revoke.revoke)
 cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
+cli.add_command(verifiers.verifiers)
 
 
 def main() -> None:

@@ -265,7 +265,10 @@ class ConsoleEndpoints:
         view = await queries.session_detail(self._id, call.request.path_params["sid"])
         if view is None or not call.ctx.admin.reach.covers(view.session.tenant_id):
             return _html(views.error_view(call.ctx, "No such session."), 404)
-        return _html(views.session_view(call.ctx, view, self._notice(call.params)))
+        completion = (await queries.logout_completion(self._id, view.session.sid)
+                      if view.session.revoked_at is not None else None)
+        return _html(views.session_view(call.ctx, view, self._notice(call.params),
+                                        completion))
 
     async def _revoke(self, call: _Call) -> Response:
         if not call.ctx.admin.may_act:

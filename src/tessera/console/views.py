@@ -143,7 +143,8 @@ def sessions_view(ctx: Ctx, criteria: SessionFilter, result: SessionPage,
         + f"<p class=pager>{' '.join(pager)}</p>"))
 
 
-def session_view(ctx: Ctx, view: SessionView, notice: str | None) -> bytes:
+def session_view(ctx: Ctx, view: SessionView, notice: str | None,
+                 completion: str | None = None) -> bytes:
     s = view.session
     name = view.user.username if view.user else s.user_id
     facts = [("Session", Html(f"<span class=mono>{esc(s.sid)}</span>")),
@@ -155,6 +156,8 @@ def session_view(ctx: Ctx, view: SessionView, notice: str | None) -> bytes:
              ("AMR", esc(" ".join(s.amr))), ("Authenticated", when(s.auth_time)),
              ("Created", when(s.created_at)), ("Last seen", when(s.last_seen_at)),
              ("Last refresh", when(view.last_refresh)), ("Device", _device(s.user_agent))]
+    if completion is not None:  # beside the status
+        facts.insert(5, ("Logout completion", esc(completion)))
     if s.actor_sid is not None:
         admin = view.acting_admin
         facts.insert(3, ("Impersonated by", Html(

@@ -3,7 +3,8 @@
     match_rule (policy) → read the token (Bearer, or DPoP with its proof) → verify (SDK:
       signature, iss, per-route aud, lifetime, local revocation state, DPoP binding: a
       ``cnf.jkt`` token only with a proof of its key for the original method and URL;
-      strict rules: staleness bound → deny or introspect)
+      freshness rule of every route: never loaded or past the bound → deny or
+      introspect, unless the rule opted in with ``accept_stale``)
       → decide (pure: scopes, acr, max_age) → exchange (RFC 8693, cached) → record
 
 ``record`` goes through the SDK (``VerifierService.record``): one ``access.allowed`` /
@@ -89,6 +90,10 @@ class Authorizer:
             for rule in rules}
         self._strict = {rule.index: settings.strict_by_default if rule.strict is None
                         else rule.strict for rule in rules}
+        for rule in rules:
+            if rule.accept_stale and self._strict[rule.index]:
+                raise ValueError(f"{rule.label}: a strict route cannot accept_stale "
+                                 "(TESSERA_VERIFIER_STRICT_BY_DEFAULT is set)")
         self._names = {rule.index: rule.description for rule in rules}
 
     async def authorize(self, request: OriginalRequest | BadRequest,
@@ -132,17 +137,17 @@ class Authorizer:
     async def verify(self, token: str, rule: Rule,
                      presentation: Presentation = BEARER_PRESENTATION,
                      ) -> tuple[VerifiedToken | Denied, str]:
-        """The SDK's verification with the rule's audience, DPoP binding and staleness
-        rule; the verified token and the allowed-reason (``valid``/``introspected``), or
-        the refusal."""
+        """The SDK's verification with the rule's audience, DPoP binding and freshness
+        rule; the verified token and the allowed-reason (``valid``, ``introspected``,
+        ``stale_accepted``), or the refusal."""
         service = self.service
         policy = self._verification[rule.index]
         try:
             verified = await service.verifier.verify(token, policy=policy)
             await service.dpop.check(verified, token, presentation)
-            if self._strict[rule.index]:
-                return await service.staleness_rule(token, verified, policy)
-            return verified, VALID
+            return await service.freshness_rule(
+                token, verified, policy, strict=self._strict[rule.index],
+                accept_stale=rule.accept_stale, route=self._names[rule.index])
         except Denied as denied:
             return denied, VALID
         except KeysUnavailable as exc:

@@ -13,11 +13,15 @@
         acr: urn:tessera:acr:mfa      # at least this level (RFC 9470 step-up otherwise)
         max_age: 900                  # seconds since auth_time (RFC 9470 max_age)
         strict: true                  # fresh revocation state, else deny (or introspect)
+        # accept_stale: true          # (not with strict) accept past the staleness bound,
+                                      # logged and counted as stale_accepted
         exchange_to: https://orders.internal   # RFC 8693 token for the upstream
         exchange_scope: orders:read   # scope of that token (default: what the client may get)
 
 Every field but ``match.path`` is optional. ``audience`` defaults to the gateway's
 ``TESSERA_VERIFIER_AUDIENCE``; ``strict`` to ``TESSERA_VERIFIER_STRICT_BY_DEFAULT``;
+``accept_stale`` to false (every route refuses past ``TESSERA_VERIFIER_MAX_STALENESS``,
+strict ones past ``TESSERA_VERIFIER_STRICT_MAX_STALENESS``, docs/freshness.md);
 ``methods`` to all; ``host`` to ``*``. With ``default: deny`` (the default) a request no
 route matches is refused with 403; ``allow-authenticated`` lets any valid token for the
 gateway's audience through (no scopes, no exchange).
@@ -49,10 +53,10 @@ MAX_POLICY_BYTES: Final = 1024 * 1024
 
 _TOP_KEYS: Final = ("acr_levels", "default", "routes")
 _ROUTE_KEYS: Final = ("match", "public", "audience", "scopes", "acr", "max_age", "strict",
-                      "exchange_to", "exchange_scope")
+                      "accept_stale", "exchange_to", "exchange_scope")
 _MATCH_KEYS: Final = ("host", "path", "methods")
-_TOKEN_KEYS: Final = ("audience", "scopes", "acr", "max_age", "strict", "exchange_to",
-                      "exchange_scope")
+_TOKEN_KEYS: Final = ("audience", "scopes", "acr", "max_age", "strict", "accept_stale",
+                      "exchange_to", "exchange_scope")
 # RFC 6749 §3.3 scope-token; acr values and audiences are held to the same (they are sent
 # in quoted-string challenge parameters and form fields).
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -97,6 +101,8 @@ class Rule:
     acr: str | None = None
     max_age: int | None = None
     strict: bool | None = None
+    accept_stale: bool = False
+    """Opt-in: accept past the staleness bound (never on a strict route)."""
     exchange_to: str | None = None
     exchange_scope: str | None = None
 
@@ -223,6 +229,9 @@ class _Validator:
                 raise self.fail(f"{where}.acr",
                                 f"{acr!r} is not one of acr_levels {list(levels.values)!r}")
         strict = route.get("strict")
+        accept_stale = self.boolean(route.get("accept_stale", False), f"{where}.accept_stale")
+        if accept_stale and strict is True:
+            raise self.fail(f"{where}.accept_stale", "a strict route cannot accept_stale")
         exchange_scope = route.get("exchange_scope")
         if exchange_scope is not None:
             self.scope_string(exchange_scope, f"{where}.exchange_scope")
@@ -239,6 +248,7 @@ class _Validator:
             acr=acr,
             max_age=self.max_age(route.get("max_age"), f"{where}.max_age"),
             strict=None if strict is None else self.boolean(strict, f"{where}.strict"),
+            accept_stale=accept_stale,
             exchange_to=self.optional_token(route.get("exchange_to"), f"{where}.exchange_to"),
             exchange_scope=exchange_scope)
 

@@ -175,8 +175,10 @@ def build_app(identity: Identity) -> Starlette:
         Route("/account/password", account.password, methods=["GET", "POST"]),
         Route("/account/totp", account.totp, methods=["GET", "POST"]),
         Route("/admin/sessions", AdminApi(identity).sessions, methods=["POST"]),
+        Route("/revocations", identity.feed.events_after),
         Route("/revocations/snapshot", identity.feed.snapshot),
         Route("/revocations/events", identity.feed.events),
+        Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
     if settings.metrics.port is None:  # else the supervisor's listener serves it
         routes.append(Route("/metrics", metrics))

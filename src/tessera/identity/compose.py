@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
+from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
@@ -121,6 +123,8 @@ class Identity:
     metrics: IdentityMetrics
     tenants: TenantDirectory
     """Tenant suspension, cached for client authentication (``protocol.standing``)."""
+    completion: LogoutCompletion
+    """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -131,12 +135,15 @@ class Identity:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
+        """The background writers: outbox relays, and the verifier-report batcher."""
         for relay in self.relays:
             relay.start()
+        self.completion.start()
 
     async def aclose(self) -> None:
         for relay in self.relays:
             await relay.aclose()
+        await self.completion.aclose()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
         if self.dpop is not None:
@@ -176,7 +183,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         RefreshTokenGrant(store, access, audit, clock,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
-                          grace_seconds=tok.refresh_grace_seconds),
+                          grace_seconds=tok.refresh_grace_seconds,
+                          retry_seconds=tok.refresh_retry_seconds),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -186,17 +194,21 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     ]
     passwords = passwords or PasswordHasher()
     bus = InProcessBus()
-    relays = [OutboxRelay(store, bus, poll_interval=settings.bus.poll_interval)]
+    new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
+                                  heartbeat=settings.bus.heartbeat, clock=clock)
+    relays = [new_relay(bus)]
     redis_bus = None
     if settings.bus.redis_url:
         from tessera.bus.redis_streams import RedisStreamsBus
 
         redis_bus = RedisStreamsBus.from_url(settings.bus.redis_url, stream=settings.bus.stream,
                                              maxlen=settings.bus.stream_maxlen)
-        relays.append(OutboxRelay(store, redis_bus, poll_interval=settings.bus.poll_interval))
+        relays.append(new_relay(redis_bus))
     for relay in relays:
         store.on_outbox_commit(relay.notify)
     dpop = build_proof_checker(settings, clock, nonce_key=derive_key(kek, "dpop-nonce"))
+    completion = LogoutCompletion(store, clock, metrics,
+                                  live_seconds=settings.verifiers.live_seconds)
     return Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
@@ -225,5 +237,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         csrf_key=derive_key(kek, "csrf"),
         bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
         tenants=tenants,
-        feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat),
+        feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
+                            completion=completion),
+        completion=completion,
     )

@@ -1,4 +1,5 @@
-"""Housekeeping that keeps the store bounded: expired revocation events and codes."""
+"""Housekeeping that keeps the store bounded: expired revocation events and codes, long
+silent verifiers and old completion records."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ async def prune_expired(identity: Identity) -> tuple[int, int]:
     """Delete revocation events no token can need any more, and expired authorization
     codes (kept a minute longer, so a late replay is still recognised as one)."""
     now = identity.clock.now()
+    registry = identity.settings.verifiers
     async with identity.store.unit_of_work() as uow:
         events = await uow.revocations.prune(now)
         codes = await uow.codes.prune(now - 60)
+        await uow.verifiers.prune(verifiers_before=now - registry.forget_seconds,
+                                  completions_before=now - registry.completion_history_seconds)
     return events, codes
 
 

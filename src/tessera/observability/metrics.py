@@ -14,7 +14,12 @@ tessera_revocations_total                       counter    kind (session, token,
 tessera_audit_events_total                      counter    event
 tessera_store_errors_total                      counter    endpoint (token)
 tessera_worker_processes                        gauge      (livesum: workers serving now)
+tessera_logout_completion_seconds               histogram
 ==============================================  =========  ==================================
+
+``tessera_logout_completion_seconds``: from a revocation event's commit to the moment the
+last live verifier reported having applied it (``identity.completion``; one observation
+per event, by the process that recorded the completion).
 
 ``tessera_store_errors_total`` counts requests refused because the store failed: the token
 endpoint answers ``temporarily_unavailable`` (503) only when a ``StoreError`` is raised
@@ -44,6 +49,8 @@ _REVOCATIONS = {
     events.SESSION_REVOKED: "session", events.TOKEN_REVOKED: "token",
     events.SESSION_VERSION_BUMPED: "session_version", events.TENANT_REVOKED: "tenant",
 }
+_COMPLETION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                       60.0, 300.0)
 _ISSUED = {events.TOKEN_ISSUED, events.TOKEN_REFRESHED, events.TOKEN_EXCHANGED}
 _STORE_UNAVAILABLE = "temporarily_unavailable"
 """The token endpoint's answer to a ``StoreError`` (and to nothing else)."""
@@ -77,6 +84,10 @@ class IdentityMetrics:
         self.worker_processes = Gauge(
             "tessera_worker_processes", "Worker processes serving requests (summed over live "
             "workers).", registry=r, multiprocess_mode="livesum")
+        self.logout_completion = Histogram(
+            "tessera_logout_completion_seconds",
+            "From a revocation's commit until every live verifier had applied it, seconds.",
+            buckets=_COMPLETION_BUCKETS, registry=r)
 
     def worker_started(self) -> None:
         """This process serves requests now (the app's lifespan startup)."""

@@ -30,6 +30,7 @@ __all__ = [
     "AuditRepo",
     "ClientRepo",
     "CodeRepo",
+    "Completion",
     "ConsentRepo",
     "FactorRepo",
     "KeyRepo",
@@ -47,6 +48,8 @@ __all__ = [
     "TenantRepo",
     "UnitOfWork",
     "UserRepo",
+    "VerifierRegistry",
+    "VerifierReport",
 ]
 
 
@@ -317,6 +320,8 @@ class RevocationLog(Protocol):
 
     async def is_token_revoked(self, jti: str) -> bool: ...
 
+    async def seq_of(self, kind: str, key: str) -> int | None:
+        """The seq of the newest event of this kind and key still in the outbox."""
     async def revoked_before(self, grains: Sequence[tuple[str, str]]) -> float | None:
         """The latest moment up to which tokens are revoked at any of these grains
         (``(kind, key)``: ``user.revoked``/user id, ``tenant.revoked``/tenant id,
@@ -335,6 +340,64 @@ class RevocationLog(Protocol):
     async def live(self, now: float) -> tuple[int, list[RevocationEvent]]:
         """A snapshot: the last sequence number and every event not yet expired at
         ``now`` (up to that sequence), read consistently."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierReport:
+    """What one verifier last said about itself (``POST /revocations/acks``): the ``seq``
+    of the last event it applied. ``reported_at`` and ``first_seen`` are the identity
+    service's clock; ``lag`` is the verifier's own staleness then (None: never fresh)."""
+
+    client_id: str
+    verifier_id: str
+    service: str
+    cursor: int
+    reported_at: float
+    first_seen: float
+    lag: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """When a revocation event had been applied by every live verifier."""
+
+    seq: int
+    at: float
+    """The event's own ``at`` (its commit)."""
+    completed_at: float
+    """When the last live verifier's report covering it arrived (identity clock)."""
+    verifiers: int
+    """How many verifiers were live then (every one of them had applied it)."""
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.completed_at - self.at)
+
+
+class VerifierRegistry(Protocol):
+    """Live verifiers and logout completion (DESIGN §3: "logout completed everywhere at T"
+    is a recorded fact)."""
+
+    async def report(self, report: VerifierReport) -> None:
+        """Record a report, keyed by (client_id, verifier_id); ``first_seen`` of an
+        existing entry is kept."""
+
+    async def verifiers(self) -> list[VerifierReport]:
+        """Every known verifier (live or not), by client and id."""
+
+    async def complete(self, *, live_since: float, at: float, limit: int = 1000
+                       ) -> list[Completion]:
+        """Record ``at`` as the completion of every event not yet completed whose seq is
+        at or below the lowest cursor of the verifiers that reported since ``live_since``
+        (none when no verifier is live; events committed before the earliest of them was
+        first seen are skipped, not recorded). Serialised between processes; returns the
+        rows this call added, so each completion is counted once."""
+
+    async def completions(self, seqs: Sequence[int]) -> dict[int, Completion]: ...
+
+    async def prune(self, *, verifiers_before: float, completions_before: float) -> int:
+        """Forget verifiers silent since ``verifiers_before`` and completions recorded
+        before ``completions_before`` (never the newest); returns rows deleted."""
 
 
 class AuditRepo(Protocol):
@@ -378,6 +441,7 @@ class UnitOfWork(Protocol):
     revocations: RevocationLog
     audit: AuditRepo
     keys: KeyRepo
+    verifiers: VerifierRegistry
     tenants: TenantRepo
     roles: RoleRepo
     consents: ConsentRepo

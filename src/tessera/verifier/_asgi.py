@@ -51,7 +51,9 @@ class RouteRule:
     ``*`` (any rest, ``/static/*``). ``strict=None`` follows ``settings.strict_by_default``.
     ``tenant_param`` names a path segment the token's ``tid`` must equal. ``min_acr`` and
     ``max_auth_age`` (seconds since ``auth_time``) ask for stronger or more recent
-    authentication (RFC 9470 step-up challenge otherwise).
+    authentication (RFC 9470 step-up challenge otherwise). ``accept_stale`` lets this
+    (non-strict) route accept past the staleness bound, logged and counted; a verifier
+    that never loaded a snapshot refuses it anyway.
     """
 
     path: str
@@ -63,11 +65,14 @@ class RouteRule:
     tenant_param: str | None = None
     min_acr: str | None = None
     max_auth_age: int | None = None
+    accept_stale: bool = False
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
             raise ValueError("a route path starts with '/'")
+        if self.accept_stale and self.strict:
+            raise ValueError("a strict route cannot accept_stale")
         object.__setattr__(self, "scopes", frozenset(self.scopes))
         if self.methods is not None:
             object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
@@ -137,7 +142,7 @@ class VerifierMiddleware:
                 scope, scheme, raw, public_url=self.service.settings.dpop_public_url)
             await attempt.verify(raw, scopes=rule.scopes, strict=rule.strict,
                                  min_acr=rule.min_acr, max_auth_age=rule.max_auth_age,
-                                 presentation=presentation)
+                                 presentation=presentation, accept_stale=rule.accept_stale)
             mark_checked(scope, raw, presentation)
             attempt.require(tenant=params.get(rule.tenant_param) if rule.tenant_param
                             else None)

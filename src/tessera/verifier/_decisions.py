@@ -32,11 +32,13 @@ from tessera.observability.events import ACCESS_ALLOWED, ACCESS_DENIED
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier._verify import MAX_TOKEN_LENGTH
 
-__all__ = ["ALLOWED_INTROSPECTED", "ALLOWED_VALID", "Decision", "DecisionLog",
+__all__ = ["ALLOWED_INTROSPECTED", "ALLOWED_STALE", "ALLOWED_VALID", "Decision", "DecisionLog",
            "correlation_id_from", "hash_token"]
 
 ALLOWED_VALID: Final = "valid"
 ALLOWED_INTROSPECTED: Final = "introspected"
+ALLOWED_STALE: Final = "stale_accepted"
+"""Allowed past the staleness bound on a route that opted in (``accept_stale``)."""
 AUDIT_LOGGER: Final = "tessera.audit"
 
 _CORRELATION_ID: Final = re.compile(r"[A-Za-z0-9._:/+=\-]{1,128}")

@@ -28,11 +28,12 @@ from fastapi import Depends, HTTPException, Request
 from starlette.responses import Response
 
 from tessera.verifier._asgi import ALLOWED_KEY, SERVICE_KEY, TOKEN_KEY
+from tessera.verifier._attempt import Attempt
 from tessera.verifier._bearer import denial_response
 from tessera.verifier._decisions import correlation_id_from
 from tessera.verifier._dpop import BEARER, credentials, mark_checked, presentation_from_scope
 from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._service import Attempt, VerifierService
+from tessera.verifier._service import VerifierService
 from tessera.verifier._token import VerifiedToken
 
 __all__ = [
@@ -80,7 +81,8 @@ def service_of(request: Request) -> VerifierService:
 
 
 async def _verify(request: Request, scopes: frozenset[str], strict: bool | None, *,
-                  min_acr: str | None = None, max_auth_age: int | None = None) -> Attempt:
+                  min_acr: str | None = None, max_auth_age: int | None = None,
+                  accept_stale: bool = False) -> Attempt:
     """Verify the request's token (Bearer, or DPoP with its proof); every refusal is
     recorded and raised."""
     route = request.scope.get("route")
@@ -102,7 +104,8 @@ async def _verify(request: Request, scopes: frozenset[str], strict: bool | None,
         presentation = presentation_from_scope(request.scope, scheme, raw,
                                                public_url=service.settings.dpop_public_url)
         await attempt.verify(raw, scopes=scopes, strict=strict, min_acr=min_acr,
-                             max_auth_age=max_auth_age, presentation=presentation)
+                             max_auth_age=max_auth_age, presentation=presentation,
+                             accept_stale=accept_stale)
         mark_checked(request.scope, raw, presentation)
     except Denied as denied:
         raise BearerChallenge(denied, scopes,
@@ -117,13 +120,19 @@ def _allow(request: Request, attempt: Attempt) -> VerifiedToken:
     return token
 
 
-def require_scopes(*scopes: str, strict: bool | None = None) -> Dependency:
+def require_scopes(*scopes: str, strict: bool | None = None,
+                   accept_stale: bool = False) -> Dependency:
     """A valid token granting every one of ``scopes`` (403 ``insufficient_scope`` if not);
-    ``strict=True`` applies the staleness bound (503 or introspection when stale)."""
+    ``strict=True`` applies the tighter staleness bound (503 or introspection when
+    stale); ``accept_stale=True`` (never with ``strict``) accepts past the ordinary bound,
+    logged and counted as ``stale_accepted``."""
+    if strict and accept_stale:
+        raise ValueError("a strict route cannot accept_stale")
     wanted = frozenset(scopes)
 
     async def dependency(request: Request) -> VerifiedToken:
-        return _allow(request, await _verify(request, wanted, strict))
+        return _allow(request, await _verify(request, wanted, strict,
+                                             accept_stale=accept_stale))
 
     return dependency
 
@@ -152,7 +161,8 @@ async def require_token(request: Request) -> VerifiedToken:
 
 async def require_strict(request: Request) -> VerifiedToken:
     """A valid token, checked against fresh revocation state: when the state is older
-    than ``max_staleness``, fail closed (503) or introspect, per ``strict_fallback``."""
+    than ``strict_max_staleness``, fail closed (503) or introspect, per
+    ``strict_fallback``."""
     return _allow(request, await _verify(request, frozenset(), True))
 
 

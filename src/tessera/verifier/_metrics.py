@@ -10,15 +10,23 @@ name                                           type       meaning
 ``tessera_verifier_introspections_total``      counter    strict-route fallbacks to the
                                                           issuer, by ``result``
                                                           (active/inactive/error)
-``tessera_verifier_revocation_lag_seconds``    gauge      seconds since the revocation feed
-                                                          was last heard from (``+Inf``
-                                                          before the first contact)
+``tessera_verifier_revocation_lag_seconds``    gauge      seconds since the newest
+                                                          watermark the state holds: how
+                                                          far behind the source of truth
+                                                          it may be (``+Inf``: never
+                                                          proven fresh)
+``tessera_verifier_revocation_loaded``         gauge      1 once a snapshot was loaded;
+                                                          0: every route refuses
 ``tessera_verifier_revocation_cursor``         gauge      ``seq`` of the last applied event
 ``tessera_verifier_revocation_entries``        gauge      entries held in the local state
 ``tessera_verifier_jwks_fetches_total``        counter    JWKS fetch attempts
 ``tessera_verifier_jwks_fetch_failures_total`` counter    JWKS fetch attempts that failed
 ``tessera_verifier_feed_reconnects_total``     counter    feed connections re-established
-``tessera_verifier_feed_resyncs_total``        counter    snapshots reloaded after a gap
+``tessera_verifier_feed_resyncs_total``        counter    gaps recovered from the identity
+                                                          service (range or snapshot)
+``tessera_verifier_feed_epoch_changes_total``  counter    the channel turned out to be a
+                                                          new incarnation (Redis restarted
+                                                          empty, failover, another worker)
 =============================================  =========  ==================================
 
 Each ``VerifierMetrics`` uses its own ``CollectorRegistry`` unless one is passed, so
@@ -63,7 +71,7 @@ class VerifierMetrics:
             ("outcome",), buckets=_BUCKETS, registry=self.registry)
         self.introspections = Counter(
             "tessera_verifier_introspections",
-            "Introspection fallbacks on strict routes while the revocation state was stale.",
+            "Introspection fallbacks while the revocation state was stale or never loaded.",
             ("result",), registry=self.registry)
         self.propagation_seconds = Histogram(
             "tessera_verifier_revocation_propagation_seconds",
@@ -109,8 +117,12 @@ class _StateCollector:
         state, jwks, follower = self._state, self._jwks, self._follower
         yield GaugeMetricFamily(
             "tessera_verifier_revocation_lag_seconds",
-            "Seconds since the revocation feed was last heard from.",
+            "Seconds since the newest watermark of the identity service the revocation "
+            "state holds (how stale it may be).",
             value=state.lag(self._clock.now()))
+        yield GaugeMetricFamily("tessera_verifier_revocation_loaded",
+                                "1 once a revocation snapshot was loaded, else 0.",
+                                value=1 if state.loaded else 0)
         yield GaugeMetricFamily("tessera_verifier_revocation_cursor",
                                 "Sequence number of the last applied revocation event.",
                                 value=state.cursor)
@@ -125,8 +137,12 @@ class _StateCollector:
                                   "Revocation feed connections re-established after a failure.",
                                   value=follower.reconnects if follower else 0)
         yield CounterMetricFamily("tessera_verifier_feed_resyncs",
-                                  "Revocation snapshots reloaded because the feed lost our place.",
+                                  "Gaps in the revocation feed recovered from the identity "
+                                  "service (a range or a snapshot).",
                                   value=follower.resyncs if follower else 0)
+        yield CounterMetricFamily("tessera_verifier_feed_epoch_changes",
+                                  "Times the revocation channel was a new incarnation.",
+                                  value=follower.epoch_changes if follower else 0)
 
 
 def metrics_app(registry: CollectorRegistry) -> ASGIApp:

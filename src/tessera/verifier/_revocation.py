@@ -27,9 +27,15 @@ kind                          key           effect on tokens
 bounded by what can still matter. Kinds this version does not know advance the cursor
 and are counted in ``ignored_events``.
 
-Snapshot shape (``load_snapshot``): ``{"seq": int, "events": [event, ...]}`` — the live
-events as of ``seq`` (their own ``seq`` may be omitted); the cursor becomes ``seq`` and
-the tail is then replayed with ``apply`` from ``seq + 1``.
+Snapshot shape (``load_snapshot``): ``{"seq": int, "events": [event, ...], "watermark":
+{...}}`` — the live events as of ``seq`` (their own ``seq`` may be omitted); the cursor
+becomes ``seq`` and the tail is then replayed with ``apply`` from ``seq + 1``.
+
+Freshness is proven, never assumed (``tessera.core.freshness``): the state is fresh only
+while it holds every event up to a watermark of the source of truth received within the
+bound (``observe_watermark``; a snapshot's own ``watermark`` counts). A state that never
+loaded a snapshot (``loaded`` false) has nothing to serve from; one that never held a
+watermark has infinite lag. Receiving an event or an empty read proves nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
 from tessera.verifier._errors import Denied, InvalidEvent, Reason
 from tessera.verifier._token import VerifiedToken
@@ -158,7 +165,9 @@ class RevocationState:
             EventKind.CLIENT_REVOKED: self._clients,
         }
         self._cursor = 0
-        self._last_heard: float | None = None
+        self._freshness = Freshness()
+        self.loaded = False
+        """A snapshot was loaded: there is a state to serve from (never-loaded refuses)."""
         self.key_epoch = 0
         self.announced_kid: str | None = None
         """The kid the latest ``key.rotated`` event says now signs."""
@@ -174,12 +183,14 @@ class RevocationState:
         return self._cursor
 
     @property
-    def last_heard(self) -> float | None:
-        return self._last_heard
+    def fresh_at(self) -> float | None:
+        """Time of the newest watermark this state holds (``None``: never proven fresh)."""
+        return self._freshness.fresh_at
 
     def lag(self, now: float) -> float:
-        """Seconds since the bus was last heard from (``inf`` if never)."""
-        return math.inf if self._last_heard is None else max(0.0, now - self._last_heard)
+        """Seconds since the newest watermark this state holds (``inf`` if none): how far
+        behind the source of truth it may be."""
+        return self._freshness.lag(now)
 
     def is_stale(self, now: float, bound: float) -> bool:
         return self.lag(now) > bound
@@ -220,10 +231,10 @@ class RevocationState:
     # -- writing ---------------------------------------------------------------------
 
     def apply(self, event: Mapping[str, Any], *, now: float | None = None) -> bool:
-        """Apply one bus event; ``False`` (no-op) if its ``seq`` is not past the cursor.
+        """Apply one event (the next in sequence order); ``False`` (no-op) if its ``seq``
+        is not past the cursor. ``now``, when given, prunes expired entries.
 
-        ``now``, when given, records that the bus was heard from and prunes expired
-        entries. Raises ``InvalidEvent`` (state unchanged) if the event is malformed.
+        Raises ``InvalidEvent`` (state unchanged) if the event is malformed.
         """
         seq = event.get("seq") if isinstance(event, Mapping) else None
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
@@ -232,15 +243,31 @@ class RevocationState:
         if applied:
             self._apply(event)
             self._cursor = seq
+            self._freshness.advanced(seq)
         if now is not None:
-            self.heartbeat(now)
+            self.prune(now)
         return applied
 
-    def heartbeat(self, now: float) -> None:
-        """Record contact with the bus (an event or a keep-alive) and prune."""
-        if self._last_heard is None or now > self._last_heard:
-            self._last_heard = now
+    def observe_watermark(self, watermark: Watermark | Mapping[str, Any], *,
+                          now: float) -> None:
+        """A watermark of the source of truth, received at ``now``: it proves freshness
+        as of its ``at`` once the cursor has reached its ``head`` (at once, or later as
+        events are applied). Raises ``InvalidEvent`` for a malformed one."""
+        if not isinstance(watermark, Watermark):
+            try:
+                watermark = Watermark.from_wire(watermark)
+            except WatermarkError as exc:
+                raise InvalidEvent(str(exc)) from None
+        self._freshness.observe(watermark, cursor=self._cursor, now=now)
         self.prune(now)
+
+    def confirm(self, at: float) -> None:
+        """For a state fed by hand (``source="none"``): the caller vouches that it holds
+        every event committed before ``at`` (a watermark at the current cursor). Also
+        marks the state loaded. The bus followers never call this."""
+        self.loaded = True
+        self._freshness.observe(Watermark(self._cursor, at), cursor=self._cursor, now=at)
+        self.prune(at)
 
     def load_snapshot(self, snapshot: Mapping[str, Any], *, now: float | None = None) -> None:
         """Replace the whole state with ``snapshot`` (shape in the module docstring).
@@ -257,13 +284,24 @@ class RevocationState:
         fresh = RevocationState(prune_granularity=self._granularity)
         for event in events:
             fresh._apply(event)
+        watermark = snapshot.get("watermark")
+        parsed = None
+        if watermark is not None:
+            try:
+                parsed = Watermark.from_wire(watermark)
+            except WatermarkError as exc:
+                raise InvalidEvent(str(exc)) from None
         fresh._cursor = seq
-        fresh._last_heard = self._last_heard
+        fresh._freshness = self._freshness  # what was proven stays proven
+        fresh._freshness.advanced(seq)
+        fresh.loaded = True
         fresh.key_epoch += self.key_epoch
         fresh.ignored_events += self.ignored_events
         vars(self).update(vars(fresh))
+        if parsed is not None:
+            self._freshness.observe(parsed, cursor=seq, now=parsed.at if now is None else now)
         if now is not None:
-            self.heartbeat(now)
+            self.prune(now)
 
     def prune(self, now: float) -> int:
         """Drop entries whose ``expires_at`` <= ``now``; returns how many."""

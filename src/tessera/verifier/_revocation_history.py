@@ -180,6 +180,15 @@ class _RecordingSource:
         self._history.load_snapshot(snapshot, now=self._clock.now())
         return snapshot
 
+    async def events_after(self, after: int) -> Mapping[str, Any]:
+        page = await self._source.events_after(after)
+        events = page.get("events")
+        if isinstance(events, list):
+            now = self._clock.now()
+            for event in events:
+                self._history.apply(event, now=now)
+        return page
+
     async def follow(self, after: int) -> AsyncIterator[list[Mapping[str, Any]]]:
         async for batch in self._source.follow(after):
             now = self._clock.now()

@@ -12,8 +12,13 @@ the same code, so every decision is made, logged and counted one way::
       → DPoP binding (RFC 9449 §7: bound tokens only with the DPoP scheme and a valid
         proof of their key; ``DPoPBinding``) → scopes
       → acr / auth_time (RFC 9470 step-up, when the route sets them)
-      → staleness rule (strict routes only: fresh, else deny 503 or introspect)
+      → freshness rule (every route: never loaded → refuse; within the route's bound →
+        as is; past it → deny 503 or introspect, or, on a route that opted in with
+        ``accept_stale``, accept — logged and counted as ``stale_accepted``)
       → tenant / owner → record (access.allowed | access.denied, metrics)
+
+The bounds are ``max_staleness`` (every route, 30 s) and ``strict_max_staleness``
+(strict routes, 10 s); freshness is proven by watermarks (``tessera.core.freshness``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -32,6 +37,7 @@ from prometheus_client import CollectorRegistry
 from tessera.bus.ports import EventBus
 from tessera.core.clock import Clock, SystemClock
 from tessera.observability.tracing import record_decision
+from tessera.verifier._acks import AckReporter, default_verifier_id
 from tessera.verifier._claims import (
     check_audience,
     check_issuer,
@@ -41,20 +47,16 @@ from tessera.verifier._claims import (
 )
 from tessera.verifier._decisions import (
     ALLOWED_INTROSPECTED,
+    ALLOWED_STALE,
     ALLOWED_VALID,
     Decision,
     DecisionLog,
-    hash_token,
 )
 from tessera.verifier._denials import (
     KEYS_UNAVAILABLE,
-    MissingToken,
     Unavailable,
-    check_owner,
-    check_tenant,
-    label_of,
 )
-from tessera.verifier._dpop import BEARER_PRESENTATION, DPoPBinding, Presentation
+from tessera.verifier._dpop import DPoPBinding, Presentation
 from tessera.verifier._errors import Denied, KeysUnavailable, Reason
 from tessera.verifier._follower import EventSource, RevocationFollower
 from tessera.verifier._introspection import IntrospectionClient
@@ -63,14 +65,19 @@ from tessera.verifier._metrics import VerifierMetrics
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._revocation import RevocationState
 from tessera.verifier._settings import VerifierSettings
-from tessera.verifier._sources import BusSource, HttpFeedSource
+from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
 from tessera.verifier._token import VerifiedToken, parse_claims
 from tessera.verifier._verifier import Verifier
 
-__all__ = ["Attempt", "VerifierService"]
+if TYPE_CHECKING:
+    from tessera.verifier._attempt import Attempt
+
+__all__ = ["VerifierService"]
 
 _log = logging.getLogger("tessera.verifier")
 _MAX_POLICIES: Final = 256
+_STALE_WARNING_EVERY: Final = 10.0
+"""Seconds between two warnings about accepting while stale, per route."""
 
 
 class VerifierService:
@@ -93,7 +100,8 @@ class VerifierService:
         self.state = RevocationState()
         self.jwks = JwksCache(settings.issuer, clock=self.clock, transport=transport,
                               jwks_uri=settings.jwks_uri or f"{settings.base_url}/jwks",
-                              max_age=settings.jwks_max_age)
+                              max_age=settings.jwks_max_age,
+                              min_refetch_interval=settings.jwks_min_refetch)
         self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
                                  state=self.state)
         source = event_source if event_source is not None else self._source(transport, bus)
@@ -101,6 +109,10 @@ class VerifierService:
         self.follower = (RevocationFollower(self.state, source, clock=self.clock,
                                             on_applied=self.metrics.observe_applied)
                          if source is not None else None)
+        self.reporter = self._reporter(source)
+        if self.reporter is not None and self.follower is not None:
+            self.follower.on_progress = self.reporter.wake
+        self._stale_warned: dict[str | None, float] = {}
         self.introspection = self._introspection(transport)
         self.dpop = DPoPBinding.from_settings(settings, self.clock)
         self.metrics.watch(self.state, clock=self.clock, jwks=self.jwks, follower=self.follower)
@@ -124,6 +136,8 @@ class VerifierService:
         wait = self.settings.startup_wait if wait is None else wait
         if self.follower is not None:
             self.follower.start()
+        if self.reporter is not None:
+            self.reporter.start()
         try:
             await self.jwks.get()
         except KeysUnavailable as exc:
@@ -135,6 +149,8 @@ class VerifierService:
                 _log.warning("revocation state not synced after %.1fs; continuing", wait)
 
     async def aclose(self) -> None:
+        if self.reporter is not None:
+            await self.reporter.aclose()
         if self.follower is not None:
             await self.follower.aclose()
         if self.introspection is not None:
@@ -177,22 +193,31 @@ class VerifierService:
     # -- deciding --------------------------------------------------------------------
 
     def lag(self) -> float:
-        """Seconds since the revocation feed was last heard from (``inf`` if never)."""
+        """Seconds since the newest watermark the revocation state holds (``inf``: none)."""
         return self.state.lag(self.clock.now())
 
-    def is_stale(self) -> bool:
-        return self.state.is_stale(self.clock.now(), self.settings.max_staleness)
+    def bound(self, strict: bool) -> float:
+        """The staleness bound of a route (seconds)."""
+        settings = self.settings
+        if strict:
+            return min(settings.strict_max_staleness, settings.max_staleness)
+        return settings.max_staleness
+
+    def is_stale(self, *, strict: bool = False) -> bool:
+        """Past the bound of an ordinary (or strict) route, or never loaded."""
+        return not self.state.loaded or self.state.is_stale(self.clock.now(),
+                                                            self.bound(strict))
 
     def readiness(self) -> list[str]:
         """What this service still lacks to decide (empty: ready): the JWKS, and with a
         revocation source, the first snapshot. A readiness probe, not a freshness check:
-        once loaded, a service whose feed goes quiet stays ready (strict routes fail
-        closed by themselves), so an identity-service outage does not empty every
-        load balancer at once."""
+        once loaded, a service whose feed goes quiet stays ready (its routes fail closed
+        by themselves past their bounds), so an identity-service outage does not empty
+        every load balancer at once."""
         missing = []
         if self.jwks.keys is None:
             missing.append("jwks")
-        if self.follower is not None and self.state.last_heard is None:
+        if self.follower is not None and not self.state.loaded:
             missing.append("revocation_snapshot")
         return missing
 
@@ -201,11 +226,14 @@ class VerifierService:
                     owner: str | None = None, route: str | None = None,
                     correlation_id: str | None = None, min_acr: str | None = None,
                     max_auth_age: int | None = None,
-                    presentation: Presentation | None = None) -> VerifiedToken:
+                    presentation: Presentation | None = None,
+                    accept_stale: bool = False) -> VerifiedToken:
         """The plain function API: the verified token, or ``Denied`` (with ``status``,
         ``error``, ``description``). One decision event and one metric sample per call.
 
-        ``strict`` (default ``settings.strict_by_default``) applies the staleness bound;
+        ``strict`` (default ``settings.strict_by_default``) applies the tighter staleness
+        bound; ``accept_stale`` (never with ``strict``) accepts past the bound, logged and
+        counted — a verifier that never loaded a snapshot still refuses;
         ``tenant`` requires ``tid``, ``owner`` requires ``sub`` to equal that value;
         ``min_acr``/``max_auth_age`` refuse a weaker or older authentication with
         ``StepUpRequired`` (RFC 9470, 401 ``insufficient_user_authentication``);
@@ -214,13 +242,16 @@ class VerifierService:
         """
         attempt = self.attempt(route=route, correlation_id=correlation_id)
         await attempt.verify(token, scopes=scopes, strict=strict, min_acr=min_acr,
-                             max_auth_age=max_auth_age, presentation=presentation)
+                             max_auth_age=max_auth_age, presentation=presentation,
+                             accept_stale=accept_stale)
         attempt.require(tenant=tenant, owner=owner)
         return attempt.allow()
 
     def attempt(self, *, route: str | None = None,
                 correlation_id: str | None = None) -> Attempt:
         """Start a decision made in steps (``verify`` → ``require`` → ``allow``)."""
+        from tessera.verifier._attempt import Attempt
+
         return Attempt(self, route, correlation_id, self._timer())
 
     async def verify_locally(self, token: str) -> VerifiedToken:
@@ -231,15 +262,41 @@ class VerifierService:
         except KeysUnavailable as exc:
             raise Unavailable(KEYS_UNAVAILABLE, str(exc)) from None
 
-    async def staleness_rule(self, token: str, verified: VerifiedToken,
-                             policy: VerificationPolicy) -> tuple[VerifiedToken, str]:
-        """DESIGN §3 for a strict route: fresh → as is; stale → deny (503) or introspect.
-        Returns the token to use and the allowed-reason."""
-        if not self.is_stale():
+    async def freshness_rule(self, token: str, verified: VerifiedToken,
+                             policy: VerificationPolicy, *, strict: bool,
+                             accept_stale: bool = False, route: str | None = None
+                             ) -> tuple[VerifiedToken, str]:
+        """DESIGN §3 for every route. Never loaded → refuse (503) or introspect; within
+        the route's bound → as is; past it → refuse or introspect, unless the route opted
+        in with ``accept_stale`` (ordinary routes only: logged, counted as
+        ``stale_accepted``). Returns the token to use and the allowed-reason."""
+        if not self.state.loaded:
+            return await self._refuse(token, verified, policy,
+                                      "no revocation snapshot loaded yet")
+        lag = self.lag()
+        if lag <= self.bound(strict):
             return verified, ALLOWED_VALID
+        if accept_stale and not strict:
+            self._warn_stale(route, lag)
+            return verified, ALLOWED_STALE
+        return await self._refuse(token, verified, policy, f"revocation lag {lag:.1f}s")
+
+    async def _refuse(self, token: str, verified: VerifiedToken, policy: VerificationPolicy,
+                      detail: str) -> tuple[VerifiedToken, str]:
         if self.introspection is None:
-            raise Denied(Reason.STALE_STATE, f"revocation lag {self.lag():.1f}s")
+            raise Denied(Reason.STALE_STATE, detail)
         return await self._introspect(token, verified, policy), ALLOWED_INTROSPECTED
+
+    def _warn_stale(self, route: str | None, lag: float) -> None:
+        now = self.clock.now()
+        last = self._stale_warned.get(route)
+        if last is None or now - last >= _STALE_WARNING_EVERY or now < last:
+            if len(self._stale_warned) >= _MAX_POLICIES:
+                self._stale_warned.clear()
+            self._stale_warned[route] = now
+            _log.warning("accepting tokens on %s with revocation state %.1fs old (past the "
+                         "%.0fs bound; the route opted in with accept_stale)",
+                         route or "a route", lag, self.bound(False))
 
     def policy_for(self, scopes: Iterable[str], *, min_acr: str | None = None,
                    max_auth_age: int | None = None) -> VerificationPolicy:
@@ -305,11 +362,21 @@ class VerifierService:
                               heartbeat_timeout=settings.feed_heartbeat_timeout)
         if settings.source == "http":
             return http
-        from tessera.verifier._sources import RedisStreamSource
-
         assert settings.redis_url
         return RedisStreamSource(settings.redis_url, snapshot_from=http,
                                  stream=settings.redis_stream)
+
+    def _reporter(self, source: EventSource | None) -> AckReporter | None:
+        """Report what was applied over the feed's own authenticated HTTP client."""
+        settings = self.settings
+        http = source.http if isinstance(source, RedisStreamSource) else source
+        if not settings.report_applied or not isinstance(http, HttpFeedSource):
+            return None
+        service = settings.service_name or settings.audience
+        return AckReporter(http.client, f"{http.base_url}/revocations/acks",
+                           verifier_id=settings.verifier_id or default_verifier_id(service),
+                           service=service, state=self.state, clock=self.clock,
+                           interval=settings.report_interval, delay=settings.report_delay)
 
     def _introspection(self, transport: httpx.AsyncBaseTransport | None
                        ) -> IntrospectionClient | None:
@@ -323,68 +390,3 @@ class VerifierService:
             client_secret=settings.client_secret.get_secret_value(),
             transport=transport, timeout=settings.introspection_timeout)
 
-
-class Attempt:
-    """One access decision in steps. Every denial is recorded when raised; ``allow``
-    records the success once (a second ``allow`` on the same attempt records nothing)."""
-
-    def __init__(self, service: VerifierService, route: str | None,
-                 correlation_id: str | None, started: float) -> None:
-        self._service = service
-        self.route = route
-        self.correlation_id = correlation_id
-        self._started = started
-        self._raw: str | None = None
-        self.token: VerifiedToken | None = None
-        self._reason = ALLOWED_VALID
-        self.decided = False
-
-    async def verify(self, token: str | None, *, scopes: Iterable[str] = (),
-                     strict: bool | None = None, min_acr: str | None = None,
-                     max_auth_age: int | None = None,
-                     presentation: Presentation | None = None) -> VerifiedToken:
-        self._raw = token
-        strict = self._service.settings.strict_by_default if strict is None else strict
-        service = self._service
-        try:
-            if token is None:
-                raise MissingToken()
-            policy = service.policy_for(scopes, min_acr=min_acr, max_auth_age=max_auth_age)
-            self.token = await service.verify_locally(token)
-            await service.dpop.check(self.token, token, presentation or BEARER_PRESENTATION)
-            check_scopes(self.token, policy)
-            check_user_authentication(self.token, policy, service.clock.now())
-            if strict:
-                self.token, self._reason = await service.staleness_rule(
-                    token, self.token, policy)
-        except Denied as denied:
-            self.deny(denied)
-            raise
-        return self.token
-
-    def require(self, *, tenant: str | None = None, owner: str | None = None) -> None:
-        """Tenant and ownership rules on the verified token (``Forbidden``, 403)."""
-        assert self.token is not None, "verify first"
-        try:
-            check_tenant(self.token, tenant)
-            check_owner(self.token, owner)
-        except Denied as denied:
-            self.deny(denied)
-            raise
-
-    def allow(self) -> VerifiedToken:
-        assert self.token is not None, "verify first"
-        if not self.decided:
-            self._finish(True, self._reason, 200)
-        return self.token
-
-    def deny(self, denied: Denied) -> None:
-        """Record ``denied`` (the caller raises it)."""
-        self._finish(False, label_of(denied), denied.status)
-
-    def _finish(self, allowed: bool, reason: str, status: int) -> None:
-        self.decided = True
-        service = self._service
-        service.record(Decision(allowed, reason, status, service.elapsed(self._started),
-                                self.route, self.correlation_id, self.token,
-                                hash_token(self._raw)))

@@ -42,14 +42,18 @@ class VerifierSettings(BaseSettings):
     """Redis URL when ``source`` is ``redis``."""
     redis_stream: str = "tessera:revocations"
     """Redis stream name when ``source`` is ``redis``."""
-    max_staleness: float = Field(10.0, gt=0)
-    """Staleness bound in seconds (DESIGN §3): past it, strict routes fail closed or
-    introspect. The feed sends a heartbeat every second, so this is many missed beats."""
+    max_staleness: float = Field(30.0, gt=0, le=3600)
+    """Staleness bound of every route, in seconds (DESIGN §3): the revocation state must
+    hold every event up to a watermark of the identity service at most this old, or the
+    route refuses (503, ``stale_state``) or introspects (``strict_fallback``). Watermarks
+    arrive every second while a relay runs; silence from the bus is not freshness."""
+    strict_max_staleness: float = Field(10.0, gt=0, le=3600)
+    """The tighter bound of strict routes (the lower of this and ``max_staleness``)."""
     strict_fallback: Literal["deny", "introspect"] = "deny"
-    """On a strict route while stale: ``deny`` (503) or ask the issuer (RFC 7662)."""
+    """A route past its bound, or a verifier that never loaded a snapshot: ``deny`` (503
+    with ``Retry-After``) or ask the issuer (RFC 7662) per request."""
     strict_by_default: bool = False
-    """Treat every route as strict. Otherwise non-strict routes keep serving from the
-    last known revocation state while stale (and the lag is exported)."""
+    """Treat every route as strict (the tighter bound)."""
     leeway: float = Field(30.0, ge=0, le=MAX_LEEWAY)
     """Clock-skew leeway for ``exp``/``nbf``/``iat`` in seconds (≤ 60, DESIGN §9)."""
     acr_levels: tuple[str, ...] = DEFAULT_ACR_LEVELS
@@ -63,11 +67,26 @@ class VerifierSettings(BaseSettings):
     """JWKS URL; defaults to ``{identity_url or issuer}/jwks``."""
     jwks_max_age: float = Field(300.0, gt=0)
     """Refetch the JWKS when older than this many seconds (unknown kids refetch sooner)."""
+    jwks_min_refetch: float = Field(10.0, ge=0.1, le=3600)
+    """An unknown ``kid`` refetches the JWKS at most this often (seconds)."""
     feed_heartbeat_timeout: float = Field(5.0, gt=0)
     """Reconnect the HTTP feed when nothing (not even a heartbeat) arrived for this long."""
     startup_wait: float = Field(5.0, ge=0)
     """At start, wait up to this many seconds for the first revocation snapshot. The
-    service starts either way; strict routes deny (or introspect) until it arrives."""
+    service starts either way; every route refuses (or introspects) until it arrives."""
+    report_applied: bool = True
+    """Report the seq this verifier has applied to the identity service (``POST
+    /revocations/acks``, needs the ``tessera:events`` client), so logout completion is
+    measured (``tessera revoke --wait``). Sources ``http`` and ``redis`` only."""
+    report_interval: float = Field(5.0, gt=0, le=60)
+    """Report at least this often (a liveness beat)."""
+    report_delay: float = Field(0.5, ge=0, le=5)
+    """After applying events, report this much later (a burst costs one report; the
+    report says how long ago it applied, so completion is still dated exactly)."""
+    verifier_id: str | None = Field(None, min_length=1, max_length=200,
+                                    pattern=r"^[\x21-\x7e]+$")
+    """This instance's name in the identity service's registry; default
+    ``<service_name>@<host>/<pid>``."""
 
     dpop_algorithms: tuple[str, ...] = ("ES256", "EdDSA", "RS256")
     """DPoP proof algorithms accepted (RFC 9449; asymmetric only), listed in ``algs`` of

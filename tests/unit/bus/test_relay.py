@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tessera.bus import BusUnavailable, InProcessBus, OutboxRelay
+from tessera.bus import BusRewound, BusUnavailable, InProcessBus, OutboxRelay
+from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.store.sql import SqlStore
 
@@ -82,5 +83,61 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(
                 break
             await asyncio.sleep(0.01)
         assert await bus.last_seq() == 1
+    finally:
+        await relay.aclose()
+
+
+async def test_an_idle_relay_marks_a_watermark_read_before_the_outbox(
+        sqlite_store: SqlStore) -> None:
+    clock = FixedClock(1000.0)
+    bus = InProcessBus()
+    relay = OutboxRelay(sqlite_store, bus, clock=clock, heartbeat=1.0)
+    await commit_events(sqlite_store, "a", "b")
+    assert await relay.relay_once() == 2
+    assert bus.watermark is None, "a watermark only when the outbox has nothing more"
+    assert await relay.relay_once() == 0
+    assert bus.watermark is not None
+    assert (bus.watermark.head, bus.watermark.at, bus.watermark.epoch) == (2, 1000.0,
+                                                                          bus.epoch)
+    clock.advance(0.5)
+    await relay.relay_once()
+    assert bus.watermark.at == 1000.0, "not due yet: once per heartbeat when idle"
+    clock.advance(0.5)
+    await relay.relay_once()
+    assert bus.watermark.at == 1001.0
+    await commit_events(sqlite_store, "c")
+    clock.advance(0.1)
+    await relay.relay_once()
+    await relay.relay_once()
+    assert (bus.watermark.head, bus.watermark.at) == (3, 1001.1), "at once after moving"
+
+
+class RewoundOnce(InProcessBus):
+    """Refuses the first publish as a bus that lost content would (``BusRewound``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> int:
+        if not self.refused:
+            self.refused += 1
+            raise BusRewound("lost")
+        return await super().publish(events)
+
+
+async def test_a_rewound_bus_is_republished_at_once_without_pausing(
+        sqlite_store: SqlStore) -> None:
+    bus = RewoundOnce()
+    relay = OutboxRelay(sqlite_store, bus, poll_interval=30, retry_delay=30)
+    await commit_events(sqlite_store, "a", "b")
+    relay.start()
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                if await bus.last_seq() == 2:
+                    break
+                await asyncio.sleep(0.01)
+        assert bus.refused == 1
     finally:
         await relay.aclose()

@@ -57,6 +57,7 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "audit trace": (["audit", "trace", "needle"], ""),
     "audit verify": (["audit", "verify"], ""),
     "revoke": (["revoke", "--session", "sid-1", "--yes"], ""),
+    "verifiers ls": (["verifiers", "ls"], ""),
 }
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",

@@ -250,3 +250,25 @@ async def test_a_disabled_console_has_no_routes(identity: Identity) -> None:
         assert (await http.get("/console/login")).status_code == 404
         assert (await http.get("/console/sessions")).status_code == 404
 
+
+
+async def test_a_revoked_session_shows_how_far_the_logout_reached(
+        console: ConsoleDriver, identity: Identity, clock: FixedClock) -> None:
+    _, tokens = await console.user_session("carol")
+    sid = _sid(tokens)
+    await console.admin()
+    page = await console.http.get(f"/console/sessions/{sid}")
+    assert "Logout completion" not in page.text  # not revoked: nothing to show
+    await identity.completion.report("feed", "orders-1", "orders", 0, 0.1)
+    await identity.completion.report("feed", "billing-1", "billing", 0, 0.1)
+    await console.revoke("session", sid)
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        seq = await uow.revocations.last_seq()
+    await identity.completion.report("feed", "orders-1", "orders", seq, 0.1)
+    page = await console.http.get(f"/console/sessions/{sid}")
+    assert "Logout completion" in page.text
+    assert "applied at 1/2 verifiers; not applied yet by billing-1" in page.text
+    clock.advance(0.04)
+    await identity.completion.report("feed", "billing-1", "billing", seq, 0.1)
+    page = await console.http.get(f"/console/sessions/{sid}")
+    assert "applied at 2/2 verifiers in 40 ms" in page.text

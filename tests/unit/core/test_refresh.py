@@ -17,9 +17,10 @@ TOKEN = RefreshToken(token_hash="h", family_id="f", generation=0, issued_at=NOW 
 
 
 def judge(token: RefreshToken = TOKEN, family: RefreshFamily = FAMILY, *, active: bool = True,
-          head: bool = False, now: float = NOW, grace: float = 5) -> RotationVerdict:
+          head: bool = False, now: float = NOW, grace: float = 5, retry: float = 0.0
+          ) -> RotationVerdict:
     return judge_presentation(token, family, session_active=active, successor_is_head=head,
-                              now=now, grace_seconds=grace)
+                              now=now, grace_seconds=grace, retry_seconds=retry)
 
 
 def test_the_family_head_rotates() -> None:
@@ -43,6 +44,20 @@ def test_zero_grace_makes_any_second_use_reuse() -> None:
     rotated = replace(TOKEN, rotated_at=NOW, successor_hash="h2")
     for now in (NOW - 0.001, NOW, NOW + 0.001):
         assert judge(rotated, head=True, grace=0.0, now=now) is RotationVerdict.REUSE
+
+
+@pytest.mark.parametrize("age", [6.0, 30.0, 60.0])
+def test_a_lost_response_retry_within_the_retry_window_replays_an_unused_successor(
+        age: float) -> None:
+    rotated = replace(TOKEN, rotated_at=NOW - age, successor_hash="h2")
+    assert judge(rotated, head=True, retry=60) is RotationVerdict.REPLAY_SUCCESSOR
+
+
+@pytest.mark.parametrize(("age", "head"), [(60.5, True), (10.0, False), (1.0, False)])
+def test_past_the_retry_window_or_after_the_successor_was_used_it_is_theft(
+        age: float, head: bool) -> None:
+    rotated = replace(TOKEN, rotated_at=NOW - age, successor_hash="h2")
+    assert judge(rotated, head=head, retry=60) is RotationVerdict.REUSE
 
 
 def test_revoked_family_or_ended_session_wins_over_everything() -> None:

@@ -19,6 +19,7 @@ from ._support import (
     DOWNSTREAM,
     MFA,
     NOW,
+    POLICY,
     IdentityStub,
     basic,
     gateway,
@@ -137,18 +138,45 @@ async def test_acr_too_low_is_an_rfc9470_challenge() -> None:
         assert_refused(old, 401, "insufficient_user_authentication")
 
 
-async def test_a_strict_route_fails_closed_while_the_revocation_state_is_stale() -> None:
+async def test_every_route_has_a_staleness_bound_and_strict_ones_a_tighter_one() -> None:
     async with gateway() as gw:
-        token = mint()
+        token = mint(exp=int(NOW) + 600)
+        assert (await gw.envoy("/admin/users", token=token)).status_code == 200
+        gw.clock.advance(11)  # past strict_max_staleness (10 s), within max_staleness (30 s)
         stale = await gw.envoy("/admin/users", token=token)
         body = assert_refused(stale, 401, "temporarily_unavailable")
         assert body["error_description"] == "Revocation state is out of date; try again later."
         assert (await gw.envoy("/orders/1", token=token)).status_code == 200  # not strict
+        gw.clock.advance(20)  # past max_staleness: every route
+        assert_refused(await gw.envoy("/orders/1", token=token), 401,
+                       "temporarily_unavailable")
         gw.fresh()
         assert (await gw.envoy("/admin/users", token=token)).status_code == 200
-        gw.clock.advance(11)  # past max_staleness (10 s) without a heartbeat
-        assert (await gw.envoy("/admin/users", token=mint(exp=int(NOW) + 600))
-                ).status_code == 401
+
+
+async def test_a_gateway_that_never_loaded_refuses_every_route() -> None:
+    policy = {**POLICY, "routes": [*POLICY["routes"], {
+        "match": {"path": "/catalogue/**"}, "audience": AUDIENCE, "accept_stale": True}]}
+    async with gateway(policy) as gw:
+        gw.authorizer.service.state.loaded = False
+        for path in ("/admin/users", "/orders/1", "/catalogue/1"):
+            assert_refused(await gw.envoy(path, token=mint()), 401, "temporarily_unavailable")
+
+
+async def test_a_route_may_opt_in_to_accept_while_stale_and_it_is_counted() -> None:
+    policy = {**POLICY, "routes": [*POLICY["routes"], {
+        "match": {"path": "/catalogue/**"}, "audience": AUDIENCE, "accept_stale": True}]}
+    async with gateway(policy) as gw:
+        token = mint(exp=int(NOW) + 600)
+        gw.clock.advance(31)
+        assert (await gw.envoy("/catalogue/1", token=token)).status_code == 200
+        assert_refused(await gw.envoy("/orders/1", token=token), 401,
+                       "temporarily_unavailable")
+        assert gw.authorizer.service.registry.get_sample_value(
+            "tessera_verifier_decisions_total",
+            {"outcome": "allowed", "reason": "stale_accepted"}) == 1
+        gw.revoke_session()  # a known revocation is enforced regardless
+        assert (await gw.envoy("/catalogue/1", token=token)).status_code == 401
 
 
 async def test_unknown_routes_are_denied_by_default() -> None:
@@ -293,8 +321,8 @@ async def test_metrics_and_health() -> None:
         assert 'tessera_verifier_decisions_total{outcome="denied",reason="no_route"} 1.0' in text
         health = await gw.http.get("/healthz")
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "routes": 5, "revocation_lag_seconds": None,
-                                 "stale": True}
+        assert health.json() == {"status": "ok", "routes": 5, "revocation_lag_seconds": 0.0,
+                                 "stale": False}
 
 
 async def test_identity_values_outside_printable_ascii_are_percent_encoded() -> None:

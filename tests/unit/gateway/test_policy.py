@@ -56,6 +56,9 @@ def test_defaults_and_the_allow_authenticated_fallback() -> None:
     fallback = policy.match("any.host", "DELETE", "/elsewhere")
     assert fallback is not None and fallback.index is None and fallback.label == "default"
     assert parse_policy({"routes": []}).match("h", "GET", "/") is None
+    assert not rule.accept_stale
+    (opted,) = parse_policy({"routes": [{"match": {"path": "/a"}, "accept_stale": True}]}).rules
+    assert opted.accept_stale
 
 
 def with_route(**route: Any) -> dict[str, Any]:
@@ -117,6 +120,12 @@ BROKEN: list[tuple[object, str]] = [
      "routes[1].exchange_scope: '' is not a valid scope"),
     (with_route(match={"path": "/a"}, exchange_to=["https://d"]),
      "routes[1].exchange_to: must be a non-empty string, not a list"),
+    (with_route(match={"path": "/a"}, accept_stale="yes"),
+     "routes[1].accept_stale: must be true or false"),
+    (with_route(match={"path": "/a"}, strict=True, accept_stale=True),
+     "routes[1].accept_stale: a strict route cannot accept_stale"),
+    (with_route(match={"path": "/a"}, public=True, accept_stale=True),
+     "routes[1].accept_stale: a public route needs no token"),
 ]
 
 

@@ -25,6 +25,7 @@ async def test_not_ready_without_the_jwks() -> None:
 async def test_not_ready_until_the_first_revocation_snapshot() -> None:
     # The stub has no feed: the follower keeps failing, the snapshot never arrives.
     async with gateway(source="http") as gw:
+        gw.authorizer.service.state.loaded = False  # the helper feeds it; this one is not
         response = await gw.http.get("/readyz")
         assert response.status_code == 503
         assert response.json()["missing"] == ["revocation_snapshot"]

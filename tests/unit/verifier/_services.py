@@ -58,7 +58,9 @@ def basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
 
 def make_service(minter: Minter, *, clock: FixedClock | None = None,
                  timer: Callable[[], float] | None = None, bus: Any = None,
-                 **settings: Any) -> tuple[VerifierService, IssuerStub]:
+                 fed: bool = True, **settings: Any) -> tuple[VerifierService, IssuerStub]:
+    """``fed``: a ``source="none"`` state starts loaded and current (``fresh``); pass
+    False for one that never loaded a snapshot."""
     stub = IssuerStub(minter)
     values: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, "source": "none",
                               "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
@@ -70,12 +72,15 @@ def make_service(minter: Minter, *, clock: FixedClock | None = None,
                               clock=clock if clock is not None else FixedClock(NOW),
                               transport=httpx.MockTransport(stub),
                               registry=CollectorRegistry(), **extra)
+    if fed and values["source"] == "none":
+        fresh(service)  # a state fed by hand: loaded and current unless a test says not
     return service, stub
 
 
 def fresh(service: VerifierService) -> None:
-    """The revocation feed was heard from just now."""
-    service.state.heartbeat(service.clock.now())
+    """The state is loaded and holds every event committed until now (a state fed by
+    hand vouches for itself: ``confirm``)."""
+    service.state.confirm(service.clock.now())
 
 
 def revoke_session(service: VerifierService, sid: str = "sid-1", seq: int = 1) -> None:

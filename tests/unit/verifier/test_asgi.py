@@ -41,6 +41,7 @@ ROUTES = [
     RouteRule("/reports", scopes=frozenset({"reports:read"})),
     RouteRule("/admin/export", strict=True),
     RouteRule("/tenants/{tenant_id}/orders", tenant_param="tenant_id"),
+    RouteRule("/catalogue", accept_stale=True),
 ]
 
 
@@ -48,7 +49,7 @@ def build(service: VerifierService) -> VerifierMiddleware:
     app = Starlette(routes=[
         Route("/orders", whoami), Route("/reports", whoami), Route("/admin/export", whoami),
         Route("/tenants/{tenant_id}/orders", whoami), Route("/anything", whoami),
-        Route("/healthz", health),
+        Route("/catalogue", whoami), Route("/healthz", health),
     ])
     return VerifierMiddleware(app, service, routes=ROUTES, public=["/healthz"])
 
@@ -179,38 +180,62 @@ async def test_unmatched_paths_still_need_a_token(client: httpx.AsyncClient,
     assert (await client.get("/anything", headers=bearer(minter.mint()))).status_code == 200
 
 
-async def test_stale_state_fails_a_strict_route_closed_and_others_keep_serving(
-        service: VerifierService, client: httpx.AsyncClient, minter: Minter) -> None:
+async def test_each_route_has_a_bound_and_only_an_opt_in_accepts_past_it(
+        service: VerifierService, client: httpx.AsyncClient, minter: Minter,
+        caplog: pytest.LogCaptureFixture) -> None:
     token = minter.mint()
     assert (await client.get("/admin/export", headers=bearer(token))).status_code == 200
     assert isinstance(service.clock, FixedClock)
-    service.clock.advance(service.settings.max_staleness + 1)
+    settings = service.settings
+    service.clock.advance(settings.strict_max_staleness + 1)  # past the strict bound only
     response = await client.get("/admin/export", headers=bearer(token))
     assert_refusal(response, 503, "temporarily_unavailable", token)
     assert response.headers["retry-after"] == "5"
     assert "www-authenticate" not in response.headers
     assert (await client.get("/orders", headers=bearer(token))).status_code == 200
+    service.clock.advance(settings.max_staleness)  # past the ordinary bound as well
+    assert_refusal(await client.get("/orders", headers=bearer(token)), 503,
+                   "temporarily_unavailable", token)
+    assert (await client.get("/anything", headers=bearer(token))).status_code == 503
+    with caplog.at_level("WARNING", logger="tessera.verifier"):
+        assert (await client.get("/catalogue", headers=bearer(token))).status_code == 200
+    assert any("accept_stale" in r.getMessage() for r in caplog.records)
+    assert service.registry.get_sample_value(
+        "tessera_verifier_decisions_total",
+        {"outcome": "allowed", "reason": "stale_accepted"}) == 1
     fresh(service)
     assert (await client.get("/admin/export", headers=bearer(token))).status_code == 200
+    assert (await client.get("/orders", headers=bearer(token))).status_code == 200
 
 
-async def test_a_state_never_synced_is_stale_for_strict_routes(minter: Minter) -> None:
-    service, _ = make_service(minter)
+async def test_a_verifier_that_never_loaded_refuses_every_route(minter: Minter) -> None:
+    service, _ = make_service(minter, fed=False)
     transport = httpx.ASGITransport(app=build(service))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        response = await client.get("/admin/export", headers=bearer(minter.mint()))
-    assert response.status_code == 503
+        for path in ("/admin/export", "/orders", "/anything", "/catalogue"):
+            response = await client.get(path, headers=bearer(minter.mint()))
+            assert response.status_code == 503, path
+            assert response.headers["retry-after"] == "5"
+        assert (await client.get("/healthz")).status_code == 200  # public stays public
     await service.aclose()
 
 
 async def test_strict_by_default_makes_every_route_strict(minter: Minter) -> None:
     service, _ = make_service(minter, strict_by_default=True)
     transport = httpx.ASGITransport(app=build(service))
+    assert isinstance(service.clock, FixedClock)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/orders", headers=bearer(minter.mint()))).status_code == 200
+        service.clock.advance(service.settings.strict_max_staleness + 1)
         assert (await client.get("/orders", headers=bearer(minter.mint()))).status_code == 503
         fresh(service)
         assert (await client.get("/orders", headers=bearer(minter.mint()))).status_code == 200
     await service.aclose()
+
+
+def test_a_strict_route_cannot_opt_in_to_stale_state() -> None:
+    with pytest.raises(ValueError, match="accept_stale"):
+        RouteRule("/x", strict=True, accept_stale=True)
 
 
 async def test_tenant_segment_must_match_the_token(client: httpx.AsyncClient,

@@ -95,7 +95,7 @@ class Rig:
 
     def at(self, t: float) -> Rig:
         self.clock.advance(NOW + t - self.clock.now())
-        self.state.heartbeat(self.clock.now())
+        self.state.confirm(self.clock.now())
         return self
 
 

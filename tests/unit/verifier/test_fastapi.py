@@ -177,7 +177,7 @@ async def test_require_strict_fails_closed_when_stale(service: VerifierService,
                                                       minter: Minter) -> None:
     token = minter.mint()
     assert (await client.get("/admin/export", headers=bearer(token))).status_code == 200
-    advance(service, service.settings.max_staleness + 0.5)
+    advance(service, service.settings.strict_max_staleness + 0.5)
     response = await client.get("/admin/export", headers=bearer(token))
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
@@ -189,6 +189,7 @@ async def test_require_strict_fails_closed_when_stale(service: VerifierService,
 @pytest.fixture
 async def introspecting(minter: Minter) -> AsyncIterator[tuple[VerifierService, IssuerStub]]:
     service, stub = make_service(minter, strict_fallback="introspect")
+    advance(service, service.settings.strict_max_staleness + 1)  # strict routes are stale
     yield service, stub
     await service.aclose()
 

@@ -25,7 +25,7 @@ from ._support import AUDIENCE, ISSUER, NOW, Minter
 
 @pytest.fixture
 async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
+    service, _ = make_service(minter, fed=False)
     yield service
     await service.aclose()
 
@@ -66,8 +66,13 @@ async def test_stale_rejections_are_their_own_reason(service: VerifierService,
 async def test_lag_and_cursor_are_read_at_scrape_time(service: VerifierService) -> None:
     assert sample(service, "tessera_verifier_revocation_lag_seconds") == float("inf")
     assert sample(service, "tessera_verifier_revocation_cursor") == 0
+    assert sample(service, "tessera_verifier_revocation_loaded") == 0
+    service.state.load_snapshot({"seq": 4, "events": []}, now=NOW - 9)
     service.state.apply({"seq": 5, "kind": "token.revoked", "key": "jti-1", "at": NOW,
-                         "expires_at": NOW + 60}, now=NOW - 7)
+                         "expires_at": NOW + 60}, now=NOW - 8)
+    assert sample(service, "tessera_verifier_revocation_loaded") == 1
+    assert sample(service, "tessera_verifier_revocation_lag_seconds") == float("inf")
+    service.state.observe_watermark({"head": 5, "at": NOW - 7, "epoch": "e1"}, now=NOW - 6)
     assert sample(service, "tessera_verifier_revocation_lag_seconds") == 7
     assert sample(service, "tessera_verifier_revocation_cursor") == 5
     assert sample(service, "tessera_verifier_revocation_entries") == 1
@@ -77,6 +82,7 @@ async def test_lag_and_cursor_are_read_at_scrape_time(service: VerifierService) 
 
 
 async def test_jwks_fetches_are_exported(service: VerifierService, minter: Minter) -> None:
+    fresh(service)
     assert sample(service, "tessera_verifier_jwks_fetches_total") == 0
     await service.check(minter.mint())
     await service.check(minter.mint())
@@ -88,6 +94,9 @@ class DownSource:
     """An event source whose server is down."""
 
     async def snapshot(self) -> Mapping[str, Any]:
+        raise SourceUnavailable("down")
+
+    async def events_after(self, after: int) -> Mapping[str, Any]:
         raise SourceUnavailable("down")
 
     async def follow(self, after: int) -> Any:

@@ -125,8 +125,8 @@ def test_snapshot_then_tail() -> None:
         event(39, "session.version_bumped", "sid-9", sv=2),
     ]}
     state.load_snapshot(snapshot, now=NOW)
-    assert state.cursor == 40
-    assert state.lag(NOW) == 0
+    assert state.cursor == 40 and state.loaded
+    assert state.lag(NOW) == math.inf  # a snapshot without a watermark proves nothing
     assert denial(state, token(jti="gone-after-snapshot", sid=None, sv=None)) is None
     assert denial(state, token()) is Reason.SESSION_REVOKED
     assert state.apply(event(40, "token.revoked", "x")) is False  # already in the snapshot
@@ -222,13 +222,58 @@ def test_memory_stays_bounded_under_churn() -> None:
 def test_lag_and_staleness() -> None:
     state = RevocationState()
     assert state.lag(NOW) == math.inf and state.is_stale(NOW, 3600)
+    assert not state.loaded
     state.apply(event(1, "token.revoked", "a"), now=NOW)
-    assert state.last_heard == NOW
+    assert state.lag(NOW) == math.inf, "an event is not a proof of freshness"
+    state.observe_watermark({"head": 1, "at": NOW, "epoch": "e1"}, now=NOW)
+    assert state.fresh_at == NOW
     assert state.lag(NOW + 2.5) == 2.5
     assert not state.is_stale(NOW + 5, 5) and state.is_stale(NOW + 5.1, 5)
-    state.heartbeat(NOW + 10)
+    state.observe_watermark({"head": 1, "at": NOW + 10, "epoch": "e1"}, now=NOW + 10)
     assert state.lag(NOW + 10) == 0
-    state.heartbeat(NOW + 1)  # an out-of-order keep-alive never moves time back
-    assert state.last_heard == NOW + 10
-    assert state.apply(event(1, "token.revoked", "a"), now=NOW + 20) is False
-    assert state.last_heard == NOW + 20
+    state.observe_watermark({"head": 1, "at": NOW + 1, "epoch": "e1"}, now=NOW + 11)
+    assert state.fresh_at == NOW + 10, "an older watermark never moves time back"
+
+
+def test_a_watermark_counts_only_once_the_cursor_reached_its_head() -> None:
+    state = RevocationState()
+    state.load_snapshot({"seq": 3, "events": []}, now=NOW)
+    state.observe_watermark({"head": 5, "at": NOW + 1, "epoch": "e1"}, now=NOW + 1)
+    assert state.lag(NOW + 1) == math.inf, "events 4 and 5 are missing"
+    state.apply(event(4, "token.revoked", "a"), now=NOW + 2)
+    assert state.lag(NOW + 2) == math.inf
+    state.apply(event(5, "token.revoked", "b"), now=NOW + 2)
+    assert state.lag(NOW + 2) == 1
+
+
+def test_a_watermark_from_the_future_counts_from_when_it_arrived() -> None:
+    state = RevocationState()
+    state.load_snapshot({"seq": 0, "events": []})
+    state.observe_watermark({"head": 0, "at": NOW + 300, "epoch": None}, now=NOW)
+    assert state.fresh_at == NOW  # a source clock ahead of ours cannot stretch the bound
+
+
+def test_a_snapshot_watermark_proves_freshness_at_its_time() -> None:
+    state = RevocationState()
+    state.load_snapshot({"seq": 7, "events": [], "watermark": {"head": 7, "at": NOW - 2,
+                                                             "epoch": None}}, now=NOW)
+    assert state.loaded and state.lag(NOW) == 2
+
+
+@pytest.mark.parametrize("bad", [{"head": -1, "at": NOW}, {"head": 1, "at": "x"},
+                                 {"head": True, "at": NOW}, {"head": 1, "at": NOW, "epoch": 7},
+                                 "nope", {"head": 1, "at": float("nan")}])
+def test_malformed_watermarks_are_refused(bad: Any) -> None:
+    state = RevocationState()
+    with pytest.raises(InvalidEvent):
+        state.observe_watermark(bad, now=NOW)
+    with pytest.raises(InvalidEvent):
+        state.load_snapshot({"seq": 0, "events": [], "watermark": bad})
+    assert not state.loaded and state.fresh_at is None
+
+
+def test_confirm_is_a_hand_fed_states_own_watermark() -> None:
+    state = RevocationState()
+    state.apply(event(2, "token.revoked", "a"))
+    state.confirm(NOW)
+    assert state.loaded and state.lag(NOW + 1) == 1

@@ -300,7 +300,7 @@ def test_stale_state_fails_closed_only_when_bounded(minter: Minter, keys: KeySet
     state = RevocationState()
     strict = policy(max_staleness=5)
     assert reason_of(token, keys, state=state, pol=strict) is Reason.STALE_STATE
-    state.heartbeat(NOW - 4)
+    state.confirm(NOW - 4)
     assert verify(token, keys, state=state, pol=strict).jti
     assert reason_of(token, keys, state=state, pol=strict, now=NOW + 2) is Reason.STALE_STATE
     assert verify(token, keys, state=state, now=NOW + 2).jti

@@ -144,11 +144,44 @@ SCHEMAS: dict[str, Json] = {
                        "at": {"type": "number"}, "expires_at": {"type": ["number", "null"]},
                        "data": {"type": "object"}},
     },
+    "Watermark": {
+        "type": "object",
+        "description": "When the outbox was read at `at`, its last event was `head`: every "
+                       "event committed before `at` has `seq <= head` (docs/freshness.md). "
+                       "`epoch`: the channel's incarnation; null for the store's own answers.",
+        "required": ["head", "at"],
+        "properties": {"head": {"type": "integer", "minimum": 0}, "at": {"type": "number"},
+                       "epoch": {"type": ["string", "null"]}},
+    },
     "RevocationSnapshot": {
         "type": "object",
-        "required": ["seq", "events"],
+        "required": ["seq", "events", "watermark"],
         "properties": {"seq": {"type": "integer"},
-                       "events": {"type": "array", "items": ref("RevocationEvent")}},
+                       "events": {"type": "array", "items": ref("RevocationEvent")},
+                       "watermark": ref("Watermark")},
+    },
+    "RevocationPage": {
+        "type": "object",
+        "description": "Events after a cursor, up to the watermark's head (a gap fill).",
+        "required": ["events", "next", "watermark"],
+        "properties": {"events": {"type": "array", "items": ref("RevocationEvent")},
+                       "next": {"type": ["integer", "null"],
+                                "description": "`after` of the next page; null: the last"},
+                       "watermark": ref("Watermark")},
+    },
+    "AppliedReport": {
+        "type": "object",
+        "description": "What one verifier has applied (batched: the cursor covers every "
+                       "event up to it).",
+        "required": ["verifier_id", "service", "cursor"],
+        "additionalProperties": False,
+        "properties": {
+            "verifier_id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+            "service": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+            "cursor": {"type": "integer", "minimum": 0, "maximum": 2**62},
+            "lag": {"type": ["number", "null"], "minimum": 0},
+            "age": {"type": "number", "minimum": 0, "maximum": 3600,
+                    "description": "Seconds since the cursor reached this value"}},
     },
 }
 

@@ -26,7 +26,9 @@ _SSE_EVENT: Json = {
     "properties": {"event": {"enum": ["revocation", "heartbeat", "resync"]},
                    "id": {"type": "string", "pattern": "^[0-9]+$"},
                    "data": {"type": "string", "description": "JSON: a RevocationEvent, "
-                            "`{\"seq\": N}` for a heartbeat, `{}` for resync"}}}
+                            "`{\"seq\": N, \"watermark\": Watermark|null}` for a "
+                            "heartbeat, `{}` for resync"}}}
+_CURSOR: Json = {"type": "string", "pattern": "^[0-9]{1,18}$"}
 
 
 def _admin_sessions() -> Json:
@@ -53,11 +55,41 @@ def _snapshot() -> Json:
                    **oauth_errors(400, 401, 403, 429, 503)})}
 
 
+def _range() -> Json:
+    return {"get": operation(
+        "Revocation events after a cursor, paged (a verifier filling a gap)",
+        tags=("feed",), security=_FEED_AUTH,
+        description="Client authentication (HTTP Basic) by a client with `tessera:events`. "
+                    "Events with `seq > after` up to the watermark's head; follow `next` "
+                    "until it is null.",
+        parameters=[query("after", "The cursor: events after this sequence number",
+                          required=True, schema=_CURSOR),
+                    query("limit", "Page size, 1 to 1000 (default 1000)", schema=_CURSOR)],
+        responses={**ok_json("One page, with a watermark of the store",
+                             ref("RevocationPage"), no_store=True),
+                   **oauth_errors(400, 401, 403, 429, 503)})}
+
+
+def _acks() -> Json:
+    return {"post": operation(
+        "Report the sequence a verifier has applied (logout completion)",
+        tags=("feed",), security=_FEED_AUTH,
+        description="Client authentication (HTTP Basic) by a client with `tessera:events`. "
+                    "A cursor past the outbox head counts as the head. See "
+                    "docs/freshness.md#logout-completion.",
+        body={"required": True, "content": {"application/json": {
+            "schema": ref("AppliedReport")}}},
+        responses={"204": {"description": "Recorded", "headers": {
+            "Cache-Control": {"schema": {"type": "string"}}}},
+                   **oauth_errors(400, 401, 403, 429, 503)})}
+
+
 def _events() -> Json:
     return {"get": operation(
         "Revocation events (server-sent events)", tags=("feed",), security=_FEED_AUTH,
         description="`event: revocation` frames with `id: <seq>`, `event: heartbeat`, and "
-                    "`event: resync` when the cursor fell out of the window. Resume with "
+                    "`event: resync` when the cursor fell out of the window; heartbeats carry "
+                    "the relay's watermark. Resume with "
                     "`Last-Event-ID` or `?after=`.",
         parameters=[query("after", "Resume after this sequence number",
                           schema={"type": "string", "pattern": "^[0-9]{1,18}$"}),
@@ -98,8 +130,10 @@ def _readiness() -> Json:
 def paths(ctx: DocumentContext) -> dict[str, Json]:
     found: dict[str, Json] = {
         "/admin/sessions": _admin_sessions(),
+        "/revocations": _range(),
         "/revocations/snapshot": _snapshot(),
         "/revocations/events": _events(),
+        "/revocations/acks": _acks(),
         "/healthz": {"get": operation("Liveness", tags=("operations",), responses=ok_json(
             "The process serves requests", {"type": "object", "required": ["status"],
                                             "properties": {"status": {"const": "ok"}}}))},

@@ -50,6 +50,10 @@ class SqlRevocationLog(_Repo):
             revocation_events.c.key == jti).limit(1))
         return row is not None
 
+    async def seq_of(self, kind: str, key: str) -> int | None:
+        seq = (await self.conn.execute(select(func.max(revocation_events.c.seq)).where(
+            revocation_events.c.kind == kind, revocation_events.c.key == key))).scalar()
+        return None if seq is None else int(seq)
     async def revoked_before(self, grains: Sequence[tuple[str, str]]) -> float | None:
         if not grains:
             return None

@@ -1,7 +1,7 @@
 """Repositories over one ``AsyncConnection`` inside one transaction (SQLAlchemy Core):
 clients, users, sessions, codes and refresh families here; the append-only logs and keys
 in ``logs``; second factors in ``factors``; tenants, roles, consents and recovery codes
-in ``trust``."""
+in ``trust``; the verifier registry in ``registry``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tessera.store import ports
 from tessera.store.ports import StoreError
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
+from tessera.store.sql.registry import SqlVerifierRegistry
 from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import (
     auth_codes,
@@ -392,6 +393,7 @@ class SqlUnitOfWork:
         self.roles: ports.RoleRepo = SqlRoleRepo(conn)
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
+        self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
 
     @property
     def outbox_appended(self) -> bool:

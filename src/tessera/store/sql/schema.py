@@ -197,3 +197,23 @@ signing_keys = Table(
     Column("created_at", Double, nullable=False),
     Column("changed_at", Double, nullable=False),
 )
+
+verifier_reports = Table(
+    "verifier_reports", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("verifier_id", String(200), primary_key=True),
+    Column("service", String(200), nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("first_seen", Double, nullable=False),
+    Column("reported_at", Double, nullable=False),
+    Column("lag", Double),
+)
+
+revocation_completions = Table(
+    "revocation_completions", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("at", Double, nullable=False),
+    Column("completed_at", Double, nullable=False),
+    Column("verifiers", Integer, nullable=False),
+)

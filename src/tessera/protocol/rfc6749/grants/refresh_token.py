@@ -5,8 +5,9 @@ family bound to a DPoP key (public clients, RFC 9449 §5), that the request's pr
 signed with that key → check the user's standing and narrow privileged scopes to the
 user's roles now (``standing``, ``core.roles``) → judge (core.refresh) → act:
 - ROTATE: a conditional update marks it rotated; exactly one concurrent caller wins.
-  The successor is ``derive_secret(key, token)``, so a loser of the race, or a client
-  retrying after a lost response, gets the very same pair within the grace window.
+  The successor is ``derive_secret(key, token)``, so a loser of the race (within the
+  grace window) or a client retrying after a lost response (within the longer retry
+  window) gets the very same pair — as long as the successor has never been used.
 - REPLAY_SUCCESSOR: answer the retry with the successor already issued.
 - REUSE: revoke the family and its session, commit, then answer ``invalid_grant``.
 A store failure before commit leaves the old token valid; after commit, the retry path
@@ -64,7 +65,8 @@ class RefreshTokenGrant:
     grant_type = GRANT_REFRESH_TOKEN
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
-                 *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float) -> None:
+                 *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float,
+                 retry_seconds: float = 0.0) -> None:
         self._store = store
         self._tokens = tokens
         self._audit = audit
@@ -72,6 +74,7 @@ class RefreshTokenGrant:
         self._key = derivation_key
         self._refresh_ttl = refresh_ttl
         self._grace = grace_seconds
+        self._retry = retry_seconds
 
     async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
                      jkt: str | None = None) -> TokenResult:
@@ -101,7 +104,7 @@ class RefreshTokenGrant:
         head = await self._successor_is_head(tx, token)
         verdict = judge_presentation(token, family, session_active=session.active,
                                      successor_is_head=head, now=now,
-                                     grace_seconds=self._grace)
+                                     grace_seconds=self._grace, retry_seconds=self._retry)
         if verdict is RotationVerdict.ROTATE:
             if await tx.uow.refresh.rotate(digest, successor_hash=successor_hash, at=now):
                 return await self._issue_successor(tx, token, family, session, successor_raw,
@@ -112,7 +115,8 @@ class RefreshTokenGrant:
             verdict = judge_presentation(token, family, session_active=session.active,
                                          successor_is_head=await self._successor_is_head(
                                              tx, token),
-                                         now=now, grace_seconds=self._grace)
+                                         now=now, grace_seconds=self._grace,
+                                         retry_seconds=self._retry)
         if verdict is RotationVerdict.REPLAY_SUCCESSOR:
             successor = await tx.uow.refresh.get_token(successor_hash)
             if successor is None:
