@@ -290,3 +290,17 @@ async def test_dpop_bound_tokens_carry_a_proof_upstream(dpop_world: BffWorld) ->
     await world.api("GET", "/bff/api/orders/items")
     renewed = world.upstream.seen[-1]["headers"]["authorization"].split(" ", 1)[1]
     assert renewed != token and claims_of(renewed)["cnf"]["jkt"] == proof.jkt
+
+
+async def test_login_form_lets_the_browser_follow_to_the_registered_callback(
+        world: BffWorld) -> None:
+    """CSP ``form-action`` also governs the redirect after the form is posted: the login
+    page names the client's redirect-URI origin (a real browser otherwise stops there;
+    tests/system/test_bff_browser.py), and nothing else."""
+    start = await world.browser.get("/bff/login")
+    parts = urlsplit(start.headers["location"])
+    page = await world.idp.get(f"{parts.path}?{parts.query}")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert f"form-action 'self' {BFF_URL};" in policy, policy
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
