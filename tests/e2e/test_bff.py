@@ -304,3 +304,72 @@ async def test_login_form_lets_the_browser_follow_to_the_registered_callback(
     policy = page.headers["content-security-policy"]
     assert f"form-action 'self' {BFF_URL};" in policy, policy
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+async def test_dpop_nonce_demanded_by_the_token_endpoint_is_retried(
+        tmp_path: Any, sqlite_store: Any, clock: FixedClock) -> None:
+    """RFC 9449 §8: with ``dpop.require_nonce`` the first proof is answered
+    ``use_dpop_nonce``; the BFF signs again with the nonce, at login and at refresh."""
+    import httpx
+
+    from tessera.identity.app import build_app
+    from tests.conftest import make_identity, make_settings
+
+    identity = await make_identity(make_settings(tmp_path, dpop={"require_nonce": True}),
+                                   sqlite_store, clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(identity)),
+                                 base_url=identity.settings.issuer) as http:
+        world = await make_world(identity, TesseraDriver(identity, http), clock, dpop=True)
+        try:
+            done = await world.login()
+            assert done.status_code == 303, done.text
+            token = await _bearer(world)
+            assert "jkt" in claims_of(token)["cnf"]
+            world.clock.advance(claims_of(token)["exp"] - world.clock.now() - 5)
+            renewed = await _bearer(world)
+            assert renewed != token and claims_of(renewed)["cnf"] == claims_of(token)["cnf"]
+        finally:
+            await world.browser.aclose()
+            await world.idp.aclose()
+            await identity.audit.aclose()
+
+
+async def test_identity_service_down_is_503_not_500(world: BffWorld) -> None:
+    import httpx
+
+    from tessera.bff import MemoryVault, create_bff
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    app = create_bff(world.settings, clock=world.clock, vault=MemoryVault(),
+                     identity_transport=httpx.MockTransport(down))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=BFF_URL) as browser:
+        start = await browser.get("/bff/login")
+        assert start.status_code == 503 and "unavailable" in start.text
+        callback = await browser.get("/bff/callback?code=x&state=y")
+        assert callback.status_code == 400  # no login cookie: refused before any call
+
+
+async def test_upstream_asking_for_a_dpop_nonce_gets_one_retry(dpop_world: BffWorld) -> None:
+    from starlette.responses import JSONResponse
+
+    world = dpop_world
+    await world.login()
+    world.upstream.answers.append(JSONResponse(
+        {"error": "use_dpop_nonce"}, 401,
+        headers={"www-authenticate": 'DPoP error="use_dpop_nonce"', "dpop-nonce": "n-42"}))
+    response = await world.api("GET", "/bff/api/orders/items")
+    assert response.status_code == 200 and "dpop-nonce" not in response.headers
+    first, second = world.upstream.seen[-2:]
+    assert check_proof(second["headers"]["dpop"], method="GET",
+                       url="http://orders.internal/v1/items", now=world.clock.now(),
+                       access_token=second["headers"]["authorization"].split(" ", 1)[1]
+                       ).nonce == "n-42"
+    assert first["headers"]["dpop"] != second["headers"]["dpop"]
+    # a plain refusal is passed on once, not retried
+    world.upstream.answers.append(JSONResponse({"error": "invalid_token"}, 401))
+    calls = len(world.upstream.seen)
+    assert (await world.api("GET", "/bff/api/orders/items")).status_code == 401
+    assert len(world.upstream.seen) == calls + 1
