@@ -45,7 +45,8 @@ class Upstream:
             if self.answers:
                 return self.answers.pop(0)
             return JSONResponse({"ok": True, "path": request.url.path},
-                                headers={"set-cookie": "upstream=1"})
+                                headers={"set-cookie": "upstream=1",
+                                         "access-control-allow-origin": "*"})
 
         return Starlette(routes=[Route("/{path:path}", echo, methods=[
             "GET", "POST", "PUT", "PATCH", "DELETE"])])

@@ -55,6 +55,7 @@ async def test_login_api_call_logout_then_refused(world: BffWorld) -> None:
                              headers={"cookie-probe": "x"})
     assert called.status_code == 200 and called.json()["path"] == "/v1/items"
     assert "set-cookie" not in called.headers  # upstream cookies never reach the browser
+    assert "access-control-allow-origin" not in called.headers
     seen = world.upstream.seen[-1]
     assert seen["query"] == "limit=2" and seen["body"] == b'{"sku":"a"}'
     assert "cookie" not in seen["headers"] and "x-tessera-bff" not in seen["headers"]

@@ -6,8 +6,9 @@ session's access token.
   DPoP-bound; an upstream that asks for a nonce (``401`` + ``DPoP-Nonce``, §9) gets one
   retry with it, and its nonce is remembered for later proofs.
 - Only an allowlist of request headers goes upstream (never the browser's cookies, its
-  ``Authorization``, ``Origin`` or the CSRF header); hop-by-hop headers and
-  ``Set-Cookie`` never come back.
+  ``Authorization``, ``Origin`` or the CSRF header); hop-by-hop headers, ``Set-Cookie``
+  and CORS headers (``Access-Control-*``: an upstream must not open the BFF's origin to
+  other sites) never come back.
 - The path must not climb out of the route (``.`` / ``..`` segments are 400).
 """
 
@@ -98,7 +99,8 @@ class UpstreamProxy:
                 continue
             break
         kept = [(k, v) for k, v in response.headers.multi_items()
-                if k.lower() not in _DROP_RESPONSE]
+                if k.lower() not in _DROP_RESPONSE
+                and not k.lower().startswith("access-control-")]  # no CORS through us
         out = Response(response.content, status_code=response.status_code)
         for name, value in kept:
             out.headers.append(name, value)
