@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tessera.bff import BffSettings, MemoryVault, create_bff
+from tessera.bff import BffSettings, MemoryVault, Vault, create_bff
 from tessera.core.clock import FixedClock
 from tessera.identity.app import build_app as identity_app
 from tessera.identity.compose import Identity
@@ -58,7 +58,7 @@ class BffWorld:
     driver: TesseraDriver
     client: AppClient
     settings: BffSettings
-    vault: MemoryVault
+    vault: Vault
     upstream: Upstream
     app: Starlette
     browser: httpx.AsyncClient
@@ -99,7 +99,7 @@ class BffWorld:
 
 
 async def make_world(identity: Identity, driver: TesseraDriver, clock: FixedClock,
-                     **overrides: Any) -> BffWorld:
+                     vault: Any = None, **overrides: Any) -> BffWorld:
     client = await driver.client(
         grants=("authorization_code", "refresh_token"), scope="api:read api:write",
         audiences=(API_AUDIENCE,), redirect_uris=(f"{BFF_URL}/bff/callback",),
@@ -113,7 +113,7 @@ async def make_world(identity: Identity, driver: TesseraDriver, clock: FixedCloc
         "session_check_interval": 0}
     values.update(overrides)
     settings = BffSettings(**values)
-    vault = MemoryVault()
+    vault = vault if vault is not None else MemoryVault(clock)
     upstream = Upstream()
     app = create_bff(settings, clock=clock, vault=vault,
                      identity_transport=httpx.ASGITransport(app=identity_app(identity)),

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tessera.bff import MemoryVault
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.identity.compose import Identity
@@ -122,6 +123,7 @@ async def test_authorization_request_uses_pkce_state_and_nonce(world: BffWorld) 
 async def test_tokens_are_sealed_at_rest(world: BffWorld) -> None:
     await world.login()
     token = await _bearer(world)
+    assert isinstance(world.vault, MemoryVault)
     stored = b"".join(value for value, _ in world.vault._items.values())
     assert token.encode() not in stored and b"refresh" not in stored
     assert all(key.startswith("session:") or key.startswith("login:")
@@ -338,7 +340,7 @@ async def test_dpop_nonce_demanded_by_the_token_endpoint_is_retried(
 async def test_identity_service_down_is_503_not_500(world: BffWorld) -> None:
     import httpx
 
-    from tessera.bff import MemoryVault, create_bff
+    from tessera.bff import create_bff
 
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
@@ -374,3 +376,45 @@ async def test_upstream_asking_for_a_dpop_nonce_gets_one_retry(dpop_world: BffWo
     calls = len(world.upstream.seen)
     assert (await world.api("GET", "/bff/api/orders/items")).status_code == 401
     assert len(world.upstream.seen) == calls + 1
+
+
+async def test_idle_session_ends(world: BffWorld) -> None:
+    await world.login()
+    world.clock.advance(world.settings.session_idle_timeout - 60)
+    assert (await world.api("GET", "/bff/session")).status_code == 200  # use renews it
+    world.clock.advance(world.settings.session_idle_timeout - 60)
+    assert (await world.api("GET", "/bff/session")).status_code == 200
+    world.clock.advance(world.settings.session_idle_timeout + 1)
+    assert (await world.api("GET", "/bff/session")).status_code == 401
+
+
+async def test_the_journey_on_redis(identity: Identity, tessera: TesseraDriver,
+                                    clock: FixedClock) -> None:
+    """Sessions in Redis (what replicas share): sealed there, and gone after logout."""
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from tessera.bff import RedisVault
+    from tests.conftest import REDIS_URL, require_service
+
+    url = require_service(REDIS_URL, "redis")
+    prefix = f"tessera:bff-e2e:{uuid.uuid4().hex}:"
+    world = await make_world(identity, tessera, clock, vault=RedisVault(url, prefix=prefix))
+    redis = Redis.from_url(url)
+    try:
+        await world.login()
+        token = await _bearer(world)
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        assert len(keys) == 1 and keys[0].decode().startswith(f"{prefix}session:")
+        assert token.encode() not in (await redis.get(keys[0]) or b"")
+        ttl = await redis.ttl(keys[0])
+        assert 0 < ttl <= world.settings.session_idle_timeout
+        assert (await world.api("POST", "/bff/logout")).status_code == 200
+        assert [k async for k in redis.scan_iter(match=f"{prefix}*")] == []
+        assert (await world.api("GET", "/bff/session")).status_code == 401
+    finally:
+        await redis.aclose()
+        await world.vault.aclose()
+        await world.browser.aclose()
+        await world.idp.aclose()

@@ -47,7 +47,7 @@ def create_bff(settings: BffSettings, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     if vault is None:
         vault = RedisVault(settings.redis_url, prefix=settings.redis_prefix) \
-            if settings.redis_url else MemoryVault()
+            if settings.redis_url else MemoryVault(clock)
     secret = settings.secret_key_bytes
     sealed = SealedVault(vault, Sealer(derive_key(secret, "seal")))
     client = IdentityClient(settings, clock=clock, transport=identity_transport)

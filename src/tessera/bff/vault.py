@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
 from tessera.keys import Sealer
 from tessera.keys.errors import KeyError_
@@ -89,18 +90,20 @@ class Vault(Protocol):
 
 
 class MemoryVault:
-    """In this process only: development and tests (lost on restart)."""
+    """In this process only: development and tests (lost on restart). Expiry follows
+    ``clock`` when given (the app's), else the monotonic clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._items: dict[str, tuple[bytes, float]] = {}
+        self._now = clock.now if clock is not None else time.monotonic
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         self._prune()
-        self._items[key] = (value, time.monotonic() + ttl)
+        self._items[key] = (value, self._now() + ttl)
 
     async def get(self, key: str) -> bytes | None:
         item = self._items.get(key)
-        if item is None or item[1] <= time.monotonic():
+        if item is None or item[1] <= self._now():
             self._items.pop(key, None)
             return None
         return item[0]
@@ -120,7 +123,7 @@ class MemoryVault:
         return len(self._items)
 
     def _prune(self) -> None:
-        now = time.monotonic()
+        now = self._now()
         for key in [k for k, (_, expiry) in self._items.items() if expiry <= now]:
             del self._items[key]
 
