@@ -418,3 +418,29 @@ async def test_the_journey_on_redis(identity: Identity, tessera: TesseraDriver,
         await world.vault.aclose()
         await world.browser.aclose()
         await world.idp.aclose()
+
+
+async def test_garbage_never_gets_a_500(world: BffWorld) -> None:
+    """Hostile or broken input at every route: a clear 4xx, never a 500 or a stack trace."""
+    await world.login()
+    cases: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", "/bff/callback?state=%C3%A9%00&code=" + "x" * 5000, {}),
+        ("GET", "/bff/callback?state=a&state=b&code=c&code=d", {}),
+        ("GET", "/bff/callback?error=" + "e" * 500, {}),
+        ("GET", "/bff/login?return_to=/%0d%0aSet-Cookie:x=1", {}),
+        ("GET", "/bff/login?return_to=" + "/a" * 3000, {}),
+        ("GET", "/bff/session", {**CSRF, "origin": "not a url"}),
+        ("GET", "/bff/session", {**CSRF, "origin": "https://[::1"}),
+        ("POST", "/bff/api/orders/x", {**CSRF, "origin": BFF_URL, "content-length": "abc"}),
+        ("GET", "/bff/api/orders/%00", {**CSRF, "origin": BFF_URL}),
+        ("GET", "/bff/api/ORDERS/x", {**CSRF, "origin": BFF_URL}),
+        ("PROPFIND", "/bff/api/orders/x", {**CSRF, "origin": BFF_URL}),
+        ("GET", "/bff/logout", {**CSRF, "origin": BFF_URL}),
+    ]
+    for method, path, headers in cases:
+        response = await world.browser.request(method, path, headers=headers)
+        assert 300 <= response.status_code < 500, (method, path, response.status_code)
+        assert "Traceback" not in response.text
+    login = await world.browser.get("/bff/login?return_to=/%0d%0aSet-Cookie:x=1")
+    assert login.status_code == 303
+    assert "set-cookie: x" not in str(login.headers).lower()

@@ -73,7 +73,8 @@ def check_csrf(request: Request, settings: BffSettings) -> None:
         raise CsrfRefused(f"the {CSRF_HEADER} header is required")
     origin = request.headers.get("origin")
     if origin is not None:
-        if origin == "null" or origin_of(origin) not in settings.origins:
+        claimed = origin_of(origin)
+        if not claimed or claimed not in settings.origins:
             raise CsrfRefused("the request comes from another origin")
     elif request.method not in _SAFE \
             and request.headers.get("sec-fetch-site") not in ("same-origin", None):

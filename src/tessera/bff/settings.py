@@ -31,19 +31,28 @@ _ROUTE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of ``url`` (default ports dropped), lower-cased."""
-    parts = urlsplit(url)
+    """``scheme://host[:port]`` of ``url`` (default ports dropped), lower-cased; ``""``
+    for something that is not a URL (it matches no origin)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        return ""
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -166,6 +175,14 @@ class BffSettings(BaseSettings):
                     or parts.query or parts.fragment:
                 raise ValueError(f"route {name!r}: {url!r} is not an http(s) base URL")
         return {name: url.rstrip("/") for name, url in value.items()}
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not origin_of(origin) or urlsplit(origin).scheme not in ("http", "https"):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return value
 
     @field_validator("post_login_redirect")
     @classmethod

@@ -32,6 +32,7 @@ def test_https_or_loopback_public_url(url: str) -> None:
     ("routes", {"Bad Name": "http://x"}), ("routes", {"orders": "ftp://x"}),
     ("routes", {"orders": "http://x/?q=1"}), ("post_login_redirect", "//evil.example"),
     ("post_login_redirect", "https://evil.example"),
+    ("allowed_origins", ("not an origin",)), ("allowed_origins", ("https://[::1",)),
 ])
 def test_unsafe_values_are_refused(field: str, value: Any) -> None:
     with pytest.raises(ValidationError):
@@ -68,6 +69,8 @@ class _Request:
     ("GET", {"x-tessera-bff": "true"}, False),
     ("GET", {"x-tessera-bff": "1", "origin": "https://evil.example"}, False),
     ("GET", {"x-tessera-bff": "1", "origin": "null"}, False),
+    ("GET", {"x-tessera-bff": "1", "origin": "garbage"}, False),
+    ("GET", {"x-tessera-bff": "1", "origin": "https://[::1"}, False),
     ("POST", {"x-tessera-bff": "1", "sec-fetch-site": "same-site"}, False),
     ("POST", {"x-tessera-bff": "1", "sec-fetch-site": "cross-site"}, False),
     ("POST", {"x-tessera-bff": "1", "origin": "http://app.example"}, False),
