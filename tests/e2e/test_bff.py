@@ -223,7 +223,8 @@ async def test_error_callback_and_open_redirect(world: BffWorld) -> None:
     start = await world.browser.get("/bff/login", params={"return_to": "//evil.example/x"})
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
     denied = await world.browser.get("/bff/callback",
-                                     params={"error": "access_denied", "state": state})
+                                     params={"error": "access_denied", "state": state,
+                                             "iss": world.settings.issuer})
     assert denied.status_code == 400 and "access_denied" in denied.text
     done = await world.login(return_to="https://evil.example/")
     assert done.status_code == 303 and done.headers["location"] == "/"
@@ -444,3 +445,32 @@ async def test_garbage_never_gets_a_500(world: BffWorld) -> None:
     login = await world.browser.get("/bff/login?return_to=/%0d%0aSet-Cookie:x=1")
     assert login.status_code == 303
     assert "set-cookie: x" not in str(login.headers).lower()
+
+
+async def test_callback_from_another_issuer_is_refused(world: BffWorld) -> None:
+    """RFC 9207: the identity service names itself in the response (it advertises
+    ``authorization_response_iss_parameter_supported``); a mixed-up one is refused."""
+    start = await world.browser.get("/bff/login")
+    callback = await world.sign_in_at_idp(start.headers["location"])
+    query = parse_qs(urlsplit(callback).query)
+    assert query["iss"] == [world.settings.issuer]
+    for iss in ("https://evil.example", None):
+        world.browser.cookies.clear()
+        start = await world.browser.get("/bff/login")
+        callback = await world.sign_in_at_idp(start.headers["location"])
+        query = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+        query.pop("iss")
+        if iss:
+            query["iss"] = iss
+        response = await world.browser.get("/bff/callback", params=query)
+        assert response.status_code == 400 and "issuer" in response.text
+
+
+async def test_a_new_login_replaces_the_old_session(world: BffWorld) -> None:
+    await world.login()
+    old = world.browser.cookies["__Host-tessera-bff"]
+    await world.login()
+    new = world.browser.cookies["__Host-tessera-bff"]
+    assert new != old
+    world.browser.cookies.set("__Host-tessera-bff", old, domain="bff.test")
+    assert (await world.api("GET", "/bff/session")).status_code == 401

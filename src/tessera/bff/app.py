@@ -114,6 +114,8 @@ def build_app(settings: BffSettings, sessions: SessionManager, proxy: UpstreamPr
         except (IdentityUnavailable, VaultUnavailable) as exc:
             _log.warning("bff callback: %s", exc)
             return _page(503, "Sign-in is briefly unavailable. Try again shortly.")
+        with contextlib.suppress(VaultUnavailable):  # else it expires on its own
+            await sessions.forget(cookies.read_session(request))  # the one it replaces
         response = RedirectResponse(return_to, 303, headers=_NO_STORE)
         cookies.delete(response, LOGIN_COOKIE)
         cookies.set_session(response, handle)

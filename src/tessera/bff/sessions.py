@@ -111,6 +111,7 @@ class SessionManager:
                               "this login is unknown, expired or already completed")
         if not constant_time_equal(params.get("state", ""), login.state):
             raise LoginFailed("invalid_request", "state does not match this login")
+        await self._check_iss(params.get("iss"))
         if "error" in params:
             raise LoginFailed(params["error"][:64] or "access_denied",
                               "the identity service did not sign you in")
@@ -128,6 +129,9 @@ class SessionManager:
         except IdTokenInvalid as exc:
             _log.warning("bff login refused: %s", exc)
             raise LoginFailed("invalid_grant", "the ID token is not valid") from None
+        if signer is not None and tokens.token_type != "DPoP":
+            raise LoginFailed("invalid_dpop_proof", "the identity service did not bind the "
+                              "tokens to the session's DPoP key (TESSERA_BFF_DPOP is on)")
         now = self._clock.now()
         session = BffSession(
             sub=str(claims["sub"]), sid=claims.get("sid") if isinstance(claims.get("sid"), str)
@@ -142,6 +146,21 @@ class SessionManager:
         _log.info("bff.session_created sub=%s sid_hash=%s", session.sub,
                   token_hash(session.sid) if session.sid else None)
         return handle, login.return_to
+
+    async def _check_iss(self, iss: str | None) -> None:
+        """RFC 9207 (mix-up defence): the response names its issuer, and it is ours."""
+        required = (await self.client.metadata()).get(
+            "authorization_response_iss_parameter_supported") is True
+        if iss is None and not required:
+            return
+        if iss is None or not constant_time_equal(iss, self.settings.issuer):
+            raise LoginFailed("invalid_request",
+                              "the response does not come from the configured issuer")
+
+    async def forget(self, handle: str | None) -> None:
+        """Drop a session this browser replaces with a new login (no fixation)."""
+        if handle:
+            await self.vault.delete_session(handle)
 
     # use -----------------------------------------------------------------------------------
     async def open(self, handle: str | None, *, check: bool = True) -> OpenedSession | None:
