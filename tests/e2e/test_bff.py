@@ -474,3 +474,12 @@ async def test_a_new_login_replaces_the_old_session(world: BffWorld) -> None:
     assert new != old
     world.browser.cookies.set("__Host-tessera-bff", old, domain="bff.test")
     assert (await world.api("GET", "/bff/session")).status_code == 401
+
+
+async def test_every_answer_forbids_framing_and_sniffing(world: BffWorld) -> None:
+    for response in (await world.browser.get("/healthz"),
+                     await world.browser.get("/bff/login"),
+                     await world.api("GET", "/bff/session")):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["x-content-type-options"] == "nosniff"

@@ -39,10 +39,12 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera.bff.cookies import LOGIN_COOKIE, SESSION_COOKIE, CookieJar
 from tessera.bff.oidc_client import IdentityUnavailable
@@ -193,9 +195,38 @@ def build_app(settings: BffSettings, sessions: SessionManager, proxy: UpstreamPr
     ]
     if settings.static_dir:
         routes.append(Mount("/", StaticFiles(directory=settings.static_dir, html=True)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(_SecurityHeaders)])
     app.state.tessera_bff = sessions
     return app
+
+
+class _SecurityHeaders:
+    """On every answer (the SPA's files included): no framing (clickjacking of the app's
+    buttons), no MIME sniffing, the referrer kept on this origin. A page's own CSP (a
+    ``<meta>`` in the SPA) cannot forbid framing, hence the header."""
+
+    _HEADERS: Final = ((b"x-frame-options", b"DENY"),
+                       (b"content-security-policy", b"frame-ancestors 'none'"),
+                       (b"x-content-type-options", b"nosniff"),
+                       (b"referrer-policy", b"same-origin"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(h for h in self._HEADERS if h[0] not in present)]
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
 
 
 class _TooLarge(ProxyError):
