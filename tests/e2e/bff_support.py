@@ -99,7 +99,8 @@ class BffWorld:
 
 
 async def make_world(identity: Identity, driver: TesseraDriver, clock: FixedClock,
-                     vault: Any = None, **overrides: Any) -> BffWorld:
+                     vault: Any = None, revocations: Any = None,
+                     **overrides: Any) -> BffWorld:
     client = await driver.client(
         grants=("authorization_code", "refresh_token"), scope="api:read api:write",
         audiences=(API_AUDIENCE,), redirect_uris=(f"{BFF_URL}/bff/callback",),
@@ -117,7 +118,8 @@ async def make_world(identity: Identity, driver: TesseraDriver, clock: FixedCloc
     upstream = Upstream()
     app = create_bff(settings, clock=clock, vault=vault,
                      identity_transport=httpx.ASGITransport(app=identity_app(identity)),
-                     upstream_transport=httpx.ASGITransport(app=upstream.app()))
+                     upstream_transport=httpx.ASGITransport(app=upstream.app()),
+                     revocations=revocations)
     browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BFF_URL)
     idp = httpx.AsyncClient(transport=httpx.ASGITransport(app=identity_app(identity)),
                             base_url=ISSUER)

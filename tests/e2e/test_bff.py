@@ -483,3 +483,69 @@ async def test_every_answer_forbids_framing_and_sniffing(world: BffWorld) -> Non
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def _fed_verifier(identity: Identity) -> Any:
+    """The verifier SDK's service with its state fed by hand from the published events
+    (what its feed follower does), loaded and current."""
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from tessera.identity.app import build_app
+    from tessera.verifier import VerifierService, VerifierSettings
+
+    service = VerifierService(
+        VerifierSettings(issuer=identity.settings.issuer, audience=API_AUDIENCE,
+                         source="none", service_name="tessera-bff"),
+        clock=identity.clock, transport=httpx.ASGITransport(app=build_app(identity)),
+        registry=CollectorRegistry())
+    service.state.confirm(identity.clock.now())
+    return service
+
+
+async def _feed(identity: Identity, service: Any, after: int) -> None:
+    from tessera.bus import event_to_wire
+
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        for event in await uow.revocations.since(after, limit=10_000):
+            service.state.apply(event_to_wire(event))
+    service.state.confirm(identity.clock.now())
+
+
+@pytest.mark.parametrize("dpop", [False, True])
+async def test_revocation_feed_ends_the_session_without_introspection(
+        identity: Identity, tessera: TesseraDriver, clock: FixedClock, dpop: bool) -> None:
+    service = await _fed_verifier(identity)
+    world = await make_world(identity, tessera, clock, revocations=service,
+                             revocation_feed=True, audience=API_AUDIENCE,
+                             session_check_interval=300, dpop=dpop)
+    try:
+        await world.login()
+        token = await _bearer(world)
+        before = await last_seq(world.identity)
+        assert await world.identity.logout.end_session(claims_of(token)["sid"])
+        # not yet applied, and introspection is not asked within 300 s: still accepted
+        assert (await world.api("GET", "/bff/session")).status_code == 200
+        await _feed(world.identity, service, before)  # the event arrives
+        assert (await world.api("GET", "/bff/session")).status_code == 401
+    finally:
+        await world.browser.aclose()
+        await world.idp.aclose()
+
+
+async def test_stale_revocation_feed_falls_back_to_introspection(
+        identity: Identity, tessera: TesseraDriver, clock: FixedClock) -> None:
+    service = await _fed_verifier(identity)
+    world = await make_world(identity, tessera, clock, revocations=service,
+                             revocation_feed=True, audience=API_AUDIENCE,
+                             session_check_interval=0)
+    try:
+        await world.login()
+        token = await _bearer(world)
+        assert await world.identity.logout.end_session(claims_of(token)["sid"])
+        world.clock.advance(service.settings.max_staleness + 1)  # no news: stale
+        assert service.is_stale()
+        assert (await world.api("GET", "/bff/session")).status_code == 401
+    finally:
+        await world.browser.aclose()
+        await world.idp.aclose()

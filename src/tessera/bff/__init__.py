@@ -26,6 +26,7 @@ from tessera.bff.settings import CSRF_HEADER, BffSettings
 from tessera.bff.vault import MemoryVault, RedisVault, SealedVault, Vault
 from tessera.core.clock import Clock, SystemClock
 from tessera.keys import Sealer
+from tessera.verifier import VerifierService, VerifierSettings
 
 __all__ = ["CSRF_HEADER", "LOGIN_COOKIE", "SESSION_COOKIE", "BffSettings", "MemoryVault",
            "RedisVault", "Vault", "build_app", "check_csrf", "create_bff", "derive_key"]
@@ -40,10 +41,12 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
 def create_bff(settings: BffSettings, *, clock: Clock | None = None,
                vault: Vault | None = None,
                identity_transport: httpx.AsyncBaseTransport | None = None,
-               upstream_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+               upstream_transport: httpx.AsyncBaseTransport | None = None,
+               revocations: VerifierService | None = None) -> Starlette:
     """The app from settings. ``vault`` defaults to Redis when ``redis_url`` is set, else
     memory; the transports serve the calls to the identity service and to upstreams
-    (tests)."""
+    (tests). With ``revocation_feed``, ``revocations`` defaults to a ``VerifierService``
+    following the identity service's feed (``TESSERA_VERIFIER_*`` tune it)."""
     clock = clock or SystemClock()
     if vault is None:
         vault = RedisVault(settings.redis_url, prefix=settings.redis_prefix) \
@@ -51,7 +54,14 @@ def create_bff(settings: BffSettings, *, clock: Clock | None = None,
     secret = settings.secret_key_bytes
     sealed = SealedVault(vault, Sealer(derive_key(secret, "seal")))
     client = IdentityClient(settings, clock=clock, transport=identity_transport)
-    sessions = SessionManager(settings, sealed, client, clock)
+    if revocations is None and settings.revocation_feed:
+        assert settings.audience is not None  # BffSettings checks it
+        revocations = VerifierService(VerifierSettings(
+            issuer=settings.issuer, identity_url=settings.identity_url,
+            audience=settings.audience, service_name="tessera-bff",
+            client_id=settings.client_id, client_secret=settings.client_secret),
+            clock=clock, transport=identity_transport)
+    sessions = SessionManager(settings, sealed, client, clock, revocations=revocations)
     cookies = CookieJar(derive_key(secret, "cookie"), clock=clock,
                         session_max_age=settings.session_absolute_timeout,
                         login_max_age=settings.login_timeout)

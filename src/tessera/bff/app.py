@@ -87,9 +87,13 @@ def build_app(settings: BffSettings, sessions: SessionManager, proxy: UpstreamPr
               cookies: CookieJar) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if sessions.revocations is not None:
+            await sessions.revocations.start()
         try:
             yield
         finally:
+            if sessions.revocations is not None:
+                await sessions.revocations.aclose()
             await proxy.aclose()
             await sessions.client.aclose()
             await sessions.vault.vault.aclose()

@@ -13,10 +13,13 @@ Each use of a session (``open``):
 2. the access token is refreshed ``refresh_margin`` seconds before it expires (one
    refresh per session at a time in this process; the identity service's grace window
    covers two replicas refreshing at once); a refused refresh ends the session;
-3. liveness: at most every ``session_check_interval`` seconds the identity service is
-   asked (RFC 7662) whether the access token is still active — a session revoked there
-   (logout elsewhere, an administrator, a password reset, the user's "end all") is
-   refused here within that interval.
+3. liveness: with ``revocation_feed``, the access token is checked against the
+   revocation state the verifier SDK's follower keeps from the identity service's feed
+   (every revocation pushed, applied locally, so a session revoked there is refused as
+   soon as the event arrives); otherwise — or while that state is stale — at most every
+   ``session_check_interval`` seconds the identity service is asked (RFC 7662) whether
+   the access token is still active. Either way a session revoked there (logout
+   elsewhere, an administrator, a password reset, the user's "end all") is refused here.
 
 Errors: ``LoginFailed`` (the callback cannot complete; ``error`` is an OAuth-style code),
 the client's ``IdentityUnavailable`` and the vault's ``VaultUnavailable`` (503).
@@ -42,6 +45,7 @@ from tessera.bff.vault import BffSession, LoginTransaction, SealedVault
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, new_secret, token_hash
 from tessera.protocol.rfc9449 import ProofSigner
+from tessera.verifier import Denied, VerifierService
 
 __all__ = ["PUBLIC_CLAIMS", "LoginFailed", "SessionManager", "is_local_path"]
 
@@ -79,10 +83,11 @@ class OpenedSession:
 
 class SessionManager:
     def __init__(self, settings: BffSettings, vault: SealedVault, client: IdentityClient,
-                 clock: Clock) -> None:
+                 clock: Clock, *, revocations: VerifierService | None = None) -> None:
         self.settings = settings
         self.vault = vault
         self.client = client
+        self.revocations = revocations
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
             weakref.WeakValueDictionary()
@@ -199,6 +204,12 @@ class SessionManager:
             session.scope = tokens.scope or session.scope
             session.checked_at = now  # the identity service just vouched for it
             await self._save(handle, session)
+        if self.revocations is not None and not self.revocations.is_stale():
+            try:  # pushed revocations, applied locally: no round trip
+                await self.revocations.verify_locally(session.access_token)
+            except Denied as exc:
+                return await self._end_locally(handle, f"revoked ({exc.reason.value})")
+            return True
         if now - session.checked_at >= self.settings.session_check_interval:
             if not await self.client.is_active(session.access_token):
                 return await self._end_locally(handle, "revoked at the identity service")

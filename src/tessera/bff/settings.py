@@ -111,6 +111,16 @@ class BffSettings(BaseSettings):
     dpop: bool = False
     """Bind the tokens to a per-session DPoP key (RFC 9449): the BFF signs a proof for the
     token endpoint and for every upstream call, which gets ``Authorization: DPoP``."""
+    revocation_feed: bool = False
+    """Follow the identity service's revocation feed (the verifier SDK's follower, the way
+    every API does) and refuse a session the moment its token, session, family, user or
+    client is revoked — no introspection per ``session_check_interval`` while the feed is
+    fresh (it is the fallback when stale). Needs ``audience`` and the ``tessera:events``
+    scope on the BFF's client; ``TESSERA_VERIFIER_SOURCE``, ``..._REDIS_URL`` and
+    ``..._MAX_STALENESS`` tune the follower."""
+    audience: str | None = None
+    """The audience of the BFF's access tokens (an upstream API's identifier), which the
+    feed follower verifies them for. Required with ``revocation_feed``."""
     session_idle_timeout: int = Field(30 * 60, ge=60, le=7 * 86400)
     """A session unused this many seconds ends."""
     session_absolute_timeout: int = Field(12 * 3600, ge=300, le=30 * 86400)
@@ -195,6 +205,8 @@ class BffSettings(BaseSettings):
     def _timeouts(self) -> BffSettings:
         if self.session_idle_timeout > self.session_absolute_timeout:
             raise ValueError("session_idle_timeout exceeds session_absolute_timeout")
+        if self.revocation_feed and not self.audience:
+            raise ValueError("revocation_feed needs audience (TESSERA_BFF_AUDIENCE)")
         return self
 
     @property

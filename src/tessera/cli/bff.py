@@ -44,10 +44,12 @@ def bff(host: str, port: int, static_dir: str | None, check: bool, new_key: bool
     except ValidationError as exc:
         raise ConfigurationError(describe_validation(exc)) from None
     storage = "redis" if settings.redis_url else "memory (development only)"
+    liveness = ("revocation feed" if settings.revocation_feed else
+                f"introspection every {settings.session_check_interval:g}s")
     if check:
         click.echo(f"tessera bff: {settings.public_url} as client {settings.client_id} of "
                    f"{settings.issuer}; sessions in {storage}; "
-                   f"{len(settings.routes)} upstream route(s)")
+                   f"{len(settings.routes)} upstream route(s); revocations by {liveness}")
         for name, url in sorted(settings.routes.items()):
             click.echo(f"  /bff/api/{name}/ -> {url}/")
         return

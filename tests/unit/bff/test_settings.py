@@ -44,6 +44,12 @@ def test_idle_timeout_cannot_exceed_absolute() -> None:
         _settings(session_idle_timeout=7200, session_absolute_timeout=3600)
 
 
+def test_revocation_feed_needs_the_audience() -> None:
+    with pytest.raises(ValidationError, match="audience"):
+        _settings(revocation_feed=True)
+    assert _settings(revocation_feed=True, audience="https://api.example").revocation_feed
+
+
 def test_origins_and_loopback() -> None:
     assert origin_of("HTTPS://App.Example:443/x") == "https://app.example"
     assert origin_of("http://127.0.0.1:8090/") == "http://127.0.0.1:8090"

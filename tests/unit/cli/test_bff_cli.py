@@ -30,6 +30,7 @@ def test_check_summarises_the_configuration() -> None:
     assert "https://app.example as client bff of https://id.example" in result.output
     assert "/bff/api/orders/ -> https://orders.internal/v1/" in result.output
     assert "memory (development only)" in result.output
+    assert "revocations by introspection every 5s" in result.output
     assert "not-shown-anywhere" not in result.output
 
 
