@@ -549,3 +549,22 @@ async def test_stale_revocation_feed_falls_back_to_introspection(
     finally:
         await world.browser.aclose()
         await world.idp.aclose()
+
+
+async def test_session_events_carry_hashes_never_tokens(
+        world: BffWorld, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="tessera.audit"):
+        await world.login()
+        token = await _bearer(world)
+        cookie = world.browser.cookies["__Host-tessera-bff"]
+        await world.api("POST", "/bff/logout")
+    lines = [json.loads(r.getMessage()) for r in caplog.records
+             if r.getMessage().startswith('{"event":"bff_session.')]
+    assert [line["event"] for line in lines] == ["bff_session.created",
+                                                 "bff_session.logged_out"]
+    assert lines[0]["session_hash"] == lines[1]["session_hash"]
+    text = caplog.text
+    assert token not in text and cookie.split(".")[0] not in text

@@ -33,6 +33,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from tessera.bff.oidc_client import (
     IdentityClient,
     IdentityError,
@@ -54,6 +56,13 @@ PUBLIC_CLAIMS: Final = ("sub", "tid", "acr", "amr", "auth_time", "name", "prefer
 """ID token claims ``/bff/session`` shows the single-page app."""
 
 _log = logging.getLogger("tessera.bff")
+_audit = logging.getLogger("tessera.audit")
+
+
+def _event(name: str, **fields: Any) -> None:
+    """One JSON line on ``tessera.audit`` (``<noun>.<past-tense verb>``; hashes of the
+    session handle and ``sid``, never a token or a cookie)."""
+    _audit.info(orjson.dumps({"event": name, **fields}).decode())
 
 
 class LoginFailed(Exception):
@@ -148,8 +157,9 @@ class SessionManager:
             dpop_jwk=signer.private_jwk() if signer else None, checked_at=now)
         handle = new_secret()
         await self._save(handle, session)
-        _log.info("bff.session_created sub=%s sid_hash=%s", session.sub,
-                  token_hash(session.sid) if session.sid else None)
+        _event("bff_session.created", subject=session.sub,
+               sid_hash=token_hash(session.sid) if session.sid else None,
+               session_hash=token_hash(handle), dpop=signer is not None)
         return handle, login.return_to
 
     async def _check_iss(self, iss: str | None) -> None:
@@ -244,7 +254,8 @@ class SessionManager:
             url = await self.client.end_session_url(session.id_token)
         except IdentityUnavailable:
             url = None
-        _log.info("bff.session_logged_out sub=%s revoked=%s", session.sub, revoked)
+        _event("bff_session.logged_out", subject=session.sub, session_hash=token_hash(handle),
+               revoked=revoked)
         return {"logged_out": True, "revoked": revoked, "logout_url": url}
 
     # storage -------------------------------------------------------------------------------
@@ -258,5 +269,5 @@ class SessionManager:
 
     async def _end_locally(self, handle: str, why: str) -> bool:
         await self.vault.delete_session(handle)
-        _log.info("bff.session_ended reason=%s", why)
+        _event("bff_session.ended", session_hash=token_hash(handle), reason=why)
         return False
