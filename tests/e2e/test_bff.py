@@ -485,7 +485,7 @@ async def test_every_answer_forbids_framing_and_sniffing(world: BffWorld) -> Non
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def _fed_verifier(identity: Identity) -> Any:
+async def _fed_verifier(identity: Identity, audience: str = API_AUDIENCE) -> Any:
     """The verifier SDK's service with its state fed by hand from the published events
     (what its feed follower does), loaded and current."""
     import httpx
@@ -495,7 +495,7 @@ async def _fed_verifier(identity: Identity) -> Any:
     from tessera.verifier import VerifierService, VerifierSettings
 
     service = VerifierService(
-        VerifierSettings(issuer=identity.settings.issuer, audience=API_AUDIENCE,
+        VerifierSettings(issuer=identity.settings.issuer, audience=audience,
                          source="none", service_name="tessera-bff"),
         clock=identity.clock, transport=httpx.ASGITransport(app=build_app(identity)),
         registry=CollectorRegistry())
@@ -568,3 +568,33 @@ async def test_session_events_carry_hashes_never_tokens(
     assert lines[0]["session_hash"] == lines[1]["session_hash"]
     text = caplog.text
     assert token not in text and cookie.split(".")[0] not in text
+
+
+async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspects(
+        identity: Identity, tessera: TesseraDriver, clock: FixedClock) -> None:
+    """A bumped session version (roles changed) is not a revocation: the BFF gets a fresh
+    token. A state that cannot judge the token (here: the wrong audience configured) makes
+    the BFF ask introspection instead of ending the session."""
+    from tessera.identity import admin
+
+    service = await _fed_verifier(identity)
+    world = await make_world(identity, tessera, clock, revocations=service,
+                             revocation_feed=True, audience=API_AUDIENCE,
+                             session_check_interval=300)
+    try:
+        await world.login()
+        token = await _bearer(world)
+        before = await last_seq(world.identity)
+        await admin.bump_version(world.identity, sid=claims_of(token)["sid"],
+                                 reason="role removed", actor="test")
+        await _feed(world.identity, service, before)
+        renewed = await _bearer(world)
+        assert renewed != token and claims_of(renewed)["sv"] > claims_of(token)["sv"]
+        assert (await world.api("GET", "/bff/session")).status_code == 200
+
+        other = await _fed_verifier(identity, audience="https://elsewhere.example")
+        world.app.state.tessera_bff.revocations = other
+        assert (await world.api("GET", "/bff/session")).status_code == 200  # introspected
+    finally:
+        await world.browser.aclose()
+        await world.idp.aclose()

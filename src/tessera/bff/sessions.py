@@ -47,13 +47,19 @@ from tessera.bff.vault import BffSession, LoginTransaction, SealedVault
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, new_secret, token_hash
 from tessera.protocol.rfc9449 import ProofSigner
-from tessera.verifier import Denied, VerifierService
+from tessera.verifier import Denied, Reason, VerifierService
 
 __all__ = ["PUBLIC_CLAIMS", "LoginFailed", "SessionManager", "is_local_path"]
 
 PUBLIC_CLAIMS: Final = ("sub", "tid", "acr", "amr", "auth_time", "name", "preferred_username",
                         "email", "email_verified")
 """ID token claims ``/bff/session`` shows the single-page app."""
+
+_REVOKED: Final = frozenset({Reason.TOKEN_REVOKED, Reason.SESSION_REVOKED,
+                             Reason.FAMILY_REVOKED, Reason.USER_REVOKED,
+                             Reason.TENANT_REVOKED, Reason.CLIENT_REVOKED})
+"""Verdicts of the revocation state that end a BFF session (a stale session version
+only asks for a fresh token; anything else falls back to introspection)."""
 
 _log = logging.getLogger("tessera.bff")
 _audit = logging.getLogger("tessera.audit")
@@ -199,33 +205,54 @@ class SessionManager:
 
     async def _keep_alive(self, handle: str, session: BffSession) -> bool:
         now = self._clock.now()
-        if session.expires_at - self.settings.refresh_margin <= now:
-            if session.refresh_token is None:
-                return await self._end_locally(handle, "access token expired, no refresh")
-            signer = ProofSigner.from_jwk(session.dpop_jwk) if session.dpop_jwk else None
-            try:
-                tokens = await self.client.refresh(session.refresh_token, signer)
-            except TokenRefused as exc:
-                return await self._end_locally(handle, f"refresh refused: {exc.error}")
-            session.access_token = tokens.access_token
-            session.token_type = tokens.token_type
-            session.expires_at = tokens.expires_at
-            session.refresh_token = tokens.refresh_token or session.refresh_token
-            session.scope = tokens.scope or session.scope
-            session.checked_at = now  # the identity service just vouched for it
-            await self._save(handle, session)
+        if session.expires_at - self.settings.refresh_margin <= now \
+                and not await self._refresh(handle, session):
+            return False
         if self.revocations is not None and not self.revocations.is_stale():
-            try:  # pushed revocations, applied locally: no round trip
-                await self.revocations.verify_locally(session.access_token)
-            except Denied as exc:
-                return await self._end_locally(handle, f"revoked ({exc.reason.value})")
-            return True
+            verdict = await self._pushed_verdict(session)
+            if verdict is Reason.STALE_SESSION_VERSION:  # roles changed: a fresh token
+                if not await self._refresh(handle, session):
+                    return False
+                verdict = await self._pushed_verdict(session)
+            if verdict is None:
+                return True
+            if verdict in _REVOKED:
+                return await self._end_locally(handle, f"revoked ({verdict.value})")
+            _log.warning("bff: the revocation state cannot decide (%s); asking the identity "
+                         "service", verdict.value)  # e.g. a wrong TESSERA_BFF_AUDIENCE
+            session.checked_at = 0.0
         if now - session.checked_at >= self.settings.session_check_interval:
             if not await self.client.is_active(session.access_token):
                 return await self._end_locally(handle, "revoked at the identity service")
             session.checked_at = now
             await self._save(handle, session)
         return True
+
+    async def _refresh(self, handle: str, session: BffSession) -> bool:
+        if session.refresh_token is None:
+            return await self._end_locally(handle, "access token expired, no refresh")
+        signer = ProofSigner.from_jwk(session.dpop_jwk) if session.dpop_jwk else None
+        try:
+            tokens = await self.client.refresh(session.refresh_token, signer)
+        except TokenRefused as exc:
+            return await self._end_locally(handle, f"refresh refused: {exc.error}")
+        session.access_token = tokens.access_token
+        session.token_type = tokens.token_type
+        session.expires_at = tokens.expires_at
+        session.refresh_token = tokens.refresh_token or session.refresh_token
+        session.scope = tokens.scope or session.scope
+        session.checked_at = self._clock.now()  # the identity service just vouched for it
+        await self._save(handle, session)
+        return True
+
+    async def _pushed_verdict(self, session: BffSession) -> Reason | None:
+        """What the followed revocation state says of the access token (None: fine)."""
+        assert self.revocations is not None
+        try:
+            await self.revocations.verify_locally(session.access_token)
+        except Denied as exc:
+            return exc.reason
+        return None
 
     async def recheck_soon(self, opened: OpenedSession) -> None:
         """An upstream refused the token: ask the identity service on the next request."""
