@@ -39,7 +39,7 @@ from tessera.identity.login.pages import (
     totp_page,
 )
 from tessera.identity.login.pending import PendingLogin
-from tessera.identity.views import PAGE_HEADERS
+from tessera.identity.views import PAGE_HEADERS, allow_form_redirect
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
@@ -143,8 +143,9 @@ class BrowserEndpoints:
                     status: int = 200) -> Response:
         fields = self._authz_fields(params)
         csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login", fingerprint(fields))
-        response = _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
-                                    error=error, username=username), status)
+        response = allow_form_redirect(
+            _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
+                             error=error, username=username), status), authz.redirect_uri)
         if fresh_cookie:
             self._set_cookie(response, CSRF_COOKIE, fresh_cookie)
         return response
@@ -176,9 +177,10 @@ class BrowserEndpoints:
     def _totp_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
                    *, pending: str, error: str | None = None, status: int = 200) -> Response:
         csrf, _ = self._with_csrf_cookie(oauth, "totp", pending)
-        return _html(totp_page(client_name=authz.client.name,
-                               fields=self._authz_fields(params), csrf=csrf, pending=pending,
-                               error=error), status)
+        return allow_form_redirect(
+            _html(totp_page(client_name=authz.client.name, fields=self._authz_fields(params),
+                            csrf=csrf, pending=pending, error=error), status),
+            authz.redirect_uri)
 
     async def _totp_submit(self, oauth: OAuthRequest, params: Params,
                            authz: AuthorizationRequest) -> Response:
