@@ -98,6 +98,8 @@ def build_app(identity: Identity) -> Starlette:
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
+                               id_token_algs=[identity.keys.ring.active_for(
+                                   identity.id_tokens.alg).alg],
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None)
 
     async def discovery(_: Request) -> Response:

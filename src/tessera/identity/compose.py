@@ -71,7 +71,8 @@ def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManage
     tokens = settings.tokens
     retire_after = max(tokens.access_token_ttl, tokens.id_token_ttl) + tokens.leeway
     return KeyManager(store, Sealer.from_b64(settings.key_encryption_key()), clock,
-                      algorithm=settings.keys.algorithm, retire_after=retire_after)
+                      algorithm=settings.keys.algorithm, retire_after=retire_after,
+                      id_token_algorithm=settings.keys.id_token_algorithm)
 
 
 def exchange_policies(settings: Settings) -> dict[str, ExchangePolicy]:
@@ -172,7 +173,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     throttles = build_throttles(settings)
     authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
-    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
+    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
+                              alg=settings.keys.id_token_algorithm)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
     kek = settings.key_encryption_key()
     grants: list[GrantHandler] = [
