@@ -56,6 +56,11 @@ class TokenSettings(BaseModel):
     come later: for this long, and only while the successor has never been used, the
     same pair is issued again. Once the successor was used, presenting the old token is
     theft and revokes the family. 0: only ``refresh_grace_seconds`` applies."""
+    introspection_max_lag: float = Field(2.0, ge=0, le=30)
+    """Introspection of a JWT access token answers from the in-memory revocation state
+    (the verifiers' one, fed by this process's outbox relay) while that state holds a
+    relay watermark at most this many seconds old and every event this process committed;
+    otherwise it reads the store. Keep it above ``bus.heartbeat``. 0: always the store."""
     authorization_code_ttl: int = Field(60, ge=10, le=600)
     """Authorization codes are single-use and short-lived (RFC 6749 §4.1.2)."""
     leeway: int = Field(30, ge=0, le=60)

@@ -141,7 +141,8 @@ def build_app(identity: Identity) -> Starlette:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
                  loop.create_task(run_maintenance(identity)),
-                 loop.create_task(forget_on_revocation(identity))]
+                 loop.create_task(forget_on_revocation(identity)),
+                 loop.create_task(identity.mirror.run())]
         identity.start_relays()
         identity.metrics.worker_started()
         try:

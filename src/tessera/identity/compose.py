@@ -20,6 +20,7 @@ from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
+from tessera.identity.revocation_mirror import RevocationMirror
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
@@ -120,6 +121,8 @@ class Identity:
     bus: InProcessBus
     """Events of this process's relay: the SSE feed and in-process verifiers follow it."""
     relays: list[OutboxRelay]
+    mirror: RevocationMirror
+    """The in-memory revocation state introspection answers from when it is current."""
     feed: RevocationFeed
     metrics: IdentityMetrics
     tenants: TenantDirectory
@@ -175,7 +178,10 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
                               alg=settings.keys.id_token_algorithm)
-    state = AccessTokenState(access, store, clients, clock, tok.leeway)
+    bus = InProcessBus()
+    mirror = RevocationMirror(store, bus, clock, max_lag=tok.introspection_max_lag)
+    store.on_outbox_commit(mirror.committed)
+    state = AccessTokenState(access, store, clients, clock, tok.leeway, view=mirror)
     kek = settings.key_encryption_key()
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
@@ -195,7 +201,6 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
     passwords = passwords or PasswordHasher()
-    bus = InProcessBus()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
                                   heartbeat=settings.bus.heartbeat, clock=clock)
     relays = [new_relay(bus)]
@@ -237,7 +242,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
+        bus=bus, relays=relays, mirror=mirror, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
         tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
