@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,7 +55,7 @@ from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
-from tessera.store.sql import create_store
+from tessera.store.sql import SqlStore, create_store
 
 if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
@@ -134,17 +136,39 @@ class Identity:
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
+    outbox_listener: asyncio.Task[None] | None = None
+    """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
-        """The background writers: outbox relays, and the verifier-report batcher."""
+        """The background writers: outbox relays, and the verifier-report batcher; on
+        PostgreSQL, the LISTEN connection that wakes the relays on any process's commit."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
+        if isinstance(self.store, SqlStore) and self.store.outbox_channel is not None \
+                and self.outbox_listener is None:
+            relays = list(self.relays)
+
+            def wake() -> None:
+                for relay in relays:
+                    relay.notify()
+
+            def connected(on: bool) -> None:
+                for relay in relays:
+                    relay.set_event_driven(on)
+
+            self.outbox_listener = asyncio.get_running_loop().create_task(
+                self.store.listen_outbox(wake, connected=connected))
 
     async def aclose(self) -> None:
+        if self.outbox_listener is not None:
+            self.outbox_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.outbox_listener
+            self.outbox_listener = None
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()

@@ -1,0 +1,62 @@
+"""Event-driven outbox relay on PostgreSQL (issue 15 item 5): a commit in another process
+(here: another store with its own pool, as the CLI or another worker) wakes the relay
+through LISTEN/NOTIFY, so it is published long before the relay's poll would find it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from tessera.bus import InProcessBus, OutboxRelay
+from tessera.store.sql import SqlStore, create_store
+from tests.conftest import POSTGRES_URL
+from tests.unit.bus.test_relay import commit_events
+
+pytestmark = pytest.mark.postgres
+
+
+async def until(condition: asyncio.Event, timeout: float = 5.0) -> None:
+    await asyncio.wait_for(condition.wait(), timeout)
+
+
+async def test_another_process_commit_wakes_the_relay(postgres_store: SqlStore,
+                                                      postgres_schema: str) -> None:
+    assert postgres_store.outbox_channel == f"tessera_outbox_{postgres_schema}"[:63]
+    assert POSTGRES_URL
+    other = create_store(POSTGRES_URL, schema=postgres_schema)
+    bus = InProcessBus()
+    relay = OutboxRelay(postgres_store, bus, poll_interval=5, heartbeat=30)
+    listening = asyncio.Event()
+
+    def connected(on: bool) -> None:
+        relay.set_event_driven(on)
+        if on:
+            listening.set()
+
+    listener = asyncio.get_running_loop().create_task(
+        postgres_store.listen_outbox(relay.notify, connected=connected))
+    relay.start()
+    try:
+        await until(listening)
+        assert relay.event_driven
+        for n in range(3):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await commit_events(other, f"jti-{n}")  # no listener of ours on `other`
+            while await bus.last_seq() < n + 1:
+                await asyncio.sleep(0.005)
+            assert loop.time() - started < 2.0  # the 5 s poll did not do it
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await relay.aclose()
+        await other.close()
+    assert not relay.event_driven  # listening stopped: back to polling
+
+
+async def test_sqlite_has_no_channel_and_listen_returns(sqlite_store: SqlStore) -> None:
+    assert sqlite_store.outbox_channel is None
+    await asyncio.wait_for(sqlite_store.listen_outbox(lambda: None), 1.0)
