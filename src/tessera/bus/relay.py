@@ -6,10 +6,11 @@ publish (or a bus that was down) catches up when it runs again: events are delay
 dropped. Publishing is idempotent by seq, so several relays (one per worker process) may
 feed the same bus. One relay per bus: an outage of one bus never holds up another.
 ``notify()`` wakes it at once after a local commit. Commits made by other processes (the
-CLI, other workers) wake it too where the store can tell (PostgreSQL LISTEN/NOTIFY,
-``SqlStore.listen_outbox``): while such wake-ups flow (``event_driven``) the relay only
-wakes by itself for its heartbeat; otherwise (SQLite, or the listening connection lost)
-a short poll picks those commits up.
+CLI, other workers) wake it too where the store can tell: PostgreSQL LISTEN/NOTIFY
+(``SqlStore.listen_outbox``), while which the relay only wakes by itself for its
+heartbeat (``event_driven``); on SQLite a watch on the database files
+(``SqlStore.watch_files``) wakes it, and a short poll stays the safety net, as it is when
+the listening connection is lost.
 
 A bus that lost content is noticed three ways, and each leads to republishing from the
 outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the

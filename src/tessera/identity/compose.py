@@ -143,13 +143,13 @@ class Identity:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
-        """The background writers: outbox relays, and the verifier-report batcher; on
-        PostgreSQL, the LISTEN connection that wakes the relays on any process's commit."""
+        """The background writers: outbox relays, and the verifier-report batcher; what
+        wakes the relays on any process's commit: a LISTEN connection on PostgreSQL, a
+        watch on the database files on SQLite."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
-        if isinstance(self.store, SqlStore) and self.store.outbox_channel is not None \
-                and self.outbox_listener is None:
+        if isinstance(self.store, SqlStore) and self.outbox_listener is None:
             relays = list(self.relays)
 
             def wake() -> None:
@@ -160,8 +160,10 @@ class Identity:
                 for relay in relays:
                     relay.set_event_driven(on)
 
-            self.outbox_listener = asyncio.get_running_loop().create_task(
-                self.store.listen_outbox(wake, connected=connected))
+            watch = (self.store.listen_outbox(wake, connected=connected)
+                     if self.store.outbox_channel is not None
+                     else self.store.watch_files(wake))  # SQLite: the relays still poll
+            self.outbox_listener = asyncio.get_running_loop().create_task(watch)
 
     async def aclose(self) -> None:
         if self.outbox_listener is not None:

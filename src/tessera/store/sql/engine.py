@@ -127,6 +127,38 @@ class SqlStore:
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
 
+    async def watch_files(self, listener: Callable[[], None], *,
+                          interval: float = 0.01) -> None:
+        """SQLite in a file: call ``listener`` when the database or its WAL file changed
+        (size or modification time; any process's commit writes the WAL), checked every
+        ``interval`` s with ``os.stat``, so commits of other processes (the CLI, other
+        workers) wake the relays within ~``interval`` instead of their poll. A file
+        system with a coarse clock can hide a change; the relays keep polling for that.
+        Runs until cancelled; returns at once for PostgreSQL or an in-memory database."""
+        database = self.engine.url.database if self._sqlite else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        files = [Path(database), Path(database + "-wal")]
+
+        def signature() -> tuple[tuple[int, int], ...]:
+            out = []
+            for file in files:
+                try:
+                    st = file.stat()
+                except OSError:
+                    out.append((-1, -1))
+                else:
+                    out.append((st.st_size, st.st_mtime_ns))
+            return tuple(out)
+
+        seen = signature()
+        while True:
+            await asyncio.sleep(interval)
+            now = signature()
+            if now != seen:
+                seen = now
+                listener()
+
     async def listen_outbox(self, listener: Callable[[], None], *,
                             connected: Callable[[bool], None] | None = None,
                             retry: float = 1.0) -> None:

@@ -1,6 +1,7 @@
-"""Event-driven outbox relay on PostgreSQL (issue 15 item 5): a commit in another process
-(here: another store with its own pool, as the CLI or another worker) wakes the relay
-through LISTEN/NOTIFY, so it is published long before the relay's poll would find it."""
+"""Event-driven outbox relay (issue 15 item 5): a commit in another process (here: another
+store with its own pool, as the CLI or another worker) wakes the relay — through
+LISTEN/NOTIFY on PostgreSQL, a watch on the database files on SQLite — so it is
+published long before the relay's poll would find it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from tessera.store.sql import SqlStore, create_store
 from tests.conftest import POSTGRES_URL
 from tests.unit.bus.test_relay import commit_events
 
-pytestmark = pytest.mark.postgres
-
 
 async def until(condition: asyncio.Event, timeout: float = 5.0) -> None:
     await asyncio.wait_for(condition.wait(), timeout)
@@ -27,6 +26,7 @@ async def published(bus: InProcessBus, seq: int) -> None:
             return
 
 
+@pytest.mark.postgres
 async def test_another_process_commit_wakes_the_relay(postgres_store: SqlStore,
                                                       postgres_schema: str) -> None:
     assert postgres_store.outbox_channel == f"tessera_outbox_{postgres_schema}"[:63]
@@ -65,3 +65,21 @@ async def test_another_process_commit_wakes_the_relay(postgres_store: SqlStore,
 async def test_sqlite_has_no_channel_and_listen_returns(sqlite_store: SqlStore) -> None:
     assert sqlite_store.outbox_channel is None
     await asyncio.wait_for(sqlite_store.listen_outbox(lambda: None), 1.0)
+
+
+async def test_sqlite_file_watch_wakes_on_another_process_commit(
+        sqlite_store: SqlStore) -> None:
+    other = create_store(str(sqlite_store.engine.url))
+    woken = asyncio.Event()
+    watch = asyncio.get_running_loop().create_task(
+        sqlite_store.watch_files(woken.set, interval=0.005))
+    try:
+        await asyncio.sleep(0)  # the watch task runs up to its first sleep: baseline taken
+        assert not woken.is_set()
+        await commit_events(other, "jti-x")
+        await until(woken, timeout=2.0)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await other.close()
