@@ -112,6 +112,9 @@ class RevocationMirror:
                 _log.warning("revocation mirror paused (introspection reads the store): %s",
                              exc)
                 await asyncio.sleep(self._retry)
+            except Exception:  # a bad event must not end it: reload (it goes stale meanwhile)
+                _log.exception("revocation mirror failed; reloading")
+                await asyncio.sleep(self._retry)
 
 
 def _as_token(claims: dict[str, Any], tenant: str) -> VerifiedToken | None:
