@@ -1,6 +1,6 @@
 """Token endpoint benchmark: Tessera against node-oidc-provider, same load, same machine.
 
-    .venv/bin/python bench/token_endpoint.py                  # ~2.5 min, 20 s per run
+    .venv/bin/python bench/token_endpoint.py                  # ~5 min, 20 s per run
     .venv/bin/python bench/token_endpoint.py --duration 5     # quick look
     .venv/bin/python bench/token_endpoint.py --no-peer        # Tessera only
 
@@ -19,8 +19,8 @@ Tessera (``tessera serve --workers N``, SQLite in a temp dir). Both get the same
   scratch database), followed in the same run by pgbench's tpcb-like load (same
   connection count and duration) on the same server: the engine's own ceiling;
 - the machine's ceiling for the same request shape: a bare Starlette app (_baseline.py)
-  on uvicorn with the same worker count, and on granian when it is installed, under the
-  same wrk load; every Tessera figure is also given as a fraction of it;
+  on uvicorn with the same worker count, and on granian when it is installed
+  (``pip install -e '.[bench]'``), under the same wrk load; every Tessera figure is also given as a fraction of it;
 - a per-stage breakdown of each request (parse, client authentication, grant logic,
   signing, store, audit, response, framework), in process (_stages.py).
 
