@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tessera.cli._common import echo_json, fail, run_with_identity
+from tessera.cli._common import echo_json, fail, identifier, run_with_identity
 from tessera.cli._table import echo_fields, echo_table, when
 from tessera.core.refresh import RefreshFamily
 from tessera.core.sessions import Session
@@ -109,7 +109,7 @@ def list_sessions(user_id: str | None, username: str | None, tenant: str | None,
 
 
 @sessions.command()
-@click.argument("sid")
+@identifier("sid", metavar="SID")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def show(sid: str, as_json: bool) -> None:
     """One session: who, how they signed in, its state and its refresh families."""

@@ -8,11 +8,10 @@ grants in it until ``resume``; a bar on standard error shows progress for large 
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from tessera.cli._common import run_json
+from tessera.cli._common import identifier, run_json
+from tessera.cli._table import progress
 from tessera.identity import tenancy
 from tessera.identity.compose import Identity
 
@@ -27,7 +26,7 @@ def tenants() -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 @click.option("--name", default=None, help="A display name (default: the tenant id).")
 def create(tenant: str, name: str | None) -> None:
     """Register TENANT."""
@@ -49,7 +48,7 @@ def list_tenants() -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 @click.option("--reason", default="tenant_suspended", show_default=True)
 def suspend(tenant: str, reason: str) -> None:
     """Suspend TENANT: revoke every token and session, refuse logins and grants."""
@@ -60,10 +59,9 @@ def suspend(tenant: str, reason: str) -> None:
         if expected < PROGRESS_FROM:
             revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason)
         else:
-            with click.progressbar(length=expected, label=f"revoking sessions of {tenant}",
-                                   file=sys.stderr) as bar:
+            with progress(expected, f"revoking sessions of {tenant}") as advance:
                 revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason,
-                                                       progress=bar.update)
+                                                       progress=advance)
         return {"tenant_id": tenant, "status": "suspended", "sessions_revoked": revoked,
                 "events": ["tenant.revoked"] + (["session.revoked"] if revoked else [])}
 
@@ -71,7 +69,7 @@ def suspend(tenant: str, reason: str) -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 def resume(tenant: str) -> None:
     """Let TENANT sign in again (nothing revoked comes back)."""
 

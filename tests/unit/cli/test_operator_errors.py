@@ -225,3 +225,24 @@ def test_the_gateway_names_a_wrong_tracing_setting(workdir: Path) -> None:
     assert result.exit_code == 2
     assert result.output == ("error: TESSERA_TRACING__EXPORTER: Input should be 'otlp' or "
                              "'console' (set TESSERA_TRACING__EXPORTER)\n")
+
+
+def test_an_identifier_is_taken_as_the_argument_or_the_option_once() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from tessera.cli._common import identifier
+
+    @click.command()
+    @identifier("sid", metavar="SID")
+    def show(sid: str) -> None:
+        click.echo(f"sid={sid}")
+
+    runner = CliRunner()
+    assert runner.invoke(show, ["s1"]).output == "sid=s1\n"
+    assert runner.invoke(show, ["--sid", "s1"]).output == "sid=s1\n"
+    assert runner.invoke(show, ["s1", "--sid", "s1"]).output == "sid=s1\n"
+    both = runner.invoke(show, ["s1", "--sid", "s2"])
+    assert both.exit_code == 2 and "give SID once" in both.output
+    none = runner.invoke(show, [])
+    assert none.exit_code == 2 and "missing SID" in none.output
