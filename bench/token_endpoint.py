@@ -20,7 +20,8 @@ Tessera (``tessera serve --workers N``, SQLite in a temp dir). Both get the same
   connection count and duration) on the same server: the engine's own ceiling;
 - the machine's ceiling for the same request shape: a bare Starlette app (_baseline.py)
   on uvicorn with the same worker count, and on granian when it is installed
-  (``pip install -e '.[bench]'``), under the same wrk load; every Tessera figure is also given as a fraction of it;
+  (``pip install -e '.[bench]'``), under the same wrk load; every Tessera figure is
+  also given as a fraction of it;
 - a per-stage breakdown of each request (parse, client authentication, grant logic,
   signing, store, audit, response, framework), in process (_stages.py).
 
