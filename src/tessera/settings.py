@@ -56,6 +56,11 @@ class TokenSettings(BaseModel):
     come later: for this long, and only while the successor has never been used, the
     same pair is issued again. Once the successor was used, presenting the old token is
     theft and revokes the family. 0: only ``refresh_grace_seconds`` applies."""
+    introspection_max_lag: float = Field(2.0, ge=0, le=30)
+    """Introspection of a JWT access token answers from the in-memory revocation state
+    (the verifiers' one, fed by this process's outbox relay) while that state holds a
+    relay watermark at most this many seconds old and every event this process committed;
+    otherwise it reads the store. Keep it above ``bus.heartbeat``. 0: always the store."""
     authorization_code_ttl: int = Field(60, ge=10, le=600)
     """Authorization codes are single-use and short-lived (RFC 6749 §4.1.2)."""
     leeway: int = Field(30, ge=0, le=60)
@@ -63,10 +68,15 @@ class TokenSettings(BaseModel):
 
 
 class KeySettings(BaseModel):
-    algorithm: str = "RS256"
-    """Signing algorithm of new keys: RS256 (default), ES256 or EdDSA. RS256 is the
-    default because verification dominates: RS256 verifies ~5× faster than Ed25519 here
-    (bench/verify.py), and every token is verified far more often than it is signed."""
+    algorithm: str = "ES256"
+    """Signing algorithm of access tokens: ES256 (default), RS256 or EdDSA. ES256 signs in
+    ~25 µs where RS256 takes ~250 µs, and verifies in ~65 µs (RS256: ~20 µs, Ed25519:
+    ~100 µs): the cheapest sum for a token signed once and verified a handful of times
+    (docs/performance.md). The ring holds an active key of this algorithm and one of
+    ``id_token_algorithm``; JWKS publishes both."""
+    id_token_algorithm: str = "RS256"
+    """Signing algorithm of ID tokens (and of what relying parties verify with the OIDC
+    defaults): RS256, which OIDC Core §15.1 requires every party to support."""
     encryption_key: str | None = None
     """Base64url 32-byte key-encryption key for private keys at rest. When unset with the
     embedded SQLite store, one is generated into ``<data_dir>/kek`` (mode 0600)."""
@@ -88,7 +98,7 @@ class KeySettings(BaseModel):
                              "`tessera keys generate-kek`")
         return value
 
-    @field_validator("algorithm")
+    @field_validator("algorithm", "id_token_algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in ("RS256", "ES256", "EdDSA"):

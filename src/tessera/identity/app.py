@@ -98,6 +98,8 @@ def build_app(identity: Identity) -> Starlette:
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
+                               id_token_algs=[identity.keys.ring.active_for(
+                                   identity.id_tokens.alg).alg],
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None)
 
     async def discovery(_: Request) -> Response:
@@ -139,7 +141,8 @@ def build_app(identity: Identity) -> Starlette:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
                  loop.create_task(run_maintenance(identity)),
-                 loop.create_task(forget_on_revocation(identity))]
+                 loop.create_task(forget_on_revocation(identity)),
+                 loop.create_task(identity.mirror.run())]
         identity.start_relays()
         identity.metrics.worker_started()
         try:

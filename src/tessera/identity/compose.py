@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
+from tessera.identity.revocation_mirror import RevocationMirror
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
@@ -52,7 +55,7 @@ from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
-from tessera.store.sql import create_store
+from tessera.store.sql import SqlStore, create_store
 
 if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
@@ -71,7 +74,8 @@ def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManage
     tokens = settings.tokens
     retire_after = max(tokens.access_token_ttl, tokens.id_token_ttl) + tokens.leeway
     return KeyManager(store, Sealer.from_b64(settings.key_encryption_key()), clock,
-                      algorithm=settings.keys.algorithm, retire_after=retire_after)
+                      algorithm=settings.keys.algorithm, retire_after=retire_after,
+                      id_token_algorithm=settings.keys.id_token_algorithm)
 
 
 def exchange_policies(settings: Settings) -> dict[str, ExchangePolicy]:
@@ -119,6 +123,8 @@ class Identity:
     bus: InProcessBus
     """Events of this process's relay: the SSE feed and in-process verifiers follow it."""
     relays: list[OutboxRelay]
+    mirror: RevocationMirror
+    """The in-memory revocation state introspection answers from when it is current."""
     feed: RevocationFeed
     metrics: IdentityMetrics
     tenants: TenantDirectory
@@ -130,17 +136,41 @@ class Identity:
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
+    outbox_listener: asyncio.Task[None] | None = None
+    """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
-        """The background writers: outbox relays, and the verifier-report batcher."""
+        """The background writers: outbox relays, and the verifier-report batcher; what
+        wakes the relays on any process's commit: a LISTEN connection on PostgreSQL, a
+        watch on the database files on SQLite."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
+        if isinstance(self.store, SqlStore) and self.outbox_listener is None:
+            relays = list(self.relays)
+
+            def wake() -> None:
+                for relay in relays:
+                    relay.notify()
+
+            def connected(on: bool) -> None:
+                for relay in relays:
+                    relay.set_event_driven(on)
+
+            watch = (self.store.listen_outbox(wake, connected=connected)
+                     if self.store.outbox_channel is not None
+                     else self.store.watch_files(wake))  # SQLite: the relays still poll
+            self.outbox_listener = asyncio.get_running_loop().create_task(watch)
 
     async def aclose(self) -> None:
+        if self.outbox_listener is not None:
+            self.outbox_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.outbox_listener
+            self.outbox_listener = None
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()
@@ -172,8 +202,12 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     throttles = build_throttles(settings)
     authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
     access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
-    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
-    state = AccessTokenState(access, store, clients, clock, tok.leeway)
+    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
+                              alg=settings.keys.id_token_algorithm)
+    bus = InProcessBus()
+    mirror = RevocationMirror(store, bus, clock, max_lag=tok.introspection_max_lag)
+    store.on_outbox_commit(mirror.committed)
+    state = AccessTokenState(access, store, clients, clock, tok.leeway, view=mirror)
     kek = settings.key_encryption_key()
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
@@ -193,7 +227,6 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
     passwords = passwords or PasswordHasher()
-    bus = InProcessBus()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
                                   heartbeat=settings.bus.heartbeat, clock=clock)
     relays = [new_relay(bus)]
@@ -235,7 +268,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
+        bus=bus, relays=relays, mirror=mirror, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
         tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),

@@ -295,6 +295,11 @@ class RefreshRepo(Protocol):
     async def add_token(self, token: RefreshToken) -> None: ...
     async def get_token(self, token_hash: str) -> RefreshToken | None: ...
 
+    async def get_chain(self, token_hash: str
+                        ) -> tuple[RefreshToken, RefreshFamily, Session] | None:
+        """The token, its family and the family's session in one read (one round trip
+        on the refresh hot path); None if any of them is missing."""
+
     async def rotate(self, token_hash: str, *, successor_hash: str, at: float) -> bool:
         """Mark the token rotated iff it is not yet. Exactly one concurrent caller wins."""
 

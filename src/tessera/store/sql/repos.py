@@ -5,7 +5,7 @@ in ``trust``; the verifier registry in ``registry``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
@@ -150,7 +150,7 @@ class SqlUserRepo(_Repo):
                                        password_hash="!", username=f"deleted:{user_id}")
 
 
-def _session(row: RowMapping) -> Session:
+def _session(row: Mapping[Any, Any]) -> Session:
     return Session(
         sid=row["sid"], user_id=row["user_id"], tenant_id=row["tenant_id"], sv=row["sv"],
         acr=row["acr"], amr=tuple(row["amr"]), auth_time=row["auth_time"],
@@ -283,7 +283,7 @@ class SqlCodeRepo(_Repo):
         return int(result.rowcount or 0)
 
 
-def _family(row: RowMapping) -> RefreshFamily:
+def _family(row: Mapping[Any, Any]) -> RefreshFamily:
     return RefreshFamily(
         family_id=row["family_id"], sid=row["sid"], client_id=row["client_id"],
         user_id=row["user_id"], tenant_id=row["tenant_id"], scope=frozenset(row["scope"]),
@@ -293,7 +293,7 @@ def _family(row: RowMapping) -> RefreshFamily:
     )
 
 
-def _refresh(row: RowMapping) -> RefreshToken:
+def _refresh(row: Mapping[Any, Any]) -> RefreshToken:
     return RefreshToken(
         token_hash=row["token_hash"], family_id=row["family_id"],
         generation=row["generation"], issued_at=row["issued_at"],
@@ -327,6 +327,22 @@ class SqlRefreshRepo(_Repo):
         row = await self._one(select(refresh_tokens)
                               .where(refresh_tokens.c.token_hash == token_hash))
         return _refresh(row) if row else None
+
+    async def get_chain(self, token_hash: str
+                        ) -> tuple[RefreshToken, RefreshFamily, Session] | None:
+        tables = (("t_", refresh_tokens), ("f_", refresh_families), ("s_", sessions))
+        stmt = (select(*(c.label(prefix + c.name) for prefix, t in tables for c in t.c))
+                .select_from(refresh_tokens
+                             .join(refresh_families,
+                                   refresh_families.c.family_id == refresh_tokens.c.family_id)
+                             .join(sessions, sessions.c.sid == refresh_families.c.sid))
+                .where(refresh_tokens.c.token_hash == token_hash))
+        row = await self._one(stmt)
+        if row is None:
+            return None
+        part = {prefix: {k[2:]: v for k, v in row.items() if k.startswith(prefix)}
+                for prefix, _ in tables}
+        return _refresh(part["t_"]), _family(part["f_"]), _session(part["s_"])
 
     async def rotate(self, token_hash: str, *, successor_hash: str, at: float) -> bool:
         result = await self.conn.execute(

@@ -164,12 +164,10 @@ class RefreshTokenGrant:
 
     async def _load(self, tx: Transaction, digest: str
                     ) -> tuple[RefreshToken, RefreshFamily, Session]:
-        token = await tx.uow.refresh.get_token(digest)
-        family = await tx.uow.refresh.get_family(token.family_id) if token else None
-        session = await tx.uow.sessions.get(family.sid) if family else None
-        if token is None or family is None or session is None:
+        chain = await tx.uow.refresh.get_chain(digest)  # one round trip
+        if chain is None:
             raise InvalidGrant("refresh token is invalid", detail="unknown refresh token")
-        return token, family, session
+        return chain
 
     @staticmethod
     async def _successor_is_head(tx: Transaction, token: RefreshToken) -> bool:
