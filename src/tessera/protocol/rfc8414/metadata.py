@@ -12,9 +12,11 @@ __all__ = ["server_metadata"]
 
 
 def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
-                    scopes: list[str], dpop_algs: Sequence[str] | None = None) -> dict[str, Any]:
+                    scopes: list[str], dpop_algs: Sequence[str] | None = None,
+                    device_authorization: bool = False) -> dict[str, Any]:
     """``dpop_algs``: the DPoP proof algorithms accepted (RFC 9449 §5.1); None when DPoP is
-    off, which leaves ``dpop_signing_alg_values_supported`` out."""
+    off, which leaves ``dpop_signing_alg_values_supported`` out. ``device_authorization``
+    advertises ``device_authorization_endpoint`` (RFC 8628 §4)."""
     confidential_methods = [m for m in AUTH_METHODS if m != "none"]
     metadata: dict[str, Any] = {
         "issuer": issuer,
@@ -46,6 +48,8 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
     }
+    if device_authorization:
+        metadata["device_authorization_endpoint"] = f"{issuer}/device_authorization"
     if dpop_algs:
         metadata["dpop_signing_alg_values_supported"] = list(dpop_algs)
     return metadata
