@@ -276,3 +276,26 @@ async def test_my_sessions_needs_a_session(tessera: TesseraDriver) -> None:
     assert (await tessera.http.get("/account/sessions")).status_code == 401
     assert (await tessera.http.post("/account/sessions", data={"sid": "x"})).status_code \
         == 401
+
+
+async def test_the_bounds_hold_for_the_apps_of_a_session_too(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    app = await tessera.web_client()
+    await tessera.user()
+    await session_policy.set_session_policy(identity, "default", idle_timeout="10m",
+                                            absolute_timeout="1h")
+    tokens = await tessera.login_tokens(app)
+    sid = claims_of(tokens["access_token"])["sid"]
+    for _ in range(5):  # refreshing is using the session: it is not idle
+        clock.advance(9 * 60)
+        answer = await refresh(tessera, app, tokens["refresh_token"])
+        assert answer.status_code == 200, answer.text
+        tokens = answer.json()
+    seq = await last_seq(identity)
+    clock.advance(16 * 60)  # 61 min after sign-in
+    late = await refresh(tessera, app, tokens["refresh_token"])
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+    assert (RevocationKind.SESSION_REVOKED, sid) in await published_kinds(identity, seq)
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        session = await uow.sessions.get(sid)
+    assert session is not None and session.revoke_reason == "absolute_timeout"
