@@ -299,3 +299,18 @@ async def test_the_bounds_hold_for_the_apps_of_a_session_too(
     async with identity.store.unit_of_work(read_only=True) as uow:
         session = await uow.sessions.get(sid)
     assert session is not None and session.revoke_reason == "absolute_timeout"
+
+
+async def test_a_short_idle_timeout_is_kept_alive_by_use(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    """Uses closer together than the idle timeout keep the session, even when the
+    timeout is shorter than ``sessions.touch_interval``."""
+    app = await tessera.web_client()
+    await tessera.user()
+    await session_policy.set_session_policy(identity, "default", idle_timeout="8s")
+    await tessera.login_tokens(app)
+    for _ in range(10):
+        clock.advance(5)
+        assert (await tessera.http.get("/account")).status_code == 200
+    clock.advance(9)
+    assert (await tessera.http.get("/account")).status_code == 401

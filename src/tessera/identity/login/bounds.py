@@ -6,7 +6,8 @@ every use of the session cookie and at every new session:
   the consent step): it is revoked through the outbox like any revocation (reason
   ``idle_timeout`` / ``absolute_timeout``), so its tokens die too, and the browser is
   treated as signed out. Within the bounds, ``last_seen_at`` is refreshed at most every
-  ``sessions.touch_interval`` seconds.
+  ``sessions.touch_interval`` seconds (a quarter of the idle timeout when that is
+  shorter, so a session in use never looks idle).
 - **concurrent sessions per user**: at ``max_sessions`` a new session is refused
   (``SessionLimitReached``, a ``LoginFailed``: the login page says why) or the oldest
   session(s) are revoked in the same transaction that opens the new one (``end_oldest``,
@@ -83,7 +84,9 @@ class SessionBounds:
                 await lifecycle.revoke_session(tx, session.sid, at=now, reason=reason,
                                                token_ttl=self._token_ttl, actor="system")
             return None
-        if now - session.last_seen_at >= self._touch_interval:
+        # a short idle timeout needs a finer record than the touch interval
+        every = min(self._touch_interval, (policy.idle_timeout or float("inf")) / 4)
+        if now - session.last_seen_at >= every:
             async with self._store.unit_of_work() as uow:
                 await uow.sessions.touch(session.sid, now)
         return session
