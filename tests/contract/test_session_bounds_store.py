@@ -169,3 +169,23 @@ async def test_prune_deletes_only_expired_requests(any_store: Store) -> None:
     async with any_store.unit_of_work(read_only=True) as uow:
         assert await uow.device_codes.get(old.device_code_hash) is None
         assert await uow.device_codes.get(live.device_code_hash) == live
+
+
+async def test_holding_the_user_serialises_count_then_add(any_store: Store) -> None:
+    """The per-user session limit: of 8 concurrent "count, then add if below 3", exactly 3
+    add (``hold_user`` makes the count and the insert one step per user)."""
+    user = a_user()
+    async with any_store.unit_of_work() as uow:
+        await uow.users.add(user)
+
+    async def sign_in(uow: UnitOfWork, reads_done: Callable[[], Awaitable[None]]) -> bool:
+        await reads_done()
+        await uow.sessions.hold_user(user.user_id)
+        if len(await uow.sessions.active_for_user(user.user_id)) >= 3:
+            return False
+        await uow.sessions.add(a_session(user), browser_handle_hash=None)
+        return True
+
+    assert sorted(await race(any_store, sign_in)) == [False] * 5 + [True] * 3
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert len(await uow.sessions.active_for_user(user.user_id)) == 3

@@ -179,6 +179,11 @@ class SessionRepo(Protocol):
 
     async def active_for_user(self, user_id: str) -> list[Session]: ...
 
+    async def hold_user(self, user_id: str) -> None:
+        """Hold the user until this unit of work ends: another unit that holds the same
+        user waits, so "count the user's sessions, then add one" cannot interleave
+        (the per-user session limit)."""
+
     async def acting_under(self, *, sid: str | None = None,
                            jti: str | None = None) -> list[Session]:
         """Active impersonation sessions opened under the administrator's session ``sid``

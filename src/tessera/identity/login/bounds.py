@@ -97,6 +97,7 @@ class SessionBounds:
         policy = await self.policy_in(tx.uow, tenant_id)
         if not policy.max_sessions:
             return
+        await tx.uow.sessions.hold_user(user_id)  # concurrent sign-ins count one by one
         now = self._clock.now()
         active = []
         for session in await tx.uow.sessions.active_for_user(user_id):

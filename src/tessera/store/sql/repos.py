@@ -210,6 +210,11 @@ class SqlSessionRepo(_Repo):
         row = result.mappings().first()
         return _session(row) if row else None
 
+    async def hold_user(self, user_id: str) -> None:
+        # SQLite: write units are serialised already; PostgreSQL: a row lock on the user
+        await self.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)
+                                .with_for_update())
+
     async def active_for_user(self, user_id: str) -> list[Session]:
         rows = await self.conn.execute(select(sessions).where(
             sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
