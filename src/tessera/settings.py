@@ -279,6 +279,42 @@ class AccountSettings(BaseModel):
     renewed); each one stands in for a code from the authenticator app once."""
 
 
+class SessionBoundSettings(BaseModel):
+    """Global defaults for the bounds of the identity service's own login sessions
+    (docs/sessions.md); a tenant overrides any of them with ``tessera tenants
+    set-session-policy``. 0 means no bound."""
+
+    idle_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds a session may go unused (no request with its cookie, no token refresh)
+    before it ends. 0: no idle timeout."""
+    absolute_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds after sign-in when a session ends however much it is used. 0: none."""
+    max_sessions: int = Field(0, ge=0, le=10_000)
+    """Concurrent active sessions per user. 0: no limit."""
+    on_limit: Literal["refuse", "end_oldest"] = "refuse"
+    """At the limit: ``refuse`` the new sign-in, or ``end_oldest`` (revoke the user's
+    oldest session through the outbox, like any revocation)."""
+    touch_interval: float = Field(60.0, ge=0, le=3600)
+    """A session's ``last_seen_at`` is written at most this often (seconds): idle
+    timeouts are exact to within it, and a busy browser costs no write per request."""
+
+
+class DeviceSettings(BaseModel):
+    """The device authorization grant, RFC 8628 (docs/sessions.md)."""
+
+    enabled: bool = True
+    """Serve ``/device_authorization`` and ``/device``, accept the device code grant and
+    advertise ``device_authorization_endpoint``."""
+    code_ttl: int = Field(600, ge=60, le=3600)
+    """Seconds a device code and its user code stay usable (``expires_in``)."""
+    interval: int = Field(5, ge=1, le=60)
+    """Minimum seconds between polls of the token endpoint (``interval``); a faster poll
+    gets ``slow_down`` and 5 more seconds (RFC 8628 §3.5)."""
+    user_code_attempts_per_minute: int = Field(10, ge=1, le=1000)
+    """User codes one address may submit at ``/device`` per ``security.throttle_window``
+    (RFC 8628 §5.1: brute-forcing user codes)."""
+
+
 class DPoPSettings(BaseModel):
     """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
 
@@ -380,6 +416,8 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     account: AccountSettings = AccountSettings()
+    sessions: SessionBoundSettings = SessionBoundSettings()
+    device: DeviceSettings = DeviceSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()

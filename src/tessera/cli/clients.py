@@ -25,7 +25,8 @@ def clients() -> None:
 @clients.command()
 @click.option("--name", required=True)
 @click.option("--grant", "grants", multiple=True, required=True,
-              help="Grant type; repeat for several.")
+              help="Grant type; repeat for several. Aliases: device_code "
+                   "(urn:ietf:params:oauth:grant-type:device_code), token_exchange.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)

@@ -19,6 +19,7 @@ from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
+from tessera.identity.login.bounds import SessionBounds, defaults_of
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
@@ -42,6 +43,7 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
+from tessera.protocol.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from tessera.protocol.rfc8693 import (
     ExchangePolicy,
     Impersonation,
@@ -138,6 +140,8 @@ class Identity:
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
     outbox_listener: asyncio.Task[None] | None = None
     """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
+    device_authorization: DeviceAuthorizationEndpoint | None = None
+    """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -218,7 +222,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds,
-                          retry_seconds=tok.refresh_retry_seconds),
+                          retry_seconds=tok.refresh_retry_seconds,
+                          session_defaults=defaults_of(settings.sessions)),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -226,6 +231,15 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth),
             impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
+    device = None
+    if settings.device.enabled:
+        grants.append(DeviceCodeGrant(store, access, id_tokens, audit, clock,
+                                      refresh_ttl=tok.refresh_token_ttl,
+                                      family_ttl=tok.refresh_family_ttl))
+        device = DeviceAuthorizationEndpoint(
+            authenticator, store, audit, clock, issuer=settings.issuer,
+            code_ttl=settings.device.code_ttl, interval=settings.device.interval,
+            max_body=max_body)
     passwords = passwords or PasswordHasher()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
                                   heartbeat=settings.bus.heartbeat, clock=clock)
@@ -246,7 +260,11 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
-                           by_address=throttles.login_address),
+                           by_address=throttles.login_address,
+                           bounds=SessionBounds(store, audit, clock,
+                                                defaults=defaults_of(settings.sessions),
+                                                token_ttl=tok.access_token_ttl,
+                                                touch_interval=settings.sessions.touch_interval)),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
                          throttle=throttles.totp,
@@ -272,5 +290,5 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         tenants=tenants,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
-        completion=completion,
+        completion=completion, device_authorization=device,
     )

@@ -19,6 +19,7 @@ from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
 from tessera.store.ports import StoreError
+from tessera.store.sql.bounds import SqlDeviceCodeRepo, SqlSessionPolicyRepo
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
 from tessera.store.sql.registry import SqlVerifierRegistry
@@ -157,6 +158,7 @@ def _session(row: Mapping[Any, Any]) -> Session:
         created_at=row["created_at"], last_seen_at=row["last_seen_at"],
         revoked_at=row["revoked_at"], revoke_reason=row["revoke_reason"],
         user_agent=row["user_agent"], actor_sid=row["actor_sid"], actor_jti=row["actor_jti"],
+        client_address=row["client_address"], device_client_id=row["device_client_id"],
     )
 
 
@@ -168,6 +170,7 @@ class SqlSessionRepo(_Repo):
             created_at=session.created_at, last_seen_at=session.last_seen_at,
             user_agent=session.user_agent, browser_handle_hash=browser_handle_hash,
             actor_sid=session.actor_sid, actor_jti=session.actor_jti,
+            client_address=session.client_address, device_client_id=session.device_client_id,
         ))
 
     async def get(self, sid: str) -> Session | None:
@@ -206,6 +209,11 @@ class SqlSessionRepo(_Repo):
             .values(**values).returning(*sessions.c))
         row = result.mappings().first()
         return _session(row) if row else None
+
+    async def hold_user(self, user_id: str) -> None:
+        # SQLite: write units are serialised already; PostgreSQL: a row lock on the user
+        await self.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)
+                                .with_for_update())
 
     async def active_for_user(self, user_id: str) -> list[Session]:
         rows = await self.conn.execute(select(sessions).where(
@@ -410,6 +418,8 @@ class SqlUnitOfWork:
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
+        self.session_policies: ports.SessionPolicyRepo = SqlSessionPolicyRepo(conn)
+        self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:
