@@ -16,6 +16,7 @@ from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
+from tessera.identity.key_sets import HttpKeySetSource
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
@@ -26,6 +27,7 @@ from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
 from tessera.observability.tracing import token_observer
+from tessera.protocol.client_assertion import AssertionRules, ClientAssertions
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -47,6 +49,7 @@ from tessera.protocol.rfc8693 import (
     TokenExchangeGrant,
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
@@ -130,6 +133,8 @@ class Identity:
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
+    key_sets: HttpKeySetSource | None = None
+    """Clients' ``jwks_uri`` documents, fetched for client assertions (``key_sets``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -170,8 +175,14 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     clients = ClientDirectory(store, clock)
     tenants = TenantDirectory(store, clock)
     throttles = build_throttles(settings)
-    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
-    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
+    key_sets = HttpKeySetSource(issuer=settings.issuer)
+    assertions = ClientAssertions(store, clock, key_sets, AssertionRules(
+        issuer=settings.issuer, token_endpoint=f"{settings.issuer}/token",
+        leeway=tok.leeway))
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants,
+                                        assertions=assertions)
+    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl,
+                               references=ReferenceTokens(store))
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
     kek = settings.key_encryption_key()
@@ -236,7 +247,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
         bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
-        tenants=tenants,
+        tenants=tenants, key_sets=key_sets,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
         completion=completion,

@@ -2,7 +2,9 @@
 
 Methods: ``client_secret_basic``, ``client_secret_post`` and ``none`` (public clients).
 Secrets are 256-bit random values stored as SHA-256 and compared in constant time.
-A request may use one method only (RFC 6749 §2.3).
+``private_key_jwt`` and workload identity (``client_assertion``, RFC 7523 §2.2) are
+``client_assertion``'s. A request may use one method only (RFC 6749 §2.3), and a client
+only the method it registered: a key client has no secret, a secret client no keys.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from urllib.parse import unquote
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
+from tessera.protocol.client_assertion import (
+    CLIENT_ASSERTION_TYPE,
+    ClientAssertions,
+    unverified_client_id,
+)
 from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
 from tessera.protocol.standing import TenantDirectory, client_tenant
 from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store
 
-__all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
+__all__ = ["ASSERTION_AUTH_METHODS", "AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+ASSERTION_AUTH_METHODS = ("private_key_jwt",)
+"""Advertised besides ``AUTH_METHODS`` when client assertions are enabled."""
 _DUMMY_HASH = token_hash("tessera-dummy-secret")
 
 
@@ -75,10 +84,14 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 class ClientAuthenticator:
     def __init__(self, directory: ClientDirectory, failures: Throttle | None = None,
-                 tenants: TenantDirectory | None = None) -> None:
+                 tenants: TenantDirectory | None = None,
+                 assertions: ClientAssertions | None = None) -> None:
+        """``assertions``: accept ``client_assertion`` (private_key_jwt, workload
+        identity); without it such a request is refused."""
         self._directory = directory
         self._failures = failures
         self._tenants = tenants
+        self._assertions = assertions
 
     async def authenticate(self, request: OAuthRequest, params: Params,
                            *, allow_public: bool = True) -> Client:
@@ -95,6 +108,10 @@ class ClientAuthenticator:
                             *, allow_public: bool) -> Client:
         authorization = request.headers.get("authorization", "")
         basic = authorization[:6].lower() == "basic "
+        if "client_assertion" in params or "client_assertion_type" in params:
+            if basic or "client_secret" in params:
+                raise InvalidRequest("use one client authentication method only")
+            return await self._check_assertion(params, host=request.client_host)
         if basic:
             if "client_secret" in params:
                 raise InvalidRequest("use one client authentication method only")
@@ -120,6 +137,36 @@ class ClientAuthenticator:
             raise InvalidClient("this endpoint needs a confidential client")
         return client
 
+    async def _check_assertion(self, params: Params, *, host: str | None) -> Client:
+        """RFC 7521 §4.2 / RFC 7523 §2.2: ``client_assertion_type`` jwt-bearer and one
+        assertion; ``client_id`` optional (then the assertion's ``iss``), and when sent it
+        must be the client the assertion is checked for."""
+        if params.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise InvalidRequest("client_assertion_type must be "
+                                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        assertion = params.require("client_assertion")
+        client_id = params.get("client_id") or unverified_client_id(assertion)
+        if client_id is None:
+            raise InvalidClient("client authentication failed",
+                                detail="client assertion names no client")
+        key = f"{client_id[:64]}\x00{host}"
+        if self._failures is not None and await self._failures.blocked(key):
+            raise TooManyRequests("too many failed client authentications; slow down")
+        client = await self._directory.get(client_id)
+        try:
+            if self._assertions is None:
+                raise InvalidClient("client authentication failed",
+                                    detail="client assertions are not enabled")
+            if client is None or client.disabled or client.public:
+                raise InvalidClient("client authentication failed",
+                                    detail=f"unknown or disabled client {client_id[:64]!r}")
+            await self._assertions.authenticate(client, assertion)
+        except InvalidClient:
+            if self._failures is not None:
+                await self._failures.hit(key)
+            raise
+        return client
+
     async def _check_secret(self, client_id: str, secret: str, *, basic: bool,
                             host: str | None) -> Client:
         key = f"{client_id[:64]}\x00{host}"
@@ -128,7 +175,8 @@ class ClientAuthenticator:
         client = await self._directory.get(client_id)
         stored = client.secret_hash if client is not None and client.secret_hash else _DUMMY_HASH
         matches = constant_time_equal(token_hash(secret), stored)
-        if client is None or client.disabled or client.public or not matches:
+        if (client is None or client.disabled or client.public or not client.uses_secret
+                or not matches):
             if self._failures is not None:
                 await self._failures.hit(key)
             raise InvalidClient("client authentication failed", basic=basic,

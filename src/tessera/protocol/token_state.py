@@ -65,8 +65,8 @@ class AccessTokenState:
         if len(token) > 8192:
             raise TokenInactive("oversized")
         try:
-            claims = self.tokens.verify(token, now=self.clock.now(), leeway=self.leeway,
-                                        audience=audience)
+            claims = await self.tokens.resolve(token, now=self.clock.now(),
+                                               leeway=self.leeway, audience=audience)
         except TokenInvalid as exc:
             raise TokenInactive(exc.reason) from None
         if not any_binding and not _binding_fits(claims, jkt):

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tessera.core.acr import DEFAULT_ACR_LEVELS
-from tessera.protocol.clients import AUTH_METHODS
+from tessera.protocol.client_assertion import ASSERTION_ALGS
+from tessera.protocol.clients import ASSERTION_AUTH_METHODS, AUTH_METHODS
 
 __all__ = ["server_metadata"]
 
@@ -15,7 +16,8 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
                     scopes: list[str], dpop_algs: Sequence[str] | None = None) -> dict[str, Any]:
     """``dpop_algs``: the DPoP proof algorithms accepted (RFC 9449 §5.1); None when DPoP is
     off, which leaves ``dpop_signing_alg_values_supported`` out."""
-    confidential_methods = [m for m in AUTH_METHODS if m != "none"]
+    methods = [*AUTH_METHODS, *ASSERTION_AUTH_METHODS]
+    confidential_methods = [m for m in methods if m != "none"]
     metadata: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -33,9 +35,13 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
                              "sid", "nonce", "preferred_username", "tid"],
         "acr_values_supported": list(DEFAULT_ACR_LEVELS),
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": methods,
+        # RFC 7523 §2.2 / OIDC Core §9: the algorithms a private_key_jwt may be signed with
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "introspection_endpoint_auth_methods_supported": confidential_methods,
-        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": [signing_alg],
         "access_token_signing_alg_values_supported": [signing_alg],

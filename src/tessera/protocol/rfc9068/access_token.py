@@ -6,8 +6,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.core.clients import Client
 from tessera.core.scopes import format_scope
 from tessera.keys import RingHolder
+from tessera.protocol.rfc9068.reference import ReferenceTokens, looks_like_jwt
 
 __all__ = ["AT_TYP", "AccessTokenClaims", "AccessTokenIssuer", "new_jti"]
 
@@ -71,13 +73,34 @@ class AccessTokenClaims:
 
 
 class AccessTokenIssuer:
-    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int) -> None:
+    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int,
+                 references: ReferenceTokens | None = None) -> None:
+        """``references``: where reference tokens live (clients registered with
+        ``access_token_format: reference``); without it such clients get no token."""
         self._keys = keys
         self.issuer = issuer
         self.ttl = ttl
+        self._references = references
 
     def sign(self, claims: AccessTokenClaims) -> str:
         return self._keys.ring.sign(claims.to_jwt_claims(self.issuer), typ=AT_TYP)
+
+    async def issue(self, claims: AccessTokenClaims, client: Client) -> str:
+        """The access token in the client's format: a signed JWT, or a reference."""
+        if client.access_token_format != "reference":
+            return self.sign(claims)
+        if self._references is None:
+            raise RuntimeError("reference tokens are not configured")
+        return await self._references.mint(claims.to_jwt_claims(self.issuer))
+
+    async def resolve(self, token: str, *, now: float, leeway: float,
+                      audience: str | None = None) -> dict[str, Any]:
+        """Claims of a JWT access token (``verify``) or of a reference token; raises
+        ``TokenInvalid``. Live state (revocation) is ``token_state``'s."""
+        if looks_like_jwt(token) or self._references is None:
+            return self.verify(token, now=now, leeway=leeway, audience=audience)
+        return await self._references.resolve(token, issuer=self.issuer, now=now,
+                                              leeway=leeway, audience=audience)
 
     def verify(self, token: str, *, now: float, leeway: float,
                audience: str | None = None) -> dict[str, Any]:

@@ -51,6 +51,9 @@ clients = Table(
     Column("created_at", Double, nullable=False),
     Column("third_party", Boolean, nullable=False, default=False),
     Column("subject_audiences", JSON, nullable=False),
+    Column("auth_method", String(40)),
+    Column("access_token_format", String(16)),
+    Column("auth_config", JSON),
 )
 
 users = Table(
@@ -216,4 +219,24 @@ revocation_completions = Table(
     Column("at", Double, nullable=False),
     Column("completed_at", Double, nullable=False),
     Column("verifiers", Integer, nullable=False),
+)
+
+reference_tokens = Table(
+    "reference_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("jti", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("sid", String(64)),
+    Column("claims", JSON, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_reference_tokens_expires_at", "expires_at"),
+)
+
+client_assertion_jtis = Table(
+    "client_assertion_jtis", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_client_assertion_jtis_expires_at", "expires_at"),
 )
