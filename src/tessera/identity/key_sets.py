@@ -61,18 +61,24 @@ class HttpKeySetSource:
         self._timeout = timeout
         self._timer = timer
         self._cache: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._refreshed: dict[str, float] = {}
 
     async def get(self, uri: str, *, refresh: bool = False) -> Mapping[str, Any]:
         now = self._timer()
         hit = self._cache.get(uri)
         if hit is not None:
-            age = now - hit[0]
-            if (not refresh and age < self._ttl) or (refresh and age < self._min_refresh):
+            if not refresh and now - hit[0] < self._ttl:
                 return hit[1]
+            if refresh and now - self._refreshed.get(uri, -self._min_refresh) \
+                    < self._min_refresh:
+                return hit[1]  # refetched for an unknown kid moments ago: not again
         document = await self._fetch(uri)
         if len(self._cache) > 1000:
             self._cache.clear()
+            self._refreshed.clear()
         self._cache[uri] = (now, document)
+        if refresh:
+            self._refreshed[uri] = now
         return document
 
     async def _fetch(self, uri: str) -> Mapping[str, Any]:

@@ -1,0 +1,111 @@
+"""Reference (opaque) access tokens: per client, stored hashed, answered by introspection
+(RFC 7662) and userinfo, and ended by everything that ends a JWT (DESIGN §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core.secrets import token_hash
+from tessera.identity import admin
+from tessera.identity.client_keys import ClientKeys
+from tessera.identity.compose import Identity
+from tests.e2e.helpers import client_token, refresh, revoke
+from tests.support import REDIRECT, AppClient, TesseraDriver
+
+
+async def reference_client(tessera: TesseraDriver, **kw: Any) -> AppClient:
+    client, secret = await admin.create_client(
+        tessera.identity, name="high-risk app", keys=ClientKeys(access_token_format="reference"),
+        scope=kw.pop("scope", "api:read api:write"),
+        audiences=kw.pop("audiences", ("https://api.example",)), **kw)
+    return AppClient(client.client_id, secret)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_client_credentials_reference_token_is_opaque_and_introspectable(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    service = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service)
+    assert "." not in token and len(token) >= 43  # 256 random bits, not a JWT
+    resource_server = await tessera.client()
+    body = await tessera.introspect(resource_server, token)
+    assert body["active"] is True and body["token_type"] == "Bearer"
+    assert body["sub"] == service.client_id and body["client_id"] == service.client_id
+    assert body["aud"] == "https://api.example" and body["scope"] == "api:read api:write"
+    assert isinstance(body["exp"], int) and body["iss"] == identity.settings.issuer
+    # stored only as a hash
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        stored = await uow.reference_tokens.get(token_hash(token))
+        assert await uow.reference_tokens.get(token) is None
+    assert stored is not None and stored.client_id == service.client_id
+    assert token not in str(stored)
+
+
+async def test_unknown_and_forged_references_are_inactive(tessera: TesseraDriver) -> None:
+    service = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service)
+    resource_server = await tessera.client()
+    for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "x" * 43, "abc"):
+        assert await tessera.introspect(resource_server, bad) == {"active": False}
+
+
+async def test_code_flow_reference_token_userinfo_refresh_and_session_revocation(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    app = await reference_client(tessera, grants=("authorization_code", "refresh_token"),
+                                 redirect_uris=(REDIRECT,))
+    user_id = await tessera.user()
+    tokens = await tessera.login_tokens(app, scope="openid api:read")
+    access = tokens["access_token"]
+    assert "." not in access and "id_token" in tokens
+    info = await tessera.http.get("/userinfo", headers=bearer(access))
+    assert info.status_code == 200 and info.json()["sub"] == user_id
+    body = await tessera.introspect(app, access)
+    assert body["active"] is True and body["sub"] == user_id and body["sid"]
+    refreshed = await refresh(tessera, app, tokens["refresh_token"])
+    assert refreshed.status_code == 200
+    second = refreshed.json()["access_token"]
+    assert "." not in second and second != access
+    # ending the user's sessions ends every reference issued in them
+    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    for token in (access, second):
+        assert await tessera.introspect(app, token) == {"active": False}
+    refused = await tessera.http.get("/userinfo", headers=bearer(second))
+    assert refused.status_code == 401 and "invalid_token" in refused.headers["www-authenticate"]
+
+
+async def test_rfc7009_revocation_of_a_reference_token(tessera: TesseraDriver) -> None:
+    service = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service)
+    other = await client_token(tessera, service)
+    assert (await revoke(tessera, service, token)).status_code == 200
+    assert await tessera.introspect(service, token) == {"active": False}
+    assert (await tessera.introspect(service, other))["active"] is True
+    # another client cannot revoke it
+    stranger = await tessera.client()
+    refused = await revoke(tessera, stranger, other)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+async def test_reference_tokens_are_tenant_scoped(tessera: TesseraDriver) -> None:
+    service = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service)
+    elsewhere = await tessera.client(tenant="acme")
+    assert await tessera.introspect(elsewhere, token) == {"active": False}
+
+
+async def test_jwt_clients_are_unchanged(tessera: TesseraDriver) -> None:
+    service = await tessera.client()
+    assert (await client_token(tessera, service)).count(".") == 2
+
+
+async def test_invalid_format_is_refused_at_registration(tessera: TesseraDriver) -> None:
+    try:
+        await admin.create_client(tessera.identity, name="x", grants=("client_credentials",),
+                                  keys=ClientKeys(access_token_format="opaque"))
+    except admin.AdminError as exc:
+        assert "jwt or reference" in str(exc)
+    else:
+        raise AssertionError("an unknown access token format was accepted")
