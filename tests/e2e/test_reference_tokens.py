@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tessera.bus import event_to_wire
+from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
 from tessera.identity import admin
+from tessera.identity.app import build_app
 from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
+from tessera.verifier import Denied, Reason, VerifierService, VerifierSettings
+from tests.conftest import ISSUER
 from tests.e2e.helpers import client_token, refresh, revoke
 from tests.support import REDIRECT, AppClient, TesseraDriver
 
@@ -109,3 +118,93 @@ async def test_invalid_format_is_refused_at_registration(tessera: TesseraDriver)
         assert "jwt or reference" in str(exc)
     else:
         raise AssertionError("an unknown access token format was accepted")
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The identity app over ASGI, counting introspection calls."""
+
+    def __init__(self, identity: Identity) -> None:
+        self._inner = httpx.ASGITransport(app=build_app(identity))
+        self.introspections = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/introspect":
+            self.introspections += 1
+        return await self._inner.handle_async_request(request)
+
+
+async def apply_published(identity: Identity, service: VerifierService) -> None:
+    """What the bus follower does: apply every published revocation event."""
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        published = await uow.revocations.since(0, limit=100_000)
+    for event in published:
+        service.state.apply(event_to_wire(event))
+    service.state.confirm(identity.clock.now())
+
+
+async def test_verifier_sdk_accepts_references_with_a_cache_the_stream_invalidates(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    app = await reference_client(tessera, grants=("authorization_code", "refresh_token"),
+                                 redirect_uris=(REDIRECT,))
+    user_id = await tessera.user()
+    token = (await tessera.login_tokens(app, scope="openid api:read"))["access_token"]
+    jwt_app = await tessera.web_client()
+    jwt_token = (await tessera.login_tokens(jwt_app, scope="openid api:read"))["access_token"]
+    caller = await tessera.client()  # the service's own client: introspects
+    transport = CountingTransport(identity)
+    service = VerifierService(VerifierSettings(
+        issuer=ISSUER, audience="https://api.example", source="none",
+        client_id=caller.client_id, client_secret=caller.secret, reference_tokens=True),
+        clock=identity.clock, transport=transport, registry=CollectorRegistry())
+    service.state.confirm(identity.clock.now())
+    try:
+        accepted = await service.check(token, scopes=("api:read",))
+        assert accepted.sub == user_id and accepted.sid and transport.introspections == 1
+        again = await service.check(token, scopes=("api:read",))
+        assert again.jti == accepted.jti and transport.introspections == 1  # cached
+        with pytest.raises(Denied) as scope_denied:
+            await service.check(token, scopes=("api:write",))
+        assert scope_denied.value.reason is Reason.INSUFFICIENT_SCOPE
+        assert (await service.check(jwt_token)).sub == user_id  # JWTs stay local
+        assert transport.introspections == 1
+        # the session ends: the stream's event refuses the cached reference at once,
+        # without asking the issuer, exactly like the JWT of the same user
+        await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+        await apply_published(identity, service)
+        for revoked in (token, jwt_token):
+            with pytest.raises(Denied) as denied:
+                await service.check(revoked)
+            assert denied.value.status == 401
+        assert transport.introspections == 1
+        # unknown references: refused, and the issuer asked once, not per request
+        for _ in range(3):
+            with pytest.raises(Denied) as unknown:
+                await service.check("made-up-reference-token-value-0123456789abc")
+            assert unknown.value.reason is Reason.TOKEN_REVOKED
+        assert transport.introspections == 2
+    finally:
+        await service.aclose()
+
+
+async def test_verifier_sdk_asks_again_when_its_revocation_state_is_stale(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    service_app = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service_app)
+    caller = await tessera.client()
+    transport = CountingTransport(identity)
+    service = VerifierService(VerifierSettings(
+        issuer=ISSUER, audience="https://api.example", source="none",
+        client_id=caller.client_id, client_secret=caller.secret, reference_tokens=True),
+        clock=clock, transport=transport, registry=CollectorRegistry())
+    service.state.confirm(clock.now())
+    try:
+        await service.check(token)
+        assert transport.introspections == 1
+        # revoked at the issuer, but the event never reached this verifier ...
+        assert (await revoke(tessera, service_app, token)).status_code == 200
+        clock.advance(45)  # ... whose state is now past the 30 s bound
+        with pytest.raises(Denied) as denied:
+            await service.check(token)
+        assert denied.value.reason is Reason.TOKEN_REVOKED and transport.introspections == 2
+    finally:
+        await service.aclose()
