@@ -47,9 +47,13 @@ def clients() -> None:
               help="Token endpoint authentication (default: a client secret, or none for "
                    "--public). private_key_jwt and workload_identity need no secret.")
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="private_key_jwt: the client's public keys, a JWK Set file.")
+              help="private_key_jwt / self_signed_tls_client_auth: the client's public "
+                   "keys, a JWK Set file.")
 @click.option("--jwks-uri", default=None,
               help="private_key_jwt: where the client publishes its JWK Set (https).")
+@click.option("--tls-subject-dn", default=None,
+              help="tls_client_auth (RFC 8705): the subject DN of the client's certificate, "
+                   "e.g. 'CN=orders,O=Example'.")
 @click.option("--workload-issuer", default=None,
               help="workload_identity: the iss of the workload's JWT-SVID / service-account "
                    "token.")
@@ -64,14 +68,15 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
            post_logout_uris: tuple[str, ...], scope: str, audiences: tuple[str, ...],
            tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...],
            access_token_format: str, auth_method: str | None, jwks_file: str | None,
-           jwks_uri: str | None, workload_issuer: str | None, workload_subject: str | None,
+           jwks_uri: str | None, tls_subject_dn: str | None,
+           workload_issuer: str | None, workload_subject: str | None,
            workload_jwks_file: str | None, workload_jwks_uri: str | None) -> None:
     """Register a client; prints JSON with client_id and client_secret (shown once)."""
     keys = ClientKeys(
         auth_method=auth_method, access_token_format=access_token_format,
         jwks=_read(jwks_file), jwks_uri=jwks_uri, workload_issuer=workload_issuer,
         workload_subject=workload_subject, workload_jwks=_read(workload_jwks_file),
-        workload_jwks_uri=workload_jwks_uri)
+        workload_jwks_uri=workload_jwks_uri, tls_subject_dn=tls_subject_dn)
 
     async def work(identity: Identity) -> dict[str, object]:
         client, secret = await admin.create_client(

@@ -26,7 +26,8 @@ KNOWN_GRANTS = frozenset(
     {GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE}
 )
 
-KEY_AUTH_METHODS = frozenset({"private_key_jwt", "workload_identity"})
+KEY_AUTH_METHODS = frozenset({"private_key_jwt", "workload_identity", "tls_client_auth",
+                              "self_signed_tls_client_auth"})
 """Client authentication without a shared secret."""
 TOKEN_FORMATS = frozenset({"jwt", "reference"})
 
@@ -57,9 +58,10 @@ class Client:
     auth_method: str | None = None
     """How the client authenticates at the token endpoint (OIDC Core §9): None means the
     historical default, ``none`` for public clients and a shared secret otherwise;
-    ``private_key_jwt`` (RFC 7523 §2.2, keys in ``jwks``/``jwks_uri``) or
+    ``private_key_jwt`` (RFC 7523 §2.2, keys in ``jwks``/``jwks_uri``),
     ``workload_identity`` (a JWT-SVID or Kubernetes service-account token checked
-    against ``workload_*``)."""
+    against ``workload_*``), ``tls_client_auth`` (RFC 8705 §2.1, ``tls_subject_dn``) or
+    ``self_signed_tls_client_auth`` (§2.2, the certificate's key in ``jwks``)."""
     access_token_format: str = "jwt"
     """``jwt`` (RFC 9068) or ``reference``: an opaque handle valid through introspection."""
     jwks: str | None = None
@@ -70,6 +72,8 @@ class Client:
     """The workload identity's ``sub`` (``spiffe://…`` or ``system:serviceaccount:ns:name``)."""
     workload_jwks: str | None = None
     workload_jwks_uri: str | None = None
+    tls_subject_dn: str | None = None
+    """``tls_client_auth`` (RFC 8705 §2.1): the subject DN of the client's certificate."""
 
     @property
     def token_endpoint_auth_method(self) -> str:

@@ -89,6 +89,7 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
         jwks=checked.jwks, jwks_uri=checked.jwks_uri,
         workload_issuer=checked.workload_issuer, workload_subject=checked.workload_subject,
         workload_jwks=checked.workload_jwks, workload_jwks_uri=checked.workload_jwks_uri,
+        tls_subject_dn=checked.tls_subject_dn,
     )
     async with transaction(identity.store, identity.audit) as tx:
         await register_tenant(tx, tenant_id or DEFAULT_TENANT, at=client.created_at)

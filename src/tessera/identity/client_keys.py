@@ -2,6 +2,10 @@
 the access-token format (``admin.create_client``).
 
 - ``private_key_jwt``: a JWK Set document (``--jwks-file``) or a ``jwks_uri``, exactly one.
+- ``tls_client_auth`` (RFC 8705 §2.1): the subject DN of the client's certificate
+  (``--tls-subject-dn``), issued by the CA the TLS listener or proxy trusts.
+- ``self_signed_tls_client_auth`` (§2.2): the certificate's public key as a JWK Set
+  (``--jwks-file``, ``x5c`` welcome) or ``jwks_uri``.
 - ``workload_identity``: the expected ``iss`` and ``sub`` of the workload's token
   (``spiffe://…`` or ``system:serviceaccount:<ns>:<name>``) and its trust bundle / issuer
   keys, inline or by URI.
@@ -16,6 +20,7 @@ import json
 from dataclasses import dataclass
 
 import jwt
+from cryptography import x509
 
 from tessera.core.clients import TOKEN_FORMATS
 from tessera.identity.key_sets import check_jwks_uri
@@ -23,6 +28,7 @@ from tessera.identity.key_sets import check_jwks_uri
 __all__ = ["AUTH_METHOD_CHOICES", "ClientKeys", "check_jwks_document"]
 
 AUTH_METHOD_CHOICES = ("client_secret_basic", "client_secret_post", "private_key_jwt",
+                       "tls_client_auth", "self_signed_tls_client_auth",
                        "workload_identity", "none")
 _PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 _WORKLOAD_SUBJECTS = ("spiffe://", "system:serviceaccount:")
@@ -68,6 +74,7 @@ class ClientKeys:
     workload_subject: str | None = None
     workload_jwks: str | None = None
     workload_jwks_uri: str | None = None
+    tls_subject_dn: str | None = None
 
     def checked(self, *, public: bool, issuer: str) -> ClientKeys:
         """The normalised settings (``auth_method`` None for a secret or a public
@@ -83,13 +90,30 @@ class ClientKeys:
             method = None
         if public and method is not None:
             raise ClientKeysError("a public client has no credentials: drop --auth-method")
-        if method != "private_key_jwt" and (self.jwks or self.jwks_uri):
-            raise ClientKeysError("--jwks-file/--jwks-uri need --auth-method private_key_jwt")
+        if method not in ("private_key_jwt", "self_signed_tls_client_auth") and (
+                self.jwks or self.jwks_uri):
+            raise ClientKeysError("--jwks-file/--jwks-uri need --auth-method private_key_jwt "
+                                  "or self_signed_tls_client_auth")
+        if method != "tls_client_auth" and self.tls_subject_dn:
+            raise ClientKeysError("--tls-subject-dn needs --auth-method tls_client_auth")
+        if method == "tls_client_auth":
+            dn = self.tls_subject_dn or ""
+            try:
+                x509.Name.from_rfc4514_string(dn)
+            except ValueError:
+                dn = ""
+            if not dn:
+                raise ClientKeysError("tls_client_auth needs --tls-subject-dn, an RFC 4514 "
+                                      "distinguished name such as 'CN=orders,O=Example'")
+            return ClientKeys(method, self.access_token_format, tls_subject_dn=dn)
         workload = (self.workload_issuer, self.workload_subject, self.workload_jwks,
                     self.workload_jwks_uri)
         if method != "workload_identity" and any(workload):
             raise ClientKeysError("--workload-* options need --auth-method workload_identity")
-        if method == "private_key_jwt":
+        if method == "self_signed_tls_client_auth" and self.jwks_uri:
+            raise ClientKeysError("self_signed_tls_client_auth takes the certificate's key "
+                                  "as --jwks-file")
+        if method in ("private_key_jwt", "self_signed_tls_client_auth"):
             jwks, uri = self._one_key_source(self.jwks, self.jwks_uri, issuer, "")
             return ClientKeys(method, self.access_token_format, jwks=jwks, jwks_uri=uri)
         if method == "workload_identity":

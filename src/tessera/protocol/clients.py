@@ -22,6 +22,13 @@ from tessera.protocol.client_assertion import (
 )
 from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
+from tessera.protocol.rfc8705 import (
+    MTLS_AUTH_METHODS,
+    CertificateError,
+    load_certificate,
+    public_key_registered,
+    subject_matches,
+)
 from tessera.protocol.standing import TenantDirectory, client_tenant
 from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store
@@ -29,8 +36,9 @@ from tessera.store.ports import Store
 __all__ = ["ASSERTION_AUTH_METHODS", "AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-ASSERTION_AUTH_METHODS = ("private_key_jwt",)
-"""Advertised besides ``AUTH_METHODS`` when client assertions are enabled."""
+ASSERTION_AUTH_METHODS = ("private_key_jwt", *MTLS_AUTH_METHODS)
+"""Methods without a shared secret, advertised besides ``AUTH_METHODS``: client
+assertions (RFC 7523) and mutual TLS (RFC 8705)."""
 _DUMMY_HASH = token_hash("tessera-dummy-secret")
 
 
@@ -62,6 +70,23 @@ class ClientDirectory:
 
     def clear(self) -> None:
         self._cache.clear()
+
+
+def _certificate_problem(client: Client, pem: str | None) -> str | None:
+    if pem is None:
+        return "no client certificate presented (mutual TLS)"
+    try:
+        certificate = load_certificate(pem)
+    except CertificateError as exc:
+        return str(exc)
+    if client.auth_method == "tls_client_auth":
+        if client.tls_subject_dn is None or not subject_matches(certificate,
+                                                                client.tls_subject_dn):
+            return "the certificate's subject DN is not the registered one"
+        return None
+    if client.jwks is None or not public_key_registered(certificate, client.jwks):
+        return "the certificate's key is not one the client registered"
+    return None
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
@@ -130,11 +155,29 @@ class ClientAuthenticator:
             return await self._check_secret(client_id, secret, basic=False,
                                             host=request.client_host)
         client = await self._directory.get(client_id)
+        if (client is not None and not client.disabled
+                and client.auth_method in MTLS_AUTH_METHODS):
+            return await self._check_certificate(client, request)
         if client is None or client.disabled or not client.public:
             raise InvalidClient("client authentication failed",
                                 detail=f"no credentials for client {client_id!r}")
         if not allow_public:
             raise InvalidClient("this endpoint needs a confidential client")
+        return client
+
+    async def _check_certificate(self, client: Client, request: OAuthRequest) -> Client:
+        """RFC 8705 §2: the connection's client certificate authenticates the client.
+        ``tls_client_auth``: the TLS layer verified the chain against the client CA; the
+        subject DN must be the registered one. ``self_signed_tls_client_auth``: its
+        public key must be one the client registered."""
+        key = f"{client.client_id[:64]}\x00{request.client_host}"
+        if self._failures is not None and await self._failures.blocked(key):
+            raise TooManyRequests("too many failed client authentications; slow down")
+        problem = _certificate_problem(client, request.client_cert)
+        if problem is not None:
+            if self._failures is not None:
+                await self._failures.hit(key)
+            raise InvalidClient("client authentication failed", detail=problem)
         return client
 
     async def _check_assertion(self, params: Params, *, host: str | None) -> Client:

@@ -82,7 +82,8 @@ class IntrospectionEndpoint:
             return _INACTIVE
         if claims.get("tid") != client_tenant(client):
             return _INACTIVE  # a token of another tenant is nothing here
-        bound = isinstance(claims.get("cnf"), dict)
+        cnf = claims.get("cnf")
+        bound = isinstance(cnf, dict) and "jkt" in cnf  # DPoP; x5t#S256 stays Bearer
         body: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
         body.update({k: claims[k] for k in _CLAIMS if k in claims})
         return body

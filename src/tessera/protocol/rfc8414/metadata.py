@@ -52,6 +52,12 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
     }
+    # RFC 8705 §3.3 / §5: certificate-bound tokens; the client certificate is asked for on
+    # the same listener (or forwarded by a trusted proxy), so the aliases are the same URLs
+    metadata["tls_client_certificate_bound_access_tokens"] = True
+    metadata["mtls_endpoint_aliases"] = {
+        name: metadata[name] for name in ("token_endpoint", "introspection_endpoint",
+                                          "revocation_endpoint", "userinfo_endpoint")}
     if dpop_algs:
         metadata["dpop_signing_alg_values_supported"] = list(dpop_algs)
     return metadata

@@ -71,7 +71,8 @@ class TokenExchangeGrant:
             raise InvalidRequest("unsupported requested_token_type")
         subject_token = params.require("subject_token")
         if params.require("subject_token_type") == TOKEN_TYPE_USER_ID:
-            return await self._impersonate(params, subject_token, client, policy, jkt)
+            return await self._impersonate(params, subject_token, client, policy, jkt,
+                                           request)
         subject = await self._subjects.load(subject_token, params.require("subject_token_type"),
                                             client, "subject_token", jkt=jkt)
         actor = None
@@ -106,7 +107,7 @@ class TokenExchangeGrant:
             amr=tuple(subject.get("amr") or ()), auth_time=subject.get("auth_time"),
             act=self._act_chain(subject, acting, policy), jkt=jkt,
         )
-        token = await self._tokens.issue(claims, client)
+        token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
             events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
             tenant=claims.tenant_id, sid=claims.sid,
@@ -119,7 +120,8 @@ class TokenExchangeGrant:
                            token_type=token_type(jkt))
 
     async def _impersonate(self, params: Params, user_id: str, client: Client,
-                           policy: ExchangePolicy, jkt: str | None) -> TokenResult:
+                           policy: ExchangePolicy, jkt: str | None,
+                           request: OAuthRequest | None = None) -> TokenResult:
         """Admin impersonation (``impersonation``): a new session of the user tied to the
         admin's, ``act`` naming the admin, scopes capped by the admin's token and both
         users' role entitlements, never outliving the admin's token."""
@@ -162,7 +164,7 @@ class TokenExchangeGrant:
             scope=scope, iat=now, exp=exp, jti=new_jti(),
             tenant_id=session.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
             amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
-        token = await self._tokens.issue(claims, client)
+        token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
             events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
             tenant=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,

@@ -59,11 +59,12 @@ def _client(row: RowMapping) -> Client:
         workload_subject=config.get("workload_subject"),
         workload_jwks=config.get("workload_jwks"),
         workload_jwks_uri=config.get("workload_jwks_uri"),
+        tls_subject_dn=config.get("tls_subject_dn"),
     )
 
 
 _AUTH_CONFIG = ("jwks", "jwks_uri", "workload_issuer", "workload_subject", "workload_jwks",
-                "workload_jwks_uri")
+                "workload_jwks_uri", "tls_subject_dn")
 
 
 def _auth_config(raw: Any) -> dict[str, str | None]:
