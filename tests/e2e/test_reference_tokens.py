@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -208,3 +209,33 @@ async def test_verifier_sdk_asks_again_when_its_revocation_state_is_stale(
         assert denied.value.reason is Reason.TOKEN_REVOKED and transport.introspections == 2
     finally:
         await service.aclose()
+
+
+async def test_rfc9701_jwt_introspection_response(tessera: TesseraDriver,
+                                                  identity: Identity) -> None:
+    service = await reference_client(tessera, grants=("client_credentials",))
+    token = await client_token(tessera, service)
+    caller = await tessera.client()
+    response = await tessera.http.post(
+        "/introspect", data={"token": token}, auth=caller.auth,  # type: ignore[arg-type]
+        headers={"accept": "application/token-introspection+jwt"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/token-introspection+jwt"
+    assert response.headers["cache-control"] == "no-store"
+    keys = jwt.PyJWKSet.from_dict((await tessera.http.get("/jwks")).json())
+    header = jwt.get_unverified_header(response.text)
+    assert header["typ"] == "token-introspection+jwt"
+    key = next(k for k in keys.keys if k.key_id == header["kid"])
+    claims = jwt.decode(response.text, key=key, algorithms=[header["alg"]],
+                        audience=caller.client_id, issuer=ISSUER)
+    answer = claims["token_introspection"]
+    assert answer["active"] is True and answer["client_id"] == service.client_id
+    # inactive: still a signed answer, saying only that
+    response = await tessera.http.post(
+        "/introspect", data={"token": "nope"}, auth=caller.auth,  # type: ignore[arg-type]
+        headers={"accept": "application/token-introspection+jwt"})
+    assert jwt.decode(response.text, options={"verify_signature": False})[
+        "token_introspection"] == {"active": False}
+    # plain JSON stays the default
+    plain = await tessera.introspect(caller, token)
+    assert plain["active"] is True

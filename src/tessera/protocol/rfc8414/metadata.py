@@ -45,6 +45,8 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": [signing_alg],
         "access_token_signing_alg_values_supported": [signing_alg],
+        # RFC 9701 §7: JWT introspection responses (Accept: application/token-introspection+jwt)
+        "introspection_signing_alg_values_supported": [signing_alg],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
