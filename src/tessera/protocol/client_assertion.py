@@ -11,8 +11,8 @@
 
 Rules for both (RFC 7523 §3, RFC 7523bis / draft-ietf-oauth-rfc7523bis §4, RFC 8725):
 signature by an allow-listed asymmetric algorithm (never ``none`` or HMAC), ``aud`` names
-this issuer or its token endpoint, ``exp`` required and not too far ahead, ``nbf``/``iat``
-not in the future. A ``private_key_jwt`` assertion must carry a ``jti``, usable once until
+this issuer or its token endpoint and nothing else, ``exp`` required and not too far
+ahead, ``nbf``/``iat`` not in the future. A ``private_key_jwt`` assertion must carry a ``jti``, usable once until
 it expires (§3 item 7). Workload tokens are reusable bearer credentials by design (a pod
 re-reads its mounted token): they are bounded by audience and a short lifetime instead.
 
@@ -165,9 +165,12 @@ class ClientAssertions:
             raise _refuse("client assertion sub does not name the client")
         aud = claims.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
-        if not any(a in (rules.issuer, rules.token_endpoint) for a in audiences):
-            raise _refuse("client assertion aud names neither this issuer nor its "
-                          "token endpoint")
+        # RFC 7523bis §4: the audience is this server alone. An assertion also addressed
+        # to another party could be replayed here by that party (and vice versa).
+        if not audiences or not all(a in (rules.issuer, rules.token_endpoint)
+                                    for a in audiences):
+            raise _refuse("client assertion aud must name only this issuer (or its "
+                          "token endpoint)")
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise _refuse("client assertion has no exp")
