@@ -12,9 +12,10 @@
 Rules for both (RFC 7523 §3, RFC 7523bis / draft-ietf-oauth-rfc7523bis §4, RFC 8725):
 signature by an allow-listed asymmetric algorithm (never ``none`` or HMAC), ``aud`` names
 this issuer or its token endpoint and nothing else, ``exp`` required and not too far
-ahead, ``nbf``/``iat`` not in the future. A ``private_key_jwt`` assertion must carry a ``jti``, usable once until
-it expires (§3 item 7). Workload tokens are reusable bearer credentials by design (a pod
-re-reads its mounted token): they are bounded by audience and a short lifetime instead.
+ahead, ``nbf``/``iat`` not in the future. A ``private_key_jwt`` assertion must carry a
+``jti``, usable once until it expires (§3 item 7). Workload tokens are reusable bearer
+credentials by design (a pod re-reads its mounted token): they are bounded by audience
+and a short lifetime instead.
 
 JOSE parsing and signature checks are PyJWT's; only the claim rules live here. Key sets
 arrive through a ``KeySetSource`` port (the identity service fetches with httpx).
