@@ -239,3 +239,19 @@ async def test_rfc9701_jwt_introspection_response(tessera: TesseraDriver,
     # plain JSON stays the default
     plain = await tessera.introspect(caller, token)
     assert plain["active"] is True
+
+
+async def test_a_reference_token_can_be_exchanged(tessera: TesseraDriver) -> None:
+    app = await reference_client(tessera, grants=("authorization_code",),
+                                 redirect_uris=(REDIRECT,))
+    await tessera.user()
+    subject = (await tessera.login_tokens(app, scope="openid api:read"))["access_token"]
+    gateway = await tessera.client(
+        grants=("urn:ietf:params:oauth:grant-type:token-exchange",), scope="api:read",
+        audiences=("https://orders.internal",), subject_audiences=("https://api.example",))
+    response = await tessera.token(
+        gateway, grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+        subject_token=subject, subject_token_type="urn:ietf:params:oauth:token-type:access_token",
+        audience="https://orders.internal")
+    assert response.status_code == 200, response.text
+    assert response.json()["access_token"].count(".") == 2  # the gateway's own format: JWT
