@@ -64,6 +64,8 @@ class ReferenceTokens:
         revocation state is stale: only the issuer knows)."""
         if not token or len(token) > _MAX_LENGTH:
             raise Denied(Reason.MALFORMED, "not a reference token")
+        if policy.max_staleness is not None and state.is_stale(now, policy.max_staleness):
+            use_cache = False  # the stream may have missed a revocation: ask the issuer
         verified = self._cached(token, now) if use_cache else None
         if verified is None:
             verified = await self._ask(token, now)
