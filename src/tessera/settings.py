@@ -166,6 +166,13 @@ class ServerSettings(BaseModel):
     ``X-Forwarded-Proto`` are believed (uvicorn's ``forwarded_allow_ips``). Empty: the
     peer address is the client's; behind a proxy, every client would then share the
     proxy's address in the per-address throttles."""
+    client_cert_proxies: list[str] = []
+    """Addresses of TLS-terminating proxies whose client-certificate header
+    (``client_cert_header``, nginx ``$ssl_client_escaped_cert``) is believed for mutual TLS
+    (RFC 8705). The header is removed from every other request. Empty: only certificates
+    of Tessera's own TLS listener (``tessera serve --tls-client-ca``) count."""
+    client_cert_header: str = "x-ssl-client-cert"
+    """The header such a proxy puts the URL-encoded PEM client certificate in."""
     max_connections: int = Field(1000, ge=1, le=100_000)
     """Open connections one worker process accepts; a connection beyond it gets ``503``
     with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file

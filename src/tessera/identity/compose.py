@@ -18,6 +18,7 @@ from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
+from tessera.identity.key_sets import HttpKeySetSource
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.bounds import SessionBounds, defaults_of
 from tessera.identity.login.pending import PendingLogins
@@ -30,6 +31,7 @@ from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
 from tessera.observability.tracing import token_observer
+from tessera.protocol.client_assertion import AssertionRules, ClientAssertions
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -52,6 +54,7 @@ from tessera.protocol.rfc8693 import (
     TokenExchangeGrant,
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
@@ -142,6 +145,8 @@ class Identity:
     """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
     device_authorization: DeviceAuthorizationEndpoint | None = None
     """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
+    key_sets: HttpKeySetSource | None = None
+    """Clients' ``jwks_uri`` documents, fetched for client assertions (``key_sets``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -204,8 +209,14 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     clients = ClientDirectory(store, clock)
     tenants = TenantDirectory(store, clock)
     throttles = build_throttles(settings)
-    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
-    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
+    key_sets = HttpKeySetSource(issuer=settings.issuer)
+    assertions = ClientAssertions(store, clock, key_sets, AssertionRules(
+        issuer=settings.issuer, token_endpoint=f"{settings.issuer}/token",
+        leeway=tok.leeway))
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants,
+                                        assertions=assertions)
+    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl,
+                               references=ReferenceTokens(store))
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
                               alg=settings.keys.id_token_algorithm)
     bus = InProcessBus()
@@ -276,8 +287,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                             observer=token_observer(metrics.on_token_request), dpop=dpop,
                             url=f"{settings.issuer}/token"),
         metrics=metrics,
-        introspection=IntrospectionEndpoint(authenticator, state, store, clock,
-                                            max_body=max_body),
+        introspection=IntrospectionEndpoint(
+            authenticator, state, store, clock, max_body=max_body, issuer=settings.issuer,
+            jwt_signer=lambda claims: keys.ring.sign(claims, typ="token-introspection+jwt")),
         revocation=RevocationEndpoint(authenticator, access, store, audit, clock,
                                       leeway=tok.leeway, max_body=max_body),
         userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer, dpop=dpop),
@@ -287,7 +299,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
         bus=bus, relays=relays, mirror=mirror, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
-        tenants=tenants,
+        tenants=tenants, key_sets=key_sets,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
         completion=completion, device_authorization=device,

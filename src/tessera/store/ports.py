@@ -27,6 +27,7 @@ from tessera.core.tenants import Tenant
 from tessera.core.users import User
 
 __all__ = [
+    "AssertionReplayRepo",
     "AuditFilter",
     "AuditRecord",
     "AuditRepo",
@@ -38,6 +39,8 @@ __all__ = [
     "FactorRepo",
     "KeyRepo",
     "RecoveryCodeRepo",
+    "ReferenceToken",
+    "ReferenceTokenRepo",
     "RefreshRepo",
     "RevocationLog",
     "RoleRepo",
@@ -488,6 +491,36 @@ class KeyRepo(Protocol):
     async def set_state(self, kid: str, state: str, *, at: float) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReferenceToken:
+    """An opaque access token (only its SHA-256 kept) and the claims it stands for."""
+
+    token_hash: str
+    jti: str
+    client_id: str
+    tenant_id: str | None
+    sid: str | None
+    claims: dict[str, Any]
+    expires_at: float
+
+
+class ReferenceTokenRepo(Protocol):
+    async def add(self, token: ReferenceToken) -> None: ...
+    async def get(self, token_hash: str) -> ReferenceToken | None:
+        """Also when expired: the caller judges times (and revocation) itself."""
+
+    async def prune(self, before: float) -> int:
+        """Delete tokens that expired before ``before``; returns how many."""
+
+
+class AssertionReplayRepo(Protocol):
+    async def use(self, client_id: str, jti: str, *, expires_at: float, now: float) -> bool:
+        """Record a client assertion's ``jti`` until ``expires_at``. False if it was
+        already used and has not expired: of concurrent callers exactly one sees True."""
+
+    async def prune(self, before: float) -> int: ...
+
+
 class UnitOfWork(Protocol):
     clients: ClientRepo
     users: UserRepo
@@ -505,6 +538,8 @@ class UnitOfWork(Protocol):
     recovery_codes: RecoveryCodeRepo
     session_policies: SessionPolicyRepo
     device_codes: DeviceCodeRepo
+    reference_tokens: ReferenceTokenRepo
+    assertion_jtis: AssertionReplayRepo
 
 
 class Store(Protocol):

@@ -20,6 +20,7 @@ from tessera.core.users import User
 from tessera.store import ports
 from tessera.store.ports import StoreError
 from tessera.store.sql.bounds import SqlDeviceCodeRepo, SqlSessionPolicyRepo
+from tessera.store.sql.client_auth import SqlAssertionReplayRepo, SqlReferenceTokenRepo
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
 from tessera.store.sql.registry import SqlVerifierRegistry
@@ -43,6 +44,7 @@ __all__ = ["SqlUnitOfWork"]
 
 
 def _client(row: RowMapping) -> Client:
+    config = _auth_config(row["auth_config"])
     return Client(
         client_id=row["client_id"], name=row["name"], public=row["public"],
         grant_types=frozenset(row["grant_types"]), scopes=frozenset(row["scopes"]),
@@ -51,7 +53,32 @@ def _client(row: RowMapping) -> Client:
         secret_hash=row["secret_hash"], tenant_id=row["tenant_id"], disabled=row["disabled"],
         created_at=row["created_at"], third_party=row["third_party"],
         subject_audiences=tuple(row["subject_audiences"]),
+        auth_method=row["auth_method"],
+        access_token_format=row["access_token_format"] or "jwt",
+        jwks=config.get("jwks"), jwks_uri=config.get("jwks_uri"),
+        workload_issuer=config.get("workload_issuer"),
+        workload_subject=config.get("workload_subject"),
+        workload_jwks=config.get("workload_jwks"),
+        workload_jwks_uri=config.get("workload_jwks_uri"),
+        tls_subject_dn=config.get("tls_subject_dn"),
     )
+
+
+_AUTH_CONFIG = ("jwks", "jwks_uri", "workload_issuer", "workload_subject", "workload_jwks",
+                "workload_jwks_uri", "tls_subject_dn")
+
+
+def _auth_config(raw: Any) -> dict[str, str | None]:
+    """The key material of a client without a shared secret (``auth_config`` JSON)."""
+    config = raw if isinstance(raw, dict) else {}
+    return {name: (str(config[name]) if config.get(name) is not None else None)
+            for name in _AUTH_CONFIG}
+
+
+def _auth_config_of(client: Client) -> dict[str, str] | None:
+    config = {name: getattr(client, name) for name in _AUTH_CONFIG
+              if getattr(client, name) is not None}
+    return config or None
 
 
 class SqlClientRepo(_Repo):
@@ -64,6 +91,10 @@ class SqlClientRepo(_Repo):
             post_logout_redirect_uris=list(client.post_logout_redirect_uris),
             tenant_id=client.tenant_id, disabled=client.disabled, created_at=client.created_at,
             third_party=client.third_party, subject_audiences=list(client.subject_audiences),
+            auth_method=client.auth_method,
+            access_token_format=(None if client.access_token_format == "jwt"
+                                 else client.access_token_format),
+            auth_config=_auth_config_of(client),
         ))
 
     async def get(self, client_id: str) -> Client | None:
@@ -420,6 +451,8 @@ class SqlUnitOfWork:
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
         self.session_policies: ports.SessionPolicyRepo = SqlSessionPolicyRepo(conn)
         self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
+        self.reference_tokens: ports.ReferenceTokenRepo = SqlReferenceTokenRepo(conn)
+        self.assertion_jtis: ports.AssertionReplayRepo = SqlAssertionReplayRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:

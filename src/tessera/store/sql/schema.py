@@ -51,6 +51,9 @@ clients = Table(
     Column("created_at", Double, nullable=False),
     Column("third_party", Boolean, nullable=False, default=False),
     Column("subject_audiences", JSON, nullable=False),
+    Column("auth_method", String(40)),
+    Column("access_token_format", String(16)),
+    Column("auth_config", JSON),
 )
 
 users = Table(
@@ -248,4 +251,24 @@ device_codes = Table(
     Column("decided_at", Double),
     Column("client_address", String(64)),
     Index("ix_device_codes_user_code_hash", "user_code_hash", unique=True),
+)
+
+reference_tokens = Table(
+    "reference_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("jti", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("sid", String(64)),
+    Column("claims", JSON, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_reference_tokens_expires_at", "expires_at"),
+)
+
+client_assertion_jtis = Table(
+    "client_assertion_jtis", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_client_assertion_jtis_expires_at", "expires_at"),
 )

@@ -92,7 +92,7 @@ class RefreshTokenGrant:
                 reuse = True
         if reuse or issued is None:
             raise InvalidGrant("refresh token is invalid")
-        return self._respond(issued, jkt)
+        return await self._respond(issued, jkt, client, request)
 
     async def _rotate_or_replay(self, tx: Transaction, presented: str, params: Params,
                                 client: Client, jkt: str | None) -> _Issued | None:
@@ -216,7 +216,8 @@ class RefreshTokenGrant:
                  scopes=format_scope(scope), jkt=jkt)
         return _Issued(family, session, successor, successor_raw, scope)
 
-    def _respond(self, issued: _Issued, jkt: str | None) -> TokenResult:
+    async def _respond(self, issued: _Issued, jkt: str | None, client: Client,
+                       request: OAuthRequest) -> TokenResult:
         family, session, successor = issued.family, issued.session, issued.successor
         iat = int(successor.issued_at)
         claims = AccessTokenClaims(
@@ -226,6 +227,7 @@ class RefreshTokenGrant:
             amr=session.amr, auth_time=int(session.auth_time), jkt=jkt,
         )
         expires_in = max(0, claims.exp - int(self._clock.now()))
-        return TokenResult(access_token=self._tokens.sign(claims), expires_in=expires_in,
+        return TokenResult(access_token=await self._tokens.issue(claims, client, request),
+                           expires_in=expires_in,
                            scope=issued.scope, refresh_token=issued.refresh_token,
                            token_type=token_type(jkt))
