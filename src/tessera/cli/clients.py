@@ -39,22 +39,53 @@ def clients() -> None:
 @click.option("--subject-audience", "subject_audiences", multiple=True, metavar="AUD",
               help="Token exchange trust: the client may exchange subject tokens addressed "
                    "to AUD (the resource it fronts); repeat for several.")
+@click.option("--backchannel-logout-uri", default=None, metavar="URI",
+              help="OIDC Back-Channel Logout: where logout tokens are posted (https).")
+@click.option("--backchannel-logout-session-required", is_flag=True,
+              help="The client needs sid in logout tokens (it is always sent when known).")
 def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tuple[str, ...],
            post_logout_uris: tuple[str, ...], scope: str, audiences: tuple[str, ...],
-           tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...]) -> None:
+           tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...],
+           backchannel_logout_uri: str | None = None,
+           backchannel_logout_session_required: bool = False) -> None:
     """Register a client; prints JSON with client_id and client_secret (shown once)."""
 
     async def work(identity: Identity) -> dict[str, object]:
         client, secret = await admin.create_client(
             identity, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_uris, scope=scope, audiences=audiences,
-            tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences)
+            tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required)
         return {"client_id": client.client_id, "client_secret": secret,
                 "grant_types": sorted(client.grant_types), "scope": " ".join(
                     sorted(client.scopes)), "audiences": list(client.audiences),
                 "redirect_uris": list(client.redirect_uris), "public": client.public,
                 "tenant": client_tenant(client), "third_party": client.third_party,
-                "subject_audiences": list(client.subject_audiences)}
+                "subject_audiences": list(client.subject_audiences),
+                "backchannel_logout_uri": backchannel_logout_uri,
+                "backchannel_logout_session_required": backchannel_logout_session_required}
+
+    try:
+        echo_json(run_with_identity(work))
+    except admin.AdminError as exc:
+        fail(str(exc))
+
+
+@clients.command("backchannel-logout")
+@click.argument("client_id")
+@click.option("--backchannel-logout-uri", default=None, metavar="URI",
+              help="Where logout tokens are posted; omit to remove the registration.")
+@click.option("--backchannel-logout-session-required", is_flag=True)
+def backchannel_logout(client_id: str, backchannel_logout_uri: str | None,
+                       backchannel_logout_session_required: bool) -> None:
+    """Set or remove an existing client's back-channel logout URI."""
+
+    async def work(identity: Identity) -> dict[str, object]:
+        await admin.set_backchannel_logout(identity, client_id, backchannel_logout_uri,
+                                           backchannel_logout_session_required, actor="cli")
+        return {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri,
+                "backchannel_logout_session_required": backchannel_logout_session_required}
 
     try:
         echo_json(run_with_identity(work))

@@ -100,6 +100,11 @@ def build_app(identity: Identity) -> Starlette:
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None)
 
+    if identity.signals is not None:  # issue 12: docs/signals.md
+        metadata.update(backchannel_logout_supported=True,
+                        backchannel_logout_session_supported=True,
+                        global_token_revocation_endpoint=f"{settings.issuer}/global-token-revocation")
+
     async def discovery(_: Request) -> Response:
         return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
 
@@ -180,6 +185,16 @@ def build_app(identity: Identity) -> Starlette:
         Route("/revocations/events", identity.feed.events),
         Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
+    if identity.signals is not None:  # back-channel logout, SSF, global revocation
+        from tessera.identity.signals.global_revocation import (
+            GLOBAL_REVOCATION_PATH,
+            GlobalRevocation,
+        )
+        from tessera.identity.signals.ssf_api import ssf_routes
+
+        routes.extend(ssf_routes(identity.signals))
+        routes.append(Route(GLOBAL_REVOCATION_PATH, GlobalRevocation(identity).handle,
+                            methods=["POST"]))
     if settings.metrics.port is None:  # else the supervisor's listener serves it
         routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)

@@ -56,6 +56,7 @@ from tessera.store.sql import create_store
 
 if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
+    from tessera.identity.signals import Signals
 
 __all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
 
@@ -130,6 +131,9 @@ class Identity:
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
+    signals: Signals | None = None
+    """Back-channel logout, SSF and risk signals (``identity/signals``); None when
+    ``signals.enabled`` is off."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -139,11 +143,15 @@ class Identity:
         for relay in self.relays:
             relay.start()
         self.completion.start()
+        if self.signals is not None:
+            self.signals.start()
 
     async def aclose(self) -> None:
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()
+        if self.signals is not None:
+            await self.signals.aclose()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
         if self.dpop is not None:
@@ -209,7 +217,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     dpop = build_proof_checker(settings, clock, nonce_key=derive_key(kek, "dpop-nonce"))
     completion = LogoutCompletion(store, clock, metrics,
                                   live_seconds=settings.verifiers.live_seconds)
-    return Identity(
+    identity = Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
@@ -241,3 +249,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                             completion=completion),
         completion=completion,
     )
+    if settings.signals.enabled:
+        from tessera.identity.signals import build_signals
+
+        identity.signals = build_signals(identity)
+    return identity

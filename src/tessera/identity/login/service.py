@@ -13,6 +13,7 @@ from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.protocol import signal_events
 from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
@@ -102,6 +103,10 @@ class LoginService:
             tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
                      subject=session.user_id, tenant=session.tenant_id, acr=acr,
                      amr=list(amr), previous_acr=session.acr)
+            if acr != session.acr:
+                await signal_events.assurance_changed(
+                    tx, user_id=session.user_id, tenant_id=session.tenant_id,
+                    at=self._clock.now(), previous=session.acr, current=acr, sid=session.sid)
         return updated, handle
 
     async def session_for_cookie(self, handle: str | None) -> Session | None:

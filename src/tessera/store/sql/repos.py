@@ -31,6 +31,7 @@ from tessera.store.sql.schema import (
     sessions,
     users,
 )
+from tessera.store.sql.signals import SqlSignalRepo
 from tessera.store.sql.trust import (
     SqlConsentRepo,
     SqlRecoveryCodeRepo,
@@ -394,6 +395,7 @@ class SqlUnitOfWork:
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
+        self.signals: ports.SignalRepo = SqlSignalRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:
