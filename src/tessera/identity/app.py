@@ -134,7 +134,8 @@ def build_app(identity: Identity) -> Starlette:
     document = build_document(DocumentContext(
         issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
         dpop=identity.dpop is not None, console=settings.console.enabled,
-        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
+        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None,
+        signals=identity.signals is not None))
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(document, headers={"cache-control": "public, max-age=300"})

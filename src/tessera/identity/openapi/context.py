@@ -21,3 +21,5 @@ class DocumentContext:
     """``/metrics`` is served on this port (not on a separate ``metrics.port``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""
+    signals: bool = True
+    """Outbound signals (``signals.enabled``): SSF routes and global token revocation."""
