@@ -156,10 +156,13 @@ class Pusher:
     async def _attempt(self, d: Delivery) -> tuple[Outcome, float]:
         started = time.perf_counter()
         try:
-            outcome = await self._send(d)
+            # an overall deadline: httpx's timeouts are per read, a trickling receiver
+            # could otherwise hold a worker for long
+            async with asyncio.timeout(self._settings.timeout):
+                outcome = await self._send(d)
         except ReceiverRefused as exc:
             outcome = Outcome("dead", f"receiver refused: {exc}")
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             outcome = Outcome("retry", "timeout")
         except (httpx.HTTPError, OSError) as exc:
             outcome = Outcome("retry", f"connection failed: {type(exc).__name__}")
