@@ -13,22 +13,23 @@ import httpx
 import pytest
 
 from tessera.core.clock import FixedClock
+from tessera.core.signals import Delivery
 from tessera.identity import admin
 from tessera.identity.signals import build_signals
 from tessera.identity.signals.delivery import Pusher
 from tessera.observability import events
 from tessera.store.sql import SqlStore
 from tests.e2e.helpers import audit_rows, claims_of, revoke
-from tests.e2e.signals_world import World, pump, world  # noqa: F401
-from tests.signals_receivers import receivers_app
+from tests.e2e.signals_world import World, pump
+from tests.signals_receivers import RelyingParty, receivers_app
 
 
-async def _deliveries(world: World, status: str | None = None) -> list[object]:
+async def _deliveries(world: World, status: str | None = None) -> list[Delivery]:
     async with world.identity.store.unit_of_work(read_only=True) as uow:
         return list(await uow.signals.deliveries(status=status))
 
 
-async def _logged_out(world: World) -> tuple[object, str]:
+async def _logged_out(world: World) -> tuple[RelyingParty, str]:
     app, rp = await world.relying_party("rp")
     await world.tessera.user("alice")
     tokens = await world.tessera.login_tokens(app, username="alice")
@@ -38,7 +39,7 @@ async def _logged_out(world: World) -> tuple[object, str]:
 
 
 async def test_a_failing_receiver_is_retried_with_backoff_and_the_same_token(
-        world: World) -> None:  # noqa: F811
+        world: World) -> None:
     clock = world.identity.clock
     assert isinstance(clock, FixedClock)
     app, rp = await world.relying_party("rp")
@@ -48,24 +49,24 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_the_same_token(
     assert (await revoke(world.tessera, app, tokens["refresh_token"])).status_code == 200
     await pump(world.identity)
     [pending] = await _deliveries(world, "pending")
-    assert pending.attempts == 1 and pending.last_error == "HTTP 503"  # type: ignore[attr-defined]
+    assert pending.attempts == 1 and pending.last_error == "HTTP 503"
     await pump(world.identity)  # not due yet: backoff
-    assert (await _deliveries(world, "pending"))[0].attempts == 1  # type: ignore[attr-defined]
+    assert (await _deliveries(world, "pending"))[0].attempts == 1
     clock.advance(1.0)
     await pump(world.identity)
-    assert (await _deliveries(world, "pending"))[0].attempts == 2  # type: ignore[attr-defined]
+    assert (await _deliveries(world, "pending"))[0].attempts == 2
     rp.fail_with = None
     clock.advance(1.0)
     await pump(world.identity)
     assert (await _deliveries(world, "pending"))  # second backoff is 2 s
     clock.advance(1.0)
     await pump(world.identity)
-    [delivered] = await _deliveries(world, "delivered")
-    assert [logout.claims["jti"] for logout in rp.logouts] == [pending.jti]  # type: ignore[attr-defined]
-    assert rp.logouts[0].token == pending.token  # type: ignore[attr-defined]
+    [_delivered] = await _deliveries(world, "delivered")
+    assert [logout.claims["jti"] for logout in rp.logouts] == [pending.jti]
+    assert rp.logouts[0].token == pending.token
     failed = await audit_rows(world.identity, events.SIGNAL_FAILED)
     assert [r.fields["http_status"] for r in failed] == [503, 503]
-    assert all(r.fields["jti"] == pending.jti for r in failed)  # type: ignore[attr-defined]
+    assert all(r.fields["jti"] == pending.jti for r in failed)
     [ok] = await audit_rows(world.identity, events.SIGNAL_DELIVERED)
     assert ok.fields["client"] == app.client_id and ok.fields["attempts"] == 3
     text = world.identity.metrics.registry
@@ -74,7 +75,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_the_same_token(
 
 
 async def test_after_the_bound_a_delivery_is_dead_lettered_and_can_be_requeued(
-        world: World) -> None:  # noqa: F811
+        world: World) -> None:
     clock = world.identity.clock
     assert isinstance(clock, FixedClock)
     app, rp = await world.relying_party("rp")
@@ -86,17 +87,17 @@ async def test_after_the_bound_a_delivery_is_dead_lettered_and_can_be_requeued(
         await pump(world.identity)
         clock.advance(10)
     [dead] = await _deliveries(world, "dead")
-    assert dead.attempts == 3  # type: ignore[attr-defined]  # max_attempts in this world
+    assert dead.attempts == 3  # max_attempts in this world
     [letter] = await audit_rows(world.identity, events.SIGNAL_DEAD_LETTERED)
-    assert letter.fields["jti"] == dead.jti  # type: ignore[attr-defined]
+    assert letter.fields["jti"] == dead.jti
     rp.fail_with = None
     async with world.identity.store.unit_of_work() as uow:
-        assert await uow.signals.requeue(dead.id, at=clock.now())  # type: ignore[attr-defined]
+        assert await uow.signals.requeue(dead.id, at=clock.now())
     await pump(world.identity)
-    assert [x.claims["jti"] for x in rp.logouts] == [dead.jti]  # type: ignore[attr-defined]
+    assert [x.claims["jti"] for x in rp.logouts] == [dead.jti]
 
 
-async def test_a_refusal_is_not_retried(world: World) -> None:  # noqa: F811
+async def test_a_refusal_is_not_retried(world: World) -> None:
     app, rp = await world.relying_party("rp")
     await world.tessera.user("alice")
     tokens = await world.tessera.login_tokens(app, username="alice")
@@ -104,7 +105,7 @@ async def test_a_refusal_is_not_retried(world: World) -> None:  # noqa: F811
     await revoke(world.tessera, app, tokens["refresh_token"])
     await pump(world.identity)
     [dead] = await _deliveries(world, "dead")
-    assert dead.attempts == 1 and dead.last_error.startswith("HTTP 400")  # type: ignore[attr-defined]
+    assert dead.attempts == 1 and dead.last_error.startswith("HTTP 400")
 
 
 async def test_a_slow_receiver_times_out_and_never_blocks_the_request(
@@ -130,18 +131,18 @@ async def test_a_slow_receiver_times_out_and_never_blocks_the_request(
         assert response.status_code == 200 and rp.logouts == []  # answered before delivery
         await pump(identity)
         [pending] = await _deliveries(w, "pending")
-        assert pending.last_error == "timeout"  # type: ignore[attr-defined]
+        assert pending.last_error == "timeout"
         rp.delay = 0
         clock.advance(5)
         await pump(identity)
-        assert [x.claims["jti"] for x in rp.logouts] == [pending.jti]  # type: ignore[attr-defined]
+        assert [x.claims["jti"] for x in rp.logouts] == [pending.jti]
     assert identity.signals is not None
     await identity.signals.aclose()
     await identity.audit.aclose()
 
 
 async def test_a_crashed_workers_claim_returns_after_its_lease_with_the_same_token(
-        world: World) -> None:  # noqa: F811
+        world: World) -> None:
     clock = world.identity.clock
     assert isinstance(clock, FixedClock)
     rp, sid = await _logged_out(world)
@@ -157,11 +158,11 @@ async def test_a_crashed_workers_claim_returns_after_its_lease_with_the_same_tok
     assert await fresh.fanout.fan_out_once() == 0  # the cursor moved with the commit
     assert await fresh.pusher.push_once() == 1
     await fresh.aclose()
-    assert [x.claims["jti"] for x in rp.logouts] == [claimed.jti]  # type: ignore[attr-defined]
-    assert rp.logouts[0].claims["sid"] == sid  # type: ignore[attr-defined]
+    assert [x.claims["jti"] for x in rp.logouts] == [claimed.jti]
+    assert rp.logouts[0].claims["sid"] == sid
 
 
-async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:  # noqa: F811
+async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:
     app, rp = await world.relying_party("rp")
     for n in range(5):  # five users, five sessions (one browser would be one session)
         await world.tessera.user(f"user{n}")
@@ -186,7 +187,7 @@ async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:
 @pytest.mark.parametrize("uri", ["https://10.1.2.3/logout", "https://169.254.169.254/x",
                                  "http://rp.example/logout", "https://[::1]/x#frag",
                                  "https://user:pw@rp.example/x", "ftp://rp.example/x"])
-async def test_unsafe_logout_uris_are_refused_at_registration(world: World,  # noqa: F811
+async def test_unsafe_logout_uris_are_refused_at_registration(world: World,
                                                              uri: str) -> None:
     with pytest.raises(admin.AdminError, match="refused"):
         await admin.create_client(world.identity, name="x", grants=("authorization_code",),
@@ -195,7 +196,7 @@ async def test_unsafe_logout_uris_are_refused_at_registration(world: World,  # n
 
 
 async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
-        world: World) -> None:  # noqa: F811
+        world: World) -> None:
     app, rp = await world.relying_party("rp")
     async with world.identity.store.unit_of_work() as uow:
         from tessera.core.signals import LogoutTarget
@@ -215,7 +216,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
     await revoke(world.tessera, app, tokens["refresh_token"])
     await pump(world.identity)
     [dead] = await _deliveries(world, "dead")
-    assert "private address" in dead.last_error  # type: ignore[attr-defined]
+    assert "private address" in dead.last_error
     assert rp.logouts == []
 
 

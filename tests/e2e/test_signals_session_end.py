@@ -11,7 +11,7 @@ import pytest
 
 from tessera.identity import accounts, admin, tenancy
 from tests.e2e.helpers import admin_client, claims_of, client_token, refresh, revoke
-from tests.e2e.signals_world import LOOP, World, pump, world  # noqa: F401
+from tests.e2e.signals_world import LOOP, World, pump
 from tests.support import AppClient
 
 Ender = Callable[[World, AppClient, dict[str, Any], str], Awaitable[None]]
@@ -80,7 +80,7 @@ async def _refresh_reuse(w: World, app: AppClient, tokens: dict[str, Any],
                          user_id: str) -> None:
     first = await refresh(w.tessera, app, tokens["refresh_token"])
     assert first.status_code == 200
-    w.identity.clock.advance(120)  # type: ignore[attr-defined]  # past the retry grace
+    w.identity.clock.advance(120)  # past the retry grace
     second = await refresh(w.tessera, app, tokens["refresh_token"])
     assert second.json()["error"] == "invalid_grant"
 
@@ -111,7 +111,7 @@ PATHS: dict[str, Ender] = {
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 async def test_every_session_end_emits_a_logout_token_and_session_revoked(
-        world: World, path: str) -> None:  # noqa: F811
+        world: World, path: str) -> None:
     app, rp = await world.relying_party("rp1")
     _stream, receiver, _token = await world.push_stream("siem")
     user_id = await world.tessera.user("alice")
