@@ -39,7 +39,7 @@ from tessera.core.signals import (
     check_receiver,
     subject_key,
 )
-from tessera.identity.http import read_request, send_error
+from tessera.identity.http import _read_body, read_request, send_error
 from tessera.identity.signals.delivery import AUTHORIZATION_CONTEXT
 from tessera.identity.signals.wiring import Signals
 from tessera.observability import events
@@ -124,10 +124,13 @@ class SsfApi:
         if client is None or client.disabled or SSF_SCOPE not in client.scopes \
                 or claims.get("sid") is not None or claims.get("sub") != client_id:
             raise _Forbidden(f"requires a client token of a client registered with {SSF_SCOPE}")
+        raw = oauth.body
+        if request.method in ("PUT", "PATCH"):  # read_request reads POST bodies only
+            raw = await _read_body(request, self._max_body)
         body: dict[str, Any] | None = None
-        if oauth.body:
+        if raw:
             try:
-                parsed = orjson.loads(oauth.body)
+                parsed = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise InvalidRequest("the body is not JSON") from None
             if not isinstance(parsed, dict):
