@@ -183,6 +183,12 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
     state = AccessTokenState(access, store, clients, clock, tok.leeway)
     kek = settings.key_encryption_key()
+    risk = None
+    if settings.signals.enabled:  # risk signals (identity/signals/risk.py)
+        from tessera.identity.signals.risk import RiskEngine
+
+        risk = RiskEngine(store, audit, clock, settings=settings.signals,
+                          token_ttl=float(tok.access_token_ttl), registry=metrics.registry)
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
         AuthorizationCodeGrant(store, access, id_tokens, audit, clock,
@@ -192,7 +198,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds,
-                          retry_seconds=tok.refresh_retry_seconds),
+                          retry_seconds=tok.refresh_retry_seconds, risk=risk),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -221,7 +227,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
-                           by_address=throttles.login_address),
+                           by_address=throttles.login_address, risk=risk),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
                          throttle=throttles.totp,

@@ -37,9 +37,6 @@ class SignalMetrics:
             "tessera_signal_attempt_seconds", "Duration of one push to a receiver.",
             ("channel",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry)  # type: ignore[arg-type]
-        self.risk = Counter(
-            "tessera_risk_signals", "Risk detections by detection and policy action.",
-            ("detection", "action"), registry=registry)  # type: ignore[arg-type]
 
     def on_attempt(self, delivery: Delivery, outcome: Outcome, seconds: float,
                    now: float) -> None:
