@@ -17,6 +17,7 @@ from tessera.cli import (
     revoke,
     serve,
     sessions,
+    signals,
     tenants,
     users,
     verifiers,
@@ -47,6 +48,7 @@ cli.add_command(revoke.revoke)
 cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
+cli.add_command(signals.signals)
 
 
 def main() -> None:

@@ -188,7 +188,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         from tessera.identity.signals.risk import RiskEngine
 
         risk = RiskEngine(store, audit, clock, settings=settings.signals,
-                          token_ttl=float(tok.access_token_ttl), registry=metrics.registry)
+                          token_ttl=float(tok.access_token_ttl), metrics=metrics)
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
         AuthorizationCodeGrant(store, access, id_tokens, audit, clock,

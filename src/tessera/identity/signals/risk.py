@@ -26,13 +26,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
-
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
 from tessera.core.signals import RiskObservation, truncate_address
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.observability.metrics import IdentityMetrics
 from tessera.protocol import lifecycle, signal_events
 from tessera.protocol.risk import RequestContext
 from tessera.protocol.transaction import Transaction, transaction
@@ -49,15 +48,13 @@ _STEP_UP = "step_up"
 class RiskEngine:
     def __init__(self, store: Store, audit: AuditLog, clock: Clock, *,
                  settings: SignalSettings, token_ttl: float,
-                 registry: CollectorRegistry) -> None:
+                 metrics: IdentityMetrics) -> None:
         self._store = store
         self._audit = audit
         self._clock = clock
         self._s = settings
         self._ttl = token_ttl
-        self.detected = Counter("tessera_risk_signals",
-                                "Risk detections by detection and policy action.",
-                                ("detection", "action"), registry=registry)
+        self.detected = metrics.risk_signals
 
     def _address(self, ctx: RequestContext) -> str | None:
         return truncate_address(ctx.address, ipv4_bits=self._s.risk_ipv4_prefix,

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
-from prometheus_client import Counter, Histogram
 
 from tessera.core.signals import Delivery
 from tessera.identity.signals.delivery import Outcome, Pusher, Resolver
 from tessera.identity.signals.fanout import FanOut
 from tessera.keys import Sealer
+from tessera.observability.metrics import IdentityMetrics
 from tessera.protocol.transaction import Transaction, transaction
 
 if TYPE_CHECKING:
@@ -24,19 +24,12 @@ __all__ = ["SignalMetrics", "Signals", "build_signals"]
 
 
 class SignalMetrics:
-    def __init__(self, registry: object) -> None:
-        self.deliveries = Counter(
-            "tessera_signal_deliveries", "Back-channel logout and SSF delivery attempts, by "
-            "channel, receiver (client or stream id) and outcome (delivered, retry, dead).",
-            ("channel", "receiver", "outcome"), registry=registry)  # type: ignore[arg-type]
-        self.latency = Histogram(
-            "tessera_signal_delivery_seconds", "From the event to its delivery, by channel.",
-            ("channel",), buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 1800),
-            registry=registry)  # type: ignore[arg-type]
-        self.attempt_seconds = Histogram(
-            "tessera_signal_attempt_seconds", "Duration of one push to a receiver.",
-            ("channel",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry)  # type: ignore[arg-type]
+    """The delivery metrics (declared in ``observability.metrics``)."""
+
+    def __init__(self, metrics: IdentityMetrics) -> None:
+        self.deliveries = metrics.signal_deliveries
+        self.latency = metrics.signal_delivery_seconds
+        self.attempt_seconds = metrics.signal_attempt_seconds
 
     def on_attempt(self, delivery: Delivery, outcome: Outcome, seconds: float,
                    now: float) -> None:
@@ -81,8 +74,7 @@ def build_signals(identity: Identity, *, transport: httpx.AsyncBaseTransport | N
 
     settings = identity.settings
     sealer = Sealer(derive_key(settings.key_encryption_key(), "signals"))
-    metrics = (identity.signals.metrics if identity.signals is not None  # rebuilt (tests)
-               else SignalMetrics(identity.metrics.registry))
+    metrics = SignalMetrics(identity.metrics)
     fanout = FanOut(identity.store, identity.keys, identity.clock, issuer=settings.issuer,
                     settings=settings.signals)
 
