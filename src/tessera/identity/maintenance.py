@@ -24,6 +24,8 @@ async def prune_expired(identity: Identity) -> tuple[int, int]:
         codes = await uow.codes.prune(now - 60)
         await uow.verifiers.prune(verifiers_before=now - registry.forget_seconds,
                                   completions_before=now - registry.completion_history_seconds)
+        if identity.signals is not None:  # settled deliveries, old observations (issue 12)
+            await uow.signals.prune(now - identity.settings.signals.retention_seconds)
     return events, codes
 
 
