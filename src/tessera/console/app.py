@@ -101,6 +101,7 @@ class ConsoleEndpoints:
             Route("/revoke", g(self._revoke), methods=["POST"]),
             Route("/audit", g(self._audit)),
             Route("/journey", g(self._journey)),
+            Route("/signals", g(self._signals)),
         ]
 
     # plumbing -----------------------------------------------------------------------------
@@ -349,6 +350,19 @@ class ConsoleEndpoints:
         rows, older = await queries.audit_page(self._id, criteria, before_id=before,
                                                page_size=self._settings.page_size)
         return _html(views.audit_view(call.ctx, form, sorted(events.ALL), rows, older, error))
+
+    async def _signals(self, call: _Call) -> Response:
+        """Recent risk detections and deliveries, of the administrator's tenant only
+        (every tenant for a platform administrator)."""
+        reach = call.ctx.admin.reach
+        tenant = None if reach.platform else reach.tenant_id
+        rows, _older = await queries.audit_page(
+            self._id, AuditFilter(event=events.RISK_DETECTED, tenant=tenant),
+            before_id=None, page_size=self._settings.page_size)
+        async with self._id.store.unit_of_work(read_only=True) as uow:
+            deliveries = await uow.signals.deliveries(tenant_id=tenant,
+                                                      limit=self._settings.page_size)
+        return _html(views.signals_view(call.ctx, rows, deliveries))
 
     async def _journey(self, call: _Call) -> Response:
         needle = (call.params.get("needle") or "").strip()[:_MAX_NEEDLE] or None

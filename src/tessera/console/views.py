@@ -22,10 +22,21 @@ from tessera.console.html import (
 )
 from tessera.console.journey import Journey
 from tessera.console.queries import SessionFilter, SessionPage, SessionView
+from tessera.core.signals import Delivery
 from tessera.store.ports import StoredAudit
 
-__all__ = ["Ctx", "audit_view", "confirm_view", "error_view", "forbidden_view",
-           "journey_view", "login_view", "session_view", "sessions_view"]
+__all__ = [
+    "Ctx",
+    "audit_view",
+    "confirm_view",
+    "error_view",
+    "forbidden_view",
+    "journey_view",
+    "login_view",
+    "session_view",
+    "sessions_view",
+    "signals_view",
+]
 
 _DEVICE_CHARS = 90
 _SHOWN_IN_COLUMNS = frozenset({"subject", "tenant", "client"})
@@ -48,6 +59,7 @@ def _nav(ctx: Ctx) -> Html:
     return Html(
         f"<strong>Tessera console</strong>{link(ctx.base + '/sessions', 'Sessions')}"
         f"{link(ctx.base + '/audit', 'Audit')}{link(ctx.base + '/journey', 'Journey')}"
+        f"{link(ctx.base + '/signals', 'Signals')}"
         f"<span class=who>{esc(u.username)} ({esc(u.tenant_id)}) · "
         f"<span id=my_roles>{esc(', '.join(sorted(ctx.admin.reach.roles)))}</span> · "
         f"{esc(s.acr)} · signed in {when(s.auth_time)} UTC</span>"
@@ -305,3 +317,26 @@ def forbidden_view(base: str) -> bytes:
 def error_view(ctx: Ctx | None, message: str) -> bytes:
     body = f"<h1>Something is wrong</h1><p class=error>{esc(message)}</p>"
     return _page(ctx, "Error", body) if ctx else page("Error", Html(body))
+
+
+# -- outbound signals and risk (issue 12) ----------------------------------------------
+
+
+def signals_view(ctx: Ctx, detections: Sequence[StoredAudit],
+                 deliveries: Sequence[Delivery]) -> bytes:
+    """Recent risk detections and back-channel logout / SSF deliveries (docs/signals.md)."""
+    risk_rows = [[when(r.record.at), esc(r.record.fields.get("detection")),
+                  esc(r.record.fields.get("action")), esc(r.record.fields.get("subject")),
+                  esc(r.record.fields.get("tenant")), esc(r.record.fields.get("address")),
+                  _journey_link(ctx, r.record.fields)] for r in detections]
+    delivery_rows = [[when(d.created_at), esc(d.channel), esc(d.target), esc(d.event),
+                      esc(d.status), esc(d.attempts), when(d.delivered_at),
+                      esc(d.last_error or "")] for d in deliveries]
+    return _page(ctx, "Signals", (
+        "<h1>Risk signals</h1>"
+        + table(["Time (UTC)", "Detection", "Action", "Subject", "Tenant", "Address", ""],
+                risk_rows, empty="No risk detections.")
+        + "<h1>Logout and SSF deliveries</h1>"
+        + table(["Created (UTC)", "Channel", "Receiver", "Event", "Status", "Attempts",
+                 "Delivered (UTC)", "Last error"], delivery_rows, empty="No deliveries.")
+        + "<p>Dead letters are requeued with <code>tessera signals retry ID</code>.</p>"))

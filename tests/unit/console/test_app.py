@@ -272,3 +272,27 @@ async def test_a_revoked_session_shows_how_far_the_logout_reached(
     await identity.completion.report("feed", "billing-1", "billing", seq, 0.1)
     page = await console.http.get(f"/console/sessions/{sid}")
     assert "applied at 2/2 verifiers in 40 ms" in page.text
+
+
+async def test_signals_page_shows_risk_detections_and_deliveries_of_the_tenant(
+        console: ConsoleDriver, identity: Identity) -> None:
+    from tessera.core.signals import Delivery
+
+    await console.admin(role="tenant-admin")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
+                                action="notify", subject="u-mine", tenant="default",
+                                address="198.51.100.0/24")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
+                                action="revoke", subject="u-theirs", tenant="acme")
+    now = identity.clock.now()
+    async with identity.store.unit_of_work() as uow:
+        await uow.signals.enqueue([Delivery(
+            dedupe=f"d-{tenant}", channel="logout", target=f"client-{tenant}", mode="push",
+            jti=f"j-{tenant}", token="t", event="backchannel-logout", tenant_id=tenant,
+            subject="u", created_at=now, next_at=now, expires_at=now + 60)
+            for tenant in ("default", "acme")])
+    page = await console.http.get("/console/signals")
+    assert page.status_code == 200
+    assert "u-mine" in page.text and "198.51.100.0/24" in page.text
+    assert "client-default" in page.text
+    assert "u-theirs" not in page.text and "client-acme" not in page.text  # other tenant
