@@ -112,7 +112,7 @@ class Pusher:
     async def push_once(self) -> int:
         """Claim and attempt the due deliveries; returns how many were attempted."""
         now = self._clock.now()
-        lease = self._settings.timeout * 2 + 10
+        lease = self._settings.timeout * 2 + 2  # an attempt ends by its deadline
         async with self._store.unit_of_work() as uow:
             claimed = await uow.signals.claim(now=now, lease=lease,
                                               limit=self._settings.concurrency)
