@@ -133,3 +133,13 @@ async def test_observations_and_prune(any_store: SqlStore) -> None:
     async with any_store.unit_of_work() as uow:
         assert await uow.signals.prune(T + 10) == 4
         assert await uow.signals.observations(since=0) == []
+
+
+async def test_session_clients(any_store: SqlStore) -> None:
+    async with any_store.unit_of_work() as uow:
+        await uow.signals.join_session("sid-1", "c2", at=T)
+        await uow.signals.join_session("sid-1", "c1", at=T + 1)
+        await uow.signals.join_session("sid-1", "c2", at=T + 2)
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.signals.session_clients("sid-1") == ["c2", "c1"]
+        assert await uow.signals.session_clients("sid-2") == []

@@ -11,7 +11,7 @@ import pytest
 
 from tessera.identity import accounts, admin, tenancy
 from tests.e2e.helpers import admin_client, claims_of, client_token, refresh, revoke
-from tests.e2e.signals_world import LOOP, World, pump
+from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
 from tests.support import AppClient
 
 Ender = Callable[[World, AppClient, dict[str, Any], str], Awaitable[None]]
@@ -134,3 +134,22 @@ async def test_every_session_end_emits_a_logout_token_and_session_revoked(
     sub_id = revoked[0].claims["sub_id"]
     assert sub_id["session"] == {"format": "opaque", "id": sid}
     assert sub_id["user"] == {"format": "iss_sub", "iss": LOOP, "sub": user_id}
+
+
+async def test_a_client_without_refresh_tokens_hears_the_logout_too(world: World) -> None:
+    client, secret = await admin.create_client(
+        world.identity, name="id-only", grants=("authorization_code",),
+        redirect_uris=("https://app.example/cb",), scope="api:read",
+        audiences=("https://api.example",), backchannel_logout_uri=f"{RECEIVERS}/rp/idonly/logout")
+    from tests.signals_receivers import RelyingParty
+
+    party = RelyingParty(client.client_id, LOOP, world.jwks, world.identity.clock.now)
+    world.rps["idonly"] = party
+    app = AppClient(client.client_id, secret)
+    await world.tessera.user("alice")
+    tokens = await world.tessera.login_tokens(app, username="alice")
+    assert "refresh_token" not in tokens
+    await _rp_logout(world, app, tokens, "")
+    await pump(world.identity)
+    [logout] = party.logouts
+    assert logout.claims["sid"] == claims_of(tokens["access_token"])["sid"]

@@ -443,6 +443,12 @@ class SignalRepo(Protocol):
 
     async def logout_targets(self, client_ids: Sequence[str]) -> dict[str, LogoutTarget]: ...
 
+    async def join_session(self, sid: str, client_id: str, *, at: float) -> None:
+        """Record that the client was issued tokens in the session (idempotent)."""
+
+    async def session_clients(self, sid: str) -> list[str]:
+        """The clients that were issued tokens in the session, in order of joining."""
+
     async def add_stream(self, stream: Stream) -> None: ...
     async def get_stream(self, stream_id: str) -> Stream | None: ...
 

@@ -14,7 +14,8 @@ What each event becomes:
   stream of the tenant covering the user;
 - ``session.revoked`` (RP logout, admin revoke, user disable/delete, password change,
   tenant suspend, global revocation, upstream logout): the same for every client that
-  has a refresh family in the session;
+  was issued tokens in the session (code redemption records it) or has a refresh family
+  in it;
 - signal events: ``credential-change``, ``token-claims-change``, ``assurance-level-change``,
   ``risk-level-change`` to the streams that asked for them.
 One logout token per (client, sid) and one ``session-revoked`` per (stream, sid): a
@@ -160,7 +161,8 @@ class FanOut:
             if session is None:
                 return None
             families = await uow.refresh.families_for_session(session.sid)
-            clients = tuple(dict.fromkeys(f.client_id for f in families))
+            clients = tuple(dict.fromkeys([*await uow.signals.session_clients(session.sid),
+                                           *(f.client_id for f in families)]))
             return SessionEnd(session.sid, session.user_id, session.tenant_id, clients,
                               reason, event.at, event.seq)
         return None

@@ -294,6 +294,13 @@ signal_deliveries = Table(
     Index("ix_signal_deliveries_target", "target", "status"),
 )
 
+signal_session_clients = Table(
+    "signal_session_clients", metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+)
+
 risk_observations = Table(
     "risk_observations", metadata,
     Column("id", _SIGNAL_ID, primary_key=True, autoincrement=True),

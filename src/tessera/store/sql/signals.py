@@ -15,9 +15,11 @@ from tessera.store.sql.repos_base import Repo
 from tessera.store.sql.schema import (
     client_logout,
     risk_observations,
+    sessions,
     signal_cursors,
     signal_deliveries,
     signal_events,
+    signal_session_clients,
     ssf_streams,
     ssf_subjects,
 )
@@ -84,6 +86,17 @@ class SqlSignalRepo(Repo):
         return {r["client_id"]: LogoutTarget(r["client_id"], r["uri"],
                                              bool(r["session_required"]))
                 for r in rows.mappings()}
+
+    async def join_session(self, sid: str, client_id: str, *, at: float) -> None:
+        stmt = self._dialect().insert(signal_session_clients).values(
+            sid=sid, client_id=client_id, at=at)
+        await self.conn.execute(stmt.on_conflict_do_nothing())
+
+    async def session_clients(self, sid: str) -> list[str]:
+        rows = await self.conn.execute(
+            select(signal_session_clients.c.client_id)
+            .where(signal_session_clients.c.sid == sid).order_by(signal_session_clients.c.at))
+        return [r[0] for r in rows]
 
     async def add_stream(self, stream: Stream) -> None:
         await self.conn.execute(insert(ssf_streams).values(**_stream_values(stream)))
@@ -262,4 +275,7 @@ class SqlSignalRepo(Repo):
             signal_events.c.at < before, signal_events.c.id <= processed))).rowcount or 0
         n += (await self.conn.execute(delete(risk_observations).where(
             risk_observations.c.at < before))).rowcount or 0
+        ended = select(sessions.c.sid).where(sessions.c.revoked_at < before)
+        n += (await self.conn.execute(delete(signal_session_clients).where(
+            signal_session_clients.c.sid.in_(ended)))).rowcount or 0
         return int(n)

@@ -1,4 +1,4 @@
-"""outbound signals: back-channel logout registrations, SSF streams and subjects, the
+"""outbound signals: back-channel logout registrations, the clients of each session, SSF streams and subjects, the
 signal outbox, durable deliveries (retry, dead letters), fan-out cursors, risk observations
 
 Revision ID: 0011
@@ -87,6 +87,12 @@ def upgrade() -> None:
     op.create_index("ix_signal_deliveries_due", "signal_deliveries", ["status", "next_at"])
     op.create_index("ix_signal_deliveries_target", "signal_deliveries", ["target", "status"])
     op.create_table(
+        "signal_session_clients",
+        sa.Column("sid", sa.String(length=64), primary_key=True),
+        sa.Column("client_id", sa.String(length=64), primary_key=True),
+        sa.Column("at", sa.Double(), nullable=False),
+    )
+    op.create_table(
         "risk_observations",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -103,6 +109,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("risk_observations")
+    op.drop_table("signal_session_clients")
     op.drop_table("signal_deliveries")
     op.drop_table("signal_cursors")
     op.drop_table("signal_events")
