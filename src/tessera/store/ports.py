@@ -481,6 +481,9 @@ class SignalRepo(Protocol):
     async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
         """Insert; a delivery whose ``dedupe`` exists is skipped. Returns how many new."""
 
+    async def has_due(self, *, now: float) -> bool:
+        """True if ``claim`` at ``now`` would find a delivery (a cheap read)."""
+
     async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
         """Pending push deliveries due at ``now`` and not leased, leased until ``now +
         lease`` and their attempt counted. Each is claimed by one caller only."""

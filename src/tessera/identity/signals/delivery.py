@@ -113,6 +113,9 @@ class Pusher:
         """Claim and attempt the due deliveries; returns how many were attempted."""
         now = self._clock.now()
         lease = self._settings.timeout * 2 + 2  # an attempt ends by its deadline
+        async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
+            if not await uow.signals.has_due(now=now):
+                return 0
         async with self._store.unit_of_work() as uow:
             claimed = await uow.signals.claim(now=now, lease=lease,
                                               limit=self._settings.concurrency)

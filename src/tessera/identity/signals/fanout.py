@@ -122,6 +122,13 @@ class FanOut:
     async def fan_out_once(self) -> int:
         """Turn the next events into deliveries; returns how many events were read (0:
         none waiting). Raises ``_CursorMoved`` when another process won the batch."""
+        async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
+            waiting = bool(await uow.revocations.since(await uow.signals.cursor(REVOCATIONS),
+                                                       limit=1)
+                           or await uow.signals.events_since(
+                               await uow.signals.cursor(SIGNALS), limit=1))
+        if not waiting:
+            return 0
         async with self._store.unit_of_work() as uow:
             read = 0
             cursor = await uow.signals.cursor(REVOCATIONS)

@@ -97,13 +97,14 @@ class RiskEngine:
         await self._reuse(tx, family, ctx)
 
     async def refused(self, token_hash: str, ctx: RequestContext) -> None:
+        async with self._store.unit_of_work(read_only=True) as uow:  # most: garbage
+            token = await uow.refresh.get_token(token_hash)
+            family = await uow.refresh.get_family(token.family_id) if token else None
+        if token is None or family is None:
+            return
+        if token.rotated_at is None and family.revoked_at is None:
+            return  # refused for another reason (client, binding, standing)
         async with transaction(self._store, self._audit) as tx:
-            token = await tx.uow.refresh.get_token(token_hash)
-            family = await tx.uow.refresh.get_family(token.family_id) if token else None
-            if token is None or family is None:
-                return
-            if token.rotated_at is None and family.revoked_at is None:
-                return  # refused for another reason (client, binding, standing)
             await self._reuse(tx, family, ctx)
 
     async def login(self, *, tenant_id: str, user_id: str | None, account_hash: str,

@@ -180,11 +180,19 @@ class SqlSignalRepo(Repo):
                 stmt.on_conflict_do_nothing(index_elements=["dedupe"]))).rowcount or 0
         return added
 
-    async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
+    @staticmethod
+    def _due(now: float) -> Any:
         free = or_(signal_deliveries.c.lease_until.is_(None),
                    signal_deliveries.c.lease_until < now)
-        due = and_(signal_deliveries.c.status == "pending", signal_deliveries.c.mode == "push",
-                   signal_deliveries.c.next_at <= now, free)
+        return and_(signal_deliveries.c.status == "pending", signal_deliveries.c.mode == "push",
+                    signal_deliveries.c.next_at <= now, free)
+
+    async def has_due(self, *, now: float) -> bool:
+        row = await self._one(select(signal_deliveries.c.id).where(self._due(now)).limit(1))
+        return row is not None
+
+    async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
+        due = self._due(now)
         rows = (await self.conn.execute(select(signal_deliveries.c.id).where(due)
                                         .order_by(signal_deliveries.c.next_at,
                                                   signal_deliveries.c.id)
