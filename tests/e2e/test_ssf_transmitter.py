@@ -295,3 +295,23 @@ async def test_global_revocation_refuses_bad_subjects_and_other_tenants(world: W
     unauthenticated = await http.post("/global-token-revocation",
                                       json={"sub_id": {"format": "opaque", "id": acme_user}})
     assert unauthenticated.status_code == 401
+
+
+async def test_signals_off_unmounts_the_routes_and_clears_the_flags(
+        tmp_path: Any, sqlite_store: Any, clock: Any) -> None:
+    import httpx
+
+    from tessera.identity.app import build_app
+    from tests.conftest import make_identity, make_settings
+
+    identity = await make_identity(make_settings(tmp_path, signals={"enabled": False}),
+                                   sqlite_store, clock)
+    assert identity.signals is None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(identity)),
+                                 base_url=LOOP) as http:
+        discovery = (await http.get("/.well-known/openid-configuration")).json()
+        assert discovery["backchannel_logout_supported"] is False
+        assert "global_token_revocation_endpoint" not in discovery
+        assert (await http.get("/.well-known/ssf-configuration")).status_code == 404
+        assert (await http.post("/global-token-revocation", json={})).status_code == 404
+    await identity.audit.aclose()
