@@ -322,8 +322,19 @@ def error_view(ctx: Ctx | None, message: str) -> bytes:
 # -- outbound signals and risk (issue 12) ----------------------------------------------
 
 
+def _logout_uri_form(ctx: Ctx) -> str:
+    """Register (or, left empty, remove) a client's back-channel logout URI."""
+    return (f"<h2>Back-channel logout of a client</h2>"
+            f"<form method=post action='{esc(ctx.base + '/signals/logout-uri')}'>"
+            f"{_text_input('client_id', 'Client id', '')}"
+            f"{_text_input('uri', 'Back-channel logout URI (https; empty removes it)', '')}"
+            "<label><input type=checkbox name=session_required value=yes> session "
+            "required (sid)</label>"
+            f"{hidden('csrf_token', ctx.csrf)}<button type=submit>Save</button></form>")
+
+
 def signals_view(ctx: Ctx, detections: Sequence[StoredAudit],
-                 deliveries: Sequence[Delivery]) -> bytes:
+                 deliveries: Sequence[Delivery], notice: str | None = None) -> bytes:
     """Recent risk detections and back-channel logout / SSF deliveries (docs/signals.md)."""
     risk_rows = [[when(r.record.at), esc(r.record.fields.get("detection")),
                   esc(r.record.fields.get("action")), esc(r.record.fields.get("subject")),
@@ -333,10 +344,11 @@ def signals_view(ctx: Ctx, detections: Sequence[StoredAudit],
                       esc(d.status), esc(d.attempts), when(d.delivered_at),
                       esc(d.last_error or "")] for d in deliveries]
     return _page(ctx, "Signals", (
-        "<h1>Risk signals</h1>"
+        _notice(notice) + "<h1>Risk signals</h1>"
         + table(["Time (UTC)", "Detection", "Action", "Subject", "Tenant", "Address", ""],
                 risk_rows, empty="No risk detections.")
         + "<h1>Logout and SSF deliveries</h1>"
         + table(["Created (UTC)", "Channel", "Receiver", "Event", "Status", "Attempts",
                  "Delivered (UTC)", "Last error"], delivery_rows, empty="No deliveries.")
-        + "<p>Dead letters are requeued with <code>tessera signals retry ID</code>.</p>"))
+        + "<p>Dead letters are requeued with <code>tessera signals retry ID</code>.</p>"
+        + (_logout_uri_form(ctx) if ctx.admin.may_act else "")))

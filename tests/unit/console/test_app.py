@@ -296,3 +296,33 @@ async def test_signals_page_shows_risk_detections_and_deliveries_of_the_tenant(
     assert "u-mine" in page.text and "198.51.100.0/24" in page.text
     assert "client-default" in page.text
     assert "u-theirs" not in page.text and "client-acme" not in page.text  # other tenant
+
+
+async def test_back_channel_logout_uri_is_set_from_the_console_within_the_tenant(
+        console: ConsoleDriver, identity: Identity) -> None:
+    await console.admin(role="tenant-admin")
+    mine, _ = await admin.create_client(
+        identity, name="shop", grants=("authorization_code",),
+        redirect_uris=("https://shop.example/cb",))
+    theirs, _ = await admin.create_client(
+        identity, name="other", grants=("authorization_code",),
+        redirect_uris=("https://o.example/cb",), tenant_id="acme")
+    page = await console.http.get("/console/signals")
+    csrf = csrf_of(page.text)
+    saved = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": mine.client_id, "uri": "https://shop.example/bcl",
+        "session_required": "yes"})
+    assert saved.status_code == 303, saved.text
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        targets = await uow.signals.logout_targets([mine.client_id, theirs.client_id])
+    assert [(t.uri, t.session_required) for t in targets.values()] == [
+        ("https://shop.example/bcl", True)]
+    other = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": theirs.client_id, "uri": "https://o.example/bcl"})
+    assert other.status_code == 404
+    unsafe = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": mine.client_id, "uri": "http://shop.example/bcl"})
+    assert unsafe.status_code == 400 and "https" in unsafe.text
+    forged = await console.http.post("/console/signals/logout-uri", data={
+        "client_id": mine.client_id, "uri": ""})
+    assert forged.status_code == 403
