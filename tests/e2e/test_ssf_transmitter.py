@@ -315,3 +315,23 @@ async def test_signals_off_unmounts_the_routes_and_clears_the_flags(
         assert (await http.get("/.well-known/ssf-configuration")).status_code == 404
         assert (await http.post("/global-token-revocation", json={})).status_code == 404
     await identity.audit.aclose()
+
+
+async def test_a_paused_poll_stream_holds_its_sets(world: World) -> None:
+    app, token = await world.ssf_client()
+    http = world.tessera.http
+    created = await http.post("/ssf/streams", headers=_auth(token), json={
+        "delivery": {"method": POLL}, "events_requested": [CAEP_SESSION_REVOKED]})
+    stream_id, url = created.json()["stream_id"], created.json()["delivery"]["endpoint_url"]
+    await http.post("/ssf/status", headers=_auth(token),
+                    json={"stream_id": stream_id, "status": "paused"})
+    rp_app, _rp = await world.relying_party("rp")
+    await world.tessera.user("alice")
+    tokens = await world.tessera.login_tokens(rp_app, username="alice")
+    await revoke(world.tessera, rp_app, tokens["refresh_token"])
+    await pump(world.identity)
+    receiver = SsfReceiver(app.client_id, LOOP, world.jwks, world.identity.clock.now)
+    assert (await receiver.poll(http, url, token))["sets"] == {}
+    await http.post("/ssf/status", headers=_auth(token),
+                    json={"stream_id": stream_id, "status": "enabled"})
+    assert len((await receiver.poll(http, url, token))["sets"]) == 1

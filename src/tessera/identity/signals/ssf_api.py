@@ -417,6 +417,8 @@ class SsfApi:
                     detail = err.get("err") if isinstance(err, dict) else None
                     await uow.signals.acknowledge(stream.stream_id, [jti], at=now,
                                                   error=f"receiver: {str(detail)[:200]}")
+            if stream.status != "enabled":  # paused: events are held; disabled: none
+                return _json({"sets": {}, "moreAvailable": False})
             sets = await self._pending(stream.stream_id, max_events)
             if not sets and not immediately and max_events > 0 and stream.status == "enabled":
                 with contextlib.suppress(TimeoutError):
