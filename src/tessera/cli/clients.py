@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from tessera.cli._common import echo_json, fail, run_json, run_with_identity
+from tessera.cli._common import echo_json, fail, identifier, run_json, run_with_identity
 from tessera.identity import admin, client_admin
 from tessera.identity.compose import Identity
 from tessera.protocol.standing import client_tenant
@@ -25,7 +25,8 @@ def clients() -> None:
 @clients.command()
 @click.option("--name", required=True)
 @click.option("--grant", "grants", multiple=True, required=True,
-              help="Grant type; repeat for several.")
+              help="Grant type; repeat for several. Aliases: device_code "
+                   "(urn:ietf:params:oauth:grant-type:device_code), token_exchange.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
@@ -107,18 +108,10 @@ def list_clients() -> None:
     echo_json(run_with_identity(work))
 
 
-def _client_id(argument: str | None, option: str | None) -> str:
-    if (argument is None) == (option is None) or (argument and option and argument != option):
-        fail("name the client once: CLIENT_ID or --client-id")
-    return str(argument or option)
-
-
 def _verb(verb: str, help_text: str) -> None:
     @clients.command(verb, help=help_text)
-    @click.argument("client_id_arg", metavar="CLIENT_ID", required=False)
-    @click.option("--client-id", "client_id_opt", default=None)
-    def command(client_id_arg: str | None, client_id_opt: str | None) -> None:
-        client_id = _client_id(client_id_arg, client_id_opt)
+    @identifier("client_id", metavar="CLIENT_ID")
+    def command(client_id: str) -> None:
 
         async def work(identity: Identity) -> dict[str, object]:
             if verb == "rotate-secret":

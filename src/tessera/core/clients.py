@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "GRANT_ALIASES",
     "GRANT_AUTHORIZATION_CODE",
     "GRANT_CLIENT_CREDENTIALS",
+    "GRANT_DEVICE_CODE",
     "GRANT_REFRESH_TOKEN",
     "GRANT_TOKEN_EXCHANGE",
     "KNOWN_GRANTS",
@@ -20,9 +22,14 @@ GRANT_AUTHORIZATION_CODE = "authorization_code"
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_REFRESH_TOKEN = "refresh_token"
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+"""RFC 8628 §3.4."""
 KNOWN_GRANTS = frozenset(
-    {GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE}
+    {GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE,
+     GRANT_DEVICE_CODE}
 )
+GRANT_ALIASES = {"device_code": GRANT_DEVICE_CODE, "token_exchange": GRANT_TOKEN_EXCHANGE}
+"""Short names accepted where an operator types a grant type (``clients create --grant``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
-from tessera.core.clients import GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
+from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import new_secret, token_hash
@@ -103,7 +103,7 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
     is shown once: only its hash is stored. ``third_party`` clients need the user's
     consent; ``subject_audiences`` are the audiences of subject tokens it may exchange
     besides those addressed to it (token exchange trust)."""
-    grant_set = frozenset(grants)
+    grant_set = frozenset(GRANT_ALIASES.get(g, g) for g in grants)
     unknown = grant_set - KNOWN_GRANTS
     if unknown:
         raise AdminError(f"unknown grant type(s): {', '.join(sorted(unknown))}")

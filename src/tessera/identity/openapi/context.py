@@ -23,3 +23,5 @@ class DocumentContext:
     """``/metrics`` needs the scrape token (``metrics.token``)."""
     signals: bool = True
     """Outbound signals (``signals.enabled``): SSF routes and global token revocation."""
+    device: bool = True
+    """RFC 8628: ``/device_authorization`` and ``/device`` are served."""

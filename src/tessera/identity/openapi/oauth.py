@@ -6,6 +6,7 @@ from __future__ import annotations
 from tessera.core.clients import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
     GRANT_TOKEN_EXCHANGE,
 )
@@ -55,6 +56,8 @@ _GRANTS: dict[str, Json] = {
         "refresh_token": string("Rotated on every use; reuse revokes the family"),
         **_SCOPE}),
     GRANT_CLIENT_CREDENTIALS: _grant(GRANT_CLIENT_CREDENTIALS, (), {**_SCOPE, **_TARGET}),
+    GRANT_DEVICE_CODE: _grant(GRANT_DEVICE_CODE, ("device_code",), {
+        "device_code": string("From the device authorization response (RFC 8628 §3.4)")}),
     GRANT_TOKEN_EXCHANGE: _grant(GRANT_TOKEN_EXCHANGE, ("subject_token", "subject_token_type"), {
         "subject_token": string(),
         "subject_token_type": string(examples=_TOKEN_TYPES),

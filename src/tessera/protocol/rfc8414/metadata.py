@@ -12,9 +12,14 @@ __all__ = ["server_metadata"]
 
 
 def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
-                    scopes: list[str], dpop_algs: Sequence[str] | None = None) -> dict[str, Any]:
-    """``dpop_algs``: the DPoP proof algorithms accepted (RFC 9449 §5.1); None when DPoP is
-    off, which leaves ``dpop_signing_alg_values_supported`` out."""
+                    scopes: list[str], dpop_algs: Sequence[str] | None = None,
+                    id_token_algs: Sequence[str] | None = None,
+                    device_authorization: bool = False) -> dict[str, Any]:
+    """``signing_alg``: the access token algorithm; ``id_token_algs``: the ID token ones
+    (RS256 by default, as OIDC Core §15.1 requires). ``dpop_algs``: the DPoP proof
+    algorithms accepted (RFC 9449 §5.1); None when DPoP is off, which leaves
+    ``dpop_signing_alg_values_supported`` out. ``device_authorization`` advertises
+    ``device_authorization_endpoint`` (RFC 8628 §4)."""
     confidential_methods = [m for m in AUTH_METHODS if m != "none"]
     metadata: dict[str, Any] = {
         "issuer": issuer,
@@ -37,7 +42,7 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": [signing_alg],
+        "id_token_signing_alg_values_supported": list(id_token_algs or [signing_alg]),
         "access_token_signing_alg_values_supported": [signing_alg],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
@@ -46,6 +51,8 @@ def server_metadata(issuer: str, *, grant_types: list[str], signing_alg: str,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
     }
+    if device_authorization:
+        metadata["device_authorization_endpoint"] = f"{issuer}/device_authorization"
     if dpop_algs:
         metadata["dpop_signing_alg_values_supported"] = list(dpop_algs)
     return metadata

@@ -2,7 +2,8 @@
 signal outbox, durable deliveries (retry, dead letters), fan-out cursors, risk observations
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0009 (written against 0007; re-chained after 0009 when main was merged in, so
+the branch has one head)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
