@@ -21,7 +21,8 @@ from pydantic_settings import (
 
 __all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
            "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
-           "MetricsSettings", "SecuritySettings", "ServerSettings", "SettingError", "Settings",
+           "MetricsSettings", "RiskPolicySettings", "SecuritySettings", "ServerSettings",
+           "SettingError", "Settings", "SignalSettings",
            "TokenSettings", "TracingSettings", "VerifierRegistrySettings"]
 
 _DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres",
@@ -399,6 +400,63 @@ class TracingSettings(BaseSettings):
     variables; ``console``: spans as JSON on stderr (development)."""
 
 
+class RiskPolicySettings(BaseModel):
+    """What a risk detection does in one tenant (docs/signals.md)."""
+
+    action: Literal["notify", "step_up", "revoke"] = "notify"
+    """``notify``: audit event, metric and SSF risk event only; ``step_up``: the family's
+    next refresh is refused with ``invalid_grant`` so the user signs in again; ``revoke``:
+    the refresh family ends (through the outbox, so logout signals follow)."""
+
+
+class SignalSettings(BaseModel):
+    """Outbound signals: OIDC Back-Channel Logout, the SSF transmitter and risk signals
+    (docs/signals.md)."""
+
+    enabled: bool = True
+    """Fan out logout tokens and SETs. Off: no SSF routes, discovery flags false."""
+    logout_token_ttl: int = Field(300, ge=30, le=3600)
+    """Lifetime of a logout token; a delivery not made by then is dead-lettered (a
+    retry always resends the same token, same ``jti``)."""
+    set_ttl: int = Field(86400, ge=60)
+    """How long an SSF event is kept for delivery before it is dead-lettered."""
+    max_attempts: int = Field(8, ge=1, le=100)
+    """Push attempts before a delivery goes to the dead-letter list."""
+    backoff_base: float = Field(1.0, gt=0, le=300)
+    """First retry delay (seconds); doubles per failed attempt."""
+    backoff_cap: float = Field(300.0, gt=0)
+    """Longest retry delay."""
+    timeout: float = Field(5.0, gt=0, le=60)
+    """Per-request timeout of a push to a receiver; a slow receiver is retried."""
+    poll_interval: float = Field(0.5, gt=0, le=30)
+    """How often the dispatcher looks for work committed by other processes."""
+    concurrency: int = Field(8, ge=1, le=100)
+    """Pushes in flight at once per process."""
+    allowed_networks: list[str] = []
+    """CIDRs of private receivers that may be contacted (SSRF guard: private,
+    link-local and reserved addresses are refused otherwise)."""
+    risk_ipv4_prefix: int = Field(24, ge=0, le=32)
+    """Leading bits of a client IPv4 address kept for risk signals (0: none)."""
+    risk_ipv6_prefix: int = Field(48, ge=0, le=128)
+    """Leading bits of a client IPv6 address kept for risk signals (0: none)."""
+    refresh_burst_count: int = Field(20, ge=2)
+    """Refreshes of one family within ``refresh_burst_seconds`` that raise a signal."""
+    refresh_burst_seconds: float = Field(5.0, gt=0)
+    reuse_addresses: int = Field(3, ge=2)
+    """Distinct addresses presenting rotated tokens of one family (within
+    ``reuse_window_seconds``) that raise a signal."""
+    reuse_window_seconds: float = Field(3600.0, gt=0)
+    failed_login_accounts: int = Field(5, ge=2)
+    """Distinct accounts failing to sign in from one address within
+    ``failed_login_window_seconds`` that raise a signal."""
+    failed_login_window_seconds: float = Field(300.0, gt=0)
+    risk_policy: dict[str, RiskPolicySettings] = {}
+    """Per-tenant policy (tenant id → action); tenants not named use ``default_risk``."""
+    default_risk: RiskPolicySettings = RiskPolicySettings()
+    retention_seconds: float = Field(7 * 86400.0, ge=60)
+    """Settled deliveries and risk observations are kept this long."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TESSERA_", env_nested_delimiter="__", toml_file="tessera.toml",
@@ -428,6 +486,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()
+    signals: SignalSettings = SignalSettings()
     audit_log_json: bool = True
     """Also write every audit event as a JSON line to the ``tessera.audit`` logger."""
 

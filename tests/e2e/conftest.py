@@ -50,3 +50,4 @@ def _memoised_key_parsing() -> Iterator[None]:
         patch.setattr(_jose, "load_private_pem",
                       functools.lru_cache(maxsize=256)(_jose.load_private_pem))
         yield
+from tests.e2e.signals_world import world  # noqa: E402,F401  (issue 12: outbound signals)

@@ -19,6 +19,9 @@ def test_demo_walks_the_story_and_leaves_no_process(tmp_path: object) -> None:
     refusals = re.findall(r"refused after +([\d.]+) ms", out)
     assert len(refusals) == 4, out
     assert all(float(ms) < 10_000 for ms in refusals)
+    heard = re.search(r"relying party: back-channel logout token .* after +([\d.]+) ms", out)
+    assert heard and float(heard.group(1)) < 10_000, out
+    assert re.search(r"SSF receiver: session-revoked SET after +[\d.]+ ms", out), out
     assert "done: all processes stopped." in out
     tmp_dir = re.search(r"data and logs in (\S+)", out)
     assert tmp_dir and not os.path.exists(tmp_dir.group(1))

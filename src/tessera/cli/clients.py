@@ -65,13 +65,19 @@ def clients() -> None:
               default=None, help="workload_identity: trust bundle / issuer keys (JWK Set).")
 @click.option("--workload-jwks-uri", default=None,
               help="workload_identity: the issuer's JWKS URL (https).")
+@click.option("--backchannel-logout-uri", default=None, metavar="URI",
+              help="OIDC Back-Channel Logout: where logout tokens are posted (https).")
+@click.option("--backchannel-logout-session-required", is_flag=True,
+              help="The client needs sid in logout tokens (it is always sent when known).")
 def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tuple[str, ...],
            post_logout_uris: tuple[str, ...], scope: str, audiences: tuple[str, ...],
            tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...],
            access_token_format: str, auth_method: str | None, jwks_file: str | None,
            jwks_uri: str | None, tls_subject_dn: str | None,
            workload_issuer: str | None, workload_subject: str | None,
-           workload_jwks_file: str | None, workload_jwks_uri: str | None) -> None:
+           workload_jwks_file: str | None, workload_jwks_uri: str | None,
+           backchannel_logout_uri: str | None = None,
+           backchannel_logout_session_required: bool = False) -> None:
     """Register a client; prints JSON with client_id and client_secret (shown once)."""
     keys = ClientKeys(
         auth_method=auth_method, access_token_format=access_token_format,
@@ -84,7 +90,8 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
             identity, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_uris, scope=scope, audiences=audiences,
             tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences,
-            keys=keys)
+            keys=keys, backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required)
         return {"client_id": client.client_id, "client_secret": secret,
                 "grant_types": sorted(client.grant_types), "scope": " ".join(
                     sorted(client.scopes)), "audiences": list(client.audiences),
@@ -92,7 +99,30 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
                 "tenant": client_tenant(client), "third_party": client.third_party,
                 "subject_audiences": list(client.subject_audiences),
                 "token_endpoint_auth_method": client.token_endpoint_auth_method,
-                "access_token_format": client.access_token_format}
+                "access_token_format": client.access_token_format,
+                "backchannel_logout_uri": backchannel_logout_uri,
+                "backchannel_logout_session_required": backchannel_logout_session_required}
+
+    try:
+        echo_json(run_with_identity(work))
+    except admin.AdminError as exc:
+        fail(str(exc))
+
+
+@clients.command("backchannel-logout")
+@click.argument("client_id")
+@click.option("--backchannel-logout-uri", default=None, metavar="URI",
+              help="Where logout tokens are posted; omit to remove the registration.")
+@click.option("--backchannel-logout-session-required", is_flag=True)
+def backchannel_logout(client_id: str, backchannel_logout_uri: str | None,
+                       backchannel_logout_session_required: bool) -> None:
+    """Set or remove an existing client's back-channel logout URI."""
+
+    async def work(identity: Identity) -> dict[str, object]:
+        await admin.set_backchannel_logout(identity, client_id, backchannel_logout_uri,
+                                           backchannel_logout_session_required, actor="cli")
+        return {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri,
+                "backchannel_logout_session_required": backchannel_logout_session_required}
 
     try:
         echo_json(run_with_identity(work))

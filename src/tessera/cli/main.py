@@ -18,6 +18,7 @@ from tessera.cli import (
     revoke,
     serve,
     sessions,
+    signals,
     tenants,
     users,
     verifiers,
@@ -48,6 +49,7 @@ cli.add_command(revoke.revoke)
 cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
+cli.add_command(signals.signals)
 cli.add_command(bff.bff)
 
 

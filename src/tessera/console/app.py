@@ -23,7 +23,7 @@ from tessera.console.html import PAGE_HEADERS, url
 from tessera.console.journey import trace
 from tessera.console.operations import RevokeKind
 from tessera.console.views import Ctx
-from tessera.identity.admin import AdminError
+from tessera.identity.admin import AdminError, set_backchannel_logout
 from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
 from tessera.identity.cookies import cookie_policy
@@ -32,6 +32,7 @@ from tessera.identity.login import LoginFailed
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
+from tessera.protocol.standing import client_tenant
 from tessera.store.ports import AuditFilter, StoreError
 
 __all__ = ["ConsoleEndpoints"]
@@ -101,6 +102,8 @@ class ConsoleEndpoints:
             Route("/revoke", g(self._revoke), methods=["POST"]),
             Route("/audit", g(self._audit)),
             Route("/journey", g(self._journey)),
+            Route("/signals", g(self._signals)),
+            Route("/signals/logout-uri", g(self._logout_uri), methods=["POST"]),
         ]
 
     # plumbing -----------------------------------------------------------------------------
@@ -349,6 +352,39 @@ class ConsoleEndpoints:
         rows, older = await queries.audit_page(self._id, criteria, before_id=before,
                                                page_size=self._settings.page_size)
         return _html(views.audit_view(call.ctx, form, sorted(events.ALL), rows, older, error))
+
+    async def _signals(self, call: _Call) -> Response:
+        """Recent risk detections and deliveries, of the administrator's tenant only
+        (every tenant for a platform administrator)."""
+        reach = call.ctx.admin.reach
+        tenant = None if reach.platform else reach.tenant_id
+        rows, _older = await queries.audit_page(
+            self._id, AuditFilter(event=events.RISK_DETECTED, tenant=tenant),
+            before_id=None, page_size=self._settings.page_size)
+        async with self._id.store.unit_of_work(read_only=True) as uow:
+            deliveries = await uow.signals.deliveries(tenant_id=tenant,
+                                                      limit=self._settings.page_size)
+        notice = ("Back-channel logout registration saved."
+                  if call.params.get("done") == "logout-uri" else None)
+        return _html(views.signals_view(call.ctx, rows, deliveries, notice))
+
+    async def _logout_uri(self, call: _Call) -> Response:
+        """Set or remove a client's back-channel logout URI (a client of the
+        administrator's tenant; another tenant's is answered like an unknown one)."""
+        if not call.ctx.admin.may_act:
+            return _html(views.error_view(call.ctx, "The support role is read-only."), 403)
+        client_id = (call.params.get("client_id") or "").strip()
+        client = await self._id.clients.get(client_id) if client_id else None
+        if client is None or not call.ctx.admin.reach.covers(client_tenant(client)):
+            return _html(views.error_view(call.ctx, "No such client."), 404)
+        uri = (call.params.get("uri") or "").strip() or None
+        try:
+            await set_backchannel_logout(
+                self._id, client.client_id, uri, call.params.get("session_required") == "yes",
+                actor=call.ctx.admin.user.user_id)
+        except AdminError as exc:
+            return _html(views.error_view(call.ctx, str(exc)), 400)
+        return _redirect(call.ctx.base + "/signals?done=logout-uri")
 
     async def _journey(self, call: _Call) -> Response:
         needle = (call.params.get("needle") or "").strip()[:_MAX_NEEDLE] or None

@@ -12,10 +12,21 @@ from tessera.console.gate import Admin
 from tessera.console.html import render, url
 from tessera.console.journey import Journey
 from tessera.console.queries import SessionFilter, SessionPage, SessionView
+from tessera.core.signals import Delivery
 from tessera.store.ports import StoredAudit
 
-__all__ = ["Ctx", "audit_view", "confirm_view", "error_view", "forbidden_view",
-           "journey_view", "login_view", "session_view", "sessions_view"]
+__all__ = [
+    "Ctx",
+    "audit_view",
+    "confirm_view",
+    "error_view",
+    "forbidden_view",
+    "journey_view",
+    "login_view",
+    "session_view",
+    "sessions_view",
+    "signals_view",
+]
 
 _SHOWN_IN_COLUMNS = frozenset({"subject", "tenant", "client"})
 _JOURNEY_KEYS = ("correlation_id", "jti", "token_hash", "sid", "family_id")
@@ -102,3 +113,13 @@ def forbidden_view(base: str) -> bytes:
 
 def error_view(ctx: Ctx | None, message: str) -> bytes:
     return render("error.html", ctx=ctx, title="Error", message=message)
+
+
+# -- outbound signals and risk (issue 12) ----------------------------------------------
+
+def signals_view(ctx: Ctx, detections: Sequence[StoredAudit],
+                 deliveries: Sequence[Delivery], notice: str | None = None) -> bytes:
+    """Recent risk detections and back-channel logout / SSF deliveries (docs/signals.md),
+    and the form that sets a client's back-channel logout URI."""
+    return render("signals.html", ctx=ctx, title="Signals", detections=detections,
+                  deliveries=deliveries, notice=notice, journey_needle=_journey_needle)

@@ -1,8 +1,9 @@
 """The scripted story of ``tessera demo``: log in, call two services through the gateway
 (each hop with its own exchanged token), hand an async job to a queue consumer with an
 identity envelope, log out, and time how long each party keeps accepting the old
-credentials. Embedded defaults only: SQLite, the HTTP revocation feed, an in-process
-queue. Every process it starts is stopped before it returns."""
+credentials — and how soon a relying party (back-channel logout) and an SSF receiver
+outside the platform hear of the logout. Embedded defaults only: SQLite, the HTTP
+revocation feed, an in-process queue. Every process it starts is stopped before it returns."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
+import uvicorn
 
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
+from tessera.core.signals import CAEP_SESSION_REVOKED, DELIVERY_PUSH
 from tessera.demo.procs import Processes, free_port
+from tessera.demo.receivers import Heard, Listeners
 from tessera.identity import admin
 from tessera.identity.compose import build_identity
+from tessera.identity.signals.ssf_api import SSF_SCOPE
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
 from tessera.verifier import (
@@ -65,7 +70,7 @@ def brief(token: str) -> str:
     return f"aud={c['aud']} scope='{c.get('scope', '')}' ttl={c['exp'] - c['iat']}s{act}"
 
 
-async def _seed(settings: Settings, password: str) -> dict[str, Any]:
+async def _seed(settings: Settings, password: str, listeners: str) -> dict[str, Any]:
     settings.prepare_data_dir()
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     identity = await build_identity(settings, clock=SystemClock())
@@ -73,8 +78,13 @@ async def _seed(settings: Settings, password: str) -> dict[str, Any]:
         web, web_secret = await admin.create_client(
             identity, name="web app", grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope="openid orders:read billing:read",
-            audiences=(EDGE,))
+            audiences=(EDGE,), backchannel_logout_uri=f"{listeners}/rp/logout",
+            backchannel_logout_session_required=True)
         creds = {"web": (web.client_id, web_secret)}
+        siem, siem_secret = await admin.create_client(
+            identity, name="SIEM (SSF receiver)", grants=("client_credentials",),
+            scope=SSF_SCOPE)
+        creds["siem"] = (siem.client_id, siem_secret)
         gateway, secret = await admin.create_client(
             identity, name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
             scope=f"{EVENTS} orders:read billing:read", audiences=(ORDERS, BILLING),
@@ -153,12 +163,35 @@ async def _until_refused(check: Callable[[], Awaitable[bool]], started: float) -
     raise RuntimeError("still accepted after 15 s")
 
 
+async def _ssf_stream(http: httpx.AsyncClient, siem: tuple[str, str], endpoint: str) -> None:
+    """The SIEM registers a push stream for session-revoked (OpenID SSF 1.0)."""
+    token = (await http.post("/token", auth=siem, data={
+        "grant_type": "client_credentials", "scope": SSF_SCOPE})).json()["access_token"]
+    created = await http.post("/ssf/streams", headers={"authorization": f"Bearer {token}"},
+                              json={"delivery": {"method": DELIVERY_PUSH,
+                                                 "endpoint_url": endpoint},
+                                    "events_requested": [CAEP_SESSION_REVOKED]})
+    created.raise_for_status()
+
+
+async def _until_heard(heard: list[Heard], started: float) -> float:
+    """Milliseconds from ``started`` until the first arrival in ``heard``."""
+    deadline = time.perf_counter() + 15
+    while not heard:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("nothing delivered after 15 s")
+        await asyncio.sleep(0.005)
+    return (heard[0].at - started) * 1000
+
+
 async def _story(tmp: Path, procs: Processes) -> None:
-    ports = {name: free_port() for name in ("identity", "gateway", "orders", "billing")}
+    ports = {name: free_port() for name in ("identity", "gateway", "orders", "billing",
+                                            "listeners")}
     issuer = f"http://127.0.0.1:{ports['identity']}"
     base = {"TESSERA_DATA_DIR": str(tmp / "data"), "TESSERA_ISSUER": issuer}
     password = secrets.token_urlsafe(12)
-    creds = await _seed(Settings(issuer=issuer, data_dir=tmp / "data"), password)
+    listening = f"http://127.0.0.1:{ports['listeners']}"
+    creds = await _seed(Settings(issuer=issuer, data_dir=tmp / "data"), password, listening)
     say(f"  data and logs in {tmp}")
     await procs.start("identity", [*_TESSERA, "serve", "--port", str(ports["identity"])],
                       env=base, health=f"{issuer}/healthz")
@@ -182,7 +215,13 @@ async def _story(tmp: Path, procs: Processes) -> None:
                                  "--port", str(ports[name]), "--log-level", "warning"],
                           env=base | verifier_env(name, audience) |
                           {"TESSERA_DEMO_SERVICE": name}, health=f"{urls[name]}/healthz")
-    say("  started: identity service, gateway, orders and billing services, job consumer\n")
+    listeners = Listeners(issuer, creds["web"][0], creds["siem"][0])
+    server = uvicorn.Server(uvicorn.Config(listeners.app(), host="127.0.0.1",
+                                           port=ports["listeners"], log_level="warning",
+                                           lifespan="off"))
+    serving = asyncio.get_running_loop().create_task(server.serve())
+    say("  started: identity service, gateway, orders and billing services, job consumer,")
+    say("           a relying party's back-channel logout endpoint and an SSF receiver\n")
 
     clock = SystemClock()
     state = RevocationState()
@@ -198,6 +237,8 @@ async def _story(tmp: Path, procs: Processes) -> None:
     try:
         await asyncio.wait_for(follower.synced(), 10)
         async with httpx.AsyncClient(base_url=issuer, timeout=10) as http:
+            listeners.jwks = (await http.get("/jwks")).json()
+            await _ssf_stream(http, creds["siem"], f"{listening}/ssf/events")
             say("1. alice logs in (authorization code + PKCE through the login page)")
             tokens = await _login(http, creds["web"], password)
             user_token = tokens["access_token"]
@@ -262,7 +303,17 @@ async def _story(tmp: Path, procs: Processes) -> None:
         for party, ms in zip(checks, times, strict=True):
             say(f"   {party:<40} refused after {ms:7.1f} ms")
         say(f"   (the access token had {c['exp'] - int(time.time())} s left to live)")
+        say("7. outside the platform, the logout is heard too (delivered from the outbox):")
+        logout_ms = await _until_heard(listeners.logouts, started)
+        set_ms = await _until_heard(listeners.sets, started)
+        heard = listeners.logouts[0].claims
+        say(f"   relying party: back-channel logout token (sid={str(heard.get('sid'))[:8]}…, "
+            f"jti={heard['jti'][:8]}…) after {logout_ms:7.1f} ms")
+        event = next(iter(listeners.sets[0].claims["events"]))
+        say(f"   SSF receiver: {event.rsplit('/', 1)[-1]} SET after {set_ms:7.1f} ms")
     finally:
+        server.should_exit = True
+        await serving
         await follower.aclose()
         await edge.aclose()
 

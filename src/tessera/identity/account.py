@@ -39,6 +39,7 @@ from tessera.identity.login import LoginFailed
 from tessera.identity.login.totp import TOTP
 from tessera.identity.views import page
 from tessera.observability import events
+from tessera.protocol import signal_events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.transaction import transaction
@@ -255,6 +256,9 @@ class AccountEndpoints:
             await tx.uow.recovery_codes.delete_for_user(who.user.user_id)
             tx.audit(events.FACTOR_DISABLED, subject=who.user.user_id,
                      tenant=who.user.tenant_id, kind=TOTP, actor=who.user.user_id)
+            await signal_events.credential_changed(
+                tx, user_id=who.user.user_id, tenant_id=who.user.tenant_id,
+                at=self._id.clock.now(), credential_type="app", change_type="delete")
         return page("notice.html", title="Two-step verification is off",
                     heading="Two-step verification is off", error=None,
                     link=base_path(request) + "/account", link_text="Back to your account",

@@ -27,7 +27,7 @@ from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login.totp import TOTP
 from tessera.observability import events
-from tessera.protocol import lifecycle
+from tessera.protocol import lifecycle, signal_events
 from tessera.protocol.transaction import Transaction, transaction
 
 __all__ = ["MIN_PASSWORD", "UserView", "delete_user", "find_user", "grant_role",
@@ -135,6 +135,10 @@ async def set_password(identity: Identity, user: User, password: str, *, actor: 
             raise AdminError(f"no user {user.username!r}")
         ended = await _revoke_everywhere(identity, tx, user, reason="password_changed",
                                          actor=actor, keep_sid=keep_sid)
+        await signal_events.credential_changed(
+            tx, user_id=user.user_id, tenant_id=user.tenant_id, at=identity.clock.now(),
+            credential_type="password", change_type="update",
+            initiator="user" if actor == user.user_id else "admin")
         tx.audit(events.USER_PASSWORD_CHANGED, subject=user.user_id, tenant=user.tenant_id,
                  actor=actor, sessions=ended)
     return ended
@@ -155,6 +159,9 @@ async def grant_role(identity: Identity, user: User, role: str, *, actor: str) -
         granted = await tx.uow.roles.grant(user.user_id, _known(role),
                                            at=identity.clock.now(), by=actor)
         if granted:
+            await signal_events.claims_changed(
+                tx, user_id=user.user_id, tenant_id=user.tenant_id, at=identity.clock.now(),
+                claims={"roles": sorted(await tx.uow.roles.of_user(user.user_id))})
             tx.audit(events.ROLE_GRANTED, subject=user.user_id, tenant=user.tenant_id,
                      role=role, actor=actor)
     return granted
@@ -170,6 +177,9 @@ async def revoke_role(identity: Identity, user: User, role: str, *, actor: str) 
             await lifecycle.bump_user_version(tx, user.user_id, at=identity.clock.now(),
                                               reason="role_revoked",
                                               token_ttl=_ttl(identity), actor=actor)
+            await signal_events.claims_changed(
+                tx, user_id=user.user_id, tenant_id=user.tenant_id, at=identity.clock.now(),
+                claims={"roles": sorted(await tx.uow.roles.of_user(user.user_id))})
             tx.audit(events.ROLE_REVOKED, subject=user.user_id, tenant=user.tenant_id,
                      role=role, actor=actor)
     return removed

@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import new_secret, token_hash
+from tessera.core.signals import LogoutTarget, ReceiverRefused, address_refused, check_receiver
 from tessera.core.tenants import Tenant
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.client_keys import ClientKeys
@@ -18,8 +20,19 @@ from tessera.observability import events
 from tessera.protocol import lifecycle
 from tessera.protocol.transaction import Transaction, transaction
 
-__all__ = ["AdminError", "bump_version", "create_client", "create_user", "register_tenant",
-           "revoke", "revoke_family", "revoke_sessions", "revoke_tenant"]
+__all__ = [
+    "AdminError",
+    "backchannel_logout",
+    "bump_version",
+    "create_client",
+    "create_user",
+    "register_tenant",
+    "revoke",
+    "revoke_family",
+    "revoke_sessions",
+    "revoke_tenant",
+    "set_backchannel_logout",
+]
 
 REVOKE_BATCH = 100
 """Sessions revoked per transaction by the bulk verbs: short transactions (row locks and
@@ -42,12 +55,52 @@ async def register_tenant(tx: Transaction, tenant_id: str, *, at: float,
     return created
 
 
+def backchannel_logout(identity: Identity, uri: str | None, session_required: bool,
+                       grants: Iterable[str]) -> LogoutTarget | None:
+    """A checked back-channel logout registration (OIDC Back-Channel Logout §2.2): an
+    absolute https URI (loopback http while the issuer is loopback http), no fragment,
+    not a private address; only for clients that get sessions (authorization code)."""
+    if uri is None:
+        if session_required:
+            raise AdminError("--backchannel-logout-session-required needs "
+                             "--backchannel-logout-uri")
+        return None
+    if GRANT_AUTHORIZATION_CODE not in set(grants):
+        raise AdminError("back-channel logout is for clients using authorization_code")
+    try:
+        _, host, _ = check_receiver(uri, issuer=identity.settings.issuer)
+    except ReceiverRefused as exc:
+        raise AdminError(f"backchannel logout URI refused: {exc}") from None
+    reason = address_refused(host, issuer=identity.settings.issuer,
+                             allowed=tuple(identity.settings.signals.allowed_networks))
+    if reason is not None and reason != "not an IP address":
+        raise AdminError(f"backchannel logout URI refused: {reason}")
+    return LogoutTarget("", uri, session_required)
+
+
+async def set_backchannel_logout(identity: Identity, client_id: str, uri: str | None,
+                                 session_required: bool = False, *, actor: str) -> None:
+    """Register, replace or (``uri`` None) remove a client's back-channel logout URI."""
+    async with transaction(identity.store, identity.audit) as tx:
+        client = await tx.uow.clients.get(client_id)
+        if client is None:
+            raise AdminError(f"no client {client_id!r}")
+        target = backchannel_logout(identity, uri, session_required, client.grant_types)
+        await tx.uow.signals.set_logout(client_id, None if target is None else replace(
+            target, client_id=client_id))
+        tx.audit(events.CLIENT_UPDATED, client=client_id, backchannel_logout_uri=uri,
+                 actor=actor)
+
+
 async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
                         public: bool = False, redirect_uris: Iterable[str] = (),
                         post_logout_redirect_uris: Iterable[str] = (), scope: str = "",
                         audiences: Iterable[str] = (), tenant_id: str | None = None,
                         third_party: bool = False, subject_audiences: Iterable[str] = (),
-                        keys: ClientKeys | None = None) -> tuple[Client, str | None]:
+                        keys: ClientKeys | None = None,
+                        backchannel_logout_uri: str | None = None,
+                        backchannel_logout_session_required: bool = False,
+                        ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (None for public clients). The secret
     is shown once: only its hash is stored. ``third_party`` clients need the user's
     consent; ``subject_audiences`` are the audiences of subject tokens it may exchange
@@ -77,6 +130,8 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
                                                  issuer=identity.settings.issuer)
     except ValueError as exc:
         raise AdminError(str(exc)) from None
+    logout = backchannel_logout(identity, backchannel_logout_uri,
+                                backchannel_logout_session_required, grant_set)
     secret = None if public or checked.auth_method is not None else new_secret()
     client = Client(
         client_id=f"c_{secrets.token_urlsafe(12)}", name=name, public=public,
@@ -94,6 +149,9 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
     async with transaction(identity.store, identity.audit) as tx:
         await register_tenant(tx, tenant_id or DEFAULT_TENANT, at=client.created_at)
         await tx.uow.clients.add(client)
+        if logout is not None:
+            await tx.uow.signals.set_logout(client.client_id, replace(
+                logout, client_id=client.client_id))
         tx.audit(events.CLIENT_CREATED, client=client.client_id, name=name,
                  grants=sorted(grant_set), public=public, third_party=third_party,
                  tenant=tenant_id or DEFAULT_TENANT,

@@ -104,6 +104,11 @@ def build_app(identity: Identity) -> Starlette:
                                dpop_algs=identity.dpop.algorithms if identity.dpop else None,
                                device_authorization=identity.device_authorization is not None)
 
+    if identity.signals is not None:  # issue 12: docs/signals.md
+        metadata.update(backchannel_logout_supported=True,
+                        backchannel_logout_session_supported=True,
+                        global_token_revocation_endpoint=f"{settings.issuer}/global-token-revocation")
+
     async def discovery(_: Request) -> Response:
         return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
 
@@ -134,7 +139,8 @@ def build_app(identity: Identity) -> Starlette:
         issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
         dpop=identity.dpop is not None, console=settings.console.enabled,
         metrics=settings.metrics.port is None, metrics_token=scrape_token is not None,
-        device=identity.device_authorization is not None))
+        device=identity.device_authorization is not None,
+        signals=identity.signals is not None))
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
@@ -192,6 +198,16 @@ def build_app(identity: Identity) -> Starlette:
                          _protocol_route(identity, identity.device_authorization.handle),
                          methods=["POST"]),
                    Route("/device", DevicePage(identity).handle, methods=["GET", "POST"])]
+    if identity.signals is not None:  # back-channel logout, SSF, global revocation
+        from tessera.identity.signals.global_revocation import (
+            GLOBAL_REVOCATION_PATH,
+            GlobalRevocation,
+        )
+        from tessera.identity.signals.ssf_api import ssf_routes
+
+        routes.extend(ssf_routes(identity.signals))
+        routes.append(Route(GLOBAL_REVOCATION_PATH, GlobalRevocation(identity).handle,
+                            methods=["POST"]))
     if settings.metrics.port is None:  # else the supervisor's listener serves it
         routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)

@@ -161,7 +161,8 @@ class BrowserEndpoints:
         try:
             user = await self._id.login.authenticate(tenant, username,
                                                      params.get("password") or "",
-                                                     client_host=oauth.client_host)
+                                                     client_host=oauth.client_host,
+                                                     user_agent=oauth.headers.get("user-agent"))
         except LoginFailed as exc:
             return self._login_form(oauth, params, authz, error=str(exc), username=username,
                                     status=429 if exc.throttled else 401)

@@ -64,6 +64,7 @@ from tessera.store.sql import SqlStore, create_store
 
 if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
+    from tessera.identity.signals import Signals
 
 __all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
 
@@ -147,6 +148,9 @@ class Identity:
     """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
     key_sets: HttpKeySetSource | None = None
     """Clients' ``jwks_uri`` documents, fetched for client assertions (``key_sets``)."""
+    signals: Signals | None = None
+    """Back-channel logout, SSF and risk signals (``identity/signals``); None when
+    ``signals.enabled`` is off."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -160,10 +164,13 @@ class Identity:
         self.completion.start()
         if isinstance(self.store, SqlStore) and self.outbox_listener is None:
             relays = list(self.relays)
+            signals = self.signals
 
             def wake() -> None:
                 for relay in relays:
                     relay.notify()
+                if signals is not None:  # other processes' commits: fan out at once
+                    signals.fanout.notify()
 
             def connected(on: bool) -> None:
                 for relay in relays:
@@ -173,6 +180,8 @@ class Identity:
                      if self.store.outbox_channel is not None
                      else self.store.watch_files(wake))  # SQLite: the relays still poll
             self.outbox_listener = asyncio.get_running_loop().create_task(watch)
+        if self.signals is not None:
+            self.signals.start()
 
     async def aclose(self) -> None:
         if self.outbox_listener is not None:
@@ -183,6 +192,8 @@ class Identity:
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()
+        if self.signals is not None:
+            await self.signals.aclose()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
         if self.dpop is not None:
@@ -224,6 +235,12 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     store.on_outbox_commit(mirror.committed)
     state = AccessTokenState(access, store, clients, clock, tok.leeway, view=mirror)
     kek = settings.key_encryption_key()
+    risk = None
+    if settings.signals.enabled:  # risk signals (identity/signals/risk.py)
+        from tessera.identity.signals.risk import RiskEngine
+
+        risk = RiskEngine(store, audit, clock, settings=settings.signals,
+                          token_ttl=float(tok.access_token_ttl), metrics=metrics)
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
         AuthorizationCodeGrant(store, access, id_tokens, audit, clock,
@@ -234,7 +251,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds,
                           retry_seconds=tok.refresh_retry_seconds,
-                          session_defaults=defaults_of(settings.sessions)),
+                          session_defaults=defaults_of(settings.sessions), risk=risk),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -267,7 +284,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     dpop = build_proof_checker(settings, clock, nonce_key=derive_key(kek, "dpop-nonce"))
     completion = LogoutCompletion(store, clock, metrics,
                                   live_seconds=settings.verifiers.live_seconds)
-    return Identity(
+    identity = Identity(
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
@@ -275,7 +292,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                            bounds=SessionBounds(store, audit, clock,
                                                 defaults=defaults_of(settings.sessions),
                                                 token_ttl=tok.access_token_ttl,
-                                                touch_interval=settings.sessions.touch_interval)),
+                                                touch_interval=settings.sessions.touch_interval),
+                           risk=risk),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
                          throttle=throttles.totp,
@@ -304,3 +322,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                             completion=completion),
         completion=completion, device_authorization=device,
     )
+    if settings.signals.enabled:
+        from tessera.identity.signals import build_signals
+
+        identity.signals = build_signals(identity)
+    return identity

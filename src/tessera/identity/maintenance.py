@@ -27,6 +27,8 @@ async def prune_expired(identity: Identity) -> tuple[int, int]:
         await uow.assertion_jtis.prune(now)
         await uow.verifiers.prune(verifiers_before=now - registry.forget_seconds,
                                   completions_before=now - registry.completion_history_seconds)
+        if identity.signals is not None:  # settled deliveries, old observations (issue 12)
+            await uow.signals.prune(now - identity.settings.signals.retention_seconds)
     return events, codes
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "CLIENT_DISABLED",
     "CLIENT_ENABLED",
     "CLIENT_SECRET_ROTATED",
+    "CLIENT_UPDATED",
     "CODE_ISSUED",
     "CODE_REUSE_DETECTED",
     "CONSENT_DENIED",
@@ -27,6 +28,7 @@ __all__ = [
     "RECOVERY_CODES_GENERATED",
     "RECOVERY_CODE_USED",
     "REFRESH_REUSE_DETECTED",
+    "RISK_DETECTED",
     "ROLE_GRANTED",
     "ROLE_REVOKED",
     "SESSION_CREATED",
@@ -36,6 +38,12 @@ __all__ = [
     "SESSION_REAUTHENTICATED",
     "SESSION_REVOKED",
     "SESSION_VERSION_BUMPED",
+    "SIGNAL_DEAD_LETTERED",
+    "SIGNAL_DELIVERED",
+    "SIGNAL_FAILED",
+    "STREAM_CREATED",
+    "STREAM_DELETED",
+    "STREAM_UPDATED",
     "TENANT_CREATED",
     "TENANT_RESUMED",
     "TENANT_REVOKED",
@@ -49,6 +57,7 @@ __all__ = [
     "USER_DELETED",
     "USER_DISABLED",
     "USER_ENABLED",
+    "USER_GLOBALLY_REVOKED",
     "USER_PASSWORD_CHANGED",
 ]
 
@@ -99,6 +108,16 @@ DEVICE_CODE_ISSUED = "device_code.issued"
 DEVICE_CODE_APPROVED = "device_code.approved"
 DEVICE_CODE_DENIED = "device_code.denied"
 
+SIGNAL_DELIVERED = "signal.delivered"
+SIGNAL_FAILED = "signal.failed"
+SIGNAL_DEAD_LETTERED = "signal.dead_lettered"
+STREAM_CREATED = "stream.created"
+STREAM_UPDATED = "stream.updated"
+STREAM_DELETED = "stream.deleted"
+RISK_DETECTED = "risk.detected"
+USER_GLOBALLY_REVOKED = "user.globally_revoked"
+CLIENT_UPDATED = "client.updated"
+
 ALL = frozenset({
     SESSION_CREATED,
     SESSION_IMPERSONATED,
@@ -146,4 +165,13 @@ ALL = frozenset({
     DEVICE_CODE_ISSUED,
     DEVICE_CODE_APPROVED,
     DEVICE_CODE_DENIED,
+    SIGNAL_DELIVERED,
+    SIGNAL_FAILED,
+    SIGNAL_DEAD_LETTERED,
+    STREAM_CREATED,
+    STREAM_UPDATED,
+    STREAM_DELETED,
+    RISK_DETECTED,
+    USER_GLOBALLY_REVOKED,
+    CLIENT_UPDATED,
 })

@@ -88,6 +88,21 @@ class IdentityMetrics:
             "tessera_logout_completion_seconds",
             "From a revocation's commit until every live verifier had applied it, seconds.",
             buckets=_COMPLETION_BUCKETS, registry=r)
+        # outbound signals (issue 12, docs/signals.md)
+        self.signal_deliveries = Counter(
+            "tessera_signal_deliveries", "Back-channel logout and SSF push attempts, by "
+            "channel, receiver (client or stream id) and outcome (delivered, retry, dead).",
+            ("channel", "receiver", "outcome"), registry=r)
+        self.signal_delivery_seconds = Histogram(
+            "tessera_signal_delivery_seconds", "From the event to its delivery, by channel.",
+            ("channel",), buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 1800),
+            registry=r)
+        self.signal_attempt_seconds = Histogram(
+            "tessera_signal_attempt_seconds", "Duration of one push to a receiver, seconds.",
+            ("channel",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.risk_signals = Counter("tessera_risk_signals",
+                                    "Risk detections by detection and policy action.",
+                                    ("detection", "action"), registry=r)
 
     def worker_started(self) -> None:
         """This process serves requests now (the app's lifespan startup)."""

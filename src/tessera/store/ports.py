@@ -23,6 +23,7 @@ from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.revocation import RevocationEvent
 from tessera.core.session_bounds import SessionPolicy
 from tessera.core.sessions import AuthorizationCode, Session
+from tessera.core.signals import Delivery, LogoutTarget, RiskObservation, SignalEvent, Stream
 from tessera.core.tenants import Tenant
 from tessera.core.users import User
 
@@ -48,6 +49,7 @@ __all__ = [
     "SealedKey",
     "SessionPolicyRepo",
     "SessionRepo",
+    "SignalRepo",
     "Store",
     "StoreConflict",
     "StoreError",
@@ -519,6 +521,90 @@ class AssertionReplayRepo(Protocol):
         already used and has not expired: of concurrent callers exactly one sees True."""
 
     async def prune(self, before: float) -> int: ...
+class SignalRepo(Protocol):
+    """Outbound signals (``core.signals``): back-channel logout registrations, SSF
+    streams and subjects, the signal outbox, fan-out cursors, durable deliveries and
+    risk observations."""
+
+    async def set_logout(self, client_id: str, target: LogoutTarget | None) -> None:
+        """Register (replacing) or, with None, remove a client's back-channel logout URI."""
+
+    async def logout_targets(self, client_ids: Sequence[str]) -> dict[str, LogoutTarget]: ...
+
+    async def join_session(self, sid: str, client_id: str, *, at: float) -> None:
+        """Record that the client was issued tokens in the session (idempotent)."""
+
+    async def session_clients(self, sid: str) -> list[str]:
+        """The clients that were issued tokens in the session, in order of joining."""
+
+    async def add_stream(self, stream: Stream) -> None: ...
+    async def get_stream(self, stream_id: str) -> Stream | None: ...
+
+    async def streams(self, *, client_id: str | None = None) -> list[Stream]:
+        """Streams of ``client_id`` (every stream when None), oldest first."""
+
+    async def replace_stream(self, stream: Stream) -> bool:
+        """Store ``stream`` over the one with its id; True iff it existed."""
+
+    async def delete_stream(self, stream_id: str) -> bool:
+        """Remove the stream, its subjects and its undelivered events; True iff it existed."""
+
+    async def add_subject(self, stream_id: str, key: str, subject: dict[str, Any]) -> None:
+        """Idempotent."""
+
+    async def remove_subject(self, stream_id: str, key: str) -> bool: ...
+    async def stream_subjects(self, stream_id: str) -> set[str]: ...
+
+    async def record(self, event: SignalEvent) -> None:
+        """Append to the signal outbox (in the caller's transaction)."""
+
+    async def events_since(self, after: int, *, limit: int) -> list[SignalEvent]: ...
+
+    async def cursor(self, name: str) -> int:
+        """The fan-out position ``name`` (0 when never moved)."""
+
+    async def advance(self, name: str, *, old: int, new: int) -> bool:
+        """Move the cursor iff it is still at ``old``; of concurrent callers one wins."""
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        """Insert; a delivery whose ``dedupe`` exists is skipped. Returns how many new."""
+
+    async def has_due(self, *, now: float) -> bool:
+        """True if ``claim`` at ``now`` would find a delivery (a cheap read)."""
+
+    async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
+        """Pending push deliveries due at ``now`` and not leased, leased until ``now +
+        lease`` and their attempt counted. Each is claimed by one caller only."""
+
+    async def settle(self, delivery_id: int, *, status: str, at: float,
+                     next_at: float | None = None, error: str | None = None) -> None:
+        """``delivered`` / ``dead`` (final) or ``pending`` again at ``next_at``; the
+        lease ends."""
+
+    async def pending_for(self, target: str, *, limit: int) -> list[Delivery]:
+        """Undelivered poll deliveries of a stream, oldest first."""
+
+    async def acknowledge(self, target: str, jtis: Sequence[str], *, at: float,
+                          error: str | None = None) -> int:
+        """Mark a stream's deliveries acknowledged (or, with ``error``, dead)."""
+
+    async def deliveries(self, *, status: str | None = None, channel: str | None = None,
+                         tenant_id: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Newest first."""
+
+    async def requeue(self, delivery_id: int, *, at: float) -> bool:
+        """A dead letter back to pending (same token, same jti); True iff it was dead."""
+
+    async def observe(self, observation: RiskObservation) -> None: ...
+
+    async def observations(self, *, since: float, family_id: str | None = None,
+                           address: str | None = None, kind: str | None = None,
+                           limit: int = 1000) -> list[RiskObservation]:
+        """Newest first."""
+
+    async def prune(self, before: float) -> int:
+        """Forget settled deliveries, processed signal events and observations older
+        than ``before``."""
 
 
 class UnitOfWork(Protocol):
@@ -540,6 +626,7 @@ class UnitOfWork(Protocol):
     device_codes: DeviceCodeRepo
     reference_tokens: ReferenceTokenRepo
     assertion_jtis: AssertionReplayRepo
+    signals: SignalRepo
 
 
 class Store(Protocol):

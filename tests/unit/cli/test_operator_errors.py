@@ -61,6 +61,9 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "audit verify": (["audit", "verify"], ""),
     "revoke": (["revoke", "--session", "sid-1", "--yes"], ""),
     "verifiers ls": (["verifiers", "ls"], ""),
+    "clients backchannel-logout": (["clients", "backchannel-logout", "c_x"], ""),
+    "signals ls": (["signals", "ls", "--dead"], ""),
+    "signals retry": (["signals", "retry", "1"], ""),
 }
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",

@@ -272,3 +272,57 @@ async def test_a_revoked_session_shows_how_far_the_logout_reached(
     await identity.completion.report("feed", "billing-1", "billing", seq, 0.1)
     page = await console.http.get(f"/console/sessions/{sid}")
     assert "applied at 2/2 verifiers in 40 ms" in page.text
+
+
+async def test_signals_page_shows_risk_detections_and_deliveries_of_the_tenant(
+        console: ConsoleDriver, identity: Identity) -> None:
+    from tessera.core.signals import Delivery
+
+    await console.admin(role="tenant-admin")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
+                                action="notify", subject="u-mine", tenant="default",
+                                address="198.51.100.0/24")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
+                                action="revoke", subject="u-theirs", tenant="acme")
+    now = identity.clock.now()
+    async with identity.store.unit_of_work() as uow:
+        await uow.signals.enqueue([Delivery(
+            dedupe=f"d-{tenant}", channel="logout", target=f"client-{tenant}", mode="push",
+            jti=f"j-{tenant}", token="t", event="backchannel-logout", tenant_id=tenant,
+            subject="u", created_at=now, next_at=now, expires_at=now + 60)
+            for tenant in ("default", "acme")])
+    page = await console.http.get("/console/signals")
+    assert page.status_code == 200
+    assert "u-mine" in page.text and "198.51.100.0/24" in page.text
+    assert "client-default" in page.text
+    assert "u-theirs" not in page.text and "client-acme" not in page.text  # other tenant
+
+
+async def test_back_channel_logout_uri_is_set_from_the_console_within_the_tenant(
+        console: ConsoleDriver, identity: Identity) -> None:
+    await console.admin(role="tenant-admin")
+    mine, _ = await admin.create_client(
+        identity, name="shop", grants=("authorization_code",),
+        redirect_uris=("https://shop.example/cb",))
+    theirs, _ = await admin.create_client(
+        identity, name="other", grants=("authorization_code",),
+        redirect_uris=("https://o.example/cb",), tenant_id="acme")
+    page = await console.http.get("/console/signals")
+    csrf = csrf_of(page.text)
+    saved = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": mine.client_id, "uri": "https://shop.example/bcl",
+        "session_required": "yes"})
+    assert saved.status_code == 303, saved.text
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        targets = await uow.signals.logout_targets([mine.client_id, theirs.client_id])
+    assert [(t.uri, t.session_required) for t in targets.values()] == [
+        ("https://shop.example/bcl", True)]
+    other = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": theirs.client_id, "uri": "https://o.example/bcl"})
+    assert other.status_code == 404
+    unsafe = await console.http.post("/console/signals/logout-uri", data={
+        "csrf_token": csrf, "client_id": mine.client_id, "uri": "http://shop.example/bcl"})
+    assert unsafe.status_code == 400 and "https" in unsafe.text
+    forged = await console.http.post("/console/signals/logout-uri", data={
+        "client_id": mine.client_id, "uri": ""})
+    assert forged.status_code == 403

@@ -15,6 +15,8 @@ from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.protocol import signal_events
+from tessera.protocol.risk import RequestContext, RiskObserver
 from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, UnitOfWork
@@ -45,7 +47,10 @@ class LoginService:
 
     def __init__(self, store: Store, hasher: PasswordHasher, audit: AuditLog, clock: Clock,
                  *, by_account: Throttle, by_address: Throttle,
-                 bounds: SessionBounds | None = None) -> None:
+                 bounds: SessionBounds | None = None,
+                 risk: RiskObserver | None = None) -> None:
+        self.risk = risk
+        """Risk signals (``protocol.risk``): every password attempt's address and agent."""
         self._store = store
         self._hasher = hasher
         self._audit = audit
@@ -56,7 +61,7 @@ class LoginService:
         """Idle/absolute timeouts and the per-user session limit (``login.bounds``)."""
 
     async def authenticate(self, tenant_id: str, username: str, password: str,
-                           *, client_host: str | None) -> User:
+                           *, client_host: str | None, user_agent: str | None = None) -> User:
         account = f"{tenant_id}\x00{username}"
         address = client_host or "unknown"
         if await self._by_address.blocked(address) or not await self._by_account.hit(account):
@@ -72,8 +77,16 @@ class LoginService:
             await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
                                      username_hash=token_hash(username),
                                      reason="bad_credentials")
+            if self.risk is not None:
+                await self.risk.login(tenant_id=tenant_id, user_id=None,
+                                      account_hash=token_hash(username), ok=False,
+                                      ctx=RequestContext(client_host, user_agent))
             raise LoginFailed("Wrong username or password.")
         await self._by_account.clear(account)
+        if self.risk is not None:
+            await self.risk.login(tenant_id=tenant_id, user_id=user.user_id,
+                                  account_hash=token_hash(username), ok=True,
+                                  ctx=RequestContext(client_host, user_agent))
         return user
 
     async def user(self, user_id: str) -> User | None:
@@ -151,6 +164,10 @@ class LoginService:
             tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
                      subject=session.user_id, tenant=session.tenant_id, acr=acr,
                      amr=list(amr), previous_acr=session.acr)
+            if acr != session.acr:
+                await signal_events.assurance_changed(
+                    tx, user_id=session.user_id, tenant_id=session.tenant_id,
+                    at=self._clock.now(), previous=session.acr, current=acr, sid=session.sid)
         return updated, handle
 
     async def session_for_cookie(self, handle: str | None) -> Session | None:

@@ -32,6 +32,7 @@ from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
+from tessera.protocol import signal_events
 from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
 from tessera.store.ports import SealedFactor, Store
@@ -106,6 +107,9 @@ class TotpService:
                 raise LoginFailed("There is no enrolment waiting for a code.")
             tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
                      kind=TOTP, by="user")
+            await signal_events.credential_changed(
+                tx, user_id=user.user_id, tenant_id=user.tenant_id, at=self._clock.now(),
+                credential_type="app", change_type="create")
         await self._throttle.clear(user.user_id)
 
     async def provision(self, user: User, *, actor: str) -> Enrolment:
@@ -116,6 +120,9 @@ class TotpService:
             await tx.uow.factors.replace(self._sealed(user, secret, now, confirmed=True))
             tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
                      kind=TOTP, by=actor)
+            await signal_events.credential_changed(
+                tx, user_id=user.user_id, tenant_id=user.tenant_id, at=now,
+                credential_type="app", change_type="create", initiator="admin")
         return self._enrolment(user, secret)
 
     # verification -------------------------------------------------------------------------

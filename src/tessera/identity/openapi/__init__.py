@@ -10,6 +10,7 @@ The document is assembled from *sections*, one module per area of the API, each 
     account     the signed-in user's pages (password, TOTP management), consent
     operations  admin API, revocation feed, health, metrics, this document
     console     the admin console (only when mounted)
+    signals     SSF transmitter and global token revocation (issue 12)
 
 **Adding a route** to ``identity/app.py`` (or the console): describe it in the section of
 its area, or add a module with a ``paths`` function to ``SECTIONS``. The document only
@@ -26,7 +27,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from tessera.identity.openapi import account, browser, console, device, oauth, operations
+from tessera.identity.openapi import account, browser, console, device, oauth, operations, signals
 from tessera.identity.openapi.components import SCHEMAS, SECURITY_SCHEMES, Json
 from tessera.identity.openapi.context import DocumentContext
 from tessera.identity.openapi.operations import OPENAPI_PATH
@@ -36,7 +37,7 @@ __all__ = ["OPENAPI_PATH", "SECTIONS", "DocumentContext", "build_document",
 
 Section = Callable[[DocumentContext], dict[str, Json]]
 SECTIONS: tuple[Section, ...] = (oauth.paths, browser.paths, account.paths, operations.paths,
-                                 console.paths, device.paths)
+                                 console.paths, device.paths, signals.paths)
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

@@ -57,6 +57,10 @@ def paths(ctx: DocumentContext) -> dict[str, Json]:
         "/console/revoke": {"post": _post("Revoke (session, user, family or tenant)", {
             "kind": string(), "target": string(), "confirm": string(), "reason": string()})},
         "/console/audit": {"get": _page("Audit timeline", parameters=audit)},
+        "/console/signals": {"get": _page("Risk signals and logout/SSF deliveries")},
+        "/console/signals/logout-uri": {"post": _post(
+            "Set or remove a client's back-channel logout URI", {
+                "client_id": string(), "uri": string(), "session_required": string()})},
         "/console/journey": {"get": _page("Journey of a request or session", parameters=[
             query("needle", "Correlation id, sid, token hash ...")])},
     }

@@ -21,5 +21,7 @@ class DocumentContext:
     """``/metrics`` is served on this port (not on a separate ``metrics.port``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""
+    signals: bool = True
+    """Outbound signals (``signals.enabled``): SSF routes and global token revocation."""
     device: bool = True
     """RFC 8628: ``/device_authorization`` and ``/device`` are served."""

@@ -33,6 +33,7 @@ from tessera.store.sql.schema import (
     sessions,
     users,
 )
+from tessera.store.sql.signals import SqlSignalRepo
 from tessera.store.sql.trust import (
     SqlConsentRepo,
     SqlRecoveryCodeRepo,
@@ -453,6 +454,7 @@ class SqlUnitOfWork:
         self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
         self.reference_tokens: ports.ReferenceTokenRepo = SqlReferenceTokenRepo(conn)
         self.assertion_jtis: ports.AssertionReplayRepo = SqlAssertionReplayRepo(conn)
+        self.signals: ports.SignalRepo = SqlSignalRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:

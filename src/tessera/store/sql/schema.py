@@ -272,3 +272,100 @@ client_assertion_jtis = Table(
     Column("expires_at", Double, nullable=False),
     Index("ix_client_assertion_jtis_expires_at", "expires_at"),
 )
+
+# -- outbound signals (issue 12, migration 0011) ------------------------------------------
+_SIGNAL_ID = BigInteger().with_variant(Integer, "sqlite")
+
+client_logout = Table(
+    "client_logout", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("uri", String(2000), nullable=False),
+    Column("session_required", Boolean, nullable=False),
+)
+
+ssf_streams = Table(
+    "ssf_streams", metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("aud", String(2000), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("endpoint_url", String(2000)),
+    Column("events_requested", JSON, nullable=False),
+    Column("description", String(500)),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", String(500)),
+    Column("default_subjects", String(8), nullable=False),
+    Column("sealed_authorization", Text),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_ssf_streams_client_id", "client_id"),
+)
+
+ssf_subjects = Table(
+    "ssf_subjects", metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("subject_key", String(600), primary_key=True),
+    Column("subject", JSON, nullable=False),
+)
+
+signal_events = Table(
+    "signal_events", metadata,
+    Column("id", _SIGNAL_ID, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("user_id", String(64), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+signal_cursors = Table(
+    "signal_cursors", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+signal_deliveries = Table(
+    "signal_deliveries", metadata,
+    Column("id", _SIGNAL_ID, primary_key=True, autoincrement=True),
+    Column("dedupe", String(400), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("jti", String(64), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("event", String(200), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("subject", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("next_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("lease_until", Double),
+    Column("delivered_at", Double),
+    Column("last_error", String(500)),
+    Index("ix_signal_deliveries_due", "status", "next_at"),
+    Index("ix_signal_deliveries_target", "target", "status"),
+)
+
+signal_session_clients = Table(
+    "signal_session_clients", metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+)
+
+risk_observations = Table(
+    "risk_observations", metadata,
+    Column("id", _SIGNAL_ID, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("tenant_id", String(64)),
+    Column("user_id", String(64)),
+    Column("family_id", String(64)),
+    Column("address", String(64)),
+    Column("user_agent", String(300)),
+    Index("ix_risk_observations_family", "family_id", "at"),
+    Index("ix_risk_observations_address", "address", "at"),
+)

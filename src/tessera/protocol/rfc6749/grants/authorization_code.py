@@ -116,6 +116,8 @@ class AuthorizationCodeGrant:
             sid=session.sid, sv=session.sv, acr=session.acr, amr=session.amr,
             auth_time=int(session.auth_time), jkt=jkt,
         )
+        # who took part in the session: back-channel logout reaches it (identity/signals)
+        await tx.uow.signals.join_session(session.sid, client.client_id, at=now)
         refresh = None
         if client.allows_grant(GRANT_REFRESH_TOKEN):
             # RFC 9449 §5: only a public client's refresh token is bound to the key; a

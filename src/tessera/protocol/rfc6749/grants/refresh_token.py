@@ -38,6 +38,7 @@ from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
+from tessera.protocol.risk import RequestContext, RiskObserver, context_of
 from tessera.protocol.standing import NotInGoodStanding, check_user
 from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
@@ -71,7 +72,11 @@ class RefreshTokenGrant:
     def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
                  *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float,
                  retry_seconds: float = 0.0,
-                 session_defaults: SessionPolicy | None = None) -> None:
+                 session_defaults: SessionPolicy | None = None,
+                 risk: RiskObserver | None = None) -> None:
+        self._risk = risk
+        """Risk signals (``protocol.risk``): observes every refresh and reuse, and may ask
+        a family to re-authenticate."""
         self._store = store
         self._tokens = tokens
         self._audit = audit
@@ -86,16 +91,23 @@ class RefreshTokenGrant:
                      jkt: str | None = None) -> TokenResult:
         presented = params.require("refresh_token")
         reuse = False
-        async with transaction(self._store, self._audit) as tx:
-            issued = await self._rotate_or_replay(tx, presented, params, client, jkt)
-            if issued is None:
-                reuse = True
+        ctx = context_of(request)
+        try:
+            async with transaction(self._store, self._audit) as tx:
+                issued = await self._rotate_or_replay(tx, presented, params, client, jkt, ctx)
+                if issued is None:
+                    reuse = True
+        except InvalidGrant:
+            if self._risk is not None:
+                await self._risk.refused(token_hash(presented), ctx)
+            raise
         if reuse or issued is None:
             raise InvalidGrant("refresh token is invalid")
         return await self._respond(issued, jkt, client, request)
 
     async def _rotate_or_replay(self, tx: Transaction, presented: str, params: Params,
-                                client: Client, jkt: str | None) -> _Issued | None:
+                                client: Client, jkt: str | None,
+                                ctx: RequestContext) -> _Issued | None:
         """Returns the pair to answer with; None after revoking a family on reuse (the
         transaction must commit that); raises InvalidGrant for every other refusal."""
         now = self._clock.now()
@@ -107,6 +119,10 @@ class RefreshTokenGrant:
         family = await self._check_standing(tx, family)
         if session.active and await self._timed_out(tx, session, now):
             return None  # the session ended in this transaction: commit, then refuse
+        if self._risk is not None and await self._risk.step_up_required(tx.uow,
+                                                                        family.family_id):
+            raise InvalidGrant("sign in again: this session needs re-authentication",
+                               detail="risk step-up")
         successor_raw = successor_token(self._key, presented)
         successor_hash = token_hash(successor_raw)
         head = await self._successor_is_head(tx, token)
@@ -115,8 +131,11 @@ class RefreshTokenGrant:
                                      grace_seconds=self._grace, retry_seconds=self._retry)
         if verdict is RotationVerdict.ROTATE:
             if await tx.uow.refresh.rotate(digest, successor_hash=successor_hash, at=now):
-                return await self._issue_successor(tx, token, family, session, successor_raw,
-                                                   params, now, jkt)
+                issued = await self._issue_successor(tx, token, family, session,
+                                                     successor_raw, params, now, jkt)
+                if self._risk is not None:
+                    await self._risk.refreshed(tx, family, ctx)
+                return issued
             # Lost a race: the winner has committed; judge again against its state.
             token, family, session = await self._load(tx, digest)
             family = await self._check_standing(tx, family)
@@ -142,6 +161,8 @@ class RefreshTokenGrant:
             tx.audit(events.REFRESH_REUSE_DETECTED, client=client.client_id,
                      subject=family.user_id, sid=family.sid, family_id=family.family_id,
                      token_hash=digest, tenant=family.tenant_id)
+            if self._risk is not None:
+                await self._risk.reused(tx, family, ctx)
             return None
         raise InvalidGrant("refresh token is invalid", detail=verdict.value)
 
