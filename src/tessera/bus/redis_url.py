@@ -159,7 +159,16 @@ def connect(url: str, **kwargs: Any) -> Any:
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs,
                         username=target.username, password=target.password, db=target.db,
                         **tls, **kwargs)
-    return sentinel.master_for(target.service)
+
+    class SentinelMaster(aioredis.Redis):
+        """The master's client; closing it also closes the connections to the Sentinels."""
+
+        async def aclose(self, close_connection_pool: bool | None = None) -> None:
+            await super().aclose(close_connection_pool)
+            for client in sentinel.sentinels:
+                await client.aclose()
+
+    return sentinel.master_for(target.service, redis_class=SentinelMaster)
 
 
 def limits_storage(url: str, **options: Any) -> tuple[Any, Any]:

@@ -42,6 +42,7 @@ class RedisSeenEnvelopes:
         self._redis = client
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM)
+        self._sentinels: list[Any] = []
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX,
@@ -69,9 +70,13 @@ class RedisSeenEnvelopes:
             sentinel_kwargs = dict(tls, **options)
             if target.sentinel_password is not None:
                 sentinel_kwargs["password"] = target.sentinel_password
-            client = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs,
-                              username=target.username, password=target.password,
-                              db=target.db, **tls, **options).master_for(target.service)
+            sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs,
+                                username=target.username, password=target.password,
+                                db=target.db, **tls, **options)
+            client = sentinel.master_for(target.service)
+            store = cls(client, prefix=prefix)
+            store._sentinels = list(sentinel.sentinels)
+            return store
         return cls(client, prefix=prefix)
 
     def claim(self, key: tuple[str, str], msg: str, keep_until: float,
@@ -93,3 +98,5 @@ class RedisSeenEnvelopes:
 
     def close(self) -> None:
         self._redis.close()
+        for client in self._sentinels:
+            client.close()
