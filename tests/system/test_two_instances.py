@@ -20,7 +20,6 @@ the real processes:
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 import uuid
@@ -293,7 +292,7 @@ async def test_two_instances_behind_nginx_share_every_piece_of_state(
     rotate = await asyncio.create_subprocess_exec(
         TESSERA, "keys", "rotate", env=d.env | {"TESSERA_DATA_DIR": str(d.data_dirs[0])},
         cwd=d.data_dirs[0], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(rotate.communicate(), 30)
+    _, err = await asyncio.wait_for(rotate.communicate(), 30)
     assert rotate.returncode == 0, err.decode()
 
     async def rotated(base: str) -> str | None:
@@ -304,7 +303,6 @@ async def test_two_instances_behind_nginx_share_every_piece_of_state(
         token = await poll(lambda base=base: rotated(base), timeout=10, interval=0.1,
                            what=f"{base} signing with the new key")
         await every_gateway(d, token, 200)
-    assert json.dumps(claims_of(token))  # a real token, not an error body
 
     # A session revoked through either instance is refused by both gateways.
     for n, base in enumerate((one, two)):
