@@ -312,12 +312,10 @@ class RevocationState:
         return (self._jtis, self._sids, self._families, self._family_grants, self._users,
                 self._tenants, self._clients, self._versions)
 
-    def _expiry(self, expires_at: float) -> float:
+    def _expiry(self, expires_at: float) -> int:
         """``expires_at`` rounded up to the second (an entry is kept a little longer, never
         shorter), one shared object per second: a million entries hold a few hundred
         numbers, not a million (bench/scale.py, docs/scale.md)."""
-        if math.isinf(expires_at):
-            return expires_at
         second = math.ceil(expires_at)
         shared = self._expiries
         if len(shared) > 4096:
@@ -370,6 +368,7 @@ class RevocationState:
 
 def _number(mapping: Mapping[Any, Any], name: str) -> float:
     value = mapping.get(name)
-    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+    if not isinstance(value, int | float) or isinstance(value, bool) \
+            or not math.isfinite(value):  # an infinite expiry cannot be scheduled
         raise InvalidEvent(f"{name} must be a number")
     return float(value)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 
-from tessera.verifier import EventKind, RevocationState
+import pytest
+
+from tessera.verifier import EventKind, InvalidEvent, RevocationState
 
 
 def event(seq: int, kind: str, key: str, expires_at: float, **data: object) -> dict[str, object]:
@@ -36,11 +38,11 @@ def test_keys_are_copies_and_still_match() -> None:
     assert stored == key and stored is not key
 
 
-def test_an_infinite_expiry_stays_infinite() -> None:
+def test_an_infinite_expiry_is_refused_not_a_crash() -> None:
     state = RevocationState()
-    state.apply(event(1, EventKind.USER_REVOKED, "u1", math.inf))
-    assert state._users.data["u1"][1] == math.inf
-    assert state.prune(1e12) == 0
+    with pytest.raises(InvalidEvent):
+        state.apply(event(1, EventKind.USER_REVOKED, "u1", math.inf))
+    assert state.cursor == 0 and len(state) == 0
 
 
 def test_the_shared_expiries_stay_bounded() -> None:
