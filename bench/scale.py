@@ -49,6 +49,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -445,6 +446,7 @@ def main() -> None:
     parser.add_argument("--state-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="time", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started
     if args.state_worker is not None:
         print(json.dumps(state_worker(args.state_worker, args.mode)))
         return
