@@ -125,11 +125,15 @@ async def _start(tmp: Path, name: str, lines: list[str], port: int, *,
         return proc
 
 
-def _acl(pki: Pki, port: int) -> list[str]:
+LEAST_PRIVILEGE = ("~tessera:* ~{tessera}:* ~LIMITS* &* -@all +@read +@write +@stream "
+                   "+@scripting +ping +info")
+"""The ACL docs/deploy.md §7 recommends for instances and verifiers."""
+
+
+def _acl(pki: Pki, port: int, rules: str = "~* &* +@all") -> list[str]:
     """TLS on ``port`` only; the default user off, one ACL user with a password."""
-    return [*_tls_lines(pki, port), "user default off",
-            f"user {USER} on >{PASSWORD} ~* &* +@all", f"masteruser {USER}",
-            f"masterauth {PASSWORD}"]
+    return [*_tls_lines(pki, port), "user default off", f"user {USER} on >{PASSWORD} {rules}",
+            f"masteruser {USER}", f"masterauth {PASSWORD}"]
 
 
 def _event(seq: int) -> RevocationEvent:
@@ -203,7 +207,7 @@ def _dedup(url: str) -> list[str | None]:
 async def tls_redis(tmp_path: Path) -> AsyncIterator[tuple[Pki, int]]:
     pki = make_pki(tmp_path)
     port = free_port()
-    proc = await _start(tmp_path, "redis-tls", _acl(pki, port), port)
+    proc = await _start(tmp_path, "redis-tls", _acl(pki, port, LEAST_PRIVILEGE), port)
     try:
         yield pki, port
     finally:
@@ -211,6 +215,7 @@ async def tls_redis(tmp_path: Path) -> AsyncIterator[tuple[Pki, int]]:
 
 
 async def test_tls_and_acl_user_in_the_url(tls_redis: tuple[Pki, int]) -> None:
+    """Over TLS, as a user with the least-privilege ACL of docs/deploy.md."""
     pki, port = tls_redis
     url = f"rediss://{USER}:{PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={pki.ca}"
     assert parse(url).tls
