@@ -285,6 +285,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
     from tessera.keys import Sealer
     from tessera.settings import Settings
     from tessera.store.migrations import upgrade_database
+    from tessera.store.ports import StoreConflict
     from tessera.store.sql.schema import sessions as sessions_table
 
     role = f"tessera_bench_{uuid.uuid4().hex[:10]}"
@@ -320,12 +321,20 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
             for sid in targets:
                 queue.put_nowait(sid)
 
+            conflicts = 0
+
             async def worker() -> int:
+                nonlocal conflicts
                 done = 0
                 while not queue.empty():
                     sid = queue.get_nowait()
-                    done += await admin.revoke(identity, sid=sid, reason="bench",
-                                               actor="bench")
+                    for _ in range(5):  # a conflict rolls back: retry, as a client would
+                        try:
+                            done += await admin.revoke(identity, sid=sid, reason="bench",
+                                                       actor="bench")
+                            break
+                        except StoreConflict:
+                            conflicts += 1
                 return done
 
             started = time.perf_counter()
@@ -341,7 +350,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
             await conn.execute(f'DROP ROLE "{role}"')
         finally:
             await conn.close()
-    return {"sessions": sessions, "revoked": revoked,
+    return {"sessions": sessions, "revoked": revoked, "conflicts_retried": conflicts,
             "revoke_rps": round(revoked / elapsed, 1)}
 
 
@@ -460,16 +469,25 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    partial = out / "scale.partial.json"
+
+    def keep(**parts: Any) -> None:  # a crash later keeps what was measured
+        done = json.loads(partial.read_text()) if partial.exists() else {}
+        partial.write_text(json.dumps(done | parts, indent=2))
+
     log("verifier state …")
     state = measure_state(sizes)
+    keep(state=state)
     procs = Procs()
     with tempfile.TemporaryDirectory(prefix="tessera-scale-") as tmp:
         try:
             redis_url = start_redis(procs, args.redis_server, Path(tmp))
             log("catch-up …")
             catchup = measure_catchup(redis_url, backlogs)
+            keep(catchup=catchup)
             log("propagation …")
             propagation = measure_propagation(redis_url, counts, args.revocations)
+            keep(propagation=propagation)
         finally:
             procs.stop_all()
         log("revoke throughput on PostgreSQL …")
@@ -488,8 +506,9 @@ def main() -> None:
         ("raw_redis_p99_ms", "raw p99 ms", ".1f")])
     table("Revoke throughput on PostgreSQL (one session per transaction, 16 concurrent)",
           revoke, [("sessions", "live sessions", ","), ("revoked", "revoked", ","),
-                   ("revoke_rps", "revokes/s", ".0f")])
+                   ("conflicts_retried", "retried", "d"), ("revoke_rps", "revokes/s", ".0f")])
 
+    partial.unlink(missing_ok=True)
     pngs = charts(out, state, catchup, propagation, revoke)
     top, caught = state[-1], catchup[-1]
     prop = next((r for r in propagation if r["verifiers"] == 64), propagation[-1])
