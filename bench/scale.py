@@ -454,10 +454,18 @@ def main() -> None:
                         help="sizes up to 100k and 16 verifiers (a smoke run)")
     parser.add_argument("--state-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="time", help=argparse.SUPPRESS)
+    parser.add_argument("--from-partial", action="store_true",
+                        help="report what scale.partial.json holds (after an interrupted run)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started
     if args.state_worker is not None:
         print(json.dumps(state_worker(args.state_worker, args.mode)))
+        return
+    if args.from_partial:
+        out = Path(args.out)
+        done = json.loads((out / "scale.partial.json").read_text())
+        report(out, done["state"], done["catchup"], done.get("propagation", []),
+               done.get("revoke_pg", []), time.monotonic())
         return
 
     def ints(text: str) -> list[int]:
@@ -492,7 +500,15 @@ def main() -> None:
             procs.stop_all()
         log("revoke throughput on PostgreSQL …")
         revoke = measure_revoke_pg(args.postgres_url, pg_sizes, args.pg_revokes, Path(tmp))
+        keep(revoke_pg=revoke)
 
+    report(out, state, catchup, propagation, revoke, started)
+
+
+def report(out: Path, state: list[dict[str, Any]], catchup: list[dict[str, Any]],
+           propagation: list[dict[str, Any]], revoke: list[dict[str, Any]],
+           started: float) -> None:
+    partial = out / "scale.partial.json"
     table("Verifier state: N live sessions (a version each) + N/10 revocations", state, [
         ("sessions", "sessions", ","), ("entries", "entries", ","),
         ("state_bytes_per_entry", "B/entry", ".0f"), ("rss_bytes_per_entry", "RSS B/entry", ".0f"),
@@ -511,7 +527,8 @@ def main() -> None:
     partial.unlink(missing_ok=True)
     pngs = charts(out, state, catchup, propagation, revoke)
     top, caught = state[-1], catchup[-1]
-    prop = next((r for r in propagation if r["verifiers"] == 64), propagation[-1])
+    prop = next((r for r in propagation if r["verifiers"] == 64), propagation[-1]
+                if propagation else {"verifiers": None, "p50_ms": None, "p99_ms": None})
     summary: dict[str, Any] = {
         "sessions": top["sessions"], "revocations": top["sessions"] // 10,
         "verifier_bytes_per_entry": top["state_bytes_per_entry"],
@@ -529,8 +546,8 @@ def main() -> None:
         <= TARGETS["verifier_bytes_per_entry"],
         "snapshot_load_s": summary["snapshot_load_s"] <= TARGETS["snapshot_load_s"],
         "catchup_s": summary["catchup_s"] <= TARGETS["catchup_s"],
-        "propagation_p99_ms_64": summary["propagation_p99_ms_64"]
-        <= TARGETS["propagation_p99_ms_64"]}
+        "propagation_p99_ms_64": summary["propagation_p99_ms_64"] is not None
+        and summary["propagation_p99_ms_64"] <= TARGETS["propagation_p99_ms_64"]}
     machine = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "cpus": os.cpu_count(), "python": platform.python_version(),
                "platform": platform.platform(), "processor": _cpu_model()}
