@@ -300,6 +300,8 @@ async def test_sentinel_finds_the_master_and_a_follower_survives_a_failover(
 
 async def test_cluster_needs_a_hash_tag_on_the_stream(tmp_path: Path) -> None:
     port = free_port()
+    while port > 55535:  # the cluster bus listens on port + 10000
+        port = free_port()
     node = await _start(tmp_path, "cluster", [f"port {port}", "cluster-enabled yes",
                                               f"cluster-config-file {tmp_path}/nodes.conf"],
                         port)

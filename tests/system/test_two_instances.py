@@ -34,7 +34,7 @@ import pytest
 
 from tests.conftest import KEK, POSTGRES_URL, REDIS_URL, require_service
 from tests.dpop_client import DPoPKey
-from tests.system._nginx import ensure_nginx, start_gateway, wait_healthy
+from tests.system._nginx import ensure_nginx, wait_healthy
 from tests.system._procs import (
     TESSERA,
     Proc,
@@ -169,7 +169,7 @@ async def deployment(tmp_path: Path, pg_role: str) -> AsyncIterator[Deployment]:
                                log=tmp_path / f"identity-{n}.log")
             procs.append(proc)
         for proc, port in zip(procs, (i1, i2), strict=True):
-            await wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
+            await wait_healthy(proc, f"http://127.0.0.1:{port}/healthz", timeout=60)
 
         prefix = tmp_path / "nginx"
         for sub in ("logs", "temp"):
@@ -200,8 +200,12 @@ async def deployment(tmp_path: Path, pg_role: str) -> AsyncIterator[Deployment]:
         for n, (port, source) in enumerate(zip((g1, g2), sources, strict=True), 1):
             gateway_dir = tmp_path / f"gateway-{n}"
             gateway_dir.mkdir()
-            procs.append(await start_gateway(port, policy=policy, tmp=gateway_dir,
-                                             env=verifier | source))
+            gateway = await spawn(f"gateway-{n}", [TESSERA, "gateway", "--policy", str(policy),
+                                                   "--host", "127.0.0.1", "--port", str(port)],
+                                  env=base_env() | verifier | source, cwd=gateway_dir,
+                                  log=gateway_dir / "gateway.log")
+            procs.append(gateway)
+            await wait_healthy(gateway, f"http://127.0.0.1:{port}/healthz", timeout=60)
         yield Deployment(issuer, [f"http://127.0.0.1:{p}" for p in (i1, i2)],
                          [f"http://127.0.0.1:{p}" for p in (g1, g2)],
                          f"http://127.0.0.1:{gateway_port}", seeded, env, data_dirs)
