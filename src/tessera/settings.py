@@ -183,8 +183,12 @@ class ServerSettings(BaseModel):
 
 class BusSettings(BaseModel):
     redis_url: str | None = None
-    """Redis URL for the revocation stream (production fan-out). Unset: the in-process bus
-    and the HTTP event feed (``/revocations/events``) carry events."""
+    """Redis URL for the revocation stream (production fan-out), and with it the shared
+    hot state of every instance (throttles, DPoP replay cache). ``redis://``,
+    ``rediss://user:password@host:6380/0`` (TLS, ACL), ``redis+sentinel://s1:26379,
+    s2:26379/mymaster`` or ``redis+cluster://host:6379`` (``tessera.bus.redis_url``,
+    docs/deploy.md). Unset: the in-process bus and the HTTP event feed
+    (``/revocations/events``) carry events."""
     stream: str = "tessera:revocations"
     """Redis stream name."""
     stream_maxlen: int = Field(1_000_000, ge=1000)

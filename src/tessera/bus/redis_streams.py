@@ -126,9 +126,20 @@ class RedisStreamsBus:
     @classmethod
     def from_url(cls, url: str, *, socket_timeout: float = 5.0, **kwargs: Any
                  ) -> RedisStreamsBus:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=2,
-                                         socket_timeout=socket_timeout,
-                                         health_check_interval=10)
+        """A bus on ``url`` (any form ``tessera.bus.redis_url`` reads: TLS, ACL user,
+        Sentinel, Cluster). On a Cluster the stream name must carry a hash tag
+        (``{tessera}:revocations``): its scripts and reads touch ``S``, ``S:epoch`` and
+        ``S:watermarks`` together, which must live in one slot."""
+        from tessera.bus.redis_url import RedisUrlError, connect, hash_slot_tag, parse
+
+        stream = str(kwargs.get("stream", DEFAULT_STREAM))
+        if parse(url).mode == "cluster" and hash_slot_tag(stream) is None:
+            raise RedisUrlError(
+                f"bus.stream {stream!r} has no hash tag: on a Redis Cluster name it like "
+                "'{tessera}:revocations' (and the verifiers' redis_stream the same) so the "
+                "stream and its epoch and watermark keys share one slot")
+        client = connect(url, socket_connect_timeout=2, socket_timeout=socket_timeout,
+                         health_check_interval=10)
         return cls(client, socket_timeout=socket_timeout, **kwargs)
 
     @property

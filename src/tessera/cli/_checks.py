@@ -312,18 +312,19 @@ def _opens(sealer: Sealer, row: SealedKey) -> bool:
 
 async def _redis(url: str) -> list[Finding]:
     try:
-        from redis.asyncio import Redis
         from redis.exceptions import AuthenticationError, RedisError
+
+        from tessera.bus.redis_url import connect
     except ImportError:
         return [Finding("redis", "fail", "TESSERA_BUS__REDIS_URL is set but the redis "
                         "client is not installed", "pip install 'tessera[redis]'")]
     shown = _masked_redis(url)
     try:
-        client = Redis.from_url(url, socket_connect_timeout=_TIMEOUT,
-                                socket_timeout=_TIMEOUT)
+        client = connect(url, socket_connect_timeout=_TIMEOUT, socket_timeout=_TIMEOUT)
     except ValueError as exc:
         return [Finding("redis", "fail", f"TESSERA_BUS__REDIS_URL: {exc}",
-                        "e.g. redis://HOST:6379/0 or rediss://USER:PASSWORD@HOST:6380/0")]
+                        "e.g. redis://HOST:6379/0, rediss://USER:PASSWORD@HOST:6380/0 or "
+                        "redis+sentinel://HOST:26379/SERVICE")]
     try:
         await asyncio.wait_for(client.ping(), _TIMEOUT + 1)
         try:

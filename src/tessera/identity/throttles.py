@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, MovingWindowSupport, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, MovingWindowSupport, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from tessera.core.secrets import token_hash
@@ -137,12 +137,10 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
     and how to release it."""
     url = settings.bus.redis_url
     if url:
-        from redis.asyncio import ConnectionPool
+        from tessera.bus.redis_url import limits_storage
 
-        pool = ConnectionPool.from_url(url)
-        storage = RedisStorage("async+redis://", implementation="redispy",
-                               wrap_exceptions=True, connection_pool=pool)  # type: ignore[arg-type]
-        return storage, pool.disconnect
+        storage, client = limits_storage(url, wrap_exceptions=True)
+        return storage, client.aclose
     if settings.server.workers > 1:
         shared = FileStorage(settings.data_dir / "throttles.db")
 

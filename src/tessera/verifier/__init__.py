@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         VerifiedEnvelope,
     )
     from tessera.verifier._envelope_consumer import EnvelopeVerifier
+    from tessera.verifier._envelope_seen_redis import RedisSeenEnvelopes
     from tessera.verifier._envelope_verify import PublisherKeys, verify_envelope
     from tessera.verifier._fastapi import (
         require_acr,
@@ -121,6 +122,7 @@ __all__ = [
     "PublisherKeys",
     "Reason",
     "RedisReplayCache",
+    "RedisSeenEnvelopes",
     "RedisStreamSource",
     "ResyncRequired",
     "RevocationFollower",
@@ -187,6 +189,7 @@ _LAZY = {
     "RevocationPolicy": "tessera.verifier._envelope",
     "VerifiedEnvelope": "tessera.verifier._envelope",
     "EnvelopeVerifier": "tessera.verifier._envelope_consumer",
+    "RedisSeenEnvelopes": "tessera.verifier._envelope_seen_redis",
     "PublisherKeys": "tessera.verifier._envelope_verify",
     "verify_envelope": "tessera.verifier._envelope_verify",
     "RevocationHistory": "tessera.verifier._revocation_history",

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -50,6 +50,14 @@ __all__ = ["EnvelopeVerifier"]
 DEFAULT_MAX_SEEN: Final = 100_000
 
 
+class SeenEnvelopes(Protocol):
+    """Where a consumer remembers accepted envelopes: ``_SeenEnvelopes`` (this process)
+    or ``RedisSeenEnvelopes`` (every replica)."""
+
+    def claim(self, key: tuple[str, str], msg: str, keep_until: float,
+              now: float) -> str | None: ...
+
+
 class _SeenEnvelopes:
     """(publisher, jti) → (body hash, keep until), oldest first; bounded. Past ``exp`` +
     leeway an envelope is refused as expired anyway, so nothing older is needed."""
@@ -63,6 +71,16 @@ class _SeenEnvelopes:
     def get(self, key: tuple[str, str], now: float) -> str | None:
         entry = self._entries.get(key)
         return entry[0] if entry is not None and entry[1] > now else None
+
+    def claim(self, key: tuple[str, str], msg: str, keep_until: float,
+              now: float) -> str | None:
+        """Remember ``key`` with ``msg`` unless another body is remembered; the body hash
+        remembered before (None: first time). ``RedisSeenEnvelopes`` does the same for
+        every replica of a consumer."""
+        before = self.get(key, now)
+        if before is None or before == msg:
+            self.add(key, msg, keep_until, now)
+        return before
 
     def add(self, key: tuple[str, str], msg: str, keep_until: float, now: float) -> None:
         entries = self._entries
@@ -84,7 +102,8 @@ class EnvelopeVerifier:
     ``revocation_state`` is the consumer's own, kept current by a ``RevocationFollower``;
     ``history`` (fed through ``history.recording(source, clock=...)``) is required for
     ``authorized_at_emission`` and lets ``reject_revoked`` vouch past the access token's
-    expiry. ``verify`` is synchronous and does no I/O.
+    expiry. ``verify`` is synchronous and does no I/O (one Redis round trip when
+    ``seen`` is a ``RedisSeenEnvelopes``, shared by the consumer's replicas).
     """
 
     def __init__(self, policy: EnvelopePolicy, *,
@@ -92,7 +111,8 @@ class EnvelopeVerifier:
                  revocation_state: RevocationState, clock: Clock,
                  history: RevocationHistory | None = None, service: str | None = None,
                  logger: logging.Logger | None = None, max_seen: int = DEFAULT_MAX_SEEN,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter,
+                 seen: SeenEnvelopes | None = None) -> None:
         if policy.revocation is RevocationPolicy.AUTHORIZED_AT_EMISSION and history is None:
             raise ValueError("authorized_at_emission needs a RevocationHistory: the "
                              "revocation state keeps no revocation times")
@@ -105,7 +125,7 @@ class EnvelopeVerifier:
         self.history = history
         self._clock = clock
         self._timer = timer
-        self._seen = _SeenEnvelopes(max_seen)
+        self._seen: SeenEnvelopes = seen if seen is not None else _SeenEnvelopes(max_seen)
         self._logger = logger if logger is not None else logging.getLogger(AUDIT_LOGGER)
         self._decisions = DecisionLog(service or policy.audience, clock=clock,
                                       logger=self._logger)
@@ -131,7 +151,7 @@ class EnvelopeVerifier:
 
     def _remember(self, result: VerifiedEnvelope, now: float) -> VerifiedEnvelope:
         key = (result.iss, result.jti)
-        seen = self._seen.get(key, now)
+        seen = self._seen.claim(key, result.msg, result.exp + self.policy.leeway, now)
         if seen is not None:
             if seen != result.msg:
                 raise EnvelopeDenied(Reason.MALFORMED, "jti seen with another body",
@@ -140,7 +160,6 @@ class EnvelopeVerifier:
                 raise EnvelopeDenied(Reason.MALFORMED, "duplicate delivery", label=REPLAYED,
                                      basis=result.basis, envelope=result)
             result = replace(result, duplicate=True)
-        self._seen.add(key, result.msg, result.exp + self.policy.leeway, now)
         return result
 
     # -- decision log ----------------------------------------------------------------

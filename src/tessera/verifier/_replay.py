@@ -32,8 +32,9 @@ class RedisReplayCache:
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX,
                  timeout: float = 0.5) -> RedisReplayCache:
         """A client for ``url``; ``timeout`` bounds each call (the request waits)."""
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=timeout,
-                                         socket_timeout=timeout)
+        from tessera.bus.redis_url import connect
+
+        client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         return cls(client, prefix=prefix)
 
     async def first_use(self, key: str, *, ttl: float, now: float) -> bool:

@@ -164,6 +164,7 @@ class RevocationState:
             EventKind.TENANT_REVOKED: self._tenants,
             EventKind.CLIENT_REVOKED: self._clients,
         }
+        self._expiries: dict[int, int] = {}
         self._cursor = 0
         self._freshness = Freshness()
         self.loaded = False
@@ -311,16 +312,29 @@ class RevocationState:
         return (self._jtis, self._sids, self._families, self._family_grants, self._users,
                 self._tenants, self._clients, self._versions)
 
+    def _expiry(self, expires_at: float) -> int:
+        """``expires_at`` rounded up to the second (an entry is kept a little longer, never
+        shorter), one shared object per second: a million entries hold a few hundred
+        numbers, not a million (bench/scale.py, docs/scale.md)."""
+        second = math.ceil(expires_at)
+        shared = self._expiries
+        if len(shared) > 4096:
+            shared.clear()
+        return shared.setdefault(second, second)
+
     def _apply(self, event: object) -> None:
         if not isinstance(event, Mapping):
             raise InvalidEvent("an event is an object")
         kind, key = event.get("kind"), event.get("key")
-        at, expires_at = _number(event, "at"), _number(event, "expires_at")
+        at, expires_at = _number(event, "at"), self._expiry(_number(event, "expires_at"))
         data = event.get("data")
         if data is None:
             data = {}
         if not isinstance(kind, str) or not isinstance(key, str) or not key:
             raise InvalidEvent("kind and key must be strings")
+        # Our own copy of the key: the parsed event (and its strings) is then freed whole,
+        # instead of pinning half-empty allocator pages for as long as the entry lives.
+        key = key.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
         if not isinstance(data, Mapping):
             raise InvalidEvent("data must be an object")
         if kind == EventKind.TOKEN_REVOKED:
@@ -354,6 +368,7 @@ class RevocationState:
 
 def _number(mapping: Mapping[Any, Any], name: str) -> float:
     value = mapping.get(name)
-    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+    if not isinstance(value, int | float) or isinstance(value, bool) \
+            or not math.isfinite(value):  # an infinite expiry cannot be scheduled
         raise InvalidEvent(f"{name} must be a number")
     return float(value)
