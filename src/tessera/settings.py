@@ -166,6 +166,13 @@ class ServerSettings(BaseModel):
     ``X-Forwarded-Proto`` are believed (uvicorn's ``forwarded_allow_ips``). Empty: the
     peer address is the client's; behind a proxy, every client would then share the
     proxy's address in the per-address throttles."""
+    client_cert_proxies: list[str] = []
+    """Addresses of TLS-terminating proxies whose client-certificate header
+    (``client_cert_header``, nginx ``$ssl_client_escaped_cert``) is believed for mutual TLS
+    (RFC 8705). The header is removed from every other request. Empty: only certificates
+    of Tessera's own TLS listener (``tessera serve --tls-client-ca``) count."""
+    client_cert_header: str = "x-ssl-client-cert"
+    """The header such a proxy puts the URL-encoded PEM client certificate in."""
     max_connections: int = Field(1000, ge=1, le=100_000)
     """Open connections one worker process accepts; a connection beyond it gets ``503``
     with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file
@@ -279,6 +286,42 @@ class AccountSettings(BaseModel):
     renewed); each one stands in for a code from the authenticator app once."""
 
 
+class SessionBoundSettings(BaseModel):
+    """Global defaults for the bounds of the identity service's own login sessions
+    (docs/sessions.md); a tenant overrides any of them with ``tessera tenants
+    set-session-policy``. 0 means no bound."""
+
+    idle_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds a session may go unused (no request with its cookie, no token refresh)
+    before it ends. 0: no idle timeout."""
+    absolute_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds after sign-in when a session ends however much it is used. 0: none."""
+    max_sessions: int = Field(0, ge=0, le=10_000)
+    """Concurrent active sessions per user. 0: no limit."""
+    on_limit: Literal["refuse", "end_oldest"] = "refuse"
+    """At the limit: ``refuse`` the new sign-in, or ``end_oldest`` (revoke the user's
+    oldest session through the outbox, like any revocation)."""
+    touch_interval: float = Field(60.0, ge=0, le=3600)
+    """A session's ``last_seen_at`` is written at most this often (seconds): idle
+    timeouts are exact to within it, and a busy browser costs no write per request."""
+
+
+class DeviceSettings(BaseModel):
+    """The device authorization grant, RFC 8628 (docs/sessions.md)."""
+
+    enabled: bool = True
+    """Serve ``/device_authorization`` and ``/device``, accept the device code grant and
+    advertise ``device_authorization_endpoint``."""
+    code_ttl: int = Field(600, ge=60, le=3600)
+    """Seconds a device code and its user code stay usable (``expires_in``)."""
+    interval: int = Field(5, ge=1, le=60)
+    """Minimum seconds between polls of the token endpoint (``interval``); a faster poll
+    gets ``slow_down`` and 5 more seconds (RFC 8628 §3.5)."""
+    user_code_attempts_per_minute: int = Field(10, ge=1, le=1000)
+    """User codes one address may submit at ``/device`` per ``security.throttle_window``
+    (RFC 8628 §5.1: brute-forcing user codes)."""
+
+
 class DPoPSettings(BaseModel):
     """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
 
@@ -380,6 +423,8 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     account: AccountSettings = AccountSettings()
+    sessions: SessionBoundSettings = SessionBoundSettings()
+    device: DeviceSettings = DeviceSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()

@@ -31,7 +31,9 @@ def session_view(session: Session, user: User | None = None) -> dict[str, Any]:
         "auth_time": session.auth_time, "created_at": session.created_at,
         "last_seen_at": session.last_seen_at, "active": session.active,
         "revoked_at": session.revoked_at, "revoke_reason": session.revoke_reason,
-        "user_agent": session.user_agent,
+        "user_agent": session.user_agent, "client_address": session.client_address,
+        "kind": "device" if session.device_client_id else "browser",
+        "device_client_id": session.device_client_id,
     }
 
 
@@ -143,6 +145,8 @@ def show(sid: str, as_json: bool) -> None:
         ("acr / amr", f"{view['acr']} / {' '.join(view['amr']) or '-'}"),
         ("signed in", when(view["auth_time"])), ("created", when(view["created_at"])),
         ("last seen", when(view["last_seen_at"])), ("user agent", view["user_agent"]),
+        ("address", view["client_address"]),
+        ("kind", f"{view['kind']} {view['device_client_id'] or ''}".strip()),
         ("status", _status(view["active"], view["revoked_at"], view["revoke_reason"])),
     ])
     click.echo("")

@@ -1,4 +1,5 @@
-"""``tessera tenants create|ls|suspend|resume TENANT``: the tenant lifecycle.
+"""``tessera tenants create|ls|suspend|resume TENANT``: the tenant lifecycle;
+``tenants set-session-policy|session-policy --tenant T``: its login session bounds.
 
 The CLI is the platform operator (it holds the database and the KEK), so it may act on
 every tenant. Each verb prints one JSON object (``ls``: a list) on standard output.
@@ -12,7 +13,7 @@ import click
 
 from tessera.cli._common import identifier, run_json
 from tessera.cli._table import progress
-from tessera.identity import tenancy
+from tessera.identity import session_policy, tenancy
 from tessera.identity.compose import Identity
 
 __all__ = ["tenants"]
@@ -76,5 +77,40 @@ def resume(tenant: str) -> None:
     async def work(identity: Identity) -> dict[str, object]:
         resumed = await tenancy.resume_tenant(identity, tenant)
         return {"tenant_id": tenant, "status": "active", "resumed": resumed}
+
+    run_json(work)
+
+
+@tenants.command("set-session-policy")
+@click.option("--tenant", required=True, help="The tenant whose sessions are bounded.")
+@click.option("--idle-timeout", default=None, metavar="DURATION",
+              help="End a session unused this long (90s, 30m, 12h, 7d; 0: never; "
+                   "'default': the global setting).")
+@click.option("--absolute-timeout", default=None, metavar="DURATION",
+              help="End a session this long after sign-in, however much it is used.")
+@click.option("--max-sessions", default=None, metavar="N",
+              help="Concurrent sessions per user (0: no limit).")
+@click.option("--on-limit", default=None,
+              type=click.Choice(["refuse", "end_oldest", "default"]),
+              help="At the limit: refuse the new sign-in, or end the user's oldest session "
+                   "(revoked through the outbox like any revocation).")
+def set_session_policy(tenant: str, idle_timeout: str | None, absolute_timeout: str | None,
+                       max_sessions: str | None, on_limit: str | None) -> None:
+    """Bound the login sessions of TENANT; options left out keep their value. Prints the
+    tenant's policy and the effective one (with the global defaults filled in), seconds."""
+    async def work(identity: Identity) -> dict[str, object]:
+        return await session_policy.set_session_policy(
+            identity, tenant, idle_timeout=idle_timeout, absolute_timeout=absolute_timeout,
+            max_sessions=max_sessions, on_limit=on_limit)
+
+    run_json(work)
+
+
+@tenants.command("session-policy")
+@click.option("--tenant", required=True)
+def show_session_policy(tenant: str) -> None:
+    """The session bounds of TENANT: its own and the effective ones (seconds)."""
+    async def work(identity: Identity) -> dict[str, object]:
+        return await session_policy.show_session_policy(identity, tenant)
 
     run_json(work)

@@ -18,7 +18,9 @@ from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.feed import RevocationFeed
+from tessera.identity.key_sets import HttpKeySetSource
 from tessera.identity.login import LoginService, PasswordHasher
+from tessera.identity.login.bounds import SessionBounds, defaults_of
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
@@ -29,6 +31,7 @@ from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
 from tessera.observability.tracing import token_observer
+from tessera.protocol.client_assertion import AssertionRules, ClientAssertions
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -42,6 +45,7 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
+from tessera.protocol.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from tessera.protocol.rfc8693 import (
     ExchangePolicy,
     Impersonation,
@@ -50,6 +54,7 @@ from tessera.protocol.rfc8693 import (
     TokenExchangeGrant,
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
@@ -138,6 +143,10 @@ class Identity:
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
     outbox_listener: asyncio.Task[None] | None = None
     """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
+    device_authorization: DeviceAuthorizationEndpoint | None = None
+    """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
+    key_sets: HttpKeySetSource | None = None
+    """Clients' ``jwks_uri`` documents, fetched for client assertions (``key_sets``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -200,8 +209,14 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     clients = ClientDirectory(store, clock)
     tenants = TenantDirectory(store, clock)
     throttles = build_throttles(settings)
-    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
-    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
+    key_sets = HttpKeySetSource(issuer=settings.issuer)
+    assertions = ClientAssertions(store, clock, key_sets, AssertionRules(
+        issuer=settings.issuer, token_endpoint=f"{settings.issuer}/token",
+        leeway=tok.leeway))
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants,
+                                        assertions=assertions)
+    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl,
+                               references=ReferenceTokens(store))
     id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
                               alg=settings.keys.id_token_algorithm)
     bus = InProcessBus()
@@ -218,7 +233,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds,
-                          retry_seconds=tok.refresh_retry_seconds),
+                          retry_seconds=tok.refresh_retry_seconds,
+                          session_defaults=defaults_of(settings.sessions)),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -226,6 +242,15 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth),
             impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
+    device = None
+    if settings.device.enabled:
+        grants.append(DeviceCodeGrant(store, access, id_tokens, audit, clock,
+                                      refresh_ttl=tok.refresh_token_ttl,
+                                      family_ttl=tok.refresh_family_ttl))
+        device = DeviceAuthorizationEndpoint(
+            authenticator, store, audit, clock, issuer=settings.issuer,
+            code_ttl=settings.device.code_ttl, interval=settings.device.interval,
+            max_body=max_body)
     passwords = passwords or PasswordHasher()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
                                   heartbeat=settings.bus.heartbeat, clock=clock)
@@ -246,7 +271,11 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
-                           by_address=throttles.login_address),
+                           by_address=throttles.login_address,
+                           bounds=SessionBounds(store, audit, clock,
+                                                defaults=defaults_of(settings.sessions),
+                                                token_ttl=tok.access_token_ttl,
+                                                touch_interval=settings.sessions.touch_interval)),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
                          throttle=throttles.totp,
@@ -258,8 +287,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                             observer=token_observer(metrics.on_token_request), dpop=dpop,
                             url=f"{settings.issuer}/token"),
         metrics=metrics,
-        introspection=IntrospectionEndpoint(authenticator, state, store, clock,
-                                            max_body=max_body),
+        introspection=IntrospectionEndpoint(
+            authenticator, state, store, clock, max_body=max_body, issuer=settings.issuer,
+            jwt_signer=lambda claims: keys.ring.sign(claims, typ="token-introspection+jwt")),
         revocation=RevocationEndpoint(authenticator, access, store, audit, clock,
                                       leeway=tok.leeway, max_body=max_body),
         userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer, dpop=dpop),
@@ -269,8 +299,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
         bus=bus, relays=relays, mirror=mirror, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
-        tenants=tenants,
+        tenants=tenants, key_sets=key_sets,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
-        completion=completion,
+        completion=completion, device_authorization=device,
     )

@@ -17,6 +17,9 @@ __all__ = [
     "CODE_REUSE_DETECTED",
     "CONSENT_DENIED",
     "CONSENT_GRANTED",
+    "DEVICE_CODE_APPROVED",
+    "DEVICE_CODE_DENIED",
+    "DEVICE_CODE_ISSUED",
     "FACTOR_DISABLED",
     "FACTOR_ENROLLED",
     "KEY_ROTATED",
@@ -29,6 +32,7 @@ __all__ = [
     "SESSION_CREATED",
     "SESSION_IMPERSONATED",
     "SESSION_LOGOUT",
+    "SESSION_POLICY_CHANGED",
     "SESSION_REAUTHENTICATED",
     "SESSION_REVOKED",
     "SESSION_VERSION_BUMPED",
@@ -90,6 +94,10 @@ CONSENT_DENIED = "consent.denied"
 FACTOR_DISABLED = "factor.disabled"
 RECOVERY_CODES_GENERATED = "recovery_codes.generated"
 RECOVERY_CODE_USED = "recovery_code.used"
+SESSION_POLICY_CHANGED = "session_policy.changed"
+DEVICE_CODE_ISSUED = "device_code.issued"
+DEVICE_CODE_APPROVED = "device_code.approved"
+DEVICE_CODE_DENIED = "device_code.denied"
 
 ALL = frozenset({
     SESSION_CREATED,
@@ -134,4 +142,8 @@ ALL = frozenset({
     FACTOR_DISABLED,
     RECOVERY_CODES_GENERATED,
     RECOVERY_CODE_USED,
+    SESSION_POLICY_CHANGED,
+    DEVICE_CODE_ISSUED,
+    DEVICE_CODE_APPROVED,
+    DEVICE_CODE_DENIED,
 })

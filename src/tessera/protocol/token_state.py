@@ -53,6 +53,16 @@ def _family_revoked(claims: dict[str, Any], families: list[RefreshFamily]) -> bo
         and iat <= f.revoked_at for f in families)
 
 
+def _certificate_fits(claims: dict[str, Any], x5t: str | None) -> bool:
+    """RFC 8705 §3: a certificate-bound token only over a connection presenting that
+    certificate (an unbound token may come with any certificate or none)."""
+    cnf = claims.get("cnf")
+    bound = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    if bound is None:
+        return True
+    return isinstance(bound, str) and x5t is not None and hmac.compare_digest(bound, x5t)
+
+
 def _binding_fits(claims: dict[str, Any], jkt: str | None) -> bool:
     cnf = claims.get("cnf")
     bound = cnf.get("jkt") if isinstance(cnf, dict) else None
@@ -71,24 +81,28 @@ class AccessTokenState:
     view: RevocationView | None = None
 
     async def check(self, token: str, *, audience: str | None = None, jkt: str | None = None,
-                    any_binding: bool = False, fast: bool = False) -> dict[str, Any]:
+                    any_binding: bool = False, fast: bool = False,
+                    x5t: str | None = None) -> dict[str, Any]:
         """The token's claims if it is active now; raise ``TokenInactive`` otherwise.
 
         ``jkt``: the thumbprint of the DPoP proof's key the token was presented with (None:
         presented as Bearer). A DPoP-bound token is active only with its key, an unbound
         one only without a proof. ``any_binding`` skips that rule, for callers that ask
         about a token rather than present it (introspection, token exchange). ``fast``:
-        the revocation view may stand in for the store (module docstring)."""
+        the revocation view may stand in for the store (module docstring). ``x5t``: the
+        thumbprint of the client certificate of the connection (RFC 8705 §3)."""
         if len(token) > 8192:
             raise TokenInactive("oversized")
         now = self.clock.now()
         try:
-            claims = self.tokens.verify(token, now=now, leeway=self.leeway,
-                                        audience=audience)
+            claims = await self.tokens.resolve(token, now=now, leeway=self.leeway,
+                                               audience=audience)
         except TokenInvalid as exc:
             raise TokenInactive(exc.reason) from None
         if not any_binding and not _binding_fits(claims, jkt):
             raise TokenInactive("dpop_binding")
+        if not any_binding and not _certificate_fits(claims, x5t):
+            raise TokenInactive("certificate_binding")
         client = await self.clients.get(str(claims.get("client_id", "")))
         if client is None or client.disabled:
             raise TokenInactive("client_disabled")

@@ -47,6 +47,9 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "tenants ls": (["tenants", "ls"], ""),
     "tenants suspend": (["tenants", "suspend", "acme"], ""),
     "tenants resume": (["tenants", "resume", "acme"], ""),
+    "tenants set-session-policy": (["tenants", "set-session-policy", "--tenant", "acme",
+                                    "--idle-timeout", "30m"], ""),
+    "tenants session-policy": (["tenants", "session-policy", "--tenant", "acme"], ""),
     "keys rotate": (["keys", "rotate"], ""),
     "keys ls": (["keys", "ls"], ""),
     "sessions ls": (["sessions", "ls"], ""),
@@ -62,6 +65,7 @@ VERBS: dict[str, tuple[list[str], str]] = {
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",
     "gateway": "reads TESSERA_VERIFIER_*/TESSERA_GATEWAY_* (tests/unit/gateway/test_cli.py)",
+    "bff": "reads TESSERA_BFF_* (tests/unit/cli/test_bff_cli.py)",
     "demo": "starts its own embedded deployment with its own settings",
     "doctor": "reports problems instead of failing on the first (test_doctor.py)",
 }

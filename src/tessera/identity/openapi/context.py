@@ -21,3 +21,5 @@ class DocumentContext:
     """``/metrics`` is served on this port (not on a separate ``metrics.port``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""
+    device: bool = True
+    """RFC 8628: ``/device_authorization`` and ``/device`` are served."""

@@ -19,6 +19,8 @@ from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
 from tessera.store.ports import StoreError
+from tessera.store.sql.bounds import SqlDeviceCodeRepo, SqlSessionPolicyRepo
+from tessera.store.sql.client_auth import SqlAssertionReplayRepo, SqlReferenceTokenRepo
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
 from tessera.store.sql.registry import SqlVerifierRegistry
@@ -42,6 +44,7 @@ __all__ = ["SqlUnitOfWork"]
 
 
 def _client(row: RowMapping) -> Client:
+    config = _auth_config(row["auth_config"])
     return Client(
         client_id=row["client_id"], name=row["name"], public=row["public"],
         grant_types=frozenset(row["grant_types"]), scopes=frozenset(row["scopes"]),
@@ -50,7 +53,32 @@ def _client(row: RowMapping) -> Client:
         secret_hash=row["secret_hash"], tenant_id=row["tenant_id"], disabled=row["disabled"],
         created_at=row["created_at"], third_party=row["third_party"],
         subject_audiences=tuple(row["subject_audiences"]),
+        auth_method=row["auth_method"],
+        access_token_format=row["access_token_format"] or "jwt",
+        jwks=config.get("jwks"), jwks_uri=config.get("jwks_uri"),
+        workload_issuer=config.get("workload_issuer"),
+        workload_subject=config.get("workload_subject"),
+        workload_jwks=config.get("workload_jwks"),
+        workload_jwks_uri=config.get("workload_jwks_uri"),
+        tls_subject_dn=config.get("tls_subject_dn"),
     )
+
+
+_AUTH_CONFIG = ("jwks", "jwks_uri", "workload_issuer", "workload_subject", "workload_jwks",
+                "workload_jwks_uri", "tls_subject_dn")
+
+
+def _auth_config(raw: Any) -> dict[str, str | None]:
+    """The key material of a client without a shared secret (``auth_config`` JSON)."""
+    config = raw if isinstance(raw, dict) else {}
+    return {name: (str(config[name]) if config.get(name) is not None else None)
+            for name in _AUTH_CONFIG}
+
+
+def _auth_config_of(client: Client) -> dict[str, str] | None:
+    config = {name: getattr(client, name) for name in _AUTH_CONFIG
+              if getattr(client, name) is not None}
+    return config or None
 
 
 class SqlClientRepo(_Repo):
@@ -63,6 +91,10 @@ class SqlClientRepo(_Repo):
             post_logout_redirect_uris=list(client.post_logout_redirect_uris),
             tenant_id=client.tenant_id, disabled=client.disabled, created_at=client.created_at,
             third_party=client.third_party, subject_audiences=list(client.subject_audiences),
+            auth_method=client.auth_method,
+            access_token_format=(None if client.access_token_format == "jwt"
+                                 else client.access_token_format),
+            auth_config=_auth_config_of(client),
         ))
 
     async def get(self, client_id: str) -> Client | None:
@@ -157,6 +189,7 @@ def _session(row: Mapping[Any, Any]) -> Session:
         created_at=row["created_at"], last_seen_at=row["last_seen_at"],
         revoked_at=row["revoked_at"], revoke_reason=row["revoke_reason"],
         user_agent=row["user_agent"], actor_sid=row["actor_sid"], actor_jti=row["actor_jti"],
+        client_address=row["client_address"], device_client_id=row["device_client_id"],
     )
 
 
@@ -168,6 +201,7 @@ class SqlSessionRepo(_Repo):
             created_at=session.created_at, last_seen_at=session.last_seen_at,
             user_agent=session.user_agent, browser_handle_hash=browser_handle_hash,
             actor_sid=session.actor_sid, actor_jti=session.actor_jti,
+            client_address=session.client_address, device_client_id=session.device_client_id,
         ))
 
     async def get(self, sid: str) -> Session | None:
@@ -206,6 +240,11 @@ class SqlSessionRepo(_Repo):
             .values(**values).returning(*sessions.c))
         row = result.mappings().first()
         return _session(row) if row else None
+
+    async def hold_user(self, user_id: str) -> None:
+        # SQLite: write units are serialised already; PostgreSQL: a row lock on the user
+        await self.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)
+                                .with_for_update())
 
     async def active_for_user(self, user_id: str) -> list[Session]:
         rows = await self.conn.execute(select(sessions).where(
@@ -410,6 +449,10 @@ class SqlUnitOfWork:
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
+        self.session_policies: ports.SessionPolicyRepo = SqlSessionPolicyRepo(conn)
+        self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
+        self.reference_tokens: ports.ReferenceTokenRepo = SqlReferenceTokenRepo(conn)
+        self.assertion_jtis: ports.AssertionReplayRepo = SqlAssertionReplayRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:
