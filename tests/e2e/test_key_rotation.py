@@ -98,6 +98,11 @@ async def test_id_token_hint_signed_by_a_retiring_key_still_logs_out(
     assert (await tessera.introspect(app, tokens["access_token"]))["active"] is False
 
 
+def everything_active_rs(changes: dict[str, str]) -> str:
+    [kid] = [k for k, s in changes.items() if s == "active" and k.startswith("rs256-")]
+    return kid
+
+
 async def test_each_algorithm_rotates_on_its_own(
         tessera: TesseraDriver, identity: Identity) -> None:
     app, tokens = await logged_in(tessera)
@@ -117,6 +122,12 @@ async def test_each_algorithm_rotates_on_its_own(
     assert everything[next_rs] == "retiring"
     assert len(await _kids(tessera, None)) == 7  # 2 × (next, active) + 3 retiring
     rotated = await audit_rows(identity, events.KEY_ROTATED)
-    assert len(rotated) == 3
+    assert len(rotated) == 3  # one record per algorithm rotated
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        announced = [e for e in await uow.revocations.since(0, limit=100)
+                     if e.kind == "key.rotated"]
+    # one event per rotation (one key epoch for verifiers), keyed by the access key
+    assert [e.key for e in announced] == [next_rs, next_es]
+    assert announced[1].data["kids"] == [next_es, everything_active_rs(everything)]
     for token in (tokens["access_token"], again["access_token"]):
         assert (await tessera.introspect(app, token))["active"] is True

@@ -81,10 +81,13 @@ class KeyManager:
     async def rotate(self, *, actor: str = "cli", alg: str | None = None) -> dict[str, str]:
         """For one algorithm (``alg``) or every algorithm the ring holds keys of: next →
         active, active → retiring, old retiring → retired, plus a new next key. One
-        transaction, one ``key.rotated`` event per algorithm rotated. Returns the new
-        state of every key that changed."""
+        transaction and one ``key.rotated`` event (keyed by the first newly active kid,
+        the access tokens' when they rotate; ``data["kids"]``: every newly active kid),
+        so one rotation is one key epoch for verifiers; a ``key.rotated`` audit record
+        per algorithm. Returns the new state of every key that changed."""
         now = self._clock.now()
         result: dict[str, str] = {}
+        promoted: list[str] = []
         async with self._store.unit_of_work() as uow:
             keys = [self._unseal(r) for r in await uow.keys.all()
                     if r.state != KeyState.RETIRED.value]
@@ -101,17 +104,19 @@ class KeyManager:
                     await uow.keys.set_state(kid, state.value, at=now)
                 fresh = new_signing_key(each, state=KeyState.NEXT, now=now)
                 await uow.keys.add(self._seal(fresh))
-                active = next(kid for kid, s in changes.items() if s is KeyState.ACTIVE)
-                await self._announce(uow, active, now, actor)
+                promoted.append(next(kid for kid, s in changes.items()
+                                     if s is KeyState.ACTIVE))
                 result.update({kid: state.value for kid, state in changes.items()})
                 result[fresh.kid] = KeyState.NEXT.value
-            if not result:
+            if not promoted:
                 raise KeyError_("no next key to promote; run a rotation bootstrap first")
+            await self._announce(uow, promoted, now, actor)
         return result
 
-    async def _announce(self, uow: UnitOfWork, active_kid: str, now: float, actor: str) -> None:
+    async def _announce(self, uow: UnitOfWork, promoted: list[str], now: float,
+                        actor: str) -> None:
         await uow.revocations.append(RevocationEvent(
-            RevocationKind.KEY_ROTATED, active_kid, now, expires_at=now + self._retire_after,
-            data={"active": active_kid}))
-        await uow.audit.append([AuditRecord("key.rotated", now,
-                                            {"kid": active_kid, "actor": actor})])
+            RevocationKind.KEY_ROTATED, promoted[0], now, expires_at=now + self._retire_after,
+            data={"active": promoted[0], "kids": promoted}))
+        await uow.audit.append([AuditRecord("key.rotated", now, {"kid": kid, "actor": actor})
+                                for kid in promoted])
