@@ -269,6 +269,20 @@ class AccountSettings(BaseModel):
     renewed); each one stands in for a code from the authenticator app once."""
 
 
+class FederationSettings(BaseModel):
+    """Upstream OpenID Connect providers (docs/federation.md; ``tessera idps``)."""
+
+    enabled: bool = True
+    """Mount the ``/federation/*`` routes and offer the tenant's providers on the login
+    page. Off: no route, no button; providers stay registered."""
+    timeout: float = Field(5.0, gt=0, le=60)
+    """Seconds any one call to an upstream (discovery, JWKS, token, userinfo) may take;
+    past it the user gets a clear page, ``tessera_federation_upstream_failures`` counts
+    it and a ``federation.upstream_failed`` audit event records it."""
+    login_seconds: int = Field(600, ge=60, le=3600)
+    """How long a browser may stay at the upstream between leaving and coming back."""
+
+
 class DPoPSettings(BaseModel):
     """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
 
@@ -370,6 +384,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     account: AccountSettings = AccountSettings()
+    federation: FederationSettings = FederationSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()

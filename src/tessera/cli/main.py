@@ -13,6 +13,7 @@ from tessera.cli import (
     demo,
     doctor,
     gateway,
+    idps,
     keys,
     revoke,
     serve,
@@ -47,6 +48,7 @@ cli.add_command(revoke.revoke)
 cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
+cli.add_command(idps.idps)
 
 
 def main() -> None:

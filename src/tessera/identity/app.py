@@ -129,6 +129,7 @@ def build_app(identity: Identity) -> Starlette:
     document = build_document(DocumentContext(
         issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
         dpop=identity.dpop is not None, console=settings.console.enabled,
+        federation=settings.federation.enabled,
         metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
 
     async def openapi(_: Request) -> Response:
@@ -180,6 +181,17 @@ def build_app(identity: Identity) -> Starlette:
         Route("/revocations/events", identity.feed.events),
         Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
+    if settings.federation.enabled:  # upstream identity providers (docs/federation.md)
+        from tessera.identity.federation.endpoints import FederationEndpoints
+
+        fed = FederationEndpoints(identity, browser)
+        routes += [
+            Route("/federation/{idp_id}/start", fed.start),
+            Route("/federation/{idp_id}/callback", fed.callback),
+            Route("/federation/{idp_id}/backchannel-logout", fed.backchannel_logout,
+                  methods=["POST"]),
+            Route("/federation/{idp_id}/ssf/push", fed.ssf_push, methods=["POST"]),
+        ]
     if settings.metrics.port is None:  # else the supervisor's listener serves it
         routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)

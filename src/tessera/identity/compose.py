@@ -15,6 +15,7 @@ from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
+from tessera.identity.federation.service import Federation
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.login import LoginService, PasswordHasher
 from tessera.identity.login.pending import PendingLogins
@@ -125,6 +126,8 @@ class Identity:
     """Tenant suspension, cached for client authentication (``protocol.standing``)."""
     completion: LogoutCompletion
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
+    federation: Federation
+    """Upstream identity providers: logins, back-channel logout, security events."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -240,4 +243,7 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
         completion=completion,
+        federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
+                              timeout=settings.federation.timeout, leeway=tok.leeway,
+                              token_ttl=tok.access_token_ttl),
     )

@@ -19,6 +19,13 @@ __all__ = [
     "CONSENT_GRANTED",
     "FACTOR_DISABLED",
     "FACTOR_ENROLLED",
+    "FEDERATION_LINKED",
+    "FEDERATION_PROFILE_CHANGED",
+    "FEDERATION_SESSION_ENDED",
+    "FEDERATION_UPSTREAM_FAILED",
+    "IDP_CREATED",
+    "IDP_DELETED",
+    "IDP_DISABLED",
     "KEY_ROTATED",
     "LOGIN_FAILED",
     "RECOVERY_CODES_GENERATED",
@@ -90,6 +97,13 @@ CONSENT_DENIED = "consent.denied"
 FACTOR_DISABLED = "factor.disabled"
 RECOVERY_CODES_GENERATED = "recovery_codes.generated"
 RECOVERY_CODE_USED = "recovery_code.used"
+IDP_CREATED = "idp.created"
+IDP_DISABLED = "idp.disabled"
+IDP_DELETED = "idp.deleted"
+FEDERATION_LINKED = "federation.linked"
+FEDERATION_PROFILE_CHANGED = "federation.profile_changed"
+FEDERATION_SESSION_ENDED = "federation.session_ended"
+FEDERATION_UPSTREAM_FAILED = "federation.upstream_failed"
 
 ALL = frozenset({
     SESSION_CREATED,
@@ -134,4 +148,11 @@ ALL = frozenset({
     FACTOR_DISABLED,
     RECOVERY_CODES_GENERATED,
     RECOVERY_CODE_USED,
+    IDP_CREATED,
+    IDP_DISABLED,
+    IDP_DELETED,
+    FEDERATION_LINKED,
+    FEDERATION_PROFILE_CHANGED,
+    FEDERATION_SESSION_ENDED,
+    FEDERATION_UPSTREAM_FAILED,
 })

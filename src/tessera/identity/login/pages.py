@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 
 __all__ = ["error_page", "logged_out_page", "login_page", "logout_page", "totp_page"]
@@ -34,9 +34,20 @@ def _hidden(fields: Mapping[str, str]) -> str:
                    for k, v in fields.items())
 
 
+def _providers(providers: Sequence[tuple[str, str]]) -> str:
+    """"Continue with …" links, one per upstream provider of the client's tenant."""
+    if not providers:
+        return ""
+    links = "".join(f"<p><a class=idp href='{escape(url)}'>Continue with {escape(name)}</a></p>"
+                    for name, url in providers)
+    return f"<div class=providers>{links}<p class=muted>or sign in with a password</p></div>"
+
+
 def login_page(*, client_name: str, fields: Mapping[str, str], csrf: str,
-               error: str | None = None, username: str = "") -> bytes:
+               error: str | None = None, username: str = "",
+               providers: Sequence[tuple[str, str]] = ()) -> bytes:
     err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    err += _providers(providers)
     return _page("Sign in", (
         f"<h1>Sign in</h1><p class=muted>to continue to <b>{escape(client_name)}</b></p>{err}"
         "<form method=post action='authorize'>"

@@ -7,6 +7,7 @@ import secrets
 
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
+from tessera.core.federation import UpstreamSession
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
@@ -70,9 +71,11 @@ class LoginService:
         return user if user is not None and not user.disabled else None
 
     async def open_session(self, user: User, *, user_agent: str | None,
-                           acr: str = ACR_PASSWORD, amr: tuple[str, ...] = (AMR_PASSWORD,)
-                           ) -> tuple[Session, str]:
-        """A new session for ``user``; returns it and the raw browser cookie value."""
+                           acr: str = ACR_PASSWORD, amr: tuple[str, ...] = (AMR_PASSWORD,),
+                           upstream: UpstreamSession | None = None) -> tuple[Session, str]:
+        """A new session for ``user``; returns it and the raw browser cookie value. An
+        upstream login records the upstream session in the same transaction (its
+        back-channel logout names it), with the placeholder ``sid`` replaced."""
         now = self._clock.now()
         handle = new_secret()
         session = Session(
@@ -82,11 +85,16 @@ class LoginService:
         )
         async with transaction(self._store, self._audit) as tx:
             await tx.uow.sessions.add(session, browser_handle_hash=token_hash(handle))
+            if upstream is not None:
+                await tx.uow.federation.add_upstream_session(UpstreamSession(
+                    sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
+                    upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
                      tenant=user.tenant_id, acr=session.acr, amr=list(session.amr))
         return session, handle
 
-    async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...]
+    async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...],
+                             upstream: UpstreamSession | None = None
                              ) -> tuple[Session, str] | None:
         """Record a fresh authentication of the session's user in the same session (step-up,
         ``prompt=login``, ``max_age``): same ``sid`` and ``sv``, refresh families untouched;
@@ -99,6 +107,10 @@ class LoginService:
                 browser_handle_hash=token_hash(handle))
             if updated is None:
                 return None
+            if upstream is not None:
+                await tx.uow.federation.add_upstream_session(UpstreamSession(
+                    sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
+                    upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
                      subject=session.user_id, tenant=session.tenant_id, acr=acr,
                      amr=list(amr), previous_acr=session.acr)

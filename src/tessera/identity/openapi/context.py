@@ -19,5 +19,7 @@ class DocumentContext:
     """The admin console is mounted at ``/console``."""
     metrics: bool = True
     """``/metrics`` is served on this port (not on a separate ``metrics.port``)."""
+    federation: bool = True
+    """The ``/federation/*`` routes are mounted (``federation.enabled``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""

@@ -20,6 +20,7 @@ from tessera.core.users import User
 from tessera.store import ports
 from tessera.store.ports import StoreError
 from tessera.store.sql.factors import SqlFactorRepo
+from tessera.store.sql.federation import SqlFederationRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
 from tessera.store.sql.registry import SqlVerifierRegistry
 from tessera.store.sql.repos_base import Repo as _Repo
@@ -394,6 +395,7 @@ class SqlUnitOfWork:
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
+        self.federation: ports.FederationRepo = SqlFederationRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:
