@@ -40,8 +40,11 @@ def provider_json(identity: Identity, provider: IdentityProvider) -> dict[str, A
 
 async def add_provider(identity: Identity, *, name: str, issuer: str, client_id: str,
                        client_secret: str, tenant_id: str = DEFAULT_TENANT,
-                       scope: str = DEFAULT_SCOPE, mapping_text: str | None = None
-                       ) -> IdentityProvider:
+                       scope: str = DEFAULT_SCOPE, mapping_text: str | None = None,
+                       idp_id: str | None = None) -> IdentityProvider:
+    """Register a provider. ``idp_id`` (default: a new random one) fixes its URLs in
+    advance, for a provider that must know ``redirect_uri`` before it issues the client
+    id (dynamic registration)."""
     if not _NAME.match(name):
         raise AdminError("a provider name is 1 to 64 of a-z, 0-9, '.', '_', '-'")
     issuer = issuer.rstrip("/")
@@ -58,7 +61,7 @@ async def add_provider(identity: Identity, *, name: str, issuer: str, client_id:
         mapping = load_mapping(mapping_text) if mapping_text is not None else ClaimMapping()
     except MappingError as exc:
         raise AdminError(f"bad mapping: {exc}") from None
-    idp_id = new_idp_id()
+    idp_id = idp_id or new_idp_id()
     sealer = Sealer.from_b64(identity.settings.key_encryption_key())
     provider = IdentityProvider(
         idp_id=idp_id, tenant_id=tenant_id, name=name, issuer=issuer, client_id=client_id,

@@ -128,7 +128,9 @@ class FederationEndpoints:
                 return _html(error_page("This sign-in provider is not available."), 404)
             mapping = ClaimMapping.model_validate(provider.mapping)
             needs_mfa = self._id.authorize.acr_too_low(authz, ACR_PASSWORD)
-            prompt = "login" if authz.prompt and "login" in authz.prompt.split() else None
+            # step-up: the upstream must authenticate again, at the stronger level
+            prompt = "login" if needs_mfa or (
+                authz.prompt and "login" in authz.prompt.split()) else None
             started = await self._fed.client(provider).start(
                 acr_values=mapping.step_up_acr if needs_mfa else None,
                 max_age=authz.max_age, prompt=prompt, login_hint=params.get("login_hint"))

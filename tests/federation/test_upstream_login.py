@@ -1,0 +1,105 @@
+"""Sign-in through a real upstream OpenID provider (node-oidc-provider on loopback):
+normalised claims in Tessera's tokens, JIT provisioning, step-up back to the upstream,
+the upstream's back-channel logout reaching a verifier, a changed profile bumping the
+session version."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urljoin
+
+import httpx
+import jwt
+
+from tessera.core.acr import ACR_MFA, ACR_PASSWORD
+from tessera.core.clock import SystemClock
+from tessera.verifier import (
+    BusSource,
+    Denied,
+    JwksCache,
+    RevocationFollower,
+    RevocationState,
+    VerificationPolicy,
+    Verifier,
+)
+from tests.federation.conftest import Fed, Upstream
+from tests.federation.flows import AUDIENCE, add_upstream, sign_in, web_app
+from tests.system._procs import poll
+
+PROPAGATION_BOUND = 3.0
+
+
+def _claims(token: str) -> dict[str, object]:
+    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstream) -> None:
+    await add_upstream(fed, upstream)
+    app = await web_app(fed.identity)
+    state = RevocationState()
+    follower = RevocationFollower(state, BusSource(fed.identity.bus, heartbeat=0.05),
+                                  clock=SystemClock())
+    verifier = Verifier(VerificationPolicy(issuer=fed.url, audience=AUDIENCE),
+                        jwks=JwksCache(fed.url, clock=SystemClock()), clock=SystemClock(),
+                        state=state)
+    follower.start()
+    try:
+        await asyncio.wait_for(follower.synced(), 5)
+        async with httpx.AsyncClient(timeout=10) as browser:
+            # 1. sign in through the upstream (idp_hint skips the chooser): JIT user
+            tokens = await sign_in(fed, app, browser, idp_hint="corp")
+            id_token = _claims(tokens["id_token"])
+            assert id_token["email"] == "alice@corp.example"
+            assert id_token["email_verified"] is True
+            assert id_token["name"] == "Alice Upstream"
+            assert id_token["groups"] == ["engineering", "helpdesk"]
+            assert id_token["roles"] == ["support"]
+            assert id_token["department"] == "R&D"
+            assert id_token["employee_id"] == "E-1001"
+            assert id_token["acr"] == ACR_PASSWORD
+            assert "fed" in id_token["amr"]  # type: ignore[operator]
+            userinfo = await browser.get(f"{fed.url}/userinfo", headers={
+                "authorization": f"Bearer {tokens['access_token']}"})
+            assert userinfo.json()["department"] == "R&D"
+            first = await verifier.verify(tokens["access_token"])
+            assert first.sid == id_token["sid"]
+
+            # 2. a route needing MFA: back to the upstream with acr_values, one-time code
+            stepped = await sign_in(fed, app, browser, otp="246810",
+                                    acr_values=ACR_MFA)
+            stepped_claims = _claims(stepped["id_token"])
+            assert stepped_claims["acr"] == ACR_MFA
+            assert stepped_claims["sid"] == id_token["sid"], "same session, stepped up"
+            assert "otp" in stepped_claims["amr"]  # type: ignore[operator]
+
+            # 3. the user signs out at the upstream: its back-channel logout revokes the
+            #    session and the verifier rejects within the propagation bound
+            end = await browser.get(f"{upstream.issuer}/session/end")
+            assert end.status_code == 200, end.text
+            action = urljoin(str(end.url), _attr(end.text, "action"))
+            xsrf = _attr(end.text, 'name="xsrf" value')
+            started = time.monotonic()
+            confirmed = await browser.post(action, data={"xsrf": xsrf, "logout": "yes"})
+            assert confirmed.status_code in (200, 303), confirmed.text
+
+            async def rejected() -> bool:
+                try:
+                    await verifier.verify(stepped["access_token"])
+                except Denied:
+                    return True
+                return False
+
+            await poll(rejected, timeout=PROPAGATION_BOUND, interval=0.01,
+                       what="the verifier rejects the upstream-logged-out token")
+            assert time.monotonic() - started < PROPAGATION_BOUND
+    finally:
+        await follower.aclose()
+        await verifier.aclose()
+
+
+def _attr(html: str, name: str) -> str:
+    marker = f'{name}="'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index('"', start)]
