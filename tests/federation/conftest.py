@@ -35,6 +35,9 @@ from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.store.sql import SqlStore
 from tests.conftest import IN_CI, make_identity, make_settings
+from tests.e2e.conftest import _memoised_key_parsing, sqlite_template
+
+__all__ = ["_memoised_key_parsing", "sqlite_template"]  # ready keys, as in tests/e2e
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(os.environ.get("TESSERA_PEERS_DIR", REPO.parent / "shared" / "peers"))
@@ -145,18 +148,45 @@ async def fed(tmp_path: Path, sqlite_store: SqlStore) -> AsyncIterator[Fed]:
     url = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path, issuer=url)
     identity = await make_identity(settings, sqlite_store, SystemClock())  # type: ignore[arg-type]
-    config = uvicorn.Config(build_app(identity), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert not task.done(), "the Tessera server did not start"
-        assert time.monotonic() < deadline, "the Tessera server did not start in time"
-        await asyncio.sleep(0.01)
+    server, task = await _serve(identity, port)
     try:
         yield Fed(identity, url)
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
+
+
+async def _serve(identity: Identity, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(build_app(identity), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.get_running_loop().create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert not task.done(), "the Tessera server did not start"
+        assert time.monotonic() < deadline, "the Tessera server did not start in time"
+        await asyncio.sleep(0.01)
+    return server, task
+
+
+@pytest.fixture
+async def second(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Fed]:
+    """A second Tessera instance as another upstream provider (a real server)."""
+    from tessera.store.sql import create_store
+
+    path = tmp_path / "upstream" / "tessera.db"
+    path.parent.mkdir()
+    shutil.copy(sqlite_template, path)
+    store = create_store(f"sqlite:///{path}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    identity = await make_identity(make_settings(path.parent, issuer=url), store,
+                                   SystemClock())  # type: ignore[arg-type]
+    server, task = await _serve(identity, port)
+    try:
+        yield Fed(identity, url)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        await store.close()

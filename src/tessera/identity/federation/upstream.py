@@ -34,7 +34,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 __all__ = ["ALGORITHMS", "AuthorizationStart", "UpstreamClient", "UpstreamError",
@@ -190,6 +190,9 @@ class UpstreamClient:
             aud={"essential": True, "value": self.client_id}, **options)  # type: ignore[arg-type]
         try:
             registry.validate(claims)
+        except ClaimError as exc:
+            raise UpstreamRefused(f"claims rejected: {exc.claim}: "
+                                  f"{exc.description or exc.error}") from None
         except JoseError as exc:
             raise UpstreamRefused(f"claims rejected: {exc.description or exc.error}") from None
 
