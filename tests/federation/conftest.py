@@ -101,6 +101,12 @@ class Upstream:
         body = response.json()
         return body["client_id"], body["client_secret"]
 
+    def set_claims(self, login: str, claims: dict[str, Any]) -> None:
+        """The upstream directory changed (its profile, its groups)."""
+        response = httpx.post(f"{self.issuer}/test/account",
+                              json={"login": login, "claims": claims}, timeout=5)
+        assert response.status_code == 204, response.text
+
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[Upstream]:

@@ -103,3 +103,34 @@ def _attr(html: str, name: str) -> str:
     marker = f'{name}="'
     start = html.index(marker) + len(marker)
     return html[start:html.index('"', start)]
+
+
+async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
+                                                               upstream: Upstream) -> None:
+    """The upstream drops a group: at the next login the mapped role goes, the session
+    version is bumped and tokens with the old claims are stale at every verifier."""
+    from tests.e2e.helpers import verifier_verdict
+
+    await add_upstream(fed, upstream)
+    app = await web_app(fed.identity)
+    original = dict(upstream.accounts["alice"]["claims"])
+    try:
+        async with httpx.AsyncClient(timeout=10) as browser:
+            before = await sign_in(fed, app, browser, idp_hint="corp")
+            assert _claims(before["id_token"])["roles"] == ["support"]
+            assert await verifier_verdict(fed.identity, before["access_token"],
+                                          AUDIENCE) is None
+            upstream.set_claims("alice", {**original, "groups": ["engineering"],
+                                          "department": "Platform"})
+            after = await sign_in(fed, app, browser, prompt="login")
+        claims = _claims(after["id_token"])
+        assert "roles" not in claims and claims["department"] == "Platform"
+        assert _claims(after["access_token"])["sv"] > _claims(before["access_token"])["sv"]
+        assert await verifier_verdict(fed.identity, before["access_token"],
+                                      AUDIENCE) == "stale_session_version"
+        assert await verifier_verdict(fed.identity, after["access_token"], AUDIENCE) is None
+        async with fed.identity.store.unit_of_work(read_only=True) as uow:
+            user_id = str(claims["sub"])
+            assert await uow.roles.of_user(user_id) == frozenset()
+    finally:
+        upstream.set_claims("alice", original)

@@ -67,15 +67,26 @@ ${wantsMfa ? '<label>One-time code <input id="otp" name="otp"></label>' : ''}
 <button id="submit" type="submit">Sign in</button></form></body></html>`;
 }
 
-async function readForm(req) {
+async function readBody(req) {
   let body = '';
   for await (const chunk of req) body += chunk;
-  return Object.fromEntries(new URLSearchParams(body));
+  return body;
+}
+
+async function readForm(req) {
+  return Object.fromEntries(new URLSearchParams(await readBody(req)));
 }
 
 const callback = provider.callback();
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, issuer);
+  if (url.pathname === '/test/account' && req.method === 'POST') {
+    // the directory changed (test control): replace an account's claims
+    const { login, claims } = JSON.parse(await readBody(req));
+    accounts[login].claims = claims;
+    res.writeHead(204);
+    return res.end();
+  }
   const match = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
   if (!match) return callback(req, res);
   try {
