@@ -8,21 +8,55 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import yaml  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, DEFAULT_ACR_LEVELS
 from tessera.core.roles import PLATFORM_ADMIN, ROLES
 
 __all__ = ["ClaimMapping", "MappingError", "Profile", "load_mapping", "normalise"]
 
-_CLAIM = Field(min_length=1, max_length=100)
 RESERVED = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "sv", "tid",
                       "acr", "amr", "auth_time", "nonce", "azp", "at_hash", "scope",
                       "client_id", "cnf", "act", "email", "email_verified", "name",
                       "groups", "roles", "department"})
+
+
+def _role(value: str) -> str:
+    if value == PLATFORM_ADMIN:
+        raise ValueError(f"{value!r}: an upstream of one tenant cannot grant a cross-tenant "
+                         "role")
+    if value not in ROLES:
+        raise ValueError(f"unknown role {value!r} (known: "
+                         f"{', '.join(sorted(ROLES - {PLATFORM_ADMIN}))})")
+    return value
+
+
+def _level(value: str) -> str:
+    if value not in DEFAULT_ACR_LEVELS:
+        raise ValueError(f"unknown level {value!r} (known: {', '.join(DEFAULT_ACR_LEVELS)})")
+    return value
+
+
+def _custom(value: str) -> str:
+    if value in RESERVED:
+        raise ValueError(f"custom claim {value!r} would replace a reserved claim")
+    return value
+
+
+ClaimName = Annotated[str, Field(min_length=1, max_length=100)]
+RoleName = Annotated[str, AfterValidator(_role)]
+AcrLevel = Annotated[str, AfterValidator(_level)]
+CustomClaim = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_custom)]
 
 
 class ClaimNames(BaseModel):
@@ -36,19 +70,9 @@ class ClaimNames(BaseModel):
     name: str | None = Field("name", min_length=1, max_length=100)
     groups: str | None = Field("groups", min_length=1, max_length=100)
     department: str | None = Field(None, min_length=1, max_length=100)
-    custom: dict[str, str] = {}
+    custom: dict[CustomClaim, ClaimName] = {}
     """Tessera claim name → upstream claim name, copied as is (strings, numbers,
     booleans or lists of strings)."""
-
-    @field_validator("custom")
-    @classmethod
-    def _custom_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for target, source in value.items():
-            if target in RESERVED:
-                raise ValueError(f"custom claim {target!r} would replace a reserved claim")
-            if not target or len(target) > 100 or not source or len(source) > 100:
-                raise ValueError("custom claim names are 1 to 100 characters")
-        return value
 
 
 class Linking(BaseModel):
@@ -63,11 +87,11 @@ class Linking(BaseModel):
 class ClaimMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     claims: ClaimNames = ClaimNames()
-    roles: dict[str, str] = {}
+    roles: dict[str, RoleName] = {}
     """Upstream group → Tessera role (``core.roles``). Roles not listed here are never
     granted by a login; roles granted by an earlier login that the groups no longer give
     are removed (the session version is bumped)."""
-    acr: dict[str, str] = {}
+    acr: dict[str, AcrLevel] = {}
     """Upstream ``acr`` → Tessera ``acr`` (a known level)."""
     mfa_amr: list[str] = ["mfa", "otp", "hwk", "swk", "sms", "fpt", "face"]
     """Upstream ``amr`` values that count as a second factor when ``acr`` is not mapped."""
@@ -77,27 +101,6 @@ class ClaimMapping(BaseModel):
     linking: Linking = Linking()
     home_realm_domains: list[str] = []
     """E-mail domains whose users go straight to this provider (home-realm discovery)."""
-
-    @field_validator("roles")
-    @classmethod
-    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        for group, role in value.items():
-            if role == PLATFORM_ADMIN:
-                raise ValueError(f"group {group!r} maps to {role!r}: an upstream of one "
-                                 "tenant cannot grant a cross-tenant role")
-            if role not in ROLES:
-                raise ValueError(f"group {group!r} maps to unknown role {role!r} "
-                                 f"(known: {', '.join(sorted(ROLES))})")
-        return value
-
-    @field_validator("acr")
-    @classmethod
-    def _known_acr(cls, value: dict[str, str]) -> dict[str, str]:
-        for upstream, local in value.items():
-            if local not in DEFAULT_ACR_LEVELS:
-                raise ValueError(f"acr {upstream!r} maps to unknown level {local!r} "
-                                 f"(known: {', '.join(DEFAULT_ACR_LEVELS)})")
-        return value
 
     @field_validator("home_realm_domains")
     @classmethod
@@ -118,6 +121,8 @@ def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     node = root
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
+        if part == "[key]":
+            return line
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == part:
