@@ -6,6 +6,7 @@ session version."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import urljoin
 
@@ -134,3 +135,71 @@ async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
             assert await uow.roles.of_user(user_id) == frozenset()
     finally:
         upstream.set_claims("alice", original)
+
+
+async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
+    """A verified e-mail of a configured domain links to the local account of that name;
+    an unverified one never does (a new account is provisioned instead)."""
+    from tessera.identity import admin
+
+    alice = await admin.create_user(fed.identity, username="alice@corp.example",
+                                    password="local-password-1")
+    bob = await admin.create_user(fed.identity, username="bob@corp.example",
+                                  password="local-password-2")
+    await add_upstream(fed, upstream)
+    app = await web_app(fed.identity)
+    async with httpx.AsyncClient(timeout=10) as browser:
+        linked = await sign_in(fed, app, browser, idp_hint="corp", prompt="login")
+    async with httpx.AsyncClient(timeout=10) as browser:
+        separate = await sign_in(fed, app, browser, login="bob", idp_hint="corp",
+                                 prompt="login")
+    assert _claims(linked["id_token"])["sub"] == alice.user_id
+    bob_sub = _claims(separate["id_token"])["sub"]
+    assert bob_sub != bob.user_id, "an unverified e-mail never links"
+    async with fed.identity.store.unit_of_work(read_only=True) as uow:
+        provisioned = await uow.users.get(str(bob_sub))
+    assert provisioned is not None and provisioned.username == "corp:bob"
+
+
+async def test_login_page_offers_providers_and_home_realm_discovery(
+        fed: Fed, upstream: Upstream) -> None:
+    from tests.federation.flows import authorize_url
+    from tests.support import pkce_pair
+
+    idp_id = await add_upstream(fed, upstream)
+    app = await web_app(fed.identity)
+    _, challenge = pkce_pair()
+    async with httpx.AsyncClient(timeout=10) as browser:
+        page = await browser.get(authorize_url(fed, app, challenge))
+        assert page.status_code == 200
+        assert "Continue with corp" in page.text
+        assert f"federation/{idp_id}/start?" in page.text
+        # login_hint with a home-realm domain skips the chooser
+        hinted = await browser.get(authorize_url(fed, app, challenge,
+                                                 login_hint="alice@corp.example"))
+        assert hinted.status_code == 303
+        assert f"/federation/{idp_id}/start" in hinted.headers["location"]
+        # so does typing such an e-mail address as the username
+        form = dict(re.findall(r"name='([^']+)' value='([^']*)'", page.text))
+        typed = await browser.post(f"{fed.url}/authorize", headers={"origin": fed.url},
+                                   data={**form, "username": "alice@corp.example",
+                                         "password": ""})
+        assert typed.status_code == 303, typed.text
+        assert f"/federation/{idp_id}/start" in typed.headers["location"]
+        assert "login_hint=alice%40corp.example" in typed.headers["location"]
+        # the provider is of the default tenant: a client of another tenant does not see it
+        from tessera.identity import admin
+        other, _ = await admin.create_client(
+            fed.identity, name="acme app", grants=("authorization_code",),
+            redirect_uris=("https://app.example/cb",), scope="openid", tenant_id="acme")
+        _, challenge2 = pkce_pair()
+        acme = await browser.get(f"{fed.url}/authorize", params={
+            "response_type": "code", "client_id": other.client_id,
+            "redirect_uri": "https://app.example/cb", "scope": "openid",
+            "code_challenge": challenge2, "code_challenge_method": "S256"})
+        assert "Continue with" not in acme.text
+        crossed = await browser.get(f"{fed.url}/federation/{idp_id}/start", params={
+            "response_type": "code", "client_id": other.client_id,
+            "redirect_uri": "https://app.example/cb", "scope": "openid",
+            "code_challenge": challenge2, "code_challenge_method": "S256"})
+        assert crossed.status_code == 404
