@@ -58,6 +58,13 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "audit verify": (["audit", "verify"], ""),
     "revoke": (["revoke", "--session", "sid-1", "--yes"], ""),
     "verifiers ls": (["verifiers", "ls"], ""),
+    "idps add": (["idps", "add", "--name", "corp", "--issuer", "https://login.example",
+                  "--client-id", "rp", "--client-secret-stdin"], "a secret\n"),
+    "idps ls": (["idps", "ls"], ""),
+    "idps show": (["idps", "show", "corp"], ""),
+    "idps disable": (["idps", "disable", "corp"], ""),
+    "idps rm": (["idps", "rm", "corp"], ""),
+    "idps link": (["idps", "link", "corp", "--subject", "s", "--user", "u"], ""),
 }
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",
