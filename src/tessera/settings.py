@@ -281,6 +281,9 @@ class FederationSettings(BaseModel):
     it and a ``federation.upstream_failed`` audit event records it."""
     login_seconds: int = Field(600, ge=60, le=3600)
     """How long a browser may stay at the upstream between leaving and coming back."""
+    ssf_poll_seconds: float = Field(10.0, ge=0.1, le=3600)
+    """How often providers registered with ``--ssf-poll-url`` are polled for security
+    events (RFC 8936)."""
 
 
 class DPoPSettings(BaseModel):

@@ -138,7 +138,8 @@ async def add_tessera_upstream(fed: Fed, second: Fed, *, name: str = "partner") 
     idp_id = new_idp_id()
     urls = provider_urls(fed.url, idp_id)
     client, secret = await admin.create_client(
-        second.identity, name="tessera downstream", grants=("authorization_code",),
+        second.identity, name="tessera downstream",
+        grants=("authorization_code", "client_credentials"),
         redirect_uris=(urls["redirect_uri"],), scope="openid email profile")
     assert secret is not None
     await idps.add_provider(fed.identity, name=name, issuer=second.url,

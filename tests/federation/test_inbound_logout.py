@@ -290,3 +290,49 @@ async def test_bad_security_events_are_refused(linked: Linked) -> None:
     assert (await linked.push(good)).status_code == 202
     replay = await linked.push(good)
     assert replay.status_code == 400 and "replay" in replay.json()["description"]
+
+
+async def test_caep_events_are_polled(linked: Linked) -> None:
+    """RFC 8936: Tessera polls the transmitter with a client-credentials token from the
+    upstream, applies the SETs, acknowledges them (and reports a refused one) next time."""
+    from dataclasses import replace
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    from tessera.identity.federation.poll import SsfPoller
+    from tests.federation.test_upstream_failures import broken_upstream
+
+    subject = {"format": "complex", "session": {"format": "opaque",
+                                                "id": linked.upstream_sid}}
+    revoking = _set(linked, CAEP_SESSION_REVOKED, subject)
+    forged = _rogue_rsa(linked.logout_claims())
+    queue = {"jti-good": revoking, "jti-forged": forged}
+    requests: list[dict[str, Any]] = []
+
+    async def transmitter(request: Request) -> Response:
+        bearer = request.headers.get("authorization", "")
+        claims = pyjwt.decode(bearer.removeprefix("Bearer "),
+                              options={"verify_signature": False})
+        assert claims["client_id"] == linked.client_id, "a token from the upstream"
+        body = await request.json()
+        requests.append(body)
+        for jti in body.get("ack", []):
+            queue.pop(jti, None)
+        for jti in body.get("setErrs", {}):
+            queue.pop(jti, None)
+        if body.get("maxEvents") == 0:
+            return JSONResponse({"sets": {}})
+        return JSONResponse({"sets": dict(queue), "moreAvailable": False})
+
+    async with broken_upstream(transmitter) as url:
+        async with linked.fed.identity.store.unit_of_work(read_only=True) as uow:
+            provider = await uow.federation.provider_by_id(linked.idp_id)
+        assert provider is not None
+        poller = SsfPoller(linked.fed.identity.federation, interval=1)
+        applied = await poller.poll_once(replace(provider, ssf_poll_url=f"{url}/poll"))
+    assert applied == 1
+    assert not await linked.session_active()
+    assert requests[-1]["ack"] == ["jti-good"]
+    assert list(requests[-1]["setErrs"]) == ["jti-forged"]
+    assert queue == {}

@@ -31,7 +31,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 @contextlib.asynccontextmanager
 async def broken_upstream(handler: Handler) -> AsyncIterator[str]:
     port = free_port()
-    app = Starlette(routes=[Route("/{path:path}", handler)])
+    app = Starlette(routes=[Route("/{path:path}", handler, methods=["GET", "POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     task = asyncio.get_running_loop().create_task(server.serve())

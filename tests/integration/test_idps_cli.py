@@ -110,6 +110,13 @@ def test_issuer_must_be_https_except_loopback(data: Path, issuer: str, allowed: 
     assert (result.exit_code == 0) is allowed, result.output
 
 
+def test_ssf_poll_url(data: Path) -> None:
+    added = ok(add(data, "--ssf-poll-url", "https://ssf.corp.example/poll"))
+    assert added["ssf_poll_url"] == "https://ssf.corp.example/poll"
+    plain = add(data, "--ssf-poll-url", "http://ssf.corp.example/poll", name="other")
+    assert plain.exit_code == 2 and "https" in plain.stderr
+
+
 def test_secret_and_scope_are_checked(data: Path) -> None:
     empty = run(data, "idps", "add", "--name", "x", "--issuer", "https://i.example",
                 "--client-id", "c", "--client-secret-stdin", stdin="\n")

@@ -42,8 +42,11 @@ def idps() -> None:
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, dir_okay=False,
                                                            path_type=Path),
               default=None, help="Claim mapping (YAML); default: the standard claims.")
+@click.option("--ssf-poll-url", default=None, metavar="URL",
+              help="Poll this Shared Signals transmitter endpoint (RFC 8936) for CAEP "
+                   "events, instead of (or besides) push delivery to ssf_push_uri.")
 def add(name: str, issuer: str, client_id: str, client_secret_stdin: bool, tenant: str,
-        scope: str, mapping_file: Path | None) -> None:
+        scope: str, mapping_file: Path | None, ssf_poll_url: str | None) -> None:
     """Register an upstream provider."""
     secret = sys.stdin.readline().strip() if client_secret_stdin else ""
     text = mapping_file.read_text(encoding="utf-8") if mapping_file is not None else None
@@ -51,7 +54,7 @@ def add(name: str, issuer: str, client_id: str, client_secret_stdin: bool, tenan
     async def work(identity: Identity) -> dict[str, Any]:
         provider = await admin.add_provider(
             identity, name=name, issuer=issuer, client_id=client_id, client_secret=secret,
-            tenant_id=tenant, scope=scope, mapping_text=text)
+            tenant_id=tenant, scope=scope, mapping_text=text, ssf_poll_url=ssf_poll_url)
         return admin.provider_json(identity, provider)
 
     run_json(work)

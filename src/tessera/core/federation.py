@@ -44,6 +44,8 @@ class IdentityProvider:
     mapping: dict[str, Any] = field(default_factory=dict)
     disabled: bool = False
     created_at: float = 0.0
+    ssf_poll_url: str | None = None
+    """The transmitter's RFC 8936 poll endpoint, when events are polled (not pushed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,13 @@ def build_app(identity: Identity) -> Starlette:
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
                  loop.create_task(run_maintenance(identity)),
                  loop.create_task(forget_on_revocation(identity))]
+        if settings.federation.enabled:  # RFC 8936 poll of --ssf-poll-url transmitters
+            from tessera.identity.federation.poll import SsfPoller
+
+            tasks.append(loop.create_task(SsfPoller(
+                identity.federation, interval=settings.federation.ssf_poll_seconds,
+                on_failure=lambda _: identity.metrics.federation_failures.labels(
+                    "unavailable").inc()).run()))
         identity.start_relays()
         identity.metrics.worker_started()
         try:

@@ -34,14 +34,15 @@ def provider_json(identity: Identity, provider: IdentityProvider) -> dict[str, A
     return {"name": provider.name, "idp_id": provider.idp_id, "tenant": provider.tenant_id,
             "issuer": provider.issuer, "client_id": provider.client_id,
             "scope": provider.scope, "disabled": provider.disabled,
-            "mapping": provider.mapping,
+            "mapping": provider.mapping, "ssf_poll_url": provider.ssf_poll_url,
             **provider_urls(identity.settings.issuer, provider.idp_id)}
 
 
 async def add_provider(identity: Identity, *, name: str, issuer: str, client_id: str,
                        client_secret: str, tenant_id: str = DEFAULT_TENANT,
                        scope: str = DEFAULT_SCOPE, mapping_text: str | None = None,
-                       idp_id: str | None = None) -> IdentityProvider:
+                       idp_id: str | None = None, ssf_poll_url: str | None = None
+                       ) -> IdentityProvider:
     """Register a provider. ``idp_id`` (default: a new random one) fixes its URLs in
     advance, for a provider that must know ``redirect_uri`` before it issues the client
     id (dynamic registration)."""
@@ -55,6 +56,10 @@ async def add_provider(identity: Identity, *, name: str, issuer: str, client_id:
         raise AdminError("the client id is 1 to 255 characters")
     if not client_secret:
         raise AdminError("the client secret is empty (give it on standard input)")
+    if ssf_poll_url is not None and not issuer_allowed(identity.settings.issuer,
+                                                       ssf_poll_url.rstrip("/")):
+        raise AdminError("the SSF poll URL must be https (http only on loopback, as the "
+                         "issuer)")
     if "openid" not in scope.split():
         raise AdminError("the scope must contain openid")
     try:
@@ -67,7 +72,7 @@ async def add_provider(identity: Identity, *, name: str, issuer: str, client_id:
         idp_id=idp_id, tenant_id=tenant_id, name=name, issuer=issuer, client_id=client_id,
         sealed_secret=sealer.seal(client_secret.encode(), context=secret_context(idp_id)),
         scope=" ".join(scope.split()), mapping=mapping.model_dump(mode="json"),
-        created_at=identity.clock.now())
+        created_at=identity.clock.now(), ssf_poll_url=ssf_poll_url)
     async with transaction(identity.store, identity.audit) as tx:
         await register_tenant(tx, tenant_id, at=provider.created_at)
         if not await tx.uow.federation.add_provider(provider):

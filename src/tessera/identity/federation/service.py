@@ -113,6 +113,12 @@ class Federation:
         async with self._store.unit_of_work(read_only=True) as uow:
             return [p for p in await uow.federation.providers(tenant_id) if not p.disabled]
 
+    async def polled_providers(self) -> list[IdentityProvider]:
+        """Enabled providers of every tenant whose security events are polled."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            return [p for p in await uow.federation.providers()
+                    if not p.disabled and p.ssf_poll_url]
+
     async def by_name(self, tenant_id: str, name: str) -> IdentityProvider | None:
         async with self._store.unit_of_work(read_only=True) as uow:
             provider = await uow.federation.provider(tenant_id, name)

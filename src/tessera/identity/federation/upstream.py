@@ -196,6 +196,40 @@ class UpstreamClient:
         except JoseError as exc:
             raise UpstreamRefused(f"claims rejected: {exc.description or exc.error}") from None
 
+    # the provider's own APIs (Shared Signals poll) --------------------------------------
+    async def service_token(self) -> str:
+        """An access token for the provider's own APIs: the client credentials grant
+        (RFC 6749 §4.4) with Tessera's client id and secret at the provider."""
+        metadata = await self.metadata()
+        body = prepare_token_request("client_credentials")
+        try:
+            async with self._http() as client:
+                response = await client.post(
+                    metadata["token_endpoint"], content=body,
+                    auth=httpx.BasicAuth(self.client_id, self._secret),
+                    headers={"content-type": "application/x-www-form-urlencoded",
+                             "accept": "application/json"})
+        except httpx.TimeoutException:
+            raise UpstreamUnavailable("timeout at the token endpoint") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"{type(exc).__name__} at the token endpoint") from None
+        token = _json_body(response, "the token endpoint")
+        if not isinstance(token.get("access_token"), str):
+            raise UpstreamRefused("the token response has no access_token")
+        return str(token["access_token"])
+
+    async def post_json(self, url: str, payload: dict[str, Any], *, bearer: str
+                        ) -> dict[str, Any]:
+        try:
+            async with self._http() as client:
+                response = await client.post(url, json=payload, headers={
+                    "authorization": f"Bearer {bearer}", "accept": "application/json"})
+        except httpx.TimeoutException:
+            raise UpstreamUnavailable(f"timeout at {url}") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"{type(exc).__name__} at {url}") from None
+        return _json_body(response, url)
+
     # the authorization code flow --------------------------------------------------------
     async def start(self, *, acr_values: str | None = None, max_age: int | None = None,
                     prompt: str | None = None, login_hint: str | None = None

@@ -26,7 +26,7 @@ def _provider(row: RowMapping) -> IdentityProvider:
         idp_id=row["idp_id"], tenant_id=row["tenant_id"], name=row["name"],
         issuer=row["issuer"], client_id=row["client_id"], sealed_secret=row["sealed_secret"],
         scope=row["scope"], mapping=dict(row["mapping"]), disabled=row["disabled"],
-        created_at=row["created_at"])
+        created_at=row["created_at"], ssf_poll_url=row["ssf_poll_url"])
 
 
 def _link(row: RowMapping) -> ExternalIdentity:
@@ -44,7 +44,8 @@ class SqlFederationRepo(_Upserts):
             issuer=provider.issuer, client_id=provider.client_id,
             sealed_secret=provider.sealed_secret, scope=provider.scope,
             mapping=provider.mapping, disabled=provider.disabled,
-            created_at=provider.created_at).on_conflict_do_nothing())
+            created_at=provider.created_at, ssf_poll_url=provider.ssf_poll_url
+        ).on_conflict_do_nothing())
         return bool(result.rowcount)
 
     async def provider(self, tenant_id: str, name: str) -> IdentityProvider | None:

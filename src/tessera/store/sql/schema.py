@@ -230,6 +230,7 @@ identity_providers = Table(
     Column("mapping", JSON, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Double, nullable=False),
+    Column("ssf_poll_url", Text),
     UniqueConstraint("tenant_id", "name", name="uq_identity_providers_tenant_name"),
 )
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("mapping", sa.JSON(), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("ssf_poll_url", sa.Text(), nullable=True),
         sa.UniqueConstraint("tenant_id", "name", name="uq_identity_providers_tenant_name"),
     )
     op.create_table(
