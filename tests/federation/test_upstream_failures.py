@@ -132,3 +132,15 @@ async def test_callback_without_a_started_login_is_refused(fed: Fed) -> None:
                                  params={"code": "c", "state": "forged"})
     assert page.status_code == 400
     assert "expired" in page.text
+
+
+async def test_a_suspended_tenant_refuses_upstream_logins(fed: Fed) -> None:
+    from tessera.identity.federation.service import FederationError
+
+    provider = await idps.add_provider(fed.identity, name="corp", issuer="https://idp.example",
+                                       client_id="tessera", client_secret="s3cret")
+    async with fed.identity.store.unit_of_work() as uow:
+        assert await uow.tenants.set_suspended(provider.tenant_id, fed.identity.clock.now())
+    with pytest.raises(FederationError, match="suspended"):
+        await fed.identity.federation.login(provider, {"sub": "u-1"}, {})
+    assert await _users(fed) == 0

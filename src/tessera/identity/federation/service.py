@@ -165,6 +165,10 @@ class Federation:
             raise FederationError("upstream sid is not a short string")
         now = self._clock.now()
         async with transaction(self._store, self._audit) as tx:
+            tenant = await tx.uow.tenants.get(provider.tenant_id)
+            if tenant is not None and not tenant.active:
+                raise FederationError("the provider's tenant is suspended",
+                                      user_message="This organisation is suspended.")
             link = await tx.uow.federation.linked(provider.idp_id, profile.subject)
             if link is None:
                 user = await self._link_or_provision(tx, provider, mapping, profile, now)
