@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/tessera demo
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench examples deploy
+	$(BIN)/ruff check src tests bench examples deploy tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

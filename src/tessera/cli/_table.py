@@ -1,18 +1,27 @@
-"""Readable terminal output for operators: aligned tables, key/value blocks, UTC times.
+"""Readable terminal output for operators: tables, key/value blocks, UTC times.
 
+Rendering is ``rich``'s; this module only decides how Tessera's values read in a cell.
 Machine-readable output is ``--json`` (``_common.echo_json``); these are for people.
 """
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 import click
+from rich.box import Box
+from rich.console import Console
+from rich.table import Table
 
 __all__ = ["echo_fields", "echo_table", "format_table", "when"]
 
-_MAX_CELL = 60
+_MAX_CELL: Final = 60
+# a header, a rule of ASCII dashes under it, no other lines: greppable, diffable output
+_HEADER_RULE: Final = Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
 def when(ts: float | None) -> str:
@@ -29,34 +38,42 @@ def _cell(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, list | tuple | set | frozenset):
         return " ".join(sorted(str(v) for v in value)) or "-"
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[:_MAX_CELL - 1] + "…"
+    return str(value).replace("\n", " ")
+
+
+def _render(renderable: object) -> str:
+    """Plain text, wide enough that no row wraps, trailing blanks trimmed."""
+    console = Console(width=1000, record=True, highlight=False, file=io.StringIO())
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def _echo(renderable: object) -> None:
+    # a terminal gets rich's colours; a pipe gets the same layout as plain text
+    if sys.stdout.isatty():
+        Console(highlight=False).print(renderable)
+    else:
+        click.echo(_render(renderable))
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    cells = [[_cell(v) for v in row] for row in rows]
+    table = Table(box=_HEADER_RULE, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  header_style="bold")
+    for i, header in enumerate(headers):
+        numeric = any(_is_number(row[i]) for row in cells) and all(
+            _is_number(row[i]) or row[i] == "-" for row in cells)
+        table.add_column(header.upper(), justify="right" if numeric else "left",
+                         max_width=_MAX_CELL, overflow="ellipsis", no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Columns padded to their widest cell, numbers right-aligned, a rule under the
-    header. Long cells are cut at 60 characters (use ``--json`` for full values)."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], len(text))
-    right = [any(_is_number(row[i]) for row in cells)
-             and all(_is_number(row[i]) or row[i] == "-" for row in cells)
-             for i in range(len(headers))]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right,
-                                                                      strict=True)]
-        return "  ".join(parts).rstrip()
-
-    out = [line([h.upper() for h in headers]), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in cells)
-    return "\n".join(out)
-
-
-def _is_number(text: str) -> bool:
-    return text.replace(".", "", 1).lstrip("-").isdigit()
+    """Columns as wide as their widest cell (at most 60 characters; ``--json`` has the
+    full values), numbers right-aligned, a rule under the header."""
+    return _render(_table(headers, rows))
 
 
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
@@ -65,12 +82,18 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
     if not materialised:
         click.echo(empty)
         return
-    click.echo(format_table(headers, materialised))
+    _echo(_table(headers, materialised))
 
 
 def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:
     """``key  value`` lines with the keys aligned."""
-    items = [(k, _cell(v)) for k, v in pairs]
-    width = max((len(k) for k, _ in items), default=0)
-    for key, value in items:
-        click.echo(f"{key.ljust(width)}  {value}")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for key, value in pairs:
+        grid.add_row(key, _cell(value))
+    _echo(grid)
+
+
+def _is_number(text: str) -> bool:
+    return text.replace(".", "", 1).lstrip("-").isdigit()

@@ -87,7 +87,7 @@ class ConsoleEndpoints:
         self._settings = identity.settings.console
         self._gate = ConsoleGate(identity, self._settings)
         self._cookies = cookie_policy(identity.settings)
-        self._csrf = Csrf(identity.csrf_key, cookie=self._cookies.name(Csrf.COOKIE))
+        self._csrf = Csrf(identity.csrf_key, identity.clock, cookie=self._cookies.name(Csrf.COOKIE))
         self._max_body = identity.settings.security.max_body_bytes
 
     def routes(self) -> list[BaseRoute]:
@@ -136,10 +136,10 @@ class ConsoleEndpoints:
                             if request.method == "GET" else None)
                     return _redirect(url(base + "/login", next=self._safe_next(here, base),
                                          why=admitted.value))
-                csrf, fresh = self._csrf.issue(oauth.cookies)
+                csrf, fresh = self._csrf.issue(oauth.cookies, admitted.session.sid)
                 ctx = Ctx(base, admitted, csrf)
                 if request.method == "POST" and not self._csrf.check(
-                        oauth.cookies, params.get("csrf_token")):
+                        oauth.cookies, params.get("csrf_token"), admitted.session.sid):
                     response = _html(views.error_view(
                         ctx, "This form expired or did not come from the console. Reload "
                              "the page and try again."), 403)
@@ -187,7 +187,7 @@ class ConsoleEndpoints:
                     message: str | None = None, error: str | None = None,
                     username: str = "", status: int = 200,
                     tenant: str | None = None) -> Response:
-        csrf, fresh = self._csrf.issue(oauth.cookies)
+        csrf, fresh = self._csrf.issue(oauth.cookies, "login")
         response = _html(views.login_view(base, csrf=csrf, next_path=next_path,
                                           message=message, error=error, username=username,
                                           tenant=tenant or self._settings.admin_tenant),
@@ -199,7 +199,7 @@ class ConsoleEndpoints:
     async def _login_submit(self, oauth: OAuthRequest, params: Params, base: str,
                             next_path: str) -> Response:
         username = params.get("username") or ""
-        if not self._csrf.check(oauth.cookies, params.get("csrf_token")):
+        if not self._csrf.check(oauth.cookies, params.get("csrf_token"), "login"):
             return self._login_form(oauth, base, next_path, username=username, status=400,
                                     error="Your form expired. Please sign in again.")
         try:

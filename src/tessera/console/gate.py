@@ -16,25 +16,25 @@ same user it re-authenticates in that session (same ``sid``, raised ``acr``, new
 ``auth_time``), otherwise it opens a new session; the identity service's browser session
 cookie is set either way, so the same session serves the console and single sign-on.
 
-CSRF: a double-submit token, HMAC(csrf key, "console" ‖ cookie), where the cookie is a
+CSRF: an itsdangerous timed token bound to a random cookie (see ``Csrf``); the cookie is a
 random value set on the console's path (SameSite=Strict, HttpOnly).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD, acr_satisfies
+from tessera.core.clock import Clock
 from tessera.core.roles import ADMIN_SCOPE, SUPPORT_SCOPE, Reach
-from tessera.core.secrets import constant_time_equal, new_secret, token_hash
+from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
+from tessera.identity.login.csrf import CsrfTokens
 from tessera.observability import events
 from tessera.protocol.standing import NotInGoodStanding, reach_of
 from tessera.settings import ConsoleSettings
@@ -84,31 +84,34 @@ class Admin:
 
 
 class Csrf:
-    """Double-submit CSRF tokens bound to a random cookie by HMAC."""
+    """The console's CSRF tokens: itsdangerous timed signatures (``CsrfTokens``, the same
+    as the login pages') bound to this browser's random cookie, to the purpose
+    ``console`` and to what the form is for: the admin's session (``sid``) on signed-in
+    pages, ``login`` on the sign-in form. A token of one admin session is nothing to the
+    next one, and every token expires."""
 
     COOKIE = "tessera_console_csrf"
     """The cookie's base name (``__Host-`` prefixed with an https issuer: ``cookie``)."""
 
-    def __init__(self, key: bytes, *, cookie: str = COOKIE) -> None:
-        self._key = key
+    def __init__(self, key: bytes, clock: Clock, *, cookie: str = COOKIE) -> None:
+        self._tokens = CsrfTokens(key, clock)
         self._cookie = cookie
 
-    def token_for(self, cookie: str) -> str:
-        return hmac.new(self._key, b"console\x00" + cookie.encode(), hashlib.sha256).hexdigest()
-
-    def issue(self, cookies: Mapping[str, str]) -> tuple[str, str | None]:
-        """The token for this browser and, when it has no usable cookie, a fresh cookie
-        value to set."""
+    def issue(self, cookies: Mapping[str, str], bound_to: str) -> tuple[str, str | None]:
+        """The token for this browser and form and, when the browser has no usable
+        cookie, a fresh cookie value to set."""
         cookie = cookies.get(self._cookie)
-        if cookie and 16 <= len(cookie) <= 64:
-            return self.token_for(cookie), None
-        fresh = new_secret()
-        return self.token_for(fresh), fresh
+        fresh = None
+        if not cookie or not 16 <= len(cookie) <= 64:
+            cookie = fresh = new_secret()
+        return self._tokens.issue(cookie, "console", bound_to), fresh
 
-    def check(self, cookies: Mapping[str, str], sent: str | None) -> bool:
+    def check(self, cookies: Mapping[str, str], sent: str | None, bound_to: str) -> bool:
         cookie = cookies.get(self._cookie)
-        return bool(cookie and sent and len(cookie) <= 64
-                    and constant_time_equal(self.token_for(cookie), sent))
+        if not cookie or len(cookie) > 64:
+            return False
+        return self._tokens.check(sent, cookie=cookie, purpose="console",
+                                  transaction=bound_to)
 
 
 class ConsoleGate:

@@ -21,14 +21,13 @@ import secrets
 from collections.abc import Sequence
 from typing import Final
 
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 __all__ = ["accepted_request_id", "correlation_id", "mint_correlation_id", "trace_id_from"]
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:/+=\-]{1,128}")
-_TRACEPARENT: Final = re.compile(
-    r"(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<parent>[0-9a-f]{16})"
-    r"-(?P<flags>[0-9a-f]{2})(?P<rest>-[\x21-\x7e]*)?")
-_ZERO_TRACE: Final = "0" * 32
-_ZERO_PARENT: Final = "0" * 16
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
 def correlation_id(request_ids: Sequence[str], traceparents: Sequence[str]) -> str:
@@ -49,18 +48,13 @@ def accepted_request_id(value: str) -> str | None:
 
 
 def trace_id_from(traceparent: str) -> str | None:
-    """The ``trace-id`` of a valid ``traceparent`` header value, else None."""
-    if len(traceparent) > 512:
+    """The ``trace-id`` of a valid ``traceparent`` header value, else None (parsed by
+    OpenTelemetry's W3C Trace Context propagator, the one the spans use)."""
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_valid:
         return None
-    found = _TRACEPARENT.fullmatch(traceparent.strip())
-    if found is None:
-        return None
-    version, trace, parent = found["version"], found["trace"], found["parent"]
-    if version == "ff" or (version == "00" and found["rest"] is not None):
-        return None
-    if trace == _ZERO_TRACE or parent == _ZERO_PARENT:
-        return None
-    return trace
+    return trace.format_trace_id(span_context.trace_id)
 
 
 def mint_correlation_id() -> str:

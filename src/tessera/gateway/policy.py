@@ -35,14 +35,26 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml  # type: ignore[import-untyped]
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from tessera.gateway.patterns import HostPattern, PathPattern, PatternError
+from tessera.gateway.patterns import HostPattern, PathPattern
 
 __all__ = ["DEFAULT_ALLOW", "DEFAULT_DENY", "AcrLevels", "Policy", "PolicyError", "Rule",
            "load_policy", "parse_policy"]
@@ -51,10 +63,6 @@ DEFAULT_DENY: Final = "deny"
 DEFAULT_ALLOW: Final = "allow-authenticated"
 MAX_POLICY_BYTES: Final = 1024 * 1024
 
-_TOP_KEYS: Final = ("acr_levels", "default", "routes")
-_ROUTE_KEYS: Final = ("match", "public", "audience", "scopes", "acr", "max_age", "strict",
-                      "accept_stale", "exchange_to", "exchange_scope")
-_MATCH_KEYS: Final = ("host", "path", "methods")
 _TOKEN_KEYS: Final = ("audience", "scopes", "acr", "max_age", "strict", "accept_stale",
                       "exchange_to", "exchange_scope")
 # RFC 6749 §3.3 scope-token; acr values and audiences are held to the same (they are sent
@@ -170,177 +178,232 @@ def load_policy(path: str | Path) -> Policy:
 
 def parse_policy(document: object, *, source: str = "<policy>") -> Policy:
     """Validate an already parsed document (what ``yaml.safe_load`` returns)."""
-    return _Validator(source).policy(document)
+    if document is None:
+        raise PolicyError(f"{source}: the policy file is empty (it needs a 'routes' list)")
+    if not isinstance(document, dict):
+        raise PolicyError(f"{source}: the policy must be a mapping, not {_kind(document)}")
+    try:
+        model = _PolicyModel.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: {_explain(exc)}") from None
+    return model.to_policy(source)
 
 
-class _Validator:
-    def __init__(self, source: str) -> None:
-        self.source = source
+# -- the document's shape, as pydantic models ---------------------------------------
+# Strict types (no "yes" for true, no "600" for 600) and ``extra="forbid"`` (a typo is
+# an error, not a silently ignored rule). Patterns parse in field validators, so their
+# own messages (``PatternError``) name the problem.
 
-    def fail(self, where: str, message: str) -> PolicyError:
-        return PolicyError(f"{self.source}: {where}: {message}" if where
-                           else f"{self.source}: {message}")
+def _checked_token(value: str) -> str:
+    if not value:
+        raise ValueError("must be a non-empty string, not a string")
+    if not _SCOPE_TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} may not contain spaces, quotes, backslashes "
+                         "or control characters")
+    return value
 
-    def policy(self, document: object) -> Policy:
-        if document is None:
-            raise self.fail("", "the policy file is empty (it needs a 'routes' list)")
-        top = self.mapping(document, "", _TOP_KEYS, what="the policy")
-        levels = self.acr_levels(top.get("acr_levels"))
-        default = top.get("default", DEFAULT_DENY)
-        if default not in (DEFAULT_DENY, DEFAULT_ALLOW):
-            raise self.fail("default", f"must be {DEFAULT_DENY!r} or {DEFAULT_ALLOW!r}, "
-                            f"not {default!r}")
-        if "routes" not in top:
-            raise self.fail("routes", "is required (a list of routes)")
-        routes = top["routes"]
-        if not isinstance(routes, list):
-            raise self.fail("routes", f"must be a list, not {_kind(routes)}")
-        rules = tuple(self.rule(i, r, levels) for i, r in enumerate(routes))
-        return Policy(rules, levels, default, self.source)
 
-    def acr_levels(self, value: object) -> AcrLevels:
-        if value is None:
-            return AcrLevels()
-        if not isinstance(value, list):
-            raise self.fail("acr_levels", f"must be a list (weakest first), not {_kind(value)}")
-        for i, level in enumerate(value):
-            self.token(level, f"acr_levels[{i}]")
+Token = Annotated[StrictStr, AfterValidator(_checked_token)]
+
+
+def _checked_method(value: object) -> str:
+    if not isinstance(value, str) or not _METHOD.fullmatch(value.upper()):
+        raise ValueError(f"{value!r} is not an HTTP method")
+    return value.upper()
+
+
+def _checked_scope_string(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a space-separated scope string")
+    for scope in value.split(" "):
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise ValueError(f"{scope!r} is not a valid scope (single spaces, "
+                             "no quotes or backslashes)")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _MatchModel(_Model):
+    host: StrictStr = "*"
+    path: StrictStr
+    methods: list[Annotated[object, AfterValidator(_checked_method)]] | StrictStr | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        HostPattern.parse(value)
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        PathPattern.parse(value)
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[object] | str | None) -> list[object] | str | None:
+        if isinstance(value, str):
+            return [_checked_method(value)]
+        if value is not None and not value:
+            raise ValueError("must be a non-empty list of HTTP methods")
+        return value
+
+
+class _RouteModel(_Model):
+    match: _MatchModel
+    public: StrictBool = False
+    audience: Token | None = None
+    scopes: list[Token] = Field(default_factory=list)
+    acr: Token | None = None
+    max_age: Annotated[StrictInt, Field(gt=0)] | None = None
+    strict: StrictBool | None = None
+    accept_stale: StrictBool = False
+    exchange_to: Token | None = None
+    exchange_scope: Annotated[StrictStr, AfterValidator(_checked_scope_string)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _RouteModel:
+        if self.public:
+            given = [k for k in _TOKEN_KEYS if k in self.model_fields_set]
+            if given:
+                raise _FieldError(given[0], "a public route needs no token, so it takes no "
+                                  "token rules")
+        if self.accept_stale and self.strict is True:
+            raise _FieldError("accept_stale", "a strict route cannot accept_stale")
+        if self.exchange_scope is not None and self.exchange_to is None:
+            raise _FieldError("exchange_scope", "needs exchange_to")
+        return self
+
+
+class _PolicyModel(_Model):
+    acr_levels: list[Token] = Field(default_factory=list)
+    default: Literal["deny", "allow-authenticated"] = DEFAULT_DENY
+    routes: list[_RouteModel]
+
+    @field_validator("acr_levels")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
         duplicates = sorted({v for v in value if value.count(v) > 1})
         if duplicates:
-            raise self.fail("acr_levels", f"lists {duplicates[0]!r} more than once")
-        return AcrLevels(value)
-
-    def rule(self, index: int, value: object, levels: AcrLevels) -> Rule:
-        where = f"routes[{index}]"
-        route = self.mapping(value, where, _ROUTE_KEYS, what="a route")
-        if "match" not in route:
-            raise self.fail(f"{where}.match", "is required (with at least a 'path')")
-        match = self.mapping(route["match"], f"{where}.match", _MATCH_KEYS, what="'match'")
-        public = self.boolean(route.get("public", False), f"{where}.public")
-        if public:
-            given = [k for k in _TOKEN_KEYS if k in route]
-            if given:
-                raise self.fail(f"{where}.{given[0]}",
-                                "a public route needs no token, so it takes no token rules")
-        acr = route.get("acr")
-        if acr is not None:
-            self.token(acr, f"{where}.acr")
-            if acr not in levels:
-                raise self.fail(f"{where}.acr",
-                                f"{acr!r} is not one of acr_levels {list(levels.values)!r}")
-        strict = route.get("strict")
-        accept_stale = self.boolean(route.get("accept_stale", False), f"{where}.accept_stale")
-        if accept_stale and strict is True:
-            raise self.fail(f"{where}.accept_stale", "a strict route cannot accept_stale")
-        exchange_scope = route.get("exchange_scope")
-        if exchange_scope is not None:
-            self.scope_string(exchange_scope, f"{where}.exchange_scope")
-            if "exchange_to" not in route:
-                raise self.fail(f"{where}.exchange_scope", "needs exchange_to")
-        return Rule(
-            index=index,
-            host=self.host(match.get("host", "*"), f"{where}.match.host"),
-            path=self.path(match.get("path"), f"{where}.match.path"),
-            methods=self.methods(match.get("methods"), f"{where}.match.methods"),
-            public=public,
-            audience=self.optional_token(route.get("audience"), f"{where}.audience"),
-            scopes=self.scopes(route.get("scopes"), f"{where}.scopes"),
-            acr=acr,
-            max_age=self.max_age(route.get("max_age"), f"{where}.max_age"),
-            strict=None if strict is None else self.boolean(strict, f"{where}.strict"),
-            accept_stale=accept_stale,
-            exchange_to=self.optional_token(route.get("exchange_to"), f"{where}.exchange_to"),
-            exchange_scope=exchange_scope)
-
-    # -- fields --------------------------------------------------------------------
-
-    def mapping(self, value: object, where: str, allowed: tuple[str, ...], *,
-                what: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"{what} must be a mapping, not {_kind(value)}")
-        for key in value:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                place = f"{where}.{key}" if where else str(key)
-                raise self.fail(place, f"unknown field{suggestion}; expected one of "
-                                f"{', '.join(allowed)}")
+            raise ValueError(f"lists {duplicates[0]!r} more than once")
         return value
 
-    def host(self, value: object, where: str) -> HostPattern:
-        if not isinstance(value, str):
-            raise self.fail(where, f"must be a string, not {_kind(value)}")
-        try:
-            return HostPattern.parse(value)
-        except PatternError as exc:
-            raise self.fail(where, str(exc)) from None
+    @model_validator(mode="after")
+    def _known_acr(self) -> _PolicyModel:
+        for index, route in enumerate(self.routes):
+            if route.acr is not None and route.acr not in self.acr_levels:
+                raise _FieldError(f"routes[{index}].acr", f"{route.acr!r} is not one of "
+                                  f"acr_levels {self.acr_levels!r}")
+        return self
 
-    def path(self, value: object, where: str) -> PathPattern:
-        if value is None:
-            raise self.fail(where, "is required ('/exact', '/prefix/*' or '/prefix/**')")
-        if not isinstance(value, str):
-            raise self.fail(where, f"must be a string, not {_kind(value)}")
-        try:
-            return PathPattern.parse(value)
-        except PatternError as exc:
-            raise self.fail(where, str(exc)) from None
+    def to_policy(self, source: str) -> Policy:
+        rules = tuple(
+            Rule(index=index, host=HostPattern.parse(route.match.host),
+                 path=PathPattern.parse(route.match.path),
+                 methods=(None if route.match.methods is None
+                          else frozenset(str(m) for m in route.match.methods)),
+                 public=route.public, audience=route.audience,
+                 scopes=frozenset(route.scopes), acr=route.acr, max_age=route.max_age,
+                 strict=route.strict, accept_stale=route.accept_stale,
+                 exchange_to=route.exchange_to, exchange_scope=route.exchange_scope)
+            for index, route in enumerate(self.routes))
+        return Policy(rules, AcrLevels(self.acr_levels), self.default, source)
 
-    def methods(self, value: object, where: str) -> frozenset[str] | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value:
-            raise self.fail(where, "must be a non-empty list of HTTP methods")
-        methods = []
-        for i, method in enumerate(value):
-            if not isinstance(method, str) or not _METHOD.fullmatch(method.upper()):
-                raise self.fail(f"{where}[{i}]", f"{method!r} is not an HTTP method")
-            methods.append(method.upper())
-        return frozenset(methods)
 
-    def scopes(self, value: object, where: str) -> frozenset[str]:
-        if value is None:
-            return frozenset()
-        if not isinstance(value, list):
-            raise self.fail(where, f"must be a list of scopes, not {_kind(value)}")
-        for i, scope in enumerate(value):
-            self.token(scope, f"{where}[{i}]")
-        return frozenset(value)
+class _FieldError(ValueError):
+    """A rule across fields; ``field`` is the place relative to the model that raised it."""
 
-    def scope_string(self, value: object, where: str) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, "must be a space-separated scope string")
-        for scope in value.split(" "):
-            if not _SCOPE_TOKEN.fullmatch(scope):
-                raise self.fail(where, f"{scope!r} is not a valid scope (single spaces, "
-                                "no quotes or backslashes)")
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
-    def max_age(self, value: object, where: str) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise self.fail(where, f"must be a positive number of seconds, not {value!r}")
-        return value
 
-    def boolean(self, value: object, where: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(where, f"must be true or false, not {value!r}")
-        return value
+# -- pydantic's first error, in the policy file's words -------------------------------
 
-    def optional_token(self, value: object, where: str) -> str | None:
-        if value is None:
-            return None
-        self.token(value, where)
-        assert isinstance(value, str)
-        return value
+_WHAT: Final = {"match": "'match'", "routes": "a route"}
+_PLAIN: Final = {
+    "bool_type": "must be true or false, not {input!r}",
+    "int_type": "must be a positive number of seconds, not {input!r}",
+    "greater_than": "must be a positive number of seconds, not {input!r}",
+    "literal_error": f"must be {DEFAULT_DENY!r} or {DEFAULT_ALLOW!r}, not {{input!r}}",
+}
 
-    def token(self, value: object, where: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise self.fail(where, f"must be a non-empty string, not {_kind(value)}")
-        if not _SCOPE_TOKEN.fullmatch(value):
-            raise self.fail(where, f"{value!r} may not contain spaces, quotes, backslashes "
-                            "or control characters")
+
+def _explain(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    loc = [part for part in error["loc"] if not _is_union_branch(part)]
+    kind, value = error["type"], error.get("input")
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _FieldError):
+        loc = [*loc, *_split(cause.field)]
+        return f"{_place(loc)}: {cause}"
+    place = _place(loc)
+    last = loc[-1] if loc else ""
+    if kind == "invalid_key":
+        return f"{value!r}: unknown field; field names are strings"
+    if kind == "missing":
+        hint = {"match": " (with at least a 'path')", "routes": " (a list of routes)",
+                "path": " ('/exact', '/prefix/*' or '/prefix/**')"}.get(str(last), "")
+        return f"{place}: is required{hint}"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        close = difflib.get_close_matches(str(last), allowed, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{place}: unknown field{suggestion}; expected one of {', '.join(allowed)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        parent = loc[-2] if len(loc) > 1 and isinstance(last, int) else last
+        what = _WHAT.get(str(parent), "it")
+        return f"{place}: {what} must be a mapping, not {_kind(value)}"
+    if kind == "list_type":
+        noun = {"scopes": "a list of scopes", "acr_levels": "a list (weakest first)",
+                "methods": "a non-empty list of HTTP methods"}.get(str(last), "a list")
+        return f"{place}: must be {noun}, not {_kind(value)}"
+    if kind == "string_type":
+        if last in ("host", "path"):
+            return f"{place}: must be a string, not {_kind(value)}"
+        if last == "exchange_scope":
+            return f"{place}: must be a space-separated scope string"
+        return f"{place}: must be a non-empty string, not {_kind(value)}"
+    if kind in _PLAIN:
+        return f"{place}: {_PLAIN[kind].format(input=value)}"
+    message = str(cause) if cause is not None else error["msg"]
+    return f"{place}: {message}"
+
+
+def _is_union_branch(part: object) -> bool:
+    # pydantic names the branch of a union it tried ("list[...]", "str", "function-after")
+    return isinstance(part, str) and ("[" in part or part in {"str", "function-after"})
+
+
+def _split(field: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for piece in field.split("."):
+        name, _, index = piece.partition("[")
+        parts.append(name)
+        if index:
+            parts.append(int(index.rstrip("]")))
+    return parts
+
+
+def _place(loc: list[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _allowed_keys(loc: list[str | int]) -> list[str]:
+    names = [part for part in loc[:-1] if isinstance(part, str)]
+    model: type[BaseModel] = _PolicyModel
+    if names[-1:] == ["match"]:
+        model = _MatchModel
+    elif names[-1:] == ["routes"]:
+        model = _RouteModel
+    return list(model.model_fields)
 
 
 def _kind(value: object) -> str:

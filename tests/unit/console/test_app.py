@@ -198,7 +198,7 @@ async def test_values_are_escaped_everywhere(console: ConsoleDriver,
     for page in pages:
         assert page.status_code == 200
         assert "<script>" not in page.text and "<img" not in page.text
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;&#x27;&quot;" in page.text, page.url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;&#39;&#34;" in page.text, page.url
     confirm = await console.revoke("user", user.user_id, confirm=False)
     assert "<script>" not in confirm.text
 

@@ -150,3 +150,23 @@ async def test_login_form_post_needs_its_csrf_token(console: ConsoleDriver) -> N
         "username": "root", "password": "correct horse battery", "csrf_token": "0" * 64})
     assert response.status_code == 400
     assert "tessera_session" not in response.cookies
+
+
+def test_console_csrf_tokens_are_bound_to_browser_admin_session_and_time() -> None:
+    from tessera.console.gate import Csrf
+
+    clock = FixedClock(1_700_000_000.0)
+    csrf = Csrf(b"k" * 32, clock, cookie="c")
+    token, fresh = csrf.issue({}, "sid-1")
+    assert fresh is not None and len(fresh) >= 16
+    cookies = {"c": fresh}
+    assert csrf.issue(cookies, "sid-1")[1] is None  # a usable cookie is kept
+    assert csrf.check(cookies, token, "sid-1")
+    assert not csrf.check(cookies, token, "sid-2")          # another admin session
+    assert not csrf.check(cookies, token, "login")          # another form
+    assert not csrf.check({"c": "x" * 32}, token, "sid-1")  # another browser
+    assert not csrf.check({}, token, "sid-1")
+    assert not csrf.check(cookies, None, "sid-1")
+    assert not csrf.check(cookies, token + "x", "sid-1")
+    clock.advance(901)
+    assert not csrf.check(cookies, token, "sid-1")          # expired

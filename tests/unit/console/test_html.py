@@ -1,4 +1,5 @@
-"""HTML helpers: escaping, quoting of attributes, the CSP's style hash, exported names."""
+"""Console pages: autoescaped templates, quoted attributes, the CSP's style hash, UTC
+times, exported names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import hashlib
 import re
 
 import tessera.console
-from tessera.console.html import PAGE_HEADERS, button_form, esc, link, page, url, when
+from tessera.console.html import PAGE_HEADERS, render, url, when
+from tessera.console.views import error_view, forbidden_view, login_view
 
 
 def test_exported_names() -> None:
@@ -15,12 +17,16 @@ def test_exported_names() -> None:
 
 
 def test_values_are_escaped_and_attributes_quoted() -> None:
-    assert esc("<a href='x'>&\"") == "&lt;a href=&#x27;x&#x27;&gt;&amp;&quot;"
-    assert esc(None) == ""
-    assert link("/x?a=1&b=<2>", "t'") == "<a href='/x?a=1&amp;b=&lt;2&gt;'>t&#x27;</a>"
-    form = button_form("/console/revoke", {"target": "' onfocus='x"}, csrf="c", label="<b>")
-    assert "value='&#x27; onfocus=&#x27;x'" in form and "&lt;b&gt;" in form
-    assert "name='csrf_token' value='c'" in form
+    html = login_view("/console", csrf="c'><script>", next_path="/console/x?a=1&b=<2>",
+                      message="<b>hi</b>", error="it's \"bad\"", username="' onfocus='x",
+                      tenant="t").decode()
+    assert "<script>" not in html and "<b>hi</b>" not in html
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html
+    assert "value='&#39; onfocus=&#39;x'" in html
+    assert "name='csrf_token' value='c&#39;&gt;&lt;script&gt;'" in html
+    assert "value='/console/x?a=1&amp;b=&lt;2&gt;'" in html
+    assert "it&#39;s &#34;bad&#34;" in html
+    assert "&lt;" in error_view(None, "<x>").decode()
 
 
 def test_url_drops_empty_parameters() -> None:
@@ -34,9 +40,10 @@ def test_times_are_utc() -> None:
 
 
 def test_the_inline_style_is_the_one_the_csp_allows() -> None:
-    html = page("t", esc("x")).decode()
-    style = re.search(r"<style>(.*?)</style>", html, re.S)
-    assert style
-    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
-    assert f"style-src 'sha256-{digest}'" in PAGE_HEADERS["content-security-policy"]
-    assert "<script" not in html
+    for html in (forbidden_view("/console").decode(), render("error.html", message="x")
+                 .decode()):
+        style = re.search(r"<style>(.*?)</style>", html, re.S)
+        assert style
+        digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+        assert f"style-src 'sha256-{digest}'" in PAGE_HEADERS["content-security-policy"]
+        assert "<script" not in html
