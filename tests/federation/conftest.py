@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -67,6 +68,17 @@ def free_port() -> int:
 
 
 def _install() -> Path:
+    """Once per machine; xdist workers wait for each other on a file lock."""
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    with (WORKDIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _install_locked()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install_locked() -> Path:
     peer = PEERS / "oidc-provider"
     if shutil.which("node") is None or shutil.which("npm") is None:
         _unavailable("node and npm are not installed")
@@ -74,8 +86,13 @@ def _install() -> Path:
         _unavailable(f"node-oidc-provider peer not found at {peer}")
     WORKDIR.mkdir(parents=True, exist_ok=True)
     for name in ("package.json", "package-lock.json"):
-        (WORKDIR / name).write_bytes((peer / name).read_bytes())
-    (WORKDIR / "upstream.mjs").write_bytes((Path(__file__).parent / "upstream.mjs").read_bytes())
+        if not (WORKDIR / name).is_file() or \
+                (WORKDIR / name).read_bytes() != (peer / name).read_bytes():
+            (WORKDIR / name).write_bytes((peer / name).read_bytes())
+    script = (Path(__file__).parent / "upstream.mjs").read_bytes()
+    if not (WORKDIR / "upstream.mjs").is_file() or \
+            (WORKDIR / "upstream.mjs").read_bytes() != script:
+        (WORKDIR / "upstream.mjs").write_bytes(script)
     lock = hashlib.sha256((WORKDIR / "package-lock.json").read_bytes()).hexdigest()
     stamp = WORKDIR / ".lock-sha256"
     if not ((WORKDIR / "node_modules" / "oidc-provider").is_dir() and stamp.is_file()
