@@ -231,8 +231,9 @@ class BrowserEndpoints:
                                                      params.get("password") or "",
                                                      client_host=oauth.client_host)
         except LoginFailed as exc:
-            return self._login_form(oauth, params, authz, error=str(exc), username=username,
-                                    status=429 if exc.throttled else 401)
+            return await self._login_form_with_providers(
+                oauth, params, authz, error=str(exc), username=username,
+                status=429 if exc.throttled else 401)
         if await self._id.totp.enrolled(user.user_id):
             cookie = self._csrf_cookie(oauth)
             assert cookie is not None  # _csrf_ok
