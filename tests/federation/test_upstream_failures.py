@@ -124,6 +124,29 @@ async def test_malformed_upstream_answers_are_refused(fed: Fed, answer: str) -> 
     assert await _users(fed) == 0
 
 
+async def test_callback_from_another_issuer_is_refused(fed: Fed) -> None:
+    """RFC 9207: an authorization response whose ``iss`` is not the provider's (a mix-up
+    attack) is refused before the code is used."""
+    provider = await idps.add_provider(fed.identity, name="corp", issuer="https://idp.example",
+                                       client_id="tessera", client_secret="s3cret")
+    from tessera.identity.compose import derive_key
+    from tessera.identity.federation.endpoints import FEDERATION_COOKIE
+    from tessera.identity.login.csrf import timed_serializer
+
+    serializer = timed_serializer(
+        derive_key(fed.identity.settings.key_encryption_key(), "federation-state"),
+        "tessera-federation-state", fed.identity.clock)
+    cookie = serializer.dumps({"i": provider.idp_id, "s": "st-1", "n": "n", "v": "v",
+                               "f": {}, "m": None})
+    async with httpx.AsyncClient(cookies={FEDERATION_COOKIE: str(cookie)}) as browser:
+        page = await browser.get(f"{fed.url}/federation/{provider.idp_id}/callback",
+                                 params={"code": "c", "state": "st-1",
+                                         "iss": "https://attacker.example"})
+    assert page.status_code == 502
+    [row] = await audit_rows(fed.identity, events.FEDERATION_UPSTREAM_FAILED)
+    assert "RFC 9207" in row.fields["detail"]
+
+
 async def test_callback_without_a_started_login_is_refused(fed: Fed) -> None:
     provider = await idps.add_provider(fed.identity, name="corp", issuer="https://idp.example",
                                        client_id="tessera", client_secret="s3cret")

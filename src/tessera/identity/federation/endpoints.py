@@ -189,6 +189,10 @@ class FederationEndpoints:
         code = params.get("code")
         if not code:
             return self._done(_html(error_page(expired), 400))
+        returned_iss = params.get("iss")
+        if returned_iss is not None and returned_iss != provider.issuer:  # RFC 9207 mix-up
+            return self._done(await self._failed(provider, UpstreamRefused(
+                "the authorization response names another issuer (RFC 9207)")))
         try:
             authz = await self._id.authorize.parse(Params(sorted(dict(pending["f"]).items())))
             claims, userinfo = await self._fed.client(provider).finish(
