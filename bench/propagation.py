@@ -16,6 +16,13 @@ Self-contained: it seeds a SQLite store in a temporary directory, starts ``tesse
 - raw redis: N plain redis-py processes in a blocking ``XREAD`` loop on another stream;
   lag = time read minus time just before ``XADD``. The floor tessera sits on.
 
+Over Redis, the lag is split into stages (issue 15 item 1): a tap in this process reads
+the same stream with a blocking ``XREAD`` and stamps each event as it arrives, so each
+revocation gives: request → recorded (the event's ``at``: HTTP, client authentication,
+token check), recorded → response (commit + answer; the commit is at most this),
+recorded → XREAD (commit + relay pick-up + XADD + Redis delivery, seen by the tap), and
+XREAD → applied (the verifier's own read, parse and apply; same wake-up as the tap).
+
 Revocations are sequential (the next one is sent once every verifier saw the previous
 one), after a warm-up. Prints a table; the last line is one JSON object with the N = max
 keys (``p50_ms``, ``p99_ms``, ``raw_redis_p99_ms``, ``ratio_p99``) and per-N extras.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -36,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -275,12 +284,62 @@ def start_service(procs: Procs, workdir: Path, redis_url: str, stream: str) -> S
 # -- one measurement ------------------------------------------------------------------------
 
 
+class StreamTap:
+    """A blocking XREAD on the service's stream, in a thread of this process: when each
+    event (by key) reached a Redis reader, and the ``at`` it carries."""
+
+    def __init__(self, redis_url: str, stream: str) -> None:
+        self._client = redis.Redis.from_url(redis_url)
+        self._stream = stream
+        last = self._client.xrevrange(stream, count=1)
+        self._cursor = last[0][0] if last else b"0-0"
+        self.seen: dict[str, tuple[float, float]] = {}
+        """event key → (its ``at``, time.time() when the tap read it)"""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            reply = self._client.xread({self._stream: self._cursor}, block=200, count=100)
+            now = time.time()
+            for _name, entries in reply or []:
+                for entry_id, fields in entries:
+                    self._cursor = entry_id
+                    raw = fields.get(b"e")
+                    if raw is not None:
+                        event = orjson.loads(raw)
+                        self.seen[str(event["key"])] = (float(event["at"]), now)
+
+    def wait_for(self, key: str, timeout: float = 5.0) -> tuple[float, float] | None:
+        deadline = time.monotonic() + timeout
+        while key not in self.seen and time.monotonic() < deadline:
+            self._stop.wait(0.001)
+        return self.seen.get(key)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._client.close()
+
+
+def _jti(token: str) -> str:
+    payload = token.split(".")[1]
+    return str(orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+               ["jti"])
+
+
+STAGES = ("request→recorded", "recorded→response", "recorded→XREAD", "XREAD→applied")
+
+
 @dataclass
 class Result:
     kind: str
     n: int
     lags_ms: list[float]
     after_record_ms: list[float] = field(default_factory=list)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    """Over Redis: the lag split into ``STAGES`` (see the module docstring)."""
     """From the event's ``at`` (stamped by the service while handling the revoke, before
     its commit) to applied: commit + relay + bus + verifier."""
 
@@ -326,7 +385,12 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
            "--redis-url", redis_url, "--stream", stream]
     lags: list[float] = []
     after_record: list[float] = []
-    with started_agents(procs, n, cmd, f"{kind}-agent") as readers:
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    tap = StreamTap(redis_url, stream) if kind == "redis" else None
+    with contextlib.ExitStack() as stack:
+        if tap is not None:
+            stack.callback(tap.close)
+        readers = stack.enter_context(started_agents(procs, n, cmd, f"{kind}-agent"))
         for i, token in enumerate(tokens):
             for proc in readers.procs:
                 send(proc, {"op": "watch", "id": i, "token": token})
@@ -340,6 +404,7 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
             response = http.post("/revoke", data={"token": token,
                                                   "token_type_hint": "access_token"},
                                  auth=(service.svc_id, service.svc_secret))
+            answered = time.time()
             response.raise_for_status()
             seen = readers.wait_all(
                 lambda m, i=i: m.get("event") == "rejected" and m.get("id") == i,
@@ -348,7 +413,15 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                 lags.extend((m["at"] - sent) * 1000 for m in seen)
                 after_record.extend((m["at"] - m["event_at"]) * 1000 for m in seen
                                     if m.get("event_at"))
-    return Result(kind, n, lags, after_record)
+                tapped = tap.wait_for(_jti(token)) if tap is not None else None
+                if tapped is not None:
+                    at, read = tapped
+                    stages["request→recorded"].append((at - sent) * 1000)
+                    stages["recorded→response"].append((answered - at) * 1000)
+                    stages["recorded→XREAD"].append((read - at) * 1000)
+                    stages["XREAD→applied"].extend((m["at"] - read) * 1000 for m in seen)
+    return Result(kind, n, lags, after_record,
+                  {k: v for k, v in stages.items() if v})
 
 
 def measure_raw(procs: Procs, *, n: int, revocations: int, redis_url: str) -> Result:
@@ -445,6 +518,17 @@ def main() -> None:
             if result.after_record_ms:
                 summary[f"{prefix}_n{n}_recorded_to_applied_p50_ms"] = round(
                     pct(result.after_record_ms, 50), 3)
+    for n in counts:
+        result = results.get(("redis", n))
+        if result is None or not result.stages_ms:
+            continue
+        parts = "; ".join(f"{name} {pct(v, 50):.2f}/{pct(v, 99):.2f}"
+                          for name, v in result.stages_ms.items())
+        print(f"{n:>3}  stages over Redis, p50/p99 ms: {parts}")
+        for name, values in result.stages_ms.items():
+            key = name.replace("→", "_to_").replace("XREAD", "xread").lower()
+            summary[f"redis_n{n}_{key}_p50_ms"] = round(pct(values, 50), 3)
+            summary[f"redis_n{n}_{key}_p99_ms"] = round(pct(values, 99), 3)
     print("recorded→applied: from the event's `at` (stamped by the service while handling "
           "the revoke, before its commit)\nto applied at the verifier: SQLite commit + outbox "
           "relay (outbox read, XADD) + bus + apply. The rest of\nthe lag is the revoke "

@@ -1,6 +1,6 @@
 """Token endpoint benchmark: Tessera against node-oidc-provider, same load, same machine.
 
-    .venv/bin/python bench/token_endpoint.py                  # ~2.5 min, 20 s per run
+    .venv/bin/python bench/token_endpoint.py                  # ~5 min, 20 s per run
     .venv/bin/python bench/token_endpoint.py --duration 5     # quick look
     .venv/bin/python bench/token_endpoint.py --no-peer        # Tessera only
 
@@ -14,7 +14,16 @@ Tessera (``tessera serve --workers N``, SQLite in a temp dir). Both get the same
 - token introspection of a valid access token, client-authenticated (the peer can only
   introspect opaque tokens, so its token is opaque; Tessera's is its JWT);
 - Tessera only: the refresh_token grant with rotation, from a different load tool (16
-  asyncio workers, one refresh chain each, see _refresh.py).
+  asyncio workers, one refresh chain each, see _refresh.py), on SQLite and — with
+  ``--pg-url`` or ``TESSERA_TEST_POSTGRES_URL`` — on PostgreSQL (``--pg-workers`` 2, a
+  scratch database), followed in the same run by pgbench's tpcb-like load (same
+  connection count and duration) on the same server: the engine's own ceiling;
+- the machine's ceiling for the same request shape: a bare Starlette app (_baseline.py)
+  on uvicorn with the same worker count, and on granian when it is installed
+  (``pip install -e '.[bench]'``), under the same wrk load; every Tessera figure is
+  also given as a fraction of it;
+- a per-stage breakdown of each request (parse, client authentication, grant logic,
+  signing, store, audit, response, framework), in process (_stages.py).
 
 Every run is bracketed by checks: sample responses must be 200 with a JWT that verifies
 against the server's JWKS (or ``"active": true``), wrk must see no errors and no non-2xx,
@@ -45,9 +54,11 @@ from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
 import jwt
+from _baseline import server_command
 from _peer import CLIENT_ID as PEER_CLIENT_ID
 from _peer import CLIENT_SECRET as PEER_CLIENT_SECRET
 from _peer import install_peer, peer_version, start_peer
+from _pg import run_pgbench, scratch_database
 from _procs import CLK_TCK, Procs, Started, box_ticks, free_port, tree_ticks, wait_http
 from _refresh import login_chains, run_refresh_load
 from _wrk import LoadResult, ensure_wrk, lua_script, run_wrk
@@ -327,6 +338,157 @@ def bench_tessera(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path,
     return results
 
 
+def bench_tessera_pg(args: argparse.Namespace, procs: Procs, tmp: Path) -> list[LoadResult]:
+    """Refresh rotation on PostgreSQL (``--pg-workers`` workers, a scratch database),
+    then pgbench tpcb-like on the same server: the engine's ceiling, same run."""
+    results = []
+    with scratch_database(args.pg_url, "tessera_bench") as url:
+        port = free_port()
+        data = tmp / "pg-data"
+        env = {**os.environ, "TESSERA_DATA_DIR": str(data), "TESSERA_DATABASE_URL": url,
+               "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
+               "TESSERA_KEYS__ALGORITHM": args.algorithm,
+               "TESSERA_KEYS__ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32))
+               .rstrip(b"=").decode()}
+        tessera = _tessera_bin()
+        subprocess.run([tessera, "db", "upgrade"], env=env, cwd=tmp, check=True,
+                       capture_output=True, timeout=120)
+        audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+        client = _cli(tessera, env, tmp, "clients", "create", "--name", "bench",
+                      "--grant", "refresh_token", "--grant", "authorization_code",
+                      "--grant", "client_credentials", "--redirect-uri", REDIRECT,
+                      "--scope", "api:read api:write", "--audience", audience)
+        _cli(tessera, env, tmp, "users", "create", "--username", USERNAME,
+             "--password-stdin", stdin=PASSWORD + "\n")
+        base = f"http://127.0.0.1:{port}"
+        log = tmp / "tessera-serve-pg.log"
+        srv = procs.start("tessera-pg", [tessera, "serve", "--host", "127.0.0.1", "--port",
+                                         str(port), "--workers", str(args.pg_workers)],
+                          env=env, cwd=tmp, log=log)
+        try:
+            wait_http(base + "/healthz", srv, timeout=60)
+            time.sleep(0.5)
+            print(f"# tessera on PostgreSQL: pid {srv.pid}, {args.pg_workers} worker(s)",
+                  flush=True)
+            auth = _basic(client["client_id"], client["client_secret"])
+            body = (f"grant_type=client_credentials&scope=api:read&resource="
+                    f"{quote(audience, safe='')}")
+            check = Checker(base, "/token", auth, body, alg=args.algorithm,
+                            audience=audience, issuer=base)
+            results.append(_refresh_run(args, srv, base, port, client, audience, check,
+                                        label="POST /token refresh_token (PostgreSQL)"))
+            _alive(srv)
+        finally:
+            procs.stop(srv)
+    with scratch_database(args.pg_url, "tessera_pgbench") as url:
+        _quiet(args)
+        b0, t0 = box_ticks(), time.monotonic()
+        pg = run_pgbench(url, clients=args.conns, threads=2, seconds=args.duration)
+        b1 = box_ticks()
+        tot, idle = b1[0] - b0[0], b1[1] - b0[1]
+        results.append(LoadResult(
+            side="pg", label="pgbench tpcb-like (same server)", tool="pgbench -j2",
+            conns=pg.clients, requests=pg.transactions,
+            duration_s=round(time.monotonic() - t0, 2), rps=pg.tps, p50_ms=pg.latency_ms,
+            p99_ms=0.0, max_ms=0.0, errors=0, non2xx=0, server_cpu_cores=0.0,
+            box_busy_pct=round(100 * (tot - idle) / tot, 1) if tot else 0.0,
+            client_cpu_cores=0.0, checks=[f"latency avg {pg.latency_ms:.2f} ms"]))
+    return results
+
+
+def bench_baseline(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path
+                   ) -> list[LoadResult]:
+    """The bare-probe ceiling: the same wrk load (token body, Basic auth) on a trivial
+    Starlette app, uvicorn and granian, ``--workers`` workers each."""
+    results = []
+    body = "grant_type=client_credentials&scope=api:read"
+    auth = _basic("probe", "probe")
+    for server in ("uvicorn", "granian"):
+        port = free_port()
+        cmd = server_command(server, port, args.workers)
+        if cmd is None:
+            print(f"# bare probe: {server} not installed, skipped", flush=True)
+            continue
+        srv = procs.start(f"probe-{server}", cmd, env=dict(os.environ), cwd=tmp,
+                          log=tmp / f"probe-{server}.log")
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", srv, timeout=30)
+            _warmup(srv.pid, args.conns, f"http://127.0.0.1:{port}/token", lua, body, auth,
+                    min(args.warmup, 2))
+            probe = measure(args, side="probe", label=f"bare Starlette POST ({server})",
+                            server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                            url=f"http://127.0.0.1:{port}/token", lua=lua, body=body,
+                            auth=auth)
+            _require_clean(probe)
+            results.append(probe)
+        finally:
+            procs.stop(srv)
+    return results
+
+
+def stage_breakdown(args: argparse.Namespace) -> dict[str, Any] | None:
+    """_stages.py in a subprocess (its own data dir and environment)."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "_stages.py"),
+                           "--algorithm", args.algorithm, "-n", str(args.stages_n)],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          cwd=REPO / "bench")
+    if proc.returncode != 0:
+        print(f"# stage breakdown failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def print_stages(stages: dict[str, Any]) -> None:
+    print(f"per-stage breakdown, in process, one request at a time ({stages['store']}, "
+          f"{stages['algorithm']}; µs of wall time per request):")
+    for name in ("client_credentials", "introspect", "refresh_token"):
+        row = stages.get(name)
+        if isinstance(row, dict):
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k != "total")
+            print(f"  {name:20s} total {row['total']:7.0f}: {parts}")
+    print(f"  introspection answered from the in-memory revocation state: "
+          f"{stages.get('introspect_from_memory')}")
+    print()
+
+
+def _biggest(stages: dict[str, Any] | None, name: str) -> str:
+    row = (stages or {}).get(name)
+    if not isinstance(row, dict):
+        return "no stage breakdown"
+    top = sorted(((v, k) for k, v in row.items() if k != "total"), reverse=True)[:2]
+    return ", ".join(f"{k} {v:.0f} µs" for v, k in top) + f" of {row['total']:.0f} µs"
+
+
+def print_targets(out: dict[str, Any]) -> None:
+    """Each issue-15 target: met or not, and the stage that holds it back."""
+    stages = out.get("stages_us")
+    rows = [
+        ("token endpoint >= 2x peer", out.get("ratio"), 2.0, "client_credentials"),
+        ("introspection >= 2x peer", out.get("introspect_ratio"), 2.0, "introspect"),
+        ("refresh on PostgreSQL >= 1000/s", out.get("refresh_pg_rps"), 1000.0,
+         "refresh_token"),
+        ("refresh >= 50% of pgbench TPS", out.get("refresh_pg_of_pgbench"), 0.5,
+         "refresh_token"),
+    ]
+    print("targets:")
+    for label, value, goal, stage in rows:
+        if value is None:
+            print(f"  {label:34s} not measured")
+            continue
+        verdict = "met" if value >= goal else "MISSED"
+        print(f"  {label:34s} {value:9.2f} {verdict}; largest stages: "
+              f"{_biggest(stages, stage)}")
+    p99 = out.get("p99_ms")
+    if p99 is not None:
+        print(f"  {'token endpoint p99 <= 10 ms':34s} {p99:9.2f} "
+              f"{'met' if p99 <= 10 else 'MISSED'}")
+    for key in ("tessera_of_probe", "introspect_of_probe", "refresh_of_probe",
+                "peer_of_probe"):
+        if out.get(key) is not None:
+            print(f"  {key:34s} {out[key]:9.3f} of the bare uvicorn probe")
+    print()
+
+
 def _count_lines(path: Path) -> int:
     try:
         with path.open("rb") as fh:
@@ -336,7 +498,8 @@ def _count_lines(path: Path) -> int:
 
 
 def _refresh_run(args: argparse.Namespace, srv: Started, base: str, port: int,
-                 client: dict[str, Any], audience: str, check: Checker) -> LoadResult:
+                 client: dict[str, Any], audience: str, check: Checker,
+                 label: str = "POST /token refresh_token (rotating)") -> LoadResult:
     chains = asyncio.run(login_chains(
         base, count=args.conns, client_id=client["client_id"], secret=client["client_secret"],
         redirect=REDIRECT, username=USERNAME, password=PASSWORD, scope="api:read",
@@ -356,7 +519,7 @@ def _refresh_run(args: argparse.Namespace, srv: Started, base: str, port: int,
 
     tot, idle = b1[0] - b0[0], b1[1] - b0[1]
     result = LoadResult(
-        side="tessera", label="POST /token refresh_token (rotating)",
+        side="tessera", label=label,
         tool="asyncio x16 chains", conns=len(chains), requests=len(lat),
         duration_s=round(stats.elapsed_s, 2), rps=stats.ok / stats.elapsed_s,
         p50_ms=pct(50), p99_ms=pct(99), max_ms=1000 * lat[-1] if lat else 0.0,
@@ -418,7 +581,11 @@ def summary(args: argparse.Namespace, results: list[LoadResult]) -> dict[str, An
     p_cc = _find(results, "peer", "POST /token cc")
     t_in = _find(results, "tessera", "POST /introspect")
     p_in = _find(results, "peer", "POST /token/introspection")
-    t_rt = _find(results, "tessera", "POST /token refresh")
+    t_rt = _find(results, "tessera", "POST /token refresh_token (rotating)")
+    t_pg = _find(results, "tessera", "POST /token refresh_token (PostgreSQL)")
+    pgb = _find(results, "pg", "pgbench")
+    probe = _find(results, "probe", "bare Starlette POST (uvicorn)")
+    granian = _find(results, "probe", "bare Starlette POST (granian)")
 
     def r1(x: float | None) -> float | None:
         return None if x is None else round(x, 1)
@@ -446,7 +613,21 @@ def summary(args: argparse.Namespace, results: list[LoadResult]) -> dict[str, An
         "peer_cpu_us_per_req": p_cc.cpu_us_per_req if p_cc else None,
         "other_cpu_cores_max": max((r.other_cpu_cores for r in results), default=None),
         "checks_ok": all(r.ok for r in results),
+        "refresh_pg_rps": r1(t_pg.rps) if t_pg else None,
+        "refresh_pg_p99_ms": r2(t_pg.p99_ms) if t_pg else None,
+        "pgbench_tps": r1(pgb.rps) if pgb else None,
+        "refresh_pg_of_pgbench": round(t_pg.rps / pgb.rps, 3) if t_pg and pgb and pgb.rps
+        else None,
+        "pg_workers": args.pg_workers if t_pg else None,
+        "probe_rps": r1(probe.rps) if probe else None,
+        "probe_granian_rps": r1(granian.rps) if granian else None,
     }
+    if probe and probe.rps:
+        for key, r in (("tessera_of_probe", t_cc), ("introspect_of_probe", t_in),
+                       ("refresh_of_probe", t_rt), ("peer_of_probe", p_cc)):
+            out[key] = round(r.rps / probe.rps, 3) if r else None
+    if p_in and t_in and p_in.rps:
+        out["introspect_ratio"] = round(t_in.rps / p_in.rps, 3)
     return out
 
 
@@ -462,7 +643,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conns", type=int, default=16, help="connections / workers (16)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="tessera serve --workers (default: cpu count)")
-    p.add_argument("--algorithm", choices=sorted(ALG_PATH), default="RS256")
+    p.add_argument("--algorithm", choices=sorted(ALG_PATH), default="ES256",
+                   help="access token algorithm on both sides (ES256, the default)")
+    p.add_argument("--pg-url", default=os.environ.get("TESSERA_BENCH_POSTGRES_URL")
+                   or os.environ.get("TESSERA_TEST_POSTGRES_URL"),
+                   help="PostgreSQL server for the refresh run and pgbench (a scratch "
+                        "database is created and dropped); default "
+                        "$TESSERA_BENCH_POSTGRES_URL or $TESSERA_TEST_POSTGRES_URL")
+    p.add_argument("--pg-workers", type=int, default=2, help="workers on PostgreSQL (2)")
+    p.add_argument("--no-pg", action="store_true", help="skip PostgreSQL and pgbench")
+    p.add_argument("--no-probe", action="store_true", help="skip the bare-probe ceiling")
+    p.add_argument("--no-stages", action="store_true", help="skip the stage breakdown")
+    p.add_argument("--stages-n", type=int, default=1000,
+                   help="requests per endpoint for the stage breakdown (1000)")
     p.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
     p.add_argument("--no-refresh", action="store_true", help="skip the refresh_token run")
     p.add_argument("--peers-dir", type=Path,
@@ -505,9 +698,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.duration}s per run (+{args.warmup}s warm-up), {args.algorithm}, "
               f"tessera --workers {args.workers}; lua {lua}", flush=True)
         env, client = setup_tessera(args, tmp)
+        if not args.no_probe:
+            results += bench_baseline(args, procs, lua, tmp)
         if not args.no_peer:
             results += bench_peer(args, procs, lua)
         results += bench_tessera(args, procs, lua, tmp, env, client)
+        if args.pg_url and not args.no_pg and not args.no_refresh:
+            results += bench_tessera_pg(args, procs, tmp)
+        stages = None if args.no_stages else stage_breakdown(args)
     except KeyboardInterrupt:
         print("\n# interrupted: stopping servers", file=sys.stderr)
         return 130
@@ -523,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print_table(results)
+    if stages:
+        print_stages(stages)
     t_cc = _find(results, "tessera", "POST /token cc")
     p_cc = _find(results, "peer", "POST /token cc")
     if t_cc and p_cc:
@@ -535,6 +735,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{t_cc.extra.get('audit_json_lines')} JSON audit lines on stderr")
     print(f"total {time.monotonic() - started:.0f}s")
     out = summary(args, results)
+    if stages:
+        out["stages_us"] = {k: v for k, v in stages.items() if isinstance(v, dict)}
+    print_targets(out)
     if args.results:
         with args.results.open("a") as fh:
             for r in results:

@@ -77,9 +77,9 @@ SLOS = (
     Slo("refresh", "Refresh", 0.99,
         "refresh_token grant requests that succeed (invalid_grant, temporarily_unavailable "
         "and server_error count as failures)",
-        errors=_rate(f'tessera_token_request_seconds_count{{grant="refresh_token",'
+        errors=_rate(f'tessera_token_request_seconds_count{{grant_type="refresh_token",'
                      f'{_REFRESH_BAD}}}'),
-        total=_rate('tessera_token_request_seconds_count{grant="refresh_token"}'),
+        total=_rate('tessera_token_request_seconds_count{grant_type="refresh_token"}'),
         runbook="README.md#tesserarefresherrorbudgetburn"),
     Slo("logout-completion", "LogoutCompletion", 0.99,
         "revocations applied by every live verifier within 5 s of their commit (what "

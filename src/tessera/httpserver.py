@@ -47,6 +47,7 @@ from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
 from tessera.settings import ServerSettings
+from tessera.tls_scope import DEFAULT_CLIENT_CERT_HEADER, ClientCertificateScope
 
 __all__ = ["BoundedConfig", "BoundedHttpToolsProtocol", "run"]
 
@@ -76,6 +77,8 @@ class BoundedConfig(uvicorn.Config):
         self.max_header_bytes = limits.max_header_bytes
         self.header_timeout = limits.header_timeout
         self.max_connections = limits.max_connections
+        self.client_cert_proxies = tuple(limits.client_cert_proxies)
+        self.client_cert_header = limits.client_cert_header
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -108,6 +111,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         self._start_head_timer()
+        self._attach_client_certificate(transport)
+
+    def _attach_client_certificate(self, transport: asyncio.Transport) -> None:
+        """The ASGI TLS extension for this connection (``tls_scope``): its verified peer
+        certificate, or a trusted proxy's forwarded one; never a header from elsewhere."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        peer = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app = ClientCertificateScope(
+            self.app, peer_cert=peer or None,
+            trusted_proxies=getattr(self.config, "client_cert_proxies", ()),
+            header=getattr(self.config, "client_cert_header", DEFAULT_CLIENT_CERT_HEADER))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()

@@ -56,6 +56,11 @@ class TokenSettings(BaseModel):
     come later: for this long, and only while the successor has never been used, the
     same pair is issued again. Once the successor was used, presenting the old token is
     theft and revokes the family. 0: only ``refresh_grace_seconds`` applies."""
+    introspection_max_lag: float = Field(2.0, ge=0, le=30)
+    """Introspection of a JWT access token answers from the in-memory revocation state
+    (the verifiers' one, fed by this process's outbox relay) while that state holds a
+    relay watermark at most this many seconds old and every event this process committed;
+    otherwise it reads the store. Keep it above ``bus.heartbeat``. 0: always the store."""
     authorization_code_ttl: int = Field(60, ge=10, le=600)
     """Authorization codes are single-use and short-lived (RFC 6749 §4.1.2)."""
     leeway: int = Field(30, ge=0, le=60)
@@ -63,10 +68,15 @@ class TokenSettings(BaseModel):
 
 
 class KeySettings(BaseModel):
-    algorithm: str = "RS256"
-    """Signing algorithm of new keys: RS256 (default), ES256 or EdDSA. RS256 is the
-    default because verification dominates: RS256 verifies ~5× faster than Ed25519 here
-    (bench/verify.py), and every token is verified far more often than it is signed."""
+    algorithm: str = "ES256"
+    """Signing algorithm of access tokens: ES256 (default), RS256 or EdDSA. ES256 signs in
+    ~25 µs where RS256 takes ~250 µs, and verifies in ~65 µs (RS256: ~20 µs, Ed25519:
+    ~100 µs): the cheapest sum for a token signed once and verified a handful of times
+    (docs/performance.md). The ring holds an active key of this algorithm and one of
+    ``id_token_algorithm``; JWKS publishes both."""
+    id_token_algorithm: str = "RS256"
+    """Signing algorithm of ID tokens (and of what relying parties verify with the OIDC
+    defaults): RS256, which OIDC Core §15.1 requires every party to support."""
     encryption_key: str | None = None
     """Base64url 32-byte key-encryption key for private keys at rest. When unset with the
     embedded SQLite store, one is generated into ``<data_dir>/kek`` (mode 0600)."""
@@ -88,7 +98,7 @@ class KeySettings(BaseModel):
                              "`tessera keys generate-kek`")
         return value
 
-    @field_validator("algorithm")
+    @field_validator("algorithm", "id_token_algorithm")
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in ("RS256", "ES256", "EdDSA"):
@@ -156,6 +166,13 @@ class ServerSettings(BaseModel):
     ``X-Forwarded-Proto`` are believed (uvicorn's ``forwarded_allow_ips``). Empty: the
     peer address is the client's; behind a proxy, every client would then share the
     proxy's address in the per-address throttles."""
+    client_cert_proxies: list[str] = []
+    """Addresses of TLS-terminating proxies whose client-certificate header
+    (``client_cert_header``, nginx ``$ssl_client_escaped_cert``) is believed for mutual TLS
+    (RFC 8705). The header is removed from every other request. Empty: only certificates
+    of Tessera's own TLS listener (``tessera serve --tls-client-ca``) count."""
+    client_cert_header: str = "x-ssl-client-cert"
+    """The header such a proxy puts the URL-encoded PEM client certificate in."""
     max_connections: int = Field(1000, ge=1, le=100_000)
     """Open connections one worker process accepts; a connection beyond it gets ``503``
     with ``Retry-After: 1`` and is closed at once. Keep it below the process's open-file
@@ -286,6 +303,42 @@ class FederationSettings(BaseModel):
     events (RFC 8936)."""
 
 
+class SessionBoundSettings(BaseModel):
+    """Global defaults for the bounds of the identity service's own login sessions
+    (docs/sessions.md); a tenant overrides any of them with ``tessera tenants
+    set-session-policy``. 0 means no bound."""
+
+    idle_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds a session may go unused (no request with its cookie, no token refresh)
+    before it ends. 0: no idle timeout."""
+    absolute_timeout: int = Field(0, ge=0, le=366 * 86400)
+    """Seconds after sign-in when a session ends however much it is used. 0: none."""
+    max_sessions: int = Field(0, ge=0, le=10_000)
+    """Concurrent active sessions per user. 0: no limit."""
+    on_limit: Literal["refuse", "end_oldest"] = "refuse"
+    """At the limit: ``refuse`` the new sign-in, or ``end_oldest`` (revoke the user's
+    oldest session through the outbox, like any revocation)."""
+    touch_interval: float = Field(60.0, ge=0, le=3600)
+    """A session's ``last_seen_at`` is written at most this often (seconds): idle
+    timeouts are exact to within it, and a busy browser costs no write per request."""
+
+
+class DeviceSettings(BaseModel):
+    """The device authorization grant, RFC 8628 (docs/sessions.md)."""
+
+    enabled: bool = True
+    """Serve ``/device_authorization`` and ``/device``, accept the device code grant and
+    advertise ``device_authorization_endpoint``."""
+    code_ttl: int = Field(600, ge=60, le=3600)
+    """Seconds a device code and its user code stay usable (``expires_in``)."""
+    interval: int = Field(5, ge=1, le=60)
+    """Minimum seconds between polls of the token endpoint (``interval``); a faster poll
+    gets ``slow_down`` and 5 more seconds (RFC 8628 §3.5)."""
+    user_code_attempts_per_minute: int = Field(10, ge=1, le=1000)
+    """User codes one address may submit at ``/device`` per ``security.throttle_window``
+    (RFC 8628 §5.1: brute-forcing user codes)."""
+
+
 class DPoPSettings(BaseModel):
     """DPoP, RFC 9449 (docs/dpop.md): sender-constrained tokens at the token endpoint."""
 
@@ -388,6 +441,8 @@ class Settings(BaseSettings):
     dpop: DPoPSettings = DPoPSettings()
     account: AccountSettings = AccountSettings()
     federation: FederationSettings = FederationSettings()
+    sessions: SessionBoundSettings = SessionBoundSettings()
+    device: DeviceSettings = DeviceSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = MetricsSettings()
     server: ServerSettings = ServerSettings()

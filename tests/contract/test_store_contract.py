@@ -268,6 +268,23 @@ async def test_refresh_families_and_tokens_round_trip(any_store: Store, graph: G
             [graph.family.family_id, second.family_id])
 
 
+async def test_get_chain_reads_token_family_and_session_at_once(any_store: Store,
+                                                                 graph: Graph) -> None:
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.refresh.get_chain(graph.token.token_hash) == (
+            graph.token, graph.family, graph.session)
+        assert await uow.refresh.get_chain("nope") is None
+    async with any_store.unit_of_work() as uow:
+        await uow.sessions.revoke(graph.session.sid, at=NOW + 5, reason="test")
+        await uow.refresh.revoke_family(graph.family.family_id, at=NOW + 5, reason="test")
+    async with any_store.unit_of_work(read_only=True) as uow:
+        chain = await uow.refresh.get_chain(graph.token.token_hash)
+        assert chain is not None
+        assert chain[1].revoked_at == NOW + 5 and not chain[2].active
+        assert chain == (graph.token, await uow.refresh.get_family(graph.family.family_id),
+                         await uow.sessions.get(graph.session.sid))
+
+
 async def test_rotate_wins_once_and_records_the_successor(any_store: Store,
                                                           graph: Graph) -> None:
     digest = graph.token.token_hash

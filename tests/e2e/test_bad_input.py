@@ -192,7 +192,7 @@ async def test_lying_or_broken_content_length_with_a_large_body(
 
 
 @pytest.mark.parametrize("grant_type", [
-    "password", "implicit", "urn:ietf:params:oauth:grant-type:device_code",
+    "password", "implicit", "urn:ietf:params:oauth:grant-type:saml2-bearer",
     "urn:ietf:params:oauth:grant-type:jwt-bearer", "CLIENT_CREDENTIALS",
     "client_credentials ", "x" * 8000])
 async def test_unknown_grant_types(tessera: TesseraDriver, grant_type: str) -> None:

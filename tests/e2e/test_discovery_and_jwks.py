@@ -66,7 +66,8 @@ async def _jwks(tessera: TesseraDriver) -> dict[str, Any]:
 
 async def test_jwks_publishes_public_keys_only(tessera: TesseraDriver) -> None:
     keys = (await _jwks(tessera))["keys"]
-    assert len(keys) == 2  # active + next
+    assert len(keys) == 4  # active + next, for ES256 (access tokens) and RS256 (ID tokens)
+    assert sorted(k["alg"] for k in keys) == ["ES256", "ES256", "RS256", "RS256"]
     kids = [k["kid"] for k in keys]
     assert len(set(kids)) == len(kids)
     for key in keys:
@@ -101,6 +102,7 @@ async def test_user_access_token_verifies_from_jwks_alone(tessera: TesseraDriver
     token = tokens["access_token"]
     header = jwt.get_unverified_header(token)
     assert header["typ"] == "at+jwt" and header["kid"] in {k["kid"] for k in jwks["keys"]}
+    assert header["alg"] == "ES256"  # the default: cheap to sign and to verify
     claims = _verify_with_pyjwt(jwks, token, audience="https://api.example")
     assert claims["client_id"] == app.client_id and claims["scope"] == "api:read openid"
     assert claims["exp"] - claims["iat"] == 300
@@ -143,3 +145,8 @@ async def test_id_token_verifies_from_jwks_alone(tessera: TesseraDriver) -> None
                         audience=app.client_id, issuer=ISSUER)
     assert claims["azp"] == app.client_id and claims["auth_time"] <= claims["iat"]
     assert header["typ"] != "at+jwt"
+    assert header["alg"] == "RS256"  # OIDC Core §15.1, while access tokens are ES256
+    access_alg = jwt.get_unverified_header(tokens["access_token"])["alg"]
+    meta = (await tessera.http.get("/.well-known/openid-configuration")).json()
+    assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert meta["access_token_signing_alg_values_supported"] == [access_alg]

@@ -1,6 +1,7 @@
 """Key rotation (DESIGN §5): next → active → retiring → retired. Tokens signed before a
 rotation keep verifying while their key is retiring; JWKS never shows retired keys and
-shows the next key before it signs."""
+shows the next key before it signs. The ring holds one active key per algorithm in use
+(ES256 access tokens, RS256 ID tokens by default); each rotates on its own."""
 
 from __future__ import annotations
 
@@ -16,17 +17,17 @@ from tests.e2e.helpers import audit_rows, client_token, logged_in, refresh
 from tests.support import TesseraDriver
 
 
-async def _kids(tessera: TesseraDriver) -> set[str]:
+async def _kids(tessera: TesseraDriver, alg: str | None = "ES256") -> set[str]:
     jwks: dict[str, Any] = (await tessera.http.get("/jwks")).json()
-    return {k["kid"] for k in jwks["keys"]}
+    return {k["kid"] for k in jwks["keys"] if alg is None or k["alg"] == alg}
 
 
 def _kid(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
-async def _rotate(identity: Identity) -> dict[str, str]:
-    changes = await identity.key_manager.rotate(actor="test")
+async def _rotate(identity: Identity, alg: str | None = "ES256") -> dict[str, str]:
+    changes = await identity.key_manager.rotate(actor="test", alg=alg)
     await identity.reload_keys()
     return changes
 
@@ -95,3 +96,27 @@ async def test_id_token_hint_signed_by_a_retiring_key_still_logs_out(
     response = await tessera.http.get("/logout", params={"id_token_hint": tokens["id_token"]})
     assert response.status_code == 200
     assert (await tessera.introspect(app, tokens["access_token"]))["active"] is False
+
+
+async def test_each_algorithm_rotates_on_its_own(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    app, tokens = await logged_in(tessera)
+    access_kid, id_kid = _kid(tokens["access_token"]), _kid(tokens["id_token"])
+    assert jwt.get_unverified_header(tokens["id_token"])["alg"] == "RS256"
+    [next_rs] = await _kids(tessera, "RS256") - {id_kid}
+    [next_es] = await _kids(tessera, "ES256") - {access_kid}
+
+    changes = await _rotate(identity, "RS256")
+    assert changes[id_kid] == "retiring" and changes[next_rs] == "active"
+    assert access_kid not in changes
+    again = await tessera.login_tokens(app, username="alice")
+    assert _kid(again["id_token"]) == next_rs and _kid(again["access_token"]) == access_kid
+
+    everything = await _rotate(identity, None)  # `tessera keys rotate`: every algorithm
+    assert everything[access_kid] == "retiring" and everything[next_es] == "active"
+    assert everything[next_rs] == "retiring"
+    assert len(await _kids(tessera, None)) == 7  # 2 × (next, active) + 3 retiring
+    rotated = await audit_rows(identity, events.KEY_ROTATED)
+    assert len(rotated) == 3
+    for token in (tokens["access_token"], again["access_token"]):
+        assert (await tessera.introspect(app, token))["active"] is True

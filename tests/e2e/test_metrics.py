@@ -41,14 +41,14 @@ async def test_issuance_refresh_reuse_and_errors_are_counted(
                                 refresh_token=first)).status_code == 400  # reuse
     await identity.audit.aclose()
     m = await scrape(tessera.http)
-    assert m[("tessera_tokens_issued_total", (("grant", "client_credentials"),))] == 3
-    assert m[("tessera_tokens_issued_total", (("grant", "authorization_code"),))] == 1
-    assert m[("tessera_tokens_issued_total", (("grant", "refresh_token"),))] == 1
+    assert m[("tessera_tokens_issued_total", (("grant_type", "client_credentials"),))] == 3
+    assert m[("tessera_tokens_issued_total", (("grant_type", "authorization_code"),))] == 1
+    assert m[("tessera_tokens_issued_total", (("grant_type", "refresh_token"),))] == 1
     assert m[("tessera_refresh_reuse_detected_total", ())] == 1
     assert m[("tessera_token_request_errors_total",
-              (("error", "invalid_client"), ("grant", "client_credentials")))] == 1
+              (("error", "invalid_client"), ("grant_type", "client_credentials")))] == 1
     assert m[("tessera_token_request_seconds_count",
-              (("grant", "client_credentials"), ("outcome", "ok")))] == 3
+              (("grant_type", "client_credentials"), ("outcome", "ok")))] == 3
     assert m[("tessera_revocations_total", (("kind", "session"),))] == 1
 
 

@@ -157,3 +157,28 @@ async def test_per_client_policy_limits_audience_scope_lifetime_and_depth(
         "error"] == "invalid_scope"
     deeper = await exchange(tessera, gw, ok.json()["access_token"])
     assert deeper.json()["error"] == "invalid_grant"  # act chain would exceed depth 1
+
+
+async def test_exchange_without_a_target_keeps_the_subject_tokens_audience(
+        tessera: TesseraDriver) -> None:
+    """RFC 8693 §2.1: neither ``audience`` nor ``resource`` → the subject token's own
+    audience (what openid-client sends for a scope-only narrowing), not invalid_target."""
+    web = await tessera.web_client()
+    await tessera.user()
+    user_token = (await tessera.login_tokens(web, scope="openid api:read api:write"))[
+        "access_token"]
+    gw = await gateway(tessera)
+    data = {"grant_type": EXCHANGE, "subject_token": user_token, "subject_token_type": AT,
+            "scope": "api:read"}
+    response = await tessera.token(gw, **data)
+    assert response.status_code == 200, response.text
+    new, old = claims(response.json()["access_token"]), claims(user_token)
+    assert new["aud"] == old["aud"] and new["scope"] == "api:read"
+    assert new["act"] == {"sub": gw.client_id} and new["exp"] <= old["exp"]
+    # without scope either: the subject's scopes the client may hold
+    plain = await tessera.token(gw, **{k: v for k, v in data.items() if k != "scope"})
+    assert plain.status_code == 200, plain.text
+    assert claims(plain.json()["access_token"])["aud"] == old["aud"]
+    # narrowing still cannot widen
+    broader = await tessera.token(gw, **(data | {"scope": "api:admin"}))
+    assert broader.status_code == 400 and broader.json()["error"] == "invalid_scope"

@@ -323,5 +323,5 @@ async def test_a_store_failure_at_the_token_endpoint_is_counted(
     assert bad.status_code == 400  # other errors are not store errors
     metrics = (await http.get("/metrics", headers=METRICS_AUTH)).text
     assert 'tessera_store_errors_total{endpoint="token"} 1.0' in metrics
-    assert ('tessera_token_request_seconds_count{grant="refresh_token",'
+    assert ('tessera_token_request_seconds_count{grant_type="refresh_token",'
             'outcome="temporarily_unavailable"} 1.0') in metrics

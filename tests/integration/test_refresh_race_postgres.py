@@ -82,7 +82,8 @@ async def test_concurrent_refreshes_rotate_once_and_all_get_the_same_pair(
         assert [r.status_code for r in responses] == [200] * N, [r.text for r in responses]
         bodies = [r.json() for r in responses]
         assert len({b["refresh_token"] for b in bodies}) == 1
-        assert len({b["access_token"] for b in bodies}) == 1
+        # the same access token: same header and claims (ES256 signatures are randomized)
+        assert len({b["access_token"].rsplit(".", 1)[0] for b in bodies}) == 1
         new = bodies[0]["refresh_token"]
         assert new != old
         assert all(p.peak > 1 for p in pools), "the requests did not overlap in the database"

@@ -151,7 +151,9 @@ async def test_a_lost_response_then_a_retry_within_grace_gets_the_same_pair(
     retried = await refresh(instance.driver, app, old)
     assert retried.status_code == 200, retried.text
     assert retried.json()["refresh_token"] == lost.json()["refresh_token"]
-    assert retried.json()["access_token"] == lost.json()["access_token"]
+    # the same access token: same header and claims (ES256 signatures are randomized)
+    assert (retried.json()["access_token"].rsplit(".", 1)[0]
+            == lost.json()["access_token"].rsplit(".", 1)[0])
     assert (await family_state(any_store, old)).generations == {0: 1, 1: 1}
 
     following = await refresh(instance.driver, app, retried.json()["refresh_token"])

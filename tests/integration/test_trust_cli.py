@@ -176,8 +176,8 @@ def test_clients_lifecycle(data: Path) -> None:
     deleted = ok(run(data, "clients", "delete", "--client-id", client_id))
     assert deleted["status"] == "deleted" and outbox(data)[-1] == ("client.revoked", client_id)
     refused(run(data, "clients", "delete", client_id), "no client")
-    refused(run(data, "clients", "disable", "a", "--client-id", "b"), "name the client once")
-    refused(run(data, "clients", "disable"), "name the client once")
+    refused(run(data, "clients", "disable", "a", "--client-id", "b"), "give CLIENT_ID once")
+    refused(run(data, "clients", "disable"), "missing CLIENT_ID")
     public = ok(run(data, "clients", "create", "--name", "spa", "--grant",
                     "authorization_code", "--redirect-uri", "https://spa.example/cb",
                     "--public"))

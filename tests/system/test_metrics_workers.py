@@ -20,11 +20,11 @@ from tests.system._procs import TESSERA, Proc, Seed, free_port, poll, seed, serv
 
 TOKEN = "scrape-" + "k" * 40
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-ISSUED = ("tessera_tokens_issued_total", (("grant", "client_credentials"),))
+ISSUED = ("tessera_tokens_issued_total", (("grant_type", "client_credentials"),))
 OK_COUNT = ("tessera_token_request_seconds_count",
-            (("grant", "client_credentials"), ("outcome", "ok")))
+            (("grant_type", "client_credentials"), ("outcome", "ok")))
 REFUSED = ("tessera_token_request_errors_total",
-           (("error", "invalid_client"), ("grant", "client_credentials")))
+           (("error", "invalid_client"), ("grant_type", "client_credentials")))
 WORKERS = ("tessera_worker_processes", ())
 _PID_FILE = re.compile(r"[a-z_]+_(\d+)\.db")
 

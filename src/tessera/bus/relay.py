@@ -5,8 +5,12 @@ It resumes from the bus's own ``last_seq``, so a relay that crashed between comm
 publish (or a bus that was down) catches up when it runs again: events are delayed, never
 dropped. Publishing is idempotent by seq, so several relays (one per worker process) may
 feed the same bus. One relay per bus: an outage of one bus never holds up another.
-``notify()`` wakes it at once after a local commit; a short poll picks up commits made by
-other processes (the CLI, other workers).
+``notify()`` wakes it at once after a local commit. Commits made by other processes (the
+CLI, other workers) wake it too where the store can tell: PostgreSQL LISTEN/NOTIFY
+(``SqlStore.listen_outbox``), while which the relay only wakes by itself for its
+heartbeat (``event_driven``); on SQLite a watch on the database files
+(``SqlStore.watch_files``) wakes it, and a short poll stays the safety net, as it is when
+the listening connection is lost.
 
 A bus that lost content is noticed three ways, and each leads to republishing from the
 outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the
@@ -50,9 +54,15 @@ class OutboxRelay:
         self._marked: tuple[int, float] | None = None
         """(head, at) of the last watermark this relay wrote."""
         self._task: asyncio.Task[None] | None = None
+        self.event_driven = False
+        """Every outbox commit, of any process, calls ``notify``: no need to poll."""
 
     def notify(self) -> None:
         self._wake.set()
+
+    def set_event_driven(self, on: bool) -> None:
+        self.event_driven = on
+        self._wake.set()  # re-arm the wait with the new interval
 
     def start(self) -> None:
         if self._task is None:
@@ -72,8 +82,9 @@ class OutboxRelay:
                 await asyncio.sleep(self._retry)
                 continue
             if not moved:
+                wait = self._heartbeat if self.event_driven else self._poll
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
 
     async def relay_once(self) -> int:

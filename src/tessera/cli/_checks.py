@@ -284,14 +284,17 @@ async def _signing_keys(settings: Settings, store: SqlStore,
                         f"key(s) {', '.join(unopened)}",
                         "set TESSERA_KEYS__ENCRYPTION_KEY to the key they were sealed "
                         "with (the same on every instance)")]
-    key = active[0]
-    found = [Finding("signing_keys", "ok", f"active {key.kid} ({key.alg}); {len(rows)} "
+    names = ", ".join(f"{r.kid} ({r.alg})" for r in active)
+    found = [Finding("signing_keys", "ok", f"active {names}; {len(rows)} "
                      "published key(s), all unsealed by the KEK")]
-    if key.alg != settings.keys.algorithm:
-        found.append(Finding("signing_keys", "warn", f"the active key is {key.alg}, "
-                             f"TESSERA_KEYS__ALGORITHM is {settings.keys.algorithm}",
-                             "expected during an algorithm change: it takes effect with "
-                             "the next rotations"))
+    algs = {r.alg for r in active}
+    for name, alg in (("TESSERA_KEYS__ALGORITHM", settings.keys.algorithm),
+                      ("TESSERA_KEYS__ID_TOKEN_ALGORITHM", settings.keys.id_token_algorithm)):
+        if alg not in algs:
+            found.append(Finding("signing_keys", "warn", f"no active {alg} key, "
+                                 f"{name} is {alg}",
+                                 "expected during an algorithm change: the next "
+                                 "`tessera serve` adds the keys"))
     return found
 
 

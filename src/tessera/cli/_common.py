@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -16,9 +17,10 @@ from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
 
-__all__ = ["built_identity", "echo_json", "fail", "run_json", "run_with_identity"]
+__all__ = ["built_identity", "echo_json", "fail", "identifier", "run_json", "run_with_identity"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> None:
@@ -73,3 +75,28 @@ def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
         fail(str(exc))
         return
     echo_json(result)
+
+
+def identifier(param: str, *, metavar: str, help: str = "") -> Callable[[F], F]:
+    """Take an identifier either as the command's argument or as ``--<param>`` (one name
+    per idea: ``tessera sessions show SID`` and ``… show --sid SID`` are the same), once.
+    The command receives it as ``param``."""
+    flag = "--" + param.replace("_", "-")
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def resolved(*args: Any, **kwargs: Any) -> Any:
+            given = kwargs.pop(f"{param}_arg"), kwargs.pop(f"{param}_opt")
+            if given[0] is not None and given[1] is not None and given[0] != given[1]:
+                fail(f"give {metavar} once ({metavar} or {flag})")
+            value = given[0] if given[0] is not None else given[1]
+            if value is None:
+                fail(f"missing {metavar} (give it as the argument or as {flag})")
+            return command(*args, **{param: value}, **kwargs)
+
+        with_option = click.option(flag, f"{param}_opt", default=None, metavar=metavar,
+                                   help=help or f"Same as the {metavar} argument.")(resolved)
+        return cast(F, click.argument(f"{param}_arg", metavar=f"[{metavar}]",
+                                      required=False)(with_option))
+
+    return decorate

@@ -34,8 +34,9 @@ __all__ = ["ConfigurationError", "OperatorErrors", "describe_validation", "expla
            "explained", "load_settings", "masked_url", "raise_configuration"]
 
 _PREFIXES = {"Settings": "TESSERA_", "TracingSettings": "TESSERA_TRACING__",
-             "VerifierSettings": "TESSERA_VERIFIER_", "GatewaySettings": "TESSERA_GATEWAY_"}
-_NESTED = {"Settings": "__", "TracingSettings": "__"}
+             "VerifierSettings": "TESSERA_VERIFIER_", "GatewaySettings": "TESSERA_GATEWAY_",
+             "BffSettings": "TESSERA_BFF_"}
+_NESTED = {"Settings": "__", "TracingSettings": "__", "BffSettings": "__"}
 _DB = "TESSERA_DATABASE_URL"
 _KEK = "TESSERA_KEYS__ENCRYPTION_KEY"
 

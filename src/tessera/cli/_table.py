@@ -1,4 +1,4 @@
-"""Readable terminal output for operators: tables, key/value blocks, UTC times.
+"""Readable terminal output for operators: tables, key/value blocks, UTC times, progress bars.
 
 Rendering is ``rich``'s; this module only decides how Tessera's values read in a cell.
 Machine-readable output is ``--json`` (``_common.echo_json``); these are for people.
@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
 
 import click
 from rich.box import Box
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-__all__ = ["echo_fields", "echo_table", "format_table", "when"]
+__all__ = ["echo_fields", "echo_table", "format_table", "progress", "when"]
 
 _MAX_CELL: Final = 60
 # a header, a rule of ASCII dashes under it, no other lines: greppable, diffable output
@@ -97,3 +105,14 @@ def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:
 
 def _is_number(text: str) -> bool:
     return text.replace(".", "", 1).lstrip("-").isdigit()
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for bulk commands; yields ``advance(n)``. The JSON or text
+    result stays alone on stdout."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

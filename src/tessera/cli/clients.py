@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import click
 
-from tessera.cli._common import echo_json, fail, run_json, run_with_identity
+from tessera.cli._common import echo_json, fail, identifier, run_json, run_with_identity
 from tessera.identity import admin, client_admin
+from tessera.identity.client_keys import AUTH_METHOD_CHOICES, ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.standing import client_tenant
 
@@ -25,7 +26,8 @@ def clients() -> None:
 @clients.command()
 @click.option("--name", required=True)
 @click.option("--grant", "grants", multiple=True, required=True,
-              help="Grant type; repeat for several.")
+              help="Grant type; repeat for several. Aliases: device_code "
+                   "(urn:ietf:params:oauth:grant-type:device_code), token_exchange.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
@@ -39,22 +41,58 @@ def clients() -> None:
 @click.option("--subject-audience", "subject_audiences", multiple=True, metavar="AUD",
               help="Token exchange trust: the client may exchange subject tokens addressed "
                    "to AUD (the resource it fronts); repeat for several.")
+@click.option("--access-token-format", type=click.Choice(["jwt", "reference"]),
+              default="jwt", show_default=True,
+              help="reference: opaque access tokens, valid only through introspection.")
+@click.option("--auth-method", type=click.Choice(list(AUTH_METHOD_CHOICES)), default=None,
+              help="Token endpoint authentication (default: a client secret, or none for "
+                   "--public). private_key_jwt and workload_identity need no secret.")
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="private_key_jwt / self_signed_tls_client_auth: the client's public "
+                   "keys, a JWK Set file.")
+@click.option("--jwks-uri", default=None,
+              help="private_key_jwt: where the client publishes its JWK Set (https).")
+@click.option("--tls-subject-dn", default=None,
+              help="tls_client_auth (RFC 8705): the subject DN of the client's certificate, "
+                   "e.g. 'CN=orders,O=Example'.")
+@click.option("--workload-issuer", default=None,
+              help="workload_identity: the iss of the workload's JWT-SVID / service-account "
+                   "token.")
+@click.option("--workload-subject", default=None,
+              help="workload_identity: its sub, spiffe://… or "
+                   "system:serviceaccount:<ns>:<name>.")
+@click.option("--workload-jwks-file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="workload_identity: trust bundle / issuer keys (JWK Set).")
+@click.option("--workload-jwks-uri", default=None,
+              help="workload_identity: the issuer's JWKS URL (https).")
 def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tuple[str, ...],
            post_logout_uris: tuple[str, ...], scope: str, audiences: tuple[str, ...],
-           tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...]) -> None:
+           tenant: str | None, third_party: bool, subject_audiences: tuple[str, ...],
+           access_token_format: str, auth_method: str | None, jwks_file: str | None,
+           jwks_uri: str | None, tls_subject_dn: str | None,
+           workload_issuer: str | None, workload_subject: str | None,
+           workload_jwks_file: str | None, workload_jwks_uri: str | None) -> None:
     """Register a client; prints JSON with client_id and client_secret (shown once)."""
+    keys = ClientKeys(
+        auth_method=auth_method, access_token_format=access_token_format,
+        jwks=_read(jwks_file), jwks_uri=jwks_uri, workload_issuer=workload_issuer,
+        workload_subject=workload_subject, workload_jwks=_read(workload_jwks_file),
+        workload_jwks_uri=workload_jwks_uri, tls_subject_dn=tls_subject_dn)
 
     async def work(identity: Identity) -> dict[str, object]:
         client, secret = await admin.create_client(
             identity, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_uris, scope=scope, audiences=audiences,
-            tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences)
+            tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences,
+            keys=keys)
         return {"client_id": client.client_id, "client_secret": secret,
                 "grant_types": sorted(client.grant_types), "scope": " ".join(
                     sorted(client.scopes)), "audiences": list(client.audiences),
                 "redirect_uris": list(client.redirect_uris), "public": client.public,
                 "tenant": client_tenant(client), "third_party": client.third_party,
-                "subject_audiences": list(client.subject_audiences)}
+                "subject_audiences": list(client.subject_audiences),
+                "token_endpoint_auth_method": client.token_endpoint_auth_method,
+                "access_token_format": client.access_token_format}
 
     try:
         echo_json(run_with_identity(work))
@@ -71,23 +109,28 @@ def list_clients() -> None:
             found = await uow.clients.all()
         return [{"client_id": c.client_id, "name": c.name, "public": c.public,
                  "grant_types": sorted(c.grant_types), "tenant": client_tenant(c),
-                 "disabled": c.disabled, "third_party": c.third_party} for c in found]
+                 "disabled": c.disabled, "third_party": c.third_party,
+                 "token_endpoint_auth_method": c.token_endpoint_auth_method,
+                 "access_token_format": c.access_token_format} for c in found]
 
     echo_json(run_with_identity(work))
 
 
-def _client_id(argument: str | None, option: str | None) -> str:
-    if (argument is None) == (option is None) or (argument and option and argument != option):
-        fail("name the client once: CLIENT_ID or --client-id")
-    return str(argument or option)
+def _read(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read(256 * 1024)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}")
+        raise  # unreachable: fail exits
 
 
 def _verb(verb: str, help_text: str) -> None:
     @clients.command(verb, help=help_text)
-    @click.argument("client_id_arg", metavar="CLIENT_ID", required=False)
-    @click.option("--client-id", "client_id_opt", default=None)
-    def command(client_id_arg: str | None, client_id_opt: str | None) -> None:
-        client_id = _client_id(client_id_arg, client_id_opt)
+    @identifier("client_id", metavar="CLIENT_ID")
+    def command(client_id: str) -> None:
 
         async def work(identity: Identity) -> dict[str, object]:
             if verb == "rotate-secret":

@@ -19,10 +19,15 @@ def keys() -> None:
 
 
 @keys.command()
-def rotate() -> None:
-    """next → active → retiring → retired, and a fresh next key. Running services pick the
-    new active key up within ``keys.reload_seconds``; verifiers already know it from JWKS."""
-    echo_json(run_with_identity(lambda identity: identity.key_manager.rotate(actor="cli")))
+@click.option("--alg", type=click.Choice(["RS256", "ES256", "EdDSA"]), default=None,
+              help="Rotate only this algorithm's keys (default: every algorithm in use).")
+def rotate(alg: str | None) -> None:
+    """next → active → retiring → retired, and a fresh next key, for each algorithm the
+    ring signs with (access tokens: ``keys.algorithm``, ID tokens:
+    ``keys.id_token_algorithm``). Running services pick the new active keys up within
+    ``keys.reload_seconds``; verifiers already know them from JWKS."""
+    echo_json(run_with_identity(
+        lambda identity: identity.key_manager.rotate(actor="cli", alg=alg)))
 
 
 @keys.command("ls")

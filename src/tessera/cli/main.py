@@ -8,6 +8,7 @@ import click
 
 from tessera.cli import (
     audit,
+    bff,
     clients,
     db,
     demo,
@@ -49,6 +50,7 @@ cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
 cli.add_command(idps.idps)
+cli.add_command(bff.bff)
 
 
 def main() -> None:

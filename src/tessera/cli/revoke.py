@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from tessera.cli._common import echo_json, fail, run_with_identity
+from tessera.cli._table import progress
 from tessera.cli.sessions import resolve_users
 from tessera.identity import admin
 from tessera.identity.compose import Identity
@@ -196,6 +197,5 @@ async def _with_progress(run: Callable[[Callable[[int], None] | None], Awaitable
                          length: int, *, label: str, show: bool) -> int:
     if not show:
         return await run(None)
-    with click.progressbar(length=length, label=label, show_pos=True,
-                           file=sys.stderr) as bar:
-        return await run(bar.update)
+    with progress(length, label) as advance:
+        return await run(advance)

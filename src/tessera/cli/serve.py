@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import shutil
+import ssl
 from collections.abc import Iterable, Iterator
 
 import click
@@ -48,14 +49,28 @@ async def _bootstrap_keys(settings: Settings) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Worker processes (use the number of cores for throughput).")
-@click.option("--issuer", default=None, help="Issuer URL (default: http://HOST:PORT).")
-def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
+@click.option("--issuer", default=None,
+              help="Issuer URL (default: http://HOST:PORT, https with --tls-cert).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --tls-cert (PEM).")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Ask clients for a certificate issued by this CA (PEM): mutual TLS for "
+                   "tls_client_auth and certificate-bound tokens (RFC 8705). Optional per "
+                   "connection: browsers and other clients still connect without one.")
+def serve(host: str, port: int, workers: int, issuer: str | None, tls_cert: str | None,
+          tls_key: str | None, tls_client_ca: str | None) -> None:
     """Run the identity service."""
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca and not tls_cert):
+        raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca "
+                               "needs them")
     os.environ["TESSERA_SERVER__WORKERS"] = str(workers)  # the workers read it too
     if issuer:
         os.environ["TESSERA_ISSUER"] = issuer
     elif "TESSERA_ISSUER" not in os.environ:
-        os.environ["TESSERA_ISSUER"] = f"http://{host}:{port}"
+        scheme = "https" if tls_cert else "http"
+        os.environ["TESSERA_ISSUER"] = f"{scheme}://{host}:{port}"
     settings = load_settings()
     with explained(settings):
         if settings.is_sqlite:
@@ -70,7 +85,7 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
                "server_header": False, "limits": settings.server,
                # open event-feed streams must not hold a shutdown forever: followers
                # reconnect (to another worker) and resume from their cursor
-               "timeout_graceful_shutdown": 3}
+               "timeout_graceful_shutdown": 3, **_tls_options(tls_cert, tls_key, tls_client_ca)}
     if settings.metrics.public and settings.metrics.token is None \
             and settings.metrics.port is None:
         click.echo("tessera: warning: /metrics is public (metrics.public)", err=True)
@@ -84,6 +99,19 @@ def serve(host: str, port: int, workers: int, issuer: str | None) -> None:
     service = IdentityService(settings)  # one in-process worker: its registry is ours
     with _metrics_listener(settings, _deferred_registry(service)):
         httpserver.run(service, **options)  # type: ignore[arg-type]
+
+
+def _tls_options(cert: str | None, key: str | None, client_ca: str | None
+                 ) -> dict[str, object]:
+    """uvicorn's ssl options. With a client CA, a certificate is requested and verified
+    against it (``CERT_OPTIONAL``: one without a certificate still connects; a wrong one
+    fails the handshake); ``httpserver`` hands the verified one to the app."""
+    if cert is None:
+        return {}
+    options: dict[str, object] = {"ssl_certfile": cert, "ssl_keyfile": key}
+    if client_ca is not None:
+        options |= {"ssl_ca_certs": client_ca, "ssl_cert_reqs": int(ssl.CERT_OPTIONAL)}
+    return options
 
 
 @contextlib.contextmanager

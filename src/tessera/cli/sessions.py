@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tessera.cli._common import echo_json, fail, run_with_identity
+from tessera.cli._common import echo_json, fail, identifier, run_with_identity
 from tessera.cli._table import echo_fields, echo_table, when
 from tessera.core.refresh import RefreshFamily
 from tessera.core.sessions import Session
@@ -31,7 +31,9 @@ def session_view(session: Session, user: User | None = None) -> dict[str, Any]:
         "auth_time": session.auth_time, "created_at": session.created_at,
         "last_seen_at": session.last_seen_at, "active": session.active,
         "revoked_at": session.revoked_at, "revoke_reason": session.revoke_reason,
-        "user_agent": session.user_agent,
+        "user_agent": session.user_agent, "client_address": session.client_address,
+        "kind": "device" if session.device_client_id else "browser",
+        "device_client_id": session.device_client_id,
     }
 
 
@@ -109,7 +111,7 @@ def list_sessions(user_id: str | None, username: str | None, tenant: str | None,
 
 
 @sessions.command()
-@click.argument("sid")
+@identifier("sid", metavar="SID")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def show(sid: str, as_json: bool) -> None:
     """One session: who, how they signed in, its state and its refresh families."""
@@ -143,6 +145,8 @@ def show(sid: str, as_json: bool) -> None:
         ("acr / amr", f"{view['acr']} / {' '.join(view['amr']) or '-'}"),
         ("signed in", when(view["auth_time"])), ("created", when(view["created_at"])),
         ("last seen", when(view["last_seen_at"])), ("user agent", view["user_agent"]),
+        ("address", view["client_address"]),
+        ("kind", f"{view['kind']} {view['device_client_id'] or ''}".strip()),
         ("status", _status(view["active"], view["revoked_at"], view["revoke_reason"])),
     ])
     click.echo("")

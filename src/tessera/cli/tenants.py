@@ -1,4 +1,5 @@
-"""``tessera tenants create|ls|suspend|resume TENANT``: the tenant lifecycle.
+"""``tessera tenants create|ls|suspend|resume TENANT``: the tenant lifecycle;
+``tenants set-session-policy|session-policy --tenant T``: its login session bounds.
 
 The CLI is the platform operator (it holds the database and the KEK), so it may act on
 every tenant. Each verb prints one JSON object (``ls``: a list) on standard output.
@@ -8,12 +9,11 @@ grants in it until ``resume``; a bar on standard error shows progress for large 
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from tessera.cli._common import run_json
-from tessera.identity import tenancy
+from tessera.cli._common import identifier, run_json
+from tessera.cli._table import progress
+from tessera.identity import session_policy, tenancy
 from tessera.identity.compose import Identity
 
 __all__ = ["tenants"]
@@ -27,7 +27,7 @@ def tenants() -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 @click.option("--name", default=None, help="A display name (default: the tenant id).")
 def create(tenant: str, name: str | None) -> None:
     """Register TENANT."""
@@ -49,7 +49,7 @@ def list_tenants() -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 @click.option("--reason", default="tenant_suspended", show_default=True)
 def suspend(tenant: str, reason: str) -> None:
     """Suspend TENANT: revoke every token and session, refuse logins and grants."""
@@ -60,10 +60,9 @@ def suspend(tenant: str, reason: str) -> None:
         if expected < PROGRESS_FROM:
             revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason)
         else:
-            with click.progressbar(length=expected, label=f"revoking sessions of {tenant}",
-                                   file=sys.stderr) as bar:
+            with progress(expected, f"revoking sessions of {tenant}") as advance:
                 revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason,
-                                                       progress=bar.update)
+                                                       progress=advance)
         return {"tenant_id": tenant, "status": "suspended", "sessions_revoked": revoked,
                 "events": ["tenant.revoked"] + (["session.revoked"] if revoked else [])}
 
@@ -71,12 +70,47 @@ def suspend(tenant: str, reason: str) -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
+@identifier("tenant", metavar="TENANT")
 def resume(tenant: str) -> None:
     """Let TENANT sign in again (nothing revoked comes back)."""
 
     async def work(identity: Identity) -> dict[str, object]:
         resumed = await tenancy.resume_tenant(identity, tenant)
         return {"tenant_id": tenant, "status": "active", "resumed": resumed}
+
+    run_json(work)
+
+
+@tenants.command("set-session-policy")
+@click.option("--tenant", required=True, help="The tenant whose sessions are bounded.")
+@click.option("--idle-timeout", default=None, metavar="DURATION",
+              help="End a session unused this long (90s, 30m, 12h, 7d; 0: never; "
+                   "'default': the global setting).")
+@click.option("--absolute-timeout", default=None, metavar="DURATION",
+              help="End a session this long after sign-in, however much it is used.")
+@click.option("--max-sessions", default=None, metavar="N",
+              help="Concurrent sessions per user (0: no limit).")
+@click.option("--on-limit", default=None,
+              type=click.Choice(["refuse", "end_oldest", "default"]),
+              help="At the limit: refuse the new sign-in, or end the user's oldest session "
+                   "(revoked through the outbox like any revocation).")
+def set_session_policy(tenant: str, idle_timeout: str | None, absolute_timeout: str | None,
+                       max_sessions: str | None, on_limit: str | None) -> None:
+    """Bound the login sessions of TENANT; options left out keep their value. Prints the
+    tenant's policy and the effective one (with the global defaults filled in), seconds."""
+    async def work(identity: Identity) -> dict[str, object]:
+        return await session_policy.set_session_policy(
+            identity, tenant, idle_timeout=idle_timeout, absolute_timeout=absolute_timeout,
+            max_sessions=max_sessions, on_limit=on_limit)
+
+    run_json(work)
+
+
+@tenants.command("session-policy")
+@click.option("--tenant", required=True)
+def show_session_policy(tenant: str) -> None:
+    """The session bounds of TENANT: its own and the effective ones (seconds)."""
+    async def work(identity: Identity) -> dict[str, object]:
+        return await session_policy.show_session_policy(identity, tenant)
 
     run_json(work)

@@ -176,5 +176,5 @@ class ConsoleGate:
             if raised is not None:
                 return raised
         return await self._id.login.open_session(user, user_agent=user_agent, acr=acr,
-                                                 amr=amr)
+                                                 amr=amr, client_address=client_host)
 

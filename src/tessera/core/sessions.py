@@ -31,6 +31,10 @@ class Session:
     actor_jti: str | None = None
     """Impersonation: the administrator's access token it was obtained with; revoking
     that token ends this session."""
+    client_address: str | None = None
+    """The address the session was opened from (shown on the user's sessions page)."""
+    device_client_id: str | None = None
+    """A device session (RFC 8628): the client of the device it was approved for."""
 
     @property
     def active(self) -> bool:

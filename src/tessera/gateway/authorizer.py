@@ -53,6 +53,7 @@ from tessera.verifier import (
     VerifiedToken,
     VerifierService,
 )
+from tessera.verifier._mtls import check_certificate_binding
 
 __all__ = ["Authorizer", "Verdict"]
 
@@ -98,13 +99,16 @@ class Authorizer:
 
     async def authorize(self, request: OriginalRequest | BadRequest,
                         authorizations: Sequence[str], correlation_id: str, *,
-                        proofs: Sequence[str] = ()) -> Verdict:
+                        proofs: Sequence[str] = (),
+                        client_cert: str | None = None) -> Verdict:
         """Decide, exchange if the rule says so, record. Never raises (but cancellation).
-        ``proofs``: every ``DPoP`` header of the original request."""
+        ``proofs``: every ``DPoP`` header of the original request; ``client_cert``: its
+        client certificate (PEM) when it came over mutual TLS (RFC 8705 §3)."""
         started = self._timer()
         token: str | None = None
         try:
-            verdict, token = await self._authorize(request, authorizations, proofs)
+            verdict, token = await self._authorize(request, authorizations, proofs,
+                                                   client_cert)
         except Exception:
             _log.exception("gateway decision failed (correlation id %s)", correlation_id)
             verdict = Verdict(deny_internal_error())
@@ -112,8 +116,8 @@ class Authorizer:
         return verdict
 
     async def _authorize(self, request: OriginalRequest | BadRequest,
-                         authorizations: Sequence[str],
-                         proofs: Sequence[str] = ()) -> tuple[Verdict, str | None]:
+                         authorizations: Sequence[str], proofs: Sequence[str] = (),
+                         client_cert: str | None = None) -> tuple[Verdict, str | None]:
         if isinstance(request, BadRequest):
             return Verdict(deny_bad_request(request.description)), None
         rule = self.policy.match(request.host, request.method, request.path)
@@ -126,6 +130,8 @@ class Authorizer:
         except Denied as denied:
             return Verdict(self.decide(rule, denied, VALID)), None
         presentation = self.presentation(request, scheme, proofs)
+        if client_cert is not None:
+            presentation = dataclasses.replace(presentation, client_cert=client_cert)
         outcome, reason = await self.verify(token, rule, presentation)
         decision = self.with_dpop_challenge(self.decide(rule, outcome, reason), outcome,
                                             scheme)
@@ -145,6 +151,7 @@ class Authorizer:
         try:
             verified = await service.verifier.verify(token, policy=policy)
             await service.dpop.check(verified, token, presentation)
+            check_certificate_binding(verified, presentation.client_cert)
             return await service.freshness_rule(
                 token, verified, policy, strict=self._strict[rule.index],
                 accept_stale=rule.accept_stale, route=self._names[rule.index])

@@ -43,6 +43,7 @@ from tessera.gateway.request import (
     forward_auth_request,
 )
 from tessera.observability.tracing import server_span
+from tessera.tls_scope import client_certificate
 
 __all__ = ["EXT_AUTHZ_PREFIX", "FORWARD_AUTH_PATH", "ExtAuthzEndpoint", "ForwardAuthEndpoint",
            "answer", "read_headers"]
@@ -123,7 +124,8 @@ async def _serve(authorizer: Authorizer, scope: Scope, send: Send, describe: _De
             request = bad
         with server_span("gateway.forward_auth", headers, correlation_id=correlation):
             verdict = await authorizer.authorize(request, headers.get("authorization", ()),
-                                                 correlation, proofs=headers.get("dpop", ()))
+                                                 correlation, proofs=headers.get("dpop", ()),
+                                                 client_cert=client_certificate(scope))
         status, response_headers, body = answer(verdict, correlation)
     except Exception:  # never a 5xx from the decision endpoint
         _log.exception("forward-auth adapter failed")

@@ -32,6 +32,7 @@ from tessera.identity.account_base import (
     set_session_cookie,
     signed_in,
 )
+from tessera.identity.account_sessions import MySessions
 from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
@@ -54,6 +55,7 @@ class AccountEndpoints:
         self._csrf = SessionCsrf(identity)
         self._max_body = identity.settings.security.max_body_bytes
         self._recent = identity.settings.account.recent_auth_seconds
+        self._my_sessions = MySessions(identity, self._csrf)
 
     def _guarded(self, handler: _Handler, purpose: str
                  ) -> Callable[[Request], Awaitable[Response]]:
@@ -89,6 +91,11 @@ class AccountEndpoints:
     @property
     def password(self) -> Callable[[Request], Awaitable[Response]]:
         return self._guarded(self._password, "password")
+
+    @property
+    def sessions(self) -> Callable[[Request], Awaitable[Response]]:
+        """``/account/sessions`` (``identity.account_sessions``)."""
+        return self._guarded(self._my_sessions.handle, "sessions")
 
     @property
     def totp(self) -> Callable[[Request], Awaitable[Response]]:

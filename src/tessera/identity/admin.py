@@ -6,12 +6,13 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from tessera.core.clients import GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
+from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.tenants import Tenant
 from tessera.core.users import DEFAULT_TENANT, User
+from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tessera.protocol import lifecycle
@@ -45,13 +46,15 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
                         public: bool = False, redirect_uris: Iterable[str] = (),
                         post_logout_redirect_uris: Iterable[str] = (), scope: str = "",
                         audiences: Iterable[str] = (), tenant_id: str | None = None,
-                        third_party: bool = False, subject_audiences: Iterable[str] = ()
-                        ) -> tuple[Client, str | None]:
+                        third_party: bool = False, subject_audiences: Iterable[str] = (),
+                        keys: ClientKeys | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (None for public clients). The secret
     is shown once: only its hash is stored. ``third_party`` clients need the user's
     consent; ``subject_audiences`` are the audiences of subject tokens it may exchange
-    besides those addressed to it (token exchange trust)."""
-    grant_set = frozenset(grants)
+    besides those addressed to it (token exchange trust). ``keys``: how it authenticates
+    without a secret (no secret then: ``private_key_jwt``, workload identity) and its
+    access-token format (``client_keys``)."""
+    grant_set = frozenset(GRANT_ALIASES.get(g, g) for g in grants)
     unknown = grant_set - KNOWN_GRANTS
     if unknown:
         raise AdminError(f"unknown grant type(s): {', '.join(sorted(unknown))}")
@@ -69,7 +72,12 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
         scopes = parse_scope(scope)
     except ValueError as exc:
         raise AdminError(str(exc)) from None
-    secret = None if public else new_secret()
+    try:
+        checked = (keys or ClientKeys()).checked(public=public,
+                                                 issuer=identity.settings.issuer)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    secret = None if public or checked.auth_method is not None else new_secret()
     client = Client(
         client_id=f"c_{secrets.token_urlsafe(12)}", name=name, public=public,
         grant_types=grant_set, scopes=scopes, audiences=tuple(audiences),
@@ -77,13 +85,20 @@ async def create_client(identity: Identity, *, name: str, grants: Iterable[str],
         secret_hash=token_hash(secret) if secret else None, tenant_id=tenant_id,
         created_at=identity.clock.now(), third_party=third_party,
         subject_audiences=tuple(subject_audiences),
+        auth_method=checked.auth_method, access_token_format=checked.access_token_format,
+        jwks=checked.jwks, jwks_uri=checked.jwks_uri,
+        workload_issuer=checked.workload_issuer, workload_subject=checked.workload_subject,
+        workload_jwks=checked.workload_jwks, workload_jwks_uri=checked.workload_jwks_uri,
+        tls_subject_dn=checked.tls_subject_dn,
     )
     async with transaction(identity.store, identity.audit) as tx:
         await register_tenant(tx, tenant_id or DEFAULT_TENANT, at=client.created_at)
         await tx.uow.clients.add(client)
         tx.audit(events.CLIENT_CREATED, client=client.client_id, name=name,
                  grants=sorted(grant_set), public=public, third_party=third_party,
-                 tenant=tenant_id or DEFAULT_TENANT)
+                 tenant=tenant_id or DEFAULT_TENANT,
+                 auth_method=client.token_endpoint_auth_method,
+                 access_token_format=client.access_token_format)
     return client, secret
 
 

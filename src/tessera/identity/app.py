@@ -24,6 +24,7 @@ from tessera.identity.account import AccountEndpoints
 from tessera.identity.admin_api import AdminApi
 from tessera.identity.browser import BrowserEndpoints
 from tessera.identity.compose import Identity, build_identity
+from tessera.identity.device import DevicePage
 from tessera.identity.health import readiness_endpoint
 from tessera.identity.http import read_request, send, send_error
 from tessera.identity.invalidation import forget_on_revocation
@@ -98,7 +99,10 @@ def build_app(identity: Identity) -> Starlette:
     settings = identity.settings
     metadata = server_metadata(settings.issuer, grant_types=identity.token.grant_types,
                                signing_alg=identity.keys.ring.active.alg, scopes=[],
-                               dpop_algs=identity.dpop.algorithms if identity.dpop else None)
+                               id_token_algs=[identity.keys.ring.active_for(
+                                   identity.id_tokens.alg).alg],
+                               dpop_algs=identity.dpop.algorithms if identity.dpop else None,
+                               device_authorization=identity.device_authorization is not None)
 
     async def discovery(_: Request) -> Response:
         return JSONResponse(metadata, headers={"cache-control": "public, max-age=300"})
@@ -130,7 +134,8 @@ def build_app(identity: Identity) -> Starlette:
         issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
         dpop=identity.dpop is not None, console=settings.console.enabled,
         federation=settings.federation.enabled,
-        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None))
+        metrics=settings.metrics.port is None, metrics_token=scrape_token is not None,
+        device=identity.device_authorization is not None))
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
@@ -140,7 +145,8 @@ def build_app(identity: Identity) -> Starlette:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(_keep_keys_fresh(identity)),
                  loop.create_task(run_maintenance(identity)),
-                 loop.create_task(forget_on_revocation(identity))]
+                 loop.create_task(forget_on_revocation(identity)),
+                 loop.create_task(identity.mirror.run())]
         if settings.federation.enabled:  # RFC 8936 poll of --ssf-poll-url transmitters
             from tessera.identity.federation.poll import SsfPoller
 
@@ -182,6 +188,7 @@ def build_app(identity: Identity) -> Starlette:
         Route("/account", account.overview),
         Route("/account/password", account.password, methods=["GET", "POST"]),
         Route("/account/totp", account.totp, methods=["GET", "POST"]),
+        Route("/account/sessions", account.sessions, methods=["GET", "POST"]),
         Route("/admin/sessions", AdminApi(identity).sessions, methods=["POST"]),
         Route("/revocations", identity.feed.events_after),
         Route("/revocations/snapshot", identity.feed.snapshot),
@@ -199,6 +206,11 @@ def build_app(identity: Identity) -> Starlette:
                   methods=["POST"]),
             Route("/federation/{idp_id}/ssf/push", fed.ssf_push, methods=["POST"]),
         ]
+    if identity.device_authorization is not None:  # RFC 8628 (docs/sessions.md)
+        routes += [Route("/device_authorization",
+                         _protocol_route(identity, identity.device_authorization.handle),
+                         methods=["POST"]),
+                   Route("/device", DevicePage(identity).handle, methods=["GET", "POST"])]
     if settings.metrics.port is None:  # else the supervisor's listener serves it
         routes.append(Route("/metrics", metrics))
     if settings.console.enabled:  # the admin web console (docs/console.md)

@@ -33,6 +33,7 @@ from tessera.identity.compose import Identity
 from tessera.identity.cookies import cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
+from tessera.identity.login.bounds import SessionLimitReached
 from tessera.identity.login.csrf import CsrfTokens, fingerprint, same_origin
 from tessera.identity.login.pages import (
     error_page,
@@ -42,7 +43,7 @@ from tessera.identity.login.pages import (
     totp_page,
 )
 from tessera.identity.login.pending import PendingLogin
-from tessera.identity.views import PAGE_HEADERS
+from tessera.identity.views import PAGE_HEADERS, allow_form_redirect, page
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
@@ -205,9 +206,10 @@ class BrowserEndpoints:
                     ) -> Response:
         fields = self._authz_fields(params)
         csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login", fingerprint(fields))
-        response = _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
-                                    error=error, username=username,
-                                    providers=providers or []), status)
+        response = allow_form_redirect(
+            _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
+                             error=error, username=username, providers=providers or []),
+                  status), authz.redirect_uri)
         if fresh_cookie:
             self._set_cookie(response, CSRF_COOKIE, fresh_cookie)
         return response
@@ -247,9 +249,10 @@ class BrowserEndpoints:
     def _totp_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
                    *, pending: str, error: str | None = None, status: int = 200) -> Response:
         csrf, _ = self._with_csrf_cookie(oauth, "totp", pending)
-        return _html(totp_page(client_name=authz.client.name,
-                               fields=self._authz_fields(params), csrf=csrf, pending=pending,
-                               error=error), status)
+        return allow_form_redirect(
+            _html(totp_page(client_name=authz.client.name, fields=self._authz_fields(params),
+                            csrf=csrf, pending=pending, error=error), status),
+            authz.redirect_uri)
 
     async def _totp_submit(self, oauth: OAuthRequest, params: Params,
                            authz: AuthorizationRequest) -> Response:
@@ -280,9 +283,16 @@ class BrowserEndpoints:
         if current is not None and current.user_id == user.user_id:
             renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr,
                                                           upstream=upstream)
-        session, handle = renewed or await self._id.login.open_session(
-            user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr,
-            upstream=upstream)
+        if renewed is None:
+            try:
+                renewed = await self._id.login.open_session(
+                    user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr,
+                    client_address=oauth.client_host, upstream=upstream)
+            except SessionLimitReached as exc:
+                return page("notice.html", 403, title="Too many sessions",
+                            heading="Too many sessions", error=None, link=None,
+                            message=str(exc))
+        session, handle = renewed
         response = await self.consent.finish(oauth, authz, session, handle)
         self._set_cookie(response, SESSION_COOKIE, handle)
         return response

@@ -76,6 +76,9 @@ async def rotate_secret(identity: Identity, client_id: str, *, actor: str = "cli
     client = await find_client(identity, client_id)
     if client.public:
         raise AdminError("a public client has no secret to rotate")
+    if not client.uses_secret:
+        raise AdminError(f"the client authenticates with {client.token_endpoint_auth_method}, "
+                         "not a secret: rotate its keys or certificate instead")
     secret = new_secret()
     async with transaction(identity.store, identity.audit) as tx:
         await tx.uow.clients.set_secret(client_id, token_hash(secret))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,16 +19,20 @@ from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
 from tessera.identity.federation.service import Federation
 from tessera.identity.feed import RevocationFeed
+from tessera.identity.key_sets import HttpKeySetSource
 from tessera.identity.login import LoginService, PasswordHasher
+from tessera.identity.login.bounds import SessionBounds, defaults_of
 from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
+from tessera.identity.revocation_mirror import RevocationMirror
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
 from tessera.observability.tracing import token_observer
+from tessera.protocol.client_assertion import AssertionRules, ClientAssertions
 from tessera.protocol.clients import ClientAuthenticator, ClientDirectory
 from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.oidc.logout import LogoutEndpoint
@@ -40,6 +46,7 @@ from tessera.protocol.rfc6749.grants import (
 from tessera.protocol.rfc6749.token_endpoint import GrantHandler, TokenEndpoint
 from tessera.protocol.rfc7009 import RevocationEndpoint
 from tessera.protocol.rfc7662 import IntrospectionEndpoint
+from tessera.protocol.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from tessera.protocol.rfc8693 import (
     ExchangePolicy,
     Impersonation,
@@ -48,12 +55,13 @@ from tessera.protocol.rfc8693 import (
     TokenExchangeGrant,
 )
 from tessera.protocol.rfc9068 import AccessTokenIssuer
+from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
 from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
-from tessera.store.sql import create_store
+from tessera.store.sql import SqlStore, create_store
 
 if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
@@ -72,7 +80,8 @@ def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManage
     tokens = settings.tokens
     retire_after = max(tokens.access_token_ttl, tokens.id_token_ttl) + tokens.leeway
     return KeyManager(store, Sealer.from_b64(settings.key_encryption_key()), clock,
-                      algorithm=settings.keys.algorithm, retire_after=retire_after)
+                      algorithm=settings.keys.algorithm, retire_after=retire_after,
+                      id_token_algorithm=settings.keys.id_token_algorithm)
 
 
 def exchange_policies(settings: Settings) -> dict[str, ExchangePolicy]:
@@ -120,6 +129,8 @@ class Identity:
     bus: InProcessBus
     """Events of this process's relay: the SSE feed and in-process verifiers follow it."""
     relays: list[OutboxRelay]
+    mirror: RevocationMirror
+    """The in-memory revocation state introspection answers from when it is current."""
     feed: RevocationFeed
     metrics: IdentityMetrics
     tenants: TenantDirectory
@@ -133,17 +144,45 @@ class Identity:
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
+    outbox_listener: asyncio.Task[None] | None = None
+    """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
+    device_authorization: DeviceAuthorizationEndpoint | None = None
+    """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
+    key_sets: HttpKeySetSource | None = None
+    """Clients' ``jwks_uri`` documents, fetched for client assertions (``key_sets``)."""
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
 
     def start_relays(self) -> None:
-        """The background writers: outbox relays, and the verifier-report batcher."""
+        """The background writers: outbox relays, and the verifier-report batcher; what
+        wakes the relays on any process's commit: a LISTEN connection on PostgreSQL, a
+        watch on the database files on SQLite."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
+        if isinstance(self.store, SqlStore) and self.outbox_listener is None:
+            relays = list(self.relays)
+
+            def wake() -> None:
+                for relay in relays:
+                    relay.notify()
+
+            def connected(on: bool) -> None:
+                for relay in relays:
+                    relay.set_event_driven(on)
+
+            watch = (self.store.listen_outbox(wake, connected=connected)
+                     if self.store.outbox_channel is not None
+                     else self.store.watch_files(wake))  # SQLite: the relays still poll
+            self.outbox_listener = asyncio.get_running_loop().create_task(watch)
 
     async def aclose(self) -> None:
+        if self.outbox_listener is not None:
+            self.outbox_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.outbox_listener
+            self.outbox_listener = None
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()
@@ -173,10 +212,20 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
     clients = ClientDirectory(store, clock)
     tenants = TenantDirectory(store, clock)
     throttles = build_throttles(settings)
-    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants)
-    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl)
-    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl)
-    state = AccessTokenState(access, store, clients, clock, tok.leeway)
+    key_sets = HttpKeySetSource(issuer=settings.issuer)
+    assertions = ClientAssertions(store, clock, key_sets, AssertionRules(
+        issuer=settings.issuer, token_endpoint=f"{settings.issuer}/token",
+        leeway=tok.leeway))
+    authenticator = ClientAuthenticator(clients, throttles.client_auth, tenants=tenants,
+                                        assertions=assertions)
+    access = AccessTokenIssuer(keys, issuer=settings.issuer, ttl=tok.access_token_ttl,
+                               references=ReferenceTokens(store))
+    id_tokens = IdTokenIssuer(keys, issuer=settings.issuer, ttl=tok.id_token_ttl,
+                              alg=settings.keys.id_token_algorithm)
+    bus = InProcessBus()
+    mirror = RevocationMirror(store, bus, clock, max_lag=tok.introspection_max_lag)
+    store.on_outbox_commit(mirror.committed)
+    state = AccessTokenState(access, store, clients, clock, tok.leeway, view=mirror)
     kek = settings.key_encryption_key()
     grants: list[GrantHandler] = [
         ClientCredentialsGrant(access, audit, clock, default_audience=settings.issuer),
@@ -187,7 +236,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                           derivation_key=derive_key(kek, "refresh-successor"),
                           refresh_ttl=tok.refresh_token_ttl,
                           grace_seconds=tok.refresh_grace_seconds,
-                          retry_seconds=tok.refresh_retry_seconds),
+                          retry_seconds=tok.refresh_retry_seconds,
+                          session_defaults=defaults_of(settings.sessions)),
         TokenExchangeGrant(
             access, SubjectLoader(state, store, keys, clock, issuer=settings.issuer,
                                   access_ttl=tok.access_token_ttl, leeway=tok.leeway),
@@ -195,8 +245,16 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             default_policy=ExchangePolicy(max_act_depth=settings.exchange.max_act_depth),
             impersonation=Impersonation(store, audit, clock, impersonation_policy(settings))),
     ]
+    device = None
+    if settings.device.enabled:
+        grants.append(DeviceCodeGrant(store, access, id_tokens, audit, clock,
+                                      refresh_ttl=tok.refresh_token_ttl,
+                                      family_ttl=tok.refresh_family_ttl))
+        device = DeviceAuthorizationEndpoint(
+            authenticator, store, audit, clock, issuer=settings.issuer,
+            code_ttl=settings.device.code_ttl, interval=settings.device.interval,
+            max_body=max_body)
     passwords = passwords or PasswordHasher()
-    bus = InProcessBus()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
                                   heartbeat=settings.bus.heartbeat, clock=clock)
     relays = [new_relay(bus)]
@@ -216,7 +274,11 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         settings=settings, store=store, clock=clock, audit=audit, keys=keys,
         key_manager=key_manager, clients=clients, passwords=passwords,
         login=LoginService(store, passwords, audit, clock, by_account=throttles.login_account,
-                           by_address=throttles.login_address),
+                           by_address=throttles.login_address,
+                           bounds=SessionBounds(store, audit, clock,
+                                                defaults=defaults_of(settings.sessions),
+                                                token_ttl=tok.access_token_ttl,
+                                                touch_interval=settings.sessions.touch_interval)),
         totp=TotpService(store, Sealer(derive_key(kek, "totp-secrets")), audit, clock,
                          issuer_name=urlsplit(settings.issuer).netloc or "Tessera",
                          throttle=throttles.totp,
@@ -228,8 +290,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
                             observer=token_observer(metrics.on_token_request), dpop=dpop,
                             url=f"{settings.issuer}/token"),
         metrics=metrics,
-        introspection=IntrospectionEndpoint(authenticator, state, store, clock,
-                                            max_body=max_body),
+        introspection=IntrospectionEndpoint(
+            authenticator, state, store, clock, max_body=max_body, issuer=settings.issuer,
+            jwt_signer=lambda claims: keys.ring.sign(claims, typ="token-introspection+jwt")),
         revocation=RevocationEndpoint(authenticator, access, store, audit, clock,
                                       leeway=tok.leeway, max_body=max_body),
         userinfo=UserInfoEndpoint(state, store, issuer=settings.issuer, dpop=dpop),
@@ -238,11 +301,11 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         logout=LogoutEndpoint(store, clients, id_tokens, audit, clock, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
         csrf_key=derive_key(kek, "csrf"),
-        bus=bus, relays=relays, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
-        tenants=tenants,
+        bus=bus, relays=relays, mirror=mirror, redis_bus=redis_bus, dpop=dpop, throttles=throttles,
+        tenants=tenants, key_sets=key_sets,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
-        completion=completion,
+        completion=completion, device_authorization=device,
         federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
                               timeout=settings.federation.timeout, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),

@@ -22,7 +22,7 @@ from tessera.core.consents import Consent, missing_consent
 from tessera.core.sessions import Session
 from tessera.identity.account_base import SessionCsrf, SignedIn, read_form, signed_in
 from tessera.identity.compose import Identity
-from tessera.identity.views import page
+from tessera.identity.views import allow_form_redirect, page
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, parse_params
@@ -70,11 +70,13 @@ class ConsentEndpoints:
                 fields = parse_params(oauth, max_body=self._max_body,
                                       allow_query=True).as_dict()
                 # relative: the page is /authorize (under any prefix the service has)
-                return page("consent.html", title="Allow access?", error=None,
-                            client_name=authz.client.name, username=user.username,
-                            scopes=sorted(scope), action="authorize/consent",
-                            csrf=self._csrf.token(_PURPOSE, who),
-                            fields={k: v for k, v in fields.items() if k in _FIELDS})
+                return allow_form_redirect(page(
+                    "consent.html", title="Allow access?", error=None,
+                    client_name=authz.client.name, username=user.username,
+                    scopes=sorted(scope), action="authorize/consent",
+                    csrf=self._csrf.token(_PURPOSE, who),
+                    fields={k: v for k, v in fields.items() if k in _FIELDS}),
+                    authz.redirect_uri)
         return RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)
 
     async def submit(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from tessera.protocol.errors import InvalidRequest, OAuthError
 from tessera.protocol.http import OAuthRequest, OAuthResponse, error_response
+from tessera.tls_scope import client_certificate
 
 __all__ = ["BodyTooLarge", "read_request", "send", "send_error"]
 
@@ -76,6 +77,7 @@ async def read_request(request: Request, *, max_body: int) -> OAuthRequest:
         query=query,
         client_host=request.client.host if request.client else None,
         cookies=request.cookies,
+        client_cert=client_certificate(request.scope),
     )
 
 

@@ -22,6 +22,9 @@ async def prune_expired(identity: Identity) -> tuple[int, int]:
     async with identity.store.unit_of_work() as uow:
         events = await uow.revocations.prune(now)
         codes = await uow.codes.prune(now - 60)
+        codes += await uow.device_codes.prune(now - 60)
+        await uow.reference_tokens.prune(now - 60)
+        await uow.assertion_jtis.prune(now)
         await uow.federation.prune_jtis(now)  # past their iat window: a replay fails anyway
         await uow.verifiers.prune(verifiers_before=now - registry.forget_seconds,
                                   completions_before=now - registry.completion_history_seconds)

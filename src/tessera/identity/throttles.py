@@ -9,6 +9,9 @@ throttle                    key                                   counts
 ``totp``                    user                                  code attempts, before the
                                                                   check; a success clears
 ``client_auth``             client_id + client address            failed client secrets
+``device_user_code``        client address                        user codes submitted at
+                                                                  ``/device``, before the
+                                                                  check (RFC 8628 §5.1)
 ==========================  ====================================  ===========================
 
 Where the counts live (``throttle_storage``): Redis when ``bus.redis_url`` is set (one
@@ -115,6 +118,7 @@ class Throttles:
     storage: Storage
     close: Callable[[], Awaitable[None]]
     """Releases the storage's connections (Redis)."""
+    device_user_code: LimitsThrottle | None = None
 
     async def aclose(self) -> None:
         await self.close()
@@ -150,7 +154,7 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
 
 
 def build_throttles(settings: Settings, storage: Storage | None = None) -> Throttles:
-    """The four throttles of the module docstring, on one storage."""
+    """The five throttles of the module docstring, on one storage."""
     sec = settings.security
     close: Callable[[], Awaitable[None]] = _nothing
     if storage is None:
@@ -165,7 +169,9 @@ def build_throttles(settings: Settings, storage: Storage | None = None) -> Throt
                                         sec.login_failures_per_address_per_minute),
                      totp=make("totp", sec.totp_failures_per_minute),
                      client_auth=make("client-auth", sec.client_auth_failures_per_minute),
-                     storage=storage, close=close)
+                     storage=storage, close=close,
+                     device_user_code=make("device-user-code",
+                                           settings.device.user_code_attempts_per_minute))
 
 
 class FileStorage(Storage, MovingWindowSupport):

@@ -1,8 +1,13 @@
-"""The key ring: one key signs, every published key verifies.
+"""The key ring: one active key per algorithm signs, every published key verifies.
 
-States move one way: next → active → retiring → retired. JWKS publishes next, active and
-retiring keys, so caches learn a key before it signs and keep it until every token it
-signed has expired (DESIGN §5).
+States move one way: next → active → retiring → retired, per algorithm. JWKS publishes
+next, active and retiring keys, so caches learn a key before it signs and keep it until
+every token it signed has expired (DESIGN §5).
+
+A ring may hold keys of several algorithms (issue 15): access tokens are signed with the
+*primary* algorithm (ES256 by default: cheap to sign and to verify), ID tokens with the one
+OIDC requires clients to support (RS256). Each algorithm has its own active key and
+rotates on its own (``plan_rotation`` takes one algorithm's keys).
 """
 
 from __future__ import annotations
@@ -92,23 +97,52 @@ def plan_rotation(
 
 
 class KeyRing:
-    """Signs with the active key; verifies with any published key, by ``kid``."""
+    """Signs with the active key of an algorithm; verifies with any published key, by
+    ``kid``, with that key's own algorithm only.
 
-    def __init__(self, keys: Iterable[SigningKey]) -> None:
+    ``primary``: the algorithm ``active`` and ``sign`` use by default (access tokens). A
+    ring without an active key of ``primary`` signs with its only active key, so a
+    deployment that just changed ``keys.algorithm`` keeps working until its bootstrap adds
+    the new algorithm's keys."""
+
+    def __init__(self, keys: Iterable[SigningKey], *, primary: str | None = None) -> None:
         self._keys = {k.kid: k for k in keys}
-        active = [k for k in self._keys.values() if k.state is KeyState.ACTIVE]
-        if len(active) != 1:
-            raise KeyError_(f"the ring needs exactly one active key, found {len(active)}")
-        self._active = active[0]
+        self._actives: dict[str, SigningKey] = {}
+        for k in self._keys.values():
+            if k.state is KeyState.ACTIVE:
+                if k.alg in self._actives:
+                    raise KeyError_(f"the ring needs one active key per algorithm, found "
+                                    f"several for {k.alg}")
+                self._actives[k.alg] = k
+        if not self._actives:
+            raise KeyError_("the ring needs an active key, found none")
+        if primary is not None and primary in self._actives:
+            self._active = self._actives[primary]
+        else:
+            self._active = min(self._actives.values(), key=lambda k: (k.created_at, k.kid))
         self._public = {
             k.kid: (k.alg, _jose.public_key(k.private_key))
             for k in self._keys.values() if k.state in _PUBLISHED
         }
+        self._signers = {alg: _jose.Signer(k.private_key, alg=alg, kid=k.kid)
+                         for alg, k in self._actives.items()}
         self._jwks = {"keys": [k.public_jwk for k in self._keys.values() if k.state in _PUBLISHED]}
 
     @property
     def active(self) -> SigningKey:
+        """The active key of the primary algorithm (access tokens)."""
         return self._active
+
+    def active_for(self, alg: str | None) -> SigningKey:
+        """The active key of ``alg``; the primary one when the ring has none of ``alg``."""
+        if alg is None:
+            return self._active
+        return self._actives.get(alg, self._active)
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Algorithms with an active key, the primary first."""
+        return (self._active.alg, *sorted(a for a in self._actives if a != self._active.alg))
 
     @property
     def kids(self) -> frozenset[str]:
@@ -117,9 +151,9 @@ class KeyRing:
     def jwks(self) -> dict[str, Any]:
         return self._jwks
 
-    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
-        key = self._active
-        return _jose.sign(claims, key.private_key, alg=key.alg, kid=key.kid, typ=typ)
+    def sign(self, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
+        """A JWS of ``claims`` by the active key of ``alg`` (default: the primary one)."""
+        return self._signers[self.active_for(alg).alg].sign(claims, typ=typ)
 
     def verify(
         self,

@@ -62,12 +62,12 @@ class IdentityMetrics:
         r = self.registry
         self.request_seconds = Histogram(
             "tessera_token_request_seconds", "Token endpoint latency by grant and outcome.",
-            ("grant", "outcome"), buckets=_LATENCY_BUCKETS, registry=r)
+            ("grant_type", "outcome"), buckets=_LATENCY_BUCKETS, registry=r)
         self.issued = Counter("tessera_tokens_issued", "Access tokens issued, by grant.",
-                              ("grant",), registry=r)
+                              ("grant_type",), registry=r)
         self.errors = Counter("tessera_token_request_errors",
                               "Refused token requests by grant and OAuth error code.",
-                              ("grant", "error"), registry=r)
+                              ("grant_type", "error"), registry=r)
         self.reuse = Counter("tessera_refresh_reuse_detected",
                              "Rotated refresh tokens presented again (family revoked).",
                              registry=r)

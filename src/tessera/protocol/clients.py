@@ -2,7 +2,9 @@
 
 Methods: ``client_secret_basic``, ``client_secret_post`` and ``none`` (public clients).
 Secrets are 256-bit random values stored as SHA-256 and compared in constant time.
-A request may use one method only (RFC 6749 §2.3).
+``private_key_jwt`` and workload identity (``client_assertion``, RFC 7523 §2.2) are
+``client_assertion``'s. A request may use one method only (RFC 6749 §2.3), and a client
+only the method it registered: a key client has no secret, a secret client no keys.
 """
 
 from __future__ import annotations
@@ -13,15 +15,30 @@ from urllib.parse import unquote
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
+from tessera.protocol.client_assertion import (
+    CLIENT_ASSERTION_TYPE,
+    ClientAssertions,
+    unverified_client_id,
+)
 from tessera.protocol.errors import InvalidClient, InvalidRequest, TooManyRequests
 from tessera.protocol.http import OAuthRequest, Params, has_control_chars
+from tessera.protocol.rfc8705 import (
+    MTLS_AUTH_METHODS,
+    CertificateError,
+    load_certificate,
+    public_key_registered,
+    subject_matches,
+)
 from tessera.protocol.standing import TenantDirectory, client_tenant
 from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store
 
-__all__ = ["AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
+__all__ = ["ASSERTION_AUTH_METHODS", "AUTH_METHODS", "ClientAuthenticator", "ClientDirectory"]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+ASSERTION_AUTH_METHODS = ("private_key_jwt", *MTLS_AUTH_METHODS)
+"""Methods without a shared secret, advertised besides ``AUTH_METHODS``: client
+assertions (RFC 7523) and mutual TLS (RFC 8705)."""
 _DUMMY_HASH = token_hash("tessera-dummy-secret")
 
 
@@ -55,6 +72,23 @@ class ClientDirectory:
         self._cache.clear()
 
 
+def _certificate_problem(client: Client, pem: str | None) -> str | None:
+    if pem is None:
+        return "no client certificate presented (mutual TLS)"
+    try:
+        certificate = load_certificate(pem)
+    except CertificateError as exc:
+        return str(exc)
+    if client.auth_method == "tls_client_auth":
+        if client.tls_subject_dn is None or not subject_matches(certificate,
+                                                                client.tls_subject_dn):
+            return "the certificate's subject DN is not the registered one"
+        return None
+    if client.jwks is None or not public_key_registered(certificate, client.jwks):
+        return "the certificate's key is not one the client registered"
+    return None
+
+
 def _basic_credentials(header: str) -> tuple[str, str]:
     # ValueError: headers arrive latin-1 decoded, and b64decode refuses non-ASCII text
     # with a plain ValueError (binascii.Error is its subclass).
@@ -75,10 +109,14 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 class ClientAuthenticator:
     def __init__(self, directory: ClientDirectory, failures: Throttle | None = None,
-                 tenants: TenantDirectory | None = None) -> None:
+                 tenants: TenantDirectory | None = None,
+                 assertions: ClientAssertions | None = None) -> None:
+        """``assertions``: accept ``client_assertion`` (private_key_jwt, workload
+        identity); without it such a request is refused."""
         self._directory = directory
         self._failures = failures
         self._tenants = tenants
+        self._assertions = assertions
 
     async def authenticate(self, request: OAuthRequest, params: Params,
                            *, allow_public: bool = True) -> Client:
@@ -95,6 +133,10 @@ class ClientAuthenticator:
                             *, allow_public: bool) -> Client:
         authorization = request.headers.get("authorization", "")
         basic = authorization[:6].lower() == "basic "
+        if "client_assertion" in params or "client_assertion_type" in params:
+            if basic or "client_secret" in params:
+                raise InvalidRequest("use one client authentication method only")
+            return await self._check_assertion(params, host=request.client_host)
         if basic:
             if "client_secret" in params:
                 raise InvalidRequest("use one client authentication method only")
@@ -113,11 +155,59 @@ class ClientAuthenticator:
             return await self._check_secret(client_id, secret, basic=False,
                                             host=request.client_host)
         client = await self._directory.get(client_id)
+        if (client is not None and not client.disabled
+                and client.auth_method in MTLS_AUTH_METHODS):
+            return await self._check_certificate(client, request)
         if client is None or client.disabled or not client.public:
             raise InvalidClient("client authentication failed",
                                 detail=f"no credentials for client {client_id!r}")
         if not allow_public:
             raise InvalidClient("this endpoint needs a confidential client")
+        return client
+
+    async def _check_certificate(self, client: Client, request: OAuthRequest) -> Client:
+        """RFC 8705 §2: the connection's client certificate authenticates the client.
+        ``tls_client_auth``: the TLS layer verified the chain against the client CA; the
+        subject DN must be the registered one. ``self_signed_tls_client_auth``: its
+        public key must be one the client registered."""
+        key = f"{client.client_id[:64]}\x00{request.client_host}"
+        if self._failures is not None and await self._failures.blocked(key):
+            raise TooManyRequests("too many failed client authentications; slow down")
+        problem = _certificate_problem(client, request.client_cert)
+        if problem is not None:
+            if self._failures is not None:
+                await self._failures.hit(key)
+            raise InvalidClient("client authentication failed", detail=problem)
+        return client
+
+    async def _check_assertion(self, params: Params, *, host: str | None) -> Client:
+        """RFC 7521 §4.2 / RFC 7523 §2.2: ``client_assertion_type`` jwt-bearer and one
+        assertion; ``client_id`` optional (then the assertion's ``iss``), and when sent it
+        must be the client the assertion is checked for."""
+        if params.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise InvalidRequest("client_assertion_type must be "
+                                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        assertion = params.require("client_assertion")
+        client_id = params.get("client_id") or unverified_client_id(assertion)
+        if client_id is None:
+            raise InvalidClient("client authentication failed",
+                                detail="client assertion names no client")
+        key = f"{client_id[:64]}\x00{host}"
+        if self._failures is not None and await self._failures.blocked(key):
+            raise TooManyRequests("too many failed client authentications; slow down")
+        client = await self._directory.get(client_id)
+        try:
+            if self._assertions is None:
+                raise InvalidClient("client authentication failed",
+                                    detail="client assertions are not enabled")
+            if client is None or client.disabled or client.public:
+                raise InvalidClient("client authentication failed",
+                                    detail=f"unknown or disabled client {client_id[:64]!r}")
+            await self._assertions.authenticate(client, assertion)
+        except InvalidClient:
+            if self._failures is not None:
+                await self._failures.hit(key)
+            raise
         return client
 
     async def _check_secret(self, client_id: str, secret: str, *, basic: bool,
@@ -128,7 +218,8 @@ class ClientAuthenticator:
         client = await self._directory.get(client_id)
         stored = client.secret_hash if client is not None and client.secret_hash else _DUMMY_HASH
         matches = constant_time_equal(token_hash(secret), stored)
-        if client is None or client.disabled or client.public or not matches:
+        if (client is None or client.disabled or client.public or not client.uses_secret
+                or not matches):
             if self._failures is not None:
                 await self._failures.hit(key)
             raise InvalidClient("client authentication failed", basic=basic,

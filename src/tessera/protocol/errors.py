@@ -17,14 +17,19 @@
     ├── InvalidDPoPProof            400 invalid_dpop_proof (401 at resources)
     ├── UseDPoPNonce                400 use_dpop_nonce (401 at resources) + DPoP-Nonce
     ├── TooManyRequests             429 slow_down
+    ├── AuthorizationPending        400 authorization_pending (RFC 8628 §3.5)
+    ├── SlowDown                    400 slow_down (RFC 8628 §3.5: poll less often)
+    ├── ExpiredToken                400 expired_token (RFC 8628 §3.5)
+    ├── DeviceAccessDenied          400 access_denied (RFC 8628 §3.5: the user said no)
     └── TemporarilyUnavailable      503 temporarily_unavailable
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "AccessDenied", "InsufficientScope", "InvalidClient", "InvalidDPoPProof", "InvalidGrant",
-    "InvalidRequest", "InvalidScope", "InvalidTarget", "InvalidToken", "OAuthError",
+    "AccessDenied", "AuthorizationPending", "DeviceAccessDenied", "ExpiredToken",
+    "InsufficientScope", "InvalidClient", "InvalidDPoPProof", "InvalidGrant",
+    "InvalidRequest", "InvalidScope", "InvalidTarget", "InvalidToken", "OAuthError", "SlowDown",
     "TemporarilyUnavailable", "TooManyRequests", "UnauthorizedClient", "UnsupportedGrantType",
     "UnsupportedResponseType", "UnsupportedTokenType", "UseDPoPNonce",
 ]
@@ -135,6 +140,26 @@ class UseDPoPNonce(InvalidDPoPProof):
 
 class TooManyRequests(OAuthError):
     error, status = "slow_down", 429
+
+
+class AuthorizationPending(OAuthError):
+    error, status = "authorization_pending", 400
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5 at the token endpoint (400, unlike ``TooManyRequests``)."""
+
+    error, status = "slow_down", 400
+
+
+class ExpiredToken(OAuthError):
+    error, status = "expired_token", 400
+
+
+class DeviceAccessDenied(AccessDenied):
+    """RFC 8628 §3.5: the user denied the device; a token endpoint error, so 400."""
+
+    status = 400
 
 
 class TemporarilyUnavailable(OAuthError):

@@ -55,6 +55,9 @@ class OAuthRequest:
     query: str = ""
     client_host: str | None = None
     cookies: Mapping[str, str] = field(default_factory=dict)
+    client_cert: str | None = None
+    """The leaf client certificate (PEM) of a mutual-TLS connection (RFC 8705), as the
+    server or a trusted proxy presented it (``tessera.tls_scope``)."""
 
 
 @dataclass(slots=True)

@@ -1,13 +1,17 @@
 """Is an access token we issued still good? Signature and claims, the DPoP binding of
 how it is presented (RFC 9449 §7), then live state: revoked ``jti``, ended session,
 revoked refresh family, stale session version, a user, client or tenant no longer in good
-standing (``standing``), and for an impersonation the administrator's session."""
+standing (``standing``), and for an impersonation the administrator's session.
+
+Asked with ``fast`` (introspection), the live state comes from a ``RevocationView`` — the
+in-memory revocation state verifiers keep — when that view is provably current, instead
+of the store: the same events end the same tokens (``identity.revocation_mirror``)."""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
@@ -18,13 +22,24 @@ from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
 from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
 from tessera.store.ports import Store, UnitOfWork
 
-__all__ = ["AccessTokenState", "TokenInactive"]
+__all__ = ["AccessTokenState", "RevocationView", "TokenInactive"]
 
 
 class TokenInactive(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RevocationView(Protocol):
+    """Live token state held in memory, fed by the committed revocation events."""
+
+    def usable(self, now: float) -> bool:
+        """True only while the view provably holds every event that matters now."""
+
+    def check(self, claims: dict[str, Any], *, tenant: str) -> bool:
+        """Raise ``TokenInactive`` if an event revokes the token; ``False``: the view
+        cannot tell (ask the store), ``True``: nothing revokes it."""
 
 
 def _family_revoked(claims: dict[str, Any], families: list[RefreshFamily]) -> bool:
@@ -36,6 +51,16 @@ def _family_revoked(claims: dict[str, Any], families: list[RefreshFamily]) -> bo
     return isinstance(iat, int | float) and any(
         f.revoked_at is not None and f.client_id == claims.get("client_id")
         and iat <= f.revoked_at for f in families)
+
+
+def _certificate_fits(claims: dict[str, Any], x5t: str | None) -> bool:
+    """RFC 8705 §3: a certificate-bound token only over a connection presenting that
+    certificate (an unbound token may come with any certificate or none)."""
+    cnf = claims.get("cnf")
+    bound = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    if bound is None:
+        return True
+    return isinstance(bound, str) and x5t is not None and hmac.compare_digest(bound, x5t)
 
 
 def _binding_fits(claims: dict[str, Any], jkt: str | None) -> bool:
@@ -53,27 +78,38 @@ class AccessTokenState:
     clients: ClientDirectory
     clock: Clock
     leeway: float
+    view: RevocationView | None = None
 
     async def check(self, token: str, *, audience: str | None = None, jkt: str | None = None,
-                    any_binding: bool = False) -> dict[str, Any]:
+                    any_binding: bool = False, fast: bool = False,
+                    x5t: str | None = None) -> dict[str, Any]:
         """The token's claims if it is active now; raise ``TokenInactive`` otherwise.
 
         ``jkt``: the thumbprint of the DPoP proof's key the token was presented with (None:
         presented as Bearer). A DPoP-bound token is active only with its key, an unbound
         one only without a proof. ``any_binding`` skips that rule, for callers that ask
-        about a token rather than present it (introspection, token exchange)."""
+        about a token rather than present it (introspection, token exchange). ``fast``:
+        the revocation view may stand in for the store (module docstring). ``x5t``: the
+        thumbprint of the client certificate of the connection (RFC 8705 §3)."""
         if len(token) > 8192:
             raise TokenInactive("oversized")
+        now = self.clock.now()
         try:
-            claims = self.tokens.verify(token, now=self.clock.now(), leeway=self.leeway,
-                                        audience=audience)
+            claims = await self.tokens.resolve(token, now=now, leeway=self.leeway,
+                                               audience=audience)
         except TokenInvalid as exc:
             raise TokenInactive(exc.reason) from None
         if not any_binding and not _binding_fits(claims, jkt):
             raise TokenInactive("dpop_binding")
+        if not any_binding and not _certificate_fits(claims, x5t):
+            raise TokenInactive("certificate_binding")
         client = await self.clients.get(str(claims.get("client_id", "")))
         if client is None or client.disabled:
             raise TokenInactive("client_disabled")
+        view = self.view
+        if (fast and view is not None and view.usable(now)
+                and view.check(claims, tenant=client_tenant(client))):
+            return claims
         async with self.store.unit_of_work(read_only=True) as uow:
             if await uow.revocations.is_token_revoked(str(claims.get("jti", ""))):
                 raise TokenInactive("token_revoked")

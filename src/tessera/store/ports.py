@@ -18,14 +18,17 @@ from typing import Any, Protocol
 
 from tessera.core.clients import Client
 from tessera.core.consents import Consent
+from tessera.core.device import DeviceCode
 from tessera.core.federation import ExternalIdentity, IdentityProvider, UpstreamSession
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.revocation import RevocationEvent
+from tessera.core.session_bounds import SessionPolicy
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.tenants import Tenant
 from tessera.core.users import User
 
 __all__ = [
+    "AssertionReplayRepo",
     "AuditFilter",
     "AuditRecord",
     "AuditRepo",
@@ -33,15 +36,19 @@ __all__ = [
     "CodeRepo",
     "Completion",
     "ConsentRepo",
+    "DeviceCodeRepo",
     "FactorRepo",
     "FederationRepo",
     "KeyRepo",
     "RecoveryCodeRepo",
+    "ReferenceToken",
+    "ReferenceTokenRepo",
     "RefreshRepo",
     "RevocationLog",
     "RoleRepo",
     "SealedFactor",
     "SealedKey",
+    "SessionPolicyRepo",
     "SessionRepo",
     "Store",
     "StoreConflict",
@@ -177,6 +184,11 @@ class SessionRepo(Protocol):
 
     async def active_for_user(self, user_id: str) -> list[Session]: ...
 
+    async def hold_user(self, user_id: str) -> None:
+        """Hold the user until this unit of work ends: another unit that holds the same
+        user waits, so "count the user's sessions, then add one" cannot interleave
+        (the per-user session limit)."""
+
     async def acting_under(self, *, sid: str | None = None,
                            jti: str | None = None) -> list[Session]:
         """Active impersonation sessions opened under the administrator's session ``sid``
@@ -198,6 +210,49 @@ class SessionRepo(Protocol):
         """Sessions newest first (``created_at``, then ``sid``): of ``user_ids`` when given
         (an empty list matches nothing), in ``tenant_id`` when given, active ones only
         unless ``include_revoked``. ``offset``/``limit`` page through the result."""
+
+
+class SessionPolicyRepo(Protocol):
+    """Per-tenant session bounds (``core.session_bounds``); a tenant without a row uses
+    the global defaults."""
+
+    async def get(self, tenant_id: str) -> SessionPolicy | None: ...
+
+    async def put(self, policy: SessionPolicy) -> None:
+        """Store the tenant's policy as given, replacing the previous one."""
+
+    async def all(self) -> list[SessionPolicy]:
+        """Ordered by tenant id."""
+
+
+class DeviceCodeRepo(Protocol):
+    """Device authorization requests (RFC 8628), by the hashes of their two codes."""
+
+    async def add(self, code: DeviceCode) -> None:
+        """Raises ``StoreError`` if either hash is taken (the caller draws new codes)."""
+
+    async def get(self, device_code_hash: str) -> DeviceCode | None: ...
+    async def by_user_code(self, user_code_hash: str) -> DeviceCode | None: ...
+
+    async def decide(self, user_code_hash: str, *, approve: bool, user_id: str,
+                     sid: str | None, at: float) -> bool:
+        """Approve (with the session opened for the device) or deny a *pending* request
+        that has not expired at ``at``. True iff this call decided it: of concurrent
+        callers exactly one wins; a repeat is False."""
+
+    async def poll(self, device_code_hash: str, *, at: float) -> DeviceCode | None:
+        """Record a poll at ``at``; returns the request as it was *before* (its previous
+        ``last_polled_at`` tells a too-fast poll), None if unknown."""
+
+    async def slow_down(self, device_code_hash: str, *, by: int) -> None:
+        """Raise the request's polling interval by ``by`` seconds (RFC 8628 §3.5)."""
+
+    async def consume(self, device_code_hash: str, *, at: float) -> bool:
+        """Mark an *approved* request consumed; True iff this call did (exactly one of
+        concurrent callers: a device code yields tokens once)."""
+
+    async def prune(self, before: float) -> int:
+        """Delete requests that expired before ``before``; returns how many."""
 
 
 class FactorRepo(Protocol):
@@ -296,6 +351,11 @@ class RefreshRepo(Protocol):
     async def get_family(self, family_id: str) -> RefreshFamily | None: ...
     async def add_token(self, token: RefreshToken) -> None: ...
     async def get_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def get_chain(self, token_hash: str
+                        ) -> tuple[RefreshToken, RefreshFamily, Session] | None:
+        """The token, its family and the family's session in one read (one round trip
+        on the refresh hot path); None if any of them is missing."""
 
     async def rotate(self, token_hash: str, *, successor_hash: str, at: float) -> bool:
         """Mark the token rotated iff it is not yet. Exactly one concurrent caller wins."""
@@ -484,6 +544,36 @@ class FederationRepo(Protocol):
     async def prune_jtis(self, before: float) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReferenceToken:
+    """An opaque access token (only its SHA-256 kept) and the claims it stands for."""
+
+    token_hash: str
+    jti: str
+    client_id: str
+    tenant_id: str | None
+    sid: str | None
+    claims: dict[str, Any]
+    expires_at: float
+
+
+class ReferenceTokenRepo(Protocol):
+    async def add(self, token: ReferenceToken) -> None: ...
+    async def get(self, token_hash: str) -> ReferenceToken | None:
+        """Also when expired: the caller judges times (and revocation) itself."""
+
+    async def prune(self, before: float) -> int:
+        """Delete tokens that expired before ``before``; returns how many."""
+
+
+class AssertionReplayRepo(Protocol):
+    async def use(self, client_id: str, jti: str, *, expires_at: float, now: float) -> bool:
+        """Record a client assertion's ``jti`` until ``expires_at``. False if it was
+        already used and has not expired: of concurrent callers exactly one sees True."""
+
+    async def prune(self, before: float) -> int: ...
+
+
 class UnitOfWork(Protocol):
     clients: ClientRepo
     users: UserRepo
@@ -500,6 +590,10 @@ class UnitOfWork(Protocol):
     consents: ConsentRepo
     recovery_codes: RecoveryCodeRepo
     federation: FederationRepo
+    session_policies: SessionPolicyRepo
+    device_codes: DeviceCodeRepo
+    reference_tokens: ReferenceTokenRepo
+    assertion_jtis: AssertionReplayRepo
 
 
 class Store(Protocol):

@@ -11,6 +11,7 @@ from tessera.verifier._decisions import ALLOWED_VALID, Decision, hash_token
 from tessera.verifier._denials import MissingToken, check_owner, check_tenant, label_of
 from tessera.verifier._dpop import BEARER_PRESENTATION, Presentation
 from tessera.verifier._errors import Denied
+from tessera.verifier._mtls import check_certificate_binding
 from tessera.verifier._token import VerifiedToken
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class Attempt:
             policy = service.policy_for(scopes, min_acr=min_acr, max_auth_age=max_auth_age)
             self.token = await service.verify_locally(token)
             await service.dpop.check(self.token, token, presentation or BEARER_PRESENTATION)
+            check_certificate_binding(self.token, (presentation or BEARER_PRESENTATION
+                                                   ).client_cert)
             check_scopes(self.token, policy)
             check_user_authentication(self.token, policy, service.clock.now())
             self.token, self._reason = await service.freshness_rule(

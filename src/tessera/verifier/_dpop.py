@@ -40,6 +40,7 @@ from tessera.protocol.rfc9449 import (
     ReplayCacheUnavailable,
     UseNonce,
 )
+from tessera.tls_scope import client_certificate
 from tessera.verifier._bearer import bearer_token
 from tessera.verifier._denials import Unavailable
 from tessera.verifier._errors import Denied, Reason
@@ -83,6 +84,8 @@ class Presentation:
     url: str = ""
     checked: bool = False
     """The proof already passed for this token earlier in the same request."""
+    client_cert: str | None = None
+    """The request's client certificate (PEM, RFC 8705 §3), whatever the scheme."""
 
 
 BEARER_PRESENTATION: Final = Presentation()
@@ -113,14 +116,15 @@ def presentation_from_scope(scope: Any, scheme: str, token: str, *,
                             public_url: str | None = None) -> Presentation:
     """The presentation of ``token`` in an ASGI HTTP request: every ``DPoP`` header, its
     method, and the URL ``htu`` must match (query excluded: RFC 9449 §4.3)."""
-    if scheme == BEARER:
-        return BEARER_PRESENTATION  # no proof is looked at for a Bearer token
+    cert = client_certificate(scope)
+    if scheme == BEARER:  # no proof is looked at for a Bearer token
+        return BEARER_PRESENTATION if cert is None else Presentation(client_cert=cert)
     if scope.get("state", {}).get(DPOP_CHECKED_KEY) == token:
-        return Presentation(DPOP, checked=True)
+        return Presentation(DPOP, checked=True, client_cert=cert)
     proofs = tuple(value.decode("latin-1") for name, value in scope["headers"]
                    if name == b"dpop")
     return Presentation(DPOP, proofs, scope.get("method", "GET"),
-                        request_url(scope, public_url=public_url))
+                        request_url(scope, public_url=public_url), client_cert=cert)
 
 
 def mark_checked(scope: Any, token: str, presentation: Presentation) -> None:

@@ -50,6 +50,9 @@ class Reason(StrEnum):
     DPOP_BINDING = "dpop_binding"
     """RFC 9449 §7: a bound token sent as Bearer, an unbound one as DPoP, or a proof
     signed by another key than the token's ``cnf.jkt``."""
+    CERTIFICATE_BINDING = "certificate_binding"
+    """RFC 8705 §3: a certificate-bound token (``cnf.x5t#S256``) on a request without
+    that client certificate."""
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
@@ -76,6 +79,8 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.DPOP_REPLAYED: "The DPoP proof was already used.",
     Reason.USE_DPOP_NONCE: "Resource server requires nonce in DPoP proof.",
     Reason.DPOP_BINDING: "The access token must be presented with a DPoP proof of its key.",
+    Reason.CERTIFICATE_BINDING: "The access token must be presented over mutual TLS with "
+                                "the certificate it is bound to.",
 }
 
 

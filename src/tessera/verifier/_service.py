@@ -63,6 +63,7 @@ from tessera.verifier._introspection import IntrospectionClient
 from tessera.verifier._jwks import JwksCache
 from tessera.verifier._metrics import VerifierMetrics
 from tessera.verifier._policy import VerificationPolicy
+from tessera.verifier._reference import REFERENCE_ALG, ReferenceTokens
 from tessera.verifier._revocation import RevocationState
 from tessera.verifier._settings import VerifierSettings
 from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
@@ -102,8 +103,9 @@ class VerifierService:
                               jwks_uri=settings.jwks_uri or f"{settings.base_url}/jwks",
                               max_age=settings.jwks_max_age,
                               min_refetch_interval=settings.jwks_min_refetch)
+        self.references = self._references(transport)
         self.verifier = Verifier(self.policy, jwks=self.jwks, clock=self.clock,
-                                 state=self.state)
+                                 state=self.state, references=self.references)
         source = event_source if event_source is not None else self._source(transport, bus)
         self.metrics = VerifierMetrics(registry)
         self.follower = (RevocationFollower(self.state, source, clock=self.clock,
@@ -155,6 +157,8 @@ class VerifierService:
             await self.follower.aclose()
         if self.introspection is not None:
             await self.introspection.aclose()
+        if self.references is not None:
+            await self._reference_client.aclose()
         await self.dpop.aclose()
         await self.verifier.aclose()
 
@@ -283,6 +287,11 @@ class VerifierService:
 
     async def _refuse(self, token: str, verified: VerifiedToken, policy: VerificationPolicy,
                       detail: str) -> tuple[VerifiedToken, str]:
+        if self.references is not None and verified.alg == REFERENCE_ALG:
+            # a reference token: the issuer is asked anyway, past the cache
+            return (await self.references.verify(token, policy=policy, state=self.state,
+                                                 now=self.clock.now(), use_cache=False),
+                    ALLOWED_INTROSPECTED)
         if self.introspection is None:
             raise Denied(Reason.STALE_STATE, detail)
         return await self._introspect(token, verified, policy), ALLOWED_INTROSPECTED
@@ -377,6 +386,19 @@ class VerifierService:
                            verifier_id=settings.verifier_id or default_verifier_id(service),
                            service=service, state=self.state, clock=self.clock,
                            interval=settings.report_interval, delay=settings.report_delay)
+
+    def _references(self, transport: httpx.AsyncBaseTransport | None
+                    ) -> ReferenceTokens | None:
+        settings = self.settings
+        if not settings.reference_tokens:
+            return None
+        assert settings.client_id and settings.client_secret
+        self._reference_client = IntrospectionClient(
+            settings.introspection_endpoint or f"{settings.base_url}/introspect",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+            transport=transport, timeout=settings.introspection_timeout)
+        return ReferenceTokens(self._reference_client, ttl=settings.reference_cache_seconds)
 
     def _introspection(self, transport: httpx.AsyncBaseTransport | None
                        ) -> IntrospectionClient | None:

@@ -59,6 +59,13 @@ class VerifierSettings(BaseSettings):
     acr_levels: tuple[str, ...] = DEFAULT_ACR_LEVELS
     """Authentication context classes, weakest first, for routes with a minimum ``acr``
     (``TESSERA_VERIFIER_ACR_LEVELS='["urn:tessera:acr:pwd", "urn:tessera:acr:mfa"]'``)."""
+    reference_tokens: bool = False
+    """Accept reference (opaque) access tokens: introspected at the issuer (RFC 7662,
+    needs ``client_id``/``client_secret``), the answer cached for
+    ``reference_cache_seconds`` and re-checked against the revocation state on every use."""
+    reference_cache_seconds: float = Field(30.0, ge=0, le=300)
+    """How long an introspection answer about a reference token is reused. Revocation
+    events refuse a cached token at once; this bounds trust without the stream."""
     introspection_endpoint: str | None = None
     """Introspection URL; defaults to ``{identity_url or issuer}/introspect``."""
     introspection_timeout: float = Field(2.0, gt=0, le=30)
@@ -116,7 +123,8 @@ class VerifierSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> VerifierSettings:
-        needs_client = self.source in ("http", "redis") or self.strict_fallback == "introspect"
+        needs_client = (self.source in ("http", "redis") or self.strict_fallback == "introspect"
+                        or self.reference_tokens)
         if needs_client and not (self.client_id and self.client_secret):
             raise ValueError("client_id and client_secret are required for the revocation "
                              "feed and for introspection")

@@ -9,6 +9,7 @@ from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._jwks import JwksCache
 from tessera.verifier._keyset import KeySet
 from tessera.verifier._policy import VerificationPolicy
+from tessera.verifier._reference import ReferenceTokens, is_reference_token
 from tessera.verifier._revocation import RevocationState
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier._verify import verify_access_token
@@ -31,8 +32,11 @@ class Verifier:
         clock: Clock,
         state: RevocationState | None = None,
         cache: VerifiedTokenCache | None = None,
+        references: ReferenceTokens | None = None,
     ) -> None:
+        """``references``: accept reference (opaque) tokens through introspection."""
         self.policy = policy
+        self.references = references
         self.jwks = jwks
         self.state = state if state is not None else RevocationState()
         self.cache = cache if cache is not None else VerifiedTokenCache()
@@ -46,6 +50,10 @@ class Verifier:
 
         Raises ``KeysUnavailable`` if no JWKS could ever be fetched.
         """
+        if self.references is not None and is_reference_token(token):
+            return await self.references.verify(
+                token, policy=policy if policy is not None else self.policy,
+                state=self.state, now=self._clock.now())
         if self.state.key_epoch != self._key_epoch:
             self._key_epoch = self.state.key_epoch
             if self.state.announced_kid:

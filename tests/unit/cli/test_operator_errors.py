@@ -47,6 +47,9 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "tenants ls": (["tenants", "ls"], ""),
     "tenants suspend": (["tenants", "suspend", "acme"], ""),
     "tenants resume": (["tenants", "resume", "acme"], ""),
+    "tenants set-session-policy": (["tenants", "set-session-policy", "--tenant", "acme",
+                                    "--idle-timeout", "30m"], ""),
+    "tenants session-policy": (["tenants", "session-policy", "--tenant", "acme"], ""),
     "keys rotate": (["keys", "rotate"], ""),
     "keys ls": (["keys", "ls"], ""),
     "sessions ls": (["sessions", "ls"], ""),
@@ -69,6 +72,7 @@ VERBS: dict[str, tuple[list[str], str]] = {
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",
     "gateway": "reads TESSERA_VERIFIER_*/TESSERA_GATEWAY_* (tests/unit/gateway/test_cli.py)",
+    "bff": "reads TESSERA_BFF_* (tests/unit/cli/test_bff_cli.py)",
     "demo": "starts its own embedded deployment with its own settings",
     "doctor": "reports problems instead of failing on the first (test_doctor.py)",
 }
@@ -232,3 +236,24 @@ def test_the_gateway_names_a_wrong_tracing_setting(workdir: Path) -> None:
     assert result.exit_code == 2
     assert result.output == ("error: TESSERA_TRACING__EXPORTER: Input should be 'otlp' or "
                              "'console' (set TESSERA_TRACING__EXPORTER)\n")
+
+
+def test_an_identifier_is_taken_as_the_argument_or_the_option_once() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from tessera.cli._common import identifier
+
+    @click.command()
+    @identifier("sid", metavar="SID")
+    def show(sid: str) -> None:
+        click.echo(f"sid={sid}")
+
+    runner = CliRunner()
+    assert runner.invoke(show, ["s1"]).output == "sid=s1\n"
+    assert runner.invoke(show, ["--sid", "s1"]).output == "sid=s1\n"
+    assert runner.invoke(show, ["s1", "--sid", "s1"]).output == "sid=s1\n"
+    both = runner.invoke(show, ["s1", "--sid", "s2"])
+    assert both.exit_code == 2 and "give SID once" in both.output
+    none = runner.invoke(show, [])
+    assert none.exit_code == 2 and "missing SID" in none.output

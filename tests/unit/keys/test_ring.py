@@ -136,7 +136,7 @@ def test_jwks_publishes_next_active_retiring_never_retired_or_private() -> None:
 
 @pytest.mark.parametrize("states", [[], [KeyState.NEXT], [KeyState.ACTIVE, KeyState.ACTIVE],
                                     [KeyState.RETIRING, KeyState.RETIRED]])
-def test_a_ring_needs_exactly_one_active_key(states: list[KeyState]) -> None:
+def test_a_ring_needs_one_active_key_per_algorithm(states: list[KeyState]) -> None:
     with pytest.raises(KeyError_):
         KeyRing([key(s, n=i) for i, s in enumerate(states)])
 
@@ -210,3 +210,52 @@ def test_rotated_ring_still_verifies_tokens_of_the_previous_active_key() -> None
     assert verify(rotated, token) == CLAIMS
     assert jwt.get_unverified_header(rotated.sign(dict(CLAIMS), typ="at+jwt"))["kid"] \
         == upcoming.kid
+
+
+# --- several algorithms -----------------------------------------------------------------
+
+def test_one_active_key_per_algorithm_signs_for_its_purpose() -> None:
+    """Access tokens with the primary algorithm, ID tokens with theirs; each verifies
+    only with its own key and algorithm (the kid pins it)."""
+    es, rs = key(KeyState.ACTIVE, "ES256"), key(KeyState.ACTIVE, "RS256")
+    ring = KeyRing([rs, es, key(KeyState.NEXT, "ES256", 1)], primary="ES256")
+    assert ring.active is es and ring.active_for("RS256") is rs
+    assert ring.algorithms == ("ES256", "RS256")
+    access = ring.sign(dict(CLAIMS), typ="at+jwt")
+    id_token = ring.sign(dict(CLAIMS), typ="JWT", alg="RS256")
+    assert jwt.get_unverified_header(access) == {"alg": "ES256", "kid": es.kid, "typ": "at+jwt"}
+    assert jwt.get_unverified_header(id_token) == {"alg": "RS256", "kid": rs.kid, "typ": "JWT"}
+    assert verify(ring, access) == CLAIMS
+    assert verify(ring, id_token, typ="JWT") == CLAIMS
+    assert {k["alg"] for k in ring.jwks()["keys"]} == {"ES256", "RS256"}
+    assert ring.active_for("EdDSA") is es  # no EdDSA key: the primary signs
+
+
+def test_without_a_primary_key_the_oldest_active_key_signs() -> None:
+    only = key(KeyState.ACTIVE, "RS256")
+    assert KeyRing([only], primary="ES256").active is only
+
+
+def test_two_active_keys_of_one_algorithm_are_refused() -> None:
+    with pytest.raises(KeyError_, match="one active key per algorithm"):
+        KeyRing([key(KeyState.ACTIVE, "RS256"), key(KeyState.ACTIVE, "RS256", 1),
+                 key(KeyState.ACTIVE, "ES256")])
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("typ", ["at+jwt", "JWT", ""])
+def test_the_signer_writes_what_pyjwt_writes(alg: str, typ: str) -> None:
+    """Pre-encoded headers change nothing on the wire: same header bytes and payload as
+    ``jwt.encode``; RSA and Ed25519 signatures are deterministic, so whole tokens match;
+    an ECDSA one verifies with PyJWT."""
+    k = key(KeyState.ACTIVE, alg)
+    claims = {**CLAIMS, "scope": "a b", "aud": ["x", "y"], "n": "é"}
+    ours = KeyRing([k]).sign(dict(claims), typ=typ)
+    theirs = jwt.encode(dict(claims), k.private_key, algorithm=alg,
+                        headers={"kid": k.kid, "typ": typ})
+    assert ours.rsplit(".", 1)[0] == theirs.rsplit(".", 1)[0]
+    if alg != "ES256":
+        assert ours == theirs
+    assert jwt.decode(ours, k.private_key.public_key(), algorithms=[alg],
+                      options={"verify_aud": False, "verify_exp": False,
+                               "verify_iat": False, "verify_nbf": False}) == claims

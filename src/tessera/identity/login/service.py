@@ -4,6 +4,8 @@ by its browser cookie."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
@@ -16,10 +18,18 @@ from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.throttle import Throttle
 from tessera.protocol.transaction import transaction
-from tessera.store.ports import Store
+from tessera.store.ports import Store, UnitOfWork
+
+if TYPE_CHECKING:
+    from tessera.identity.login.bounds import SessionBounds
 
 __all__ = ["ACR_PASSWORD", "LoginFailed", "LoginService"]
 _MAX_USER_AGENT = 300
+_MAX_ADDRESS = 64
+
+
+class _NotCommitted(Exception):
+    """``commit_if`` said no: roll the new session back."""
 
 
 class LoginFailed(Exception):
@@ -35,13 +45,16 @@ class LoginService:
     against a dummy hash; both throttles count the same way for it)."""
 
     def __init__(self, store: Store, hasher: PasswordHasher, audit: AuditLog, clock: Clock,
-                 *, by_account: Throttle, by_address: Throttle) -> None:
+                 *, by_account: Throttle, by_address: Throttle,
+                 bounds: SessionBounds | None = None) -> None:
         self._store = store
         self._hasher = hasher
         self._audit = audit
         self._clock = clock
         self._by_account = by_account
         self._by_address = by_address
+        self.bounds = bounds
+        """Idle/absolute timeouts and the per-user session limit (``login.bounds``)."""
 
     async def authenticate(self, tenant_id: str, username: str, password: str,
                            *, client_host: str | None) -> User:
@@ -72,26 +85,63 @@ class LoginService:
 
     async def open_session(self, user: User, *, user_agent: str | None,
                            acr: str = ACR_PASSWORD, amr: tuple[str, ...] = (AMR_PASSWORD,),
+                           client_address: str | None = None,
                            upstream: UpstreamSession | None = None) -> tuple[Session, str]:
-        """A new session for ``user``; returns it and the raw browser cookie value. An
-        upstream login records the upstream session in the same transaction (its
-        back-channel logout names it), with the placeholder ``sid`` replaced."""
-        now = self._clock.now()
+        """A new browser session for ``user``; returns it and the raw browser cookie
+        value. Raises ``SessionLimitReached`` (a ``LoginFailed``) when the user is at the
+        session limit and the tenant refuses new sessions then. An upstream login records
+        the upstream session in the same transaction (its back-channel logout names it),
+        with the placeholder ``sid`` replaced."""
         handle = new_secret()
+        session = await self._open(user, user_agent=user_agent, acr=acr, amr=amr,
+                                   auth_time=self._clock.now(), client_address=client_address,
+                                   handle_hash=token_hash(handle), upstream=upstream)
+        return session, handle
+
+    async def open_device_session(self, user: User, *, client_id: str, device_name: str,
+                                  acr: str, amr: tuple[str, ...], auth_time: float,
+                                  client_address: str | None,
+                                  commit_if: Callable[[UnitOfWork, Session], Awaitable[bool]]
+                                  ) -> Session | None:
+        """A session for a device the user approved (RFC 8628): no browser cookie; it is
+        listed, bounded and revoked like any other session. ``commit_if`` runs in the same
+        transaction (recording the approval); if it returns False nothing is written and
+        the result is None."""
+        try:
+            return await self._open(user, user_agent=device_name, acr=acr, amr=amr,
+                                    auth_time=auth_time, client_address=client_address,
+                                    handle_hash=None, device_client_id=client_id,
+                                    commit_if=commit_if)
+        except _NotCommitted:
+            return None
+
+    async def _open(self, user: User, *, user_agent: str | None, acr: str,
+                    amr: tuple[str, ...], auth_time: float, client_address: str | None,
+                    handle_hash: str | None, device_client_id: str | None = None,
+                    commit_if: Callable[[UnitOfWork, Session], Awaitable[bool]] | None = None,
+                    upstream: UpstreamSession | None = None) -> Session:
+        now = self._clock.now()
         session = Session(
             sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
-            sv=1, acr=acr, amr=amr, auth_time=now, created_at=now,
+            sv=1, acr=acr, amr=amr, auth_time=auth_time, created_at=now,
             last_seen_at=now, user_agent=(user_agent or "")[:_MAX_USER_AGENT] or None,
+            client_address=(client_address or "")[:_MAX_ADDRESS] or None,
+            device_client_id=device_client_id,
         )
         async with transaction(self._store, self._audit) as tx:
-            await tx.uow.sessions.add(session, browser_handle_hash=token_hash(handle))
+            if self.bounds is not None:
+                await self.bounds.make_room(tx, user.user_id, user.tenant_id)
+            await tx.uow.sessions.add(session, browser_handle_hash=handle_hash)
+            if commit_if is not None and not await commit_if(tx.uow, session):
+                raise _NotCommitted
             if upstream is not None:
                 await tx.uow.federation.add_upstream_session(UpstreamSession(
                     sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
                     upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
-                     tenant=user.tenant_id, acr=session.acr, amr=list(session.amr))
-        return session, handle
+                     tenant=user.tenant_id, acr=session.acr, amr=list(session.amr),
+                     client=device_client_id)
+        return session
 
     async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...],
                              upstream: UpstreamSession | None = None
@@ -117,8 +167,15 @@ class LoginService:
         return updated, handle
 
     async def session_for_cookie(self, handle: str | None) -> Session | None:
+        """The active session the browser's cookie names, None if none — or if the
+        session's idle or absolute timeout has passed (it is revoked then)."""
         if not handle or len(handle) > 128:
             return None
         async with self._store.unit_of_work(read_only=True) as uow:
             session = await uow.sessions.by_browser_handle(token_hash(handle))
-        return session if session is not None and session.active else None
+            if session is None or not session.active:
+                return None
+            if self.bounds is None:
+                return session
+            policy = await self.bounds.policy_in(uow, session.tenant_id)
+        return await self.bounds.check_use(session, policy)

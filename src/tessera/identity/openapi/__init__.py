@@ -26,7 +26,15 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from tessera.identity.openapi import account, browser, console, federation, oauth, operations
+from tessera.identity.openapi import (
+    account,
+    browser,
+    console,
+    device,
+    federation,
+    oauth,
+    operations,
+)
 from tessera.identity.openapi.components import SCHEMAS, SECURITY_SCHEMES, Json
 from tessera.identity.openapi.context import DocumentContext
 from tessera.identity.openapi.operations import OPENAPI_PATH
@@ -36,7 +44,7 @@ __all__ = ["OPENAPI_PATH", "SECTIONS", "DocumentContext", "build_document",
 
 Section = Callable[[DocumentContext], dict[str, Json]]
 SECTIONS: tuple[Section, ...] = (oauth.paths, browser.paths, account.paths, operations.paths,
-                                 console.paths, federation.paths)
+                                 console.paths, device.paths, federation.paths)
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

@@ -48,6 +48,21 @@ def _totp() -> Json:
     }
 
 
+def _sessions() -> Json:
+    return {
+        "get": _page("Your sessions", "Every active session of the user (browsers and "
+                                      "devices): user agent, address, created, last seen, "
+                                      "which is this browser's"),
+        "post": operation(
+            "End one of your sessions", tags=_TAG,
+            description=_SESSION + " Revoked through the outbox like any revocation; "
+                                   "another user's session is answered 404.",
+            body=form({"sid": string("The session to end"), "csrf_token": _CSRF}),
+            responses=html_page("The list again, or the signed-out page", 200, 400, 401,
+                                404, 503)),
+    }
+
+
 def _consent() -> Json:
     return {"post": operation(
         "Consent to a third-party client's request", tags=("browser",),
@@ -69,4 +84,5 @@ def paths(_: DocumentContext) -> dict[str, Json]:
     return {"/account": {"get": _page("Your account", "Overview: username, tenant, roles, "
                                                       "two-step verification")},
             "/account/password": _password(), "/account/totp": _totp(),
+            "/account/sessions": _sessions(),
             "/authorize/consent": _consent()}

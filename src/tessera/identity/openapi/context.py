@@ -23,3 +23,5 @@ class DocumentContext:
     """The ``/federation/*`` routes are mounted (``federation.enabled``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""
+    device: bool = True
+    """RFC 8628: ``/device_authorization`` and ``/device`` are served."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tessera.core.clients import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
     GRANT_TOKEN_EXCHANGE,
 )
@@ -27,6 +28,12 @@ __all__ = ["paths"]
 _TAG = ("oauth",)
 _CLIENT = {"client_id": string("Public clients, and `client_secret_post`"),
            "client_secret": string("`client_secret_post` (RFC 6749 §2.3.1)")}
+_ASSERTION = {
+    "client_assertion_type": string(
+        "RFC 7523 §2.2: urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+    "client_assertion": string("A JWT signed by the client's key (`private_key_jwt`), or "
+                               "its workload identity token (JWT-SVID, Kubernetes "
+                               "service-account token)")}
 _SCOPE = {"scope": string("Space-separated scopes, at most those the client may have")}
 _TARGET = {"resource": string("RFC 8707 resource indicator (an audience the client has)"),
            "audience": string("Audience (RFC 8693 §2.1)")}
@@ -55,6 +62,8 @@ _GRANTS: dict[str, Json] = {
         "refresh_token": string("Rotated on every use; reuse revokes the family"),
         **_SCOPE}),
     GRANT_CLIENT_CREDENTIALS: _grant(GRANT_CLIENT_CREDENTIALS, (), {**_SCOPE, **_TARGET}),
+    GRANT_DEVICE_CODE: _grant(GRANT_DEVICE_CODE, ("device_code",), {
+        "device_code": string("From the device authorization response (RFC 8628 §3.4)")}),
     GRANT_TOKEN_EXCHANGE: _grant(GRANT_TOKEN_EXCHANGE, ("subject_token", "subject_token_type"), {
         "subject_token": string(),
         "subject_token_type": string(examples=_TOKEN_TYPES),
@@ -75,21 +84,27 @@ def _token(ctx: DocumentContext) -> Json:
         description="RFC 6749 §3.2 with the grants this server enables; RFC 7636 PKCE (S256), "
                     "RFC 8693 token exchange, RFC 9449 DPoP (`DPoP` header).",
         parameters=[_DPOP_HEADER] if ctx.dpop else None,
-        body=form({**properties, **_CLIENT}, required=("grant_type",), one_of=grants),
+        body=form({**properties, **_CLIENT, **_ASSERTION}, required=("grant_type",),
+                  one_of=grants),
         responses={**ok_json("Tokens issued", ref("TokenResponse"), no_store=True),
                    **oauth_errors(400, 401, 429, 503)})}
 
 
 def _introspect() -> Json:
+    answer = ok_json("Token state", ref("IntrospectionResponse"), no_store=True)
+    # RFC 9701: the same answer as a signed JWT when the caller asks for it in Accept
+    answer["200"]["content"]["application/token-introspection+jwt"] = {"schema": string(
+        "JWS (typ token-introspection+jwt): iss, aud, iat, token_introspection")}
     return {"post": operation(
         "Token introspection (RFC 7662)", tags=_TAG, security=client_auth,
         description="Confidential clients only. Any token state other than active answers "
-                    "`{\"active\": false}`.",
+                    "`{\"active\": false}`. Reference (opaque) access tokens are answered "
+                    "here. `Accept: application/token-introspection+jwt` returns the answer "
+                    "as a signed JWT (RFC 9701).",
         body=form({"token": string("The token to introspect"),
                    "token_type_hint": string(examples=["access_token", "refresh_token"]),
-                   **_CLIENT}, required=("token",)),
-        responses={**ok_json("Token state", ref("IntrospectionResponse"), no_store=True),
-                   **oauth_errors(400, 401, 429, 503)})}
+                   **_CLIENT, **_ASSERTION}, required=("token",)),
+        responses={**answer, **oauth_errors(400, 401, 429, 503)})}
 
 
 def _revoke() -> Json:
@@ -98,7 +113,7 @@ def _revoke() -> Json:
         description="200 for a revoked, unknown or another client's token alike (§2.2).",
         body=form({"token": string("The token to revoke"),
                    "token_type_hint": string(examples=["access_token", "refresh_token"]),
-                   **_CLIENT}, required=("token",)),
+                   **_CLIENT, **_ASSERTION}, required=("token",)),
         responses={**ok_json("Revoked (or nothing to revoke)", {"type": "object"},
                              no_store=True),
                    **oauth_errors(400, 401, 429, 503)})}

@@ -29,10 +29,14 @@ def _at_hash_for(alg: str, access_token: str) -> str:
 
 
 class IdTokenIssuer:
-    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int) -> None:
+    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int,
+                 alg: str | None = None) -> None:
+        """``alg``: the ID token algorithm (``keys.id_token_algorithm``); the ring's
+        primary one when None or when the ring holds no active key of it."""
         self._keys = keys
         self.issuer = issuer
         self.ttl = ttl
+        self.alg = alg
 
     def sign(self, *, sub: str, client_id: str, now: int, auth_time: float, sid: str,
              acr: str, amr: tuple[str, ...], nonce: str | None,
@@ -47,9 +51,10 @@ class IdTokenIssuer:
         }
         if nonce is not None:
             claims["nonce"] = nonce
+        ring = self._keys.ring
         if access_token is not None:
-            claims["at_hash"] = _at_hash_for(self._keys.ring.active.alg, access_token)
-        return self._keys.ring.sign(claims, typ=ID_TOKEN_TYP)
+            claims["at_hash"] = _at_hash_for(ring.active_for(self.alg).alg, access_token)
+        return ring.sign(claims, typ=ID_TOKEN_TYP, alg=self.alg)
 
     def verify_hint(self, token: str, *, now: float, leeway: float) -> dict[str, Any]:
         """Verify an ``id_token_hint`` (RP-initiated logout): expired hints are accepted

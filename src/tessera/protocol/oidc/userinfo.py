@@ -18,6 +18,7 @@ from tessera.protocol.errors import (
     UseDPoPNonce,
 )
 from tessera.protocol.http import OAuthRequest, OAuthResponse, error_response, json_response
+from tessera.protocol.rfc8705 import CertificateError, certificate_thumbprint, load_certificate
 from tessera.protocol.rfc9449 import (
     InvalidProof,
     ProofChecker,
@@ -57,6 +58,16 @@ def _dpop_token(request: OAuthRequest) -> str | None:
     return value.strip() or None if scheme.lower() == "dpop" else None
 
 
+def _presented_thumbprint(request: OAuthRequest) -> str | None:
+    """RFC 8705 §3: ``x5t#S256`` of the connection's client certificate, if any."""
+    if request.client_cert is None:
+        return None
+    try:
+        return certificate_thumbprint(load_certificate(request.client_cert))
+    except CertificateError:
+        return None
+
+
 class UserInfoEndpoint:
     def __init__(self, access_tokens: AccessTokenState, store: Store, *, issuer: str,
                  dpop: ProofChecker | None = None) -> None:
@@ -91,7 +102,8 @@ class UserInfoEndpoint:
         else:
             token = bearer_token(request)
         try:
-            claims = await self._access_tokens.check(token, audience=self._issuer, jkt=jkt)
+            claims = await self._access_tokens.check(token, audience=self._issuer, jkt=jkt,
+                                                     x5t=_presented_thumbprint(request))
         except TokenInactive as exc:
             if exc.reason == _BOUND and jkt is None:
                 raise InvalidToken("the access token is DPoP-bound: use the DPoP scheme",

@@ -69,8 +69,8 @@ class RevocationEndpoint:
                 raise UnsupportedTokenType("token_type_hint is not supported")
             if token.count(".") == 2:
                 await self._revoke_access(token, client)
-            else:
-                await self._revoke_refresh(token, client)
+            elif not await self._revoke_refresh(token, client):
+                await self._revoke_access(token, client)  # a reference access token
             return json_response({}, status=200)
         except OAuthError as exc:
             return error_response(exc)
@@ -80,7 +80,8 @@ class RevocationEndpoint:
 
     async def _revoke_access(self, token: str, client: Client) -> None:
         try:
-            claims = self._tokens.verify(token, now=self._clock.now(), leeway=self._leeway)
+            claims = await self._tokens.resolve(token, now=self._clock.now(),
+                                                leeway=self._leeway)
         except TokenInvalid:
             return  # invalid or expired: nothing to revoke (§2.2)
         if claims.get("tid") != client_tenant(client):
@@ -95,13 +96,16 @@ class RevocationEndpoint:
                                                reason="actor_token_revoked",
                                                token_ttl=self._tokens.ttl)
 
-    async def _revoke_refresh(self, token: str, client: Client) -> None:
+    async def _revoke_refresh(self, token: str, client: Client) -> bool:
+        """False if ``token`` is no refresh token we know (it may be a reference)."""
         digest = token_hash(token)
         async with transaction(self._store, self._audit) as tx:
             row = await tx.uow.refresh.get_token(digest)
             family = await tx.uow.refresh.get_family(row.family_id) if row else None
-            if family is None or family.tenant_id != client_tenant(client):
-                return
+            if family is None:
+                return False
+            if family.tenant_id != client_tenant(client):
+                return True
             if family.client_id != client.client_id:
                 raise InvalidGrant("the token was not issued to this client")
             if await lifecycle.revoke_family(tx, family.family_id, at=self._clock.now(),
@@ -110,3 +114,4 @@ class RevocationEndpoint:
                 tx.audit(events.TOKEN_REVOKED, client=client.client_id, token_hash=digest,
                          family_id=family.family_id, sid=family.sid, subject=family.user_id,
                          token_type="refresh_token")
+        return True

@@ -6,11 +6,20 @@ revoked or stale token yields only ``{"active": false}`` (§2.2), never a reason
 tokens are introspectable by the client they were issued to. A DPoP-bound token (RFC 9449
 §6.2) is answered with ``token_type: DPoP`` and its ``cnf``, so a resource server can
 check the proof's key; a bound refresh token with its family's ``cnf``.
+
+A JWT access token is checked against the in-memory revocation state when it is provably
+current (``AccessTokenState`` with ``fast``): a signature check plus O(1) lookups.
+
+RFC 9701 (JWT Response for OAuth Token Introspection): a caller that sends
+``Accept: application/token-introspection+jwt`` gets the answer as a JWT signed by the
+issuer's active key, ``typ: token-introspection+jwt``, with ``iss``, ``aud`` (the caller),
+``iat`` and the answer in ``token_introspection`` (§5), so it can be relayed and checked.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from tessera.core.clients import Client
@@ -30,7 +39,7 @@ from tessera.protocol.standing import NotInGoodStanding, check_user, client_tena
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store, StoreError
 
-__all__ = ["IntrospectionEndpoint"]
+__all__ = ["JWT_RESPONSE_TYPE", "IntrospectionEndpoint", "wants_jwt"]
 
 _log = logging.getLogger("tessera.protocol")
 _INACTIVE = {"active": False}
@@ -38,9 +47,25 @@ _CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"
            "sv", "tid", "acr", "amr", "auth_time", "cnf", "act")
 
 
+JWT_RESPONSE_TYPE = "application/token-introspection+jwt"
+_JWT_RESPONSE_TYP = "token-introspection+jwt"
+JwtSigner = Callable[[dict[str, Any]], str]
+"""Signs claims with the issuer's active key and ``typ: token-introspection+jwt``."""
+
+
+def wants_jwt(accept: str) -> bool:
+    """RFC 9701 §4: the caller asks for a JWT response in ``Accept``."""
+    return any(part.split(";")[0].strip().lower() == JWT_RESPONSE_TYPE
+               for part in accept.split(","))
+
+
 class IntrospectionEndpoint:
     def __init__(self, authenticator: ClientAuthenticator, access_tokens: AccessTokenState,
-                 store: Store, clock: Clock, *, max_body: int) -> None:
+                 store: Store, clock: Clock, *, max_body: int,
+                 jwt_signer: JwtSigner | None = None, issuer: str | None = None) -> None:
+        """``jwt_signer`` and ``issuer`` enable RFC 9701 JWT responses."""
+        self._jwt_signer = jwt_signer
+        self._issuer = issuer
         self._authenticator = authenticator
         self._access_tokens = access_tokens
         self._store = store
@@ -53,13 +78,25 @@ class IntrospectionEndpoint:
             client = await self._authenticator.authenticate(request, params,
                                                             allow_public=False)
             token = params.require("token")
-            return json_response(await self._introspect(token, client,
-                                                        params.get("token_type_hint")))
+            answer = await self._introspect(token, client, params.get("token_type_hint"))
+            if self._jwt_signer is not None and wants_jwt(request.headers.get("accept", "")):
+                return self._jwt_response(answer, client)
+            return json_response(answer)
         except OAuthError as exc:
             return error_response(exc)
         except StoreError as exc:
             _log.warning("introspection failed on the store: %s", exc)
             return error_response(TemporarilyUnavailable("try again shortly"))
+
+    def _jwt_response(self, answer: dict[str, Any], client: Client) -> OAuthResponse:
+        """RFC 9701 §5: the answer as a signed JWT addressed to the caller."""
+        assert self._jwt_signer is not None
+        claims = {"iss": self._issuer, "aud": client.client_id,
+                  "iat": int(self._clock.now()), "token_introspection": answer}
+        signed = self._jwt_signer(claims)
+        return OAuthResponse(status=200, body=signed.encode("ascii"), headers={
+            "content-type": JWT_RESPONSE_TYPE, "cache-control": "no-store",
+            "pragma": "no-cache"})
 
     async def _introspect(self, token: str, client: Client, hint: str | None
                           ) -> dict[str, Any]:
@@ -77,12 +114,13 @@ class IntrospectionEndpoint:
 
     async def _introspect_access(self, token: str, client: Client) -> dict[str, Any]:
         try:
-            claims = await self._access_tokens.check(token, any_binding=True)
+            claims = await self._access_tokens.check(token, any_binding=True, fast=True)
         except TokenInactive:
             return _INACTIVE
         if claims.get("tid") != client_tenant(client):
             return _INACTIVE  # a token of another tenant is nothing here
-        bound = isinstance(claims.get("cnf"), dict)
+        cnf = claims.get("cnf")
+        bound = isinstance(cnf, dict) and "jkt" in cnf  # DPoP; x5t#S256 stays Bearer
         body: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
         body.update({k: claims[k] for k in _CLAIMS if k in claims})
         return body

@@ -71,7 +71,8 @@ class TokenExchangeGrant:
             raise InvalidRequest("unsupported requested_token_type")
         subject_token = params.require("subject_token")
         if params.require("subject_token_type") == TOKEN_TYPE_USER_ID:
-            return await self._impersonate(params, subject_token, client, policy, jkt)
+            return await self._impersonate(params, subject_token, client, policy, jkt,
+                                           request)
         subject = await self._subjects.load(subject_token, params.require("subject_token_type"),
                                             client, "subject_token", jkt=jkt)
         actor = None
@@ -81,11 +82,16 @@ class TokenExchangeGrant:
                                               "actor_token", jkt=jkt)
         elif "actor_token_type" in params:
             raise InvalidRequest("actor_token_type without actor_token")
-        audience = self._target(params)
-        policy.check_target(audience, client)
+        requested_audience = self._requested_target(params)
+        if requested_audience is not None:
+            policy.check_target(requested_audience, client)
+            audiences: tuple[str, ...] = (requested_audience,)
+        else:
+            audiences = _own_audience(subject)
         roles = (await self._subjects.roles_of(str(subject["sub"]))
                  if subject.get("sid") is not None else None)
-        scope = self._scope(params, subject, audience, client, policy, roles)
+        scope = self._scope(params, subject, audiences[0] if len(audiences) == 1 else "",
+                            client, policy, roles)
         acting = str(actor["sub"]) if actor else client.client_id
         self._check_may_act(subject, acting)
         now = int(self._clock.now())
@@ -95,26 +101,27 @@ class TokenExchangeGrant:
         if exp - now < _MIN_LIFETIME:
             raise InvalidGrant("the subject token is about to expire")
         claims = AccessTokenClaims(
-            sub=str(subject["sub"]), client_id=client.client_id, audience=(audience,),
+            sub=str(subject["sub"]), client_id=client.client_id, audience=audiences,
             scope=scope, iat=now, exp=exp, jti=new_jti(), tenant_id=subject.get("tid"),
             sid=subject.get("sid"), sv=subject.get("sv"), acr=subject.get("acr"),
             amr=tuple(subject.get("amr") or ()), auth_time=subject.get("auth_time"),
             act=self._act_chain(subject, acting, policy), jkt=jkt,
         )
-        token = self._tokens.sign(claims)
+        token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
             events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
             tenant=claims.tenant_id, sid=claims.sid,
             subject_token_type=params.get("subject_token_type"),
             subject_token_hash=token_hash(subject_token), token_hash=token_hash(token),
-            jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=acting,
-            act_depth=_depth(claims.act), jkt=jkt)
+            jti=claims.jti, audience=list(audiences), scopes=format_scope(scope),
+            actor=acting, act_depth=_depth(claims.act), jkt=jkt)
         return TokenResult(access_token=token, expires_in=exp - now, scope=scope,
                            issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
                            token_type=token_type(jkt))
 
     async def _impersonate(self, params: Params, user_id: str, client: Client,
-                           policy: ExchangePolicy, jkt: str | None) -> TokenResult:
+                           policy: ExchangePolicy, jkt: str | None,
+                           request: OAuthRequest | None = None) -> TokenResult:
         """Admin impersonation (``impersonation``): a new session of the user tied to the
         admin's, ``act`` naming the admin, scopes capped by the admin's token and both
         users' role entitlements, never outliving the admin's token."""
@@ -157,7 +164,7 @@ class TokenExchangeGrant:
             scope=scope, iat=now, exp=exp, jti=new_jti(),
             tenant_id=session.tenant_id, sid=session.sid, sv=session.sv, acr=session.acr,
             amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
-        token = self._tokens.sign(claims)
+        token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
             events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
             tenant=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
@@ -171,11 +178,17 @@ class TokenExchangeGrant:
 
     @staticmethod
     def _target(params: Params) -> str:
-        """One audience (§2.1 ``audience`` or ``resource``)."""
+        """One audience (§2.1 ``audience`` or ``resource``), required (impersonation)."""
         requested = params.get("audience") or params.get("resource")
         if requested is None:
             raise InvalidTarget("name the audience to exchange the token for")
         return requested
+
+    @staticmethod
+    def _requested_target(params: Params) -> str | None:
+        """The audience asked for (§2.1 ``audience`` or ``resource``), or None: then the
+        server picks the target, and it picks the subject token's own audience."""
+        return params.get("audience") or params.get("resource")
 
     @staticmethod
     def _scope(params: Params, subject: dict[str, Any], audience: str, client: Client,
@@ -210,6 +223,19 @@ class TokenExchangeGrant:
                 raise InvalidGrant("the delegation chain is too long")
             current["act"] = previous
         return current
+
+
+def _own_audience(subject: dict[str, Any]) -> tuple[str, ...]:
+    """RFC 8693 §2.1: without ``audience`` or ``resource`` the token is issued for the
+    subject token's own audience. The subject token was already addressed to the
+    requesting client (``subjects``), so this widens nothing: scope and lifetime may
+    only narrow, the audience stays what the caller already held."""
+    aud = subject.get("aud")
+    if isinstance(aud, str) and aud:
+        return (aud,)
+    if isinstance(aud, list) and aud and all(isinstance(a, str) and a for a in aud):
+        return tuple(aud)
+    raise InvalidTarget("the subject token names no audience; name one to exchange for")
 
 
 def _depth(act: Any) -> int:

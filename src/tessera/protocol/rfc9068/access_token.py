@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from tessera.core.clients import Client
 from tessera.core.scopes import format_scope
 from tessera.keys import RingHolder
+from tessera.protocol.http import OAuthRequest
+from tessera.protocol.rfc8705 import MTLS_AUTH_METHODS, certificate_thumbprint, load_certificate
+from tessera.protocol.rfc9068.reference import ReferenceTokens, looks_like_jwt
 
 __all__ = ["AT_TYP", "AccessTokenClaims", "AccessTokenIssuer", "new_jti"]
 
@@ -39,6 +43,9 @@ class AccessTokenClaims:
     """RFC 8693 §4.1: who acts for ``sub`` (nested for a chain of delegations)."""
     jkt: str | None = None
     """RFC 9449 §6: thumbprint of the DPoP key the token is bound to (``cnf.jkt``)."""
+    x5t: str | None = None
+    """RFC 8705 §3.1: thumbprint of the client certificate it is bound to
+    (``cnf.x5t#S256``)."""
 
     def to_jwt_claims(self, issuer: str) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -65,19 +72,52 @@ class AccessTokenClaims:
             claims["auth_time"] = self.auth_time
         if self.act is not None:
             claims["act"] = self.act
+        cnf: dict[str, str] = {}
         if self.jkt is not None:
-            claims["cnf"] = {"jkt": self.jkt}
+            cnf["jkt"] = self.jkt
+        if self.x5t is not None:
+            cnf["x5t#S256"] = self.x5t
+        if cnf:
+            claims["cnf"] = cnf
         return claims
 
 
 class AccessTokenIssuer:
-    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int) -> None:
+    def __init__(self, keys: RingHolder, *, issuer: str, ttl: int,
+                 references: ReferenceTokens | None = None) -> None:
+        """``references``: where reference tokens live (clients registered with
+        ``access_token_format: reference``); without it such clients get no token."""
         self._keys = keys
         self.issuer = issuer
         self.ttl = ttl
+        self._references = references
 
     def sign(self, claims: AccessTokenClaims) -> str:
         return self._keys.ring.sign(claims.to_jwt_claims(self.issuer), typ=AT_TYP)
+
+    async def issue(self, claims: AccessTokenClaims, client: Client,
+                    request: OAuthRequest | None = None) -> str:
+        """The access token in the client's format: a signed JWT, or a reference. A client
+        that authenticated with mutual TLS (RFC 8705 §3) gets it bound to the certificate
+        of ``request``'s connection (``cnf.x5t#S256``)."""
+        if (request is not None and request.client_cert is not None
+                and client.auth_method in MTLS_AUTH_METHODS):
+            claims = replace(claims, x5t=certificate_thumbprint(
+                load_certificate(request.client_cert)))
+        if client.access_token_format != "reference":
+            return self.sign(claims)
+        if self._references is None:
+            raise RuntimeError("reference tokens are not configured")
+        return await self._references.mint(claims.to_jwt_claims(self.issuer))
+
+    async def resolve(self, token: str, *, now: float, leeway: float,
+                      audience: str | None = None) -> dict[str, Any]:
+        """Claims of a JWT access token (``verify``) or of a reference token; raises
+        ``TokenInvalid``. Live state (revocation) is ``token_state``'s."""
+        if looks_like_jwt(token) or self._references is None:
+            return self.verify(token, now=now, leeway=leeway, audience=audience)
+        return await self._references.resolve(token, issuer=self.issuer, now=now,
+                                              leeway=leeway, audience=audience)
 
     def verify(self, token: str, *, now: float, leeway: float,
                audience: str | None = None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Framework- and storage-free, so the identity service, the verifier SDK and the g
 share it: ``check_proof`` (the stateless checks of §4.3), ``NonceIssuer`` (server nonces,
 §8/§9), ``ReplayCache`` and ``MemoryReplayCache`` (jti replay, §11.1), ``ProofChecker``
 (all of them in order, plus the resource-server binding rule of §7) and the RFC 7638
-thumbprint ``jwk_thumbprint`` that becomes ``cnf.jkt`` (§6).
+thumbprint ``jwk_thumbprint`` that becomes ``cnf.jkt`` (§6); ``ProofSigner`` is the
+client half (§4.2), for the backend-for-frontend.
 """
 
 from tessera.protocol.rfc9449.checker import BEARER, DPOP, ProofChecker, challenge
@@ -30,6 +31,7 @@ from tessera.protocol.rfc9449.proof import (
     jwk_thumbprint,
 )
 from tessera.protocol.rfc9449.replay import MemoryReplayCache, ReplayCache, replay_key
+from tessera.protocol.rfc9449.signer import ProofSigner
 
 __all__ = [
     "BEARER",
@@ -46,6 +48,7 @@ __all__ = [
     "NonceIssuer",
     "ProofChecker",
     "ProofReplayed",
+    "ProofSigner",
     "ReplayCache",
     "ReplayCacheUnavailable",
     "UseNonce",

@@ -6,11 +6,18 @@ writers queue on the lock instead of failing on upgrade; read-only units use a d
 (they would only fight over the file lock); writers of other processes are waited for by
 retrying ``BEGIN IMMEDIATE`` with short asyncio sleeps: SQLite's own busy handler sleeps
 in a thread for up to 100 ms at a time, which made p99 latency under two workers.
+
+Outbox wake-ups: every commit that appended outbox rows calls this process's
+``on_outbox_commit`` listeners (the relays wake at once). On PostgreSQL the same commit
+also sends ``pg_notify`` on the store's channel, delivered with the commit, and
+``listen_outbox`` turns those notifications — from every process: the CLI, other
+workers, other instances — into the same wake-ups, so relays need not poll for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +25,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -27,7 +34,9 @@ from tessera.store.sql.repos import SqlUnitOfWork
 
 __all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
 
+_log = logging.getLogger("tessera.store")
 _READ_ONLY = "tessera_read_only"
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
 
 
 def async_url(url: str) -> str:
@@ -86,10 +95,14 @@ def _is_busy(exc: DBAPIError) -> bool:
 class SqlStore:
     """The ``Store`` port over one SQLAlchemy async engine."""
 
-    def __init__(self, engine: AsyncEngine, *, busy_deadline: float = 10.0) -> None:
+    def __init__(self, engine: AsyncEngine, *, busy_deadline: float = 10.0,
+                 schema: str | None = None) -> None:
         self.engine = engine
         self._outbox_listeners: list[Callable[[], None]] = []
         self._sqlite = engine.dialect.name == "sqlite"
+        self.outbox_channel: str | None = None if self._sqlite else (
+            f"tessera_outbox_{schema}" if schema else "tessera_outbox")[:63]
+        """PostgreSQL: the channel outbox commits notify (per schema); None on SQLite."""
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._busy_deadline = busy_deadline
 
@@ -114,6 +127,62 @@ class SqlStore:
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
 
+    async def watch_files(self, listener: Callable[[], None], *,
+                          interval: float = 0.01) -> None:
+        """SQLite in a file: call ``listener`` when the database or its WAL file changed
+        (size or modification time; any process's commit writes the WAL), checked every
+        ``interval`` s with ``os.stat``, so commits of other processes (the CLI, other
+        workers) wake the relays within ~``interval`` instead of their poll. A file
+        system with a coarse clock can hide a change; the relays keep polling for that.
+        Runs until cancelled; returns at once for PostgreSQL or an in-memory database."""
+        database = self.engine.url.database if self._sqlite else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        files = [Path(database), Path(database + "-wal")]
+
+        def signature() -> tuple[tuple[int, int], ...]:
+            out = []
+            for file in files:
+                try:
+                    st = file.stat()
+                except OSError:
+                    out.append((-1, -1))
+                else:
+                    out.append((st.st_size, st.st_mtime_ns))
+            return tuple(out)
+
+        seen = signature()
+        while True:
+            await asyncio.sleep(interval)
+            now = signature()
+            if now != seen:
+                seen = now
+                listener()
+
+    async def listen_outbox(self, listener: Callable[[], None], *,
+                            connected: Callable[[bool], None] | None = None,
+                            retry: float = 1.0) -> None:
+        """PostgreSQL only: call ``listener`` on every outbox commit of any process
+        (LISTEN on ``outbox_channel``), from a dedicated connection; reconnect after
+        ``retry`` s when it is lost. ``connected(True/False)`` reports whether wake-ups
+        flow (when they do not, the relays' poll is all there is). Runs until cancelled;
+        returns at once on SQLite."""
+        channel = self.outbox_channel
+        if channel is None:
+            return
+        import asyncpg  # type: ignore[import-untyped]  # the engine's own PostgreSQL driver
+
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        while True:
+            try:
+                await _listen_once(asyncpg, dsn, channel, listener, connected)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    TimeoutError) as exc:
+                _log.warning("outbox LISTEN failed (%s); relays poll meanwhile",
+                             type(exc).__name__)
+            await asyncio.sleep(retry)
+
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
         if self._write_lock is not None and not read_only:
@@ -133,6 +202,8 @@ class SqlStore:
                 await self._begin(conn)
                 try:
                     yield uow
+                    if uow.outbox_appended and self.outbox_channel is not None:
+                        await conn.execute(_NOTIFY, {"channel": self.outbox_channel})
                 except BaseException:
                     await conn.rollback()
                     raise
@@ -149,6 +220,25 @@ class SqlStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def _listen_once(asyncpg: Any, dsn: str, channel: str, listener: Callable[[], None],
+                       connected: Callable[[bool], None] | None) -> None:
+    """One LISTEN connection, until it is lost."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    lost = asyncio.Event()
+    try:
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(channel, lambda *_args: listener())
+        if connected is not None:
+            connected(True)
+        listener()  # what committed before LISTEN took effect
+        await lost.wait()
+    finally:
+        if connected is not None:
+            connected(False)
+        if not conn.is_closed():
+            conn.terminate()
 
 
 def secure_sqlite_files(url: str) -> None:
@@ -185,4 +275,4 @@ def create_store(url: str, *, schema: str | None = None, pool_size: int = 10,
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
-    return SqlStore(engine)
+    return SqlStore(engine, schema=schema)

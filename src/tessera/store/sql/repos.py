@@ -5,7 +5,7 @@ in ``trust``; the verifier registry in ``registry``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
@@ -19,6 +19,8 @@ from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
 from tessera.store.ports import StoreError
+from tessera.store.sql.bounds import SqlDeviceCodeRepo, SqlSessionPolicyRepo
+from tessera.store.sql.client_auth import SqlAssertionReplayRepo, SqlReferenceTokenRepo
 from tessera.store.sql.factors import SqlFactorRepo
 from tessera.store.sql.federation import SqlFederationRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
@@ -43,6 +45,7 @@ __all__ = ["SqlUnitOfWork"]
 
 
 def _client(row: RowMapping) -> Client:
+    config = _auth_config(row["auth_config"])
     return Client(
         client_id=row["client_id"], name=row["name"], public=row["public"],
         grant_types=frozenset(row["grant_types"]), scopes=frozenset(row["scopes"]),
@@ -51,7 +54,32 @@ def _client(row: RowMapping) -> Client:
         secret_hash=row["secret_hash"], tenant_id=row["tenant_id"], disabled=row["disabled"],
         created_at=row["created_at"], third_party=row["third_party"],
         subject_audiences=tuple(row["subject_audiences"]),
+        auth_method=row["auth_method"],
+        access_token_format=row["access_token_format"] or "jwt",
+        jwks=config.get("jwks"), jwks_uri=config.get("jwks_uri"),
+        workload_issuer=config.get("workload_issuer"),
+        workload_subject=config.get("workload_subject"),
+        workload_jwks=config.get("workload_jwks"),
+        workload_jwks_uri=config.get("workload_jwks_uri"),
+        tls_subject_dn=config.get("tls_subject_dn"),
     )
+
+
+_AUTH_CONFIG = ("jwks", "jwks_uri", "workload_issuer", "workload_subject", "workload_jwks",
+                "workload_jwks_uri", "tls_subject_dn")
+
+
+def _auth_config(raw: Any) -> dict[str, str | None]:
+    """The key material of a client without a shared secret (``auth_config`` JSON)."""
+    config = raw if isinstance(raw, dict) else {}
+    return {name: (str(config[name]) if config.get(name) is not None else None)
+            for name in _AUTH_CONFIG}
+
+
+def _auth_config_of(client: Client) -> dict[str, str] | None:
+    config = {name: getattr(client, name) for name in _AUTH_CONFIG
+              if getattr(client, name) is not None}
+    return config or None
 
 
 class SqlClientRepo(_Repo):
@@ -64,6 +92,10 @@ class SqlClientRepo(_Repo):
             post_logout_redirect_uris=list(client.post_logout_redirect_uris),
             tenant_id=client.tenant_id, disabled=client.disabled, created_at=client.created_at,
             third_party=client.third_party, subject_audiences=list(client.subject_audiences),
+            auth_method=client.auth_method,
+            access_token_format=(None if client.access_token_format == "jwt"
+                                 else client.access_token_format),
+            auth_config=_auth_config_of(client),
         ))
 
     async def get(self, client_id: str) -> Client | None:
@@ -151,13 +183,14 @@ class SqlUserRepo(_Repo):
                                        password_hash="!", username=f"deleted:{user_id}")
 
 
-def _session(row: RowMapping) -> Session:
+def _session(row: Mapping[Any, Any]) -> Session:
     return Session(
         sid=row["sid"], user_id=row["user_id"], tenant_id=row["tenant_id"], sv=row["sv"],
         acr=row["acr"], amr=tuple(row["amr"]), auth_time=row["auth_time"],
         created_at=row["created_at"], last_seen_at=row["last_seen_at"],
         revoked_at=row["revoked_at"], revoke_reason=row["revoke_reason"],
         user_agent=row["user_agent"], actor_sid=row["actor_sid"], actor_jti=row["actor_jti"],
+        client_address=row["client_address"], device_client_id=row["device_client_id"],
     )
 
 
@@ -169,6 +202,7 @@ class SqlSessionRepo(_Repo):
             created_at=session.created_at, last_seen_at=session.last_seen_at,
             user_agent=session.user_agent, browser_handle_hash=browser_handle_hash,
             actor_sid=session.actor_sid, actor_jti=session.actor_jti,
+            client_address=session.client_address, device_client_id=session.device_client_id,
         ))
 
     async def get(self, sid: str) -> Session | None:
@@ -207,6 +241,11 @@ class SqlSessionRepo(_Repo):
             .values(**values).returning(*sessions.c))
         row = result.mappings().first()
         return _session(row) if row else None
+
+    async def hold_user(self, user_id: str) -> None:
+        # SQLite: write units are serialised already; PostgreSQL: a row lock on the user
+        await self.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)
+                                .with_for_update())
 
     async def active_for_user(self, user_id: str) -> list[Session]:
         rows = await self.conn.execute(select(sessions).where(
@@ -284,7 +323,7 @@ class SqlCodeRepo(_Repo):
         return int(result.rowcount or 0)
 
 
-def _family(row: RowMapping) -> RefreshFamily:
+def _family(row: Mapping[Any, Any]) -> RefreshFamily:
     return RefreshFamily(
         family_id=row["family_id"], sid=row["sid"], client_id=row["client_id"],
         user_id=row["user_id"], tenant_id=row["tenant_id"], scope=frozenset(row["scope"]),
@@ -294,7 +333,7 @@ def _family(row: RowMapping) -> RefreshFamily:
     )
 
 
-def _refresh(row: RowMapping) -> RefreshToken:
+def _refresh(row: Mapping[Any, Any]) -> RefreshToken:
     return RefreshToken(
         token_hash=row["token_hash"], family_id=row["family_id"],
         generation=row["generation"], issued_at=row["issued_at"],
@@ -328,6 +367,22 @@ class SqlRefreshRepo(_Repo):
         row = await self._one(select(refresh_tokens)
                               .where(refresh_tokens.c.token_hash == token_hash))
         return _refresh(row) if row else None
+
+    async def get_chain(self, token_hash: str
+                        ) -> tuple[RefreshToken, RefreshFamily, Session] | None:
+        tables = (("t_", refresh_tokens), ("f_", refresh_families), ("s_", sessions))
+        stmt = (select(*(c.label(prefix + c.name) for prefix, t in tables for c in t.c))
+                .select_from(refresh_tokens
+                             .join(refresh_families,
+                                   refresh_families.c.family_id == refresh_tokens.c.family_id)
+                             .join(sessions, sessions.c.sid == refresh_families.c.sid))
+                .where(refresh_tokens.c.token_hash == token_hash))
+        row = await self._one(stmt)
+        if row is None:
+            return None
+        part = {prefix: {k[2:]: v for k, v in row.items() if k.startswith(prefix)}
+                for prefix, _ in tables}
+        return _refresh(part["t_"]), _family(part["f_"]), _session(part["s_"])
 
     async def rotate(self, token_hash: str, *, successor_hash: str, at: float) -> bool:
         result = await self.conn.execute(
@@ -396,6 +451,10 @@ class SqlUnitOfWork:
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
         self.federation: ports.FederationRepo = SqlFederationRepo(conn)
+        self.session_policies: ports.SessionPolicyRepo = SqlSessionPolicyRepo(conn)
+        self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
+        self.reference_tokens: ports.ReferenceTokenRepo = SqlReferenceTokenRepo(conn)
+        self.assertion_jtis: ports.AssertionReplayRepo = SqlAssertionReplayRepo(conn)
 
     @property
     def outbox_appended(self) -> bool:

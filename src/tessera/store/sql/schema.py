@@ -51,6 +51,9 @@ clients = Table(
     Column("created_at", Double, nullable=False),
     Column("third_party", Boolean, nullable=False, default=False),
     Column("subject_audiences", JSON, nullable=False),
+    Column("auth_method", String(40)),
+    Column("access_token_format", String(16)),
+    Column("auth_config", JSON),
 )
 
 users = Table(
@@ -82,6 +85,8 @@ sessions = Table(
     Column("browser_handle_hash", String(64), unique=True),
     Column("actor_sid", String(64)),
     Column("actor_jti", String(64)),
+    Column("client_address", String(64)),
+    Column("device_client_id", String(64)),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_actor_sid", "actor_sid"),
 )
@@ -262,4 +267,54 @@ inbound_jtis = Table(
     Column("idp_id", String(64), primary_key=True),
     Column("jti", String(255), primary_key=True),
     Column("expires_at", Double, nullable=False),
+)
+
+session_policies = Table(
+    "session_policies", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("idle_timeout", Double),
+    Column("absolute_timeout", Double),
+    Column("max_sessions", Integer),
+    Column("on_limit", String(16)),
+    Column("updated_at", Double, nullable=False),
+)
+
+device_codes = Table(
+    "device_codes", metadata,
+    Column("device_code_hash", String(64), primary_key=True),
+    Column("user_code_hash", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("scope", JSON, nullable=False),
+    Column("audience", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_polled_at", Double),
+    Column("user_id", String(64)),
+    Column("sid", String(64)),
+    Column("decided_at", Double),
+    Column("client_address", String(64)),
+    Index("ix_device_codes_user_code_hash", "user_code_hash", unique=True),
+)
+
+reference_tokens = Table(
+    "reference_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("jti", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("sid", String(64)),
+    Column("claims", JSON, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_reference_tokens_expires_at", "expires_at"),
+)
+
+client_assertion_jtis = Table(
+    "client_assertion_jtis", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_client_assertion_jtis_expires_at", "expires_at"),
 )

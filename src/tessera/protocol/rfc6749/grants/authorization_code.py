@@ -68,7 +68,7 @@ class AuthorizationCodeGrant:
             replayed = redeemed is None
         if replayed or redeemed is None:
             raise InvalidGrant("authorization code is invalid")
-        access_token = self._tokens.sign(redeemed.claims)
+        access_token = await self._tokens.issue(redeemed.claims, client, request)
         id_token = None
         if "openid" in redeemed.code.scope:
             async with self._store.unit_of_work(read_only=True) as uow:

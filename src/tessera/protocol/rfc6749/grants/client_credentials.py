@@ -41,7 +41,7 @@ class ClientCredentialsGrant:
             iat=now, exp=now + self._tokens.ttl, jti=new_jti(),
             tenant_id=client.tenant_id or DEFAULT_TENANT, jkt=jkt,
         )
-        token = self._tokens.sign(claims)
+        token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
             events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
             subject=client.client_id, tenant=claims.tenant_id, token_hash=token_hash(token),

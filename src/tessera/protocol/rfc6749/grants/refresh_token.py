@@ -10,6 +10,9 @@ user's roles now (``standing``, ``core.roles``) → judge (core.refresh) → act
   window) gets the very same pair — as long as the successor has never been used.
 - REPLAY_SUCCESSOR: answer the retry with the successor already issued.
 - REUSE: revoke the family and its session, commit, then answer ``invalid_grant``.
+- A session past its idle or absolute timeout (``core.session_bounds``, the tenant's
+  policy over ``session_defaults``) is revoked like at a use of its cookie, committed,
+  and answered ``invalid_grant``: the bounds hold for the apps of a session too.
 A store failure before commit leaves the old token valid; after commit, the retry path
 returns the new pair: never neither.
 """
@@ -25,6 +28,7 @@ from tessera.core.refresh import RefreshFamily, RefreshToken, RotationVerdict, j
 from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import derive_secret, token_hash
+from tessera.core.session_bounds import SessionPolicy, ended_by_timeout
 from tessera.core.sessions import Session
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
@@ -66,7 +70,8 @@ class RefreshTokenGrant:
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
                  *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float,
-                 retry_seconds: float = 0.0) -> None:
+                 retry_seconds: float = 0.0,
+                 session_defaults: SessionPolicy | None = None) -> None:
         self._store = store
         self._tokens = tokens
         self._audit = audit
@@ -75,6 +80,7 @@ class RefreshTokenGrant:
         self._refresh_ttl = refresh_ttl
         self._grace = grace_seconds
         self._retry = retry_seconds
+        self._session_defaults = session_defaults
 
     async def handle(self, request: OAuthRequest, params: Params, client: Client, *,
                      jkt: str | None = None) -> TokenResult:
@@ -86,7 +92,7 @@ class RefreshTokenGrant:
                 reuse = True
         if reuse or issued is None:
             raise InvalidGrant("refresh token is invalid")
-        return self._respond(issued, jkt)
+        return await self._respond(issued, jkt, client, request)
 
     async def _rotate_or_replay(self, tx: Transaction, presented: str, params: Params,
                                 client: Client, jkt: str | None) -> _Issued | None:
@@ -99,6 +105,8 @@ class RefreshTokenGrant:
             raise InvalidGrant("refresh token is invalid", detail="issued to another client")
         self._check_binding(family, jkt)
         family = await self._check_standing(tx, family)
+        if session.active and await self._timed_out(tx, session, now):
+            return None  # the session ended in this transaction: commit, then refuse
         successor_raw = successor_token(self._key, presented)
         successor_hash = token_hash(successor_raw)
         head = await self._successor_is_head(tx, token)
@@ -137,6 +145,19 @@ class RefreshTokenGrant:
             return None
         raise InvalidGrant("refresh token is invalid", detail=verdict.value)
 
+    async def _timed_out(self, tx: Transaction, session: Session, now: float) -> bool:
+        """End the session (in ``tx``) if its idle or absolute timeout has passed."""
+        if self._session_defaults is None:
+            return False
+        own = await tx.uow.session_policies.get(session.tenant_id)
+        policy = (own or SessionPolicy(session.tenant_id)).over(self._session_defaults)
+        reason = ended_by_timeout(session, policy, now)
+        if reason is None:
+            return False
+        await lifecycle.revoke_session(tx, session.sid, at=now, reason=reason,
+                                       token_ttl=self._tokens.ttl, actor="system")
+        return True
+
     @staticmethod
     def _check_binding(family: RefreshFamily, jkt: str | None) -> None:
         """RFC 9449 §5: a family bound to a key is refreshed only with a proof of that key.
@@ -164,12 +185,10 @@ class RefreshTokenGrant:
 
     async def _load(self, tx: Transaction, digest: str
                     ) -> tuple[RefreshToken, RefreshFamily, Session]:
-        token = await tx.uow.refresh.get_token(digest)
-        family = await tx.uow.refresh.get_family(token.family_id) if token else None
-        session = await tx.uow.sessions.get(family.sid) if family else None
-        if token is None or family is None or session is None:
+        chain = await tx.uow.refresh.get_chain(digest)  # one round trip
+        if chain is None:
             raise InvalidGrant("refresh token is invalid", detail="unknown refresh token")
-        return token, family, session
+        return chain
 
     @staticmethod
     async def _successor_is_head(tx: Transaction, token: RefreshToken) -> bool:
@@ -197,7 +216,8 @@ class RefreshTokenGrant:
                  scopes=format_scope(scope), jkt=jkt)
         return _Issued(family, session, successor, successor_raw, scope)
 
-    def _respond(self, issued: _Issued, jkt: str | None) -> TokenResult:
+    async def _respond(self, issued: _Issued, jkt: str | None, client: Client,
+                       request: OAuthRequest) -> TokenResult:
         family, session, successor = issued.family, issued.session, issued.successor
         iat = int(successor.issued_at)
         claims = AccessTokenClaims(
@@ -207,6 +227,7 @@ class RefreshTokenGrant:
             amr=session.amr, auth_time=int(session.auth_time), jkt=jkt,
         )
         expires_in = max(0, claims.exp - int(self._clock.now()))
-        return TokenResult(access_token=self._tokens.sign(claims), expires_in=expires_in,
+        return TokenResult(access_token=await self._tokens.issue(claims, client, request),
+                           expires_in=expires_in,
                            scope=issued.scope, refresh_token=issued.refresh_token,
                            token_type=token_type(jkt))

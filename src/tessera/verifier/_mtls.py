@@ -1,0 +1,57 @@
+"""Certificate-bound access tokens at the resource server (RFC 8705 §3).
+
+RFC 8705: https://www.rfc-editor.org/rfc/rfc8705
+
+A token whose ``cnf`` holds ``x5t#S256`` is accepted only on a request that presents the
+certificate with that SHA-256 thumbprint (compared in constant time). The certificate is
+the one the ASGI TLS extension names (``tessera.tls_scope``): from the service's own TLS
+listener, or forwarded by a trusted TLS-terminating proxy (nginx
+``$ssl_client_escaped_cert``). A token without ``x5t#S256`` is not affected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tessera.verifier._errors import Denied, Reason
+from tessera.verifier._token import VerifiedToken
+
+__all__ = ["bound_thumbprint", "certificate_thumbprint", "check_certificate_binding"]
+
+
+def bound_thumbprint(token: VerifiedToken) -> str | None:
+    cnf = token.claims.get("cnf")
+    value = cnf.get("x5t#S256") if isinstance(cnf, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=256)
+def certificate_thumbprint(pem: str) -> str | None:
+    """``x5t#S256`` of a PEM certificate (memoised: a connection presents one), or None
+    when it cannot be read."""
+    try:
+        der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+            serialization.Encoding.DER)
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def check_certificate_binding(token: VerifiedToken, client_cert: str | None) -> None:
+    """Raise ``Denied(certificate_binding)`` when ``token`` is bound to a certificate the
+    request did not present."""
+    cnf = token.claims.get("cnf")
+    if not isinstance(cnf, Mapping) or "x5t#S256" not in cnf:
+        return
+    bound = bound_thumbprint(token)
+    presented = certificate_thumbprint(client_cert) if client_cert else None
+    if bound is None or presented is None or not hmac.compare_digest(bound, presented):
+        raise Denied(Reason.CERTIFICATE_BINDING,
+                     "no client certificate" if presented is None else "another certificate")

@@ -1,0 +1,85 @@
+"""Event-driven outbox relay (issue 15 item 5): a commit in another process (here: another
+store with its own pool, as the CLI or another worker) wakes the relay — through
+LISTEN/NOTIFY on PostgreSQL, a watch on the database files on SQLite — so it is
+published long before the relay's poll would find it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from tessera.bus import InProcessBus, OutboxRelay
+from tessera.store.sql import SqlStore, create_store
+from tests.conftest import POSTGRES_URL
+from tests.unit.bus.test_relay import commit_events
+
+
+async def until(condition: asyncio.Event, timeout: float = 5.0) -> None:
+    await asyncio.wait_for(condition.wait(), timeout)
+
+
+async def published(bus: InProcessBus, seq: int) -> None:
+    async for batch in bus.follow(seq - 1):
+        if batch:
+            return
+
+
+@pytest.mark.postgres
+async def test_another_process_commit_wakes_the_relay(postgres_store: SqlStore,
+                                                      postgres_schema: str) -> None:
+    assert postgres_store.outbox_channel == f"tessera_outbox_{postgres_schema}"[:63]
+    assert POSTGRES_URL
+    other = create_store(POSTGRES_URL, schema=postgres_schema)
+    bus = InProcessBus()
+    relay = OutboxRelay(postgres_store, bus, poll_interval=5, heartbeat=30)
+    listening = asyncio.Event()
+
+    def connected(on: bool) -> None:
+        relay.set_event_driven(on)
+        if on:
+            listening.set()
+
+    listener = asyncio.get_running_loop().create_task(
+        postgres_store.listen_outbox(relay.notify, connected=connected))
+    relay.start()
+    try:
+        await until(listening)
+        assert relay.event_driven
+        for n in range(3):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await commit_events(other, f"jti-{n}")  # no listener of ours on `other`
+            await asyncio.wait_for(published(bus, n + 1), 5.0)
+            assert loop.time() - started < 2.0  # the 5 s poll did not do it
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await relay.aclose()
+        await other.close()
+    assert not relay.event_driven  # listening stopped: back to polling
+
+
+async def test_sqlite_has_no_channel_and_listen_returns(sqlite_store: SqlStore) -> None:
+    assert sqlite_store.outbox_channel is None
+    await asyncio.wait_for(sqlite_store.listen_outbox(lambda: None), 1.0)
+
+
+async def test_sqlite_file_watch_wakes_on_another_process_commit(
+        sqlite_store: SqlStore) -> None:
+    other = create_store(str(sqlite_store.engine.url))
+    woken = asyncio.Event()
+    watch = asyncio.get_running_loop().create_task(
+        sqlite_store.watch_files(woken.set, interval=0.005))
+    try:
+        await asyncio.sleep(0)  # the watch task runs up to its first sleep: baseline taken
+        assert not woken.is_set()
+        await commit_events(other, "jti-x")
+        await until(woken, timeout=2.0)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await other.close()
