@@ -291,6 +291,23 @@ class AccountSettings(BaseModel):
     renewed); each one stands in for a code from the authenticator app once."""
 
 
+class FederationSettings(BaseModel):
+    """Upstream OpenID Connect providers (docs/federation.md; ``tessera idps``)."""
+
+    enabled: bool = True
+    """Mount the ``/federation/*`` routes and offer the tenant's providers on the login
+    page. Off: no route, no button; providers stay registered."""
+    timeout: float = Field(5.0, gt=0, le=60)
+    """Seconds any one call to an upstream (discovery, JWKS, token, userinfo) may take;
+    past it the user gets a clear page, ``tessera_federation_upstream_failures`` counts
+    it and a ``federation.upstream_failed`` audit event records it."""
+    login_seconds: int = Field(600, ge=60, le=3600)
+    """How long a browser may stay at the upstream between leaving and coming back."""
+    ssf_poll_seconds: float = Field(10.0, ge=0.1, le=3600)
+    """How often providers registered with ``--ssf-poll-url`` are polled for security
+    events (RFC 8936)."""
+
+
 class SessionBoundSettings(BaseModel):
     """Global defaults for the bounds of the identity service's own login sessions
     (docs/sessions.md); a tenant overrides any of them with ``tessera tenants
@@ -485,6 +502,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     dpop: DPoPSettings = DPoPSettings()
     account: AccountSettings = AccountSettings()
+    federation: FederationSettings = FederationSettings()
     sessions: SessionBoundSettings = SessionBoundSettings()
     device: DeviceSettings = DeviceSettings()
     tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -43,6 +43,10 @@ MAX_EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "8"))  # per operatio
 """A deeper run: ``TESSERA_FUZZ_EXAMPLES=500 pytest tests/e2e/test_openapi_fuzz.py``."""
 ISSUER_AUDIENCE = "https://api.example"
 
+# RFC 8935 push delivery (/federation/{idp_id}/ssf/push): the body is one compact JWS,
+# sent as text under its own media type
+schemathesis.serializer.alias("application/secevent+jwt", "text/plain")
+
 
 @dataclass
 class Live:

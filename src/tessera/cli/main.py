@@ -14,6 +14,7 @@ from tessera.cli import (
     demo,
     doctor,
     gateway,
+    idps,
     keys,
     revoke,
     serve,
@@ -50,6 +51,7 @@ cli.add_command(tenants.tenants)
 cli.add_command(doctor.doctor)
 cli.add_command(verifiers.verifiers)
 cli.add_command(signals.signals)
+cli.add_command(idps.idps)
 cli.add_command(bff.bff)
 
 

@@ -138,6 +138,7 @@ def build_app(identity: Identity) -> Starlette:
     document = build_document(DocumentContext(
         issuer=settings.issuer, grant_types=tuple(identity.token.grant_types),
         dpop=identity.dpop is not None, console=settings.console.enabled,
+        federation=settings.federation.enabled,
         metrics=settings.metrics.port is None, metrics_token=scrape_token is not None,
         device=identity.device_authorization is not None,
         signals=identity.signals is not None))
@@ -152,6 +153,13 @@ def build_app(identity: Identity) -> Starlette:
                  loop.create_task(run_maintenance(identity)),
                  loop.create_task(forget_on_revocation(identity)),
                  loop.create_task(identity.mirror.run())]
+        if settings.federation.enabled:  # RFC 8936 poll of --ssf-poll-url transmitters
+            from tessera.identity.federation.poll import SsfPoller
+
+            tasks.append(loop.create_task(SsfPoller(
+                identity.federation, interval=settings.federation.ssf_poll_seconds,
+                on_failure=lambda _: identity.metrics.federation_failures.labels(
+                    "unavailable").inc()).run()))
         identity.start_relays()
         identity.metrics.worker_started()
         try:
@@ -193,6 +201,17 @@ def build_app(identity: Identity) -> Starlette:
         Route("/revocations/events", identity.feed.events),
         Route("/revocations/acks", identity.feed.acks, methods=["POST"]),
     ]
+    if settings.federation.enabled:  # upstream identity providers (docs/federation.md)
+        from tessera.identity.federation.endpoints import FederationEndpoints
+
+        fed = FederationEndpoints(identity, browser)
+        routes += [
+            Route("/federation/{idp_id}/start", fed.start),
+            Route("/federation/{idp_id}/callback", fed.callback),
+            Route("/federation/{idp_id}/backchannel-logout", fed.backchannel_logout,
+                  methods=["POST"]),
+            Route("/federation/{idp_id}/ssf/push", fed.ssf_push, methods=["POST"]),
+        ]
     if identity.device_authorization is not None:  # RFC 8628 (docs/sessions.md)
         routes += [Route("/device_authorization",
                          _protocol_route(identity, identity.device_authorization.handle),

@@ -18,13 +18,16 @@ hint's session and the browser's own are ended."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
+from tessera.core.federation import UpstreamSession
 from tessera.core.secrets import new_secret
+from tessera.core.sessions import Session
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
 from tessera.identity.cookies import cookie_policy
@@ -73,6 +76,7 @@ class BrowserEndpoints:
         self.consent = ConsentEndpoints(identity)
         self._max_body = identity.settings.security.max_body_bytes
         self._cookies = cookie_policy(identity.settings)
+        self.cookies = self._cookies
         self._csrf = CsrfTokens(identity.csrf_key, identity.clock)
         issuer = urlsplit(identity.settings.issuer)
         self._origin = f"{issuer.scheme}://{issuer.netloc}"
@@ -124,7 +128,10 @@ class BrowserEndpoints:
                 await self._id.authorize.record_step_up(authz, session)
             if authz.prompt is not None and "none" in authz.prompt.split():
                 return RedirectResponse(self._id.authorize.login_required(authz), 303)
-            return self._login_form(oauth, params, authz)
+            upstream = await self._upstream_for(params, authz, session)
+            if upstream is not None:
+                return RedirectResponse(upstream, 303)
+            return await self._login_form_with_providers(oauth, params, authz)
         except UserFacingError as exc:
             return _html(error_page(str(exc)), 400)
         except RedirectError as exc:
@@ -134,6 +141,60 @@ class BrowserEndpoints:
         except StoreError:
             return _html(error_page("The service is briefly unavailable. Try again."), 503)
 
+    # federation (identity/federation) ----------------------------------------------------
+    async def _upstream_for(self, params: Params, authz: AuthorizationRequest,
+                            session: Session | None) -> str | None:
+        """Where to sign in instead of the password form, if anywhere: the provider of a
+        federated session that must re-authenticate (step-up goes back to it),
+        ``idp_hint=NAME``, or the home realm of ``login_hint``'s e-mail domain."""
+        if not self._id.settings.federation.enabled:
+            return None
+        from tessera.identity.federation.endpoints import start_url
+
+        tenant = authz.client.tenant_id or DEFAULT_TENANT
+        fields = self._authz_fields(params)
+        if session is not None:
+            async with self._id.store.unit_of_work(read_only=True) as uow:
+                upstream = await uow.federation.upstream_session(session.sid)
+            if upstream is not None:
+                provider = await self._id.federation.provider(upstream.idp_id)
+                if provider is not None and not provider.disabled:
+                    return self._absolute(start_url(provider.idp_id, fields))
+        hint = params.get("idp_hint")
+        if hint:
+            provider = await self._id.federation.by_name(tenant, hint)
+            if provider is not None:
+                return self._absolute(start_url(provider.idp_id, fields))
+        login_hint = params.get("login_hint")
+        realm = await self._id.federation.home_realm(tenant, login_hint)
+        if realm is not None and login_hint:
+            return self._absolute(start_url(realm.idp_id, fields | {"login_hint": login_hint}))
+        return None
+
+    def _absolute(self, relative: str) -> str:
+        return f"{self._id.settings.issuer}/{relative}"
+
+    async def _providers(self, authz: AuthorizationRequest, fields: dict[str, str]
+                         ) -> list[tuple[str, str]]:
+        if not self._id.settings.federation.enabled:
+            return []
+        from tessera.identity.federation.endpoints import start_url
+
+        tenant = authz.client.tenant_id or DEFAULT_TENANT
+        return [(p.name, start_url(p.idp_id, fields))
+                for p in await self._id.federation.providers(tenant)]
+
+    async def _login_form_with_providers(self, oauth: OAuthRequest, params: Params,
+                                         authz: AuthorizationRequest, **kw: Any) -> Response:
+        providers = await self._providers(authz, self._authz_fields(params))
+        return self._login_form(oauth, params, authz, providers=providers, **kw)
+
+    async def complete_login(self, oauth: OAuthRequest, authz: AuthorizationRequest,
+                             user: User, acr: str, amr: tuple[str, ...], *,
+                             upstream: UpstreamSession | None = None) -> Response:
+        """Finish a login made elsewhere (an upstream provider): ``_complete``."""
+        return await self._complete(oauth, authz, user, acr, amr, upstream=upstream)
+
     @staticmethod
     def _authz_fields(params: Params) -> dict[str, str]:
         """The authorization request the login form completes (its CSRF transaction)."""
@@ -141,12 +202,14 @@ class BrowserEndpoints:
 
     def _login_form(self, oauth: OAuthRequest, params: Params, authz: AuthorizationRequest,
                     *, error: str | None = None, username: str = "",
-                    status: int = 200) -> Response:
+                    status: int = 200, providers: list[tuple[str, str]] | None = None
+                    ) -> Response:
         fields = self._authz_fields(params)
         csrf, fresh_cookie = self._with_csrf_cookie(oauth, "login", fingerprint(fields))
         response = allow_form_redirect(
             _html(login_page(client_name=authz.client.name, fields=fields, csrf=csrf,
-                             error=error, username=username), status), authz.redirect_uri)
+                             error=error, username=username, providers=providers or []),
+                  status), authz.redirect_uri)
         if fresh_cookie:
             self._set_cookie(response, CSRF_COOKIE, fresh_cookie)
         return response
@@ -158,14 +221,22 @@ class BrowserEndpoints:
                                     error="Your form expired. Please sign in again.")
         username = params.get("username") or ""
         tenant = authz.client.tenant_id or DEFAULT_TENANT
+        if self._id.settings.federation.enabled and "@" in username:
+            realm = await self._id.federation.home_realm(tenant, username)
+            if realm is not None:  # home-realm discovery: the e-mail's provider signs in
+                from tessera.identity.federation.endpoints import start_url
+
+                return RedirectResponse(self._absolute(start_url(
+                    realm.idp_id, self._authz_fields(params) | {"login_hint": username})), 303)
         try:
             user = await self._id.login.authenticate(tenant, username,
                                                      params.get("password") or "",
                                                      client_host=oauth.client_host,
                                                      user_agent=oauth.headers.get("user-agent"))
         except LoginFailed as exc:
-            return self._login_form(oauth, params, authz, error=str(exc), username=username,
-                                    status=429 if exc.throttled else 401)
+            return await self._login_form_with_providers(
+                oauth, params, authz, error=str(exc), username=username,
+                status=429 if exc.throttled else 401)
         if await self._id.totp.enrolled(user.user_id):
             cookie = self._csrf_cookie(oauth)
             assert cookie is not None  # _csrf_ok
@@ -204,18 +275,20 @@ class BrowserEndpoints:
         return await self._complete(oauth, authz, user, ACR_MFA, (AMR_PASSWORD, AMR_OTP))
 
     async def _complete(self, oauth: OAuthRequest, authz: AuthorizationRequest, user: User,
-                        acr: str, amr: tuple[str, ...]) -> Response:
+                        acr: str, amr: tuple[str, ...], *,
+                        upstream: UpstreamSession | None = None) -> Response:
         """Re-authenticate in the browser's session of this user, else open a new one;
         then issue the code. The session cookie is new either way."""
         current = await self._id.login.session_for_cookie(self._session_cookie(oauth))
         renewed = None
         if current is not None and current.user_id == user.user_id:
-            renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr)
+            renewed = await self._id.login.reauthenticate(current, acr=acr, amr=amr,
+                                                          upstream=upstream)
         if renewed is None:
             try:
                 renewed = await self._id.login.open_session(
                     user, user_agent=oauth.headers.get("user-agent"), acr=acr, amr=amr,
-                    client_address=oauth.client_host)
+                    client_address=oauth.client_host, upstream=upstream)
             except SessionLimitReached as exc:
                 return page("notice.html", 403, title="Too many sessions",
                             heading="Too many sessions", error=None, link=None,

@@ -17,6 +17,7 @@ from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
+from tessera.identity.federation.service import Federation
 from tessera.identity.feed import RevocationFeed
 from tessera.identity.key_sets import HttpKeySetSource
 from tessera.identity.login import LoginService, PasswordHasher
@@ -137,6 +138,8 @@ class Identity:
     """Tenant suspension, cached for client authentication (``protocol.standing``)."""
     completion: LogoutCompletion
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
+    federation: Federation
+    """Upstream identity providers: logins, back-channel logout, security events."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -321,6 +324,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         feed=RevocationFeed(authenticator, store, bus, clock, heartbeat=settings.bus.heartbeat,
                             completion=completion),
         completion=completion, device_authorization=device,
+        federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
+                              timeout=settings.federation.timeout, leeway=tok.leeway,
+                              token_ttl=tok.access_token_ttl),
     )
     if settings.signals.enabled:
         from tessera.identity.signals import build_signals

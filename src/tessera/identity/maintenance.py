@@ -25,6 +25,7 @@ async def prune_expired(identity: Identity) -> tuple[int, int]:
         codes += await uow.device_codes.prune(now - 60)
         await uow.reference_tokens.prune(now - 60)
         await uow.assertion_jtis.prune(now)
+        await uow.federation.prune_jtis(now)  # past their iat window: a replay fails anyway
         await uow.verifiers.prune(verifiers_before=now - registry.forget_seconds,
                                   completions_before=now - registry.completion_history_seconds)
         if identity.signals is not None:  # settled deliveries, old observations (issue 12)

@@ -81,6 +81,10 @@ class IdentityMetrics:
                                     "Requests refused because the store failed, by endpoint.",
                                     ("endpoint",), registry=r)
         self.store_errors.labels("token")
+        self.federation_failures = Counter(
+            "tessera_federation_upstream_failures",
+            "Upstream identity provider calls that failed, by reason (unavailable, refused).",
+            ("reason",), registry=r)
         self.worker_processes = Gauge(
             "tessera_worker_processes", "Worker processes serving requests (summed over live "
             "workers).", registry=r, multiprocess_mode="livesum")

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from tessera.core.clients import Client
 from tessera.core.consents import Consent
 from tessera.core.device import DeviceCode
+from tessera.core.federation import ExternalIdentity, IdentityProvider, UpstreamSession
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.revocation import RevocationEvent
 from tessera.core.session_bounds import SessionPolicy
@@ -38,6 +39,7 @@ __all__ = [
     "ConsentRepo",
     "DeviceCodeRepo",
     "FactorRepo",
+    "FederationRepo",
     "KeyRepo",
     "RecoveryCodeRepo",
     "ReferenceToken",
@@ -493,6 +495,57 @@ class KeyRepo(Protocol):
     async def set_state(self, kid: str, state: str, *, at: float) -> None: ...
 
 
+class FederationRepo(Protocol):
+    """Upstream identity providers, the links from upstream subjects to users, sessions
+    opened through an upstream, and replay memory for inbound logout tokens and security
+    event tokens (``identity.federation``)."""
+
+    async def add_provider(self, provider: IdentityProvider) -> bool:
+        """Register a provider; False (nothing written) if its tenant has one of that name."""
+
+    async def provider(self, tenant_id: str, name: str) -> IdentityProvider | None: ...
+    async def provider_by_id(self, idp_id: str) -> IdentityProvider | None: ...
+
+    async def providers(self, tenant_id: str | None = None) -> list[IdentityProvider]:
+        """Every provider (of ``tenant_id`` when given), by tenant and name."""
+
+    async def set_provider_disabled(self, idp_id: str, disabled: bool) -> bool:
+        """True iff the provider exists."""
+
+    async def delete_provider(self, idp_id: str) -> bool:
+        """Remove the provider with its links and upstream-session rows (the local users
+        and sessions stay); True iff it existed."""
+
+    async def link(self, identity: ExternalIdentity) -> bool:
+        """Link an upstream subject to a user; False (nothing written) if it is linked."""
+
+    async def linked(self, idp_id: str, subject: str) -> ExternalIdentity | None: ...
+
+    async def update_profile(self, idp_id: str, subject: str, *, profile: dict[str, Any],
+                             profile_hash: str, at: float) -> bool:
+        """Store the newest normalised profile of a link; True iff the link exists."""
+
+    async def profile_of(self, user_id: str) -> dict[str, Any] | None:
+        """The profile of the user's most recently updated link (None: not federated)."""
+
+    async def add_upstream_session(self, session: UpstreamSession) -> None:
+        """Record (or, after a re-authentication at the upstream, replace) the upstream
+        session behind a local session."""
+
+    async def upstream_session(self, sid: str) -> UpstreamSession | None: ...
+
+    async def sessions_for_upstream(self, idp_id: str, *, upstream_sid: str | None = None,
+                                    subject: str | None = None) -> list[str]:
+        """Local sids opened through ``idp_id`` matching the upstream ``sid`` and/or
+        ``sub`` given (both given: both must match); none given matches nothing."""
+
+    async def remember_jti(self, idp_id: str, jti: str, *, expires_at: float) -> bool:
+        """Record an inbound token's ``jti``; True iff it was not seen before (of
+        concurrent callers exactly one wins). Entries past ``expires_at`` may be pruned."""
+
+    async def prune_jtis(self, before: float) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReferenceToken:
     """An opaque access token (only its SHA-256 kept) and the claims it stands for."""
@@ -622,6 +675,7 @@ class UnitOfWork(Protocol):
     roles: RoleRepo
     consents: ConsentRepo
     recovery_codes: RecoveryCodeRepo
+    federation: FederationRepo
     session_policies: SessionPolicyRepo
     device_codes: DeviceCodeRepo
     reference_tokens: ReferenceTokenRepo

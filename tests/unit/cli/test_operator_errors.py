@@ -64,6 +64,13 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "clients backchannel-logout": (["clients", "backchannel-logout", "c_x"], ""),
     "signals ls": (["signals", "ls", "--dead"], ""),
     "signals retry": (["signals", "retry", "1"], ""),
+    "idps add": (["idps", "add", "--name", "corp", "--issuer", "https://login.example",
+                  "--client-id", "rp", "--client-secret-stdin"], "a secret\n"),
+    "idps ls": (["idps", "ls"], ""),
+    "idps show": (["idps", "show", "corp"], ""),
+    "idps disable": (["idps", "disable", "corp"], ""),
+    "idps rm": (["idps", "rm", "corp"], ""),
+    "idps link": (["idps", "link", "corp", "--subject", "s", "--user", "u"], ""),
 }
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",

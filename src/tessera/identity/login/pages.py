@@ -3,7 +3,7 @@ no outside resources), rendered to bytes for the protocol handlers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tessera.identity.views import render
 
@@ -11,9 +11,12 @@ __all__ = ["error_page", "logged_out_page", "login_page", "logout_page", "totp_p
 
 
 def login_page(*, client_name: str, fields: Mapping[str, str], csrf: str,
-               error: str | None = None, username: str = "") -> bytes:
+               error: str | None = None, username: str = "",
+               providers: Sequence[tuple[str, str]] = ()) -> bytes:
+    """``providers``: (name, start URL) of the tenant's upstream providers, offered as
+    "Continue with …" (docs/federation.md)."""
     return render("login.html", title="Sign in", client_name=client_name, fields=fields,
-                  csrf=csrf, error=error, username=username)
+                  csrf=csrf, error=error, username=username, providers=list(providers))
 
 
 def totp_page(*, client_name: str, fields: Mapping[str, str], csrf: str, pending: str,

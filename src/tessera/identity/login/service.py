@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
+from tessera.core.federation import UpstreamSession
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
@@ -97,14 +98,17 @@ class LoginService:
 
     async def open_session(self, user: User, *, user_agent: str | None,
                            acr: str = ACR_PASSWORD, amr: tuple[str, ...] = (AMR_PASSWORD,),
-                           client_address: str | None = None) -> tuple[Session, str]:
+                           client_address: str | None = None,
+                           upstream: UpstreamSession | None = None) -> tuple[Session, str]:
         """A new browser session for ``user``; returns it and the raw browser cookie
         value. Raises ``SessionLimitReached`` (a ``LoginFailed``) when the user is at the
-        session limit and the tenant refuses new sessions then."""
+        session limit and the tenant refuses new sessions then. An upstream login records
+        the upstream session in the same transaction (its back-channel logout names it),
+        with the placeholder ``sid`` replaced."""
         handle = new_secret()
         session = await self._open(user, user_agent=user_agent, acr=acr, amr=amr,
                                    auth_time=self._clock.now(), client_address=client_address,
-                                   handle_hash=token_hash(handle))
+                                   handle_hash=token_hash(handle), upstream=upstream)
         return session, handle
 
     async def open_device_session(self, user: User, *, client_id: str, device_name: str,
@@ -127,8 +131,8 @@ class LoginService:
     async def _open(self, user: User, *, user_agent: str | None, acr: str,
                     amr: tuple[str, ...], auth_time: float, client_address: str | None,
                     handle_hash: str | None, device_client_id: str | None = None,
-                    commit_if: Callable[[UnitOfWork, Session], Awaitable[bool]] | None = None
-                    ) -> Session:
+                    commit_if: Callable[[UnitOfWork, Session], Awaitable[bool]] | None = None,
+                    upstream: UpstreamSession | None = None) -> Session:
         now = self._clock.now()
         session = Session(
             sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
@@ -143,12 +147,17 @@ class LoginService:
             await tx.uow.sessions.add(session, browser_handle_hash=handle_hash)
             if commit_if is not None and not await commit_if(tx.uow, session):
                 raise _NotCommitted
+            if upstream is not None:
+                await tx.uow.federation.add_upstream_session(UpstreamSession(
+                    sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
+                    upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
                      tenant=user.tenant_id, acr=session.acr, amr=list(session.amr),
                      client=device_client_id)
         return session
 
-    async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...]
+    async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...],
+                             upstream: UpstreamSession | None = None
                              ) -> tuple[Session, str] | None:
         """Record a fresh authentication of the session's user in the same session (step-up,
         ``prompt=login``, ``max_age``): same ``sid`` and ``sv``, refresh families untouched;
@@ -161,6 +170,10 @@ class LoginService:
                 browser_handle_hash=token_hash(handle))
             if updated is None:
                 return None
+            if upstream is not None:
+                await tx.uow.federation.add_upstream_session(UpstreamSession(
+                    sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
+                    upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
                      subject=session.user_id, tenant=session.tenant_id, acr=acr,
                      amr=list(amr), previous_acr=session.acr)

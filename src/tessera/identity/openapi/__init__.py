@@ -27,7 +27,16 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from tessera.identity.openapi import account, browser, console, device, oauth, operations, signals
+from tessera.identity.openapi import (
+    account,
+    browser,
+    console,
+    device,
+    federation,
+    oauth,
+    operations,
+    signals,
+)
 from tessera.identity.openapi.components import SCHEMAS, SECURITY_SCHEMES, Json
 from tessera.identity.openapi.context import DocumentContext
 from tessera.identity.openapi.operations import OPENAPI_PATH
@@ -37,7 +46,8 @@ __all__ = ["OPENAPI_PATH", "SECTIONS", "DocumentContext", "build_document",
 
 Section = Callable[[DocumentContext], dict[str, Json]]
 SECTIONS: tuple[Section, ...] = (oauth.paths, browser.paths, account.paths, operations.paths,
-                                 console.paths, device.paths, signals.paths)
+                                 console.paths, device.paths, signals.paths,
+                                 federation.paths)
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

@@ -19,6 +19,8 @@ class DocumentContext:
     """The admin console is mounted at ``/console``."""
     metrics: bool = True
     """``/metrics`` is served on this port (not on a separate ``metrics.port``)."""
+    federation: bool = True
+    """The ``/federation/*`` routes are mounted (``federation.enabled``)."""
     metrics_token: bool = False
     """``/metrics`` needs the scrape token (``metrics.token``)."""
     signals: bool = True

@@ -40,8 +40,11 @@ class IdTokenIssuer:
 
     def sign(self, *, sub: str, client_id: str, now: int, auth_time: float, sid: str,
              acr: str, amr: tuple[str, ...], nonce: str | None,
-             access_token: str | None) -> str:
-        claims: dict[str, Any] = {
+             access_token: str | None, extra: dict[str, Any] | None = None) -> str:
+        """``extra``: end-user claims (a federated user's normalised profile); they never
+        replace a registered claim."""
+        claims: dict[str, Any] = dict(extra or {})
+        claims |= {
             "iss": self.issuer, "sub": sub, "aud": client_id, "exp": now + self.ttl,
             "iat": now, "auth_time": int(auth_time), "sid": sid, "acr": acr,
             "amr": list(amr), "azp": client_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
+from tessera.core.federation import profile_claims
 from tessera.protocol.errors import (
     InvalidDPoPProof,
     InvalidRequest,
@@ -112,10 +113,12 @@ class UserInfoEndpoint:
             raise InvalidToken("the token lacks the openid scope")
         async with self._store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get(str(claims["sub"]))
+            profile = await uow.federation.profile_of(str(claims["sub"]))
         if user is None:
             raise InvalidToken("the access token is not active")
-        return json_response({"sub": user.user_id, "preferred_username": user.username,
-                              "tid": user.tenant_id})
+        scopes = set(str(claims.get("scope", "")).split())
+        return json_response({**profile_claims(profile, scopes), "sub": user.user_id,
+                              "preferred_username": user.username, "tid": user.tenant_id})
 
     async def _proof_key(self, request: OAuthRequest, token: str) -> str:
         """RFC 9449 §7.1: the key thumbprint of a valid proof for this request."""

@@ -22,6 +22,7 @@ from tessera.store.ports import StoreError
 from tessera.store.sql.bounds import SqlDeviceCodeRepo, SqlSessionPolicyRepo
 from tessera.store.sql.client_auth import SqlAssertionReplayRepo, SqlReferenceTokenRepo
 from tessera.store.sql.factors import SqlFactorRepo
+from tessera.store.sql.federation import SqlFederationRepo
 from tessera.store.sql.logs import SqlAuditRepo, SqlKeyRepo, SqlRevocationLog
 from tessera.store.sql.registry import SqlVerifierRegistry
 from tessera.store.sql.repos_base import Repo as _Repo
@@ -450,6 +451,7 @@ class SqlUnitOfWork:
         self.consents: ports.ConsentRepo = SqlConsentRepo(conn)
         self.recovery_codes: ports.RecoveryCodeRepo = SqlRecoveryCodeRepo(conn)
         self.verifiers: ports.VerifierRegistry = SqlVerifierRegistry(conn)
+        self.federation: ports.FederationRepo = SqlFederationRepo(conn)
         self.session_policies: ports.SessionPolicyRepo = SqlSessionPolicyRepo(conn)
         self.device_codes: ports.DeviceCodeRepo = SqlDeviceCodeRepo(conn)
         self.reference_tokens: ports.ReferenceTokenRepo = SqlReferenceTokenRepo(conn)

@@ -223,6 +223,52 @@ revocation_completions = Table(
     Column("verifiers", Integer, nullable=False),
 )
 
+identity_providers = Table(
+    "identity_providers", metadata,
+    Column("idp_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("sealed_secret", Text, nullable=False),
+    Column("scope", String(500), nullable=False),
+    Column("mapping", JSON, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+    Column("ssf_poll_url", Text),
+    UniqueConstraint("tenant_id", "name", name="uq_identity_providers_tenant_name"),
+)
+
+external_identities = Table(
+    "external_identities", metadata,
+    Column("idp_id", String(64), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.user_id"), nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("profile_hash", String(64), nullable=False),
+    Column("linked_by", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_external_identities_user_id", "user_id"),
+)
+
+upstream_sessions = Table(
+    "upstream_sessions", metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("idp_id", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("upstream_sid", String(255)),
+    Index("ix_upstream_sessions_idp_subject", "idp_id", "subject"),
+    Index("ix_upstream_sessions_idp_sid", "idp_id", "upstream_sid"),
+)
+
+inbound_jtis = Table(
+    "inbound_jtis", metadata,
+    Column("idp_id", String(64), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+)
+
 session_policies = Table(
     "session_policies", metadata,
     Column("tenant_id", String(64), primary_key=True),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
+from tessera.core.federation import profile_claims
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
@@ -70,11 +71,14 @@ class AuthorizationCodeGrant:
         access_token = await self._tokens.issue(redeemed.claims, client, request)
         id_token = None
         if "openid" in redeemed.code.scope:
+            async with self._store.unit_of_work(read_only=True) as uow:
+                profile = await uow.federation.profile_of(redeemed.session.user_id)
             id_token = self._id_tokens.sign(
                 sub=redeemed.session.user_id, client_id=client.client_id,
                 now=redeemed.claims.iat, auth_time=redeemed.session.auth_time,
                 sid=redeemed.session.sid, acr=redeemed.session.acr, amr=redeemed.session.amr,
-                nonce=redeemed.code.nonce, access_token=access_token)
+                nonce=redeemed.code.nonce, access_token=access_token,
+                extra=profile_claims(profile, set(redeemed.code.scope)))
         return TokenResult(access_token=access_token, expires_in=self._tokens.ttl,
                            scope=redeemed.claims.scope, refresh_token=redeemed.refresh_token,
                            id_token=id_token, token_type=token_type(jkt))
