@@ -7,7 +7,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from tessera.core.signals import Delivery, LogoutTarget, RiskObservation, SignalEvent, Stream
+from tessera.core.signals import (
+    CAEP_ASSURANCE_LEVEL_CHANGE,
+    CAEP_CREDENTIAL_CHANGE,
+    CAEP_TOKEN_CLAIMS_CHANGE,
+    Delivery,
+    LogoutTarget,
+    RiskObservation,
+    SignalEvent,
+    Stream,
+)
 from tessera.store.sql import SqlStore
 
 T = 1_800_000_000.0
@@ -54,14 +63,20 @@ async def test_streams_and_subjects(any_store: SqlStore) -> None:
         assert await uow.signals.streams() == []
 
 
+CAEP_KINDS = (CAEP_TOKEN_CLAIMS_CHANGE, CAEP_ASSURANCE_LEVEL_CHANGE, CAEP_CREDENTIAL_CHANGE)
+
+
 async def test_cursors_move_once_and_signal_events_read_in_order(any_store: SqlStore) -> None:
     async with any_store.unit_of_work() as uow:
         for n in range(3):
-            await uow.signals.record(SignalEvent("k", "default", f"u{n}", T + n, {"n": n}))
+            # kinds are the CAEP event-type URIs, longer than an identifier column
+            await uow.signals.record(SignalEvent(CAEP_KINDS[n], "default", f"u{n}", T + n,
+                                                 {"n": n}))
     async with any_store.unit_of_work() as uow:
         assert await uow.signals.cursor("signals") == 0
         events = await uow.signals.events_since(0, limit=10)
         assert [e.data["n"] for e in events] == [0, 1, 2]
+        assert [e.kind for e in events] == list(CAEP_KINDS)
         assert await uow.signals.advance("signals", old=0, new=2)
         assert not await uow.signals.advance("signals", old=0, new=3)
     async with any_store.unit_of_work() as uow:

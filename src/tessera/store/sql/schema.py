@@ -358,7 +358,7 @@ ssf_subjects = Table(
 signal_events = Table(
     "signal_events", metadata,
     Column("id", _SIGNAL_ID, primary_key=True, autoincrement=True),
-    Column("kind", String(64), nullable=False),
+    Column("kind", String(200), nullable=False),
     Column("tenant_id", String(64)),
     Column("user_id", String(64), nullable=False),
     Column("at", Double, nullable=False),

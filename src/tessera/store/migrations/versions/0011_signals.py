@@ -53,7 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "signal_events",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=200), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=True),
         sa.Column("user_id", sa.String(length=64), nullable=False),
         sa.Column("at", sa.Double(), nullable=False),
