@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from typing import Final
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tessera.core.urls import is_loopback_host
 from tessera.settings import ServerSettings
 
 __all__ = ["CSRF_HEADER", "BffSettings", "is_loopback_url", "origin_of"]
@@ -50,13 +50,7 @@ def origin_of(url: str) -> str:
 
 def is_loopback_url(url: str) -> bool:
     try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
+        return is_loopback_host(urlsplit(url).hostname)
     except ValueError:
         return False
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import ipaddress
 import os
 import stat
 import tomllib
@@ -30,6 +29,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from tessera.cli._errors import ConfigurationError, explain, load_settings, masked_url
+from tessera.core.urls import is_loopback_host
 from tessera.keys import Sealer
 from tessera.keys.errors import KeyError_, UnsealFailed
 from tessera.keys.ring import KeyState
@@ -112,15 +112,6 @@ def _misspelt(env: Mapping[str, str]) -> list[Finding]:
     return found
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _in_toml(name: str) -> bool:
     try:
         return name in tomllib.loads(Path("tessera.toml").read_text())
@@ -138,7 +129,7 @@ def _issuer(settings: Settings, *, explicit: bool) -> list[Finding]:
     if parts.scheme not in ("https", "http") or not host:
         return [Finding("issuer", "fail", f"{settings.issuer!r} is not an http(s) URL",
                         "set TESSERA_ISSUER=https://HOST[/PATH]")]
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         return [Finding("issuer", "fail", f"{settings.issuer} is plain http on a "
                         "non-loopback host: tokens and cookies would travel in clear",
                         "set TESSERA_ISSUER to the https URL clients use (TLS may end "
@@ -342,7 +333,7 @@ async def _redis(url: str) -> list[Finding]:
         await client.aclose()
     found = [Finding("redis", "ok", f"{shown} answers (Redis {version})")]
     parts = urlsplit(url)
-    if parts.scheme == "redis" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "redis" and not is_loopback_host(parts.hostname or ""):
         found.append(Finding("redis", "warn", f"{shown} is reached without TLS",
                              "use rediss:// for a Redis server on another host"))
     return found

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tessera.core.urls import is_loopback_host
+
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
     "CAEP_ASSURANCE_LEVEL_CHANGE",
@@ -165,18 +167,6 @@ class ReceiverRefused(ValueError):
     """A receiver URL (or the address it resolves to) is not acceptable."""
 
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_receiver(url: str, *, issuer: str) -> tuple[str, str, int]:
     """Static rules for a receiver URL; returns (scheme, host, port).
 
@@ -199,8 +189,8 @@ def check_receiver(url: str, *, issuer: str) -> tuple[str, str, int]:
         raise ReceiverRefused("the URL must not have a fragment")
     if parts.scheme == "http":
         own = urlsplit(issuer)
-        if not (own.scheme == "http" and _is_loopback_host(own.hostname or "")
-                and _is_loopback_host(host)):
+        if not (own.scheme == "http" and is_loopback_host(own.hostname or "")
+                and is_loopback_host(host)):
             raise ReceiverRefused("the URL must use https (http only on loopback while the "
                                   "issuer is http on loopback)")
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
@@ -223,7 +213,7 @@ def address_refused(address: str, *, issuer: str, allowed: tuple[str, ...] = ())
         except ValueError:
             continue
     if ip.is_loopback:
-        if _is_loopback_host(urlsplit(issuer).hostname or ""):
+        if is_loopback_host(urlsplit(issuer).hostname or ""):
             return None
         return "loopback address"
     if ip.is_unspecified or ip.is_multicast or ip.is_link_local or ip.is_reserved:

@@ -9,7 +9,6 @@ request amplifier. Redirects are not followed; bodies are bounded.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,22 +17,12 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from tessera.core.urls import is_loopback_host
 from tessera.protocol.client_assertion import KeySetUnavailable
 
 __all__ = ["HttpKeySetSource", "check_jwks_uri"]
 
 _MAX_BODY = 256 * 1024
-
-
-def _loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_jwks_uri(uri: str, *, issuer: str) -> str | None:
@@ -43,8 +32,8 @@ def check_jwks_uri(uri: str, *, issuer: str) -> str | None:
         return "jwks_uri must be an absolute URL without credentials or fragment"
     if parts.scheme == "https":
         return None
-    if (parts.scheme == "http" and _loopback(parts.hostname)
-            and urlsplit(issuer).scheme == "http" and _loopback(urlsplit(issuer).hostname)):
+    if (parts.scheme == "http" and is_loopback_host(parts.hostname)
+            and urlsplit(issuer).scheme == "http" and is_loopback_host(urlsplit(issuer).hostname)):
         return None
     return "jwks_uri must use https (http only to loopback while the issuer is loopback)"
 

@@ -22,7 +22,6 @@ Error tree::
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
+
+from tessera.core.urls import is_loopback_host
 
 __all__ = ["ALGORITHMS", "AuthorizationStart", "UpstreamClient", "UpstreamError",
            "UpstreamRefused", "UpstreamUnavailable", "issuer_allowed"]
@@ -61,17 +62,6 @@ class UpstreamRefused(UpstreamError):
     """The provider's answer is malformed or does not validate."""
 
 
-def _loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def issuer_allowed(own_issuer: str, upstream_issuer: str) -> bool:
     """https always; http only for a loopback upstream while Tessera's own issuer is http
     on loopback (development and tests)."""
@@ -79,8 +69,8 @@ def issuer_allowed(own_issuer: str, upstream_issuer: str) -> bool:
     if up.scheme == "https" and up.netloc and not up.fragment and not up.query:
         return True
     own = urlsplit(own_issuer)
-    return (up.scheme == "http" and own.scheme == "http" and _loopback(own.hostname)
-            and _loopback(up.hostname) and not up.fragment and not up.query)
+    return (up.scheme == "http" and own.scheme == "http" and is_loopback_host(own.hostname)
+            and is_loopback_host(up.hostname) and not up.fragment and not up.query)
 
 
 @dataclass(frozen=True, slots=True)
