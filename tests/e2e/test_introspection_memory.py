@@ -30,8 +30,7 @@ async def running(identity: Identity) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        for relay in identity.relays:
-            await relay.aclose()
+        await identity.stop_relays()
 
 
 async def _true(value: bool) -> bool:

@@ -103,5 +103,4 @@ async def test_in_process_bus_follower(identity: Identity, http: httpx.AsyncClie
         await wait_until(lambda: state.cursor > 0, timeout=2)
     finally:
         await follower.aclose()
-        for relay in identity.relays:
-            await relay.aclose()
+        await identity.stop_relays()

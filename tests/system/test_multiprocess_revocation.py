@@ -145,6 +145,5 @@ async def test_logout_reaches_a_verifier_in_the_same_process(
     finally:
         await follower.aclose()
         await verifier.aclose()
-        for relay in identity.relays:
-            await relay.aclose()
+        await identity.stop_relays()
 

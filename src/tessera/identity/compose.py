@@ -186,7 +186,8 @@ class Identity:
         if self.signals is not None:
             self.signals.start()
 
-    async def aclose(self) -> None:
+    async def stop_relays(self) -> None:
+        """Stop what ``start_relays`` started (the store stays open)."""
         if self.outbox_listener is not None:
             self.outbox_listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,6 +198,9 @@ class Identity:
         await self.completion.aclose()
         if self.signals is not None:
             await self.signals.aclose()
+
+    async def aclose(self) -> None:
+        await self.stop_relays()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
         if self.dpop is not None:
