@@ -30,9 +30,8 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tessera.bus import BusGap, InProcessBus, event_to_wire
 from tessera.core.clock import Clock
@@ -161,23 +160,24 @@ class RevocationFeed:
             cursor = cursors[0] if cursors else 0
         except OAuthError as exc:
             return send_error(exc)
-        # sse-starlette frames the events and ends the stream when the client goes away;
-        # (its comment pings are ignored by clients; our heartbeats carry the watermark)
-        return EventSourceResponse(self._stream(cursor), headers=_HEADERS)
+        return StreamingResponse(self._stream(cursor), media_type="text/event-stream",
+                                 headers={**_HEADERS, "x-accel-buffering": "no"})
 
-    async def _stream(self, cursor: int) -> AsyncIterator[ServerSentEvent]:
+    async def _stream(self, cursor: int) -> AsyncIterator[bytes]:
         try:
             async for batch in self._bus.follow(cursor, heartbeat=self._heartbeat):
+                frames = []
                 for event in batch:
                     cursor = event.seq or cursor
-                    yield ServerSentEvent(orjson.dumps(event_to_wire(event)).decode(),
-                                          id=str(cursor), event="revocation")
+                    frames.append(b"id: %d\nevent: revocation\ndata: %s\n\n"
+                                  % (cursor, orjson.dumps(event_to_wire(event))))
                 watermark = batch.watermark.to_wire() if batch.watermark else None
-                yield ServerSentEvent(
-                    orjson.dumps({"seq": cursor, "watermark": watermark}).decode(),
-                    event="heartbeat")
+                frames.append(b"event: heartbeat\ndata: "
+                              + orjson.dumps({"seq": cursor, "watermark": watermark})
+                              + b"\n\n")
+                yield b"".join(frames)
         except BusGap:
-            yield ServerSentEvent("{}", event="resync")
+            yield b"event: resync\ndata: {}\n\n"
 
 
 async def _answer(handling: Awaitable[Response]) -> Response:
