@@ -9,42 +9,42 @@ key that verified it is still the one its ``kid`` names.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 from tessera.verifier._keyset import VerificationKey
 from tessera.verifier._token import VerifiedToken
 
-__all__ = ["VerifiedTokenCache"]
+__all__ = ["BoundedLru", "VerifiedTokenCache"]
+
+V = TypeVar("V")
 
 
-class VerifiedTokenCache:
-    """A bounded LRU map: token string → (``VerifiedToken``, the key that verified it)."""
+class BoundedLru(Generic[V]):
+    """A bounded LRU map from token strings: ``put`` evicts the least recently used entry
+    past ``maxsize``; readers call ``touch`` on a hit. Shared by the verified-token cache
+    and the reference-token cache (``_reference``)."""
 
-    __slots__ = ("_entries", "_maxsize", "hits", "misses")
+    __slots__ = ("_entries", "_maxsize")
 
     def __init__(self, maxsize: int = 4096) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._maxsize = maxsize
-        self._entries: OrderedDict[str, tuple[VerifiedToken, VerificationKey]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self._entries: OrderedDict[str, V] = OrderedDict()
 
     @property
     def maxsize(self) -> int:
         return self._maxsize
 
-    def get(self, token: str) -> tuple[VerifiedToken, VerificationKey] | None:
-        entry = self._entries.get(token)
-        if entry is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(token)
-        self.hits += 1
-        return entry
+    def peek(self, token: str) -> V | None:
+        return self._entries.get(token)
 
-    def put(self, token: str, verified: VerifiedToken, key: VerificationKey) -> None:
+    def touch(self, token: str) -> None:
+        self._entries.move_to_end(token)
+
+    def put(self, token: str, value: V) -> None:
         entries = self._entries
-        entries[token] = (verified, key)
+        entries[token] = value
         entries.move_to_end(token)
         if len(entries) > self._maxsize:
             entries.popitem(last=False)
@@ -57,3 +57,23 @@ class VerifiedTokenCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class VerifiedTokenCache(BoundedLru[tuple[VerifiedToken, VerificationKey]]):
+    """Token string → (``VerifiedToken``, the key that verified it)."""
+
+    __slots__ = ("hits", "misses")
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        super().__init__(maxsize)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, token: str) -> tuple[VerifiedToken, VerificationKey] | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(token)
+        self.hits += 1
+        return entry

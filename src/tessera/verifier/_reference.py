@@ -18,9 +18,9 @@ flood of introspection calls.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Final
 
+from tessera.verifier._cache import BoundedLru
 from tessera.verifier._claims import check_audience, check_issuer, check_lifetime
 from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._introspection import IntrospectionClient
@@ -41,8 +41,7 @@ def is_reference_token(token: str) -> bool:
 
 
 class ReferenceTokens:
-    __slots__ = ("_entries", "_introspection", "_maxsize", "_negative_ttl", "_ttl",
-                 "hits", "misses")
+    __slots__ = ("_entries", "_introspection", "_negative_ttl", "_ttl", "hits", "misses")
 
     def __init__(self, introspection: IntrospectionClient, *, ttl: float = 30.0,
                  negative_ttl: float = 5.0, maxsize: int = 4096) -> None:
@@ -51,8 +50,7 @@ class ReferenceTokens:
         self._introspection = introspection
         self._ttl = ttl
         self._negative_ttl = negative_ttl
-        self._maxsize = maxsize
-        self._entries: OrderedDict[str, tuple[float, VerifiedToken | None]] = OrderedDict()
+        self._entries: BoundedLru[tuple[float, VerifiedToken | None]] = BoundedLru(maxsize)
         self.hits = 0
         self.misses = 0
 
@@ -76,17 +74,17 @@ class ReferenceTokens:
         return verified
 
     def _cached(self, token: str, now: float) -> VerifiedToken | None:
-        entry = self._entries.get(token)
+        entry = self._entries.peek(token)
         if entry is None:
             self.misses += 1
             return None
         until, verified = entry
         if now >= until:
-            del self._entries[token]
+            self._entries.discard(token)
             self.misses += 1
             return None
         self.hits += 1
-        self._entries.move_to_end(token)
+        self._entries.touch(token)
         if verified is None:
             raise Denied(Reason.TOKEN_REVOKED, "reference token inactive (cached answer)")
         return verified
@@ -102,14 +100,10 @@ class ReferenceTokens:
         return verified
 
     def _put(self, token: str, until: float, verified: VerifiedToken | None) -> None:
-        entries = self._entries
-        entries[token] = (until, verified)
-        entries.move_to_end(token)
-        if len(entries) > self._maxsize:
-            entries.popitem(last=False)
+        self._entries.put(token, (until, verified))
 
     def discard(self, token: str) -> None:
-        self._entries.pop(token, None)
+        self._entries.discard(token)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -82,7 +82,7 @@ def verify_access_token(
     check_scopes(verified, policy)
     check_user_authentication(verified, policy, now)
     if cache is not None and key is not None:
-        cache.put(token, verified, key)
+        cache.put(token, (verified, key))
     return verified
 
 
