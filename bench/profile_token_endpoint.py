@@ -48,7 +48,7 @@ def _prepare(tmp: Path, algorithm: str) -> None:
 
 
 async def _setup(algorithm: str) -> tuple[Any, Any, str]:
-    from tessera.identity import admin
+    from tessera.application import admin
     from tessera.identity.app import build_app
     from tessera.identity.compose import build_identity
     from tessera.settings import Settings

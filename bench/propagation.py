@@ -222,8 +222,8 @@ class Service:
 
 
 async def _seed(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str, str]:
+    from tessera.application import admin
     from tessera.core.users import DEFAULT_TENANT
-    from tessera.identity import admin
     from tessera.identity.compose import build_identity
     from tessera.identity.feed import EVENTS_SCOPE
 

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tessera.identity import accounts, admin
+from tessera.application import admin
+from tessera.identity import accounts
 from tessera.identity.compose import Identity
 
 __all__ = ["AppClient", "TesseraDriver", "pkce_pair"]

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import SSF_EVENTS_SUPPORTED
-from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.identity.signals import build_signals

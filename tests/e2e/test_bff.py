@@ -575,7 +575,7 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
     """A bumped session version (roles changed) is not a revocation: the BFF gets a fresh
     token. A state that cannot judge the token (here: the wrong audience configured) makes
     the BFF ask introspection instead of ending the session."""
-    from tessera.identity import admin
+    from tessera.application import admin
 
     service = await _fed_verifier(identity)
     world = await make_world(identity, tessera, clock, revocations=service,

@@ -12,9 +12,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tests.conftest import ISSUER
 from tests.support import TesseraDriver

@@ -15,9 +15,9 @@ import pytest
 from jwt.algorithms import ECAlgorithm
 from prometheus_client import CollectorRegistry
 
-from tessera.identity import admin
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.tls_scope import ClientCertificateScope

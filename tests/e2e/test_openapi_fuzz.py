@@ -29,10 +29,10 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
+from tessera.application import admin
 from tessera.core.clients import KNOWN_GRANTS
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE, build_app
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document

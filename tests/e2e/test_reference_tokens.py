@@ -10,12 +10,12 @@ import jwt
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.bus import event_to_wire
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.verifier import Denied, Reason, VerifierService, VerifierSettings
 from tests.conftest import ISSUER

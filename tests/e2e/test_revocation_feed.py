@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.settings import Settings

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import Delivery
-from tessera.identity import admin
 from tessera.identity.signals import build_signals
 from tessera.identity.signals.delivery import Pusher
 from tessera.observability import events

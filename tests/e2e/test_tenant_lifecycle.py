@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from tessera.application.admin import AdminError
+from tessera.application.token_state import TokenInactive
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.identity import tenancy
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
-from tessera.protocol.token_state import TokenInactive
 from tests.e2e.helpers import (
     claims_of,
     client_token,

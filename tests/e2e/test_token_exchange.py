@@ -6,7 +6,7 @@ from typing import Any
 
 import jwt
 
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tests.support import AppClient, TesseraDriver
 

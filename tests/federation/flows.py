@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tessera.identity.federation import admin as idps
 from tessera.identity.federation.service import new_idp_id, provider_urls

@@ -19,9 +19,9 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from tessera.application import admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.verifier import (
     BusSource,
     Denied,

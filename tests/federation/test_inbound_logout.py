@@ -19,8 +19,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from tessera.application import admin
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.federation.service import (
     BACKCHANNEL_LOGOUT_EVENT,
     CAEP_CREDENTIAL_CHANGE,

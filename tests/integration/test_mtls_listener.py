@@ -13,10 +13,10 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.settings import ServerSettings

@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tests.conftest import FAST_PASSWORDS, IN_CI, make_settings

@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE

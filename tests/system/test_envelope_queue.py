@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.verifier import (
     Denied,
     EnvelopeDenied,

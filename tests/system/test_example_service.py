@@ -17,8 +17,8 @@ import jwt
 from examples.orders_service.app import create_app
 from fastapi import FastAPI
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.verifier import VerifierService, VerifierSettings
 from tests.conftest import ISSUER
 from tests.support import TesseraDriver

@@ -9,8 +9,8 @@ import uuid
 
 import httpx
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.verifier import (
     BusSource,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import click
 
+from tessera.application import admin
+from tessera.application.client_keys import AUTH_METHOD_CHOICES, ClientKeys
+from tessera.application.standing import client_tenant
 from tessera.cli._common import echo_json, fail, identifier, run_json, run_with_identity
-from tessera.identity import admin, client_admin
-from tessera.identity.client_keys import AUTH_METHOD_CHOICES, ClientKeys
+from tessera.identity import client_admin
 from tessera.identity.compose import Identity
-from tessera.protocol.standing import client_tenant
 
 __all__ = ["clients"]
 

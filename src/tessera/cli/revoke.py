@@ -22,10 +22,10 @@ from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, run_with_identity
 from tessera.cli._table import progress
 from tessera.cli.sessions import resolve_users
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 

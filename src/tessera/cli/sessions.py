@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, identifier, run_with_identity
 from tessera.cli._table import echo_fields, echo_table, when
 from tessera.core.refresh import RefreshFamily
 from tessera.core.sessions import Session
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError, UnitOfWork
 

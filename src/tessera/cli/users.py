@@ -12,10 +12,11 @@ import sys
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, run_json, run_with_identity
 from tessera.core.roles import ROLES
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import accounts, admin
+from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 

@@ -1,6 +1,6 @@
 """Revocations the console performs: a session, a refresh family, a user, a tenant.
 
-Each goes through ``identity.admin`` (and so ``protocol.lifecycle``): the state change,
+Each goes through ``application.admin`` (and so ``application.lifecycle``): the state change,
 its outbox event(s) and its audit record commit together and verifiers learn of it from
 the bus (DESIGN §3). ``actor`` is the administrator's user id; ``reason`` is ``console``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 
 __all__ = ["REASON", "Outcome", "RevokeKind", "revoke"]

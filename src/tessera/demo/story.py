@@ -25,12 +25,12 @@ import httpx
 import jwt
 import uvicorn
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
 from tessera.core.signals import CAEP_SESSION_REVOKED, DELIVERY_PUSH
 from tessera.demo.procs import Processes, free_port
 from tessera.demo.receivers import Heard, Listeners
-from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.signals.ssf_api import SSF_SCOPE
 from tessera.settings import Settings

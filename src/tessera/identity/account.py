@@ -23,6 +23,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tessera.application import signal_events
+from tessera.application.admin import AdminError
+from tessera.application.transaction import transaction
 from tessera.identity import accounts
 from tessera.identity.account_base import (
     SessionCsrf,
@@ -33,16 +36,13 @@ from tessera.identity.account_base import (
     signed_in,
 )
 from tessera.identity.account_sessions import MySessions
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.totp import TOTP
 from tessera.identity.views import page
 from tessera.observability import events
-from tessera.protocol import signal_events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError
 
 __all__ = ["AccountEndpoints"]

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tessera.application import lifecycle, signal_events
+from tessera.application.admin import AdminError
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.roles import ROLES
 from tessera.core.users import User
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login.totp import TOTP
 from tessera.observability import events
-from tessera.protocol import lifecycle, signal_events
-from tessera.protocol.transaction import Transaction, transaction
 
 __all__ = ["MIN_PASSWORD", "UserView", "delete_user", "find_user", "grant_role",
            "revoke_role", "set_disabled", "set_password", "user_view"]

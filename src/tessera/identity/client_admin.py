@@ -15,13 +15,13 @@ in this process and, in others, within the client cache's life (or as soon as th
 
 from __future__ import annotations
 
+from tessera.application import lifecycle
+from tessera.application.admin import AdminError
+from tessera.application.transaction import transaction
 from tessera.core.clients import Client
 from tessera.core.secrets import new_secret, token_hash
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import transaction
 
 __all__ = ["delete_client", "find_client", "rotate_secret", "set_disabled"]
 

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tessera.application.standing import TenantDirectory
+from tessera.application.token_state import AccessTokenState
 from tessera.bus import InProcessBus, OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
@@ -57,8 +59,6 @@ from tessera.protocol.rfc8693 import (
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
-from tessera.protocol.standing import TenantDirectory
-from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
 from tessera.store.sql import SqlStore, create_store
@@ -135,7 +135,7 @@ class Identity:
     feed: RevocationFeed
     metrics: IdentityMetrics
     tenants: TenantDirectory
-    """Tenant suspension, cached for client authentication (``protocol.standing``)."""
+    """Tenant suspension, cached for client authentication (``application.standing``)."""
     completion: LogoutCompletion
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     federation: Federation

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
 from tessera.core.device import DeviceCode, format_user_code, normalise_user_code
 from tessera.core.scopes import format_scope
@@ -47,7 +48,6 @@ from tessera.identity.views import page
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError, UnitOfWork
 
 __all__ = ["DevicePage"]

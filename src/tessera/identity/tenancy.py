@@ -2,7 +2,7 @@
 
 Suspending a tenant is a tenant-wide revocation (``admin.revoke_tenant``: one
 ``tenant.revoked`` event, then every session in batches) and, until it is resumed, a
-refusal of every new login and grant in it (``protocol.standing``): the password form,
+refusal of every new login and grant in it (``application.standing``): the password form,
 the authorization endpoint, every grant at the token endpoint, client authentication,
 introspection of its tokens. Resuming lets new logins in; nothing revoked comes back.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tessera.application import admin
+from tessera.application.transaction import transaction
 from tessera.core.tenants import Tenant
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.protocol.transaction import transaction
 
 __all__ = ["create_tenant", "list_tenants", "resume_tenant", "suspend_tenant",
            "tenant_json"]

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import httpx
 import jwt
 
+from tessera.application import admin
 from tessera.console.html import when
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events

@@ -10,10 +10,10 @@ from typing import Any
 import jwt
 import orjson
 
+from tessera.application import admin
 from tessera.console.journey import trace
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tests.unit.console.conftest import ConsoleDriver
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.signals import Delivery
 from tessera.identity.signals.delivery import Outcome, Pusher, Resolver
 from tessera.identity.signals.fanout import FanOut
 from tessera.keys import Sealer
 from tessera.observability.metrics import IdentityMetrics
-from tessera.protocol.transaction import Transaction, transaction
 
 if TYPE_CHECKING:
     from tessera.identity.compose import Identity

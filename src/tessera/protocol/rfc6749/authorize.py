@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.application.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.acr import acr_satisfies, weakest_known
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
 from tessera.core.clock import Clock
@@ -41,8 +43,6 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import Params
 from tessera.protocol.rfc7636 import PkceError, check_challenge
-from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["AuthorizationEndpoint", "AuthorizationRequest", "RedirectError", "UserFacingError"]

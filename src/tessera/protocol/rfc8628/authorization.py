@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from tessera.application.standing import client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, Client
 from tessera.core.clock import Clock
 from tessera.core.device import DeviceCode, format_user_code, new_user_code
@@ -29,8 +31,6 @@ from tessera.protocol.http import (
     parse_params,
 )
 from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience
-from tessera.protocol.standing import client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["DeviceAuthorizationEndpoint"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.device import APPROVED, DENIED, PENDING, DeviceCode
@@ -44,8 +46,6 @@ from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.rfc6749.grants._shared import token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["SLOW_DOWN_STEP", "DeviceCodeGrant"]

@@ -23,6 +23,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.application.standing import NotInGoodStanding, check_user
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_MFA, acr_satisfies
 from tessera.core.clock import Clock
 from tessera.core.roles import IMPERSONATOR
@@ -32,8 +34,6 @@ from tessera.core.sessions import Session
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant
-from tessera.protocol.standing import NotInGoodStanding, check_user
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AMR_IMPERSONATION", "TOKEN_TYPE_USER_ID", "Impersonation", "ImpersonationPolicy"]

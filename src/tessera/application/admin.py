@@ -7,6 +7,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
+from tessera.application import lifecycle
+from tessera.application.client_keys import ClientKeys
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.core.scopes import parse_scope
@@ -14,11 +17,8 @@ from tessera.core.secrets import new_secret, token_hash
 from tessera.core.signals import LogoutTarget, ReceiverRefused, address_refused, check_receiver
 from tessera.core.tenants import Tenant
 from tessera.core.users import DEFAULT_TENANT, User
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import Transaction, transaction
 
 __all__ = [
     "AdminError",
