@@ -190,7 +190,7 @@ async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:
 async def test_unsafe_logout_uris_are_refused_at_registration(world: World,
                                                              uri: str) -> None:
     with pytest.raises(admin.AdminError, match="refused"):
-        await admin.create_client(world.identity, name="x", grants=("authorization_code",),
+        await world.identity.admin.create_client(name="x", grants=("authorization_code",),
                                   redirect_uris=("https://app.example/cb",),
                                   backchannel_logout_uri=uri)
 

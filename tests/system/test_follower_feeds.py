@@ -9,7 +9,6 @@ import uuid
 
 import httpx
 
-from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.identity.compose import Identity
 from tessera.verifier import (
@@ -31,7 +30,7 @@ async def wait_until(predicate: object, timeout: float = 5.0) -> float:
 
 
 async def revoke_a_session(identity: Identity, user_id: str) -> None:
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await identity.admin.revoke(user_id=user_id, reason="test", actor="test")
 
 
 async def open_session(live: LiveService) -> tuple[str, str]:
@@ -98,7 +97,7 @@ async def test_in_process_bus_follower(identity: Identity, http: httpx.AsyncClie
     follower.start()
     try:
         await asyncio.wait_for(follower.synced(), 5)
-        user = await admin.create_user(identity, username="bob", password="long password")
+        user = await identity.admin.create_user(username="bob", password="long password")
         # no session yet: a user-level revocation is still an event
         await revoke_a_session(identity, user.user_id)
         await wait_until(lambda: state.cursor > 0, timeout=2)

@@ -171,7 +171,7 @@ def bump(sid: str | None, user_id: str | None, reason: str) -> None:
     """Bump the session version (role change, password reset): older tokens go stale."""
 
     async def work(identity: Identity) -> int:
-        return await admin.bump_version(identity, **_target(sid, user_id), reason=reason,
+        return await identity.admin.bump_version(**_target(sid, user_id), reason=reason,
                                         actor="cli")
     try:
         echo_json({"sessions": run_with_identity(work)})
@@ -194,7 +194,7 @@ def revoke(sid_arg: str | None, sid: str | None, user_id: str | None, reason: st
     sid = sid or sid_arg
 
     async def work(identity: Identity) -> int:
-        return await admin.revoke(identity, **_target(sid, user_id), reason=reason,
+        return await identity.admin.revoke(**_target(sid, user_id), reason=reason,
                                   actor="cli")
     try:
         count = run_with_identity(work)

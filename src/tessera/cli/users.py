@@ -38,7 +38,7 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(identity: Identity) -> dict[str, str]:
-        user = await admin.create_user(identity, username=username, password=password,
+        user = await identity.admin.create_user(username=username, password=password,
                                        tenant_id=tenant)
         return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
 

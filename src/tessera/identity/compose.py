@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from tessera.application.admin import Administration
 from tessera.application.standing import TenantDirectory
 from tessera.application.token_state import AccessTokenState
-from tessera.bus import InProcessBus, OutboxRelay
+from tessera.bus import InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
@@ -30,6 +28,7 @@ from tessera.identity.login.totp import TotpService
 from tessera.identity.revocation_mirror import RevocationMirror
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
+from tessera.keys.derivation import derive_key
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
@@ -67,14 +66,8 @@ if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
     from tessera.identity.signals import Signals
 
-__all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
+__all__ = ["Identity", "build_identity", "key_manager_for"]
 
-
-def derive_key(kek_b64: str, purpose: str) -> bytes:
-    """A 32-byte key for one purpose, derived from the KEK with HKDF-SHA256."""
-    kek = base64.urlsafe_b64decode(kek_b64 + "=" * (-len(kek_b64) % 4))
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=f"tessera/{purpose}".encode()).derive(kek)
 
 
 def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManager:
@@ -140,6 +133,8 @@ class Identity:
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     federation: Federation
     """Upstream identity providers: logins, back-channel logout, security events."""
+    admin: Administration
+    """The administrative verbs the CLI, the admin API and the console share."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -331,6 +326,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
                               timeout=settings.federation.timeout, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
+        admin=Administration(store, audit, clock, passwords, issuer=settings.issuer,
+                             token_ttl=tok.access_token_ttl,
+                             allowed_networks=tuple(settings.signals.allowed_networks)),
     )
     if settings.signals.enabled:
         from tessera.identity.signals import build_signals

@@ -62,7 +62,7 @@ async def suspend_tenant(identity: Identity, tenant_id: str, *, actor: str = "cl
         if await tx.uow.tenants.set_suspended(tenant_id, identity.clock.now()):
             tx.audit(events.TENANT_SUSPENDED, tenant=tenant_id, actor=actor, reason=reason)
     identity.tenants.forget(tenant_id)
-    return await admin.revoke_tenant(identity, tenant_id, reason=reason, actor=actor,
+    return await identity.admin.revoke_tenant(tenant_id, reason=reason, actor=actor,
                                      progress=progress)
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import jwt
 import orjson
 
-from tessera.application import admin
 from tessera.console.journey import trace
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
@@ -41,7 +40,7 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
     claims = _claims(token)
     digest, now = token_hash(token), clock.now()
     clock.advance(2)
-    await admin.revoke(identity, sid=claims["sid"], reason="test", actor="test")
+    await identity.admin.revoke(sid=claims["sid"], reason="test", actor="test")
     log = tmp_path / "orders.jsonl"
     _decision_log(log, [
         {"event": "access.allowed", "at": now + 1, "service": "orders",

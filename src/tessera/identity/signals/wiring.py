@@ -70,7 +70,7 @@ class Signals:
 
 def build_signals(identity: Identity, *, transport: httpx.AsyncBaseTransport | None = None,
                   resolver: Resolver | None = None) -> Signals:
-    from tessera.identity.compose import derive_key
+    from tessera.keys.derivation import derive_key
 
     settings = identity.settings
     sealer = Sealer(derive_key(settings.key_encryption_key(), "signals"))

@@ -1,0 +1,50 @@
+"""The ports the application layer uses besides the store's (``store.ports``).
+
+Each is a small typed Protocol implemented elsewhere: the audit trail by
+``observability.audit.AuditLog``, password hashing by ``identity.login.PasswordHasher``,
+access-token resolution by ``protocol.rfc9068.AccessTokenIssuer`` and client lookup by
+``protocol.clients.ClientDirectory``. The composition root (``identity.compose``) passes
+the implementations in; nothing here imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from tessera.core.clients import Client
+from tessera.store.ports import AuditRecord
+
+__all__ = ["AuditTrail", "ClientLookup", "PasswordHashing", "TokenResolver"]
+
+
+class AuditTrail(Protocol):
+    """Audit records: made inside a unit of work, stored with it, emitted after commit."""
+
+    def make(self, event: str, **fields: Any) -> AuditRecord:
+        """A record of ``event`` now (``observability.events`` names the events)."""
+        ...
+
+    def emit(self, records: Iterable[AuditRecord]) -> None:
+        """Hand committed records to the log lines and listeners (metrics)."""
+        ...
+
+
+class PasswordHashing(Protocol):
+    def hash(self, password: str) -> str:
+        """A self-describing hash of ``password`` (argon2id in the identity service)."""
+        ...
+
+
+class TokenResolver(Protocol):
+    async def resolve(self, token: str, *, now: float, leeway: float,
+                      audience: str | None = None) -> dict[str, Any]:
+        """The claims of an access token this service issued (a JWT it signed, or a
+        reference token it stored); raise ``keys.TokenInvalid`` otherwise."""
+        ...
+
+
+class ClientLookup(Protocol):
+    async def get(self, client_id: str) -> Client | None:
+        """The registered client, or None (may be cached for a few seconds)."""
+        ...
