@@ -25,9 +25,8 @@ from tessera.console.html import PAGE_HEADERS, url
 from tessera.console.journey import trace
 from tessera.console.operations import RevokeKind
 from tessera.console.views import Ctx
-from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import SESSION_COOKIE, cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.observability import events

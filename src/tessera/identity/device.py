@@ -38,9 +38,8 @@ from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.account_base import SignedIn, base_path, read_form, signed_in
-from tessera.identity.browser import CSRF_COOKIE, SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import CSRF_COOKIE, SESSION_COOKIE, cookie_policy
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.bounds import SessionLimitReached
 from tessera.identity.login.csrf import CsrfTokens, same_origin
