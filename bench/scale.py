@@ -330,7 +330,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                     for _ in range(5):  # a conflict rolls back: retry, as a client would
                         try:
                             done += await identity.admin.revoke(sid=sid, reason="bench",
-                                                       actor="bench")
+                                                                actor="bench")
                             break
                         except StoreConflict:
                             conflicts += 1

@@ -65,7 +65,7 @@ class TesseraDriver:
     async def user(self, username: str = "alice", password: str = "correct horse battery",
                    *, tenant: str = "default", roles: tuple[str, ...] = ()) -> str:
         user = await self.identity.admin.create_user(username=username, password=password,
-                                       tenant_id=tenant)
+                                                     tenant_id=tenant)
         for role in roles:
             await accounts.grant_role(self.identity, user, role, actor="test")
         return user.user_id

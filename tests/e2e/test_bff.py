@@ -585,7 +585,7 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
         token = await _bearer(world)
         before = await last_seq(world.identity)
         await world.identity.admin.bump_version(sid=claims_of(token)["sid"],
-                                 reason="role removed", actor="test")
+                                                reason="role removed", actor="test")
         await _feed(world.identity, service, before)
         renewed = await _bearer(world)
         assert renewed != token and claims_of(renewed)["sv"] > claims_of(token)["sv"]

@@ -204,7 +204,7 @@ async def test_registration_refuses_bad_key_material(identity: Identity) -> None
     for name, keys in cases.items():
         try:
             await identity.admin.create_client(name="x", grants=("client_credentials",),
-                                      keys=keys)
+                                               keys=keys)
         except admin.AdminError:
             continue
         raise AssertionError(f"{name}: accepted")

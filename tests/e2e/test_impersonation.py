@@ -158,7 +158,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
     missing_user = await world.impersonate(world.admin_tokens["access_token"], "nobody")
     assert missing_user.json()["error"] == "invalid_grant"
     other_tenant = await identity.admin.create_user(username="eve", password=PASSWORD,
-                                           tenant_id="acme")
+                                                    tenant_id="acme")
     elsewhere = await world.impersonate(world.admin_tokens["access_token"],
                                         other_tenant.user_id)
     assert elsewhere.json()["error"] == "invalid_grant"

@@ -119,7 +119,7 @@ async def test_registration_and_discovery(identity: Identity,
                  ClientKeys(auth_method="tls_client_auth", tls_subject_dn="not a dn=,=")):
         with pytest.raises(admin.AdminError):
             await identity.admin.create_client(name="x", grants=("client_credentials",),
-                                      keys=keys)
+                                               keys=keys)
     metadata = (await proxied.get("/.well-known/oauth-authorization-server")).json()
     assert {"tls_client_auth", "self_signed_tls_client_auth"} <= set(
         metadata["token_endpoint_auth_methods_supported"])

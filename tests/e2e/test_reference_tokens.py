@@ -114,7 +114,7 @@ async def test_jwt_clients_are_unchanged(tessera: TesseraDriver) -> None:
 async def test_invalid_format_is_refused_at_registration(tessera: TesseraDriver) -> None:
     try:
         await tessera.identity.admin.create_client(name="x", grants=("client_credentials",),
-                                  keys=ClientKeys(access_token_format="opaque"))
+                                                   keys=ClientKeys(access_token_format="opaque"))
     except admin.AdminError as exc:
         assert "jwt or reference" in str(exc)
     else:

@@ -45,7 +45,7 @@ async def _console_family(w: World, app: AppClient, tokens: dict[str, Any],
                           user_id: str) -> None:
     families = await _families(w, claims_of(tokens["access_token"])["sid"])
     assert await w.identity.admin.revoke_family(families[0], reason="console",
-                                     actor="console")
+                                                actor="console")
 
 
 async def _families(w: World, sid: str) -> list[str]:

@@ -97,7 +97,7 @@ _DROP = object()
 async def linked(fed: Fed, second: Fed) -> AsyncIterator[Linked]:
     idp_id = await add_tessera_upstream(fed, second)
     user: User = await second.identity.admin.create_user(username="carol",
-                                         password=UPSTREAM_PASSWORD)
+                                                         password=UPSTREAM_PASSWORD)
     app = await web_app(fed.identity)
     async with httpx.AsyncClient(timeout=10) as browser:
         tokens = await sign_in_tessera(fed, app, browser, username="carol", idp_hint="partner")

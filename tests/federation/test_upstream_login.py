@@ -142,9 +142,9 @@ async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
     an unverified one never does (a new account is provisioned instead)."""
 
     alice = await fed.identity.admin.create_user(username="alice@corp.example",
-                                    password="local-password-1")
+                                                 password="local-password-1")
     bob = await fed.identity.admin.create_user(username="bob@corp.example",
-                                  password="local-password-2")
+                                               password="local-password-2")
     await add_upstream(fed, upstream)
     app = await web_app(fed.identity)
     async with httpx.AsyncClient(timeout=10) as browser:

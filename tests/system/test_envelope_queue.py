@@ -182,7 +182,7 @@ async def test_envelopes_over_redis_streams_under_both_policies(
         # 3. ... then the session is revoked, and both consumers hear of it on the feed.
         clock.advance(1)
         assert await live.identity.admin.revoke(sid=token.sid, reason="logout",
-                                  actor="test") == 1
+                                                actor="test") == 1
         await until(lambda: all(revoked_in(w.state, token) for w in (reject, emission)))
         # 4. The checkout request verified before the revocation emits once more.
         clock.advance(1)

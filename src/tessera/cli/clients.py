@@ -121,7 +121,8 @@ def backchannel_logout(client_id: str, backchannel_logout_uri: str | None,
 
     async def work(identity: Identity) -> dict[str, object]:
         await identity.admin.set_backchannel_logout(client_id, backchannel_logout_uri,
-                                           backchannel_logout_session_required, actor="cli")
+                                                    backchannel_logout_session_required,
+                                                    actor="cli")
         return {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri,
                 "backchannel_logout_session_required": backchannel_logout_session_required}
 

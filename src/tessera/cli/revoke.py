@@ -183,7 +183,7 @@ async def _tenant(identity: Identity, tenant: str, reason: str,
 
     async def run(progress: Callable[[int], None] | None) -> int:
         return await identity.admin.revoke_tenant(tenant, reason=reason, actor="cli",
-                                         progress=progress)
+                                                  progress=progress)
 
     count = await _with_progress(run, expected, label=f"revoking sessions of {tenant}",
                                  show=expected >= PROGRESS_FROM)

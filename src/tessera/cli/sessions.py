@@ -172,7 +172,7 @@ def bump(sid: str | None, user_id: str | None, reason: str) -> None:
 
     async def work(identity: Identity) -> int:
         return await identity.admin.bump_version(**_target(sid, user_id), reason=reason,
-                                        actor="cli")
+                                                 actor="cli")
     try:
         echo_json({"sessions": run_with_identity(work)})
     except admin.AdminError as exc:
@@ -195,7 +195,7 @@ def revoke(sid_arg: str | None, sid: str | None, user_id: str | None, reason: st
 
     async def work(identity: Identity) -> int:
         return await identity.admin.revoke(**_target(sid, user_id), reason=reason,
-                                  actor="cli")
+                                           actor="cli")
     try:
         count = run_with_identity(work)
     except (admin.AdminError, StoreError) as exc:

@@ -39,7 +39,7 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
 
     async def work(identity: Identity) -> dict[str, str]:
         user = await identity.admin.create_user(username=username, password=password,
-                                       tenant_id=tenant)
+                                                tenant_id=tenant)
         return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
 
     try:

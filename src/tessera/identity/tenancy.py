@@ -63,7 +63,7 @@ async def suspend_tenant(identity: Identity, tenant_id: str, *, actor: str = "cl
             tx.audit(events.TENANT_SUSPENDED, tenant=tenant_id, actor=actor, reason=reason)
     identity.tenants.forget(tenant_id)
     return await identity.admin.revoke_tenant(tenant_id, reason=reason, actor=actor,
-                                     progress=progress)
+                                              progress=progress)
 
 
 async def resume_tenant(identity: Identity, tenant_id: str, *, actor: str = "cli") -> bool:
