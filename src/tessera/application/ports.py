@@ -19,7 +19,8 @@ __all__ = ["AuditTrail", "ClientLookup", "PasswordHashing", "TokenResolver"]
 
 
 class AuditTrail(Protocol):
-    """Audit records: made inside a unit of work, stored with it, emitted after commit."""
+    """Audit records: made inside a unit of work, stored with it, emitted after commit; or
+    recorded on their own."""
 
     def make(self, event: str, **fields: Any) -> AuditRecord:
         """A record of ``event`` now (``observability.events`` names the events)."""
@@ -27,6 +28,11 @@ class AuditTrail(Protocol):
 
     def emit(self, records: Iterable[AuditRecord]) -> None:
         """Hand committed records to the log lines and listeners (metrics)."""
+        ...
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Record one event in a transaction of its own and wait until it is committed
+        (for events that change no other state: a token issued without a session)."""
         ...
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.application.ports import AuditTrail
 from tessera.application.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
 from tessera.application.transaction import transaction
 from tessera.core.acr import acr_satisfies, weakest_known
@@ -32,7 +33,6 @@ from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -84,7 +84,7 @@ class AuthorizationRequest:
 
 
 class AuthorizationEndpoint:
-    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditTrail, clock: Clock,
                  *, issuer: str, code_ttl: int) -> None:
         self._store = store
         self._clients = clients

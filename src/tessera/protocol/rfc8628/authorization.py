@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from tessera.application.ports import AuditTrail
 from tessera.application.standing import client_tenant
 from tessera.application.transaction import transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, Client
@@ -20,7 +21,6 @@ from tessera.core.device import DeviceCode, format_user_code, new_user_code
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import OAuthError, TemporarilyUnavailable, UnauthorizedClient
 from tessera.protocol.http import (
@@ -40,7 +40,7 @@ _ATTEMPTS = 5
 
 
 class DeviceAuthorizationEndpoint:
-    def __init__(self, authenticator: ClientAuthenticator, store: Store, audit: AuditLog,
+    def __init__(self, authenticator: ClientAuthenticator, store: Store, audit: AuditTrail,
                  clock: Clock, *, issuer: str, code_ttl: int, interval: int,
                  max_body: int) -> None:
         self._authenticator = authenticator

@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from tessera.application.ports import AuditTrail
 from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Client
@@ -32,7 +33,6 @@ from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import (
     AuthorizationPending,
     DeviceAccessDenied,
@@ -66,7 +66,7 @@ class DeviceCodeGrant:
     grant_type = GRANT_DEVICE_CODE
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, refresh_ttl: int,
+                 audit: AuditTrail, clock: Clock, *, refresh_ttl: int,
                  family_ttl: int) -> None:
         self._store = store
         self._tokens = tokens

@@ -23,6 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.application.ports import AuditTrail
 from tessera.application.standing import NotInGoodStanding, check_user
 from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_MFA, acr_satisfies
@@ -32,7 +33,6 @@ from tessera.core.scopes import ScopeError, parse_scope
 from tessera.core.secrets import token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant
 from tessera.store.ports import Store, UnitOfWork
 
@@ -53,7 +53,7 @@ class ImpersonationPolicy:
 
 
 class Impersonation:
-    def __init__(self, store: Store, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, audit: AuditTrail, clock: Clock,
                  policy: ImpersonationPolicy | None = None) -> None:
         self._store = store
         self._audit = audit

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, replace
 
 from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
 from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Client
@@ -23,7 +24,6 @@ from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.oidc.id_token import IdTokenIssuer
@@ -48,7 +48,7 @@ class AuthorizationCodeGrant:
     grant_type = GRANT_AUTHORIZATION_CODE
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, refresh_ttl: int,
+                 audit: AuditTrail, clock: Clock, *, refresh_ttl: int,
                  family_ttl: int) -> None:
         self._store = store
         self._tokens = tokens
