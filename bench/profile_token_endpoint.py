@@ -48,6 +48,7 @@ def _prepare(tmp: Path, algorithm: str) -> None:
 
 
 async def _setup(algorithm: str) -> tuple[Any, Any, str]:
+    from tessera.application import admin
     from tessera.identity.app import build_app
     from tessera.identity.compose import build_identity
     from tessera.settings import Settings
@@ -55,11 +56,11 @@ async def _setup(algorithm: str) -> tuple[Any, Any, str]:
     settings = Settings()
     identity = await build_identity(settings)
     audience = f"https://api.example.internal/{algorithm.lower()}"
-    client, secret = await identity.admin.create_client(
-        name="bench",
+    client, secret = await admin.create_client(
+        identity.admin, name="bench",
         grants=("client_credentials", "refresh_token", "authorization_code"),
         redirect_uris=(REDIRECT,), scope="api:read api:write", audiences=(audience,))
-    await identity.admin.create_user(username=USERNAME, password=PASSWORD)
+    await admin.create_user(identity.admin, username=USERNAME, password=PASSWORD)
     assert secret is not None
     auth = "Basic " + base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
     return identity, build_app(identity), auth

@@ -222,6 +222,7 @@ class Service:
 
 
 async def _seed(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str, str]:
+    from tessera.application import admin
     from tessera.core.users import DEFAULT_TENANT
     from tessera.identity.compose import build_identity
     from tessera.identity.feed import EVENTS_SCOPE
@@ -229,11 +230,11 @@ async def _seed(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str, str
     settings = _settings(data_dir, env)
     identity = await build_identity(settings)
     try:
-        svc, svc_secret = await identity.admin.create_client(
-            name="bench service", grants=("client_credentials",), scope="api:read",
+        svc, svc_secret = await admin.create_client(
+            identity.admin, name="bench service", grants=("client_credentials",), scope="api:read",
             audiences=(AUDIENCE,), tenant_id=DEFAULT_TENANT)
-        feed, feed_secret = await identity.admin.create_client(
-            name="bench feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
+        feed, feed_secret = await admin.create_client(
+            identity.admin, name="bench feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
     finally:
         await identity.aclose()
     assert svc_secret and feed_secret

@@ -279,6 +279,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
     import asyncpg
     from sqlalchemy import insert
 
+    from tessera.application import admin
     from tessera.core.clock import SystemClock
     from tessera.identity.compose import build_identity
     from tessera.keys import Sealer
@@ -304,7 +305,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                             audit_log_json=False)  # type: ignore[arg-type]
         identity = await build_identity(settings, clock=SystemClock())
         try:
-            user = await identity.admin.create_user(username="bench", password="x" * 16)
+            user = await admin.create_user(identity.admin, username="bench", password="x" * 16)
             now = time.time()
             sids = [secrets.token_urlsafe(16) for _ in range(sessions)]
             engine = identity.store.engine  # type: ignore[attr-defined]
@@ -329,8 +330,8 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                     sid = queue.get_nowait()
                     for _ in range(5):  # a conflict rolls back: retry, as a client would
                         try:
-                            done += await identity.admin.revoke(sid=sid, reason="bench",
-                                                                actor="bench")
+                            done += await admin.revoke(identity.admin, sid=sid, reason="bench",
+                                                       actor="bench")
                             break
                         except StoreConflict:
                             conflicts += 1

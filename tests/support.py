@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tessera.application import admin
 from tessera.identity import accounts
 from tessera.identity.compose import Identity
 
@@ -50,8 +51,8 @@ class TesseraDriver:
                      subject_audiences: tuple[str, ...] = ()) -> AppClient:
         if "authorization_code" in grants and not redirect_uris:
             redirect_uris = (REDIRECT,)
-        client, secret = await self.identity.admin.create_client(
-            name="test app", grants=grants, public=public,
+        client, secret = await admin.create_client(
+            self.identity.admin, name="test app", grants=grants, public=public,
             redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
             scope=scope, audiences=audiences, tenant_id=tenant, third_party=third_party,
             subject_audiences=subject_audiences)
@@ -64,8 +65,8 @@ class TesseraDriver:
 
     async def user(self, username: str = "alice", password: str = "correct horse battery",
                    *, tenant: str = "default", roles: tuple[str, ...] = ()) -> str:
-        user = await self.identity.admin.create_user(username=username, password=password,
-                                                     tenant_id=tenant)
+        user = await admin.create_user(self.identity.admin, username=username, password=password,
+                                       tenant_id=tenant)
         for role in roles:
             await accounts.grant_role(self.identity, user, role, actor="test")
         return user.user_id

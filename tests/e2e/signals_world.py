@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import SSF_EVENTS_SUPPORTED
 from tessera.identity.app import build_app
@@ -43,8 +44,8 @@ class World:
 
     async def relying_party(self, name: str, *, session_required: bool = False,
                             tenant: str | None = None) -> tuple[AppClient, RelyingParty]:
-        client, secret = await self.identity.admin.create_client(
-            name=name, grants=("authorization_code", "refresh_token"),
+        client, secret = await admin.create_client(
+            self.identity.admin, name=name, grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope="api:read", audiences=("https://api.example",),
             tenant_id=tenant, backchannel_logout_uri=f"{RECEIVERS}/rp/{name}/logout",
             backchannel_logout_session_required=session_required)

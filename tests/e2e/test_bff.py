@@ -575,6 +575,7 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
     """A bumped session version (roles changed) is not a revocation: the BFF gets a fresh
     token. A state that cannot judge the token (here: the wrong audience configured) makes
     the BFF ask introspection instead of ending the session."""
+    from tessera.application import admin
 
     service = await _fed_verifier(identity)
     world = await make_world(identity, tessera, clock, revocations=service,
@@ -584,8 +585,8 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
         await world.login()
         token = await _bearer(world)
         before = await last_seq(world.identity)
-        await world.identity.admin.bump_version(sid=claims_of(token)["sid"],
-                                                reason="role removed", actor="test")
+        await admin.bump_version(world.identity.admin, sid=claims_of(token)["sid"],
+                                 reason="role removed", actor="test")
         await _feed(world.identity, service, before)
         renewed = await _bearer(world)
         assert renewed != token and claims_of(renewed)["sv"] > claims_of(token)["sv"]

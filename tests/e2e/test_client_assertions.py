@@ -52,8 +52,8 @@ def assertion_claims(client_id: str, clock: FixedClock, **over: Any) -> dict[str
 
 
 async def key_client(identity: Identity, **keys: Any) -> str:
-    client, secret = await identity.admin.create_client(
-        name="service", grants=("client_credentials",), scope="api:read",
+    client, secret = await admin.create_client(
+        identity.admin, name="service", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",), keys=ClientKeys(**keys))
     assert secret is None  # nothing shared to leak
     return client.client_id
@@ -203,8 +203,8 @@ async def test_registration_refuses_bad_key_material(identity: Identity) -> None
     }
     for name, keys in cases.items():
         try:
-            await identity.admin.create_client(name="x", grants=("client_credentials",),
-                                               keys=keys)
+            await admin.create_client(identity.admin, name="x", grants=("client_credentials",),
+                                      keys=keys)
         except admin.AdminError:
             continue
         raise AssertionError(f"{name}: accepted")

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pyotp
 
+from tessera.application import admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
@@ -131,7 +132,7 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert sessions[got["sid"]].amr[0] == "imp"
 
     assert (await tessera.introspect(world.support, token))["active"] is True
-    assert await identity.admin.revoke(sid=got["sid"], reason="done", actor="test") == 1
+    assert await admin.revoke(identity.admin, sid=got["sid"], reason="done", actor="test") == 1
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
         "active"] is True
@@ -157,8 +158,8 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
 
     missing_user = await world.impersonate(world.admin_tokens["access_token"], "nobody")
     assert missing_user.json()["error"] == "invalid_grant"
-    other_tenant = await identity.admin.create_user(username="eve", password=PASSWORD,
-                                                    tenant_id="acme")
+    other_tenant = await admin.create_user(identity.admin, username="eve", password=PASSWORD,
+                                           tenant_id="acme")
     elsewhere = await world.impersonate(world.admin_tokens["access_token"],
                                         other_tenant.user_id)
     assert elsewhere.json()["error"] == "invalid_grant"
@@ -328,9 +329,9 @@ async def test_an_impersonation_ends_with_the_administrators_session_or_token(
         admin_sid = claims_of(admin_token)["sid"]
         token, sid = await impersonation()
         if end == "bump":
-            await identity.admin.bump_version(sid=admin_sid, reason="test", actor="test")
+            await admin.bump_version(identity.admin, sid=admin_sid, reason="test", actor="test")
         else:
-            await identity.admin.revoke(sid=admin_sid, reason="test", actor="test")
+            await admin.revoke(identity.admin, sid=admin_sid, reason="test", actor="test")
         assert await tessera.introspect(world.support, token) == {"active": False}
         assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
     # the user's own session is untouched throughout

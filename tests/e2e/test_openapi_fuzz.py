@@ -29,6 +29,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
+from tessera.application import admin
 from tessera.core.clients import KNOWN_GRANTS
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
@@ -88,13 +89,13 @@ class _Server(threading.Thread):
                                   security={"client_auth_failures_per_minute": 100_000})
         store = create_store(settings_.resolved_database_url)
         identity = await make_identity(settings_, store, SystemClock())  # type: ignore[arg-type]
-        client, secret = await identity.admin.create_client(
-            name="fuzz", grants=("authorization_code", "refresh_token",
+        client, secret = await admin.create_client(
+            identity.admin, name="fuzz", grants=("authorization_code", "refresh_token",
                                            "client_credentials"),
             redirect_uris=("https://app.example/cb",),
             scope=f"openid api:read {EVENTS_SCOPE} {ADMIN_SCOPE}",
             audiences=(settings_.issuer, ISSUER_AUDIENCE), tenant_id=DEFAULT_TENANT)
-        await identity.admin.create_user(username="root", password="correct horse battery")
+        await admin.create_user(identity.admin, username="root", password="correct horse battery")
         assert secret is not None
         config = uvicorn.Config(build_app(identity), host="127.0.0.1", port=0,
                                 log_level="error", lifespan="on")

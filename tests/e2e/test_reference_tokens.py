@@ -24,8 +24,9 @@ from tests.support import REDIRECT, AppClient, TesseraDriver
 
 
 async def reference_client(tessera: TesseraDriver, **kw: Any) -> AppClient:
-    client, secret = await tessera.identity.admin.create_client(
-        name="high-risk app", keys=ClientKeys(access_token_format="reference"),
+    client, secret = await admin.create_client(
+        tessera.identity.admin, name="high-risk app",
+        keys=ClientKeys(access_token_format="reference"),
         scope=kw.pop("scope", "api:read api:write"),
         audiences=kw.pop("audiences", ("https://api.example",)), **kw)
     return AppClient(client.client_id, secret)
@@ -79,7 +80,7 @@ async def test_code_flow_reference_token_userinfo_refresh_and_session_revocation
     second = refreshed.json()["access_token"]
     assert "." not in second and second != access
     # ending the user's sessions ends every reference issued in them
-    await identity.admin.revoke(user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
     for token in (access, second):
         assert await tessera.introspect(app, token) == {"active": False}
     refused = await tessera.http.get("/userinfo", headers=bearer(second))
@@ -113,8 +114,8 @@ async def test_jwt_clients_are_unchanged(tessera: TesseraDriver) -> None:
 
 async def test_invalid_format_is_refused_at_registration(tessera: TesseraDriver) -> None:
     try:
-        await tessera.identity.admin.create_client(name="x", grants=("client_credentials",),
-                                                   keys=ClientKeys(access_token_format="opaque"))
+        await admin.create_client(tessera.identity.admin, name="x", grants=("client_credentials",),
+                                  keys=ClientKeys(access_token_format="opaque"))
     except admin.AdminError as exc:
         assert "jwt or reference" in str(exc)
     else:
@@ -170,7 +171,7 @@ async def test_verifier_sdk_accepts_references_with_a_cache_the_stream_invalidat
         assert transport.introspections == 1
         # the session ends: the stream's event refuses the cached reference at once,
         # without asking the issuer, exactly like the JWT of the same user
-        await identity.admin.revoke(user_id=user_id, reason="test", actor="test")
+        await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
         await apply_published(identity, service)
         for revoked in (token, jwt_token):
             with pytest.raises(Denied) as denied:

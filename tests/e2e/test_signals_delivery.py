@@ -190,9 +190,9 @@ async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:
 async def test_unsafe_logout_uris_are_refused_at_registration(world: World,
                                                              uri: str) -> None:
     with pytest.raises(admin.AdminError, match="refused"):
-        await world.identity.admin.create_client(name="x", grants=("authorization_code",),
-                                                 redirect_uris=("https://app.example/cb",),
-                                                 backchannel_logout_uri=uri)
+        await admin.create_client(world.identity.admin, name="x", grants=("authorization_code",),
+                                  redirect_uris=("https://app.example/cb",),
+                                  backchannel_logout_uri=uri)
 
 
 async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(

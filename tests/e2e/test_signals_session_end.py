@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tessera.application import admin
 from tessera.identity import accounts, tenancy
 from tests.e2e.helpers import admin_client, claims_of, client_token, refresh, revoke
 from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
@@ -29,7 +30,7 @@ async def _revoke_refresh(w: World, app: AppClient, tokens: dict[str, Any],
 
 async def _admin_revoke(w: World, app: AppClient, tokens: dict[str, Any], user_id: str) -> None:
     sid = claims_of(tokens["access_token"])["sid"]
-    assert await w.identity.admin.revoke(sid=sid, reason="admin", actor="cli") == 1
+    assert await admin.revoke(w.identity.admin, sid=sid, reason="admin", actor="cli") == 1
 
 
 async def _admin_api(w: World, app: AppClient, tokens: dict[str, Any], user_id: str) -> None:
@@ -44,8 +45,8 @@ async def _admin_api(w: World, app: AppClient, tokens: dict[str, Any], user_id: 
 async def _console_family(w: World, app: AppClient, tokens: dict[str, Any],
                           user_id: str) -> None:
     families = await _families(w, claims_of(tokens["access_token"])["sid"])
-    assert await w.identity.admin.revoke_family(families[0], reason="console",
-                                                actor="console")
+    assert await admin.revoke_family(w.identity.admin, families[0], reason="console",
+                                     actor="console")
 
 
 async def _families(w: World, sid: str) -> list[str]:
@@ -137,8 +138,8 @@ async def test_every_session_end_emits_a_logout_token_and_session_revoked(
 
 
 async def test_a_client_without_refresh_tokens_hears_the_logout_too(world: World) -> None:
-    client, secret = await world.identity.admin.create_client(
-        name="id-only", grants=("authorization_code",),
+    client, secret = await admin.create_client(
+        world.identity.admin, name="id-only", grants=("authorization_code",),
         redirect_uris=("https://app.example/cb",), scope="api:read",
         audiences=("https://api.example",), backchannel_logout_uri=f"{RECEIVERS}/rp/idonly/logout")
     from tests.signals_receivers import RelyingParty

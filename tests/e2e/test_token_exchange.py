@@ -6,6 +6,7 @@ from typing import Any
 
 import jwt
 
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tests.support import AppClient, TesseraDriver
 
@@ -65,7 +66,7 @@ async def test_revoking_the_session_kills_derived_tokens_and_further_exchange(
     user_token = (await tessera.login_tokens(web))["access_token"]
     gw = await gateway(tessera)
     derived = (await exchange(tessera, gw, user_token)).json()["access_token"]
-    await identity.admin.revoke(user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
     introspected = await tessera.introspect(gw, derived)
     assert introspected == {"active": False}
     refused = await exchange(tessera, gw, user_token)

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tessera.identity.federation import admin as idps
 from tessera.identity.federation.service import new_idp_id, provider_urls
@@ -54,8 +55,8 @@ async def add_upstream(fed: Fed, upstream: Upstream, *, name: str = "corp",
 
 
 async def web_app(identity: Identity) -> App:
-    client, secret = await identity.admin.create_client(
-        name="federated app", grants=("authorization_code", "refresh_token"),
+    client, secret = await admin.create_client(
+        identity.admin, name="federated app", grants=("authorization_code", "refresh_token"),
         redirect_uris=(REDIRECT,), scope="openid email profile api:read",
         audiences=(AUDIENCE,))
     assert secret is not None
@@ -136,8 +137,8 @@ async def add_tessera_upstream(fed: Fed, second: Fed, *, name: str = "partner") 
     """The second Tessera instance as an upstream: a client there, a provider here."""
     idp_id = new_idp_id()
     urls = provider_urls(fed.url, idp_id)
-    client, secret = await second.identity.admin.create_client(
-        name="tessera downstream",
+    client, secret = await admin.create_client(
+        second.identity.admin, name="tessera downstream",
         grants=("authorization_code", "client_credentials"),
         redirect_uris=(urls["redirect_uri"],), scope="openid email profile")
     assert secret is not None

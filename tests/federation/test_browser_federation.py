@@ -19,6 +19,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from tessera.application import admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
 from tessera.verifier import (
@@ -85,8 +86,8 @@ def _sign_out_upstream(driver: Any, issuer: str) -> None:
 async def test_browser_sign_in_step_up_and_upstream_logout(
         fed: Fed, upstream: Upstream, landing: str, browser: Any) -> None:  # noqa: F811
     await add_upstream(fed, upstream)
-    client, secret = await fed.identity.admin.create_client(
-        name="browser app", grants=("authorization_code",),
+    client, secret = await admin.create_client(
+        fed.identity.admin, name="browser app", grants=("authorization_code",),
         redirect_uris=(landing,), scope="openid email profile api:read",
         audiences=(AUDIENCE,))
     state = RevocationState()

@@ -19,6 +19,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from tessera.application import admin
 from tessera.core.users import User
 from tessera.identity.federation.service import (
     BACKCHANNEL_LOGOUT_EVENT,
@@ -96,8 +97,8 @@ _DROP = object()
 @pytest.fixture
 async def linked(fed: Fed, second: Fed) -> AsyncIterator[Linked]:
     idp_id = await add_tessera_upstream(fed, second)
-    user: User = await second.identity.admin.create_user(username="carol",
-                                                         password=UPSTREAM_PASSWORD)
+    user: User = await admin.create_user(second.identity.admin, username="carol",
+                                         password=UPSTREAM_PASSWORD)
     app = await web_app(fed.identity)
     async with httpx.AsyncClient(timeout=10) as browser:
         tokens = await sign_in_tessera(fed, app, browser, username="carol", idp_hint="partner")

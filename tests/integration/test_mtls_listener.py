@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from tessera.application import admin
 from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
 from tessera.identity.app import build_app
@@ -39,8 +40,8 @@ async def test_a_client_certificate_on_tessera_s_own_tls_listener(
     orders = ca.issue("orders")
     orders_files = orders.write(tmp_path, "orders")
     stranger_files = other_ca.issue("orders").write(tmp_path, "stranger")
-    client, _ = await identity.admin.create_client(
-        name="orders", grants=("client_credentials",), scope="api:read",
+    client, _ = await admin.create_client(
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",),
         keys=ClientKeys(auth_method="tls_client_auth", tls_subject_dn="CN=orders,O=Example"))
     config = BoundedConfig(build_app(identity), limits=ServerSettings(), host="127.0.0.1",

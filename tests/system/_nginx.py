@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
 from tessera.identity.compose import build_identity
@@ -290,19 +291,20 @@ async def seed_edge(data_dir: Path, template: Path, *, users: int = 2) -> EdgeSe
     identity = await build_identity(make_settings(data_dir), clock=SystemClock(),
                                     passwords=FAST_PASSWORDS)
     try:
-        web, web_secret = await identity.admin.create_client(
-            name="web", grants=("authorization_code", "refresh_token"),
+        web, web_secret = await admin.create_client(
+            identity.admin, name="web", grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope=USER_SCOPES, audiences=(EDGE_AUDIENCE,))
-        gateway, gateway_secret = await identity.admin.create_client(
-            name="edge-gateway", grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
+        gateway, gateway_secret = await admin.create_client(
+            identity.admin, name="edge-gateway",
+            grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
             scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,),
             subject_audiences=(EDGE_AUDIENCE,))
-        orders, orders_secret = await identity.admin.create_client(
-            name="orders-service", grants=("client_credentials",),
+        orders, orders_secret = await admin.create_client(
+            identity.admin, name="orders-service", grants=("client_credentials",),
             scope=EVENTS_SCOPE)
         names = [f"u{i}-{uuid.uuid4().hex[:6]}" for i in range(users)]
         for name in names:
-            await identity.admin.create_user(username=name, password=PASSWORD)
+            await admin.create_user(identity.admin, username=name, password=PASSWORD)
     finally:
         await identity.aclose()
     assert web_secret and gateway_secret and orders_secret

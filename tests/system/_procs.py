@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
 from tessera.identity.app import ADMIN_SCOPE
@@ -193,20 +194,20 @@ async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
         settings = make_settings(data_dir, database_url=database_url)
     identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
     try:
-        web, web_secret = await identity.admin.create_client(
-            name="web", grants=("authorization_code", "refresh_token",
+        web, web_secret = await admin.create_client(
+            identity.admin, name="web", grants=("authorization_code", "refresh_token",
                                           "client_credentials"),
             redirect_uris=(REDIRECT,), scope="api:read api:write", audiences=(AUDIENCE,))
-        svc, svc_secret = await identity.admin.create_client(
-            name="svc", grants=("client_credentials",), scope="api:read",
+        svc, svc_secret = await admin.create_client(
+            identity.admin, name="svc", grants=("client_credentials",), scope="api:read",
             audiences=(AUDIENCE,), tenant_id=DEFAULT_TENANT)
-        feed, feed_secret = await identity.admin.create_client(
-            name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
-        adm, adm_secret = await identity.admin.create_client(
-            name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
+        feed, feed_secret = await admin.create_client(
+            identity.admin, name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
+        adm, adm_secret = await admin.create_client(
+            identity.admin, name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
         names = [f"u{i}-{uuid.uuid4().hex[:6]}" for i in range(users)]
         for name in names:
-            await identity.admin.create_user(username=name, password=PASSWORD)
+            await admin.create_user(identity.admin, username=name, password=PASSWORD)
     finally:
         await identity.aclose()
     assert web_secret and feed_secret and adm_secret and svc_secret

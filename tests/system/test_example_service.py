@@ -17,6 +17,7 @@ import jwt
 from examples.orders_service.app import create_app
 from fastapi import FastAPI
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.verifier import VerifierService, VerifierSettings
 from tests.conftest import ISSUER
@@ -93,7 +94,7 @@ async def test_the_example_service_refuses_a_revoked_session_within_seconds(
                                   headers={"authorization": f"Bearer {stranger}"})
         assert theirs.status_code == 403
 
-        await live.identity.admin.revoke(sid=claims["sid"], reason="logout", actor="test")
+        await admin.revoke(live.identity.admin, sid=claims["sid"], reason="logout", actor="test")
         refused, after = await until_refused(client, token)
         assert refused.status_code == 401
         assert refused.json() == {"error": "invalid_token",
@@ -121,7 +122,7 @@ async def test_without_a_revocation_state_every_route_introspects_at_the_live_se
         token, claims = await login(live)
         auth = {"authorization": f"Bearer {token}"}
         assert (await client.get("/admin/export", headers=auth)).status_code == 200
-        await live.identity.admin.revoke(sid=claims["sid"], reason="logout", actor="test")
+        await admin.revoke(live.identity.admin, sid=claims["sid"], reason="logout", actor="test")
         refused = await client.get("/admin/export", headers=auth)
         assert refused.status_code == 401
         assert (await client.get("/orders", headers=auth)).status_code == 401

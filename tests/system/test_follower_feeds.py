@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.identity.compose import Identity
 from tessera.verifier import (
@@ -30,7 +31,7 @@ async def wait_until(predicate: object, timeout: float = 5.0) -> float:
 
 
 async def revoke_a_session(identity: Identity, user_id: str) -> None:
-    await identity.admin.revoke(user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
 
 
 async def open_session(live: LiveService) -> tuple[str, str]:
@@ -97,7 +98,7 @@ async def test_in_process_bus_follower(identity: Identity, http: httpx.AsyncClie
     follower.start()
     try:
         await asyncio.wait_for(follower.synced(), 5)
-        user = await identity.admin.create_user(username="bob", password="long password")
+        user = await admin.create_user(identity.admin, username="bob", password="long password")
         # no session yet: a user-level revocation is still an event
         await revoke_a_session(identity, user.user_id)
         await wait_until(lambda: state.cursor > 0, timeout=2)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import jwt
 
+from tessera.application import admin
 from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
 from tessera.identity.app import build_app
@@ -70,8 +71,8 @@ async def test_tls_client_auth_through_nginx(identity: Identity, tmp_path: Path)
     ca.issue("localhost", server=True).write(prefix, "server")
     orders = ca.issue("orders")
     orders_files = orders.write(tmp_path, "orders")
-    client, _ = await identity.admin.create_client(
-        name="orders", grants=("client_credentials",), scope="api:read",
+    client, _ = await admin.create_client(
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",),
         keys=ClientKeys(auth_method="tls_client_auth", tls_subject_dn="CN=orders,O=Example"))
     config = BoundedConfig(build_app(identity),

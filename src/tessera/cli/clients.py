@@ -87,8 +87,8 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
         workload_jwks_uri=workload_jwks_uri, tls_subject_dn=tls_subject_dn)
 
     async def work(identity: Identity) -> dict[str, object]:
-        client, secret = await identity.admin.create_client(
-            name=name, grants=grants, public=public, redirect_uris=redirect_uris,
+        client, secret = await admin.create_client(
+            identity.admin, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_uris, scope=scope, audiences=audiences,
             tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences,
             keys=keys, backchannel_logout_uri=backchannel_logout_uri,
@@ -120,9 +120,9 @@ def backchannel_logout(client_id: str, backchannel_logout_uri: str | None,
     """Set or remove an existing client's back-channel logout URI."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        await identity.admin.set_backchannel_logout(client_id, backchannel_logout_uri,
-                                                    backchannel_logout_session_required,
-                                                    actor="cli")
+        await admin.set_backchannel_logout(identity.admin, client_id, backchannel_logout_uri,
+                                           backchannel_logout_session_required,
+                                           actor="cli")
         return {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri,
                 "backchannel_logout_session_required": backchannel_logout_session_required}
 

@@ -134,7 +134,7 @@ async def _user(identity: Identity, name: str, reason: str,
         active = await uow.sessions.active_for_user(user_id)
     confirm(f"Revoke {len(active)} active session(s) of user {user_id} and every token "
             "issued to the user until now?")
-    count = await identity.admin.revoke(user_id=user_id, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, user_id=user_id, reason=reason, actor="cli")
     return {"target": "user", "user_id": user_id, "sessions": count, "reason": reason,
             "events": (["session.revoked"] if count else []) + ["user.revoked"],
             "summary": f"revoked {count} session(s) of user {user_id}; "
@@ -150,7 +150,7 @@ async def _session(identity: Identity, sid: str, reason: str,
     if not session.active:
         raise _Nothing("session", f"session {sid} is already revoked")
     confirm(f"Revoke session {sid} of user {session.user_id} (tenant {session.tenant_id})?")
-    count = await identity.admin.revoke(sid=sid, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, sid=sid, reason=reason, actor="cli")
     return {"target": "session", "sid": sid, "user_id": session.user_id, "sessions": count,
             "reason": reason, "events": ["session.revoked"] if count else [],
             "summary": f"revoked session {sid}" if count else f"session {sid} was not active"}
@@ -166,7 +166,7 @@ async def _family(identity: Identity, family_id: str, reason: str,
         raise _Nothing("family", f"family {family_id} is already revoked")
     confirm(f"Revoke refresh family {family_id} (client {family.client_id}, session "
             f"{family.sid})?")
-    done = await identity.admin.revoke_family(family_id, reason=reason, actor="cli")
+    done = await admin.revoke_family(identity.admin, family_id, reason=reason, actor="cli")
     return {"target": "family", "family_id": family_id, "sid": family.sid,
             "client_id": family.client_id, "families": int(done), "reason": reason,
             "events": ["family.revoked"] if done else [],
@@ -182,8 +182,8 @@ async def _tenant(identity: Identity, tenant: str, reason: str,
             f"{expected} active session(s)?")
 
     async def run(progress: Callable[[int], None] | None) -> int:
-        return await identity.admin.revoke_tenant(tenant, reason=reason, actor="cli",
-                                                  progress=progress)
+        return await admin.revoke_tenant(identity.admin, tenant, reason=reason, actor="cli",
+                                         progress=progress)
 
     count = await _with_progress(run, expected, label=f"revoking sessions of {tenant}",
                                  show=expected >= PROGRESS_FROM)

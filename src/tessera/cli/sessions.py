@@ -171,8 +171,8 @@ def bump(sid: str | None, user_id: str | None, reason: str) -> None:
     """Bump the session version (role change, password reset): older tokens go stale."""
 
     async def work(identity: Identity) -> int:
-        return await identity.admin.bump_version(**_target(sid, user_id), reason=reason,
-                                                 actor="cli")
+        return await admin.bump_version(identity.admin, **_target(sid, user_id), reason=reason,
+                                        actor="cli")
     try:
         echo_json({"sessions": run_with_identity(work)})
     except admin.AdminError as exc:
@@ -194,8 +194,8 @@ def revoke(sid_arg: str | None, sid: str | None, user_id: str | None, reason: st
     sid = sid or sid_arg
 
     async def work(identity: Identity) -> int:
-        return await identity.admin.revoke(**_target(sid, user_id), reason=reason,
-                                           actor="cli")
+        return await admin.revoke(identity.admin, **_target(sid, user_id), reason=reason,
+                                  actor="cli")
     try:
         count = run_with_identity(work)
     except (admin.AdminError, StoreError) as exc:

@@ -38,8 +38,8 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(identity: Identity) -> dict[str, str]:
-        user = await identity.admin.create_user(username=username, password=password,
-                                                tenant_id=tenant)
+        user = await admin.create_user(identity.admin, username=username, password=password,
+                                       tenant_id=tenant)
         return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
 
     try:

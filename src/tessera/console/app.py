@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tessera.application.admin import AdminError
+from tessera.application.admin import AdminError, set_backchannel_logout
 from tessera.application.standing import client_tenant
 from tessera.console import operations, queries, views
 from tessera.console.gate import Admin, ConsoleGate, Csrf, NotAnAdmin, Refusal, TooWeak
@@ -378,8 +378,8 @@ class ConsoleEndpoints:
             return _html(views.error_view(call.ctx, "No such client."), 404)
         uri = (call.params.get("uri") or "").strip() or None
         try:
-            await self._id.admin.set_backchannel_logout(
-                client.client_id, uri, call.params.get("session_required") == "yes",
+            await set_backchannel_logout(
+                self._id.admin, client.client_id, uri, call.params.get("session_required") == "yes",
                 actor=call.ctx.admin.user.user_id)
         except AdminError as exc:
             return _html(views.error_view(call.ctx, str(exc)), 400)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tessera.application import admin
 from tessera.identity.compose import Identity
 
 __all__ = ["REASON", "Outcome", "RevokeKind", "revoke"]
@@ -36,11 +37,11 @@ class Outcome:
 async def revoke(identity: Identity, kind: RevokeKind, target: str, *, actor: str) -> Outcome:
     """Raises ``admin.AdminError`` for an unknown family."""
     if kind is RevokeKind.SESSION:
-        ended = await identity.admin.revoke(sid=target, reason=REASON, actor=actor)
+        ended = await admin.revoke(identity.admin, sid=target, reason=REASON, actor=actor)
     elif kind is RevokeKind.USER:
-        ended = await identity.admin.revoke(user_id=target, reason=REASON, actor=actor)
+        ended = await admin.revoke(identity.admin, user_id=target, reason=REASON, actor=actor)
     elif kind is RevokeKind.FAMILY:
-        ended = int(await identity.admin.revoke_family(target, reason=REASON, actor=actor))
+        ended = int(await admin.revoke_family(identity.admin, target, reason=REASON, actor=actor))
     else:
-        ended = await identity.admin.revoke_tenant(target, reason=REASON, actor=actor)
+        ended = await admin.revoke_tenant(identity.admin, target, reason=REASON, actor=actor)
     return Outcome(kind, target, ended)

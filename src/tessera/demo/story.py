@@ -25,6 +25,7 @@ import httpx
 import jwt
 import uvicorn
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
 from tessera.core.signals import CAEP_SESSION_REVOKED, DELIVERY_PUSH
@@ -74,27 +75,27 @@ async def _seed(settings: Settings, password: str, listeners: str) -> dict[str, 
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     identity = await build_identity(settings, clock=SystemClock())
     try:
-        web, web_secret = await identity.admin.create_client(
-            name="web app", grants=("authorization_code", "refresh_token"),
+        web, web_secret = await admin.create_client(
+            identity.admin, name="web app", grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope="openid orders:read billing:read",
             audiences=(EDGE,), backchannel_logout_uri=f"{listeners}/rp/logout",
             backchannel_logout_session_required=True)
         creds = {"web": (web.client_id, web_secret)}
-        siem, siem_secret = await identity.admin.create_client(
-            name="SIEM (SSF receiver)", grants=("client_credentials",),
+        siem, siem_secret = await admin.create_client(
+            identity.admin, name="SIEM (SSF receiver)", grants=("client_credentials",),
             scope=SSF_SCOPE)
         creds["siem"] = (siem.client_id, siem_secret)
-        gateway, secret = await identity.admin.create_client(
-            name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
+        gateway, secret = await admin.create_client(
+            identity.admin, name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
             scope=f"{EVENTS} orders:read billing:read", audiences=(ORDERS, BILLING),
             subject_audiences=(EDGE,))
         creds["gateway"] = (gateway.client_id, secret)
         for name in ("orders", "billing", "jobs"):
-            client, secret = await identity.admin.create_client(
-                name=f"{name} service", grants=("client_credentials",),
+            client, secret = await admin.create_client(
+                identity.admin, name=f"{name} service", grants=("client_credentials",),
                 scope=EVENTS)
             creds[name] = (client.client_id, secret)
-        await identity.admin.create_user(username="alice", password=password)
+        await admin.create_user(identity.admin, username="alice", password=password)
     finally:
         await identity.aclose()
     return creds

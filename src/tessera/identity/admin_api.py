@@ -106,9 +106,8 @@ class AdminApi:
                 raise InvalidRequest("name exactly one of a session or a user")
             count = 0
             if await self._in_reach(reach, sid=sid, user_id=user_id):
-                ops = self._id.admin
-                verb = ops.bump_version if action == "bump_version" else ops.revoke
-                count = await verb(sid=sid, user_id=user_id,
+                verb = admin.bump_version if action == "bump_version" else admin.revoke
+                count = await verb(self._id.admin, sid=sid, user_id=user_id,
                                    reason=params.get("reason") or action, actor=reach.actor)
             return JSONResponse({"sessions": count}, headers={"cache-control": "no-store"})
         except InsufficientScope as exc:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tessera.application.admin import Administration
+from tessera.application.admin import AdminContext
 from tessera.application.standing import TenantDirectory
 from tessera.application.token_state import AccessTokenState
 from tessera.bus import InProcessBus
@@ -133,7 +133,7 @@ class Identity:
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     federation: Federation
     """Upstream identity providers: logins, back-channel logout, security events."""
-    admin: Administration
+    admin: AdminContext
     """The administrative verbs the CLI, the admin API and the console share."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
@@ -326,9 +326,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
                               timeout=settings.federation.timeout, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
-        admin=Administration(store, audit, clock, passwords, issuer=settings.issuer,
-                             token_ttl=tok.access_token_ttl,
-                             allowed_networks=tuple(settings.signals.allowed_networks)),
+        admin=AdminContext(store, audit, clock, passwords, issuer=settings.issuer,
+                           token_ttl=tok.access_token_ttl,
+                           allowed_networks=tuple(settings.signals.allowed_networks)),
     )
     if settings.signals.enabled:
         from tessera.identity.signals import build_signals

@@ -62,8 +62,8 @@ async def suspend_tenant(identity: Identity, tenant_id: str, *, actor: str = "cl
         if await tx.uow.tenants.set_suspended(tenant_id, identity.clock.now()):
             tx.audit(events.TENANT_SUSPENDED, tenant=tenant_id, actor=actor, reason=reason)
     identity.tenants.forget(tenant_id)
-    return await identity.admin.revoke_tenant(tenant_id, reason=reason, actor=actor,
-                                              progress=progress)
+    return await admin.revoke_tenant(identity.admin, tenant_id, reason=reason, actor=actor,
+                                     progress=progress)
 
 
 async def resume_tenant(identity: Identity, tenant_id: str, *, actor: str = "cli") -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import orjson
 
+from tessera.application import admin
 from tessera.console.journey import trace
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
@@ -40,7 +41,7 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
     claims = _claims(token)
     digest, now = token_hash(token), clock.now()
     clock.advance(2)
-    await identity.admin.revoke(sid=claims["sid"], reason="test", actor="test")
+    await admin.revoke(identity.admin, sid=claims["sid"], reason="test", actor="test")
     log = tmp_path / "orders.jsonl"
     _decision_log(log, [
         {"event": "access.allowed", "at": now + 1, "service": "orders",
