@@ -12,8 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tessera.application import admin
-from tessera.identity import accounts
+from tessera.application import accounts, admin
 from tessera.identity.compose import Identity
 
 __all__ = ["AppClient", "TesseraDriver", "pkce_pair"]

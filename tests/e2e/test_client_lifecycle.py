@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from tessera.application import client_admin
 from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import client_admin
 from tessera.identity.compose import Identity
 from tests.e2e.helpers import (
     client_token,

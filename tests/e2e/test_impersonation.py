@@ -9,11 +9,10 @@ from typing import Any
 import httpx
 import pyotp
 
-from tessera.application import admin
+from tessera.application import accounts, admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tessera.verifier._decisions import ALLOWED_VALID, Decision, DecisionLog

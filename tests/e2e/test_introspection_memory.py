@@ -8,10 +8,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from tessera.application import lifecycle
+from tessera.application import accounts, lifecycle
 from tessera.application.transaction import transaction
 from tessera.core.clock import FixedClock
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.store.sql import create_store
 from tests.e2e.helpers import claims_of, logged_in, revoke

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from tessera.application import accounts
 from tessera.core.revocation import RevocationKind
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tests.e2e.helpers import claims_of, refresh
 from tests.support import REDIRECT, AppClient, TesseraDriver
@@ -178,7 +178,7 @@ async def test_a_service_admin_client_is_checked_at_use(tessera: TesseraDriver,
         "access_token"]
     ok = await _admin_call(tessera, token, action="revoke", user_id="nobody")
     assert ok.status_code == 200
-    from tessera.identity import client_admin
+    from tessera.application import client_admin
 
     await client_admin.set_disabled(identity, service.client_id, disabled=True)
     refused = await _admin_call(tessera, token, action="revoke", user_id="nobody")

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tessera.application import admin
-from tessera.identity import accounts, tenancy
+from tessera.application import accounts, admin, tenancy
 from tests.e2e.helpers import admin_client, claims_of, client_token, refresh, revoke
 from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
 from tests.support import AppClient

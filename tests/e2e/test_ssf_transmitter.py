@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from tessera.application import accounts, client_admin
 from tessera.core.signals import (
     CAEP_ASSURANCE_LEVEL_CHANGE,
     CAEP_CREDENTIAL_CHANGE,
     CAEP_SESSION_REVOKED,
     CAEP_TOKEN_CLAIMS_CHANGE,
 )
-from tessera.identity import accounts, client_admin
 from tests.e2e.helpers import admin_client, claims_of, client_token, revoke
 from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
 from tests.signals_receivers import SsfReceiver

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from tessera.application import tenancy
 from tessera.application.admin import AdminError
 from tessera.application.token_state import TokenInactive
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import tenancy
 from tessera.identity.compose import Identity
 from tests.e2e.helpers import (
     claims_of,

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tessera.application import accounts
 from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.core.users import User
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.totp import TOTP

@@ -2,18 +2,17 @@
 
 A client is named by its id, as an argument or ``--client-id``. Every verb prints JSON;
 disable, delete and rotate-secret publish a client-wide revocation through the outbox
-(see ``identity.client_admin``).
+(see ``application.client_admin``).
 """
 
 from __future__ import annotations
 
 import click
 
-from tessera.application import admin
+from tessera.application import admin, client_admin
 from tessera.application.client_keys import AUTH_METHOD_CHOICES, ClientKeys
 from tessera.application.standing import client_tenant
 from tessera.cli._common import echo_json, fail, identifier, run_json, run_with_identity
-from tessera.identity import client_admin
 from tessera.identity.compose import Identity
 
 __all__ = ["clients"]

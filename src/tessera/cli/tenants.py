@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import click
 
+from tessera.application import tenancy
 from tessera.cli._common import identifier, run_json
 from tessera.cli._table import progress
-from tessera.identity import session_policy, tenancy
+from tessera.identity import session_policy
 from tessera.identity.compose import Identity
 
 __all__ = ["tenants"]

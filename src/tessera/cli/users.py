@@ -2,7 +2,7 @@
 totp-enrol``.
 
 A user is named by ``--username`` in ``--tenant`` (default ``default``). Every verb prints
-one JSON object; revocations go through the outbox (see ``identity.accounts``). The CLI
+one JSON object; revocations go through the outbox (see ``application.accounts``). The CLI
 is the platform operator, so it reaches every tenant.
 """
 
@@ -12,11 +12,10 @@ import sys
 
 import click
 
-from tessera.application import admin
+from tessera.application import accounts, admin
 from tessera.cli._common import echo_json, fail, run_json, run_with_identity
 from tessera.core.roles import ROLES
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 

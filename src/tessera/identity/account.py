@@ -23,10 +23,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tessera.application import signal_events
+from tessera.application import accounts, signal_events
 from tessera.application.admin import AdminError
 from tessera.application.transaction import transaction
-from tessera.identity import accounts
 from tessera.identity.account_base import (
     SessionCsrf,
     SignedIn,

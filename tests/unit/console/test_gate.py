@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pyotp
 
+from tessera.application import accounts
 from tessera.core.acr import ACR_MFA
 from tessera.core.clock import FixedClock
 from tessera.core.users import User
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.unit.console.conftest import PASSWORD, ConsoleDriver, csrf_of
