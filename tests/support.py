@@ -67,7 +67,7 @@ class TesseraDriver:
         user = await admin.create_user(self.identity.admin, username=username, password=password,
                                        tenant_id=tenant)
         for role in roles:
-            await accounts.grant_role(self.identity, user, role, actor="test")
+            await accounts.grant_role(self.identity.admin, user, role, actor="test")
         return user.user_id
 
     async def token(self, app: AppClient, **data: str) -> httpx.Response:

@@ -262,7 +262,7 @@ async def test_removing_the_role_ends_running_impersonations(
     async with identity.store.unit_of_work(read_only=True) as uow:
         root = await uow.users.get(world.admin_id)
     assert root is not None
-    await accounts.revoke_role(identity, root, "impersonator", actor="test")
+    await accounts.revoke_role(identity.admin, root, "impersonator", actor="test")
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
 
@@ -276,7 +276,7 @@ async def test_scopes_are_capped_by_both_users_entitlements(
     async with identity.store.unit_of_work(read_only=True) as uow:
         root = await uow.users.get(world.admin_id)
     assert root is not None
-    await accounts.grant_role(identity, root, "tenant-admin", actor="test")
+    await accounts.grant_role(identity.admin, root, "tenant-admin", actor="test")
     tina_id = await tessera.user("tina", roles=("tenant-admin",))
     tessera.http.cookies.clear()
     clock.advance(30)

@@ -107,7 +107,7 @@ async def test_revocations_of_another_process_reach_memory(
                 return body["active"] is False
 
             await until(alice_inactive)
-            user = await accounts.find_user(identity, "bob", tenant_id="default")
+            user = await accounts.find_user(identity.admin, "bob", tenant_id="default")
             async with transaction(other, identity.audit) as tx:
                 await tx.uow.users.set_disabled(user.user_id, True)
                 await lifecycle.revoke_user(tx, user.user_id, at=identity.clock.now(),

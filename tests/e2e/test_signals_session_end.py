@@ -56,13 +56,13 @@ async def _families(w: World, sid: str) -> list[str]:
 async def _user_disable(w: World, app: AppClient, tokens: dict[str, Any],
                         user_id: str) -> None:
     user = await _user(w, user_id)
-    assert await accounts.set_disabled(w.identity, user, disabled=True, actor="admin") == 1
+    assert await accounts.set_disabled(w.identity.admin, user, disabled=True, actor="admin") == 1
 
 
 async def _password_change(w: World, app: AppClient, tokens: dict[str, Any],
                            user_id: str) -> None:
     user = await _user(w, user_id)
-    assert await accounts.set_password(w.identity, user, "another long password",
+    assert await accounts.set_password(w.identity.admin, user, "another long password",
                                        actor="admin") == 1
 
 
@@ -73,7 +73,7 @@ async def _user(w: World, user_id: str) -> Any:
 
 async def _tenant_suspend(w: World, app: AppClient, tokens: dict[str, Any],
                           user_id: str) -> None:
-    assert await tenancy.suspend_tenant(w.identity, "default", actor="cli") == 1
+    assert await tenancy.suspend_tenant(w.identity.admin, "default", actor="cli") == 1
 
 
 async def _refresh_reuse(w: World, app: AppClient, tokens: dict[str, Any],

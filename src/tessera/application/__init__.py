@@ -4,7 +4,8 @@ Revoking at each grain with its outbox event (``lifecycle``), the unit of work t
 audit records and outbox events (``transaction``), good standing of users, clients and
 tenants (``standing``), whether an issued access token is still good (``token_state``),
 CAEP signal events (``signal_events``) and the administrative operations shared by the
-CLI, the admin API and the console (``admin``, ``client_keys``).
+CLI, the admin API, the console and the account pages (``admin``, ``accounts``,
+``client_admin``, ``tenancy``, ``client_keys``).
 
 These modules depend on ``core`` and on ports (``store.ports``, ``application.ports``)
 only; the protocol endpoints (``protocol/``) and the composition roots (``identity``,

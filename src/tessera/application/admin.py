@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 
 from tessera.application import lifecycle
 from tessera.application.client_keys import ClientKeys
-from tessera.application.ports import AuditTrail, PasswordHashing
+from tessera.application.ports import AuditTrail, ClientCache, PasswordHashing
+from tessera.application.standing import TenantDirectory
 from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
 from tessera.core.clock import Clock
@@ -52,7 +53,9 @@ class AdminError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AdminContext:
-    """What the administrative verbs use. ``issuer`` and ``allowed_networks`` check
+    """What the administrative verbs (here and in ``accounts``, ``client_admin``,
+    ``tenancy``) use. ``clients`` and ``tenants``: this process's caches, told at once
+    when a client or tenant changes. ``issuer`` and ``allowed_networks`` check
     back-channel logout URIs; ``token_ttl`` (the access-token lifetime) bounds how long a
     revocation must be remembered (``lifecycle``)."""
 
@@ -60,6 +63,8 @@ class AdminContext:
     audit: AuditTrail
     clock: Clock
     passwords: PasswordHashing
+    clients: ClientCache
+    tenants: TenantDirectory
     issuer: str
     token_ttl: float
     allowed_networks: tuple[str, ...] = ()

@@ -2,9 +2,9 @@
 
 Each is a small typed Protocol implemented elsewhere: the audit trail by
 ``observability.audit.AuditLog``, password hashing by ``identity.login.PasswordHasher``,
-access-token resolution by ``protocol.rfc9068.AccessTokenIssuer`` and client lookup by
-``protocol.clients.ClientDirectory``. The composition root (``identity.compose``) passes
-the implementations in; nothing here imports them.
+access-token resolution by ``protocol.rfc9068.AccessTokenIssuer``, client lookup and the
+client cache by ``protocol.clients.ClientDirectory``. The composition root
+(``identity.compose``) passes the implementations in; nothing here imports them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from tessera.core.clients import Client
 from tessera.store.ports import AuditRecord
 
-__all__ = ["AuditTrail", "ClientLookup", "PasswordHashing", "TokenResolver"]
+__all__ = ["AuditTrail", "ClientCache", "ClientLookup", "PasswordHashing", "TokenResolver"]
 
 
 class AuditTrail(Protocol):
@@ -53,4 +53,10 @@ class TokenResolver(Protocol):
 class ClientLookup(Protocol):
     async def get(self, client_id: str) -> Client | None:
         """The registered client, or None (may be cached for a few seconds)."""
+        ...
+
+
+class ClientCache(Protocol):
+    def forget(self, client_id: str) -> None:
+        """Drop the client from this process's cache (after it changed)."""
         ...

@@ -165,13 +165,13 @@ def _verb(verb: str, help_text: str) -> None:
 
         async def work(identity: Identity) -> dict[str, object]:
             if verb == "rotate-secret":
-                secret = await client_admin.rotate_secret(identity, client_id)
+                secret = await client_admin.rotate_secret(identity.admin, client_id)
                 return {"client_id": client_id, "client_secret": secret,
                         "events": ["client.revoked"]}
             if verb == "delete":
-                ended = await client_admin.delete_client(identity, client_id)
+                ended = await client_admin.delete_client(identity.admin, client_id)
             else:
-                ended = await client_admin.set_disabled(identity, client_id,
+                ended = await client_admin.set_disabled(identity.admin, client_id,
                                                         disabled=verb == "disable")
             return {"client_id": client_id,
                     "status": {"disable": "disabled", "enable": "active",

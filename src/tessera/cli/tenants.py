@@ -34,7 +34,7 @@ def create(tenant: str, name: str | None) -> None:
     """Register TENANT."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        return tenancy.tenant_json(await tenancy.create_tenant(identity, tenant, name=name))
+        return tenancy.tenant_json(await tenancy.create_tenant(identity.admin, tenant, name=name))
 
     run_json(work)
 
@@ -44,7 +44,7 @@ def list_tenants() -> None:
     """Every registered tenant with its status (active or suspended)."""
 
     async def work(identity: Identity) -> list[dict[str, object]]:
-        return [tenancy.tenant_json(t) for t in await tenancy.list_tenants(identity)]
+        return [tenancy.tenant_json(t) for t in await tenancy.list_tenants(identity.admin)]
 
     run_json(work)
 
@@ -59,10 +59,10 @@ def suspend(tenant: str, reason: str) -> None:
         async with identity.store.unit_of_work(read_only=True) as uow:
             expected = len(await uow.sessions.active_for_tenant(tenant))
         if expected < PROGRESS_FROM:
-            revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason)
+            revoked = await tenancy.suspend_tenant(identity.admin, tenant, reason=reason)
         else:
             with progress(expected, f"revoking sessions of {tenant}") as advance:
-                revoked = await tenancy.suspend_tenant(identity, tenant, reason=reason,
+                revoked = await tenancy.suspend_tenant(identity.admin, tenant, reason=reason,
                                                        progress=advance)
         return {"tenant_id": tenant, "status": "suspended", "sessions_revoked": revoked,
                 "events": ["tenant.revoked"] + (["session.revoked"] if revoked else [])}
@@ -76,7 +76,7 @@ def resume(tenant: str) -> None:
     """Let TENANT sign in again (nothing revoked comes back)."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        resumed = await tenancy.resume_tenant(identity, tenant)
+        resumed = await tenancy.resume_tenant(identity.admin, tenant)
         return {"tenant_id": tenant, "status": "active", "resumed": resumed}
 
     run_json(work)

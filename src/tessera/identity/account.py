@@ -104,7 +104,7 @@ class AccountEndpoints:
     # /account ----------------------------------------------------------------------------
     async def _overview(self, request: Request, _o: OAuthRequest, _p: Params,
                         who: SignedIn) -> Response:
-        view = await accounts.user_view(self._id, who.user)
+        view = await accounts.user_view(self._id.admin, who.user)
         recovery = self._id.totp.recovery
         return page("account.html", title="Your account", error=None,
                     base=base_path(request), username=who.user.username,
@@ -135,7 +135,7 @@ class AccountEndpoints:
                                        error="Your current password is not right."
                                        if not exc.throttled else str(exc))
         try:
-            ended = await accounts.set_password(self._id, who.user, new,
+            ended = await accounts.set_password(self._id.admin, who.user, new,
                                                 actor=who.user.user_id, keep_sid=who.session.sid)
         except AdminError as exc:
             return self._password_form(request, who, status=400, error=str(exc))

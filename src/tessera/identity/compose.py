@@ -326,8 +326,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
                               timeout=settings.federation.timeout, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
-        admin=AdminContext(store, audit, clock, passwords, issuer=settings.issuer,
-                           token_ttl=tok.access_token_ttl,
+        admin=AdminContext(store, audit, clock, passwords, clients, tenants,
+                           issuer=settings.issuer, token_ttl=tok.access_token_ttl,
                            allowed_networks=tuple(settings.signals.allowed_networks)),
     )
     if settings.signals.enabled:

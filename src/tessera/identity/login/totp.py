@@ -28,7 +28,7 @@ import pyotp
 from tessera.application import signal_events
 from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
-from tessera.core.users import User
+from tessera.core.users import TOTP, User
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
@@ -39,8 +39,6 @@ from tessera.store.ports import SealedFactor, Store
 
 __all__ = ["TOTP", "Enrolment", "TotpService"]
 
-TOTP: Final = "totp"
-"""``user_factors.kind`` of a TOTP factor."""
 _DIGITS: Final = 6
 _INTERVAL: Final = 30
 _VALID_WINDOW: Final = 1
