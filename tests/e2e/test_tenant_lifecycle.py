@@ -8,10 +8,10 @@ import pytest
 
 from tessera.application import tenancy
 from tessera.application.admin import AdminError
-from tessera.application.token_state import TokenInactive
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.identity.compose import Identity
+from tessera.protocol.token_state import TokenInactive
 from tests.e2e.helpers import (
     claims_of,
     client_token,

@@ -2,8 +2,7 @@
 
 Each is a small typed Protocol implemented elsewhere: the audit trail by
 ``observability.audit.AuditLog``, password hashing by ``identity.login.PasswordHasher``,
-access-token resolution by ``protocol.rfc9068.AccessTokenIssuer``, client lookup and the
-client cache by ``protocol.clients.ClientDirectory``. The composition root
+the client cache by ``protocol.clients.ClientDirectory``. The composition root
 (``identity.compose``) passes the implementations in; nothing here imports them.
 """
 
@@ -12,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from tessera.core.clients import Client
 from tessera.store.ports import AuditRecord
 
-__all__ = ["AuditTrail", "ClientCache", "ClientLookup", "PasswordHashing", "TokenResolver"]
+__all__ = ["AuditTrail", "ClientCache", "PasswordHashing"]
 
 
 class AuditTrail(Protocol):
@@ -39,20 +37,6 @@ class AuditTrail(Protocol):
 class PasswordHashing(Protocol):
     def hash(self, password: str) -> str:
         """A self-describing hash of ``password`` (argon2id in the identity service)."""
-        ...
-
-
-class TokenResolver(Protocol):
-    async def resolve(self, token: str, *, now: float, leeway: float,
-                      audience: str | None = None) -> dict[str, Any]:
-        """The claims of an access token this service issued (a JWT it signed, or a
-        reference token it stored); raise ``keys.TokenInvalid`` otherwise."""
-        ...
-
-
-class ClientLookup(Protocol):
-    async def get(self, client_id: str) -> Client | None:
-        """The registered client, or None (may be cached for a few seconds)."""
         ...
 
 

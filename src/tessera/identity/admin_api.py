@@ -25,7 +25,6 @@ from starlette.responses import JSONResponse, Response
 
 from tessera.application import admin
 from tessera.application.standing import NotInGoodStanding, client_tenant, reach_of
-from tessera.application.token_state import TokenInactive
 from tessera.core.roles import ADMIN_SCOPE, TENANT_ADMIN, Reach
 from tessera.identity.compose import Identity
 from tessera.identity.http import read_request, send_error
@@ -38,6 +37,7 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import parse_params
 from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
 __all__ = ["AdminApi", "NoAuthority"]

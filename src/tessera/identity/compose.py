@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from tessera.application.admin import AdminContext
 from tessera.application.standing import TenantDirectory
-from tessera.application.token_state import AccessTokenState
 from tessera.bus import InProcessBus
 from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import Clock, SystemClock
@@ -58,6 +57,7 @@ from tessera.protocol.rfc8693 import (
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
+from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
 from tessera.store.sql import SqlStore, create_store

@@ -29,10 +29,10 @@ import asyncio
 import logging
 from typing import Any
 
-from tessera.application.token_state import TokenInactive
 from tessera.bus import BusGap, InProcessBus, event_to_wire
 from tessera.core.clock import Clock
 from tessera.core.freshness import Watermark
+from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import Store, StoreError
 from tessera.verifier import Denied, RevocationState, VerifiedToken
 

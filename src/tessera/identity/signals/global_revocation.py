@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tessera.application import lifecycle
-from tessera.application.token_state import TokenInactive
 from tessera.application.transaction import transaction
 from tessera.identity.admin_api import AdminApi, NoAuthority
 from tessera.identity.compose import Identity
@@ -26,6 +25,7 @@ from tessera.identity.http import read_request, send_error
 from tessera.observability import events
 from tessera.protocol.errors import InvalidRequest, InvalidToken, OAuthError, TemporarilyUnavailable
 from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
 __all__ = ["GLOBAL_REVOCATION_PATH", "GlobalRevocation", "revoke_subject"]

@@ -29,7 +29,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tessera.application.standing import client_tenant
-from tessera.application.token_state import TokenInactive
 from tessera.core.signals import (
     DELIVERY_POLL,
     DELIVERY_PUSH,
@@ -53,6 +52,7 @@ from tessera.protocol.errors import (
     TemporarilyUnavailable,
 )
 from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
 __all__ = ["SSF_SCOPE", "SsfApi", "ssf_configuration", "ssf_routes"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-from tessera.application.token_state import AccessTokenState, TokenInactive
 from tessera.core.federation import profile_claims
 from tessera.protocol.errors import (
     InvalidDPoPProof,
@@ -27,6 +26,7 @@ from tessera.protocol.rfc9449 import (
     UseNonce,
     challenge,
 )
+from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["UserInfoEndpoint", "bearer_token"]

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
-from tessera.application.token_state import AccessTokenState, TokenInactive
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
@@ -37,6 +36,7 @@ from tessera.protocol.http import (
     json_response,
     parse_params,
 )
+from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["JWT_RESPONSE_TYPE", "IntrospectionEndpoint", "wants_jwt"]
