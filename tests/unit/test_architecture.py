@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 
 import grimp
+import pytest
 
 SERVER_ONLY = ("tessera.store", "tessera.identity", "tessera.application",
                "tessera.observability.audit", "tessera.settings", "sqlalchemy", "alembic",
@@ -30,8 +31,16 @@ def _server_modules(modules: list[str]) -> list[str]:
             if any(m == prefix or m.startswith(prefix + ".") for prefix in SERVER_ONLY)]
 
 
-def test_loading_the_verifier_service_loads_no_store_audit_log_or_server_settings() -> None:
-    modules = _loaded_by("from tessera.verifier import VerifierService")
+@pytest.mark.parametrize("statement", [
+    "from tessera.verifier.service import VerifierService",
+    "from tessera.verifier import verify_access_token",
+    "from tessera.verifier.asgi import VerifierMiddleware",
+    "from tessera.verifier.fastapi import install",
+    "import tessera.verifier.envelope",
+    "import tessera.verifier.revocation",
+])
+def test_loading_the_sdk_loads_no_store_audit_log_or_server_settings(statement: str) -> None:
+    modules = _loaded_by(statement)
     assert "tessera.verifier" in modules  # the probe ran
     assert _server_modules(modules) == []
 
@@ -93,7 +102,7 @@ def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 def test_no_import_cycle_in_src() -> None:
     """Run-time imports (``if TYPE_CHECKING:`` blocks excluded: they are never executed)."""
-    graph = grimp.build_graph("tessera", exclude_type_checking_imports=True)
+    graph = grimp.build_graph("tessera", exclude_type_checking_imports=True, cache_dir=None)
     assert _cycles(graph) == []
 
 
