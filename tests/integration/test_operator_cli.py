@@ -160,7 +160,7 @@ def test_sessions_show_and_revoke_one_session(data: Path) -> None:
         ("family.revoked", s.family.family_id), ("session.revoked", sid)]
     assert events[1]["data"]["reason"] == "stolen"
     (row,) = audit_rows(data, "session.revoked")
-    assert (row["sid"], row["actor"], row["reason"], row["tenant"]) == (
+    assert (row["sid"], row["actor"], row["reason"], row["tenant_id"]) == (
         sid, "cli", "stolen", "acme")
     again = tessera(data, "sessions", "revoke", "--sid", sid)
     assert again.returncode == 0 and "nothing revoked" in again.stdout
@@ -223,7 +223,7 @@ def test_revoke_tenant_cuts_it_off_in_batches_with_progress(data: Path) -> None:
     assert s.crowd[0].sid in revoked and all("carol" not in sid for sid in revoked)
     assert [e["key"] for e in events if e["kind"] == "family.revoked"] == [s.family.family_id]
     (tenant_row,) = audit_rows(data, "tenant.revoked")
-    assert (tenant_row["tenant"], tenant_row["sessions"], tenant_row["actor"]) == (
+    assert (tenant_row["tenant_id"], tenant_row["sessions"], tenant_row["actor"]) == (
         "acme", 233, "cli")
     assert len(audit_rows(data, "session.revoked")) == 233
     assert ok(tessera(data, "sessions", "ls", "--tenant", "acme", "--json")) == []

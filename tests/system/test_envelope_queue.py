@@ -216,8 +216,8 @@ async def test_envelopes_over_redis_streams_under_both_policies(
         "event": "access.allowed", "decision": "allowed", "reason": "valid", "status": 200,
         "at": clock.now(), "service": "worker-authorized_at_emission", "route": QUEUE,
         "policy": "authorized_at_emission", "basis": "emission_time",
-        "revoked": "session_revoked", "subject": token.sub, "tenant": token.tid,
-        "client": token.client_id, "publisher": "checkout", "correlation_id": "req-2",
+        "revoked": "session_revoked", "user_id": token.sub, "tenant_id": token.tid,
+        "client_id": token.client_id, "publisher": "checkout", "correlation_id": "req-2",
         "jti": req2["worker-authorized_at_emission"]["jti"], "emitted_at": clock.now() - 3,
         "sid_hash": req2["worker-authorized_at_emission"]["sid_hash"], "latency_us": 0}
     assert req2["worker-reject_revoked"]["event"] == "access.denied"

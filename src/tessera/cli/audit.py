@@ -17,7 +17,7 @@ from tessera.store.ports import StoredAudit
 __all__ = ["audit"]
 
 _TRACE_FIELDS = ("correlation_id", "token_hash", "new_token_hash", "subject_token_hash",
-                 "jti", "sid", "sid_hash", "family_id", "subject")
+                 "jti", "sid", "sid_hash", "family_id", "user_id", "subject")
 
 
 async def _rows(identity: Identity) -> AsyncIterator[StoredAudit]:

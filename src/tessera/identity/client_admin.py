@@ -50,7 +50,7 @@ async def set_disabled(identity: Identity, client_id: str, *, disabled: bool,
                                                   reason="client_disabled",
                                                   token_ttl=_ttl(identity))
         tx.audit(events.CLIENT_DISABLED if disabled else events.CLIENT_ENABLED,
-                 client=client_id, tenant=client.tenant_id, actor=actor, families=ended)
+                 client_id=client_id, tenant_id=client.tenant_id, actor=actor, families=ended)
     identity.clients.forget(client_id)
     return ended
 
@@ -64,7 +64,7 @@ async def delete_client(identity: Identity, client_id: str, *, actor: str = "cli
                                               token_ttl=_ttl(identity))
         await tx.uow.consents.delete_for_client(client_id)
         await tx.uow.clients.delete(client_id)
-        tx.audit(events.CLIENT_DELETED, client=client_id, tenant=client.tenant_id,
+        tx.audit(events.CLIENT_DELETED, client_id=client_id, tenant_id=client.tenant_id,
                  actor=actor, families=ended)
     identity.clients.forget(client_id)
     return ended
@@ -85,7 +85,7 @@ async def rotate_secret(identity: Identity, client_id: str, *, actor: str = "cli
         await lifecycle.revoke_client(tx, client_id, at=identity.clock.now(),
                                       reason="secret_rotated", token_ttl=_ttl(identity),
                                       families=False)
-        tx.audit(events.CLIENT_SECRET_ROTATED, client=client_id, tenant=client.tenant_id,
+        tx.audit(events.CLIENT_SECRET_ROTATED, client_id=client_id, tenant_id=client.tenant_id,
                  actor=actor)
     identity.clients.forget(client_id)
     return secret

@@ -187,13 +187,13 @@ async def test_values_are_escaped_everywhere(console: ConsoleDriver,
     evil = "<script>alert(1)</script>'\""
     user = await admin.create_user(identity, username=evil, password="long password")
     session, _ = await identity.login.open_session(user, user_agent=f"x'><img src=x>{evil}")
-    await identity.audit.record(events.LOGIN_FAILED, subject=evil, reason=evil,
+    await identity.audit.record(events.LOGIN_FAILED, user_id=evil, reason=evil,
                                 correlation_id=evil)
     await console.admin()
     pages = [await console.http.get("/console/sessions"),
              await console.http.get(f"/console/sessions/{session.sid}"),
              await console.http.get("/console/sessions", params={"username": evil}),
-             await console.http.get("/console/audit", params={"subject": evil}),
+             await console.http.get("/console/audit", params={"user_id": evil}),
              await console.http.get("/console/journey", params={"needle": evil})]
     for page in pages:
         assert page.status_code == 200
@@ -207,12 +207,12 @@ async def test_audit_timeline_filters_and_pages(console: ConsoleDriver, identity
                                                 clock: FixedClock) -> None:
     await console.admin()
     for n in range(7):
-        await identity.audit.record(events.TOKEN_ISSUED, subject="s-1", tenant="t-1",
-                                    client="c-1", jti=f"jti-{n}")
+        await identity.audit.record(events.TOKEN_ISSUED, user_id="s-1", tenant_id="t-1",
+                                    client_id="c-1", jti=f"jti-{n}")
     clock.advance(600)  # within the console's max_auth_age
-    await identity.audit.record(events.TOKEN_ISSUED, subject="s-2", client="c-2", jti="late")
+    await identity.audit.record(events.TOKEN_ISSUED, user_id="s-2", client_id="c-2", jti="late")
     page = await console.http.get("/console/audit", params={"event": "token.issued",
-                                                            "subject": "s-1"})
+                                                            "user_id": "s-1"})
     assert page.status_code == 200
     shown = re.findall(r"jti</b>=(jti-\d)", page.text)
     assert shown == ["jti-6", "jti-5", "jti-4", "jti-3", "jti-2"]
@@ -222,7 +222,7 @@ async def test_audit_timeline_filters_and_pages(console: ConsoleDriver, identity
     assert re.findall(r"jti</b>=(jti-\d)", second.text) == ["jti-1", "jti-0"]
     assert "Older →" not in second.text
     assert "jti</b>=late" not in (await console.http.get("/console/audit", params={
-        "tenant": "t-1", "client": "c-1"})).text
+        "tenant": "t-1", "client_id": "c-1"})).text
     cut = datetime.fromtimestamp(clock.now() - 60, UTC).strftime("%Y-%m-%dT%H:%M")
     recent = await console.http.get("/console/audit", params={"since": cut,
                                                               "event": "token.issued"})
