@@ -105,7 +105,7 @@ def rm(name: str, tenant: str) -> None:
 
     async def work(identity: Identity) -> dict[str, Any]:
         await admin.delete_provider(identity, name, tenant)
-        return {"name": name, "tenant": tenant, "deleted": True}
+        return {"name": name, "tenant_id": tenant, "deleted": True}
 
     run_json(work)
 
@@ -121,7 +121,7 @@ def link(name: str, tenant: str, subject: str, user_id: str) -> None:
     async def work(identity: Identity) -> dict[str, Any]:
         linked = await admin.link_user(identity, name, tenant, subject=subject,
                                        user_id=user_id)
-        return {"name": name, "tenant": tenant, "subject": subject, "user_id": user_id,
+        return {"name": name, "tenant_id": tenant, "subject": subject, "user_id": user_id,
                 "linked": linked}
 
     run_json(work)
