@@ -134,7 +134,7 @@ def test_an_administrator_links_an_upstream_subject(data: Path) -> None:
     user_id = ok(run(data, "users", "create", "--username", "dana", "--password-stdin",
                      stdin="dana-password-1\n"))["user_id"]
     linked = ok(run(data, "idps", "link", "corp", "--subject", "upstream-dana",
-                    "--user", user_id))
+                    "--user-id", user_id))
     assert linked["linked"] is True
     again = ok(run(data, "idps", "link", "corp", "--subject", "upstream-dana",
                    "--user", user_id))

@@ -110,7 +110,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
 
 
 @clients.command("backchannel-logout")
-@click.argument("client_id")
+@identifier("client_id", metavar="CLIENT_ID")
 @click.option("--backchannel-logout-uri", default=None, metavar="URI",
               help="Where logout tokens are posted; omit to remove the registration.")
 @click.option("--backchannel-logout-session-required", is_flag=True)

@@ -114,7 +114,8 @@ def rm(name: str, tenant: str) -> None:
 @click.argument("name")
 @_TENANT
 @click.option("--subject", required=True, help="The user's `sub` at the provider.")
-@click.option("--user", "user_id", required=True, help="The local user id to sign in as.")
+@click.option("--user-id", "--user", "user_id", required=True,
+              help="The local user id to sign in as.")
 def link(name: str, tenant: str, subject: str, user_id: str) -> None:
     """Link an upstream subject to an existing user (an administrator's link)."""
 
