@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jwt
 from examples.orders_service.app import create_app
 from fastapi import FastAPI
 
@@ -23,6 +22,7 @@ from tessera.verifier import VerifierService, VerifierSettings
 from tests.conftest import ISSUER
 from tests.support import TesseraDriver
 from tests.system.conftest import LiveService
+from tests.tokens import claims_of
 
 AUDIENCE = "https://orders.example"
 SCOPES = "openid orders:read orders:write orders:admin"
@@ -38,7 +38,7 @@ async def login(live: LiveService) -> tuple[str, dict[str, Any]]:
         await driver.user(username)
         tokens = await driver.login_tokens(app, username=username, scope=SCOPES)
     token = tokens["access_token"]
-    return token, jwt.decode(token, options={"verify_signature": False})
+    return token, claims_of(token)
 
 
 async def settings_for(live: LiveService, **overrides: Any) -> VerifierSettings:

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jwt
 import orjson
 
 from tessera.console.journey import trace
@@ -15,12 +14,8 @@ from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
 from tessera.identity import admin
 from tessera.identity.compose import Identity
+from tests.tokens import claims_of
 from tests.unit.console.conftest import ConsoleDriver
-
-
-def _claims(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 def _decision_log(path: Path, lines: list[dict[str, Any]]) -> None:
@@ -38,7 +33,7 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
         tmp_path: Path) -> None:
     _, tokens = await console.user_session("alice")
     token = tokens["access_token"]
-    claims = _claims(token)
+    claims = claims_of(token)
     digest, now = token_hash(token), clock.now()
     clock.advance(2)
     await admin.revoke(identity, sid=claims["sid"], reason="test", actor="test")
