@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime
 
 import httpx
-import jwt
 
 from tessera.console.html import when
 from tessera.core.clock import FixedClock
@@ -17,11 +16,12 @@ from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.conftest import ISSUER
+from tests.tokens import claims_of
 from tests.unit.console.conftest import ConsoleDriver, csrf_of
 
 
 def _sid(tokens: dict[str, str]) -> str:
-    return str(jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"])
+    return str(claims_of(tokens["access_token"])["sid"])
 
 
 async def _outbox(identity: Identity) -> list[tuple[str, str]]:
@@ -127,8 +127,7 @@ async def test_revoking_a_user_and_a_tenant(console: ConsoleDriver,
     console.http.cookies.clear()
     second = await console.tessera.login_tokens(app, username="alice")
     console.http.cookies.clear()
-    alice_id = str(jwt.decode(first["access_token"],
-                              options={"verify_signature": False})["sub"])
+    alice_id = str(claims_of(first["access_token"])["sub"])
     await console.admin()
     listing = await console.http.get("/console/sessions", params={"user_id": alice_id})
     assert "Sessions of alice" in listing.text and "Revoke every session of alice" in listing.text
@@ -280,16 +279,16 @@ async def test_signals_page_shows_risk_detections_and_deliveries_of_the_tenant(
 
     await console.admin(role="tenant-admin")
     await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
-                                action="notify", subject="u-mine", tenant="default",
+                                action="notify", user_id="u-mine", tenant_id="default",
                                 address="198.51.100.0/24")
-    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
-                                action="revoke", subject="u-theirs", tenant="acme")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",  # as an
+                                action="revoke", subject="u-theirs", tenant="acme")  # older release
     now = identity.clock.now()
     async with identity.store.unit_of_work() as uow:
         await uow.signals.enqueue([Delivery(
             dedupe=f"d-{tenant}", channel="logout", target=f"client-{tenant}", mode="push",
             jti=f"j-{tenant}", token="t", event="backchannel-logout", tenant_id=tenant,
-            subject="u", created_at=now, next_at=now, expires_at=now + 60)
+            user_id="u", created_at=now, next_at=now, expires_at=now + 60)
             for tenant in ("default", "acme")])
     page = await console.http.get("/console/signals")
     assert page.status_code == 200

@@ -140,7 +140,7 @@ class Pusher:
                                   or now >= d.expires_at):
             status = "dead"
         fields = {"channel": d.channel, "jti": d.jti, "signal": d.event,
-                  "attempts": d.attempts, "tenant_id": d.tenant_id, "user_id": d.subject,
+                  "attempts": d.attempts, "tenant_id": d.tenant_id, "user_id": d.user_id,
                   "http_status": outcome.http_status, "detail": outcome.detail}
         fields["client_id" if d.channel == "logout" else "stream"] = d.target
         if status == "delivered":
