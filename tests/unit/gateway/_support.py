@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from tessera.core.clock import FixedClock
 from tessera.gateway import Authorizer, GatewaySettings, create_gateway, parse_policy
-from tessera.verifier import VerifierSettings
+from tessera.verifier.settings import VerifierSettings
 from tests.tokens import DROP, access_token_claims, changed
 
 ISSUER = "https://id.tessera.test"

@@ -10,7 +10,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from tessera.verifier import KeySet, RevocationState, VerificationPolicy
+from tessera.verifier import KeySet, VerificationPolicy
+from tessera.verifier.revocation import RevocationState
 from tests.tokens import DROP as DROP  # re-exported: tests import it from here
 from tests.tokens import access_token_claims
 

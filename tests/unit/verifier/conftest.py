@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tessera.verifier import KeySet, VerifierService
+from tessera.verifier import KeySet
+from tessera.verifier.service import VerifierService
 
 from ._services import fresh, make_service
 from ._support import Minter, PrivateKey, generate
