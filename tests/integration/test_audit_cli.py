@@ -33,7 +33,7 @@ def test_verify_detects_tampering_and_trace_follows_a_needle(tmp_path: Path) -> 
     assert [e["event"] for e in json.loads(tail.stdout)] == ["client.created", "user.created"]
     traced = tessera(data, "audit", "trace", client_id, "--json")
     assert traced.returncode == 0
-    assert [e["event"] for e in json.loads(traced.stdout)] == []  # "client" is no trace field
+    assert [e["event"] for e in json.loads(traced.stdout)] == []  # "client_id" is no trace field
     assert "no audit events" in tessera(data, "audit", "trace", token_hash("x")).stdout
 
     with sqlite3.connect(data / "tessera.db") as db:
