@@ -88,3 +88,36 @@ def test_bulk_progress_shows_a_bar_on_stderr_only_for_many_items(
         advance(25)
         advance(15)
     assert "revoking sessions of acme" in err.getvalue() and "40/40" in err.getvalue()
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()
+              ) -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*path, name))
+        else:
+            found.append((" ".join((*path, name)), command))
+    return found
+
+
+VOCABULARY_FLAGS = {"--session": "--sid", "--family": "--family-id", "--user": "--user-id",
+                    "--client": "--client-id"}
+IDENTIFIERS = {"sid", "user_id", "client_id", "tenant", "tenant_id", "family_id"}
+
+
+def test_every_command_names_identifiers_the_same_way() -> None:
+    """An identifier flag has its vocabulary spelling (older ones are aliases only), and
+    an identifier taken as an argument can also be given as its option (identifier())."""
+    from tessera.cli.main import cli
+
+    commands = _commands(cli)
+    assert len(commands) > 40
+    for path, command in commands:
+        for param in command.params:
+            if isinstance(param, click.Option):
+                for old, new in VOCABULARY_FLAGS.items():
+                    assert old not in param.opts or new in param.opts, (path, param.opts)
+            elif isinstance(param, click.Argument):
+                assert param.name not in IDENTIFIERS, (
+                    f"tessera {path}: {param.name} only as an argument; use identifier()")
