@@ -8,11 +8,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from tessera.application import accounts, lifecycle
+from tessera.application.transaction import transaction
 from tessera.core.clock import FixedClock
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import transaction
 from tessera.store.sql import create_store
 from tests.e2e.helpers import claims_of, logged_in, revoke
 from tests.support import TesseraDriver, eventually
@@ -100,7 +99,7 @@ async def test_revocations_of_another_process_reach_memory(
                 return body["active"] is False
 
             await eventually(alice_inactive)
-            user = await accounts.find_user(identity, "bob", tenant_id="default")
+            user = await accounts.find_user(identity.admin, "bob", tenant_id="default")
             async with transaction(other, identity.audit) as tx:
                 await tx.uow.users.set_disabled(user.user_id, True)
                 await lifecycle.revoke_user(tx, user.user_id, at=identity.clock.now(),

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.settings import Settings
@@ -24,8 +24,8 @@ async def feed(tessera: TesseraDriver) -> AppClient:
 async def revoke_users(identity: Identity, count: int) -> None:
     """``count`` user.revoked events (one outbox row each)."""
     for i in range(count):
-        user = await admin.create_user(identity, username=f"u{i}", password="long password")
-        await admin.revoke(identity, user_id=user.user_id, reason="test", actor="test")
+        user = await admin.create_user(identity.admin, username=f"u{i}", password="long password")
+        await admin.revoke(identity.admin, user_id=user.user_id, reason="test", actor="test")
 
 
 async def page(http: httpx.AsyncClient, app: AppClient, **params: Any) -> httpx.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tests.support import AppClient, TesseraDriver
 from tests.tokens import claims_of
@@ -61,7 +61,7 @@ async def test_revoking_the_session_kills_derived_tokens_and_further_exchange(
     user_token = (await tessera.login_tokens(web))["access_token"]
     gw = await gateway(tessera)
     derived = (await exchange(tessera, gw, user_token)).json()["access_token"]
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
     introspected = await tessera.introspect(gw, derived)
     assert introspected == {"active": False}
     refused = await exchange(tessera, gw, user_token)

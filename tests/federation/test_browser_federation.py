@@ -18,9 +18,9 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from tessera.application import admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.verifier import Denied, StepUpRequired, VerificationPolicy
 from tessera.verifier.driver import Verifier
 from tessera.verifier.jwks import JwksCache
@@ -82,7 +82,7 @@ async def test_browser_sign_in_step_up_and_upstream_logout(
         fed: Fed, upstream: Upstream, landing: str, browser: Any) -> None:  # noqa: F811
     await add_upstream(fed, upstream)
     client, secret = await admin.create_client(
-        fed.identity, name="browser app", grants=("authorization_code",),
+        fed.identity.admin, name="browser app", grants=("authorization_code",),
         redirect_uris=(landing,), scope="openid email profile api:read",
         audiences=(AUDIENCE,))
     state = RevocationState()

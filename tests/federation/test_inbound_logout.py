@@ -18,8 +18,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from tessera.application import admin
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.federation.service import (
     BACKCHANNEL_LOGOUT_EVENT,
     CAEP_CREDENTIAL_CHANGE,
@@ -96,7 +96,7 @@ _DROP = object()
 @pytest.fixture
 async def linked(fed: Fed, second: Fed) -> AsyncIterator[Linked]:
     idp_id = await add_tessera_upstream(fed, second)
-    user: User = await admin.create_user(second.identity, username="carol",
+    user: User = await admin.create_user(second.identity.admin, username="carol",
                                          password=UPSTREAM_PASSWORD)
     app = await web_app(fed.identity)
     async with httpx.AsyncClient(timeout=10) as browser:

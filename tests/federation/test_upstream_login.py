@@ -131,11 +131,11 @@ async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
 async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
     """A verified e-mail of a configured domain links to the local account of that name;
     an unverified one never does (a new account is provisioned instead)."""
-    from tessera.identity import admin
+    from tessera.application import admin
 
-    alice = await admin.create_user(fed.identity, username="alice@corp.example",
+    alice = await admin.create_user(fed.identity.admin, username="alice@corp.example",
                                     password="local-password-1")
-    bob = await admin.create_user(fed.identity, username="bob@corp.example",
+    bob = await admin.create_user(fed.identity.admin, username="bob@corp.example",
                                   password="local-password-2")
     await add_upstream(fed, upstream)
     app = await web_app(fed.identity)
@@ -179,9 +179,9 @@ async def test_login_page_offers_providers_and_home_realm_discovery(
         assert f"/federation/{idp_id}/start" in typed.headers["location"]
         assert "login_hint=alice%40corp.example" in typed.headers["location"]
         # the provider is of the default tenant: a client of another tenant does not see it
-        from tessera.identity import admin
+        from tessera.application import admin
         other, _ = await admin.create_client(
-            fed.identity, name="acme app", grants=("authorization_code",),
+            fed.identity.admin, name="acme app", grants=("authorization_code",),
             redirect_uris=("https://app.example/cb",), scope="openid", tenant_id="acme")
         _, challenge2 = pkce_pair()
         acme = await browser.get(f"{fed.url}/authorize", params={

@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 import httpx
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.settings import ServerSettings
@@ -41,7 +41,7 @@ async def test_a_client_certificate_on_tessera_s_own_tls_listener(
     orders_files = orders.write(tmp_path, "orders")
     stranger_files = other_ca.issue("orders").write(tmp_path, "stranger")
     client, _ = await admin.create_client(
-        identity, name="orders", grants=("client_credentials",), scope="api:read",
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",),
         keys=ClientKeys(auth_method="tls_client_auth", tls_subject_dn="CN=orders,O=Example"))
     config = BoundedConfig(build_app(identity), limits=ServerSettings(), host="127.0.0.1",

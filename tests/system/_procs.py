@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
@@ -180,19 +180,19 @@ async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
     identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
     try:
         web, web_secret = await admin.create_client(
-            identity, name="web", grants=("authorization_code", "refresh_token",
+            identity.admin, name="web", grants=("authorization_code", "refresh_token",
                                           "client_credentials"),
             redirect_uris=(REDIRECT,), scope="api:read api:write", audiences=(AUDIENCE,))
         svc, svc_secret = await admin.create_client(
-            identity, name="svc", grants=("client_credentials",), scope="api:read",
+            identity.admin, name="svc", grants=("client_credentials",), scope="api:read",
             audiences=(AUDIENCE,), tenant_id=DEFAULT_TENANT)
         feed, feed_secret = await admin.create_client(
-            identity, name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
+            identity.admin, name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
         adm, adm_secret = await admin.create_client(
-            identity, name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
+            identity.admin, name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
         names = [f"u{i}-{uuid.uuid4().hex[:6]}" for i in range(users)]
         for name in names:
-            await admin.create_user(identity, username=name, password=PASSWORD)
+            await admin.create_user(identity.admin, username=name, password=PASSWORD)
     finally:
         await identity.aclose()
     assert web_secret and feed_secret and adm_secret and svc_secret

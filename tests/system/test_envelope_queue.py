@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.verifier import (
     Denied,
     KeySet,
@@ -175,7 +175,7 @@ async def test_envelopes_over_redis_streams_under_both_policies(
         await publish("req-2", b'{"order": 2}')
         # 3. ... then the session is revoked, and both consumers hear of it on the feed.
         clock.advance(1)
-        assert await admin.revoke(live.identity, sid=token.sid, reason="logout",
+        assert await admin.revoke(live.identity.admin, sid=token.sid, reason="logout",
                                   actor="test") == 1
         await eventually(lambda: all(revoked_in(w.state, token) for w in (reject, emission)))
         # 4. The checkout request verified before the revocation emits once more.

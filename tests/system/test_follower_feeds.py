@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.verifier.revocation import RevocationFollower, RevocationState
 from tessera.verifier.revocation.sources import BusSource, HttpFeedSource
@@ -18,7 +18,7 @@ from tests.system.conftest import LiveService
 
 
 async def revoke_a_session(identity: Identity, user_id: str) -> None:
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
 
 
 async def open_session(live: LiveService) -> tuple[str, str]:
@@ -85,7 +85,7 @@ async def test_in_process_bus_follower(identity: Identity, http: httpx.AsyncClie
     follower.start()
     try:
         await asyncio.wait_for(follower.synced(), 5)
-        user = await admin.create_user(identity, username="bob", password="long password")
+        user = await admin.create_user(identity.admin, username="bob", password="long password")
         # no session yet: a user-level revocation is still an event
         await revoke_a_session(identity, user.user_id)
         await eventually(lambda: state.cursor > 0, timeout=2)

@@ -67,7 +67,7 @@ def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
 def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
     """Run ``work`` and print its result as JSON; an ``AdminError`` or ``StoreError`` is
     one ``error: …`` line on standard error and exit status 2."""
-    from tessera.identity.admin import AdminError
+    from tessera.application.admin import AdminError
     from tessera.store.ports import StoreError
 
     try:

@@ -24,10 +24,10 @@ from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, run_with_identity
 from tessera.cli._table import bulk_progress
 from tessera.cli.sessions import resolve_users
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 
@@ -132,7 +132,7 @@ async def _user(identity: Identity, name: str, reason: str,
         active = await uow.sessions.active_for_user(user_id)
     confirm(f"Revoke {len(active)} active session(s) of user {user_id} and every token "
             "issued to the user until now?")
-    count = await admin.revoke(identity, user_id=user_id, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, user_id=user_id, reason=reason, actor="cli")
     return {"target": "user", "user_id": user_id, "sessions": count, "reason": reason,
             "events": (["session.revoked"] if count else []) + ["user.revoked"],
             "summary": f"revoked {count} session(s) of user {user_id}; "
@@ -148,7 +148,7 @@ async def _session(identity: Identity, sid: str, reason: str,
     if not session.active:
         raise _Nothing("session", f"session {sid} is already revoked")
     confirm(f"Revoke session {sid} of user {session.user_id} (tenant {session.tenant_id})?")
-    count = await admin.revoke(identity, sid=sid, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, sid=sid, reason=reason, actor="cli")
     return {"target": "session", "sid": sid, "user_id": session.user_id, "sessions": count,
             "reason": reason, "events": ["session.revoked"] if count else [],
             "summary": f"revoked session {sid}" if count else f"session {sid} was not active"}
@@ -164,7 +164,7 @@ async def _family(identity: Identity, family_id: str, reason: str,
         raise _Nothing("family", f"family {family_id} is already revoked")
     confirm(f"Revoke refresh family {family_id} (client {family.client_id}, session "
             f"{family.sid})?")
-    done = await admin.revoke_family(identity, family_id, reason=reason, actor="cli")
+    done = await admin.revoke_family(identity.admin, family_id, reason=reason, actor="cli")
     return {"target": "family", "family_id": family_id, "sid": family.sid,
             "client_id": family.client_id, "families": int(done), "reason": reason,
             "events": ["family.revoked"] if done else [],
@@ -180,7 +180,7 @@ async def _tenant(identity: Identity, tenant: str, reason: str,
             f"{expected} active session(s)?")
 
     with bulk_progress(expected, f"revoking sessions of {tenant}") as advance:
-        count = await admin.revoke_tenant(identity, tenant, reason=reason, actor="cli",
+        count = await admin.revoke_tenant(identity.admin, tenant, reason=reason, actor="cli",
                                           progress=advance)
     return {"target": "tenant", "tenant_id": tenant, "sessions": count, "reason": reason,
             "events": ["tenant.revoked"] + (["session.revoked"] if count else []),

@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, identifier, run_with_identity
 from tessera.cli._table import echo_fields, echo_table, when
 from tessera.core.refresh import RefreshFamily
 from tessera.core.sessions import Session
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError, UnitOfWork
 
@@ -175,7 +175,7 @@ def bump(sid: str | None, user_id: str | None, reason: str) -> None:
     target = _target(sid, user_id)
 
     async def work(identity: Identity) -> int:
-        return await admin.bump_version(identity, **target, reason=reason, actor="cli")
+        return await admin.bump_version(identity.admin, **target, reason=reason, actor="cli")
     try:
         echo_json({"sessions": run_with_identity(work)})
     except admin.AdminError as exc:
@@ -194,7 +194,7 @@ def revoke(sid: str | None, user_id: str | None, reason: str, as_json: bool) -> 
     target = _target(sid, user_id)
 
     async def work(identity: Identity) -> int:
-        return await admin.revoke(identity, **target, reason=reason, actor="cli")
+        return await admin.revoke(identity.admin, **target, reason=reason, actor="cli")
     try:
         count = run_with_identity(work)
     except (admin.AdminError, StoreError) as exc:

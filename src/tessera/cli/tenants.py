@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import click
 
+from tessera.application import tenancy
 from tessera.cli._common import run_json, tenant_identifier
 from tessera.cli._table import bulk_progress
-from tessera.identity import session_policy, tenancy
+from tessera.identity import session_policy
 from tessera.identity.compose import Identity
 
 __all__ = ["tenants"]
@@ -32,7 +33,7 @@ def create(tenant_id: str, name: str | None) -> None:
     """Register TENANT."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        return tenancy.tenant_json(await tenancy.create_tenant(identity, tenant_id,
+        return tenancy.tenant_json(await tenancy.create_tenant(identity.admin, tenant_id,
                                                                name=name))
 
     run_json(work)
@@ -43,7 +44,7 @@ def list_tenants() -> None:
     """Every registered tenant with its status (active or suspended)."""
 
     async def work(identity: Identity) -> list[dict[str, object]]:
-        return [tenancy.tenant_json(t) for t in await tenancy.list_tenants(identity)]
+        return [tenancy.tenant_json(t) for t in await tenancy.list_tenants(identity.admin)]
 
     run_json(work)
 
@@ -58,7 +59,7 @@ def suspend(tenant_id: str, reason: str) -> None:
         async with identity.store.unit_of_work(read_only=True) as uow:
             expected = len(await uow.sessions.active_for_tenant(tenant_id))
         with bulk_progress(expected, f"revoking sessions of {tenant_id}") as advance:
-            revoked = await tenancy.suspend_tenant(identity, tenant_id, reason=reason,
+            revoked = await tenancy.suspend_tenant(identity.admin, tenant_id, reason=reason,
                                                    progress=advance)
         return {"tenant_id": tenant_id, "status": "suspended", "sessions_revoked": revoked,
                 "events": ["tenant.revoked"] + (["session.revoked"] if revoked else [])}
@@ -72,7 +73,7 @@ def resume(tenant_id: str) -> None:
     """Let TENANT sign in again (nothing revoked comes back)."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        resumed = await tenancy.resume_tenant(identity, tenant_id)
+        resumed = await tenancy.resume_tenant(identity.admin, tenant_id)
         return {"tenant_id": tenant_id, "status": "active", "resumed": resumed}
 
     run_json(work)

@@ -17,22 +17,21 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tessera.application.admin import AdminError, set_backchannel_logout
+from tessera.application.standing import client_tenant
 from tessera.console import operations, queries, views
 from tessera.console.gate import Admin, ConsoleGate, Csrf, NotAnAdmin, Refusal, TooWeak
 from tessera.console.html import PAGE_HEADERS, url
 from tessera.console.journey import trace
 from tessera.console.operations import RevokeKind
 from tessera.console.views import Ctx
-from tessera.identity.admin import AdminError, set_backchannel_logout
-from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import SESSION_COOKIE, cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
-from tessera.protocol.standing import client_tenant
 from tessera.store.ports import LEGACY_AUDIT_FIELDS, AuditFilter, StoreError
 
 __all__ = ["ConsoleEndpoints"]
@@ -380,7 +379,7 @@ class ConsoleEndpoints:
         uri = (call.params.get("uri") or "").strip() or None
         try:
             await set_backchannel_logout(
-                self._id, client.client_id, uri, call.params.get("session_required") == "yes",
+                self._id.admin, client.client_id, uri, call.params.get("session_required") == "yes",
                 actor=call.ctx.admin.user.user_id)
         except AdminError as exc:
             return _html(views.error_view(call.ctx, str(exc)), 400)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from tessera.application.transaction import transaction
 from tessera.core.consents import Consent, missing_consent
 from tessera.core.sessions import Session
 from tessera.identity.account_base import SessionCsrf, SignedIn, read_form, signed_in
@@ -31,7 +32,6 @@ from tessera.protocol.rfc6749.authorize import (
     RedirectError,
     UserFacingError,
 )
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError
 
 __all__ = ["ConsentEndpoints"]

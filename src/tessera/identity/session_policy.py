@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tessera.application.admin import AdminError
+from tessera.application.transaction import transaction
 from tessera.core.session_bounds import ON_LIMIT, SessionPolicy, parse_duration
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.protocol.transaction import transaction
 
 __all__ = ["DEFAULT", "policy_json", "set_session_policy", "show_session_policy"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tessera.bus import BusRewound, BusUnavailable, InProcessBus, OutboxRelay
+from tessera.bus import BusRewound, BusUnavailable, InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.store.sql import SqlStore

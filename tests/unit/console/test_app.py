@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import httpx
 
+from tessera.application import admin
 from tessera.console.html import when
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events
@@ -71,7 +71,7 @@ async def test_sessions_list_shows_device_client_times_and_acr(
 
 async def test_sessions_are_paged(console: ConsoleDriver, identity: Identity) -> None:
     await console.admin()
-    user = await admin.create_user(identity, username="many", password="long password")
+    user = await admin.create_user(identity.admin, username="many", password="long password")
     for _ in range(6):
         await identity.login.open_session(user, user_agent="device")
     first = await console.http.get("/console/sessions", params={"username": "many"})
@@ -184,7 +184,7 @@ async def test_sign_out_ends_the_session(console: ConsoleDriver) -> None:
 async def test_values_are_escaped_everywhere(console: ConsoleDriver,
                                              identity: Identity) -> None:
     evil = "<script>alert(1)</script>'\""
-    user = await admin.create_user(identity, username=evil, password="long password")
+    user = await admin.create_user(identity.admin, username=evil, password="long password")
     session, _ = await identity.login.open_session(user, user_agent=f"x'><img src=x>{evil}")
     await identity.audit.record(events.LOGIN_FAILED, user_id=evil, reason=evil,
                                 correlation_id=evil)
@@ -301,10 +301,10 @@ async def test_back_channel_logout_uri_is_set_from_the_console_within_the_tenant
         console: ConsoleDriver, identity: Identity) -> None:
     await console.admin(role="tenant-admin")
     mine, _ = await admin.create_client(
-        identity, name="shop", grants=("authorization_code",),
+        identity.admin, name="shop", grants=("authorization_code",),
         redirect_uris=("https://shop.example/cb",))
     theirs, _ = await admin.create_client(
-        identity, name="other", grants=("authorization_code",),
+        identity.admin, name="other", grants=("authorization_code",),
         redirect_uris=("https://o.example/cb",), tenant_id="acme")
     page = await console.http.get("/console/signals")
     csrf = csrf_of(page.text)

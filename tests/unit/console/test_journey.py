@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
+from tessera.application import admin
 from tessera.console.journey import trace
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tests.tokens import claims_of
 from tests.unit.console.conftest import ConsoleDriver
@@ -36,7 +36,7 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
     claims = claims_of(token)
     digest, now = token_hash(token), clock.now()
     clock.advance(2)
-    await admin.revoke(identity, sid=claims["sid"], reason="test", actor="test")
+    await admin.revoke(identity.admin, sid=claims["sid"], reason="test", actor="test")
     log = tmp_path / "orders.jsonl"
     _decision_log(log, [
         {"event": "access.allowed", "at": now + 1, "service": "orders",

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_CLIENT_CREDENTIALS
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.protocol.http import FORM_CONTENT_TYPE, OAuthRequest, OAuthResponse
 from tests.conftest import ISSUER
@@ -29,7 +29,7 @@ def form(path: str, client: tuple[str, str] | None, **params: str) -> OAuthReque
 
 async def service_client(identity: Identity, tenant_id: str | None = None) -> tuple[str, str]:
     client, secret = await admin.create_client(
-        identity, name="svc", grants=(GRANT_CLIENT_CREDENTIALS,), public=False,
+        identity.admin, name="svc", grants=(GRANT_CLIENT_CREDENTIALS,), public=False,
         redirect_uris=(), scope="api:read", audiences=(AUDIENCE,), tenant_id=tenant_id)
     assert secret is not None
     return client.client_id, secret

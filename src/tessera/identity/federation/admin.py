@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tessera.application.admin import AdminError, register_tenant
+from tessera.application.transaction import transaction
 from tessera.core.federation import IdentityProvider
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity.admin import AdminError, register_tenant
 from tessera.identity.compose import Identity
 from tessera.identity.federation.mapping import ClaimMapping, MappingError, load_mapping
 from tessera.identity.federation.service import (
@@ -20,7 +21,6 @@ from tessera.identity.federation.service import (
 from tessera.identity.federation.upstream import issuer_allowed
 from tessera.keys import Sealer
 from tessera.observability import events
-from tessera.protocol.transaction import transaction
 
 __all__ = ["DEFAULT_SCOPE", "add_provider", "delete_provider", "disable_provider",
            "get_provider", "link_user", "list_providers", "provider_json"]

@@ -77,7 +77,7 @@ def start_url(idp_id: str, fields: dict[str, str]) -> str:
 
 class FederationEndpoints:
     def __init__(self, identity: Identity, browser: BrowserEndpoints) -> None:
-        from tessera.identity.compose import derive_key
+        from tessera.keys.derivation import derive_key
 
         self._id = identity
         self._fed = identity.federation

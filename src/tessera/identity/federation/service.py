@@ -10,7 +10,7 @@ become local revocations.
   one named in the refusal) revokes the local sessions linked to its ``sid`` or ``sub``.
 - ``security_event``: a CAEP ``session-revoked`` or ``credential-change`` Security Event
   Token (RFC 8417, pushed per RFC 8935) does the same.
-Revocations go through ``protocol.lifecycle`` in the transaction that records the token's
+Revocations go through ``application.lifecycle`` in the transaction that records the token's
 ``jti`` (the outbox), like every other revocation.
 """
 
@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.application import lifecycle
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clock import Clock
 from tessera.core.federation import ExternalIdentity, IdentityProvider
 from tessera.core.users import User
@@ -33,8 +35,6 @@ from tessera.identity.federation.upstream import (
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "CAEP_CREDENTIAL_CHANGE", "CAEP_SESSION_REVOKED",

@@ -16,10 +16,10 @@ import hmac
 import secrets
 from typing import Final
 
+from tessera.application.transaction import Transaction
 from tessera.core.clock import Clock
 from tessera.core.users import User
 from tessera.observability import events
-from tessera.protocol.transaction import Transaction
 from tessera.store.ports import Store
 
 __all__ = ["RecoveryCodes"]

@@ -7,6 +7,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from tessera.application import signal_events
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
 from tessera.core.federation import UpstreamSession
@@ -16,10 +18,8 @@ from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import signal_events
 from tessera.protocol.risk import RequestContext, RiskObserver
 from tessera.protocol.throttle import Throttle
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, UnitOfWork
 
 if TYPE_CHECKING:

@@ -25,22 +25,20 @@ from typing import Final, NoReturn
 
 import pyotp
 
+from tessera.application import signal_events
+from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
-from tessera.core.users import User
+from tessera.core.users import TOTP, User
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import signal_events
 from tessera.protocol.throttle import Throttle
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import SealedFactor, Store
 
 __all__ = ["TOTP", "Enrolment", "TotpService"]
 
-TOTP: Final = "totp"
-"""``user_factors.kind`` of a TOTP factor."""
 _DIGITS: Final = 6
 _INTERVAL: Final = 30
 _VALID_WINDOW: Final = 1

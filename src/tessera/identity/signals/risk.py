@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.application import lifecycle, signal_events
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
 from tessera.core.signals import RiskObservation, truncate_address
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
-from tessera.protocol import lifecycle, signal_events
 from tessera.protocol.risk import RequestContext
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.settings import SignalSettings
 from tessera.store.ports import Store, UnitOfWork
 

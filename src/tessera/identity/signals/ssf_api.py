@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tessera.application.standing import client_tenant
 from tessera.core.signals import (
     DELIVERY_POLL,
     DELIVERY_PUSH,
@@ -51,7 +52,6 @@ from tessera.protocol.errors import (
     TemporarilyUnavailable,
 )
 from tessera.protocol.oidc.userinfo import bearer_token
-from tessera.protocol.standing import client_tenant
 from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 

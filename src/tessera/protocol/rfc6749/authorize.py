@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.acr import acr_satisfies, weakest_known
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
 from tessera.core.clock import Clock
@@ -30,7 +33,6 @@ from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -41,8 +43,6 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import Params
 from tessera.protocol.rfc7636 import PkceError, check_challenge
-from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["AuthorizationEndpoint", "AuthorizationRequest", "RedirectError", "UserFacingError"]
@@ -84,7 +84,7 @@ class AuthorizationRequest:
 
 
 class AuthorizationEndpoint:
-    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditTrail, clock: Clock,
                  *, issuer: str, code_ttl: int) -> None:
         self._store = store
         self._clients = clients

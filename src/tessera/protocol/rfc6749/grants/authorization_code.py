@@ -11,6 +11,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.federation import profile_claims
@@ -20,8 +24,6 @@ from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.oidc.id_token import IdTokenIssuer
@@ -29,8 +31,6 @@ from tessera.protocol.rfc6749.grants._shared import select_audience, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc7636 import PkceError, verify_code_verifier
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["AuthorizationCodeGrant"]
@@ -48,7 +48,7 @@ class AuthorizationCodeGrant:
     grant_type = GRANT_AUTHORIZATION_CODE
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, refresh_ttl: int,
+                 audit: AuditTrail, clock: Clock, *, refresh_ttl: int,
                  family_ttl: int) -> None:
         self._store = store
         self._tokens = tokens

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+from tessera.application.ports import AuditTrail
 from tessera.core.clients import GRANT_CLIENT_CREDENTIALS, Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import token_hash
 from tessera.core.users import DEFAULT_TENANT
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import UnauthorizedClient
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience, token_type
@@ -22,7 +22,7 @@ __all__ = ["ClientCredentialsGrant"]
 class ClientCredentialsGrant:
     grant_type = GRANT_CLIENT_CREDENTIALS
 
-    def __init__(self, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
+    def __init__(self, tokens: AccessTokenIssuer, audit: AuditTrail, clock: Clock,
                  *, default_audience: str) -> None:
         self._tokens = tokens
         self._audit = audit

@@ -6,9 +6,9 @@ revocation event and its audit record commit together (DESIGN §3).
 
 from __future__ import annotations
 
+from tessera.application.transaction import Transaction
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.observability import events
-from tessera.protocol.transaction import Transaction
 
 VERIFIER_LEEWAY = 60.0
 """Verifiers may accept tokens up to 60 s past ``exp`` (DESIGN §9), so an entry must be
