@@ -14,8 +14,9 @@ import httpx
 
 from tessera.application import accounts, admin
 from tessera.identity.compose import Identity
+from tests.polling import eventually
 
-__all__ = ["AppClient", "TesseraDriver", "pkce_pair"]
+__all__ = ["AppClient", "TesseraDriver", "eventually", "pkce_pair"]
 
 REDIRECT = "https://app.example/cb"
 

@@ -194,12 +194,12 @@ async def test_impersonation_is_audited_with_both_identities_and_no_tokens(
     got = claims_of(token)
     await identity.audit.aclose()
     [opened] = await audit_rows(identity, events.SESSION_IMPERSONATED)
-    assert opened.fields["subject"] == world.user_id
+    assert opened.fields["user_id"] == world.user_id
     assert opened.fields["actor"] == world.admin_id and opened.fields["sid"] == got["sid"]
-    assert opened.fields["actor_sid_hash"] and opened.fields["client"] == world.support.client_id
+    assert opened.fields["actor_sid_hash"] and opened.fields["client_id"] == world.support.client_id
     [exchanged] = await audit_rows(identity, events.TOKEN_EXCHANGED)
     assert exchanged.fields["impersonation"] is True
-    assert (exchanged.fields["subject"], exchanged.fields["actor"]) == (
+    assert (exchanged.fields["user_id"], exchanged.fields["actor"]) == (
         world.user_id, world.admin_id)
     for row in (opened, exchanged):
         assert actor_token not in str(row.fields) and token not in str(row.fields)
@@ -208,7 +208,7 @@ async def test_impersonation_is_audited_with_both_identities_and_no_tokens(
     verified = parse_claims(got, kid="k", alg="RS256")
     event = DecisionLog("orders", clock=clock).event(
         Decision(True, ALLOWED_VALID, 200, 0.001, token=verified))
-    assert (event["subject"], event["actor"]) == (world.user_id, world.admin_id)
+    assert (event["user_id"], event["actor"]) == (world.user_id, world.admin_id)
     plain = DecisionLog("orders", clock=clock).event(Decision(
         True, ALLOWED_VALID, 200, 0.001,
         token=parse_claims(claims_of(world.user_tokens["access_token"]), kid="k",

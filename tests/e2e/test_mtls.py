@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
-import jwt
 import pytest
 from jwt.algorithms import ECAlgorithm
 from prometheus_client import CollectorRegistry
@@ -27,6 +26,7 @@ from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.mtls_ca import Issued, TestCA
+from tests.tokens import claims_of
 
 HEADER = "x-ssl-client-cert"
 CA = TestCA()
@@ -69,7 +69,7 @@ async def test_tls_client_auth_issues_a_certificate_bound_token(
     cert = CA.issue("orders")
     response = await token(proxied, client_id, cert)
     assert response.status_code == 200, response.text
-    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    claims = claims_of(response.json()["access_token"])
     assert claims["cnf"] == {"x5t#S256": certificate_thumbprint(cert.certificate)}
     assert response.json()["token_type"] == "Bearer"
     # introspection shows the binding to a resource server (RFC 8705 §3.2)

@@ -68,7 +68,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_the_same_token(
     assert [r.fields["http_status"] for r in failed] == [503, 503]
     assert all(r.fields["jti"] == pending.jti for r in failed)
     [ok] = await audit_rows(world.identity, events.SIGNAL_DELIVERED)
-    assert ok.fields["client"] == app.client_id and ok.fields["attempts"] == 3
+    assert ok.fields["client_id"] == app.client_id and ok.fields["attempts"] == 3
     text = world.identity.metrics.registry
     assert text.get_sample_value("tessera_signal_deliveries_total", {
         "channel": "logout", "receiver": app.client_id, "outcome": "retry"}) == 2

@@ -11,7 +11,6 @@ import time
 from urllib.parse import urljoin
 
 import httpx
-import jwt
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
@@ -23,13 +22,9 @@ from tessera.verifier.revocation.sources import BusSource
 from tests.federation.conftest import Fed, Upstream
 from tests.federation.flows import AUDIENCE, add_upstream, sign_in, web_app
 from tests.system._procs import poll
+from tests.tokens import claims_of
 
 PROPAGATION_BOUND = 3.0
-
-
-def _claims(token: str) -> dict[str, object]:
-    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstream) -> None:
@@ -47,7 +42,7 @@ async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstre
         async with httpx.AsyncClient(timeout=10) as browser:
             # 1. sign in through the upstream (idp_hint skips the chooser): JIT user
             tokens = await sign_in(fed, app, browser, idp_hint="corp")
-            id_token = _claims(tokens["id_token"])
+            id_token = claims_of(tokens["id_token"])
             assert id_token["email"] == "alice@corp.example"
             assert id_token["email_verified"] is True
             assert id_token["name"] == "Alice Upstream"
@@ -66,7 +61,7 @@ async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstre
             # 2. a route needing MFA: back to the upstream with acr_values, one-time code
             stepped = await sign_in(fed, app, browser, otp="246810",
                                     acr_values=ACR_MFA)
-            stepped_claims = _claims(stepped["id_token"])
+            stepped_claims = claims_of(stepped["id_token"])
             assert stepped_claims["acr"] == ACR_MFA
             assert stepped_claims["sid"] == id_token["sid"], "same session, stepped up"
             assert "otp" in stepped_claims["amr"]  # type: ignore[operator]
@@ -114,15 +109,15 @@ async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
     try:
         async with httpx.AsyncClient(timeout=10) as browser:
             before = await sign_in(fed, app, browser, idp_hint="corp")
-            assert _claims(before["id_token"])["roles"] == ["support"]
+            assert claims_of(before["id_token"])["roles"] == ["support"]
             assert await verifier_verdict(fed.identity, before["access_token"],
                                           AUDIENCE) is None
             upstream.set_claims("alice", {**original, "groups": ["engineering"],
                                           "department": "Platform"})
             after = await sign_in(fed, app, browser, prompt="login")
-        claims = _claims(after["id_token"])
+        claims = claims_of(after["id_token"])
         assert "roles" not in claims and claims["department"] == "Platform"
-        assert _claims(after["access_token"])["sv"] > _claims(before["access_token"])["sv"]
+        assert claims_of(after["access_token"])["sv"] > claims_of(before["access_token"])["sv"]
         assert await verifier_verdict(fed.identity, before["access_token"],
                                       AUDIENCE) == "stale_session_version"
         assert await verifier_verdict(fed.identity, after["access_token"], AUDIENCE) is None
@@ -149,8 +144,8 @@ async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
     async with httpx.AsyncClient(timeout=10) as browser:
         separate = await sign_in(fed, app, browser, login="bob", idp_hint="corp",
                                  prompt="login")
-    assert _claims(linked["id_token"])["sub"] == alice.user_id
-    bob_sub = _claims(separate["id_token"])["sub"]
+    assert claims_of(linked["id_token"])["sub"] == alice.user_id
+    bob_sub = claims_of(separate["id_token"])["sub"]
     assert bob_sub != bob.user_id, "an unverified e-mail never links"
     async with fed.identity.store.unit_of_work(read_only=True) as uow:
         provisioned = await uow.users.get(str(bob_sub))

@@ -39,7 +39,8 @@ from tessera.identity.feed import EVENTS_SCOPE
 from tessera.store.migrations import upgrade_database
 from tessera.verifier import Reason
 from tests.conftest import FAST_PASSWORDS, KEK, make_settings
-from tests.support import REDIRECT, pkce_pair
+from tests.support import REDIRECT, eventually, pkce_pair
+from tests.tokens import claims_of as claims_of  # re-exported for the system tests
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -58,13 +59,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def claims_of(jwt: str) -> dict[str, Any]:
-    payload = jwt.split(".")[1]
-    claims: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(
-        payload + "=" * (-len(payload) % 4)))
-    return claims
-
-
 def kid_of(jwt: str) -> str:
     head = jwt.split(".")[0]
     header: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(
@@ -74,17 +68,8 @@ def kid_of(jwt: str) -> str:
 
 async def poll(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.02,
                what: str = "condition") -> Any:
-    """Await ``predicate()`` (sync or async) until truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        await asyncio.sleep(interval)
+    """``tests.support.eventually`` at the pace of real processes (20 ms)."""
+    return await eventually(predicate, timeout=timeout, interval=interval, what=what)
 
 
 # -- processes ------------------------------------------------------------------------------

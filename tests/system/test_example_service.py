@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jwt
 from examples.orders_service.app import create_app
 from fastapi import FastAPI
 
@@ -24,6 +23,7 @@ from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.support import TesseraDriver
 from tests.system.conftest import LiveService
+from tests.tokens import claims_of
 
 AUDIENCE = "https://orders.example"
 SCOPES = "openid orders:read orders:write orders:admin"
@@ -39,7 +39,7 @@ async def login(live: LiveService) -> tuple[str, dict[str, Any]]:
         await driver.user(username)
         tokens = await driver.login_tokens(app, username=username, scope=SCOPES)
     token = tokens["access_token"]
-    return token, jwt.decode(token, options={"verify_signature": False})
+    return token, claims_of(token)
 
 
 async def settings_for(live: LiveService, **overrides: Any) -> VerifierSettings:
@@ -155,9 +155,8 @@ async def test_every_route_fails_closed_when_the_feed_is_unreachable(
 
 def test_the_example_uses_only_the_public_sdk() -> None:
     import ast
-    from pathlib import Path
-
     import importlib
+    from pathlib import Path
 
     source = Path(__file__).parents[2] / "examples" / "orders_service" / "app.py"
     for node in ast.walk(ast.parse(source.read_text())):

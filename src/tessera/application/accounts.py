@@ -42,7 +42,7 @@ class UserView:
 
     def as_json(self) -> dict[str, object]:
         u = self.user
-        return {"user_id": u.user_id, "username": u.username, "tenant": u.tenant_id,
+        return {"user_id": u.user_id, "username": u.username, "tenant_id": u.tenant_id,
                 "disabled": u.disabled, "deleted": u.deleted_at is not None,
                 "roles": sorted(self.roles), "active_sessions": self.active_sessions}
 
@@ -95,7 +95,7 @@ async def set_disabled(ctx: AdminContext, user: User, *, disabled: bool,
             ended = await _revoke_everywhere(ctx, tx, user, reason="user_disabled",
                                              actor=actor)
         tx.audit(events.USER_DISABLED if disabled else events.USER_ENABLED,
-                 subject=user.user_id, tenant=user.tenant_id, actor=actor, sessions=ended)
+                 user_id=user.user_id, tenant_id=user.tenant_id, actor=actor, sessions=ended)
     return ended
 
 
@@ -113,7 +113,7 @@ async def delete_user(ctx: AdminContext, user: User, *, actor: str) -> int:
         await tx.uow.recovery_codes.delete_for_user(user.user_id)
         await tx.uow.roles.revoke_all(user.user_id)
         await tx.uow.consents.delete_for_user(user.user_id)
-        tx.audit(events.USER_DELETED, subject=user.user_id, tenant=user.tenant_id,
+        tx.audit(events.USER_DELETED, user_id=user.user_id, tenant_id=user.tenant_id,
                  actor=actor, sessions=ended)
     return ended
 
@@ -137,7 +137,7 @@ async def set_password(ctx: AdminContext, user: User, password: str, *, actor: s
             tx, user_id=user.user_id, tenant_id=user.tenant_id, at=ctx.clock.now(),
             credential_type="password", change_type="update",
             initiator="user" if actor == user.user_id else "admin")
-        tx.audit(events.USER_PASSWORD_CHANGED, subject=user.user_id, tenant=user.tenant_id,
+        tx.audit(events.USER_PASSWORD_CHANGED, user_id=user.user_id, tenant_id=user.tenant_id,
                  actor=actor, sessions=ended)
     return ended
 
@@ -160,7 +160,7 @@ async def grant_role(ctx: AdminContext, user: User, role: str, *, actor: str) ->
             await signal_events.claims_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=ctx.clock.now(),
                 claims={"roles": sorted(await tx.uow.roles.of_user(user.user_id))})
-            tx.audit(events.ROLE_GRANTED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.ROLE_GRANTED, user_id=user.user_id, tenant_id=user.tenant_id,
                      role=role, actor=actor)
     return granted
 
@@ -178,6 +178,6 @@ async def revoke_role(ctx: AdminContext, user: User, role: str, *, actor: str) -
             await signal_events.claims_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=ctx.clock.now(),
                 claims={"roles": sorted(await tx.uow.roles.of_user(user.user_id))})
-            tx.audit(events.ROLE_REVOKED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.ROLE_REVOKED, user_id=user.user_id, tenant_id=user.tenant_id,
                      role=role, actor=actor)
     return removed

@@ -78,7 +78,7 @@ async def register_tenant(tx: Transaction, tenant_id: str, *, at: float,
         raise AdminError("a tenant id is 1 to 64 characters")
     created = await tx.uow.tenants.add(Tenant(tenant_id, name or tenant_id, at))
     if created:
-        tx.audit(events.TENANT_CREATED, tenant=tenant_id, actor=actor)
+        tx.audit(events.TENANT_CREATED, tenant_id=tenant_id, actor=actor)
     return created
 
 
@@ -115,7 +115,7 @@ async def set_backchannel_logout(ctx: AdminContext, client_id: str, uri: str | N
         target = backchannel_logout(ctx, uri, session_required, client.grant_types)
         await tx.uow.signals.set_logout(client_id, None if target is None else replace(
             target, client_id=client_id))
-        tx.audit(events.CLIENT_UPDATED, client=client_id, backchannel_logout_uri=uri,
+        tx.audit(events.CLIENT_UPDATED, client_id=client_id, backchannel_logout_uri=uri,
                  actor=actor)
 
 
@@ -179,9 +179,9 @@ async def create_client(ctx: AdminContext, *, name: str, grants: Iterable[str],
         if logout is not None:
             await tx.uow.signals.set_logout(client.client_id, replace(
                 logout, client_id=client.client_id))
-        tx.audit(events.CLIENT_CREATED, client=client.client_id, name=name,
+        tx.audit(events.CLIENT_CREATED, client_id=client.client_id, name=name,
                  grants=sorted(grant_set), public=public, third_party=third_party,
-                 tenant=tenant_id or DEFAULT_TENANT,
+                 tenant_id=tenant_id or DEFAULT_TENANT,
                  auth_method=client.token_endpoint_auth_method,
                  access_token_format=client.access_token_format)
     return client, secret
@@ -199,7 +199,7 @@ async def create_user(ctx: AdminContext, *, username: str, password: str,
     async with transaction(ctx.store, ctx.audit) as tx:
         await register_tenant(tx, tenant_id, at=user.created_at)
         await tx.uow.users.add(user)
-        tx.audit(events.USER_CREATED, subject=user.user_id, tenant=tenant_id)
+        tx.audit(events.USER_CREATED, user_id=user.user_id, tenant_id=tenant_id)
     return user
 
 
@@ -249,7 +249,7 @@ async def revoke_family(ctx: AdminContext, family_id: str, *, reason: str,
                                              token_ttl=ctx.token_ttl):
             return False
         tx.audit(events.TOKEN_REVOKED, family_id=family_id, sid=family.sid,
-                 subject=family.user_id, tenant=family.tenant_id, client=family.client_id,
+                 user_id=family.user_id, tenant_id=family.tenant_id, client_id=family.client_id,
                  token_type="refresh_token", reason=reason, actor=actor)
     return True
 
@@ -290,7 +290,7 @@ async def revoke_tenant(ctx: AdminContext, tenant_id: str, *, reason: str, actor
             RevocationKind.TENANT_REVOKED, tenant_id, now,
             expires_at=now + ttl + lifecycle.VERIFIER_LEEWAY,
             data={"before": now, "reason": reason}))
-        tx.audit(events.TENANT_REVOKED, tenant=tenant_id, sessions=len(active),
+        tx.audit(events.TENANT_REVOKED, tenant_id=tenant_id, sessions=len(active),
                  reason=reason, actor=actor)
     return await revoke_sessions(ctx, [s.sid for s in active], reason=reason,
                                  actor=actor, batch=batch, progress=progress)

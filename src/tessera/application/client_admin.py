@@ -49,7 +49,7 @@ async def set_disabled(ctx: AdminContext, client_id: str, *, disabled: bool,
                                                   reason="client_disabled",
                                                   token_ttl=_ttl(ctx))
         tx.audit(events.CLIENT_DISABLED if disabled else events.CLIENT_ENABLED,
-                 client=client_id, tenant=client.tenant_id, actor=actor, families=ended)
+                 client_id=client_id, tenant_id=client.tenant_id, actor=actor, families=ended)
     ctx.clients.forget(client_id)
     return ended
 
@@ -63,7 +63,7 @@ async def delete_client(ctx: AdminContext, client_id: str, *, actor: str = "cli"
                                               token_ttl=_ttl(ctx))
         await tx.uow.consents.delete_for_client(client_id)
         await tx.uow.clients.delete(client_id)
-        tx.audit(events.CLIENT_DELETED, client=client_id, tenant=client.tenant_id,
+        tx.audit(events.CLIENT_DELETED, client_id=client_id, tenant_id=client.tenant_id,
                  actor=actor, families=ended)
     ctx.clients.forget(client_id)
     return ended
@@ -84,7 +84,7 @@ async def rotate_secret(ctx: AdminContext, client_id: str, *, actor: str = "cli"
         await lifecycle.revoke_client(tx, client_id, at=ctx.clock.now(),
                                       reason="secret_rotated", token_ttl=_ttl(ctx),
                                       families=False)
-        tx.audit(events.CLIENT_SECRET_ROTATED, client=client_id, tenant=client.tenant_id,
+        tx.audit(events.CLIENT_SECRET_ROTATED, client_id=client_id, tenant_id=client.tenant_id,
                  actor=actor)
     ctx.clients.forget(client_id)
     return secret

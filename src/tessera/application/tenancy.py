@@ -60,7 +60,7 @@ async def suspend_tenant(ctx: AdminContext, tenant_id: str, *, actor: str = "cli
     await _get(ctx, tenant_id)
     async with transaction(ctx.store, ctx.audit) as tx:
         if await tx.uow.tenants.set_suspended(tenant_id, ctx.clock.now()):
-            tx.audit(events.TENANT_SUSPENDED, tenant=tenant_id, actor=actor, reason=reason)
+            tx.audit(events.TENANT_SUSPENDED, tenant_id=tenant_id, actor=actor, reason=reason)
     ctx.tenants.forget(tenant_id)
     return await admin.revoke_tenant(ctx, tenant_id, reason=reason, actor=actor,
                                      progress=progress)
@@ -72,6 +72,6 @@ async def resume_tenant(ctx: AdminContext, tenant_id: str, *, actor: str = "cli"
     async with transaction(ctx.store, ctx.audit) as tx:
         resumed = await tx.uow.tenants.set_suspended(tenant_id, None)
         if resumed:
-            tx.audit(events.TENANT_RESUMED, tenant=tenant_id, actor=actor)
+            tx.audit(events.TENANT_RESUMED, tenant_id=tenant_id, actor=actor)
     ctx.tenants.forget(tenant_id)
     return resumed

@@ -96,7 +96,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
                 "grant_types": sorted(client.grant_types), "scope": " ".join(
                     sorted(client.scopes)), "audiences": list(client.audiences),
                 "redirect_uris": list(client.redirect_uris), "public": client.public,
-                "tenant": client_tenant(client), "third_party": client.third_party,
+                "tenant_id": client_tenant(client), "third_party": client.third_party,
                 "subject_audiences": list(client.subject_audiences),
                 "token_endpoint_auth_method": client.token_endpoint_auth_method,
                 "access_token_format": client.access_token_format,
@@ -110,7 +110,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
 
 
 @clients.command("backchannel-logout")
-@click.argument("client_id")
+@identifier("client_id", metavar="CLIENT_ID")
 @click.option("--backchannel-logout-uri", default=None, metavar="URI",
               help="Where logout tokens are posted; omit to remove the registration.")
 @click.option("--backchannel-logout-session-required", is_flag=True)
@@ -139,7 +139,7 @@ def list_clients() -> None:
         async with identity.store.unit_of_work(read_only=True) as uow:
             found = await uow.clients.all()
         return [{"client_id": c.client_id, "name": c.name, "public": c.public,
-                 "grant_types": sorted(c.grant_types), "tenant": client_tenant(c),
+                 "grant_types": sorted(c.grant_types), "tenant_id": client_tenant(c),
                  "disabled": c.disabled, "third_party": c.third_party,
                  "token_endpoint_auth_method": c.token_endpoint_auth_method,
                  "access_token_format": c.access_token_format} for c in found]

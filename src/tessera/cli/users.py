@@ -39,7 +39,7 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
     async def work(identity: Identity) -> dict[str, str]:
         user = await admin.create_user(identity.admin, username=username, password=password,
                                        tenant_id=tenant)
-        return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
+        return {"user_id": user.user_id, "username": user.username, "tenant_id": user.tenant_id}
 
     try:
         echo_json(run_with_identity(work))
@@ -84,7 +84,7 @@ def list_users(tenant: str | None, limit: int) -> None:
             found = [u for u in await uow.users.search(tenant_id=tenant, limit=limit)
                      if u.deleted_at is None]
             roles = await uow.roles.of_users([u.user_id for u in found])
-        return [{"user_id": u.user_id, "username": u.username, "tenant": u.tenant_id,
+        return [{"user_id": u.user_id, "username": u.username, "tenant_id": u.tenant_id,
                  "disabled": u.disabled, "roles": sorted(roles.get(u.user_id, ()))}
                 for u in found]
 
@@ -116,7 +116,7 @@ def _lifecycle(verb: str, help_text: str) -> None:
             else:
                 ended = await accounts.set_disabled(identity.admin, user,
                                                     disabled=verb == "disable", actor="cli")
-            return {"user_id": user.user_id, "username": username, "tenant": tenant,
+            return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                     "status": {"disable": "disabled", "enable": "active",
                                "delete": "deleted"}[verb],
                     "sessions_revoked": ended,
@@ -144,7 +144,7 @@ def set_password(username: str, password_stdin: bool, tenant: str) -> None:
     async def work(identity: Identity) -> dict[str, object]:
         user = await accounts.find_user(identity.admin, username, tenant)
         ended = await accounts.set_password(identity.admin, user, password, actor="cli")
-        return {"user_id": user.user_id, "username": username, "tenant": tenant,
+        return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                 "sessions_revoked": ended, "events": ["user.revoked"]}
 
     run_json(work)
@@ -164,7 +164,7 @@ def _role_command(verb: str, help_text: str) -> None:
             else:
                 changed = await accounts.revoke_role(identity.admin, user, role, actor="cli")
             view = await accounts.user_view(identity.admin, user)
-            return {"user_id": user.user_id, "username": username, "tenant": tenant,
+            return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                     "role": role, "changed": changed, "roles": sorted(view.roles)}
 
         run_json(work)

@@ -157,7 +157,7 @@ class ConsoleGate:
         user = await self._id.login.authenticate(tenant, username, password,
                                                  client_host=client_host)
         if await self.reach(user) is None:
-            await self._id.audit.record(events.LOGIN_FAILED, tenant=tenant,
+            await self._id.audit.record(events.LOGIN_FAILED, tenant_id=tenant,
                                         username_hash=token_hash(username),
                                         reason="console_not_admin")
             raise NotAnAdmin(username)

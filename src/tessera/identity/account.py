@@ -194,7 +194,7 @@ class AccountEndpoints:
                 auth_time=self._id.clock.now())
             if session is not None:
                 tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
-                         subject=session.user_id, tenant=session.tenant_id, acr=session.acr,
+                         user_id=session.user_id, tenant_id=session.tenant_id, acr=session.acr,
                          amr=list(session.amr), previous_acr=who.session.acr)
         if session is None:
             return self._reauth_page(request, who, status=401, error="Your session ended.")
@@ -253,8 +253,8 @@ class AccountEndpoints:
         async with transaction(self._id.store, self._id.audit) as tx:
             await tx.uow.factors.delete(who.user.user_id, TOTP)
             await tx.uow.recovery_codes.delete_for_user(who.user.user_id)
-            tx.audit(events.FACTOR_DISABLED, subject=who.user.user_id,
-                     tenant=who.user.tenant_id, kind=TOTP, actor=who.user.user_id)
+            tx.audit(events.FACTOR_DISABLED, user_id=who.user.user_id,
+                     tenant_id=who.user.tenant_id, kind=TOTP, actor=who.user.user_id)
             await signal_events.credential_changed(
                 tx, user_id=who.user.user_id, tenant_id=who.user.tenant_id,
                 at=self._id.clock.now(), credential_type="app", change_type="delete")

@@ -254,8 +254,8 @@ class DevicePage:
             client_address=code.client_address, commit_if=record)
         if session is None:
             return False
-        await self._id.audit.record(events.DEVICE_CODE_APPROVED, client=code.client_id,
-                                    subject=who.user.user_id, tenant=code.tenant_id,
+        await self._id.audit.record(events.DEVICE_CODE_APPROVED, client_id=code.client_id,
+                                    user_id=who.user.user_id, tenant_id=code.tenant_id,
                                     sid=session.sid, scopes=format_scope(code.scope),
                                     token_hash=code.device_code_hash)
         return True
@@ -266,7 +266,7 @@ class DevicePage:
                 token_hash(user_code), approve=False, user_id=who.user.user_id, sid=None,
                 at=self._id.clock.now())
             if denied:
-                tx.audit(events.DEVICE_CODE_DENIED, client=code.client_id,
-                         subject=who.user.user_id, tenant=code.tenant_id,
+                tx.audit(events.DEVICE_CODE_DENIED, client_id=code.client_id,
+                         user_id=who.user.user_id, tenant_id=code.tenant_id,
                          token_hash=code.device_code_hash)
         return denied

@@ -92,7 +92,7 @@ async def set_session_policy(identity: Identity, tenant_id: str, *,
             else None if on_limit == DEFAULT else on_limit,
             updated_at=identity.clock.now())
         await tx.uow.session_policies.put(policy)
-        tx.audit(events.SESSION_POLICY_CHANGED, tenant=tenant_id, actor=actor,
+        tx.audit(events.SESSION_POLICY_CHANGED, tenant_id=tenant_id, actor=actor,
                  idle_timeout=policy.idle_timeout, absolute_timeout=policy.absolute_timeout,
                  max_sessions=policy.max_sessions, on_limit=policy.on_limit)
     return policy_json(policy, policy.over(bounds.defaults))

@@ -192,8 +192,8 @@ class Federation:
                 bumped = await lifecycle.bump_user_version(
                     tx, user.user_id, at=now, reason="upstream_claims_changed",
                     token_ttl=self._token_ttl, actor=f"idp:{provider.name}")
-                tx.audit(events.FEDERATION_PROFILE_CHANGED, subject=user.user_id,
-                         tenant=user.tenant_id, idp=provider.name, sessions=bumped)
+                tx.audit(events.FEDERATION_PROFILE_CHANGED, user_id=user.user_id,
+                         tenant_id=user.tenant_id, idp=provider.name, sessions=bumped)
         return LoginResult(user=user, profile=profile, upstream_sid=upstream_sid)
 
     async def _link_or_provision(self, tx: Transaction, provider: IdentityProvider,
@@ -215,13 +215,13 @@ class Federation:
                         tenant_id=provider.tenant_id, password_hash=FEDERATED_PASSWORD,
                         created_at=now)
             await tx.uow.users.add(user)
-            tx.audit(events.USER_CREATED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.USER_CREATED, user_id=user.user_id, tenant_id=user.tenant_id,
                      idp=provider.name)
         await tx.uow.federation.link(ExternalIdentity(
             idp_id=provider.idp_id, subject=profile.subject, user_id=user.user_id,
             profile=profile.claims(), profile_hash=profile.fingerprint(),
             linked_by=linked_by, created_at=now, updated_at=now))
-        tx.audit(events.FEDERATION_LINKED, subject=user.user_id, tenant=user.tenant_id,
+        tx.audit(events.FEDERATION_LINKED, user_id=user.user_id, tenant_id=user.tenant_id,
                  idp=provider.name, linked_by=linked_by)
         return user
 
@@ -234,12 +234,12 @@ class Federation:
         for role in sorted(wanted):
             if await tx.uow.roles.grant(user.user_id, role, at=now, by=f"idp:{provider.name}"):
                 changed = True
-                tx.audit(events.ROLE_GRANTED, subject=user.user_id, tenant=user.tenant_id,
+                tx.audit(events.ROLE_GRANTED, user_id=user.user_id, tenant_id=user.tenant_id,
                          role=role, actor=f"idp:{provider.name}")
         for role in sorted(previous - wanted):
             if await tx.uow.roles.revoke(user.user_id, role):
                 changed = True
-                tx.audit(events.ROLE_REVOKED, subject=user.user_id, tenant=user.tenant_id,
+                tx.audit(events.ROLE_REVOKED, user_id=user.user_id, tenant_id=user.tenant_id,
                          role=role, actor=f"idp:{provider.name}")
         return changed
 
@@ -254,8 +254,8 @@ class Federation:
                 idp_id=provider.idp_id, subject=subject, user_id=user.user_id, profile={},
                 profile_hash="", linked_by="admin", created_at=now, updated_at=now))
             if done:
-                tx.audit(events.FEDERATION_LINKED, subject=user.user_id,
-                         tenant=user.tenant_id, idp=provider.name, linked_by="admin",
+                tx.audit(events.FEDERATION_LINKED, user_id=user.user_id,
+                         tenant_id=user.tenant_id, idp=provider.name, linked_by="admin",
                          actor=actor)
         return done
 
@@ -339,7 +339,7 @@ class Federation:
                 revoked += await lifecycle.revoke_session(
                     tx, sid, at=now, reason=reason, token_ttl=self._token_ttl,
                     actor=f"idp:{provider.name}")
-            tx.audit(events.FEDERATION_SESSION_ENDED, tenant=provider.tenant_id,
+            tx.audit(events.FEDERATION_SESSION_ENDED, tenant_id=provider.tenant_id,
                      idp=provider.name, reason=reason, sessions=revoked)
         return revoked
 

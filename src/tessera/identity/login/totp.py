@@ -103,7 +103,7 @@ class TotpService:
             if not await tx.uow.factors.confirm(
                     user.user_id, TOTP, step=step, at=self._clock.now()):
                 raise LoginFailed("There is no enrolment waiting for a code.")
-            tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.FACTOR_ENROLLED, user_id=user.user_id, tenant_id=user.tenant_id,
                      kind=TOTP, by="user")
             await signal_events.credential_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=self._clock.now(),
@@ -116,7 +116,7 @@ class TotpService:
         now = self._clock.now()
         async with transaction(self._store, self._audit) as tx:
             await tx.uow.factors.replace(self._sealed(user, secret, now, confirmed=True))
-            tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.FACTOR_ENROLLED, user_id=user.user_id, tenant_id=user.tenant_id,
                      kind=TOTP, by=actor)
             await signal_events.credential_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=now,
@@ -136,8 +136,8 @@ class TotpService:
             if not await self.recovery.use(user, code):
                 await self._fail(user, "bad_recovery_code",
                                  "That recovery code is not valid (or was used already).")
-            await self._audit.record(events.RECOVERY_CODE_USED, subject=user.user_id,
-                                     tenant=user.tenant_id)
+            await self._audit.record(events.RECOVERY_CODE_USED, user_id=user.user_id,
+                                     tenant_id=user.tenant_id)
             await self._throttle.clear(user.user_id)
             return
         step = self._matching_step(self._open(factor), code)
@@ -171,8 +171,8 @@ class TotpService:
 
     async def _fail(self, user: User, reason: str,
                     message: str = "That code is not right. Try the current one.") -> NoReturn:
-        await self._audit.record(events.LOGIN_FAILED, subject=user.user_id,
-                                 tenant=user.tenant_id, factor=TOTP, reason=reason)
+        await self._audit.record(events.LOGIN_FAILED, user_id=user.user_id,
+                                 tenant_id=user.tenant_id, factor=TOTP, reason=reason)
         raise LoginFailed(message)
 
     # sealing ------------------------------------------------------------------------------

@@ -47,8 +47,8 @@ async def revoke_subject(identity: Identity, user_id: str, *, actor: str,
         user = await tx.uow.users.get(user_id)
         ended = await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
                                             token_ttl=ttl, actor=actor)
-        tx.audit(events.USER_GLOBALLY_REVOKED, subject=user_id,
-                 tenant=user.tenant_id if user else None, actor=actor, sessions=ended,
+        tx.audit(events.USER_GLOBALLY_REVOKED, user_id=user_id,
+                 tenant_id=user.tenant_id if user else None, actor=actor, sessions=ended,
                  reason=reason)
     return ended
 

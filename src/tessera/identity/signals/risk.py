@@ -129,7 +129,7 @@ class RiskEngine:
                     family_id=None, address=address, user_agent=None))
                 self._count("failed_logins_many_accounts", "notify")
                 tx.audit(events.RISK_DETECTED, detection="failed_logins_many_accounts",
-                         action="notify", tenant=tenant_id, address=address,
+                         action="notify", tenant_id=tenant_id, address=address,
                          accounts=len(accounts))
 
     # -- detections ------------------------------------------------------------------------
@@ -172,8 +172,8 @@ class RiskEngine:
             family_id=family.family_id, address=address, user_agent=None))
         self._count(detection, action)
         tx.audit(events.RISK_DETECTED, detection=detection, action=action,
-                 family_id=family.family_id, sid=family.sid, subject=family.user_id,
-                 tenant=family.tenant_id, client=family.client_id, address=address, **detail)
+                 family_id=family.family_id, sid=family.sid, user_id=family.user_id,
+                 tenant_id=family.tenant_id, client_id=family.client_id, address=address, **detail)
         await signal_events.risk_changed(
             tx, user_id=family.user_id, tenant_id=family.tenant_id, at=now,
             reason=detection, level="HIGH" if action == "revoke" else "MEDIUM",

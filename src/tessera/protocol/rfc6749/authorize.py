@@ -188,8 +188,8 @@ class AuthorizationEndpoint:
     async def record_step_up(self, request: AuthorizationRequest, session: Session) -> None:
         """Audit that this session must authenticate more strongly for this request."""
         await self._audit.record(events.AUTH_STEP_UP_REQUIRED, sid=session.sid,
-                                 subject=session.user_id, tenant=session.tenant_id,
-                                 client=request.client.client_id, acr=session.acr,
+                                 user_id=session.user_id, tenant_id=session.tenant_id,
+                                 client_id=request.client.client_id, acr=session.acr,
                                  required_acr=request.required_acr)
 
     def unmet_requirements(self, request: AuthorizationRequest) -> str:
@@ -238,8 +238,8 @@ class AuthorizationEndpoint:
                 await check_user(tx.uow, session.user_id,
                                  tenant_id=client_tenant(request.client))
             except NotInGoodStanding as exc:
-                tx.audit(events.LOGIN_FAILED, client=request.client.client_id,
-                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id,
+                tx.audit(events.LOGIN_FAILED, client_id=request.client.client_id,
+                         sid=session.sid, user_id=session.user_id, tenant_id=session.tenant_id,
                          reason=exc.reason)
                 denied = self.access_denied(request, "the user may not sign in here")
             else:
@@ -251,8 +251,8 @@ class AuthorizationEndpoint:
                     redirect_uri=request.redirect_uri, scope=scope,
                     code_challenge=request.code_challenge, nonce=request.nonce,
                     expires_at=now + self._code_ttl))
-                tx.audit(events.CODE_ISSUED, client=request.client.client_id,
-                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id)
+                tx.audit(events.CODE_ISSUED, client_id=request.client.client_id,
+                         sid=session.sid, user_id=session.user_id, tenant_id=session.tenant_id)
         if denied is not None:
             raise RedirectError(denied)
         return self._redirect(request.redirect_uri, {"code": code, "state": request.state})

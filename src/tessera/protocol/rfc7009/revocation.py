@@ -111,7 +111,7 @@ class RevocationEndpoint:
             if await lifecycle.revoke_family(tx, family.family_id, at=self._clock.now(),
                                              reason="revoked_by_client",
                                              token_ttl=self._tokens.ttl):
-                tx.audit(events.TOKEN_REVOKED, client=client.client_id, token_hash=digest,
-                         family_id=family.family_id, sid=family.sid, subject=family.user_id,
+                tx.audit(events.TOKEN_REVOKED, client_id=client.client_id, token_hash=digest,
+                         family_id=family.family_id, sid=family.sid, user_id=family.user_id,
                          token_type="refresh_token")
         return True

@@ -90,8 +90,8 @@ class DeviceAuthorizationEndpoint:
                         tenant_id=client_tenant(client), scope=scope, audience=audience,
                         created_at=now, expires_at=now + self._code_ttl,
                         interval=self._interval, client_address=(address or "")[:64] or None))
-                    tx.audit(events.DEVICE_CODE_ISSUED, client=client.client_id,
-                             tenant=client_tenant(client), scopes=format_scope(scope),
+                    tx.audit(events.DEVICE_CODE_ISSUED, client_id=client.client_id,
+                             tenant_id=client_tenant(client), scopes=format_scope(scope),
                              token_hash=token_hash(device_code))
                 return device_code, user_code
             except StoreError:

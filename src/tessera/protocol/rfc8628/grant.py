@@ -151,8 +151,8 @@ class DeviceCodeGrant:
         if client.allows_grant(GRANT_REFRESH_TOKEN):
             refresh = await self._start_family(tx, session, client, claims, scope, now,
                                                jkt if client.public else None)
-        tx.audit(events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-                 subject=code.user_id, sid=session.sid, tenant=session.tenant_id,
+        tx.audit(events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+                 user_id=code.user_id, sid=session.sid, tenant_id=session.tenant_id,
                  jti=claims.jti, audience=list(aud), scopes=format_scope(scope), jkt=jkt)
         return _Issued(session, claims, refresh, scope)
 

@@ -109,8 +109,8 @@ class TokenExchangeGrant:
         )
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
-            tenant=claims.tenant_id, sid=claims.sid,
+            events.TOKEN_EXCHANGED, client_id=client.client_id, user_id=claims.sub,
+            tenant_id=claims.tenant_id, sid=claims.sid,
             subject_token_type=params.get("subject_token_type"),
             subject_token_hash=token_hash(subject_token), token_hash=token_hash(token),
             jti=claims.jti, audience=list(audiences), scopes=format_scope(scope),
@@ -166,8 +166,8 @@ class TokenExchangeGrant:
             amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
-            tenant=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
+            events.TOKEN_EXCHANGED, client_id=client.client_id, user_id=claims.sub,
+            tenant_id=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
             actor_token_hash=token_hash(actor_token), token_hash=token_hash(token),
             jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=admin,
             actor_sid_hash=token_hash(str(actor["sid"])), act_depth=_depth(act),

@@ -130,8 +130,8 @@ class Impersonation:
                 user_agent=f"impersonated by {admin}", actor_sid=actor_session.sid,
                 actor_jti=str(actor.get("jti") or "") or None)
             await tx.uow.sessions.add(session, browser_handle_hash=None)
-            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, subject=user_id,
-                     tenant=session.tenant_id, actor=admin,
-                     actor_sid_hash=token_hash(str(actor["sid"])), client=client_id,
+            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, user_id=user_id,
+                     tenant_id=session.tenant_id, actor=admin,
+                     actor_sid_hash=token_hash(str(actor["sid"])), client_id=client_id,
                      acr=session.acr, amr=list(amr))
         return session

@@ -96,8 +96,8 @@ class AuthorizationCodeGrant:
             if code.family_id is not None:
                 await lifecycle.revoke_family(tx, code.family_id, at=now, reason="code_reuse",
                                                token_ttl=self._tokens.ttl)
-            tx.audit(events.CODE_REUSE_DETECTED, client=client.client_id, sid=code.sid,
-                     subject=code.user_id, family_id=code.family_id)
+            tx.audit(events.CODE_REUSE_DETECTED, client_id=client.client_id, sid=code.sid,
+                     user_id=code.user_id, family_id=code.family_id)
             return None
         self._check_code(code, redirect_uri, params, now)
         session = await tx.uow.sessions.get(code.sid)
@@ -128,8 +128,8 @@ class AuthorizationCodeGrant:
             # confidential client's is already bound to its authentication.
             family_jkt = jkt if client.public else None
             refresh = await self._start_family(tx, code, session, claims, now, family_jkt)
-        tx.audit(events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-                 subject=code.user_id, sid=session.sid, tenant=session.tenant_id,
+        tx.audit(events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+                 user_id=code.user_id, sid=session.sid, tenant_id=session.tenant_id,
                  jti=claims.jti, audience=list(aud), scopes=format_scope(code.scope),
                  jkt=jkt)
         return _Redeemed(code, session, claims, refresh)

@@ -43,8 +43,8 @@ class ClientCredentialsGrant:
         )
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-            subject=client.client_id, tenant=claims.tenant_id, token_hash=token_hash(token),
+            events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+            tenant_id=claims.tenant_id, token_hash=token_hash(token),
             jti=claims.jti, audience=list(audience), scopes=format_scope(scope), jkt=jkt,
         )
         return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope,

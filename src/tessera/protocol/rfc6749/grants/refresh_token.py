@@ -149,7 +149,7 @@ class RefreshTokenGrant:
             if successor is None:
                 raise InvalidGrant("refresh token is invalid", detail="successor missing")
             scope = grant_scope(params, family.scope)
-            tx.audit(events.TOKEN_REFRESHED, client=client.client_id, subject=family.user_id,
+            tx.audit(events.TOKEN_REFRESHED, client_id=client.client_id, user_id=family.user_id,
                      sid=family.sid, family_id=family.family_id, token_hash=digest,
                      jti=successor.access_jti, replay=True)
             return _Issued(family, session, successor, successor_raw, scope)
@@ -158,9 +158,9 @@ class RefreshTokenGrant:
                                            token_ttl=self._tokens.ttl)
             await lifecycle.revoke_session(tx, family.sid, at=now, reason="refresh_reuse",
                                            token_ttl=self._tokens.ttl)
-            tx.audit(events.REFRESH_REUSE_DETECTED, client=client.client_id,
-                     subject=family.user_id, sid=family.sid, family_id=family.family_id,
-                     token_hash=digest, tenant=family.tenant_id)
+            tx.audit(events.REFRESH_REUSE_DETECTED, client_id=client.client_id,
+                     user_id=family.user_id, sid=family.sid, family_id=family.family_id,
+                     token_hash=digest, tenant_id=family.tenant_id)
             if self._risk is not None:
                 await self._risk.reused(tx, family, ctx)
             return None
@@ -230,8 +230,8 @@ class RefreshTokenGrant:
         )
         await tx.uow.refresh.add_token(successor)
         await tx.uow.sessions.touch(session.sid, now)
-        tx.audit(events.TOKEN_REFRESHED, client=family.client_id, subject=family.user_id,
-                 sid=family.sid, tenant=family.tenant_id, family_id=family.family_id,
+        tx.audit(events.TOKEN_REFRESHED, client_id=family.client_id, user_id=family.user_id,
+                 sid=family.sid, tenant_id=family.tenant_id, family_id=family.family_id,
                  token_hash=token.token_hash, new_token_hash=successor.token_hash,
                  jti=successor.access_jti, generation=successor.generation,
                  scopes=format_scope(scope), jkt=jkt)
