@@ -1,10 +1,13 @@
-"""The JWT attack corpus, first against ``KeyRing.verify`` (each attack gives its reason,
-for every supported algorithm), then against the real app: /userinfo, /admin/sessions,
-/introspect and /revoke refuse every forgery cleanly and keep serving."""
+"""The JWT attack corpus, first against the one RFC 9068 validator — called directly as the
+identity service does, and through the SDK's ``verify_access_token`` — (each attack gives
+its reason, for every supported algorithm), then against the real app: /userinfo,
+/admin/sessions, /introspect, /revoke and the token exchange refuse every forgery cleanly
+and keep serving."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,16 @@ import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.identity.compose import Identity
-from tessera.keys import KeyRing, KeyState, SigningKey, TokenInvalid, new_signing_key
+from tessera.keys import KeyRing, KeyState, SigningKey, new_signing_key
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import RevocationFacts, validate
+from tessera.verifier import (
+    Denied,
+    KeySet,
+    RevocationState,
+    VerificationPolicy,
+    verify_access_token,
+)
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
 from tests.vectors.jwt_attacks import ATTACKS, GARBAGE, Attack, Forge
@@ -25,7 +37,7 @@ LEEWAY = 30.0
 API = "https://api.example"
 
 
-# --- the key ring ---------------------------------------------------------------------
+# --- the validator, directly and inside the SDK ----------------------------------------
 
 @functools.cache
 def _key(alg: str) -> SigningKey:
@@ -36,38 +48,64 @@ def _ring_forge(alg: str) -> tuple[KeyRing, Forge]:
     key = _key(alg)
     claims = {"iss": ISSUER, "sub": "u-1", "aud": [API, ISSUER], "exp": int(NOW) + 300,
               "iat": int(NOW), "nbf": int(NOW), "jti": "j-1", "client_id": "c-1",
-              "scope": "openid api:read"}
+              "tid": "t-1", "scope": "openid api:read"}
     return KeyRing([key]), Forge(key.private_key, key.kid, alg, claims, NOW, LEEWAY)
 
 
-def _verify(ring: KeyRing, token: str, *, audience: str | None) -> dict[str, Any]:
-    return ring.verify(token, typ="at+jwt", issuer=ISSUER, audience=audience, now=NOW,
-                       leeway=LEEWAY)
+@dataclass(frozen=True)
+class _Expect:
+    issuer: str
+    audience: str | None
+    leeway: float
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
-def test_the_untouched_token_verifies(alg: str) -> None:
+def _validator(ring: KeyRing, token: str) -> str:
+    """``protocol.rfc9068.validator.validate`` as the identity service runs it."""
+    return validate(token, keys=ring.verification_keys, expect=_Expect(ISSUER, ISSUER, LEEWAY),
+                    revocation=RevocationFacts(), now=NOW).jti
+
+
+def _sdk(ring: KeyRing, token: str) -> str:
+    """The SDK's ``verify_access_token`` with keys from the ring's JWKS."""
+    return verify_access_token(token, keys=KeySet.from_jwks(ring.jwks()),
+                               policy=VerificationPolicy(issuer=ISSUER, audience=ISSUER,
+                                                         leeway=LEEWAY),
+                               revocation_state=RevocationState(), now=NOW).jti
+
+
+SIDES: dict[str, Callable[[KeyRing, str], str]] = {"validator": _validator, "sdk": _sdk}
+ALGS = ["RS256", "ES256", "EdDSA"]
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("alg", ALGS)
+def test_the_untouched_token_verifies(side: str, alg: str) -> None:
     """The control: without the attack, the same ingredients verify."""
     ring, forge = _ring_forge(alg)
-    assert _verify(ring, forge.sign(), audience=ISSUER)["jti"] == "j-1"
+    assert SIDES[side](ring, forge.sign()) == "j-1"
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("alg", ALGS)
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_key_ring_refuses_the_attack_with_its_reason(attack: Attack, alg: str) -> None:
+def test_the_validator_refuses_the_attack_with_its_reason(attack: Attack, alg: str,
+                                                          side: str) -> None:
     ring, forge = _ring_forge(alg)
     token = attack.build(forge)
-    with pytest.raises(TokenInvalid) as refused:
-        _verify(ring, token, audience=ISSUER if attack.audience_checked else None)
+    with pytest.raises(TokenRejected) as refused:
+        SIDES[side](ring, token)
     assert refused.value.reason == attack.reason, refused.value
+    if side == "sdk":
+        assert isinstance(refused.value, Denied)
 
 
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("token", GARBAGE)
-def test_key_ring_refuses_garbage_as_malformed_or_unknown(token: str) -> None:
+def test_the_validator_refuses_garbage_as_malformed_or_unknown(token: str, side: str) -> None:
     ring, _ = _ring_forge("ES256")
-    with pytest.raises(TokenInvalid) as refused:
-        _verify(ring, token, audience=None)
-    assert refused.value.reason in {"malformed", "unknown_kid", "bad_algorithm"}
+    with pytest.raises(TokenRejected) as refused:
+        SIDES[side](ring, token)
+    assert refused.value.reason in {"malformed", "unknown_kid", "bad_algorithm", "wrong_typ"}
 
 
 # --- the real app ---------------------------------------------------------------------

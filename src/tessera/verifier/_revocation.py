@@ -47,7 +47,9 @@ from typing import Any, Generic, TypeVar
 
 from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
-from tessera.verifier._errors import Denied, InvalidEvent, Reason
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import Grain, check_revocation
+from tessera.verifier._errors import Denied, InvalidEvent
 from tessera.verifier._token import VerifiedToken
 
 __all__ = ["EventKind", "RevocationState"]
@@ -164,6 +166,8 @@ class RevocationState:
             EventKind.TENANT_REVOKED: self._tenants,
             EventKind.CLIENT_REVOKED: self._clients,
         }
+        self._grains = {Grain.USER: self._users, Grain.TENANT: self._tenants,
+                         Grain.CLIENT: self._clients}
         self._expiries: dict[int, int] = {}
         self._cursor = 0
         self._freshness = Freshness()
@@ -205,29 +209,32 @@ class RevocationState:
         return True
 
     def check(self, token: VerifiedToken) -> None:
-        """Raise ``Denied`` if anything this state knows revokes ``token``."""
-        if token.jti in self._jtis.data:
-            raise Denied(Reason.TOKEN_REVOKED)
-        sid = token.sid
-        if sid is not None:
-            if sid in self._sids.data:
-                raise Denied(Reason.SESSION_REVOKED)
-            before = self._family_grants.data.get(f"{sid}\x00{token.client_id}")
-            if before is not None and token.iat <= before[0]:
-                raise Denied(Reason.FAMILY_REVOKED)
-            version = self._versions.data.get(sid)
-            if version is not None and token.sv is not None and token.sv < version[0]:
-                raise Denied(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version[0]}")
-        iat = token.iat
-        before = self._users.data.get(token.sub)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.USER_REVOKED)
-        before = self._tenants.data.get(token.tid)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.TENANT_REVOKED)
-        before = self._clients.data.get(token.client_id)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.CLIENT_REVOKED)
+        """Raise ``Denied`` if anything this state knows revokes ``token`` (the shared
+        rule, ``validator.check_revocation``, with this state as its source)."""
+        try:
+            check_revocation(token, self)
+        except TokenRejected as exc:
+            raise Denied.of(exc) from None
+
+    # -- RevocationSource (protocol.rfc9068.validator) ---------------------------------
+
+    def token_revoked(self, jti: str) -> bool:
+        return jti in self._jtis.data
+
+    def session_revoked(self, sid: str) -> bool:
+        return sid in self._sids.data
+
+    def session_version(self, sid: str) -> int | None:
+        version = self._versions.data.get(sid)
+        return None if version is None else version[0]
+
+    def family_revoked_before(self, sid: str, client_id: str) -> float | None:
+        before = self._family_grants.data.get(f"{sid}\x00{client_id}")
+        return None if before is None else before[0]
+
+    def revoked_before(self, grain: Grain, key: str) -> float | None:
+        before = self._grains[grain].data.get(key)
+        return None if before is None else before[0]
 
     # -- writing ---------------------------------------------------------------------
 

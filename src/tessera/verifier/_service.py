@@ -39,9 +39,7 @@ from tessera.core.clock import Clock, SystemClock
 from tessera.observability.tracing import record_decision
 from tessera.verifier._acks import AckReporter, default_verifier_id
 from tessera.verifier._claims import (
-    check_audience,
-    check_issuer,
-    check_lifetime,
+    check_claims,
     check_scopes,
     check_user_authentication,
 )
@@ -347,9 +345,7 @@ class VerifierService:
         answer = parse_claims(dict(claims), kid=local.kid, alg=local.alg)
         if answer.jti != local.jti:
             raise Denied(Reason.MALFORMED, "introspection answered about another token")
-        check_issuer(answer, policy)
-        check_audience(answer, policy)
-        check_lifetime(answer, policy, self.clock.now())
+        check_claims(answer, policy, self.clock.now())
         self.state.check(answer)
         check_scopes(answer, policy)
         check_user_authentication(answer, policy, self.clock.now())
