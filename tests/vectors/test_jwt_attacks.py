@@ -29,12 +29,15 @@ from tessera.verifier import (
 )
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
+from tests.unit.gateway import _support as gateway_support
 from tests.vectors.jwt_attacks import ATTACKS, GARBAGE, Attack, Forge
 from tests.vectors.responses import assert_no_leak, assert_oauth_error
 
 NOW = 1_800_000_000.0
 LEEWAY = 30.0
 API = "https://api.example"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 # --- the validator, directly and inside the SDK ----------------------------------------
@@ -296,3 +299,42 @@ async def test_oversized_tokens_are_refused_not_parsed(
                                            auth=scene.web.auth)  # type: ignore[arg-type]
         assert_oauth_error(response, 400, "invalid_request", secrets=(big,))
     assert (await _userinfo(tessera.http, scene.user_token)).status_code == 200
+
+
+async def test_token_exchange_refuses_every_forged_subject_token(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    """RFC 8693 §2.2.2: a forged subject token is ``invalid_grant``, never exchanged."""
+    scene = await _scene(tessera, identity, clock)
+    exchanger = await tessera.client(grants=(EXCHANGE,), scope="openid api:read",
+                                     audiences=("https://orders.internal",),
+                                     subject_audiences=(API, ISSUER))
+
+    async def exchange(token: str) -> httpx.Response:
+        return await tessera.token(exchanger, grant_type=EXCHANGE, subject_token=token,
+                                   subject_token_type=ACCESS_TOKEN_TYPE,
+                                   audience="https://orders.internal")
+
+    for attack in ATTACKS:
+        token = attack.build(scene.user)
+        if attack.audience_checked:
+            continue  # any audience the exchanger trusts is fine
+        assert_oauth_error(await exchange(token), 400, "invalid_grant", secrets=(token,))
+    for token in (*GARBAGE, scene.id_token):
+        assert_oauth_error(await exchange(token), 400, "invalid_grant", secrets=(token,))
+    assert (await exchange(scene.user.sign())).status_code == 200
+
+
+async def test_the_gateway_refuses_every_forgery() -> None:
+    """The edge gateway (forward-auth, the SDK inside) refuses what the validator does."""
+    forge = Forge(gateway_support._KEY, "ed-1", "EdDSA", gateway_support.claims(),
+                  gateway_support.NOW, 60.0)
+    async with gateway_support.gateway() as gw:
+        for attack in ATTACKS:
+            if attack.audience_checked:
+                continue  # the corpus' "wrong" audience is this gateway's own
+            token = attack.build(forge)
+            response = await gw.nginx("/orders/1", token=token)
+            assert response.status_code == 401, (attack.name, response.text)
+            assert response.json()["error"] == "invalid_token", attack.name
+            assert token not in response.text
+        assert (await gw.nginx("/orders/1", token=forge.sign())).status_code == 200
