@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tessera import jose
 from tessera.core.clock import FixedClock
 from tessera.identity.compose import key_manager_for
-from tessera import jose
 from tessera.keys import ring as key_ring
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
