@@ -4,7 +4,8 @@ Each ``Attack`` turns a *valid* token's ingredients (the real signing key, its `
 claims that verify) into a forged or abused token that must be refused, and names the
 ``Reason`` the one RFC 9068 validator (``tessera.protocol.rfc9068.validator``) gives — on
 its own, inside the SDK's ``verify_access_token`` and behind every endpoint. Built from
-real ingredients on purpose: every attack differs from an accepted token in exactly one way, so each can fail.
+real ingredients on purpose: every attack differs from an accepted token in exactly one
+way, so each can fail.
 
 ``GARBAGE`` is static: strings that are not JWTs at all.
 """
