@@ -6,8 +6,9 @@ PyJWT does the JOSE work: signing and verifying (its ``Algorithm`` objects: RSAS
 ECDSA with the raw r‖s form of RFC 7518 §3.4, Ed25519), JWK import and export, and the
 registered-claim checks of ``decode``. joserfc is used only where PyJWT has no equivalent:
 the RFC 7638 thumbprint of a JWK and the import of an arbitrary client JWK (``import_jwk``),
-and the verification of third-party JWTs against a whole JWKS (``decode_with_jwks``:
-federation, BFF, demo receivers).
+the verification of third-party JWTs against a whole JWKS with its claims registry
+(``JwkSet``, ``check_registered_claims``: federation, BFF, demo receivers), and the DPoP
+client key (``ProofKey``).
 
 The hot path (``verify``) is the signature check of a compact JWS with a ``VerificationKey``
 prepared once per key (algorithm object looked up, key parsed), a header read once per
@@ -34,16 +35,44 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jwt as joserfc_jwt
+from joserfc.errors import BadSignatureError, ClaimError, InvalidKeyIdError
 from joserfc.errors import JoseError as _JoserfcError
 from joserfc.jwk import JWKRegistry
 from joserfc.jwk import KeySet as _JoserfcKeySet
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-__all__ = ["ALGORITHMS", "Header", "JoseError", "PrivateKey", "PublicKey", "Signer",
-           "VerificationKey", "b64url", "b64url_decode", "check_alg", "decode",
-           "decode_with_jwks", "generate", "import_jwk", "jwk_thumbprint", "key_fits",
-           "load_private_pem", "load_public_jwk", "private_pem", "public_jwk", "read_header",
-           "sign", "unverified_claims", "unverified_header", "verify"]
+__all__ = [
+    "ALGORITHMS",
+    "Header",
+    "JoseError",
+    "JwkSet",
+    "PrivateKey",
+    "ProofKey",
+    "PublicKey",
+    "Signer",
+    "VerificationKey",
+    "b64url",
+    "b64url_decode",
+    "check_alg",
+    "check_registered_claims",
+    "check_times",
+    "decode",
+    "generate",
+    "import_jwk",
+    "jwk_thumbprint",
+    "key_fits",
+    "load_jwk",
+    "load_private_pem",
+    "load_public_jwk",
+    "private_pem",
+    "public_jwk",
+    "read_header",
+    "sign",
+    "unverified_claims",
+    "unverified_header",
+    "verify",
+    "verify_jws",
+]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -408,17 +437,108 @@ def check_times(claims: Mapping[str, Any], *, now: float, leeway: float,
         raise JoseError("issued_in_future")
 
 
-def decode_with_jwks(token: str, jwks: Mapping[str, Any], *,
-                     algorithms: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims of a third party's JWT, its signature checked against the key
-    of its ``kid`` in ``jwks`` (joserfc, algorithms pinned). The claims' values are the
-    caller's to check. ``JoseError(bad_signature | malformed)`` otherwise."""
+class JwkSet:
+    """A third party's published keys (an upstream provider's, the identity service's as
+    a relying party sees them), imported once (joserfc, which picks the key by ``kid``
+    and type). ``JoseError(bad_key)`` when the document is not a usable JWK Set."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        try:
+            self._keys = _JoserfcKeySet.import_key_set(dict(document))  # type: ignore[arg-type]
+        except (_JoserfcError, ValueError, TypeError, KeyError) as exc:
+            raise JoseError("bad_key", f"not a usable JWK Set: {type(exc).__name__}") from None
+
+    def decode(self, token: str, *, algorithms: Iterable[str]) -> tuple[dict[str, Any],
+                                                                        dict[str, Any]]:
+        """Header and claims of a JWT signed by one of these keys with one of
+        ``algorithms`` (pinned). The claims' values are the caller's to check
+        (``check_registered_claims``). ``JoseError`` with reason ``unknown_kid`` (no key
+        of that ``kid``: the caller may refetch), ``bad_signature`` or ``malformed``."""
+        try:
+            decoded = joserfc_jwt.decode(token, self._keys, algorithms=list(algorithms))
+        except InvalidKeyIdError:
+            raise JoseError("unknown_kid") from None
+        except BadSignatureError as exc:
+            raise JoseError("bad_signature", exc.error) from None
+        except _JoserfcError as exc:
+            raise JoseError("malformed", exc.error) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise JoseError("malformed", type(exc).__name__) from None
+        return dict(decoded.header), dict(decoded.claims)
+
+
+def check_registered_claims(claims: Mapping[str, Any], *, now: float, leeway: float,
+                            **requirements: Mapping[str, Any]) -> None:
+    """RFC 7519 registered claims (and any other named): ``exp``/``nbf``/``iat`` against
+    ``now`` with ``leeway``, and per claim ``{"essential": True, "value": …}`` (joserfc's
+    claims registry). ``JoseError("claims", "<claim>: <why>")`` when one fails."""
+    registry = joserfc_jwt.JWTClaimsRegistry(now=int(now), leeway=int(leeway),
+                                             **requirements)  # type: ignore[arg-type]
     try:
-        key_set = _JoserfcKeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
-        decoded = joserfc_jwt.decode(token, key_set, algorithms=list(algorithms))
+        registry.validate(dict(claims))
+    except ClaimError as exc:
+        raise JoseError("claims", f"{exc.claim}: {exc.description or exc.error}") from None
     except _JoserfcError as exc:
-        reason = "bad_signature" if "signature" in exc.error else "malformed"
-        raise JoseError(reason, exc.error) from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise JoseError("malformed", type(exc).__name__) from None
-    return dict(decoded.header), dict(decoded.claims)
+        raise JoseError("claims", exc.description or exc.error) from None
+
+
+def load_jwk(jwk: Mapping[str, Any], *, alg: str | None = None) -> Any:
+    """The key object of any JWK PyJWT supports (a client's registered keys: RS256,
+    PS256, ES256, EdDSA …), for ``alg`` when given. ``JoseError(bad_key)`` otherwise."""
+    try:
+        return jwt.PyJWK(dict(jwk), algorithm=alg).key
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise JoseError("bad_key", str(exc)) from None
+
+
+def verify_jws(token: str, key: Any, *, alg: str) -> dict[str, Any]:
+    """The claims of a JWT whose signature ``key`` makes with ``alg`` (pinned); the
+    claims' values are the caller's to check. ``JoseError(bad_signature | malformed)``."""
+    try:
+        return jwt.decode(token, key=key, algorithms=[alg], options={
+            "verify_aud": False, "verify_iss": False, "verify_exp": False,
+            "verify_nbf": False, "verify_iat": False, "verify_sub": False,
+            "verify_jti": False})
+    except jwt.InvalidSignatureError:
+        raise JoseError("bad_signature") from None
+    except jwt.PyJWTError as exc:
+        raise JoseError("malformed", str(exc)) from None
+
+
+class ProofKey:
+    """A client-held EC P-256 key that signs DPoP proofs (RFC 9449 §4.2), with its public
+    JWK and RFC 7638 thumbprint (joserfc: key generation, export, thumbprint)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: Any) -> None:
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> ProofKey:
+        from joserfc.jwk import ECKey
+
+        return cls(ECKey.generate_key("P-256"))
+
+    @classmethod
+    def import_jwk(cls, jwk: Mapping[str, Any]) -> ProofKey:
+        from joserfc.jwk import ECKey
+
+        return cls(ECKey.import_key(dict(jwk)))
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        return dict(self._key.as_dict(private=False))
+
+    def private_jwk(self) -> dict[str, Any]:
+        return dict(self._key.as_dict(private=True))
+
+    @property
+    def thumbprint(self) -> str:
+        return str(self._key.thumbprint())
+
+    def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
+        header = {"alg": "ES256", "typ": typ, "jwk": self.public_jwk}
+        return str(joserfc_jwt.encode(header, dict(claims), self._key, algorithms=["ES256"]))

@@ -37,8 +37,8 @@ from tessera.protocol.rfc9068.token import Reason, TokenRejected, VerifiedToken,
 __all__ = ["ACCEPTED_TYPS", "ALLOWED_ALGS", "MAX_TOKEN_LENGTH", "Expectations", "Grain",
            "KeyLookup", "RevocationFacts", "RevocationSource", "certificate_binding",
            "check_algorithm", "check_binding", "check_certificate_binding", "check_claims",
-           "check_dpop_binding", "check_revocation", "check_size", "check_typ", "select_key",
-           "validate", "verify_signature", "verify_signed"]
+           "check_dpop_binding", "check_possession", "check_revocation", "check_size",
+           "check_typ", "select_key", "validate", "verify_signature", "verify_signed"]
 
 MAX_TOKEN_LENGTH: Final = 8192
 """Longer strings are rejected before any parsing (bounds the work an attacker can cause)."""
@@ -209,18 +209,25 @@ def check_claims(token: VerifiedToken, expect: Expectations, now: float) -> None
         raise TokenRejected(Reason.NOT_YET_VALID, f"iat {token.iat}")
 
 
-def check_dpop_binding(bound: str | None, jkt: str | None) -> None:
-    """RFC 9449 §7 (and §5 for refresh families): a key-bound credential only with a
-    proof of that key, an unbound one only without a proof (a proof does not upgrade
-    a Bearer token). Constant-time comparison."""
-    if bound is None and jkt is None:
-        return
+def check_possession(bound: str | None, jkt: str | None) -> None:
+    """RFC 9449 §5, §7: a credential bound to a DPoP key (an access token's ``cnf.jkt``,
+    a refresh family's key) is used only with a proof of that key. Constant-time."""
     if bound is None:
-        raise TokenRejected(Reason.DPOP_BINDING, "a DPoP proof for an unbound token")
+        return
     if jkt is None:
-        raise TokenRejected(Reason.DPOP_BINDING, "a DPoP-bound token without a proof")
+        raise TokenRejected(Reason.DPOP_BINDING, "a DPoP-bound credential without a proof")
     if not hmac.compare_digest(bound.encode(), jkt.encode()):
-        raise TokenRejected(Reason.DPOP_BINDING, "the proof's key is not the token's")
+        raise TokenRejected(Reason.DPOP_BINDING, "the proof's key is not the credential's")
+
+
+def check_dpop_binding(bound: str | None, jkt: str | None) -> None:
+    """RFC 9449 §7.1 for an access token *presented* to a resource: ``check_possession``,
+    and an unbound token only without a proof (a proof does not upgrade a Bearer token).
+    Where a proof may bind what is issued next (refresh, token exchange), only
+    ``check_possession`` applies."""
+    if bound is None and jkt is not None:
+        raise TokenRejected(Reason.DPOP_BINDING, "a DPoP proof for an unbound token")
+    check_possession(bound, jkt)
 
 
 def certificate_binding(token: VerifiedToken) -> tuple[bool, str | None]:
