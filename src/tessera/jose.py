@@ -398,25 +398,25 @@ def decode(
                      "verify_exp": verify_exp and not clock_injected,
                      "verify_nbf": not clock_injected, "verify_iat": not clock_injected},
             audience=audience, issuer=issuer, leeway=leeway)
-    except jwt.InvalidAudienceError:
-        raise JoseError("wrong_audience") from None
-    except jwt.InvalidIssuerError:
-        raise JoseError("wrong_issuer") from None
-    except jwt.InvalidSignatureError:
-        raise JoseError("bad_signature") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise JoseError("missing_claim", str(exc)) from None
-    except jwt.InvalidAlgorithmError:
-        raise JoseError("bad_algorithm") from None
-    except jwt.ExpiredSignatureError:
-        raise JoseError("expired") from None
-    except jwt.ImmatureSignatureError:
-        raise JoseError("not_yet_valid") from None
     except jwt.PyJWTError as exc:
-        raise JoseError("malformed", str(exc)) from None
+        raise _refusal(exc) from None
     if now is not None:
         check_times(claims, now=now, leeway=leeway, verify_exp=verify_exp)
     return claims
+
+
+_PYJWT_REASONS: Final = (
+    (jwt.InvalidAudienceError, "wrong_audience"), (jwt.InvalidIssuerError, "wrong_issuer"),
+    (jwt.InvalidSignatureError, "bad_signature"), (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidAlgorithmError, "bad_algorithm"), (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+)
+
+
+def _refusal(exc: jwt.PyJWTError) -> JoseError:
+    """PyJWT's exception as a ``JoseError`` with this module's reason."""
+    reason = next((r for kind, r in _PYJWT_REASONS if isinstance(exc, kind)), "malformed")
+    return JoseError(reason, str(exc))
 
 
 def check_times(claims: Mapping[str, Any], *, now: float, leeway: float,
@@ -501,10 +501,8 @@ def verify_jws(token: str, key: Any, *, alg: str) -> dict[str, Any]:
             "verify_aud": False, "verify_iss": False, "verify_exp": False,
             "verify_nbf": False, "verify_iat": False, "verify_sub": False,
             "verify_jti": False})
-    except jwt.InvalidSignatureError:
-        raise JoseError("bad_signature") from None
     except jwt.PyJWTError as exc:
-        raise JoseError("malformed", str(exc)) from None
+        raise _refusal(exc) from None
 
 
 class ProofKey:
