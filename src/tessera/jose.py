@@ -99,11 +99,15 @@ def b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+
+
 def b64url_decode(segment: str) -> bytes:
-    """Strict base64url (RFC 7515 §2): no padding, no characters outside the alphabet."""
+    """base64url without padding (RFC 7515 §2), as PyJWT reads it; ``JoseError(malformed)``
+    when it is not ASCII or cannot be base64 (what a signature covers is the encoded
+    text, so a lenient decode of a signed segment cannot be abused)."""
     try:
-        raw = segment.encode("ascii")
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE) + b"==")
     except (UnicodeEncodeError, binascii.Error, ValueError):
         raise JoseError("malformed", "invalid base64url") from None
 

@@ -229,7 +229,10 @@ class RevocationState:
         return None if version is None else version[0]
 
     def family_revoked_before(self, sid: str, client_id: str) -> float | None:
-        before = self._family_grants.data.get(f"{sid}\x00{client_id}")
+        grants = self._family_grants.data
+        if not grants:
+            return None  # the common case, without building the key
+        before = grants.get(f"{sid}\x00{client_id}")
         return None if before is None else before[0]
 
     def revoked_before(self, grain: Grain, key: str) -> float | None:
