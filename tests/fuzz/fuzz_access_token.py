@@ -17,13 +17,8 @@ with atheris.instrument_imports(include=["tessera", "jwt"]):
     from tessera.keys import KeyRing, KeyState, new_signing_key
     from tessera.protocol.rfc9068.token import TokenRejected
     from tessera.protocol.rfc9068.validator import validate
-    from tessera.verifier import (
-        Denied,
-        KeySet,
-        RevocationState,
-        VerificationPolicy,
-        verify_access_token,
-    )
+    from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
+    from tessera.verifier.revocation import RevocationState
 
 from _harness import run, signed_variant
 

@@ -19,13 +19,8 @@ from tessera.identity.compose import Identity
 from tessera.keys import KeyRing, KeyState, SigningKey, new_signing_key
 from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.protocol.rfc9068.validator import RevocationFacts, validate
-from tessera.verifier import (
-    Denied,
-    KeySet,
-    RevocationState,
-    VerificationPolicy,
-    verify_access_token,
-)
+from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
+from tessera.verifier.revocation import RevocationState
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
 from tests.unit.gateway import _support as gateway_support

@@ -34,7 +34,7 @@ from tessera.core.freshness import Watermark
 from tessera.protocol.rfc9068.token import VerifiedToken
 from tessera.protocol.rfc9068.validator import check_revocation
 from tessera.store.ports import Store, StoreError
-from tessera.verifier import RevocationState
+from tessera.verifier.revocation import RevocationState
 
 __all__ = ["RevocationMirror"]
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from tessera import jose
 from tessera.protocol.rfc9068.validator import ALLOWED_ALGS
-from tessera.verifier._errors import InvalidJwks
+from tessera.verifier.errors import InvalidJwks
 
 __all__ = ["ALLOWED_ALGS", "KeySet", "PublicKey", "VerificationKey"]
 

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from tessera.protocol.rfc9068 import validator
 from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.protocol.rfc9068.validator import certificate_binding
-from tessera.verifier._errors import Denied
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied
 
 __all__ = ["bound_thumbprint", "certificate_thumbprint", "check_certificate_binding"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tessera.protocol.rfc9068 import token as _shared
 from tessera.protocol.rfc9068.token import TokenRejected, VerifiedToken
-from tessera.verifier._errors import Denied
+from tessera.verifier.errors import Denied
 
 __all__ = ["VerifiedToken", "parse_claims"]
 

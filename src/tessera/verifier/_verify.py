@@ -26,11 +26,11 @@ from tessera.protocol.rfc9068.validator import (
 )
 from tessera.verifier._cache import VerifiedTokenCache
 from tessera.verifier._claims import check_scopes, check_user_authentication
-from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._keyset import KeySet, VerificationKey
 from tessera.verifier._policy import VerificationPolicy
-from tessera.verifier._revocation import RevocationState
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["ACCEPTED_TYPS", "MAX_TOKEN_LENGTH", "verify_access_token"]
 
