@@ -13,7 +13,14 @@ from __future__ import annotations
 from tessera.core.revocation import RevocationKind
 from tessera.core.sessions import Session
 from tessera.protocol.rfc9068.token import VerifiedToken
-from tessera.protocol.rfc9068.validator import Grain, RevocationFacts
+from tessera.protocol.rfc9068.validator import (
+    NO_GRAINS,
+    NOTHING_KNOWN,
+    Grain,
+    GrainFacts,
+    RevocationFacts,
+    SessionFacts,
+)
 from tessera.store.ports import UnitOfWork
 
 __all__ = ["store_facts"]
@@ -28,21 +35,20 @@ async def store_facts(uow: UnitOfWork, token: VerifiedToken) -> tuple[Revocation
     a token without ``sid``, or when the session is gone)."""
     jti_revoked = await uow.revocations.is_token_revoked(token.jti)
     session = None
-    sid_revoked, sv, family_before = False, None, None
+    session_facts = NOTHING_KNOWN
     if token.sid is not None:
         session = await uow.sessions.get(token.sid)
-        sid_revoked = session is None or not session.active
-        if session is not None:
-            sv = session.sv
+        if session is None or not session.active:
+            session_facts = SessionFacts(revoked=True)
+        else:
             revoked = [f.revoked_at for f in await uow.refresh.families_for_session(token.sid)
                        if f.revoked_at is not None and f.client_id == token.client_id]
-            family_before = max(revoked, default=None)
+            session_facts = SessionFacts(False, max(revoked, default=None), session.sv)
     keys = {Grain.USER: token.sub, Grain.TENANT: token.tid, Grain.CLIENT: token.client_id}
-    before: dict[Grain, float] = {}
+    grain_facts = NO_GRAINS
     if await uow.revocations.revoked_before([(_KINDS[g], k) for g, k in keys.items()]) \
             is not None:  # rare: then find which grain it was, for the reason
-        for grain, key in keys.items():
-            at = await uow.revocations.revoked_before([(_KINDS[grain], key)])
-            if at is not None:
-                before[grain] = at
-    return RevocationFacts(jti_revoked, sid_revoked, sv, family_before, before), session
+        grain_facts = GrainFacts(*[
+            await uow.revocations.revoked_before([(_KINDS[grain], key)])
+            for grain, key in keys.items()])
+    return RevocationFacts(jti_revoked, session_facts, grain_facts), session

@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import orjson
 
 from tessera import jose
 from tessera.protocol.rfc9068.token import Reason, TokenRejected, VerifiedToken, parse_claims
 
-__all__ = ["ACCEPTED_TYPS", "ALLOWED_ALGS", "MAX_TOKEN_LENGTH", "Expectations", "Grain",
-           "KeyLookup", "RevocationFacts", "RevocationSource", "certificate_binding",
+__all__ = ["ACCEPTED_TYPS", "ALLOWED_ALGS", "MAX_TOKEN_LENGTH", "NOTHING_KNOWN", "NO_GRAINS",
+           "Expectations", "Grain", "GrainFacts", "KeyLookup", "RevocationFacts",
+           "RevocationSource", "SessionFacts", "certificate_binding",
            "check_algorithm", "check_binding", "check_certificate_binding", "check_claims",
            "check_dpop_binding", "check_possession", "check_revocation", "check_size",
            "check_typ", "select_key", "validate", "verify_signature", "verify_signed"]
@@ -74,18 +75,37 @@ class Grain(StrEnum):
     CLIENT = "client"
 
 
+class SessionFacts(NamedTuple):
+    """What a source knows about a session, for tokens issued to one client in it."""
+
+    revoked: bool = False
+    family_revoked_before: float | None = None
+    """When a refresh family of the session issued to the client was revoked, if one
+    was: access tokens carry no family id, so a revoked family ends what its session
+    issued to its client up to then (RFC 7009 §2.1)."""
+    version: int | None = None
+    """The session's current version, if known."""
+
+
+class GrainFacts(NamedTuple):
+    """Revoked-before moments of the token's user, tenant and client, where known."""
+
+    user: float | None = None
+    tenant: float | None = None
+    client: float | None = None
+
+
+NOTHING_KNOWN: Final = SessionFacts()
+NO_GRAINS: Final = GrainFacts()
+
+
 class RevocationSource(Protocol):
-    """Live state about tokens: the questions ``check_revocation`` asks."""
+    """Live state about tokens: the questions ``check_revocation`` asks (three calls on
+    the hot path; ``NOTHING_KNOWN``/``NO_GRAINS`` answer the common case)."""
 
     def token_revoked(self, jti: str) -> bool: ...
-    def session_revoked(self, sid: str) -> bool: ...
-    def session_version(self, sid: str) -> int | None:
-        """The session's current version, if known."""
-    def family_revoked_before(self, sid: str, client_id: str) -> float | None:
-        """When a refresh family of ``sid`` issued to ``client_id`` was revoked, if one
-        was: access tokens carry no family id, so a revoked family ends what its session
-        issued to its client up to then (RFC 7009 §2.1)."""
-    def revoked_before(self, grain: Grain, key: str) -> float | None: ...
+    def session(self, sid: str, client_id: str) -> SessionFacts: ...
+    def grains(self, user_id: str, tenant_id: str, client_id: str) -> GrainFacts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +114,17 @@ class RevocationFacts:
     (the store: one read-only unit of work, then the same rule as everywhere)."""
 
     jti_revoked: bool = False
-    sid_revoked: bool = False
-    sv: int | None = None
-    family_before: float | None = None
-    before: Mapping[Grain, float] = field(default_factory=dict)
+    session_facts: SessionFacts = NOTHING_KNOWN
+    grain_facts: GrainFacts = NO_GRAINS
 
     def token_revoked(self, jti: str) -> bool:
         return self.jti_revoked
 
-    def session_revoked(self, sid: str) -> bool:
-        return self.sid_revoked
+    def session(self, sid: str, client_id: str) -> SessionFacts:
+        return self.session_facts
 
-    def session_version(self, sid: str) -> int | None:
-        return self.sv
-
-    def family_revoked_before(self, sid: str, client_id: str) -> float | None:
-        return self.family_before
-
-    def revoked_before(self, grain: Grain, key: str) -> float | None:
-        return self.before.get(grain)
+    def grains(self, user_id: str, tenant_id: str, client_id: str) -> GrainFacts:
+        return self.grain_facts
 
 
 def validate(token: str, *, keys: KeyLookup, expect: Expectations, revocation: RevocationSource,
@@ -264,22 +276,24 @@ def check_revocation(token: VerifiedToken, source: RevocationSource) -> None:
     older session version; a user, tenant or client revoked at or after ``iat``."""
     if source.token_revoked(token.jti):
         raise TokenRejected(Reason.TOKEN_REVOKED)
-    sid, iat = token.sid, token.iat
+    iat, sid = token.iat, token.sid
     if sid is not None:
-        if source.session_revoked(sid):
-            raise TokenRejected(Reason.SESSION_REVOKED)
-        before = source.family_revoked_before(sid, token.client_id)
-        if before is not None and iat <= before:
-            raise TokenRejected(Reason.FAMILY_REVOKED)
-        version = source.session_version(sid)
-        if version is not None and token.sv is not None and token.sv < version:
-            raise TokenRejected(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version}")
-    before = source.revoked_before(Grain.USER, token.sub)
-    if before is not None and iat <= before:
+        session = source.session(sid, token.client_id)
+        if session is not NOTHING_KNOWN:
+            if session.revoked:
+                raise TokenRejected(Reason.SESSION_REVOKED)
+            before = session.family_revoked_before
+            if before is not None and iat <= before:
+                raise TokenRejected(Reason.FAMILY_REVOKED)
+            version = session.version
+            if version is not None and token.sv is not None and token.sv < version:
+                raise TokenRejected(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version}")
+    grains = source.grains(token.sub, token.tid, token.client_id)
+    if grains is NO_GRAINS:
+        return
+    if grains.user is not None and iat <= grains.user:
         raise TokenRejected(Reason.USER_REVOKED)
-    before = source.revoked_before(Grain.TENANT, token.tid)
-    if before is not None and iat <= before:
+    if grains.tenant is not None and iat <= grains.tenant:
         raise TokenRejected(Reason.TENANT_REVOKED)
-    before = source.revoked_before(Grain.CLIENT, token.client_id)
-    if before is not None and iat <= before:
+    if grains.client is not None and iat <= grains.client:
         raise TokenRejected(Reason.CLIENT_REVOKED)

@@ -48,7 +48,13 @@ from typing import Any, Generic, TypeVar
 from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
 from tessera.protocol.rfc9068.token import TokenRejected
-from tessera.protocol.rfc9068.validator import Grain, check_revocation
+from tessera.protocol.rfc9068.validator import (
+    NO_GRAINS,
+    NOTHING_KNOWN,
+    GrainFacts,
+    SessionFacts,
+    check_revocation,
+)
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier.errors import Denied, InvalidEvent
 
@@ -169,8 +175,6 @@ class RevocationState:
             EventKind.TENANT_REVOKED: self._tenants,
             EventKind.CLIENT_REVOKED: self._clients,
         }
-        self._grains = {Grain.USER: self._users, Grain.TENANT: self._tenants,
-                         Grain.CLIENT: self._clients}
         self._expiries: dict[int, int] = {}
         self._cursor = 0
         self._freshness = Freshness()
@@ -224,23 +228,25 @@ class RevocationState:
     def token_revoked(self, jti: str) -> bool:
         return jti in self._jtis.data
 
-    def session_revoked(self, sid: str) -> bool:
-        return sid in self._sids.data
-
-    def session_version(self, sid: str) -> int | None:
-        version = self._versions.data.get(sid)
-        return None if version is None else version[0]
-
-    def family_revoked_before(self, sid: str, client_id: str) -> float | None:
+    def session(self, sid: str, client_id: str) -> SessionFacts:
+        revoked = sid in self._sids.data
         grants = self._family_grants.data
-        if not grants:
-            return None  # the common case, without building the key
-        before = grants.get(f"{sid}\x00{client_id}")
-        return None if before is None else before[0]
+        family = grants.get(f"{sid}\x00{client_id}") if grants else None
+        version = self._versions.data.get(sid)
+        if not revoked and family is None and version is None:
+            return NOTHING_KNOWN
+        return SessionFacts(revoked, None if family is None else family[0],
+                            None if version is None else version[0])
 
-    def revoked_before(self, grain: Grain, key: str) -> float | None:
-        before = self._grains[grain].data.get(key)
-        return None if before is None else before[0]
+    def grains(self, user_id: str, tenant_id: str, client_id: str) -> GrainFacts:
+        user = self._users.data.get(user_id)
+        tenant = self._tenants.data.get(tenant_id)
+        client = self._clients.data.get(client_id)
+        if user is None and tenant is None and client is None:
+            return NO_GRAINS
+        return GrainFacts(None if user is None else user[0],
+                          None if tenant is None else tenant[0],
+                          None if client is None else client[0])
 
     # -- writing ---------------------------------------------------------------------
 
