@@ -59,7 +59,7 @@ ISSUER = "https://id.tessera.example"
 AUDIENCE = "orders"
 NOW = 1_800_000_000.0
 ALGS = ("EdDSA", "ES256", "RS256")
-SIZES = (1_000, 10_000, 100_000, 1_000_000)
+SIZES: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
 PROOFS = 1_500
 """Distinct proofs per algorithm, cycled (the replay cache is cleared at each wrap)."""
 HTU = "https://orders.example/orders"
