@@ -113,7 +113,7 @@ def parse_claims(claims: object, *, kid: str, alg: str) -> VerifiedToken:
     acr, amr, cnf, act = get("acr"), get("amr"), get("cnf"), get("act")
     if type(aud) is str:
         audience: tuple[str, ...] = (aud,)
-    elif type(aud) is list and aud and all(type(a) is str for a in aud):
+    elif type(aud) is list and aud and _all_str(aud):
         audience = tuple(aud)
     else:
         raise TokenRejected(Reason.MALFORMED, "aud missing or not a string or list of strings")
@@ -126,7 +126,7 @@ def parse_claims(claims: object, *, kid: str, alg: str) -> VerifiedToken:
         and type(scope) is str
         and ((sid is None and sv is None) or (type(sid) is str and sid and type(sv) is int))
         and (acr is None or (type(acr) is str and acr))
-        and (amr is None or (type(amr) is list and all(type(m) is str for m in amr)))
+        and (amr is None or (type(amr) is list and _all_str(amr)))
         and (cnf is None or (type(cnf) is dict and _optional_str(cnf.get("jkt"))))
         and (act is None or type(act) is dict)
     ):
@@ -138,6 +138,16 @@ def parse_claims(claims: object, *, kid: str, alg: str) -> VerifiedToken:
         MappingProxyType(act) if act is not None else None,
         MappingProxyType(claims),
     )
+
+
+def _all_str(values: list[Any]) -> bool:
+    """Every item a string (JSON decoders give exact ``str``). ``str.join`` checks that in
+    C: several times cheaper than ``all()`` over a generator, on every cold verify."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def _optional_str(value: object) -> bool:
