@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tessera.application.standing import NotInGoodStanding, check_tenant, check_user
 from tessera.core.clock import Clock
 from tessera.core.sessions import Session
 from tessera.protocol.clients import ClientDirectory
@@ -21,7 +22,6 @@ from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
 from tessera.protocol.rfc9068.revocation import store_facts
 from tessera.protocol.rfc9068.token import TokenRejected, VerifiedToken
 from tessera.protocol.rfc9068.validator import check_binding, check_revocation
-from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user
 from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AccessTokenState", "RevocationView", "TokenInactive"]

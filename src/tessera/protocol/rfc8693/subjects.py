@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
@@ -24,7 +25,6 @@ from tessera.keys import RingHolder, TokenInvalid
 from tessera.protocol.errors import InvalidGrant, InvalidRequest
 from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.protocol.rfc9068.validator import check_possession
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store
 
