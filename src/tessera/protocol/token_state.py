@@ -71,7 +71,7 @@ class AccessTokenState:
             if not any_binding:
                 check_binding(verified, jkt=jkt, x5t=x5t)
         except TokenRejected as exc:
-            raise TokenInactive(exc.reason) from None
+            raise TokenInactive(exc.reason.value) from None
         client = await self.clients.get(verified.client_id)
         if client is None or client.disabled:
             raise TokenInactive("client_disabled")
@@ -88,7 +88,7 @@ class AccessTokenState:
                 if session is not None:
                     await self._check_people(uow, session)
         except TokenRejected as exc:
-            raise TokenInactive(exc.reason) from None
+            raise TokenInactive(exc.reason.value) from None
         except NotInGoodStanding as exc:
             raise TokenInactive(exc.reason) from None
         return claims
