@@ -19,7 +19,6 @@ returns the new pair: never neither.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, replace
 
 from tessera.application import lifecycle
@@ -40,6 +39,8 @@ from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_possession
 from tessera.protocol.risk import RequestContext, RiskObserver, context_of
 from tessera.store.ports import Store
 
@@ -182,15 +183,16 @@ class RefreshTokenGrant:
     @staticmethod
     def _check_binding(family: RefreshFamily, jkt: str | None) -> None:
         """RFC 9449 §5: a family bound to a key is refreshed only with a proof of that key.
-        Refused before judging, so a thief without the key can neither use nor burn it."""
-        if family.jkt is None:
-            return
-        if jkt is None:
-            raise InvalidGrant("the refresh token is bound to a DPoP key: send a DPoP proof",
-                               detail="bound family, no proof")
-        if not hmac.compare_digest(jkt, family.jkt):
+        Refused before judging, so a thief without the key can neither use nor burn it.
+        The rule is the validator's (``check_possession``), as for access tokens."""
+        try:
+            check_possession(family.jkt, jkt)
+        except TokenRejected:
+            if jkt is None:
+                raise InvalidGrant("the refresh token is bound to a DPoP key: send a DPoP "
+                                   "proof", detail="bound family, no proof") from None
             raise InvalidGrant("the DPoP proof's key is not the refresh token's",
-                               detail="bound family, another key")
+                               detail="bound family, another key") from None
 
     @staticmethod
     async def _check_standing(tx: Transaction, family: RefreshFamily) -> RefreshFamily:
