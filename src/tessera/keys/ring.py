@@ -127,6 +127,8 @@ class KeyRing:
         self._signers = {alg: _jose.Signer(k.private_key, alg=alg, kid=k.kid)
                          for alg, k in self._actives.items()}
         self._jwks = {"keys": [k.public_jwk for k in self._keys.values() if k.state in _PUBLISHED]}
+        self._verified: dict[tuple[str, str | None, str, Any], dict[str, Any]] = {}
+        """Tokens this ring verified (signature, header, ``iss``, ``aud``): ``verify``."""
 
     @property
     def active(self) -> SigningKey:
@@ -166,7 +168,21 @@ class KeyRing:
         leeway: float,
         verify_exp: bool = True,
     ) -> dict[str, Any]:
-        """Verify a JWS we issued. Raises ``TokenInvalid``; never returns a failure value."""
+        """Verify a JWS we issued. Raises ``TokenInvalid``; never returns a failure value.
+
+        A token this ring verified before, with the same ``typ``, ``issuer`` and
+        ``audience``, is answered from memory: only its times are checked again (they
+        depend on ``now``), so a resource server introspecting the same token over and
+        over costs a dict lookup, not a signature check. Only successes are kept, keyed by
+        the exact token text (any other byte is a miss and a full check), at most
+        ``_VERIFIED_MAX`` of them (the oldest half is dropped when full), and the memory
+        belongs to this ring: a reload of the keys (rotation, retirement) starts empty."""
+        cache_key = (token, typ, issuer,
+                     tuple(audience) if isinstance(audience, list) else audience)
+        cached = self._verified.get(cache_key)
+        if cached is not None:
+            _jose._check_times(cached, now=now, leeway=leeway, verify_exp=verify_exp)
+            return dict(cached)
         header = _jose.unverified_header(token)
         kid = header.get("kid")
         if not isinstance(kid, str) or kid not in self._public:
@@ -176,8 +192,18 @@ class KeyRing:
             raise TokenInvalid("bad_algorithm")
         if typ is not None and str(header.get("typ", "")).lower() not in _typ_forms(typ):
             raise TokenInvalid("wrong_typ")
-        return _jose.decode(token, key, alg=alg, issuer=issuer, audience=audience,
-                            leeway=leeway, now=now, verify_exp=verify_exp)
+        claims = _jose.decode(token, key, alg=alg, issuer=issuer, audience=audience,
+                              leeway=leeway, now=now, verify_exp=verify_exp)
+        if len(token) <= _VERIFIED_TOKEN_MAX:
+            if len(self._verified) >= _VERIFIED_MAX:
+                for stale in list(self._verified)[:_VERIFIED_MAX // 2]:
+                    del self._verified[stale]
+            self._verified[cache_key] = dict(claims)
+        return claims
+
+
+_VERIFIED_MAX = 4096
+_VERIFIED_TOKEN_MAX = 8192
 
 
 def _typ_forms(typ: str) -> tuple[str, str]:
