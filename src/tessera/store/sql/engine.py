@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
+from tessera.store.ports import AuditRecord, StoreConflict, StoreError, UnitOfWork
+from tessera.store.sql.audit_writer import SqliteAuditWriter
 from tessera.store.sql.repos import SqlUnitOfWork
 
 __all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
@@ -105,6 +106,12 @@ class SqlStore:
         """PostgreSQL: the channel outbox commits notify (per schema); None on SQLite."""
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._busy_deadline = busy_deadline
+        database = engine.url.database if self._sqlite else None
+        self._audit_writer = (
+            SqliteAuditWriter(database, busy_deadline=busy_deadline)
+            if database and database != ":memory:" and not database.startswith("file:")
+            else None)
+        """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
 
     async def _begin(self, conn: AsyncConnection) -> None:
         """Start the transaction; on SQLite, wait out another process's write lock."""
@@ -235,7 +242,21 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {type(exc).__name__}") from exc
 
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Commit ``records`` to the audit table in one transaction: the audit log's
+        group commit (``AuditSink``). SQLite in a file: one thread hop for the whole
+        transaction (``SqliteAuditWriter``), behind this process's write lock; else a
+        unit of work (``SqlAuditRepo.append``)."""
+        if self._audit_writer is not None and self._write_lock is not None:
+            async with self._write_lock:
+                await asyncio.to_thread(self._audit_writer.write, records)
+            return
+        async with self.unit_of_work() as uow:
+            await uow.audit.append(records)
+
     async def close(self) -> None:
+        if self._audit_writer is not None:
+            self._audit_writer.close()
         await self.engine.dispose()
 
 
