@@ -80,8 +80,11 @@ class AuditLog:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if self._linger > 0 and self._queue.qsize() < self._max_batch:
-                # let concurrent requests join this commit: one transaction for many
+            if self._linger > 0 and 0 < self._queue.qsize() < self._max_batch:
+                # others are arriving: let them join this commit, one transaction for
+                # many. A lone event commits at once (the linger was a millisecond
+                # added to every request of an idle service); under load, events also
+                # gather by themselves while the previous batch commits.
                 await asyncio.sleep(self._linger)
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
