@@ -10,7 +10,8 @@ import contextlib
 
 import pytest
 
-from tessera.bus import InProcessBus, OutboxRelay
+from tessera.bus import InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.core.signals import SignalEvent
 from tessera.store.ports import AuditRecord
 from tessera.store.sql import SqlStore, create_store
