@@ -92,6 +92,9 @@ def _instrument() -> None:
     app_module.read_request = _timed("parse", app_module.read_request)  # type: ignore[attr-defined]
     app_module.send = _timed("response", app_module.send)  # type: ignore[attr-defined]
     http_module.send = app_module.send  # type: ignore[attr-defined]
+    # the protocol endpoints' hot path (ProtocolRoutes) reads and answers in plain ASGI
+    app_module.read_asgi = _timed("parse", app_module.read_asgi)  # type: ignore[attr-defined]
+    app_module.send_asgi = _timed("response", app_module.send_asgi)  # type: ignore[attr-defined]
     ClientAuthenticator.authenticate = _timed(  # type: ignore[method-assign]
         "client authentication", ClientAuthenticator.authenticate)
     AccessTokenIssuer.sign = _timed("signing", AccessTokenIssuer.sign)  # type: ignore[method-assign]

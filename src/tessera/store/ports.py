@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from tessera.core.clients import Client
 from tessera.core.consents import Consent
@@ -34,6 +34,7 @@ __all__ = [
     "AuditFilter",
     "AuditRecord",
     "AuditRepo",
+    "AuditSink",
     "ClientRepo",
     "CodeRepo",
     "Completion",
@@ -689,6 +690,15 @@ class UnitOfWork(Protocol):
     reference_tokens: ReferenceTokenRepo
     assertion_jtis: AssertionReplayRepo
     signals: SignalRepo
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """A store that commits audit batches by a path of its own, cheaper than a unit of
+    work (``SqlStore.append_audit``); ``AuditLog`` uses it when the store is one."""
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Commit ``records`` (chained) in one transaction."""
 
 
 class Store(Protocol):

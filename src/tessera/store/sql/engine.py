@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
+from tessera.store.ports import AuditRecord, StoreConflict, StoreError, UnitOfWork
+from tessera.store.sql.audit_writer import SqliteAuditWriter
 from tessera.store.sql.repos import SqlUnitOfWork
 
 __all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
@@ -105,6 +106,12 @@ class SqlStore:
         """PostgreSQL: the channel outbox commits notify (per schema); None on SQLite."""
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._busy_deadline = busy_deadline
+        database = engine.url.database if self._sqlite else None
+        self._audit_writer = (
+            SqliteAuditWriter(database, busy_deadline=busy_deadline)
+            if database and database != ":memory:" and not database.startswith("file:")
+            else None)
+        """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
 
     async def _begin(self, conn: AsyncConnection) -> None:
         """Start the transaction; on SQLite, wait out another process's write lock."""
@@ -129,12 +136,21 @@ class SqlStore:
 
     async def watch_files(self, listener: Callable[[], None], *,
                           interval: float = 0.01) -> None:
-        """SQLite in a file: call ``listener`` when the database or its WAL file changed
-        (size or modification time; any process's commit writes the WAL), checked every
-        ``interval`` s with ``os.stat``, so commits of other processes (the CLI, other
-        workers) wake the relays within ~``interval`` instead of their poll. A file
-        system with a coarse clock can hide a change; the relays keep polling for that.
-        Runs until cancelled; returns at once for PostgreSQL or an in-memory database."""
+        """SQLite in a file: call ``listener`` when another commit (any process: the
+        CLI, other workers) appended to the outbox tables — ``revocation_events`` or
+        ``signal_events`` — checked every ``interval`` s, so those commits wake the
+        relays within ~``interval`` instead of their poll.
+
+        Two steps, both cheap: ``os.stat`` of the database and WAL files (any commit
+        changes them), and only when they changed, one read of the two tables' heads on
+        a private read-only ``sqlite3`` connection in this thread (tens of µs, no thread
+        hop). Commits that touch neither table — the audit log's group commits, token
+        issuance — no longer wake every relay and the signal fan-out into their own
+        queries (they did, up to 100 times a second per worker, each wake-up costing
+        several reads). A head read that fails wakes the listener (never a missed
+        event). A file system with a coarse clock can hide a change; the relays keep
+        polling for that. Runs until cancelled; returns at once for PostgreSQL or an
+        in-memory database."""
         database = self.engine.url.database if self._sqlite else None
         if not database or database == ":memory:" or database.startswith("file:"):
             return
@@ -151,13 +167,21 @@ class SqlStore:
                     out.append((st.st_size, st.st_mtime_ns))
             return tuple(out)
 
-        seen = signature()
-        while True:
-            await asyncio.sleep(interval)
-            now = signature()
-            if now != seen:
+        heads = _OutboxHeads(database)
+        try:
+            seen, head = signature(), heads.read()
+            while True:
+                await asyncio.sleep(interval)
+                now = signature()
+                if now == seen:
+                    continue
                 seen = now
-                listener()
+                current = heads.read()
+                if current is None or current != head:
+                    head = current
+                    listener()
+        finally:
+            heads.close()
 
     async def listen_outbox(self, listener: Callable[[], None], *,
                             connected: Callable[[bool], None] | None = None,
@@ -218,7 +242,21 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {type(exc).__name__}") from exc
 
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Commit ``records`` to the audit table in one transaction: the audit log's
+        group commit (``AuditSink``). SQLite in a file: one thread hop for the whole
+        transaction (``SqliteAuditWriter``), behind this process's write lock; else a
+        unit of work (``SqlAuditRepo.append``)."""
+        if self._audit_writer is not None and self._write_lock is not None:
+            async with self._write_lock:
+                await asyncio.to_thread(self._audit_writer.write, records)
+            return
+        async with self.unit_of_work() as uow:
+            await uow.audit.append(records)
+
     async def close(self) -> None:
+        if self._audit_writer is not None:
+            self._audit_writer.close()
         await self.engine.dispose()
 
 
@@ -239,6 +277,35 @@ async def _listen_once(asyncpg: Any, dsn: str, channel: str, listener: Callable[
             connected(False)
         if not conn.is_closed():
             conn.terminate()
+
+
+class _OutboxHeads:
+    """The newest row ids of the outbox tables, read on a private read-only connection
+    (opened on first use, reopened after an error). ``read`` returns None when the read
+    failed (the caller then wakes its listeners: better an idle poll than a lost one)."""
+
+    _SQL = ("SELECT (SELECT max(seq) FROM revocation_events), "
+            "(SELECT max(id) FROM signal_events)")
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._conn: sqlite3.Connection | None = None
+
+    def read(self) -> tuple[Any, ...] | None:
+        try:
+            if self._conn is None:
+                uri = Path(self._database).resolve().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
+            row = self._conn.execute(self._SQL).fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return tuple(row) if row is not None else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def secure_sqlite_files(url: str) -> None:
