@@ -29,8 +29,9 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from tessera.store.ports import StoreConflict, StoreError, UnitOfWork
+from tessera.store.ports import RefreshRotations, StoreConflict, StoreError, UnitOfWork
 from tessera.store.sql.repos import SqlUnitOfWork
+from tessera.store.sql.rotations import PostgresRefreshRotations, SqliteRefreshRotations
 
 __all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
 
@@ -191,6 +192,25 @@ class SqlStore:
         else:
             async with self._unit(read_only=read_only) as uow:
                 yield uow
+
+    @asynccontextmanager
+    async def refresh_rotations(self) -> AsyncIterator[RefreshRotations]:
+        """PostgreSQL: one pooled connection in autocommit mode (no BEGIN/COMMIT round
+        trips; each call is one statement and its own transaction). SQLite: units of
+        work of this store (which map errors themselves)."""
+        try:
+            if self._sqlite:
+                yield SqliteRefreshRotations(self.unit_of_work)
+                return
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield PostgresRefreshRotations(conn)
+        except DBAPIError as exc:
+            raise _driver_error(exc) from exc
+        except (OSError, TimeoutError) as exc:
+            raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {type(exc).__name__}") from exc
 
     @asynccontextmanager
     async def _unit(self, *, read_only: bool) -> AsyncIterator[UnitOfWork]:
