@@ -20,8 +20,8 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,21 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from tessera.store.ports import RefreshRotations, StoreConflict, StoreError, UnitOfWork
+from tessera.store.ports import (
+    RefreshRotation,
+    RefreshRotations,
+    StoreConflict,
+    StoreError,
+    UnitOfWork,
+)
+from tessera.store.sql.group_commit import GroupCommit
 from tessera.store.sql.repos import SqlUnitOfWork
-from tessera.store.sql.rotations import PostgresRefreshRotations, SqliteRefreshRotations
+from tessera.store.sql.rotations import (
+    PostgresRefreshRotations,
+    SqliteRefreshRotations,
+    rotate_many,
+    rotate_many_in,
+)
 
 __all__ = ["SqlStore", "async_url", "create_store", "secure_sqlite_files"]
 
@@ -88,6 +100,19 @@ def _driver_error(exc: DBAPIError) -> StoreError:
     return StoreError(f"database error: {type(exc).__name__}")
 
 
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Driver and connection failures as ``StoreError`` (the port's promise)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise _driver_error(exc) from exc
+    except (OSError, TimeoutError) as exc:
+        raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database error: {type(exc).__name__}") from exc
+
+
 def _is_busy(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -105,6 +130,8 @@ class SqlStore:
             f"tessera_outbox_{schema}" if schema else "tessera_outbox")[:63]
         """PostgreSQL: the channel outbox commits notify (per schema); None on SQLite."""
         self._write_lock = asyncio.Lock() if self._sqlite else None
+        self.rotations: GroupCommit[RefreshRotation, bool] = GroupCommit(self._rotate_many)
+        """Refresh rotations of concurrent requests share one write transaction."""
         self._busy_deadline = busy_deadline
 
     async def _begin(self, conn: AsyncConnection) -> None:
@@ -195,26 +222,29 @@ class SqlStore:
 
     @asynccontextmanager
     async def refresh_rotations(self) -> AsyncIterator[RefreshRotations]:
-        """PostgreSQL: one pooled connection in autocommit mode (no BEGIN/COMMIT round
-        trips; each call is one statement and its own transaction). SQLite: units of
-        work of this store (which map errors themselves)."""
-        try:
+        """PostgreSQL: reads on one pooled connection in autocommit mode (no BEGIN/COMMIT
+        round trips: each read is one statement, its own transaction). SQLite: read-only
+        units of work. Writes of both go through ``rotations`` (group commit)."""
+        with _store_errors():
             if self._sqlite:
-                yield SqliteRefreshRotations(self.unit_of_work)
+                yield SqliteRefreshRotations(self.unit_of_work, self.rotations)
                 return
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield PostgresRefreshRotations(conn)
-        except DBAPIError as exc:
-            raise _driver_error(exc) from exc
-        except (OSError, TimeoutError) as exc:
-            raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {type(exc).__name__}") from exc
+                yield PostgresRefreshRotations(conn, self.rotations)
+
+    async def _rotate_many(self, batch: Sequence[RefreshRotation]) -> list[bool]:
+        if self._sqlite:
+            async with self.unit_of_work() as uow:
+                return await rotate_many_in(uow, batch)
+        with _store_errors():
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await rotate_many(conn, batch)
 
     @asynccontextmanager
     async def _unit(self, *, read_only: bool) -> AsyncIterator[UnitOfWork]:
-        try:
+        with _store_errors():
             async with self.engine.connect() as conn:
                 if read_only:
                     conn = await conn.execution_options(**{_READ_ONLY: True})
@@ -231,12 +261,6 @@ class SqlStore:
             if uow.outbox_appended:
                 for listener in self._outbox_listeners:
                     listener()
-        except DBAPIError as exc:
-            raise _driver_error(exc) from exc
-        except (OSError, TimeoutError) as exc:
-            raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         await self.engine.dispose()

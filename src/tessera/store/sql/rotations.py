@@ -16,6 +16,7 @@ issued one by one in one write transaction through the ordinary repositories.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
 from typing import Any
@@ -40,6 +41,7 @@ from tessera.store.ports import (
     UnitOfWork,
 )
 from tessera.store.sql.bounds import _policy
+from tessera.store.sql.group_commit import GroupCommit
 from tessera.store.sql.repos import _family, _refresh, _session, _user
 from tessera.store.sql.schema import (
     refresh_families,
@@ -135,43 +137,78 @@ async def read_snapshot(conn: AsyncConnection, token_hash: str,
         marks=frozenset(kind for i, (kind, _) in enumerate(risk.marks) if row[f"m_{i}"]))
 
 
-_ROTATE = text(
-    "SELECT tessera_rotate_refresh(:token_hash, :successor_hash, :family_id, :generation, "
-    ":issued_at, :expires_at, :access_jti, :sid, :at, :event, :audit_at, "
-    "CAST(:fields AS json), :payload, :obs_kind, :obs_tenant, :obs_user, :obs_address, "
-    ":obs_agent)")
+_ROTATE_MANY = text(
+    "SELECT r.n, tessera_rotate_refresh(r.token_hash, r.successor_hash, r.family_id, "
+    "r.generation, r.issued_at, r.expires_at, r.access_jti, r.sid, r.at, r.event, "
+    "r.audit_at, CAST(r.fields AS json), r.payload, r.obs_kind, r.obs_tenant, r.obs_user, "
+    "r.obs_address, r.obs_agent) "
+    "FROM unnest(CAST(:token_hash AS text[]), CAST(:successor_hash AS text[]), "
+    "CAST(:family_id AS text[]), CAST(:generation AS integer[]), "
+    "CAST(:issued_at AS double precision[]), CAST(:expires_at AS double precision[]), "
+    "CAST(:access_jti AS text[]), CAST(:sid AS text[]), CAST(:at AS double precision[]), "
+    "CAST(:event AS text[]), CAST(:audit_at AS double precision[]), "
+    "CAST(:fields AS text[]), CAST(:payload AS bytea[]), CAST(:obs_kind AS text[]), "
+    "CAST(:obs_tenant AS text[]), CAST(:obs_user AS text[]), CAST(:obs_address AS text[]), "
+    "CAST(:obs_agent AS text[])) WITH ORDINALITY "
+    "AS r(token_hash, successor_hash, family_id, generation, issued_at, expires_at, "
+    "access_jti, sid, at, event, audit_at, fields, payload, obs_kind, obs_tenant, obs_user, "
+    "obs_address, obs_agent, n) ORDER BY r.n")
+"""Every rotation of a batch in one statement (one transaction, one WAL flush): one call
+of the function per rotation, each on its own conditions (a rotation that loses its
+race is False and writes nothing; the others still commit)."""
+
+
+async def rotate_many(conn: AsyncConnection, batch: Sequence[RefreshRotation]
+                      ) -> list[bool]:
+    """``batch`` on ``conn`` (autocommit: the statement is the transaction)."""
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "token_hash", "successor_hash", "family_id", "generation", "issued_at",
+        "expires_at", "access_jti", "sid", "at", "event", "audit_at", "fields", "payload",
+        "obs_kind", "obs_tenant", "obs_user", "obs_address", "obs_agent")}
+    for rotation in batch:
+        s, record, o = rotation.successor, rotation.audit, rotation.observation
+        for name, value in (
+                ("token_hash", rotation.token_hash), ("successor_hash", s.token_hash),
+                ("family_id", s.family_id), ("generation", s.generation),
+                ("issued_at", s.issued_at), ("expires_at", s.expires_at),
+                ("access_jti", s.access_jti), ("sid", rotation.sid), ("at", rotation.at),
+                ("event", record.event), ("audit_at", record.at),
+                ("fields", orjson.dumps(record.fields).decode("utf-8")),
+                ("payload", canonical(record.event, record.at, record.fields)),
+                ("obs_kind", o.kind if o else None), ("obs_tenant", o.tenant_id if o else None),
+                ("obs_user", o.user_id if o else None),
+                ("obs_address", o.address if o else None),
+                ("obs_agent", o.user_agent[:300] if o and o.user_agent else None)):
+            columns[name].append(value)
+    rows = (await conn.execute(_ROTATE_MANY, columns)).all()
+    done = {int(n): bool(rotated) for n, rotated in rows}
+    return [done.get(i + 1, False) for i in range(len(batch))]
 
 
 class PostgresRefreshRotations:
-    """On one connection in autocommit mode: each call is its own transaction."""
+    """Reads on one connection in autocommit mode; writes through the store's group
+    commit (``GroupCommit`` over ``rotate_many``)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection,
+                 group: GroupCommit[RefreshRotation, bool]) -> None:
         self._conn = conn
+        self._group = group
 
     async def read(self, token_hash: str, risk: RefreshRead | None = None
                    ) -> RefreshSnapshot | None:
         return await read_snapshot(self._conn, token_hash, risk)
 
     async def rotate(self, rotation: RefreshRotation) -> bool:
-        s, record, o = rotation.successor, rotation.audit, rotation.observation
-        result = await self._conn.execute(_ROTATE, {
-            "token_hash": rotation.token_hash, "successor_hash": s.token_hash,
-            "family_id": s.family_id, "generation": s.generation, "issued_at": s.issued_at,
-            "expires_at": s.expires_at, "access_jti": s.access_jti, "sid": rotation.sid,
-            "at": rotation.at, "event": record.event, "audit_at": record.at,
-            "fields": orjson.dumps(record.fields).decode("utf-8"),
-            "payload": canonical(record.event, record.at, record.fields),
-            "obs_kind": o.kind if o else None, "obs_tenant": o.tenant_id if o else None,
-            "obs_user": o.user_id if o else None, "obs_address": o.address if o else None,
-            "obs_agent": o.user_agent[:300] if o and o.user_agent else None})
-        return bool(result.scalar())
+        return await self._group.submit(rotation)
 
 
 class SqliteRefreshRotations:
-    """Each call in its own unit of work of the store (the write in one transaction)."""
+    """Reads in a read-only unit of work of the store; writes through the store's group
+    commit (``GroupCommit`` over ``rotate_many_in``, in one write unit)."""
 
-    def __init__(self, unit_of_work: Any) -> None:
+    def __init__(self, unit_of_work: Any, group: GroupCommit[RefreshRotation, bool]) -> None:
         self._unit_of_work = unit_of_work
+        self._group = group
 
     async def read(self, token_hash: str, risk: RefreshRead | None = None
                    ) -> RefreshSnapshot | None:
@@ -179,16 +216,22 @@ class SqliteRefreshRotations:
             return await read_snapshot(uow.conn, token_hash, risk)
 
     async def rotate(self, rotation: RefreshRotation) -> bool:
-        uow: UnitOfWork
-        async with self._unit_of_work() as uow:
-            if not await rotate_guarded(uow.conn, rotation):  # type: ignore[attr-defined]
-                return False
+        return await self._group.submit(rotation)
+
+
+async def rotate_many_in(uow: UnitOfWork, batch: Sequence[RefreshRotation]) -> list[bool]:
+    """``batch`` statement by statement in the caller's unit of work (SQLite)."""
+    done = []
+    for rotation in batch:
+        rotated = await rotate_guarded(uow.conn, rotation)  # type: ignore[attr-defined]
+        if rotated:
             await uow.refresh.add_token(rotation.successor)
             await uow.sessions.touch(rotation.sid, rotation.at)
             if rotation.observation is not None:
                 await uow.signals.observe(rotation.observation)
-            await uow.audit.append([rotation.audit])
-        return True
+        done.append(rotated)
+    await uow.audit.append([r.audit for r, ok in zip(batch, done, strict=True) if ok])
+    return done
 
 
 async def rotate_guarded(conn: AsyncConnection, rotation: RefreshRotation) -> bool:
