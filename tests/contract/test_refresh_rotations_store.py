@@ -170,3 +170,28 @@ async def test_concurrent_rotations_share_writes_one_wins_per_token_and_the_chai
             kept = [await uow.refresh.get_token(r.successor.token_hash)
                     for r in (rotation, rival)]
             assert [k is not None for k in kept].count(True) == 1
+
+
+async def test_a_connection_found_dead_is_replaced_without_an_error(
+        any_store: SqlStore, graph: Graph) -> None:
+    """PostgreSQL: the hot path's pool does not ping on checkout; a dead connection (the
+    server restarted, an idle timeout) costs one retry, not a failed request."""
+    if any_store.engine.dialect.name != "postgresql":
+        return  # SQLite has no connection to lose
+    from sqlalchemy import text
+
+    hot = any_store._hot_engine()
+    async with hot.connect() as conn:  # the pool's one connection
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    async with any_store.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await asyncio.sleep(0.2)
+    async with any_store.refresh_rotations() as rotations:
+        snapshot = await rotations.read(graph.token.token_hash)
+    assert snapshot is not None and snapshot.token == graph.token
+    async with hot.connect() as conn:  # the same for the write
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    async with any_store.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await asyncio.sleep(0.2)
+    assert await rotate(any_store, rotation_of(graph))

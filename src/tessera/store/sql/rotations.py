@@ -4,19 +4,21 @@ The read is one ``SELECT``: the token joined to its family, session, the family'
 the user's tenant and the session tenant's own policy, with the user's roles and (when
 asked) the family's risk observations as scalar subqueries.
 
-The write, on PostgreSQL, is one call of ``tessera_rotate_refresh`` (migration 0013), run
-outside an explicit transaction (its statement is the transaction): the conditional
-rotation, the successor, the session touch, the risk observation and the audit row
-chained under the same advisory lock as ``SqlAuditRepo.append`` — one round trip
-instead of a dozen. Inside a PL/pgSQL function each statement takes a fresh snapshot,
-so the chain head read after the lock is the committed head, as in ``append``. On SQLite
+The writes of concurrent requests share one transaction (``GroupCommit``). On
+PostgreSQL a batch is one statement, run outside an explicit transaction (the statement
+is the transaction): ``tessera_rotate_refresh`` (migration 0013) once per rotation —
+the conditional rotation, the successor, the session touch, the risk observation and
+the audit row chained under the advisory lock ``SqlAuditRepo.append`` takes. Inside a
+PL/pgSQL function each statement takes a fresh snapshot, so the chain head read after
+the lock is the committed one (or the batch's previous row), as in ``append``; the lock
+is held to the commit, so a whole batch costs one lock wait and one WAL flush. On SQLite
 (no server-side functions; an in-process call costs no round trip) the same writes are
-issued one by one in one write transaction through the ordinary repositories.
+issued one by one in one write unit through the ordinary repositories.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import cache
 from typing import Any
@@ -186,17 +188,18 @@ async def rotate_many(conn: AsyncConnection, batch: Sequence[RefreshRotation]
 
 
 class PostgresRefreshRotations:
-    """Reads on one connection in autocommit mode; writes through the store's group
-    commit (``GroupCommit`` over ``rotate_many``)."""
+    """Reads through ``read`` (the store's: its hot-path pool); writes through the
+    store's group commit (``GroupCommit`` over ``rotate_many``)."""
 
-    def __init__(self, conn: AsyncConnection,
+    def __init__(self, read: Callable[[str, RefreshRead | None],
+                                      Awaitable[RefreshSnapshot | None]],
                  group: GroupCommit[RefreshRotation, bool]) -> None:
-        self._conn = conn
+        self._read = read
         self._group = group
 
     async def read(self, token_hash: str, risk: RefreshRead | None = None
                    ) -> RefreshSnapshot | None:
-        return await read_snapshot(self._conn, token_hash, risk)
+        return await self._read(token_hash, risk)
 
     async def rotate(self, rotation: RefreshRotation) -> bool:
         return await self._group.submit(rotation)
