@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tessera.verifier import RouteRule, VerifierMiddleware, VerifierService, VerifierSettings
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["create_app"]
 
@@ -27,7 +29,7 @@ def create_app() -> Any:
 
     async def resource(request: Request) -> JSONResponse:
         token = request.state.tessera_token
-        return JSONResponse({"service": name, "subject": token.sub, "tenant": token.tid,
+        return JSONResponse({"service": name, "user_id": token.sub, "tenant_id": token.tid,
                              "audience": list(token.aud), "scope": sorted(token.scopes),
                              "acting_party": (token.act or {}).get("sub")})
 

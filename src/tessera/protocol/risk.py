@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from tessera.application.transaction import Transaction
 from tessera.core.refresh import RefreshFamily
 from tessera.core.signals import RiskObservation
 from tessera.protocol.http import OAuthRequest
-from tessera.protocol.transaction import Transaction
 from tessera.store.ports import RefreshRead, RefreshSnapshot, UnitOfWork
 
 __all__ = ["RequestContext", "RiskObserver", "context_of"]

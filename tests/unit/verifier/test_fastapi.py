@@ -12,23 +12,23 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import (
-    VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
+from tessera.verifier import VerifiedToken
+from tessera.verifier.asgi import VerifierMiddleware
+from tessera.verifier.fastapi import (
+    install,
     require_owner,
     require_scopes,
     require_strict,
     require_tenant,
     require_token,
 )
+from tessera.verifier.service import VerifierService
 
 from ._services import (
     IssuerStub,
     audit_events,
     basic,
     bearer,
-    fresh,
     make_service,
     revoke_session,
 )
@@ -51,10 +51,10 @@ async def order_owner(order_id: str) -> str | None:
 Token = VerifiedToken
 
 
-def build(service: VerifierService, *, install: bool = True) -> FastAPI:
+def build(service: VerifierService, *, with_handler: bool = True) -> FastAPI:
     app = FastAPI()
-    if install:
-        service.install(app)
+    if with_handler:
+        install(app, service)
     else:
         app.state.tessera_verifier = service
 
@@ -99,14 +99,6 @@ def build(service: VerifierService, *, install: bool = True) -> FastAPI:
     return app
 
 
-@pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
-
-
 async def client_for(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
@@ -146,7 +138,7 @@ async def test_refusals_are_flat_oauth_errors_once_installed(client: httpx.Async
 
 async def test_without_install_the_status_and_challenge_are_the_same(
         service: VerifierService) -> None:
-    async with await client_for(build(service, install=False)) as client:
+    async with await client_for(build(service, with_handler=False)) as client:
         response = await client.get("/reports", headers=bearer("x.y.z"))
     assert response.status_code == 401
     assert response.json() == {"detail": {"error": "invalid_token",

@@ -3,7 +3,6 @@ cursor, JWKS fetches, feed reconnects; one registry per service; the /metrics ap
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -11,13 +10,12 @@ import httpx
 import pytest
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import (
-    Denied,
-    SourceUnavailable,
-    VerifierService,
-    VerifierSettings,
-    metrics_app,
-)
+from tessera.verifier import Denied
+from tessera.verifier.metrics import metrics_app
+from tessera.verifier.revocation import SourceUnavailable
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
+from tests.polling import eventually
 
 from ._services import fresh, make_service, revoke_session
 from ._support import AUDIENCE, ISSUER, NOW, Minter
@@ -113,11 +111,9 @@ async def test_feed_reconnects_are_exported() -> None:
                               transport=httpx.MockTransport(lambda _: httpx.Response(503)))
     await service.start(wait=0)
     try:
-        for _ in range(200):
-            if (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2:
-                break
-            await asyncio.sleep(0.01)
-        assert (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2
+        await eventually(
+            lambda: (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2,
+            what="two reconnects")
         assert (sample(service, "tessera_verifier_jwks_fetch_failures_total") or 0) >= 1
     finally:
         await service.aclose()
@@ -156,7 +152,7 @@ async def test_metrics_app_serves_the_text_format(service: VerifierService,
 
 
 def test_propagation_histogram_observes_commit_to_apply_time() -> None:
-    from tessera.verifier._metrics import VerifierMetrics
+    from tessera.verifier.metrics import VerifierMetrics
 
     metrics = VerifierMetrics()
     metrics.observe_applied({"at": 100.0}, 100.02)

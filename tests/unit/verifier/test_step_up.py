@@ -4,7 +4,6 @@ middleware, the FastAPI dependency and the plain API, and agreement with the gat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
@@ -22,17 +21,16 @@ from tessera.verifier import (
     Denied,
     KeySet,
     Reason,
-    RouteRule,
     StepUpRequired,
     VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
-    require_acr,
     verify_access_token,
 )
 from tessera.verifier._bearer import denial_response
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.fastapi import install, require_acr
+from tessera.verifier.service import VerifierService
 
-from ._services import bearer, fresh, make_service
+from ._services import bearer
 from ._support import DROP, NOW, Minter, empty_state, policy
 
 ACR_CHALLENGE = ('Bearer error="insufficient_user_authentication", error_description="A '
@@ -178,14 +176,6 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"acr": request.state.tessera_token.acr})
 
 
-@pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
-
-
 async def test_middleware_route_rules_answer_with_the_challenge(
         service: VerifierService, minter: Minter) -> None:
     app = Starlette(routes=[Route("/payouts", whoami), Route("/recent", whoami),
@@ -222,7 +212,7 @@ def test_a_route_rule_with_an_unknown_acr_fails_at_startup(service: VerifierServ
 
 async def test_require_acr_dependency(service: VerifierService, minter: Minter) -> None:
     app = FastAPI()
-    service.install(app)
+    install(app, service)
 
     @app.post("/payouts")
     async def payout(token: Annotated[VerifiedToken, Depends(

@@ -1,0 +1,168 @@
+"""Prometheus metrics of one verifier (DESIGN §7). Units are in the names.
+
+=============================================  =========  ==================================
+name                                           type       meaning
+=============================================  =========  ==================================
+``tessera_verifier_decisions_total``           counter    decisions by ``outcome``
+                                                          (allowed/denied) and ``reason``
+                                                          (the decision-log reason)
+``tessera_verifier_decision_seconds``          histogram  time to decide, by ``outcome``
+``tessera_verifier_introspections_total``      counter    strict-route fallbacks to the
+                                                          issuer, by ``result``
+                                                          (active/inactive/error)
+``tessera_verifier_revocation_lag_seconds``    gauge      seconds since the newest
+                                                          watermark the state holds: how
+                                                          far behind the source of truth
+                                                          it may be (``+Inf``: never
+                                                          proven fresh)
+``tessera_verifier_revocation_loaded``         gauge      1 once a snapshot was loaded;
+                                                          0: every route refuses
+``tessera_verifier_revocation_cursor``         gauge      ``seq`` of the last applied event
+``tessera_verifier_revocation_entries``        gauge      entries held in the local state
+``tessera_verifier_jwks_fetches_total``        counter    JWKS fetch attempts
+``tessera_verifier_jwks_fetch_failures_total`` counter    JWKS fetch attempts that failed
+``tessera_verifier_feed_reconnects_total``     counter    feed connections re-established
+``tessera_verifier_feed_resyncs_total``        counter    gaps recovered from the identity
+                                                          service (range or snapshot)
+``tessera_verifier_feed_epoch_changes_total``  counter    the channel turned out to be a
+                                                          new incarnation (Redis restarted
+                                                          empty, failover, another worker)
+=============================================  =========  ==================================
+
+Each ``VerifierMetrics`` uses its own ``CollectorRegistry`` unless one is passed, so
+several services (or tests) in one process never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tessera.core.clock import Clock
+from tessera.verifier.decisions import Decision
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation.follower import RevocationFollower
+from tessera.verifier.revocation.state import RevocationState
+
+__all__ = ["VerifierMetrics", "metrics_app"]
+
+_BUCKETS: Final = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+_PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class VerifierMetrics:
+    """Decision counters and histogram, plus the state, JWKS and feed read at scrape time."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.decisions = Counter(
+            "tessera_verifier_decisions", "Access decisions by outcome and reason.",
+            ("outcome", "reason"), registry=self.registry)
+        self.decision_seconds = Histogram(
+            "tessera_verifier_decision_seconds", "Time to reach an access decision, seconds.",
+            ("outcome",), buckets=_BUCKETS, registry=self.registry)
+        self.introspections = Counter(
+            "tessera_verifier_introspections",
+            "Introspection fallbacks while the revocation state was stale or never loaded.",
+            ("result",), registry=self.registry)
+        self.propagation_seconds = Histogram(
+            "tessera_verifier_revocation_propagation_seconds",
+            "From a revocation's commit at the identity service (event ``at``) to its "
+            "application in this verifier, seconds (clocks of both hosts; an SLI).",
+            buckets=_PROPAGATION_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[bool, str], tuple[Counter, Histogram]] = {}
+
+    def observe_applied(self, event: Mapping[str, Any], now: float) -> None:
+        at = event.get("at")
+        if isinstance(at, int | float) and not isinstance(at, bool):
+            self.propagation_seconds.observe(max(0.0, now - float(at)))
+
+    def observe(self, decision: Decision) -> None:
+        key = (decision.allowed, decision.reason)
+        children = self._children.get(key)
+        if children is None:
+            outcome = "allowed" if decision.allowed else "denied"
+            children = (self.decisions.labels(outcome, decision.reason),
+                        self.decision_seconds.labels(outcome))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(decision.latency)
+
+    def watch(self, state: RevocationState, *, clock: Clock, jwks: JwksCache | None = None,
+              follower: RevocationFollower | None = None) -> None:
+        """Export the revocation state's lag and cursor, and the JWKS and feed counters."""
+        self.registry.register(_StateCollector(state, clock, jwks, follower))
+
+
+class _StateCollector:
+    def __init__(self, state: RevocationState, clock: Clock, jwks: JwksCache | None,
+                 follower: RevocationFollower | None) -> None:
+        self._state = state
+        self._clock = clock
+        self._jwks = jwks
+        self._follower = follower
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        state, jwks, follower = self._state, self._jwks, self._follower
+        yield GaugeMetricFamily(
+            "tessera_verifier_revocation_lag_seconds",
+            "Seconds since the newest watermark of the identity service the revocation "
+            "state holds (how stale it may be).",
+            value=state.lag(self._clock.now()))
+        yield GaugeMetricFamily("tessera_verifier_revocation_loaded",
+                                "1 once a revocation snapshot was loaded, else 0.",
+                                value=1 if state.loaded else 0)
+        yield GaugeMetricFamily("tessera_verifier_revocation_cursor",
+                                "Sequence number of the last applied revocation event.",
+                                value=state.cursor)
+        yield GaugeMetricFamily("tessera_verifier_revocation_entries",
+                                "Entries held in the local revocation state.", value=len(state))
+        yield CounterMetricFamily("tessera_verifier_jwks_fetches", "JWKS fetch attempts.",
+                                  value=jwks.fetches if jwks else 0)
+        yield CounterMetricFamily("tessera_verifier_jwks_fetch_failures",
+                                  "JWKS fetch attempts that failed.",
+                                  value=jwks.failures if jwks else 0)
+        yield CounterMetricFamily("tessera_verifier_feed_reconnects",
+                                  "Revocation feed connections re-established after a failure.",
+                                  value=follower.reconnects if follower else 0)
+        yield CounterMetricFamily("tessera_verifier_feed_resyncs",
+                                  "Gaps in the revocation feed recovered from the identity "
+                                  "service (a range or a snapshot).",
+                                  value=follower.resyncs if follower else 0)
+        yield CounterMetricFamily("tessera_verifier_feed_epoch_changes",
+                                  "Times the revocation channel was a new incarnation.",
+                                  value=follower.epoch_changes if follower else 0)
+
+
+def metrics_app(registry: CollectorRegistry) -> ASGIApp:
+    """A tiny ASGI app serving ``registry`` in the Prometheus text format. An object, not a
+    function, so Starlette's ``Route("/metrics", metrics_app(...))`` treats it as an ASGI
+    app (``Mount`` works too). Protect it at the network layer: it is not behind the
+    verifier."""
+    return _MetricsApp(registry)
+
+
+class _MetricsApp:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = generate_latest(self._registry)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode()),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,185 @@
+"""Event sources for ``RevocationFollower``.
+
+- ``HttpFeedSource``: the identity service's snapshot, range (``/revocations?after=``)
+  and server-sent-event feed; needs nothing but HTTP (client credentials with the
+  ``tessera:events`` scope).
+- ``RedisStreamSource``: the Redis stream (production fan-out) for the tail, with the
+  snapshot and ranges from the identity service.
+- ``BusSource``: any ``tessera.bus`` bus in the same process (the embedded default).
+
+Each passes on the watermarks that come with the events (``FeedBatch.watermark``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
+from tessera.core.freshness import Watermark, WatermarkError
+from tessera.verifier.errors import InvalidEvent
+from tessera.verifier.revocation.follower import FeedBatch, ResyncRequired, SourceUnavailable
+
+__all__ = ["BusSource", "HttpFeedSource", "RedisStreamSource"]
+
+Snapshot = Callable[[], Awaitable[Mapping[str, Any]]]
+Range = Callable[[int], Awaitable[Mapping[str, Any]]]
+
+
+class HttpFeedSource:
+    def __init__(self, issuer: str, *, client_id: str, client_secret: str,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 heartbeat_timeout: float = 5.0, timeout: float = 10.0) -> None:
+        self._base = issuer.rstrip("/")
+        self._client = httpx.AsyncClient(transport=transport, auth=(client_id, client_secret),
+                                         timeout=timeout)
+        self._read_timeout = heartbeat_timeout
+
+    async def _get_json(self, what: str, path: str, **params: Any) -> Mapping[str, Any]:
+        try:
+            response = await self._client.get(f"{self._base}{path}", params=params or None)
+        except httpx.HTTPError as exc:
+            raise SourceUnavailable(f"{what}: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise SourceUnavailable(f"{what}: HTTP {response.status_code}")
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise SourceUnavailable(f"{what}: not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidEvent(f"{what}: not an object")
+        return body
+
+    async def snapshot(self) -> Mapping[str, Any]:
+        return await self._get_json("snapshot", "/revocations/snapshot")
+
+    async def events_after(self, after: int) -> Mapping[str, Any]:
+        return await self._get_json("range", "/revocations", after=after)
+
+    async def follow(self, after: int) -> AsyncIterator[FeedBatch]:
+        timeout = httpx.Timeout(10.0, read=self._read_timeout)
+        headers = {"last-event-id": str(after), "accept": "text/event-stream"}
+        try:
+            async with self._client.stream("GET", f"{self._base}/revocations/events",
+                                           headers=headers, timeout=timeout) as response:
+                if response.status_code != 200:
+                    raise SourceUnavailable(f"feed: HTTP {response.status_code}")
+                async for frame in _sse_frames(response.aiter_lines()):
+                    kind, data = frame
+                    if kind == "revocation":
+                        yield FeedBatch([orjson.loads(data)])
+                    elif kind == "heartbeat":
+                        yield FeedBatch(watermark=_heartbeat_watermark(data))
+                    elif kind == "resync":
+                        raise ResyncRequired("the feed lost our cursor")
+            raise SourceUnavailable("feed closed")
+        except httpx.HTTPError as exc:
+            raise SourceUnavailable(f"feed: {type(exc).__name__}") from None
+        except orjson.JSONDecodeError:
+            raise SourceUnavailable("feed: malformed event") from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The authenticated client (the ack reporter shares it)."""
+        return self._client
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+
+def _heartbeat_watermark(data: str) -> Watermark | None:
+    body = orjson.loads(data)
+    wire = body.get("watermark") if isinstance(body, dict) else None
+    if wire is None:
+        return None
+    try:
+        return Watermark.from_wire(wire)
+    except WatermarkError as exc:
+        raise InvalidEvent(f"feed: {exc}") from None
+
+
+async def _sse_frames(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) per server-sent event (WHATWG HTML §9.2.6, the fields we use)."""
+    kind: str = "message"
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield kind, "\n".join(data)
+            kind, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                kind = value
+            elif name == "data":
+                data.append(value)
+
+
+class BusSource:
+    """Follows a bus object directly (same process). ``snapshot`` and ``events_after``
+    reach the source of truth; without ``snapshot`` the follower starts from the bus's
+    beginning (it must hold every event), without ``events_after`` a gap reloads the
+    snapshot."""
+
+    def __init__(self, bus: EventBus, *, snapshot: Snapshot | None = None,
+                 events_after: Range | None = None, heartbeat: float = 1.0) -> None:
+        self._bus = bus
+        self._snapshot = snapshot
+        self._range = events_after
+        self._heartbeat = heartbeat
+
+    async def snapshot(self) -> Mapping[str, Any]:
+        if self._snapshot is None:
+            return {"seq": 0, "events": []}
+        return await self._snapshot()
+
+    async def events_after(self, after: int) -> Mapping[str, Any]:
+        if self._range is None:
+            raise ResyncRequired("no range source: reload the snapshot")
+        return await self._range(after)
+
+    async def follow(self, after: int) -> AsyncIterator[FeedBatch]:
+        try:
+            async for batch in self._bus.follow(after, heartbeat=self._heartbeat):
+                yield FeedBatch([event_to_wire(e) for e in batch], watermark=batch.watermark)
+        except BusGap:
+            if self._snapshot is None and self._range is None:
+                raise SourceUnavailable("the bus lost events and no snapshot is configured")\
+                    from None
+            raise ResyncRequired("the bus lost events after our cursor") from None
+        except BusUnavailable as exc:
+            raise SourceUnavailable(str(exc)) from None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisStreamSource(BusSource):
+    """The Redis stream for the tail; snapshot and ranges come from the identity service."""
+
+    def __init__(self, redis_url: str, *, snapshot_from: HttpFeedSource,
+                 stream: str = "tessera:revocations", heartbeat: float = 1.0) -> None:
+        from tessera.bus.redis_streams import RedisStreamsBus
+
+        self._redis_bus = RedisStreamsBus.from_url(redis_url, stream=stream)
+        self._http = snapshot_from
+        super().__init__(self._redis_bus, snapshot=snapshot_from.snapshot,
+                         events_after=snapshot_from.events_after, heartbeat=heartbeat)
+
+    @property
+    def http(self) -> HttpFeedSource:
+        return self._http
+
+    async def aclose(self) -> None:
+        await self._redis_bus.aclose()
+        await self._http.aclose()

@@ -1,0 +1,377 @@
+"""Local revocation state: what this verifier knows from the bus, with O(1) lookups.
+
+Event shape (one per state change, ``tessera.core.revocation.RevocationEvent`` as JSON)::
+
+    {"seq": int, "kind": str, "key": str, "at": float, "expires_at": float, "data": {...}}
+
+============================  ============  ==============================================
+kind                          key           effect on tokens
+============================  ============  ==============================================
+``token.revoked``             jti           that token: ``token_revoked``
+``session.revoked``           sid           tokens of that session: ``session_revoked``
+``family.revoked``            family_id     tokens of ``data["sid"]`` issued to
+                                            ``data["client_id"]`` with ``iat`` <= before:
+                                            ``family_revoked``
+``user.revoked``              user id       ``sub`` = key and ``iat`` <= before:
+                                            ``user_revoked``
+``tenant.revoked``            tenant id     ``tid`` = key and ``iat`` <= before:
+                                            ``tenant_revoked``
+``client.revoked``            client_id     ``client_id`` = key and ``iat`` <= before:
+                                            ``client_revoked``
+``session.version_bumped``    sid           ``sv`` < ``data["sv"]``: ``stale_session_version``
+``key.rotated``               kid           none; bumps ``key_epoch`` (JWKS refetch hint)
+============================  ============  ==============================================
+
+"before" is ``data["before"]`` if present, else ``at``. An entry is kept until its
+``expires_at`` (the latest expiry of any token it covers) and then pruned, so memory is
+bounded by what can still matter. Kinds this version does not know advance the cursor
+and are counted in ``ignored_events``.
+
+Snapshot shape (``load_snapshot``): ``{"seq": int, "events": [event, ...], "watermark":
+{...}}`` — the live events as of ``seq`` (their own ``seq`` may be omitted); the cursor
+becomes ``seq`` and the tail is then replayed with ``apply`` from ``seq + 1``.
+
+Freshness is proven, never assumed (``tessera.core.freshness``): the state is fresh only
+while it holds every event up to a watermark of the source of truth received within the
+bound (``observe_watermark``; a snapshot's own ``watermark`` counts). A state that never
+loaded a snapshot (``loaded`` false) has nothing to serve from; one that never held a
+watermark has infinite lag. Receiving an event or an empty read proves nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from tessera.core.freshness import Freshness, Watermark, WatermarkError
+from tessera.core.revocation import RevocationKind
+from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, InvalidEvent, Reason
+
+__all__ = [
+    "EventKind",
+    "RevocationState",
+]
+
+_V = TypeVar("_V")
+
+
+EventKind = RevocationKind
+"""Event kinds: the identity service's own names (one definition, in the pure core)."""
+
+
+class _ExpiryIndex:
+    """Keys bucketed by expiry: pruning touches only buckets that have fully expired."""
+
+    __slots__ = ("_buckets", "_granularity", "_heap")
+
+    def __init__(self, granularity: float) -> None:
+        self._granularity = granularity
+        self._buckets: dict[int, list[str]] = {}
+        self._heap: list[int] = []
+
+    def schedule(self, key: str, expires_at: float) -> None:
+        bucket = math.ceil(expires_at / self._granularity)
+        keys = self._buckets.get(bucket)
+        if keys is None:
+            self._buckets[bucket] = keys = []
+            heapq.heappush(self._heap, bucket)
+        keys.append(key)
+
+    def due(self, now: float) -> Iterator[str]:
+        """Keys scheduled to expire at or before ``now`` (each bucket handed out once)."""
+        heap, granularity = self._heap, self._granularity
+        while heap and heap[0] * granularity <= now:
+            yield from self._buckets.pop(heapq.heappop(heap))
+
+
+class _ExpiringSet:
+    __slots__ = ("_index", "data")
+
+    def __init__(self, granularity: float) -> None:
+        self._index = _ExpiryIndex(granularity)
+        self.data: dict[str, float] = {}
+        """key → expires_at"""
+
+    def add(self, key: str, expires_at: float) -> None:
+        old = self.data.get(key)
+        if old is None or expires_at > old:
+            self.data[key] = expires_at
+            self._index.schedule(key, expires_at)
+
+    def prune(self, now: float) -> int:
+        data, removed = self.data, 0
+        for key in self._index.due(now):
+            expiry = data.get(key)
+            if expiry is not None and expiry <= now:
+                del data[key]
+                removed += 1
+        return removed
+
+
+class _ExpiringMap(Generic[_V]):
+    __slots__ = ("_index", "_merge", "data")
+
+    def __init__(self, granularity: float, merge: Callable[[_V, _V], _V]) -> None:
+        self._index = _ExpiryIndex(granularity)
+        self._merge = merge
+        self.data: dict[str, tuple[_V, float]] = {}
+        """key → (value, expires_at)"""
+
+    def put(self, key: str, value: _V, expires_at: float) -> None:
+        old = self.data.get(key)
+        if old is not None:
+            value = self._merge(old[0], value)
+            if expires_at <= old[1]:
+                self.data[key] = (value, old[1])
+                return
+        self.data[key] = (value, expires_at)
+        self._index.schedule(key, expires_at)
+
+    def prune(self, now: float) -> int:
+        data, removed = self.data, 0
+        for key in self._index.due(now):
+            entry = data.get(key)
+            if entry is not None and entry[1] <= now:
+                del data[key]
+                removed += 1
+        return removed
+
+
+class RevocationState:
+    """Revoked jtis, sids, families; revoked-before times per user, tenant and client;
+    current session versions; the cursor and when the bus was last heard from.
+
+    Not thread-safe: one event loop owns it (the bus follower writes, requests read).
+    """
+
+    def __init__(self, *, prune_granularity: float = 60.0) -> None:
+        if prune_granularity <= 0:
+            raise ValueError("prune_granularity must be positive")
+        g = prune_granularity
+        self._granularity = g
+        self._jtis = _ExpiringSet(g)
+        self._sids = _ExpiringSet(g)
+        self._families = _ExpiringSet(g)
+        self._family_grants: _ExpiringMap[float] = _ExpiringMap(g, max)
+        """(sid, client_id) → revoked-before: access tokens carry no family id, so a revoked
+        family revokes what its session issued to its client up to that moment."""
+        self._users: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._tenants: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._clients: _ExpiringMap[float] = _ExpiringMap(g, max)
+        self._versions: _ExpiringMap[int] = _ExpiringMap(g, max)
+        self._revoked_before = {
+            EventKind.USER_REVOKED: self._users,
+            EventKind.TENANT_REVOKED: self._tenants,
+            EventKind.CLIENT_REVOKED: self._clients,
+        }
+        self._expiries: dict[int, int] = {}
+        self._cursor = 0
+        self._freshness = Freshness()
+        self.loaded = False
+        """A snapshot was loaded: there is a state to serve from (never-loaded refuses)."""
+        self.key_epoch = 0
+        self.announced_kid: str | None = None
+        """The kid the latest ``key.rotated`` event says now signs."""
+        """Incremented by every ``key.rotated`` event: a JWKS cache should refetch."""
+        self.ignored_events = 0
+        """Events of kinds this version does not know (cursor advanced past them)."""
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """``seq`` of the last applied event (or of the loaded snapshot); 0 if none."""
+        return self._cursor
+
+    @property
+    def fresh_at(self) -> float | None:
+        """Time of the newest watermark this state holds (``None``: never proven fresh)."""
+        return self._freshness.fresh_at
+
+    def lag(self, now: float) -> float:
+        """Seconds since the newest watermark this state holds (``inf`` if none): how far
+        behind the source of truth it may be."""
+        return self._freshness.lag(now)
+
+    def is_stale(self, now: float, bound: float) -> bool:
+        return self.lag(now) > bound
+
+    def __len__(self) -> int:
+        """Entries held (every grain); what pruning keeps bounded."""
+        return sum(len(t.data) for t in self._tables())
+
+    def __bool__(self) -> bool:
+        """Always true: an empty state is still a state (``state or default`` stays safe)."""
+        return True
+
+    def check(self, token: VerifiedToken) -> None:
+        """Raise ``Denied`` if anything this state knows revokes ``token``."""
+        if token.jti in self._jtis.data:
+            raise Denied(Reason.TOKEN_REVOKED)
+        sid = token.sid
+        if sid is not None:
+            if sid in self._sids.data:
+                raise Denied(Reason.SESSION_REVOKED)
+            before = self._family_grants.data.get(f"{sid}\x00{token.client_id}")
+            if before is not None and token.iat <= before[0]:
+                raise Denied(Reason.FAMILY_REVOKED)
+            version = self._versions.data.get(sid)
+            if version is not None and token.sv is not None and token.sv < version[0]:
+                raise Denied(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version[0]}")
+        iat = token.iat
+        before = self._users.data.get(token.sub)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.USER_REVOKED)
+        before = self._tenants.data.get(token.tid)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.TENANT_REVOKED)
+        before = self._clients.data.get(token.client_id)
+        if before is not None and iat <= before[0]:
+            raise Denied(Reason.CLIENT_REVOKED)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def apply(self, event: Mapping[str, Any], *, now: float | None = None) -> bool:
+        """Apply one event (the next in sequence order); ``False`` (no-op) if its ``seq``
+        is not past the cursor. ``now``, when given, prunes expired entries.
+
+        Raises ``InvalidEvent`` (state unchanged) if the event is malformed.
+        """
+        seq = event.get("seq") if isinstance(event, Mapping) else None
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidEvent("seq must be a non-negative integer")
+        applied = seq > self._cursor
+        if applied:
+            self._apply(event)
+            self._cursor = seq
+            self._freshness.advanced(seq)
+        if now is not None:
+            self.prune(now)
+        return applied
+
+    def observe_watermark(self, watermark: Watermark | Mapping[str, Any], *,
+                          now: float) -> None:
+        """A watermark of the source of truth, received at ``now``: it proves freshness
+        as of its ``at`` once the cursor has reached its ``head`` (at once, or later as
+        events are applied). Raises ``InvalidEvent`` for a malformed one."""
+        if not isinstance(watermark, Watermark):
+            try:
+                watermark = Watermark.from_wire(watermark)
+            except WatermarkError as exc:
+                raise InvalidEvent(str(exc)) from None
+        self._freshness.observe(watermark, cursor=self._cursor, now=now)
+        self.prune(now)
+
+    def confirm(self, at: float) -> None:
+        """For a state fed by hand (``source="none"``): the caller vouches that it holds
+        every event committed before ``at`` (a watermark at the current cursor). Also
+        marks the state loaded. The bus followers never call this."""
+        self.loaded = True
+        self._freshness.observe(Watermark(self._cursor, at), cursor=self._cursor, now=at)
+        self.prune(at)
+
+    def load_snapshot(self, snapshot: Mapping[str, Any], *, now: float | None = None) -> None:
+        """Replace the whole state with ``snapshot`` (shape in the module docstring).
+
+        Atomic: on ``InvalidEvent`` the current state is kept.
+        """
+        if not isinstance(snapshot, Mapping):
+            raise InvalidEvent("a snapshot is an object")
+        seq, events = snapshot.get("seq"), snapshot.get("events")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidEvent("snapshot seq must be a non-negative integer")
+        if not isinstance(events, list):
+            raise InvalidEvent("snapshot events must be a list")
+        fresh = RevocationState(prune_granularity=self._granularity)
+        for event in events:
+            fresh._apply(event)
+        watermark = snapshot.get("watermark")
+        parsed = None
+        if watermark is not None:
+            try:
+                parsed = Watermark.from_wire(watermark)
+            except WatermarkError as exc:
+                raise InvalidEvent(str(exc)) from None
+        fresh._cursor = seq
+        fresh._freshness = self._freshness  # what was proven stays proven
+        fresh._freshness.advanced(seq)
+        fresh.loaded = True
+        fresh.key_epoch += self.key_epoch
+        fresh.ignored_events += self.ignored_events
+        vars(self).update(vars(fresh))
+        if parsed is not None:
+            self._freshness.observe(parsed, cursor=seq, now=parsed.at if now is None else now)
+        if now is not None:
+            self.prune(now)
+
+    def prune(self, now: float) -> int:
+        """Drop entries whose ``expires_at`` <= ``now``; returns how many."""
+        return sum(t.prune(now) for t in self._tables())
+
+    def _tables(self) -> Iterable[_ExpiringSet | _ExpiringMap[Any]]:
+        return (self._jtis, self._sids, self._families, self._family_grants, self._users,
+                self._tenants, self._clients, self._versions)
+
+    def _expiry(self, expires_at: float) -> int:
+        """``expires_at`` rounded up to the second (an entry is kept a little longer, never
+        shorter), one shared object per second: a million entries hold a few hundred
+        numbers, not a million (bench/scale.py, docs/scale.md)."""
+        second = math.ceil(expires_at)
+        shared = self._expiries
+        if len(shared) > 4096:
+            shared.clear()
+        return shared.setdefault(second, second)
+
+    def _apply(self, event: object) -> None:
+        if not isinstance(event, Mapping):
+            raise InvalidEvent("an event is an object")
+        kind, key = event.get("kind"), event.get("key")
+        at, expires_at = _number(event, "at"), self._expiry(_number(event, "expires_at"))
+        data = event.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(kind, str) or not isinstance(key, str) or not key:
+            raise InvalidEvent("kind and key must be strings")
+        # Our own copy of the key: the parsed event (and its strings) is then freed whole,
+        # instead of pinning half-empty allocator pages for as long as the entry lives.
+        key = key.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+        if not isinstance(data, Mapping):
+            raise InvalidEvent("data must be an object")
+        if kind == EventKind.TOKEN_REVOKED:
+            self._jtis.add(key, expires_at)
+        elif kind == EventKind.SESSION_REVOKED:
+            self._sids.add(key, expires_at)
+        elif kind == EventKind.FAMILY_REVOKED:
+            sid, client_id = data.get("sid"), data.get("client_id")
+            for name, value in (("sid", sid), ("client_id", client_id)):
+                if value is not None and (not isinstance(value, str) or not value):
+                    raise InvalidEvent(f"family.revoked data.{name} must be a string")
+            before = _number(data, "before") if "before" in data else at
+            self._families.add(key, expires_at)
+            if sid is not None and client_id is not None:
+                self._family_grants.put(f"{sid}\x00{client_id}", before, expires_at)
+        elif kind in self._revoked_before:
+            before = _number(data, "before") if "before" in data else at
+            self._revoked_before[kind].put(key, before, expires_at)
+        elif kind == EventKind.SESSION_VERSION_BUMPED:
+            sv = data.get("sv")
+            if not isinstance(sv, int) or isinstance(sv, bool):
+                raise InvalidEvent("session.version_bumped data.sv must be an integer")
+            self._versions.put(key, sv, expires_at)
+        elif kind == EventKind.KEY_ROTATED:
+            self.key_epoch += 1
+            active = data.get("active", key)
+            self.announced_kid = active if isinstance(active, str) and active else key
+        else:
+            self.ignored_events += 1
+
+
+def _number(mapping: Mapping[Any, Any], name: str) -> float:
+    value = mapping.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) \
+            or not math.isfinite(value):  # an infinite expiry cannot be scheduled
+        raise InvalidEvent(f"{name} must be a number")
+    return float(value)
