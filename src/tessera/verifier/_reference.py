@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tessera.verifier._cache import BoundedLru
+from tessera.protocol.rfc9068.cache import BoundedLru
 from tessera.verifier._claims import check_claims
 from tessera.verifier._introspection import IntrospectionClient
 from tessera.verifier._policy import VerificationPolicy

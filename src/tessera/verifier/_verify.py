@@ -22,11 +22,10 @@ from tessera.protocol.rfc9068.validator import (
     MAX_TOKEN_LENGTH,
     check_claims,
     check_revocation,
-    verify_signed,
 )
-from tessera.verifier._cache import VerifiedTokenCache
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache, verify_signed_cached
 from tessera.verifier._claims import check_scopes, check_user_authentication
-from tessera.verifier._keyset import KeySet, VerificationKey
+from tessera.verifier._keyset import KeySet
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier.errors import Denied, Reason
@@ -49,9 +48,7 @@ def verify_access_token(
     with the same key skip it; every other check still runs.
     """
     try:
-        verified, key = _cached(cache, token, keys)
-        if verified is None:
-            verified, key = verify_signed(token, keys)
+        verified = verify_signed_cached(token, keys, cache)
         check_claims(verified, policy, now)
         check_revocation(verified, revocation_state)
     except TokenRejected as exc:
@@ -59,8 +56,6 @@ def verify_access_token(
     check_freshness(revocation_state, policy, now)
     check_scopes(verified, policy)
     check_user_authentication(verified, policy, now)
-    if cache is not None and key is not None:
-        cache.put(token, (verified, key))
     return verified
 
 
@@ -68,22 +63,3 @@ def check_freshness(state: RevocationState, policy: VerificationPolicy, now: flo
     """DESIGN §3 staleness bound: fail closed when the state is older than allowed."""
     if policy.max_staleness is not None and state.is_stale(now, policy.max_staleness):
         raise Denied(Reason.STALE_STATE, f"bus lag {state.lag(now):.1f}s")
-
-
-def _cached(
-    cache: VerifiedTokenCache | None, token: str, keys: KeySet
-) -> tuple[VerifiedToken | None, VerificationKey | None]:
-    """A cache hit, if the key that verified it is still the key for its kid.
-
-    Returns ``(token, None)`` on a hit so the entry is not written back.
-    """
-    if cache is None:
-        return None, None
-    entry = cache.get(token)
-    if entry is None:
-        return None, None
-    verified, key = entry
-    if keys.get(verified.kid) is not key:
-        cache.discard(token)
-        return None, None
-    return verified, None

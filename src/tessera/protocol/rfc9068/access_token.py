@@ -12,6 +12,7 @@ from tessera.keys import RingHolder
 from tessera.protocol.http import OAuthRequest
 from tessera.protocol.rfc8705 import MTLS_AUTH_METHODS, certificate_thumbprint, load_certificate
 from tessera.protocol.rfc9068 import validator
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache, verify_signed_cached
 from tessera.protocol.rfc9068.reference import ReferenceTokens, looks_like_jwt
 from tessera.protocol.rfc9068.token import VerifiedToken
 
@@ -93,6 +94,9 @@ class AccessTokenIssuer:
         self.issuer = issuer
         self.ttl = ttl
         self._references = references
+        self._verified = VerifiedTokenCache()
+        """Resource servers introspect the same token over and over: a repeat skips the
+        signature check (``cache``); every other check runs each time."""
 
     def sign(self, claims: AccessTokenClaims) -> str:
         return self._keys.ring.sign(claims.to_jwt_claims(self.issuer), typ=AT_TYP)
@@ -129,7 +133,8 @@ class AccessTokenIssuer:
         return self._verify(token, _Expect(self.issuer, audience, leeway), now)
 
     def _verify(self, token: str, expect: _Expect, now: float) -> VerifiedToken:
-        verified = validator.verify_signed(token, self._keys.ring.verification_keys)[0]
+        verified = verify_signed_cached(token, self._keys.ring.verification_keys,
+                                        self._verified)
         validator.check_claims(verified, expect, now)
         return verified
 
