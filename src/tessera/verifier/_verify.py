@@ -16,6 +16,7 @@ step up for a token that would otherwise be accepted.
 
 from __future__ import annotations
 
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache, verify_signed_cached
 from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.protocol.rfc9068.validator import (
     ACCEPTED_TYPS,
@@ -23,7 +24,6 @@ from tessera.protocol.rfc9068.validator import (
     check_claims,
     check_revocation,
 )
-from tessera.protocol.rfc9068.cache import VerifiedTokenCache, verify_signed_cached
 from tessera.verifier._claims import check_scopes, check_user_authentication
 from tessera.verifier._keyset import KeySet
 from tessera.verifier._policy import VerificationPolicy

@@ -206,8 +206,9 @@ class RefreshTokenGrant:
         token, family, session = snapshot.token, snapshot.family, snapshot.session
         if family.client_id != client.client_id or not session.active:
             return None
-        if family.jkt is not None and (jkt is None
-                                       or not hmac.compare_digest(jkt, family.jkt)):
+        try:
+            check_possession(family.jkt, jkt)  # the general path says why
+        except TokenRejected:
             return None
         try:
             judge_user(snapshot.user, snapshot.tenant, tenant_id=family.tenant_id)
