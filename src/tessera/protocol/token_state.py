@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from tessera.application.standing import NotInGoodStanding, check_tenant, check_user
 from tessera.core.clock import Clock
+from tessera.core.refresh import RefreshFamily, RefreshToken
+from tessera.core.secrets import token_hash
 from tessera.core.sessions import Session
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
@@ -102,3 +104,27 @@ class AccessTokenState:
             actor = await uow.sessions.get(session.actor_sid)
             if actor is None or not actor.active:
                 raise TokenInactive("actor_session_revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRefresh:
+    """A refresh token that can still be used, with its family and session."""
+
+    token: RefreshToken
+    family: RefreshFamily
+    session: Session
+
+
+async def live_refresh(uow: UnitOfWork, token: str, now: float) -> LiveRefresh | None:
+    """``token``'s chain if it is live: known, not rotated, not expired, its family not
+    revoked and its session active; else None. The one rule introspection (RFC 7662) and
+    token exchange (RFC 8693 subject tokens) share; the client, tenant, standing and
+    DPoP checks that follow are each caller's."""
+    row = await uow.refresh.get_token(token_hash(token))
+    family = await uow.refresh.get_family(row.family_id) if row else None
+    session = await uow.sessions.get(family.sid) if family else None
+    if (row is None or family is None or session is None or not session.active
+            or family.revoked_at is not None or row.rotated_at is not None
+            or now >= row.expires_at):
+        return None
+    return LiveRefresh(row, family, session)

@@ -26,7 +26,6 @@ from tessera.application.standing import NotInGoodStanding, check_user, client_t
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
-from tessera.core.secrets import token_hash
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import OAuthError, TemporarilyUnavailable
 from tessera.protocol.http import (
@@ -36,7 +35,7 @@ from tessera.protocol.http import (
     json_response,
     parse_params,
 )
-from tessera.protocol.token_state import AccessTokenState, TokenInactive
+from tessera.protocol.token_state import AccessTokenState, TokenInactive, live_refresh
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["JWT_RESPONSE_TYPE", "IntrospectionEndpoint", "wants_jwt"]
@@ -128,14 +127,11 @@ class IntrospectionEndpoint:
     async def _introspect_refresh(self, token: str, client: Client) -> dict[str, Any]:
         now = self._clock.now()
         async with self._store.unit_of_work(read_only=True) as uow:
-            row = await uow.refresh.get_token(token_hash(token))
-            family = await uow.refresh.get_family(row.family_id) if row else None
-            session = await uow.sessions.get(family.sid) if family else None
-            if (row is None or family is None or session is None or not session.active
-                    or family.revoked_at is not None or row.rotated_at is not None
-                    or now >= row.expires_at or family.client_id != client.client_id
-                    or family.tenant_id != client_tenant(client)):
+            live = await live_refresh(uow, token, now)
+            if (live is None or live.family.client_id != client.client_id
+                    or live.family.tenant_id != client_tenant(client)):
                 return _INACTIVE
+            row, family = live.token, live.family
             try:
                 await check_user(uow, family.user_id, tenant_id=family.tenant_id)
             except NotInGoodStanding:

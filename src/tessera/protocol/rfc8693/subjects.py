@@ -20,12 +20,11 @@ from typing import Any
 from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
-from tessera.core.secrets import token_hash
 from tessera.keys import RingHolder, TokenInvalid
 from tessera.protocol.errors import InvalidGrant, InvalidRequest
 from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.protocol.rfc9068.validator import check_possession
-from tessera.protocol.token_state import AccessTokenState, TokenInactive
+from tessera.protocol.token_state import AccessTokenState, TokenInactive, live_refresh
 from tessera.store.ports import Store
 
 __all__ = ["TOKEN_TYPE_ACCESS_TOKEN", "TOKEN_TYPE_ID_TOKEN", "TOKEN_TYPE_JWT",
@@ -133,13 +132,10 @@ class SubjectLoader:
     async def _refresh(self, token: str, client: Client, jkt: str | None) -> dict[str, Any]:
         now = self._clock.now()
         async with self._store.unit_of_work(read_only=True) as uow:
-            row = await uow.refresh.get_token(token_hash(token))
-            family = await uow.refresh.get_family(row.family_id) if row else None
-            session = await uow.sessions.get(family.sid) if family else None
-            if (row is None or family is None or session is None or not session.active
-                    or family.revoked_at is not None or row.rotated_at is not None
-                    or now >= row.expires_at):
+            live = await live_refresh(uow, token, now)
+            if live is None:
                 raise TokenInactive("refresh_token_inactive")
+            family, session = live.family, live.session
             if family.client_id != client.client_id:
                 raise TokenInactive("refresh_token_of_another_client")
             try:
