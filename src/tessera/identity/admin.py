@@ -198,12 +198,12 @@ async def revoke(identity: Identity, *, sid: str | None = None, user_id: str | N
     """Revoke one session or every session of a user; returns sessions revoked."""
     if (sid is None) == (user_id is None):
         raise AdminError("name exactly one of a session or a user")
-    now = identity.clock.now()
     ttl = identity.settings.tokens.access_token_ttl
+    if sid is not None:  # committed together with concurrent ones (identity/revoker.py)
+        return int(await identity.revoker.revoke(sid, reason=reason, actor=actor,
+                                                 token_ttl=ttl))
+    now = identity.clock.now()
     async with transaction(identity.store, identity.audit) as tx:
-        if sid is not None:
-            return int(await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
-                                                      token_ttl=ttl, actor=actor))
         assert user_id is not None
         return await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
                                            token_ttl=ttl, actor=actor)
@@ -240,9 +240,8 @@ async def revoke_sessions(identity: Identity, sids: Sequence[str], *, reason: st
     for start in range(0, len(sids), batch):
         chunk = sids[start:start + batch]
         async with transaction(identity.store, identity.audit) as tx:
-            for sid in chunk:
-                revoked += await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
-                                                          token_ttl=ttl, actor=actor)
+            revoked += await lifecycle.revoke_sessions(tx, chunk, at=now, reason=reason,
+                                                       token_ttl=ttl, actor=actor)
         if progress is not None:
             progress(len(chunk))
     return revoked

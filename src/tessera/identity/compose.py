@@ -6,7 +6,7 @@ import asyncio
 import base64
 import contextlib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from tessera.identity.login.pending import PendingLogins
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.totp import TotpService
 from tessera.identity.revocation_mirror import RevocationMirror
+from tessera.identity.revoker import SessionRevoker
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
 from tessera.keys.manager import KeyManager
@@ -154,6 +155,11 @@ class Identity:
     signals: Signals | None = None
     """Back-channel logout, SSF and risk signals (``identity/signals``); None when
     ``signals.enabled`` is off."""
+    revoker: SessionRevoker = field(init=False)
+    """Single-session revocations, committed together when they arrive together."""
+
+    def __post_init__(self) -> None:
+        self.revoker = SessionRevoker(self.store, self.audit, self.clock)
 
     async def reload_keys(self) -> None:
         self.keys.ring = await self.key_manager.load()
@@ -200,6 +206,7 @@ class Identity:
             await self.signals.aclose()
 
     async def aclose(self) -> None:
+        await self.revoker.aclose()
         await self.stop_relays()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()
