@@ -23,7 +23,8 @@ served to clients that ask for ``COLUMNS_MEDIA_TYPE`` (``Accept``); others get t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import operator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tessera.core.revocation import RevocationEvent, RevocationKind
@@ -44,42 +45,27 @@ def columns_of(events: Iterable[RevocationEvent]) -> tuple[list[str], dict[str, 
     """``(kinds, columns)`` of ``events``, grouped by kind (kinds in order of first
     appearance); the kinds a verifier holds in bulk (a revoked token or session, a
     session version) by expiry, every other kind in the given (sequence) order."""
-    listed = list(events)
-    listed.sort(key=_grouping(listed))
-    kinds: dict[str, int] = {}
-    seqs: list[int | None] = []
+    groups: dict[str, list[RevocationEvent]] = {}
+    for event in events:
+        group = groups.get(event.kind)
+        if group is None:
+            groups[event.kind] = group = []
+        group.append(event)
     codes: list[int] = []
-    keys: list[str] = []
-    ats: list[float] = []
-    expiries: list[float] = []
-    datas: list[dict[str, Any] | None] = []
-    for event in listed:
-        code = kinds.get(event.kind)
-        if code is None:
-            kinds[event.kind] = code = len(kinds)
-        seqs.append(event.seq)
-        codes.append(code)
-        keys.append(event.key)
-        ats.append(event.at)
-        expiries.append(event.expires_at)
-        datas.append(event.data or None)
-    return list(kinds), {"seq": seqs, "kind": codes, "key": keys, "at": ats,
-                         "expires_at": expiries, "data": datas}
+    for code, (kind, group) in enumerate(groups.items()):
+        if kind in _BY_EXPIRY:
+            group.sort(key=_EXPIRY)  # stable
+        codes += [code] * len(group)
+    listed = [event for group in groups.values() for event in group]
+    return list(groups), {
+        "seq": [e.seq for e in listed], "kind": codes, "key": [e.key for e in listed],
+        "at": [e.at for e in listed], "expires_at": [e.expires_at for e in listed],
+        "data": [e.data or None for e in listed]}
 
 
 _BY_EXPIRY = frozenset({RevocationKind.TOKEN_REVOKED, RevocationKind.SESSION_REVOKED,
                         RevocationKind.SESSION_VERSION_BUMPED})
-
-
-def _grouping(events: list[RevocationEvent]) -> Callable[[RevocationEvent], tuple[int, float]]:
-    first: dict[str, int] = {}
-    for event in events:
-        first.setdefault(event.kind, len(first))
-
-    def key(event: RevocationEvent) -> tuple[int, float]:
-        return first[event.kind], event.expires_at if event.kind in _BY_EXPIRY else 0.0
-
-    return key  # sorted() is stable: other kinds keep their order
+_EXPIRY = operator.attrgetter("expires_at")
 
 
 def checked(snapshot: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:

@@ -29,9 +29,9 @@ silent partition       (no RST/FIN) the read times out (socket timeout), then as
                        down"; lag grows meanwhile
 never loaded           LOADING until a snapshot arrives; every route refuses
 bad event              ``InvalidEvent`` is logged, the connection restarts from the cursor
-far behind             a watermark shows more events to replay than the state holds
-                       entries (and at least ``reload_behind``): LOADING — a snapshot
-                       is cheaper than the replay (a long disconnect)
+far behind             a watermark shows so many events to replay (at least
+                       ``reload_behind``) that a snapshot is cheaper: LOADING (a long
+                       disconnect)
 =====================  =============================================================
 """
 
@@ -53,8 +53,12 @@ __all__ = ["EventSource", "FeedBatch", "Phase", "ResyncRequired", "RevocationFol
 
 _log = logging.getLogger("tessera.verifier")
 RELOAD_BEHIND = 50_000
-"""Events behind (at least) from which the follower reloads the snapshot rather than
-replaying, if the state holds fewer entries than that (``RevocationFollower.reload_behind``)."""
+"""Events behind (at least) from which the follower may reload the snapshot rather than
+replay (``RevocationFollower.reload_behind``)."""
+REPLAY_COST = 8
+"""Replaying one event from the channel costs about as much as loading this many entries
+of a columns snapshot (bench/scale.py measures 20× here; 8 spares the identity service,
+which builds the snapshot)."""
 MAX_PAGES = 10_000
 """Pages one gap fill may take (10 M events) before it is treated as a broken source."""
 
@@ -115,9 +119,9 @@ class RevocationFollower:
         self._backoff = min_backoff
         self.reload_behind = reload_behind
         """Reload the snapshot instead of replaying the channel when a watermark shows the
-        state this many events behind and further behind than the state is big (a snapshot
-        holds about as many entries as the state): after a long disconnect, loading the
-        live state is cheaper than replaying every event since (docs/scale.md)."""
+        state at least this many events behind and replaying them would cost more than
+        loading a snapshot (``REPLAY_COST``): after a long disconnect, loading the live
+        state is cheaper than replaying every event since (docs/scale.md)."""
         self.reloads = 0
         """Snapshots reloaded because the state was far behind (for metrics)."""
         self._reload_armed = True
@@ -241,7 +245,10 @@ class RevocationFollower:
         if not self._reload_armed or not getattr(self.source, "has_snapshot", False):
             return False
         behind = watermark.head - self.state.cursor
-        return behind >= self.reload_behind and behind > len(self.state)
+        # the snapshot holds about the state plus what is behind; replaying one event
+        # costs about as much as loading REPLAY_COST snapshot entries
+        return behind >= self.reload_behind \
+            and behind * REPLAY_COST > len(self.state) + behind
 
     def _apply(self, events: Iterable[Mapping[str, Any]], now: float) -> None:
         for event in events:  # pruned once per batch, not per event (catch-up speed)

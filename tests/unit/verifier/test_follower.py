@@ -220,8 +220,8 @@ async def test_not_far_behind_the_channel_is_replayed(case: str) -> None:
     source = (ScriptedSource if case == "no snapshot of its own" else SnapshotSource)(
         outbox, [[batch]], snapshot_upto=1)
     state = RevocationState()
-    if case == "state bigger":  # replaying 10 events is cheaper than reloading 20 entries
-        source.outbox = [ev(seq, f"old-{seq}") for seq in range(-19, 1)] + outbox
+    if case == "state bigger":  # replaying 10 events is cheaper than loading 110 entries
+        source.outbox = [ev(seq, f"old-{seq}") for seq in range(-99, 1)] + outbox
     follower = RevocationFollower(state, source, clock=FixedClock(NOW + 1),
                                   min_backoff=0.001, max_backoff=0.002,
                                   reload_behind=100 if case == "close enough" else 5)
