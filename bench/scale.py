@@ -131,7 +131,7 @@ def columns_blob(events: list[dict[str, Any]], now: float) -> bytes:
 
 def legacy_load(events: list[dict[str, Any]], now: float) -> dict[str, Any]:
     """The events shape (what an old client gets): parse + load, for comparison."""
-    from tessera.verifier import RevocationState
+    from tessera.verifier.revocation import RevocationState
 
     blob = orjson.dumps({"seq": len(events), "events": events,
                          "watermark": {"head": len(events), "at": now, "epoch": "bench"}})
@@ -145,7 +145,7 @@ def legacy_load(events: list[dict[str, Any]], now: float) -> dict[str, Any]:
 
 
 def state_worker(sessions: int, mode: str) -> dict[str, Any]:
-    from tessera.verifier import RevocationState
+    from tessera.verifier.revocation import RevocationState
 
     now = time.time()
     events = snapshot_events(sessions, now)
@@ -235,7 +235,8 @@ async def catchup_once(redis_url: str, backlog: int) -> dict[str, Any]:
     from tessera.bus import OutboxBatch
     from tessera.bus.redis_streams import RedisStreamsBus
     from tessera.core.revocation import RevocationEvent, RevocationKind
-    from tessera.verifier import BusSource, RevocationState
+    from tessera.verifier.revocation import RevocationState
+    from tessera.verifier.revocation.sources import BusSource
 
     stream = f"bench:scale:{uuid.uuid4().hex}"
     bus = RedisStreamsBus.from_url(redis_url, stream=stream, maxlen=max(backlog * 2, 1000))
@@ -288,7 +289,7 @@ async def follower_catchup_once(redis_url: str, backlog: int, sessions: int
     from tessera.core.freshness import Phase
     from tessera.core.revocation import RevocationEvent, RevocationKind
     from tessera.core.revocation_snapshot import COLUMNS_FORMAT, columns_of
-    from tessera.verifier import BusSource, RevocationFollower, RevocationState
+    from tessera.verifier.revocation import BusSource, RevocationFollower, RevocationState
 
     now = time.time()
     base = [RevocationEvent(e["kind"], e["key"], e["at"], e["expires_at"], e["data"], e["seq"])

@@ -15,7 +15,7 @@ from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.settings import Settings
-from tessera.verifier import RevocationState
+from tessera.verifier.revocation import RevocationState
 from tests.support import AppClient, TesseraDriver
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from tessera.core.revocation import RevocationEvent
 from tessera.core.revocation_snapshot import COLUMNS_FORMAT, columns_of, events_of
-from tessera.verifier import InvalidEvent, RevocationState
+from tessera.verifier import InvalidEvent
+from tessera.verifier.revocation import RevocationState
 
 from ._support import NOW
 

@@ -21,8 +21,8 @@ import orjson
 from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
 from tessera.core.revocation_snapshot import COLUMNS_MEDIA_TYPE
-from tessera.verifier._errors import InvalidEvent
-from tessera.verifier._follower import FeedBatch, ResyncRequired, SourceUnavailable
+from tessera.verifier.errors import InvalidEvent
+from tessera.verifier.revocation.follower import FeedBatch, ResyncRequired, SourceUnavailable
 
 __all__ = ["BusSource", "HttpFeedSource", "RedisStreamSource"]
 
