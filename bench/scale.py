@@ -289,7 +289,8 @@ async def follower_catchup_once(redis_url: str, backlog: int, sessions: int
     from tessera.core.freshness import Phase
     from tessera.core.revocation import RevocationEvent, RevocationKind
     from tessera.core.revocation_snapshot import COLUMNS_FORMAT, columns_of
-    from tessera.verifier.revocation import BusSource, RevocationFollower, RevocationState
+    from tessera.verifier.revocation import RevocationFollower, RevocationState
+    from tessera.verifier.revocation.sources import BusSource
 
     now = time.time()
     base = [RevocationEvent(e["kind"], e["key"], e["at"], e["expires_at"], e["data"], e["seq"])
@@ -597,6 +598,8 @@ def main() -> None:
                         help="sizes up to 100k and 16 verifiers (a smoke run)")
     parser.add_argument("--state-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="time", help=argparse.SUPPRESS)
+    parser.add_argument("--reuse-state", action="store_true",
+                        help="take the state rows from scale.partial.json (same sizes)")
     parser.add_argument("--from-partial", action="store_true",
                         help="report what scale.partial.json holds (after an interrupted run)")
     args = parser.parse_args()
@@ -626,9 +629,13 @@ def main() -> None:
         done = json.loads(partial.read_text()) if partial.exists() else {}
         partial.write_text(json.dumps(done | parts, indent=2))
 
-    log("verifier state …")
-    state = measure_state(sizes)
-    keep(state=state)
+    earlier = json.loads(partial.read_text()) if partial.exists() else {}
+    if args.reuse_state and [r["sessions"] for r in earlier.get("state", [])] == sizes:
+        state = earlier["state"]  # measured by the interrupted run
+    else:
+        log("verifier state …")
+        state = measure_state(sizes)
+        keep(state=state)
     procs = Procs()
     with tempfile.TemporaryDirectory(prefix="tessera-scale-") as tmp:
         try:
