@@ -163,13 +163,13 @@ def state_worker(sessions: int, mode: str) -> dict[str, Any]:
         if mode == "memory":
             tracemalloc.start()
         base = _rss()  # neither the events nor the bytes are held now
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         blob = Path(fh.name).read_bytes()  # as received from the identity service
     parsed = orjson.loads(blob)
     parsed_at = time.perf_counter()
     state = RevocationState()
     state.load_snapshot(parsed, now=now)
-    done = time.perf_counter()
+    done, cpu = time.perf_counter(), time.process_time() - cpu
     entries = len(state)
     del parsed, blob
     _trim()
@@ -181,7 +181,8 @@ def state_worker(sessions: int, mode: str) -> dict[str, Any]:
     else:
         out["rss_bytes_per_entry"] = round((_rss() - base) / entries, 1)
         out.update(parse_s=round(parsed_at - started, 3),
-                   apply_s=round(done - parsed_at, 3), load_s=round(done - started, 3))
+                   apply_s=round(done - parsed_at, 3), load_s=round(done - started, 3),
+                   load_cpu_s=round(cpu, 3))
     assert state.loaded and state.cursor == sessions + sessions // 10
     return out
 
@@ -337,11 +338,11 @@ async def follower_catchup_once(redis_url: str, backlog: int, sessions: int
 
     follower.on_progress = progressed
     _trim()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     follower.start()
     try:
         await caught_up.wait()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         client = bus._redis
         await client.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
@@ -351,6 +352,7 @@ async def follower_catchup_once(redis_url: str, backlog: int, sessions: int
         await asyncio.wait_for(follower.aclose(), 10)
     assert len(state) == start + backlog, (len(state), start + backlog)
     return {"backlog": backlog, "base_entries": start, "follower_catchup_s": round(elapsed, 3),
+            "follower_cpu_s": round(cpu, 3),
             "follower_path": "snapshot" if follower.reloads else "replay",
             "snapshot_build_s": round(built["build_s"], 3) if follower.reloads else None,
             "reload_snapshot_bytes": built["bytes"] if follower.reloads else None}
@@ -577,7 +579,7 @@ def table(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str, 
     print("  ".join(f"{label:>{len(label) if len(label) > 10 else 10}}"
                     for _, label, _ in columns))
     for row in rows:
-        print("  ".join(format(row[key], fmt).rjust(len(label) if len(label) > 10 else 10)
+        print("  ".join(format(row.get(key), fmt).rjust(len(label) if len(label) > 10 else 10)
                         for key, label, fmt in columns))
 
 
@@ -664,12 +666,13 @@ def report(out: Path, state: list[dict[str, Any]], catchup: list[dict[str, Any]]
         ("state_bytes_per_entry", "B/entry", ".0f"), ("rss_bytes_per_entry", "RSS B/entry", ".0f"),
         ("snapshot_bytes", "snapshot B", ","), ("snapshot_gzip_bytes", "gzip B", ","),
         ("parse_s", "parse s", ".2f"), ("apply_s", "apply s", ".2f"), ("load_s", "load s", ".2f"),
-        ("legacy_load_s", "events-shape load s", ".2f")])
+        ("load_cpu_s", "load CPU s", ""), ("legacy_load_s", "events-shape load s", ".2f")])
     table("Catch-up: B events behind; replay = read from Redis and applied; follower = "
           "RevocationFollower deciding (replay or snapshot reload)", catchup, [
         ("backlog", "events", ","), ("catchup_s", "replay s", ".2f"),
         ("catchup_events_per_s", "applied/s", ","), ("publish_events_per_s", "published/s", ","),
-        ("follower_catchup_s", "follower s", ".2f"), ("follower_path", "by", ""),
+        ("follower_catchup_s", "follower s", ".2f"), ("follower_cpu_s", "follower CPU s", ""),
+        ("follower_path", "by", ""),
         ("snapshot_build_s", "snapshot build s", "")])
     table("Propagation: revoke → rejected at every verifier (Redis Streams)", propagation, [
         ("verifiers", "verifiers", "d"), ("p50_ms", "p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
