@@ -31,9 +31,9 @@ What is measured (all on this machine; nothing is extrapolated):
   ``tessera serve`` → rejected at every verifier; Redis Streams path) against the same
   private Redis; p50/p99 over sequential revocations.
 - **Revoke throughput on PostgreSQL**: S live sessions in a fresh schema (S = 1k … 1M), then
-  ``identity.admin.revoke`` of one session per call, 16 calls at a time (each returns after
-  the commit that holds its outbox event and audit row; calls that queue up share a
-  commit: ``identity/revoker.py``); revocations per second. Then as many other sessions
+  ``application.admin.revoke`` of one session per call, 16 calls at a time (each returns
+  after the commit that holds its outbox event and audit row; calls that queue up share a
+  commit: ``application/revoker.py``); revocations per second. Then as many other sessions
   by ``admin.revoke_sessions`` (bulk).
 
 Prints a table per figure and writes ``bench/results/scale.json`` and PNG charts
@@ -405,8 +405,8 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
     import asyncpg
     from sqlalchemy import insert
 
+    from tessera.application import admin
     from tessera.core.clock import SystemClock
-    from tessera.identity import admin
     from tessera.identity.compose import build_identity
     from tessera.keys import Sealer
     from tessera.settings import Settings
@@ -431,7 +431,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                             audit_log_json=False)  # type: ignore[arg-type]
         identity = await build_identity(settings, clock=SystemClock())
         try:
-            user = await admin.create_user(identity, username="bench", password="x" * 16)
+            user = await admin.create_user(identity.admin, username="bench", password="x" * 16)
             now = time.time()
             sids = [secrets.token_urlsafe(16) for _ in range(sessions)]
             engine = identity.store.engine  # type: ignore[attr-defined]
@@ -456,7 +456,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                     sid = queue.get_nowait()
                     for _ in range(5):  # a conflict rolls back: retry, as a client would
                         try:
-                            done += await admin.revoke(identity, sid=sid, reason="bench",
+                            done += await admin.revoke(identity.admin, sid=sid, reason="bench",
                                                        actor="bench")
                             break
                         except StoreConflict:
@@ -467,13 +467,13 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
             revoked = sum(await asyncio.gather(*(worker() for _ in range(16))))
             elapsed = time.perf_counter() - started
             assert revoked == len(targets), (revoked, len(targets))
-            batches = identity.revoker.batches
+            batches = identity.admin.revoker.batches
             # bulk: the same number of other sessions by admin.revoke_sessions (tenant or
             # incident clean-up: REVOKE_BATCH sessions per transaction)
             chosen = set(targets)
             bulk = [sid for sid in sids if sid not in chosen][:len(targets)]
             started = time.perf_counter()
-            bulk_revoked = await admin.revoke_sessions(identity, bulk, reason="bench",
+            bulk_revoked = await admin.revoke_sessions(identity.admin, bulk, reason="bench",
                                                        actor="bench")
             bulk_elapsed = time.perf_counter() - started
             assert bulk_revoked == len(bulk), (bulk_revoked, len(bulk))

@@ -1,4 +1,4 @@
-"""Single-session revocations that arrive together commit together (identity/revoker.py),
+"""Single-session revocations that arrive together commit together (application/revoker.py),
 each with its own outbox event and audit record; every caller learns its own outcome only
 after the commit. On SQLite and PostgreSQL."""
 
@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.sessions import Session
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.settings import Settings
 from tessera.store.sql import SqlStore
@@ -23,13 +23,13 @@ async def identity(settings: Settings, any_store: SqlStore,
                    clock: FixedClock) -> AsyncIterator[Identity]:
     built = await make_identity(settings, any_store, clock)
     yield built
-    await built.revoker.aclose()
+    await built.admin.revoker.aclose()
     await built.audit.aclose()
 
 
 async def open_sessions(identity: Identity, count: int, *, actor_sid: str | None = None
                         ) -> list[str]:
-    user = await admin.create_user(identity, username=f"u-{actor_sid or 'main'}",
+    user = await admin.create_user(identity.admin, username=f"u-{actor_sid or 'main'}",
                                    password="long password")
     now = identity.clock.now()
     sids = [f"{actor_sid or 'sid'}-{i}" for i in range(count)]
@@ -51,11 +51,11 @@ async def test_concurrent_revokes_share_commits_and_each_gets_its_event(
     sids = await open_sessions(identity, 12)
     child = (await open_sessions(identity, 1, actor_sid=sids[0]))[0]
     results = await asyncio.gather(
-        *(admin.revoke(identity, sid=sid, reason="test", actor="op") for sid in sids),
-        admin.revoke(identity, sid=sids[3], reason="test", actor="op"),  # twice
-        admin.revoke(identity, sid="no-such-session", reason="test", actor="op"))
+        *(admin.revoke(identity.admin, sid=sid, reason="test", actor="op") for sid in sids),
+        admin.revoke(identity.admin, sid=sids[3], reason="test", actor="op"),  # twice
+        admin.revoke(identity.admin, sid="no-such-session", reason="test", actor="op"))
     assert results[:12] == [1] * 12 and results[12:] == [0, 0]
-    assert identity.revoker.batches < 12, "revocations that queued up shared a commit"
+    assert identity.admin.revoker.batches < 12, "revocations that queued up shared a commit"
     events = await outbox(identity)
     assert sorted(key for kind, key in events if kind == "session.revoked") == \
         sorted([*sids, child]), "one event per revoked session, the impersonation's too"
@@ -65,6 +65,7 @@ async def test_concurrent_revokes_share_commits_and_each_gets_its_event(
             assert session is not None and session.revoked_at is not None
         audited = await uow.audit.query(event="session.revoked", limit=100)
     assert sorted(r.fields["sid"] for r in audited) == sorted([*sids, child])
+    assert all(r.fields["user_id"] and r.fields["tenant_id"] for r in audited)
 
 
 async def test_a_failing_batch_is_retried_one_by_one(identity: Identity,
@@ -84,7 +85,7 @@ async def test_a_failing_batch_is_retried_one_by_one(identity: Identity,
 
     monkeypatch.setattr(type(identity.store), "unit_of_work", failing_first)
     results = await asyncio.gather(
-        *(admin.revoke(identity, sid=sid, reason="test", actor="op") for sid in sids),
+        *(admin.revoke(identity.admin, sid=sid, reason="test", actor="op") for sid in sids),
         return_exceptions=True)
     assert isinstance(results[0], RuntimeError) and results[1:] == [1, 1, 1]
     assert calls == 1 + len(sids)

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["SessionRevoker"]
@@ -41,7 +41,7 @@ class _Request:
 
 
 class SessionRevoker:
-    def __init__(self, store: Store, audit: AuditLog, clock: Clock, *,
+    def __init__(self, store: Store, audit: AuditTrail, clock: Clock, *,
                  max_batch: int = MAX_BATCH) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")

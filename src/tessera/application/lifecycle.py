@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tessera.application.transaction import Transaction
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.observability import events
-from tessera.protocol.transaction import Transaction
 
 VERIFIER_LEEWAY = 60.0
 """Verifiers may accept tokens up to 60 s past ``exp`` (DESIGN §9), so an entry must be
@@ -80,8 +80,8 @@ async def end_sessions(tx: Transaction, sids: Sequence[str], *, at: float, reaso
         tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, session.sid, at,
                                    expires_at=_horizon(at, token_ttl),
                                    data={"sub": session.user_id, "reason": reason}))
-        tx.audit(events.SESSION_REVOKED, sid=session.sid, subject=session.user_id,
-                 tenant=session.tenant_id, reason=reason, actor=actor)
+        tx.audit(events.SESSION_REVOKED, sid=session.sid, user_id=session.user_id,
+                 tenant_id=session.tenant_id, reason=reason, actor=actor)
     children = await tx.uow.sessions.acting_under_any(ended_sids)
     if children:  # an impersonation never outlives the administrator's session
         await revoke_sessions(tx, [c.sid for c in children], at=at,
@@ -140,7 +140,7 @@ async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_a
                               client_id: str, token_digest: str) -> None:
     tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
                                      expires_at=expires_at + VERIFIER_LEEWAY, data={}))
-    tx.audit(events.TOKEN_REVOKED, client=client_id, token_hash=token_digest, jti=jti,
+    tx.audit(events.TOKEN_REVOKED, client_id=client_id, token_hash=token_digest, jti=jti,
              token_type="access_token")
 
 
@@ -155,8 +155,8 @@ async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: 
     tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
                                      expires_at=_horizon(at, token_ttl),
                                      data={"sv": sv, "sub": session.user_id, "reason": reason}))
-    tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,
-             tenant=session.tenant_id, sv=sv, reason=reason, actor=actor)
+    tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, user_id=session.user_id,
+             tenant_id=session.tenant_id, sv=sv, reason=reason, actor=actor)
     # the administrator's tokens of this session are stale now: so is what they obtained
     await end_impersonations(tx, at=at, sid=sid, reason="actor_session_bumped",
                              token_ttl=token_ttl)
