@@ -11,8 +11,9 @@ What is measured (all on this machine; nothing is extrapolated):
 - **Verifier state** for N live sessions and N/10 revocations (N = 1k … 1M). Worst case for
   the sessions: every one has a known session version (``session.version_bumped``), so
   the verifier holds an entry for each; the revocations are 80 % ``session.revoked`` and
-  20 % ``token.revoked``. The snapshot is the identity service's JSON shape
-  (``RevocationState.load_snapshot``). Each size runs in a fresh process:
+  20 % ``token.revoked``. The snapshot is the identity service's columns shape
+  (``tessera.core.revocation_snapshot``, what ``HttpFeedSource`` asks for); the events
+  shape old clients get is loaded too, for comparison. Each size runs in a fresh process:
   ``snapshot_load_s`` = ``orjson.loads`` of the bytes + ``load_snapshot``; bytes per entry
   = what the state holds once the snapshot is dropped (``tracemalloc``: the Python objects
   of the state, keys included), and, separately, the process's resident-set growth per
@@ -20,14 +21,20 @@ What is measured (all on this machine; nothing is extrapolated):
 - **Catch-up**: B events published on a private ``redis-server`` through
   ``RedisStreamsBus.publish`` (the relay's path, 1000 per script call), then read from
   cursor 0 through the SDK's ``BusSource`` and applied one by one to a
-  ``RevocationState``, as ``RevocationFollower`` does. A 10-minute disconnect at 100k
+  ``RevocationState``, as ``RevocationFollower`` does (the replay). Then the follower
+  itself: a ``RevocationFollower`` holding the largest state size at cursor C comes back
+  to B events on the stream and a watermark at their head, and decides between that
+  replay and reloading the snapshot (built as the identity service builds it, database
+  read left out); ``catchup_s`` is its time. A 10-minute disconnect at 100k
   revocations/min is B = 1M.
 - **Propagation** to N verifier processes (1 … 64): ``bench/propagation.py`` (revoke at
   ``tessera serve`` → rejected at every verifier; Redis Streams path) against the same
   private Redis; p50/p99 over sequential revocations.
 - **Revoke throughput on PostgreSQL**: S live sessions in a fresh schema (S = 1k … 1M), then
-  ``application.admin.revoke`` of one session per transaction (outbox event and audit row in
-  the same transaction), 16 at a time; revocations per second.
+  ``application.admin.revoke`` of one session per call, 16 calls at a time (each returns
+  after the commit that holds its outbox event and audit row; calls that queue up share a
+  commit: ``application/revoker.py``); revocations per second. Then as many other sessions
+  by ``admin.revoke_sessions`` (bulk).
 
 Prints a table per figure and writes ``bench/results/scale.json`` and PNG charts
 (matplotlib); the last line is one JSON object (``sessions``,
@@ -110,16 +117,44 @@ def _trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def columns_blob(events: list[dict[str, Any]], now: float) -> bytes:
+    """The identity service's columns snapshot of ``events`` (``identity/feed.py``)."""
+    from tessera.core.revocation import RevocationEvent
+    from tessera.core.revocation_snapshot import COLUMNS_FORMAT, columns_of
+
+    kinds, columns = columns_of(RevocationEvent(e["kind"], e["key"], e["at"], e["expires_at"],
+                                                e["data"], e["seq"]) for e in events)
+    return orjson.dumps({"format": COLUMNS_FORMAT, "seq": len(events), "kinds": kinds,
+                         "columns": columns,
+                         "watermark": {"head": len(events), "at": now, "epoch": "bench"}})
+
+
+def legacy_load(events: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """The events shape (what an old client gets): parse + load, for comparison."""
+    from tessera.verifier.revocation import RevocationState
+
+    blob = orjson.dumps({"seq": len(events), "events": events,
+                         "watermark": {"head": len(events), "at": now, "epoch": "bench"}})
+    _trim()
+    started = time.perf_counter()
+    state = RevocationState()
+    state.load_snapshot(orjson.loads(blob), now=now)
+    elapsed = time.perf_counter() - started
+    assert len(state) == len(events)
+    return {"legacy_snapshot_bytes": len(blob), "legacy_load_s": round(elapsed, 3)}
+
+
 def state_worker(sessions: int, mode: str) -> dict[str, Any]:
     from tessera.verifier.revocation import RevocationState
 
     now = time.time()
     events = snapshot_events(sessions, now)
-    blob = orjson.dumps({"seq": len(events), "events": events,
-                         "watermark": {"head": len(events), "at": now, "epoch": "bench"}})
+    legacy = legacy_load(events, now) if mode == "time" else {}
+    _trim()
+    blob = columns_blob(events, now)
     del events
     out: dict[str, Any] = {"sessions": sessions, "snapshot_bytes": len(blob),
-                           "snapshot_gzip_bytes": len(zlib.compress(blob, 6))}
+                           "snapshot_gzip_bytes": len(zlib.compress(blob, 6)), **legacy}
     with tempfile.NamedTemporaryFile(prefix="tessera-snapshot-") as fh:
         fh.write(blob)
         fh.flush()
@@ -128,13 +163,13 @@ def state_worker(sessions: int, mode: str) -> dict[str, Any]:
         if mode == "memory":
             tracemalloc.start()
         base = _rss()  # neither the events nor the bytes are held now
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         blob = Path(fh.name).read_bytes()  # as received from the identity service
     parsed = orjson.loads(blob)
     parsed_at = time.perf_counter()
     state = RevocationState()
     state.load_snapshot(parsed, now=now)
-    done = time.perf_counter()
+    done, cpu = time.perf_counter(), time.process_time() - cpu
     entries = len(state)
     del parsed, blob
     _trim()
@@ -146,7 +181,8 @@ def state_worker(sessions: int, mode: str) -> dict[str, Any]:
     else:
         out["rss_bytes_per_entry"] = round((_rss() - base) / entries, 1)
         out.update(parse_s=round(parsed_at - started, 3),
-                   apply_s=round(done - parsed_at, 3), load_s=round(done - started, 3))
+                   apply_s=round(done - parsed_at, 3), load_s=round(done - started, 3),
+                   load_cpu_s=round(cpu, 3))
     assert state.loaded and state.cursor == sessions + sessions // 10
     return out
 
@@ -240,12 +276,97 @@ async def catchup_once(redis_url: str, backlog: int) -> dict[str, Any]:
             "publish_events_per_s": round(backlog / published)}
 
 
-def measure_catchup(redis_url: str, sizes: list[int]) -> list[dict[str, Any]]:
+async def follower_catchup_once(redis_url: str, backlog: int, sessions: int
+                                ) -> dict[str, Any]:
+    """A ``RevocationFollower`` that held the state of ``sessions`` live sessions (+10 %
+    revocations) at cursor C comes back after ``backlog`` events were published (and the
+    relay marked a watermark at their head); time until its state holds them. It decides
+    itself between replaying the stream and reloading the snapshot. The snapshot is built
+    as the identity service builds it (columns of the live events, encoded, decoded) —
+    only the database read is left out."""
+    from tessera.bus import OutboxBatch
+    from tessera.bus.redis_streams import RedisStreamsBus
+    from tessera.core.clock import SystemClock
+    from tessera.core.freshness import Phase
+    from tessera.core.revocation import RevocationEvent, RevocationKind
+    from tessera.core.revocation_snapshot import COLUMNS_FORMAT, columns_of
+    from tessera.verifier.revocation import RevocationFollower, RevocationState
+    from tessera.verifier.revocation.sources import BusSource
+
+    now = time.time()
+    base = [RevocationEvent(e["kind"], e["key"], e["at"], e["expires_at"], e["data"], e["seq"])
+            for e in snapshot_events(sessions, now)]
+    start = len(base)
+    stream = f"bench:scale:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(redis_url, stream=stream, maxlen=max(backlog * 2, 1000))
+    tail: list[RevocationEvent] = []
+    for first in range(start, start + backlog, 1000):
+        batch = [RevocationEvent(RevocationKind.SESSION_REVOKED if seq % 5 else
+                                 RevocationKind.TOKEN_REVOKED, secrets.token_urlsafe(16),
+                                 at=now, expires_at=now + 360, seq=seq)
+                 for seq in range(first + 1, min(start + backlog, first + 1000) + 1)]
+        # the stream starts at the verifier's cursor (no check for the first batch)
+        await bus.publish(batch if first == start else OutboxBatch(batch, after=first))
+        tail += batch
+    head = start + backlog
+    await bus.mark(head, time.time())
+    built: dict[str, float] = {}
+
+    async def snapshot() -> dict[str, Any]:
+        started = time.perf_counter()
+        live = base + tail if built else base  # the first load is before the disconnect
+        kinds, columns = columns_of(live)
+        blob = orjson.dumps({"format": COLUMNS_FORMAT, "seq": live[-1].seq, "kinds": kinds,
+                             "columns": columns, "watermark": {
+                                 "head": live[-1].seq, "at": time.time(), "epoch": None}})
+        built["build_s"] = time.perf_counter() - started
+        built["bytes"] = len(blob)
+        return orjson.loads(blob)  # type: ignore[no-any-return]
+
+    state = RevocationState()
+    state.load_snapshot(await snapshot(), now=now)
+    built["loaded"] = 1.0
+    assert state.cursor == start
+    source = BusSource(bus, snapshot=snapshot)
+    follower = RevocationFollower(state, source, clock=SystemClock())
+    follower.phase = Phase.FOLLOWING  # it was following when it was cut off
+    caught_up = asyncio.Event()
+
+    def progressed() -> None:
+        if state.cursor >= head:
+            caught_up.set()
+
+    follower.on_progress = progressed
+    _trim()
+    started, cpu = time.perf_counter(), time.process_time()
+    follower.start()
+    try:
+        await caught_up.wait()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        client = bus._redis
+        await client.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        # closed under the follower's blocking XREAD first: cancelling that read alone
+        # did not always end here (redis-py)
+        await bus.aclose()
+        await asyncio.wait_for(follower.aclose(), 10)
+    assert len(state) == start + backlog, (len(state), start + backlog)
+    return {"backlog": backlog, "base_entries": start, "follower_catchup_s": round(elapsed, 3),
+            "follower_cpu_s": round(cpu, 3),
+            "follower_path": "snapshot" if follower.reloads else "replay",
+            "snapshot_build_s": round(built["build_s"], 3) if follower.reloads else None,
+            "reload_snapshot_bytes": built["bytes"] if follower.reloads else None}
+
+
+def measure_catchup(redis_url: str, sizes: list[int], sessions: int
+                    ) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         row = asyncio.run(catchup_once(redis_url, n))
-        log(f"  catch-up B={n:>8}: {row['catchup_s']:.2f} s "
-            f"({row['catchup_events_per_s']:,} events/s)")
+        row.update(asyncio.run(follower_catchup_once(redis_url, n, sessions)))
+        log(f"  catch-up B={n:>8}: replay {row['catchup_s']:.2f} s "
+            f"({row['catchup_events_per_s']:,} events/s); follower "
+            f"{row['follower_catchup_s']:.2f} s by {row['follower_path']}")
         rows.append(row)
     return rows
 
@@ -266,7 +387,11 @@ def measure_propagation(redis_url: str, counts: list[int], revocations: int
     for n in counts:
         rows.append({"verifiers": n, "p50_ms": summary[f"redis_n{n}_p50_ms"],
                      "p99_ms": summary[f"redis_n{n}_p99_ms"],
-                     "raw_redis_p99_ms": summary[f"raw_redis_n{n}_p99_ms"]})
+                     "raw_redis_p99_ms": summary[f"raw_redis_n{n}_p99_ms"],
+                     "stages_ms": {key.removeprefix(f"redis_n{n}_"): value
+                                   for key, value in summary.items()
+                                   if key.startswith(f"redis_n{n}_") and "_to_" in key},
+                     "load_average": os.getloadavg()[0]})
         log(f"  propagation N={n:>3}: p50 {rows[-1]['p50_ms']:.1f} ms, "
             f"p99 {rows[-1]['p99_ms']:.1f} ms")
     return rows
@@ -342,6 +467,16 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
             revoked = sum(await asyncio.gather(*(worker() for _ in range(16))))
             elapsed = time.perf_counter() - started
             assert revoked == len(targets), (revoked, len(targets))
+            batches = identity.admin.revoker.batches
+            # bulk: the same number of other sessions by admin.revoke_sessions (tenant or
+            # incident clean-up: REVOKE_BATCH sessions per transaction)
+            chosen = set(targets)
+            bulk = [sid for sid in sids if sid not in chosen][:len(targets)]
+            started = time.perf_counter()
+            bulk_revoked = await admin.revoke_sessions(identity.admin, bulk, reason="bench",
+                                                       actor="bench")
+            bulk_elapsed = time.perf_counter() - started
+            assert bulk_revoked == len(bulk), (bulk_revoked, len(bulk))
         finally:
             await identity.aclose()
     finally:
@@ -352,7 +487,9 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
         finally:
             await conn.close()
     return {"sessions": sessions, "revoked": revoked, "conflicts_retried": conflicts,
-            "revoke_rps": round(revoked / elapsed, 1)}
+            "revoke_rps": round(revoked / elapsed, 1), "transactions": batches,
+            "bulk_revoked": bulk_revoked,
+            "bulk_revoke_rps": round(bulk_revoked / bulk_elapsed, 1)}
 
 
 def measure_revoke_pg(postgres_url: str, sizes: list[int], revokes: int, workdir: Path
@@ -360,7 +497,8 @@ def measure_revoke_pg(postgres_url: str, sizes: list[int], revokes: int, workdir
     rows = []
     for n in sizes:
         row = asyncio.run(revoke_pg_once(postgres_url, n, min(n, revokes), workdir))
-        log(f"  revoke on PostgreSQL, {n:>8} live sessions: {row['revoke_rps']:.0f}/s")
+        log(f"  revoke on PostgreSQL, {n:>8} live sessions: {row['revoke_rps']:.0f}/s "
+            f"({row['transactions']} transactions), bulk {row['bulk_revoke_rps']:.0f}/s")
         rows.append(row)
     return rows
 
@@ -395,10 +533,17 @@ def charts(out: Path, state: list[dict[str, Any]], catchup: list[dict[str, Any]]
     save(fig, "scale_memory.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sessions, [r["load_s"] for r in state], "o-", label="snapshot load (parse+apply)")
+    ax.plot(sessions, [r["load_s"] for r in state], "o-",
+            label="snapshot load, columns (parse+apply)")
     ax.plot(sessions, [r["parse_s"] for r in state], "s--", label="JSON parse")
     ax.plot([r["backlog"] for r in catchup], [r["catchup_s"] for r in catchup], "^-",
-            label="catch-up of B events (x = B)")
+            label="replay of B events (x = B)")
+    if all("follower_catchup_s" in r for r in catchup):
+        ax.plot([r["backlog"] for r in catchup], [r["follower_catchup_s"] for r in catchup],
+                "v-", label="follower catch-up (replay or reload)")
+    if all("legacy_load_s" in r for r in state):
+        ax.plot(sessions, [r["legacy_load_s"] for r in state], "x:",
+                label="load, events shape")
     ax.axhline(TARGETS["snapshot_load_s"], color="grey", ls=":", label="load target")
     ax.axhline(TARGETS["catchup_s"], color="black", ls=":", label="catch-up target")
     ax.set(xscale="log", yscale="log", xlabel="sessions / backlog events", ylabel="seconds",
@@ -434,7 +579,7 @@ def table(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str, 
     print("  ".join(f"{label:>{len(label) if len(label) > 10 else 10}}"
                     for _, label, _ in columns))
     for row in rows:
-        print("  ".join(format(row[key], fmt).rjust(len(label) if len(label) > 10 else 10)
+        print("  ".join(format(row.get(key), fmt).rjust(len(label) if len(label) > 10 else 10)
                         for key, label, fmt in columns))
 
 
@@ -455,6 +600,8 @@ def main() -> None:
                         help="sizes up to 100k and 16 verifiers (a smoke run)")
     parser.add_argument("--state-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="time", help=argparse.SUPPRESS)
+    parser.add_argument("--reuse-state", action="store_true",
+                        help="take the state rows from scale.partial.json (same sizes)")
     parser.add_argument("--from-partial", action="store_true",
                         help="report what scale.partial.json holds (after an interrupted run)")
     args = parser.parse_args()
@@ -484,15 +631,19 @@ def main() -> None:
         done = json.loads(partial.read_text()) if partial.exists() else {}
         partial.write_text(json.dumps(done | parts, indent=2))
 
-    log("verifier state …")
-    state = measure_state(sizes)
-    keep(state=state)
+    earlier = json.loads(partial.read_text()) if partial.exists() else {}
+    if args.reuse_state and [r["sessions"] for r in earlier.get("state", [])] == sizes:
+        state = earlier["state"]  # measured by the interrupted run
+    else:
+        log("verifier state …")
+        state = measure_state(sizes)
+        keep(state=state)
     procs = Procs()
     with tempfile.TemporaryDirectory(prefix="tessera-scale-") as tmp:
         try:
             redis_url = start_redis(procs, args.redis_server, Path(tmp))
             log("catch-up …")
-            catchup = measure_catchup(redis_url, backlogs)
+            catchup = measure_catchup(redis_url, backlogs, sizes[-1])
             keep(catchup=catchup)
             log("propagation …")
             propagation = measure_propagation(redis_url, counts, args.revocations)
@@ -514,16 +665,31 @@ def report(out: Path, state: list[dict[str, Any]], catchup: list[dict[str, Any]]
         ("sessions", "sessions", ","), ("entries", "entries", ","),
         ("state_bytes_per_entry", "B/entry", ".0f"), ("rss_bytes_per_entry", "RSS B/entry", ".0f"),
         ("snapshot_bytes", "snapshot B", ","), ("snapshot_gzip_bytes", "gzip B", ","),
-        ("parse_s", "parse s", ".2f"), ("apply_s", "apply s", ".2f"), ("load_s", "load s", ".2f")])
-    table("Catch-up: B events behind, read from Redis and applied", catchup, [
-        ("backlog", "events", ","), ("catchup_s", "catch-up s", ".2f"),
-        ("catchup_events_per_s", "applied/s", ","), ("publish_events_per_s", "published/s", ",")])
+        ("parse_s", "parse s", ".2f"), ("apply_s", "apply s", ".2f"), ("load_s", "load s", ".2f"),
+        ("load_cpu_s", "load CPU s", ""), ("legacy_load_s", "events-shape load s", ".2f")])
+    table("Catch-up: B events behind; replay = read from Redis and applied; follower = "
+          "RevocationFollower deciding (replay or snapshot reload)", catchup, [
+        ("backlog", "events", ","), ("catchup_s", "replay s", ".2f"),
+        ("catchup_events_per_s", "applied/s", ","), ("publish_events_per_s", "published/s", ","),
+        ("follower_catchup_s", "follower s", ".2f"), ("follower_cpu_s", "follower CPU s", ""),
+        ("follower_path", "by", ""),
+        ("snapshot_build_s", "snapshot build s", "")])
     table("Propagation: revoke → rejected at every verifier (Redis Streams)", propagation, [
         ("verifiers", "verifiers", "d"), ("p50_ms", "p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
-        ("raw_redis_p99_ms", "raw p99 ms", ".1f")])
-    table("Revoke throughput on PostgreSQL (one session per transaction, 16 concurrent)",
+        ("raw_redis_p99_ms", "raw p99 ms", ".1f"), ("load_average", "load avg after", ".1f")])
+    for row in propagation:
+        stages = row.get("stages_ms", {})
+        if stages:
+            print(f"  N={row['verifiers']} stages p50/p99 ms: " + "; ".join(
+                f"{name.removesuffix('_p50_ms').replace('_to_', '→')} "
+                f"{stages[name]:.1f}/{stages.get(name.replace('_p50_', '_p99_'), float('nan')):.1f}"
+                for name in stages if name.endswith("_p50_ms")))
+    table("Revoke throughput on PostgreSQL (admin.revoke of one session, 16 concurrent, "
+          "group-committed; and admin.revoke_sessions in bulk)",
           revoke, [("sessions", "live sessions", ","), ("revoked", "revoked", ","),
-                   ("conflicts_retried", "retried", "d"), ("revoke_rps", "revokes/s", ".0f")])
+                   ("transactions", "transactions", "d"),
+                   ("conflicts_retried", "retried", "d"), ("revoke_rps", "revokes/s", ".0f"),
+                   ("bulk_revoke_rps", "bulk revokes/s", ".0f")])
 
     partial.unlink(missing_ok=True)
     pngs = charts(out, state, catchup, propagation, revoke)
@@ -536,10 +702,13 @@ def report(out: Path, state: list[dict[str, Any]], catchup: list[dict[str, Any]]
         "verifier_rss_bytes_per_entry": top["rss_bytes_per_entry"],
         "snapshot_bytes": top["snapshot_bytes"], "snapshot_gzip_bytes": top["snapshot_gzip_bytes"],
         "snapshot_load_s": top["load_s"], "catchup_events": caught["backlog"],
-        "catchup_s": caught["catchup_s"],
+        "catchup_s": caught.get("follower_catchup_s", caught["catchup_s"]),
+        "catchup_path": caught.get("follower_path", "replay"),
+        "catchup_replay_s": caught["catchup_s"],
         "propagation_verifiers": prop["verifiers"],
         "propagation_p50_ms_64": prop["p50_ms"], "propagation_p99_ms_64": prop["p99_ms"],
         "revoke_rps_pg": revoke[-1]["revoke_rps"] if revoke else None,
+        "revoke_bulk_rps_pg": revoke[-1]["bulk_revoke_rps"] if revoke else None,
         "revoke_pg_sessions": revoke[-1]["sessions"] if revoke else None,
     }
     summary["targets_met"] = {

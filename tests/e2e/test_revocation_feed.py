@@ -10,9 +10,11 @@ import pytest
 
 from tessera.application import admin
 from tessera.core.clock import FixedClock
+from tessera.core.revocation_snapshot import COLUMNS_MEDIA_TYPE, events_of
 from tessera.identity.compose import Identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.settings import Settings
+from tessera.verifier.revocation import RevocationState
 from tests.support import AppClient, TesseraDriver, eventually
 
 
@@ -63,6 +65,28 @@ async def test_the_snapshot_carries_a_watermark(tessera: TesseraDriver, identity
     body = (await tessera.http.get("/revocations/snapshot", auth=feed.auth)).json()  # type: ignore[arg-type]
     assert body["seq"] == 2 and len(body["events"]) == 2
     assert body["watermark"] == {"head": 2, "at": clock.now(), "epoch": None}
+
+
+async def test_the_snapshot_as_columns_for_a_client_that_asks(
+        tessera: TesseraDriver, identity: Identity, feed: AppClient, clock: FixedClock
+        ) -> None:
+    """Content negotiation: the columns shape only for ``Accept`` naming it; the same
+    events, loaded by a verifier into the same state."""
+    await revoke_users(identity, 3)
+    old = await tessera.http.get("/revocations/snapshot", auth=feed.auth)  # type: ignore[arg-type]
+    new = await tessera.http.get("/revocations/snapshot", auth=feed.auth,  # type: ignore[arg-type]
+                                 headers={"accept": f"{COLUMNS_MEDIA_TYPE}, */*;q=0.5"})
+    assert old.headers["content-type"] == "application/json"
+    assert new.headers["content-type"] == COLUMNS_MEDIA_TYPE
+    assert "accept" in new.headers["vary"].lower()
+    columns = new.json()
+    assert columns["seq"] == 3 and columns["watermark"] == old.json()["watermark"]
+    assert events_of(columns) == old.json()["events"]
+    from_events, from_columns = RevocationState(), RevocationState()
+    from_events.load_snapshot(old.json(), now=clock.now())
+    from_columns.load_snapshot(columns, now=clock.now())
+    assert len(from_columns) == len(from_events) == 3
+    assert from_columns.cursor == 3 and from_columns.fresh_at == clock.now()
 
 
 @pytest.mark.parametrize("params", [{}, {"after": "-1"}, {"after": "x"}, {"after": "1e3"},

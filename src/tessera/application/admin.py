@@ -9,11 +9,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tessera.application import lifecycle
 from tessera.application.client_keys import ClientKeys
 from tessera.application.ports import AuditTrail, ClientCache, PasswordHashing
+from tessera.application.revoker import SessionRevoker
 from tessera.application.standing import TenantDirectory
 from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_ALIASES, GRANT_AUTHORIZATION_CODE, KNOWN_GRANTS, Client
@@ -68,6 +69,11 @@ class AdminContext:
     issuer: str
     token_ttl: float
     allowed_networks: tuple[str, ...] = ()
+    revoker: SessionRevoker = field(init=False)
+    """Single-session revocations, committed together when they arrive together."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "revoker", SessionRevoker(self.store, self.audit, self.clock))
 
 
 async def register_tenant(tx: Transaction, tenant_id: str, *, at: float,
@@ -225,12 +231,11 @@ async def revoke(ctx: AdminContext, *, sid: str | None = None, user_id: str | No
     """Revoke one session or every session of a user; returns sessions revoked."""
     if (sid is None) == (user_id is None):
         raise AdminError("name exactly one of a session or a user")
-    now = ctx.clock.now()
     ttl = ctx.token_ttl
+    if sid is not None:  # committed together with concurrent ones (application/revoker.py)
+        return int(await ctx.revoker.revoke(sid, reason=reason, actor=actor, token_ttl=ttl))
+    now = ctx.clock.now()
     async with transaction(ctx.store, ctx.audit) as tx:
-        if sid is not None:
-            return int(await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
-                                                      token_ttl=ttl, actor=actor))
         assert user_id is not None
         return await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
                                            token_ttl=ttl, actor=actor)
@@ -267,9 +272,8 @@ async def revoke_sessions(ctx: AdminContext, sids: Sequence[str], *, reason: str
     for start in range(0, len(sids), batch):
         chunk = sids[start:start + batch]
         async with transaction(ctx.store, ctx.audit) as tx:
-            for sid in chunk:
-                revoked += await lifecycle.revoke_session(tx, sid, at=now, reason=reason,
-                                                          token_ttl=ttl, actor=actor)
+            revoked += await lifecycle.revoke_sessions(tx, chunk, at=now, reason=reason,
+                                                       token_ttl=ttl, actor=actor)
         if progress is not None:
             progress(len(chunk))
     return revoked

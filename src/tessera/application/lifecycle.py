@@ -6,6 +6,8 @@ revocation event and its audit record commit together (DESIGN §3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tessera.application.transaction import Transaction
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.observability import events
@@ -15,8 +17,9 @@ VERIFIER_LEEWAY = 60.0
 remembered that long after the last token it covers expires."""
 
 __all__ = ["VERIFIER_LEEWAY", "bump_session_version", "bump_user_version",
-           "end_impersonations", "publish_user_revoked", "revoke_access_token",
-           "revoke_client", "revoke_family", "revoke_session", "revoke_user"]
+           "end_impersonations", "end_sessions", "publish_user_revoked", "revoke_access_token",
+           "revoke_client", "revoke_family", "revoke_session", "revoke_sessions",
+           "revoke_user"]
 
 
 async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: str,
@@ -27,11 +30,16 @@ async def revoke_family(tx: Transaction, family_id: str, *, at: float, reason: s
         return False
     family = await tx.uow.refresh.get_family(family_id)
     assert family is not None
+    _publish_family(tx, family_id, family.sid, family.client_id, at=at, reason=reason,
+                    token_ttl=token_ttl)
+    return True
+
+
+def _publish_family(tx: Transaction, family_id: str, sid: str, client_id: str, *,
+                    at: float, reason: str, token_ttl: float) -> None:
     tx.publish(RevocationEvent(
         RevocationKind.FAMILY_REVOKED, family_id, at, expires_at=_horizon(at, token_ttl),
-        data={"sid": family.sid, "client_id": family.client_id, "before": at,
-              "reason": reason}))
-    return True
+        data={"sid": sid, "client_id": client_id, "before": at, "reason": reason}))
 
 
 def _horizon(at: float, token_ttl: float) -> float:
@@ -43,19 +51,43 @@ async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
                          token_ttl: float, actor: str | None = None) -> bool:
     """End a session and every refresh family in it. Its access tokens stop being
     accepted wherever the session's state is checked (introspection, verifiers)."""
-    session = await tx.uow.sessions.get(sid)
-    if session is None or not await tx.uow.sessions.revoke(sid, at=at, reason=reason):
-        return False
-    for family in await tx.uow.refresh.families_for_session(sid):
-        await revoke_family(tx, family.family_id, at=at, reason=reason, token_ttl=token_ttl)
-    tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
-                                     expires_at=_horizon(at, token_ttl),
-                                     data={"sub": session.user_id, "reason": reason}))
-    tx.audit(events.SESSION_REVOKED, sid=sid, user_id=session.user_id,
-             tenant_id=session.tenant_id, reason=reason, actor=actor)
-    await end_impersonations(tx, at=at, sid=sid, reason="actor_session_ended",
-                             token_ttl=token_ttl)
-    return True
+    return await revoke_sessions(tx, [sid], at=at, reason=reason, token_ttl=token_ttl,
+                                 actor=actor) == 1
+
+
+async def revoke_sessions(tx: Transaction, sids: Sequence[str], *, at: float, reason: str,
+                          token_ttl: float, actor: str | None = None) -> int:
+    """``revoke_session`` for many sessions at once, with a fixed number of statements
+    (one update of the sessions, one of their families, one look-up of impersonations)
+    however many there are; returns how many this call revoked. Events: each ended
+    family's ``family.revoked``, then each session's ``session.revoked``, in ``sids``
+    order; one audit record per session."""
+    return len(await end_sessions(tx, sids, at=at, reason=reason, token_ttl=token_ttl,
+                                  actor=actor))
+
+
+async def end_sessions(tx: Transaction, sids: Sequence[str], *, at: float, reason: str,
+                       token_ttl: float, actor: str | None = None) -> list[str]:
+    """``revoke_sessions``, returning the sids this call revoked."""
+    ended = await tx.uow.sessions.revoke_many(sids, at=at, reason=reason)
+    if not ended:
+        return []
+    ended_sids = [s.sid for s in ended]
+    for family in await tx.uow.refresh.revoke_families_of(ended_sids, at=at, reason=reason):
+        _publish_family(tx, family.family_id, family.sid, family.client_id, at=at,
+                        reason=reason, token_ttl=token_ttl)
+    for session in ended:
+        tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, session.sid, at,
+                                   expires_at=_horizon(at, token_ttl),
+                                   data={"sub": session.user_id, "reason": reason}))
+        tx.audit(events.SESSION_REVOKED, sid=session.sid, user_id=session.user_id,
+                 tenant_id=session.tenant_id, reason=reason, actor=actor)
+    children = await tx.uow.sessions.acting_under_any(ended_sids)
+    if children:  # an impersonation never outlives the administrator's session
+        await revoke_sessions(tx, [c.sid for c in children], at=at,
+                              reason="actor_session_ended", token_ttl=token_ttl,
+                              actor="system")
+    return ended_sids
 
 
 async def end_impersonations(tx: Transaction, *, at: float, reason: str, token_ttl: float,
@@ -89,10 +121,9 @@ async def revoke_client(tx: Transaction, client_id: str, *, at: float, reason: s
 async def revoke_user(tx: Transaction, user_id: str, *, at: float, reason: str,
                       token_ttl: float, actor: str | None = None) -> int:
     """End all of a user's sessions; returns how many were active."""
-    count = 0
-    for session in await tx.uow.sessions.active_for_user(user_id):
-        count += await revoke_session(tx, session.sid, at=at, reason=reason,
-                                      token_ttl=token_ttl, actor=actor)
+    active = await tx.uow.sessions.active_for_user(user_id)
+    count = await revoke_sessions(tx, [s.sid for s in active], at=at, reason=reason,
+                                  token_ttl=token_ttl, actor=actor)
     await publish_user_revoked(tx, user_id, at=at, reason=reason, token_ttl=token_ttl)
     return count
 

@@ -39,6 +39,5 @@ async def transaction(store: Store, audit_log: AuditTrail) -> AsyncIterator[Tran
         tx = Transaction(uow, audit_log)
         yield tx
         await uow.audit.append(tx.records)
-        for event in tx.events:
-            await uow.revocations.append(event)
+        await uow.revocations.append_many(tx.events)
     audit_log.emit(tx.records)

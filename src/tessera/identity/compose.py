@@ -195,6 +195,7 @@ class Identity:
             await self.signals.aclose()
 
     async def aclose(self) -> None:
+        await self.admin.revoker.aclose()
         await self.stop_relays()
         if self.redis_bus is not None:
             await self.redis_bus.aclose()

@@ -11,7 +11,10 @@ process's bus).
 
 All need client authentication (HTTP Basic) by a client holding ``tessera:events``.
 
-- ``GET /revocations/snapshot`` → ``{"seq", "events", "watermark"}``
+- ``GET /revocations/snapshot`` → ``{"seq", "events", "watermark"}``; with ``Accept:
+  application/vnd.tessera.revocation-snapshot.columns+json`` the same events as parallel
+  arrays (``tessera.core.revocation_snapshot``: what ``HttpFeedSource`` asks for, loaded
+  by a verifier without building an object per event)
 - ``GET /revocations?after=SEQ[&limit=N]`` → ``{"events", "next", "watermark"}``: events
   with ``seq > SEQ`` up to the watermark's head, at most ``limit`` (default and maximum
   1000); ``next`` is the ``after`` of the next page, ``null`` on the last one.
@@ -36,6 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from tessera.bus import BusGap, InProcessBus, event_to_wire
 from tessera.core.clock import Clock
 from tessera.core.freshness import Watermark
+from tessera.core.revocation_snapshot import COLUMNS_FORMAT, COLUMNS_MEDIA_TYPE, columns_of
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.http import read_request, send_error
 from tessera.protocol.clients import ClientAuthenticator
@@ -108,8 +112,14 @@ class RevocationFeed:
         at = self._clock.now()
         async with self._store.unit_of_work(read_only=True) as uow:
             seq, events = await uow.revocations.live(at)
+        watermark = Watermark(seq, at).to_wire()
+        if COLUMNS_MEDIA_TYPE in request.headers.get("accept", ""):
+            kinds, columns = columns_of(events)
+            return _json({"format": COLUMNS_FORMAT, "seq": seq, "watermark": watermark,
+                          "kinds": kinds, "columns": columns},
+                         media_type=COLUMNS_MEDIA_TYPE)
         return _json({"seq": seq, "events": [event_to_wire(e) for e in events],
-                      "watermark": Watermark(seq, at).to_wire()})
+                      "watermark": watermark})
 
     async def events_after(self, request: Request) -> Response:
         """``GET /revocations?after=SEQ``: one page of the outbox after a cursor."""
@@ -190,5 +200,6 @@ async def _answer(handling: Awaitable[Response]) -> Response:
         return send_error(TemporarilyUnavailable("try again shortly"))
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json", headers=_HEADERS)
+def _json(body: dict[str, Any], *, media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), media_type=media_type,
+                    headers={**_HEADERS, "vary": "accept"})

@@ -194,6 +194,14 @@ class SessionRepo(Protocol):
     async def revoke(self, sid: str, *, at: float, reason: str) -> bool:
         """Mark revoked. True if this call revoked it; False if already revoked/absent."""
 
+    async def revoke_many(self, sids: Sequence[str], *, at: float,
+                          reason: str) -> list[Session]:
+        """Mark every still-active session of ``sids`` revoked in one statement; returns
+        the sessions this call revoked (absent and already revoked ones are left out)."""
+
+    async def acting_under_any(self, sids: Sequence[str]) -> list[Session]:
+        """Active impersonation sessions opened under any of the sessions ``sids``."""
+
     async def bump_version(self, sid: str) -> int | None:
         """Increment ``sv`` atomically; return the new version (None if no such session)."""
 
@@ -380,6 +388,11 @@ class RefreshRepo(Protocol):
 
     async def families_for_session(self, sid: str) -> list[RefreshFamily]: ...
 
+    async def revoke_families_of(self, sids: Sequence[str], *, at: float,
+                                 reason: str) -> list[RefreshFamily]:
+        """Revoke every still-active family of the sessions ``sids`` in one statement;
+        returns the families this call revoked, oldest first."""
+
     async def families_for_sessions(self, sids: Sequence[str]) -> list[RefreshFamily]:
         """The families of every session in ``sids``, oldest first."""
 
@@ -394,6 +407,9 @@ class RefreshRepo(Protocol):
 class RevocationLog(Protocol):
     async def append(self, event: RevocationEvent) -> int:
         """Append to the outbox; returns the event's sequence number (strictly increasing)."""
+
+    async def append_many(self, events: Sequence[RevocationEvent]) -> list[int]:
+        """Append in order, in one statement; returns their sequence numbers."""
 
     async def is_token_revoked(self, jti: str) -> bool: ...
 

@@ -175,3 +175,47 @@ async def test_a_malformed_page_is_retried_never_half_trusted(page: dict[str, An
     await run(follower, lambda: follower.state.cursor == 2)
     assert follower.reconnects >= 1
     assert source.calls.count("range>1") == 2
+
+
+class SnapshotSource(ScriptedSource):
+    has_snapshot = True
+
+
+async def test_far_behind_a_snapshot_replaces_the_replay() -> None:
+    """A watermark shows more events to replay than the state holds (a long
+    disconnect): the follower reloads the snapshot, once, then follows from it."""
+    outbox = [ev(seq) for seq in range(1, 12)]
+    behind = [FeedBatch([ev(2)], watermark=Watermark(11, NOW + 0.5, "e1"))]
+    source = SnapshotSource(outbox, [behind, []])
+    follower = RevocationFollower(RevocationState(), source, clock=FixedClock(NOW + 1),
+                                  min_backoff=0.001, max_backoff=0.002, reload_behind=5)
+
+    async def later_snapshot() -> Mapping[str, Any]:
+        source.calls.append("snapshot")
+        upto = 1 if source.calls.count("snapshot") == 1 else 11
+        events = [e for e in outbox if e["seq"] <= upto]
+        return {"seq": upto, "events": events,
+                "watermark": {"head": upto, "at": NOW - 1, "epoch": None}}
+
+    source.snapshot = later_snapshot  # type: ignore[method-assign]
+    await run(follower, lambda: source.calls[-1:] == ["follow>11"])
+    assert source.calls == ["snapshot", "follow>1", "snapshot", "follow>11"]
+    assert follower.reloads == 1 and follower.state.cursor == 11
+    assert len(follower.state) == 11, "the batch that showed the distance was not applied"
+
+
+@pytest.mark.parametrize("case", ["no snapshot of its own", "close enough", "state bigger"])
+async def test_not_far_behind_the_channel_is_replayed(case: str) -> None:
+    outbox = [ev(seq) for seq in range(1, 12)]
+    batch = FeedBatch([ev(seq) for seq in range(2, 12)],
+                      watermark=Watermark(11, NOW + 0.5, "e1"))
+    source = (ScriptedSource if case == "no snapshot of its own" else SnapshotSource)(
+        outbox, [[batch]], snapshot_upto=1)
+    state = RevocationState()
+    if case == "state bigger":  # replaying 10 events is cheaper than loading 110 entries
+        source.outbox = [ev(seq, f"old-{seq}") for seq in range(-99, 1)] + outbox
+    follower = RevocationFollower(state, source, clock=FixedClock(NOW + 1),
+                                  min_backoff=0.001, max_backoff=0.002,
+                                  reload_behind=100 if case == "close enough" else 5)
+    await run(follower, lambda: follower.state.cursor == 11)
+    assert source.calls == ["snapshot", "follow>1"] and follower.reloads == 0

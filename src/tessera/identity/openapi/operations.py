@@ -49,7 +49,11 @@ def _admin_sessions() -> Json:
 def _snapshot() -> Json:
     return {"get": operation(
         "Revocation snapshot for verifiers", tags=("feed",), security=_FEED_AUTH,
-        description="Client authentication (HTTP Basic) by a client with `tessera:events`.",
+        description="Client authentication (HTTP Basic) by a client with `tessera:events`. "
+                    "With `Accept: application/vnd.tessera.revocation-snapshot.columns+json` "
+                    "the same events come as parallel arrays (`format: columns/1`, "
+                    "documented in `tessera.core.revocation_snapshot`), what the verifier "
+                    "SDK asks for; otherwise as below.",
         responses={**ok_json("Live revocations and the sequence they are current to",
                              ref("RevocationSnapshot"), no_store=True),
                    **oauth_errors(400, 401, 403, 429, 503)})}

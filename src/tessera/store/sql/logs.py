@@ -50,6 +50,20 @@ class SqlRevocationLog(_Repo):
             data=event.data).returning(revocation_events.c.seq))
         return int(result.scalar_one())
 
+    async def append_many(self, events: Sequence[RevocationEvent]) -> list[int]:
+        if len(events) <= 1:
+            return [await self.append(e) for e in events]
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362817)"))
+        self.appended += len(events)
+        # one INSERT … VALUES (…), (…) RETURNING: sequence numbers follow the list's order
+        result = await self.conn.execute(
+            insert(revocation_events).returning(revocation_events.c.seq,
+                                                sort_by_parameter_order=True),
+            [{"kind": e.kind, "key": e.key, "at": e.at, "expires_at": e.expires_at,
+              "data": e.data} for e in events])
+        return [int(seq) for seq in result.scalars()]
+
     async def is_token_revoked(self, jti: str) -> bool:
         row = await self._one(select(revocation_events.c.seq).where(
             revocation_events.c.kind == RevocationKind.TOKEN_REVOKED,

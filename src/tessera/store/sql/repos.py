@@ -225,6 +225,25 @@ class SqlSessionRepo(_Repo):
             .values(revoked_at=at, revoke_reason=reason, browser_handle_hash=None))
         return bool(result.rowcount)
 
+    async def revoke_many(self, sids: Sequence[str], *, at: float,
+                          reason: str) -> list[Session]:
+        if not sids:
+            return []
+        result = await self.conn.execute(
+            update(sessions).where(sessions.c.sid.in_(sids), sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at, revoke_reason=reason, browser_handle_hash=None)
+            .returning(*sessions.c))
+        revoked = {row["sid"]: _session(row) for row in result.mappings()}
+        return [revoked[sid] for sid in dict.fromkeys(sids) if sid in revoked]
+
+    async def acting_under_any(self, sids: Sequence[str]) -> list[Session]:
+        if not sids:
+            return []
+        rows = await self.conn.execute(select(sessions).where(
+            sessions.c.actor_sid.in_(sids), sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at))
+        return [_session(r) for r in rows.mappings()]
+
     async def bump_version(self, sid: str) -> int | None:
         result = await self.conn.execute(
             update(sessions).where(sessions.c.sid == sid)
@@ -405,6 +424,18 @@ class SqlRefreshRepo(_Repo):
         rows = await self.conn.execute(select(refresh_families)
                                        .where(refresh_families.c.sid == sid))
         return [_family(r) for r in rows.mappings()]
+
+    async def revoke_families_of(self, sids: Sequence[str], *, at: float,
+                                 reason: str) -> list[RefreshFamily]:
+        if not sids:
+            return []
+        result = await self.conn.execute(
+            update(refresh_families)
+            .where(refresh_families.c.sid.in_(sids), refresh_families.c.revoked_at.is_(None))
+            .values(revoked_at=at, revoke_reason=reason).returning(*refresh_families.c))
+        families = [_family(r) for r in result.mappings()]
+        families.sort(key=lambda f: (f.created_at, f.family_id))
+        return families
 
     async def families_for_sessions(self, sids: Sequence[str]) -> list[RefreshFamily]:
         if not sids:

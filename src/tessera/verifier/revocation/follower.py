@@ -29,6 +29,9 @@ silent partition       (no RST/FIN) the read times out (socket timeout), then as
                        down"; lag grows meanwhile
 never loaded           LOADING until a snapshot arrives; every route refuses
 bad event              ``InvalidEvent`` is logged, the connection restarts from the cursor
+far behind             a watermark shows so many events to replay (at least
+                       ``reload_behind``) that a snapshot is cheaper: LOADING (a long
+                       disconnect)
 =====================  =============================================================
 """
 
@@ -49,6 +52,13 @@ __all__ = ["EventSource", "FeedBatch", "Phase", "ResyncRequired", "RevocationFol
            "SourceUnavailable"]
 
 _log = logging.getLogger("tessera.verifier")
+RELOAD_BEHIND = 50_000
+"""Events behind (at least) from which the follower may reload the snapshot rather than
+replay (``RevocationFollower.reload_behind``)."""
+REPLAY_COST = 8
+"""Replaying one event from the channel costs about as much as loading this many entries
+of a columns snapshot (bench/scale.py measures 20× here; 8 spares the identity service,
+which builds the snapshot)."""
 MAX_PAGES = 10_000
 """Pages one gap fill may take (10 M events) before it is treated as a broken source."""
 
@@ -73,7 +83,10 @@ class FeedBatch(list[Mapping[str, Any]]):
 
 class EventSource(Protocol):
     async def snapshot(self) -> Mapping[str, Any]:
-        """``{"seq": int, "events": [...], "watermark": {...}}``: live state as of ``seq``."""
+        """``{"seq": int, "events": [...], "watermark": {...}}`` (or the same as columns,
+        ``tessera.core.revocation_snapshot``): live state as of ``seq``. A source may say
+        ``has_snapshot = True``: its snapshot is the source of truth's, so the follower
+        may reload it rather than replay a long way."""
 
     async def events_after(self, after: int) -> Mapping[str, Any]:
         """One page of the source of truth: ``{"events": [...], "next": int | None,
@@ -90,6 +103,7 @@ class EventSource(Protocol):
 class RevocationFollower:
     def __init__(self, state: RevocationState, source: EventSource, *, clock: Clock,
                  min_backoff: float = 0.05, max_backoff: float = 2.0,
+                 reload_behind: int = RELOAD_BEHIND,
                  on_applied: Callable[[Mapping[str, Any], float], None] | None = None,
                  on_progress: Callable[[], None] | None = None) -> None:
         self.state = state
@@ -103,6 +117,14 @@ class RevocationFollower:
         self.max_backoff = max_backoff
         """Longest wait between two reconnection attempts (seconds)."""
         self._backoff = min_backoff
+        self.reload_behind = reload_behind
+        """Reload the snapshot instead of replaying the channel when a watermark shows the
+        state at least this many events behind and replaying them would cost more than
+        loading a snapshot (``REPLAY_COST``): after a long disconnect, loading the live
+        state is cheaper than replaying every event since (docs/scale.md)."""
+        self.reloads = 0
+        """Snapshots reloaded because the state was far behind (for metrics)."""
+        self._reload_armed = True
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
         self.phase = Phase.LOADING
@@ -132,9 +154,9 @@ class RevocationFollower:
                 if self.phase is Phase.FILLING:
                     await self._fill()
                 await self._follow()
-                if self.phase is not Phase.FILLING:
+                if self.phase is Phase.FOLLOWING:
                     raise SourceUnavailable("the feed ended")
-                continue  # the epoch changed
+                continue  # the epoch changed, or the state is far behind
             except ResyncRequired as exc:
                 self.resyncs += 1
                 self.phase = Phase.LOADING if self.phase is Phase.FILLING else Phase.FILLING
@@ -187,8 +209,16 @@ class RevocationFollower:
         try:
             async for batch in feed:
                 now = self._clock.now()
-                self._apply(batch, now)
                 watermark = getattr(batch, "watermark", None)
+                if isinstance(watermark, Watermark) and self._far_behind(watermark):
+                    _log.warning("revocation state %d events behind: reloading the snapshot "
+                                 "instead of replaying them", watermark.head - self.state.cursor)
+                    self.reloads += 1
+                    self._reload_armed = False  # until a batch of the channel is applied
+                    self.phase = Phase.LOADING
+                    return
+                self._apply(batch, now)
+                self._reload_armed = True
                 if isinstance(watermark, Watermark):
                     if self.epoch is not None and watermark.epoch != self.epoch:
                         _log.warning("revocation channel epoch changed (%s → %s): checking "
@@ -208,6 +238,17 @@ class RevocationFollower:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+
+    def _far_behind(self, watermark: Watermark) -> bool:
+        """Never twice in a row (a snapshot older than the channel's head would loop), and
+        only from a source with a snapshot of its own."""
+        if not self._reload_armed or not getattr(self.source, "has_snapshot", False):
+            return False
+        behind = watermark.head - self.state.cursor
+        # the snapshot holds about the state plus what is behind; replaying one event
+        # costs about as much as loading REPLAY_COST snapshot entries
+        return behind >= self.reload_behind \
+            and behind * REPLAY_COST > len(self.state) + behind
 
     def _apply(self, events: Iterable[Mapping[str, Any]], now: float) -> None:
         for event in events:  # pruned once per batch, not per event (catch-up speed)

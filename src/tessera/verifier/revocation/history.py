@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from tessera.core import revocation_snapshot as snapshot_columns
 from tessera.core.clock import Clock
 from tessera.verifier._policy import MAX_ENVELOPE_TTL
 from tessera.verifier._token import VerifiedToken
@@ -86,6 +87,11 @@ class RevocationHistory:
         seq, events = snapshot.get("seq"), snapshot.get("events")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise InvalidEvent("snapshot seq must be a non-negative integer")
+        if "format" in snapshot:  # the columns shape: the history keeps events
+            try:
+                events = snapshot_columns.events_of(snapshot)
+            except snapshot_columns.ColumnsError as exc:
+                raise InvalidEvent(str(exc)) from None
         if not isinstance(events, list):
             raise InvalidEvent("snapshot events must be a list")
         _validate(events)
@@ -174,6 +180,10 @@ class _RecordingSource:
         self._history = history
         self._source = source
         self._clock = clock
+
+    @property
+    def has_snapshot(self) -> bool:
+        return bool(getattr(self._source, "has_snapshot", False))
 
     async def snapshot(self) -> Mapping[str, Any]:
         snapshot = await self._source.snapshot()

@@ -20,6 +20,7 @@ import orjson
 
 from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
+from tessera.core.revocation_snapshot import COLUMNS_MEDIA_TYPE
 from tessera.verifier.errors import InvalidEvent
 from tessera.verifier.revocation.follower import FeedBatch, ResyncRequired, SourceUnavailable
 
@@ -38,9 +39,11 @@ class HttpFeedSource:
                                          timeout=timeout)
         self._read_timeout = heartbeat_timeout
 
-    async def _get_json(self, what: str, path: str, **params: Any) -> Mapping[str, Any]:
+    async def _get_json(self, what: str, path: str, *, accept: str = "application/json",
+                        **params: Any) -> Mapping[str, Any]:
         try:
-            response = await self._client.get(f"{self._base}{path}", params=params or None)
+            response = await self._client.get(f"{self._base}{path}", params=params or None,
+                                              headers={"accept": accept})
         except httpx.HTTPError as exc:
             raise SourceUnavailable(f"{what}: {type(exc).__name__}") from None
         if response.status_code != 200:
@@ -53,8 +56,13 @@ class HttpFeedSource:
             raise InvalidEvent(f"{what}: not an object")
         return body
 
+    has_snapshot = True
+
     async def snapshot(self) -> Mapping[str, Any]:
-        return await self._get_json("snapshot", "/revocations/snapshot")
+        """The snapshot as columns (an identity service that does not know that shape
+        answers with events; ``RevocationState.load_snapshot`` takes both)."""
+        return await self._get_json("snapshot", "/revocations/snapshot",
+                                    accept=f"{COLUMNS_MEDIA_TYPE}, application/json;q=0.5")
 
     async def events_after(self, after: int) -> Mapping[str, Any]:
         return await self._get_json("range", "/revocations", after=after)
@@ -137,6 +145,10 @@ class BusSource:
         self._snapshot = snapshot
         self._range = events_after
         self._heartbeat = heartbeat
+
+    @property
+    def has_snapshot(self) -> bool:
+        return self._snapshot is not None
 
     async def snapshot(self) -> Mapping[str, Any]:
         if self._snapshot is None:

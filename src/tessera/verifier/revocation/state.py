@@ -29,7 +29,10 @@ and are counted in ``ignored_events``.
 
 Snapshot shape (``load_snapshot``): ``{"seq": int, "events": [event, ...], "watermark":
 {...}}`` — the live events as of ``seq`` (their own ``seq`` may be omitted); the cursor
-becomes ``seq`` and the tail is then replayed with ``apply`` from ``seq + 1``.
+becomes ``seq`` and the tail is then replayed with ``apply`` from ``seq + 1``. The same
+events may come as columns (``tessera.core.revocation_snapshot``: ``"format":
+"columns/1"``, what ``HttpFeedSource`` asks for), which are read into the state without
+building an event per entry.
 
 Freshness is proven, never assumed (``tessera.core.freshness``): the state is fresh only
 while it holds every event up to a watermark of the source of truth received within the
@@ -40,11 +43,15 @@ watermark has infinite lag. Receiving an event or an empty read proves nothing.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from tessera.core import revocation_snapshot as snapshot_columns
 from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
 from tessera.protocol.rfc9068.token import TokenRejected
@@ -299,11 +306,14 @@ class RevocationState:
         seq, events = snapshot.get("seq"), snapshot.get("events")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise InvalidEvent("snapshot seq must be a non-negative integer")
-        if not isinstance(events, list):
-            raise InvalidEvent("snapshot events must be a list")
         fresh = RevocationState(prune_granularity=self._granularity)
-        for event in events:
-            fresh._apply(event)
+        if "format" in snapshot:
+            fresh._load_columns(snapshot)
+        elif not isinstance(events, list):
+            raise InvalidEvent("snapshot events must be a list")
+        else:
+            for event in events:
+                fresh._apply(event)
         watermark = snapshot.get("watermark")
         parsed = None
         if watermark is not None:
@@ -340,6 +350,138 @@ class RevocationState:
         if len(shared) > 4096:
             shared.clear()
         return shared.setdefault(second, second)
+
+    def _load_columns(self, snapshot: Mapping[str, Any]) -> None:
+        """A columns snapshot into this (fresh) state. The common kinds (a revoked token
+        or session, a session version) go straight into their tables: a whole run of one
+        kind at once with the interpreter's bulk operations when the snapshot is grouped
+        by kind (as the identity service sends it), else in one loop without a call per
+        entry; other kinds through ``_apply``. Refuses what ``_apply`` refuses."""
+        try:
+            kinds, (_, codes, keys, ats, expiries, datas) = snapshot_columns.checked(snapshot)
+        except snapshot_columns.ColumnsError as exc:
+            raise InvalidEvent(str(exc)) from None
+        fast = (EventKind.TOKEN_REVOKED, EventKind.SESSION_REVOKED,
+                EventKind.SESSION_VERSION_BUMPED)
+        routes = [fast.index(kind) if kind in fast else -1 for kind in kinds]
+        if codes != sorted(codes):
+            self._load_rows(kinds, routes, codes, keys, ats, expiries, datas)
+            return
+        lo = 0
+        while lo < len(codes):
+            code = codes[lo]
+            hi = bisect.bisect_right(codes, code, lo)
+            run = (keys[lo:hi], ats[lo:hi], expiries[lo:hi], datas[lo:hi])
+            if routes[code] < 0 or not self._load_run(routes[code], *run):
+                self._load_rows(kinds, routes, codes[lo:hi], *run)
+            lo = hi
+
+    def _load_run(self, route: int, keys: list[Any], ats: list[Any], expiries: list[Any],
+                  datas: list[Any]) -> bool:
+        """One run of a common kind into its empty table, with no Python-level loop per
+        entry; False (nothing changed) if anything needs the entry-by-entry path: a
+        value to refuse, a key twice."""
+        tables = (self._jtis, self._sids, self._versions)
+        table = tables[route]
+        if table.data or not keys or not {str} >= set(map(type, keys)) or not all(keys) \
+                or not set(map(type, ats)) | set(map(type, expiries)) <= _NUMBER_SET \
+                or not all(map(math.isfinite, ats)) or not all(map(math.isfinite, expiries)):
+            return False
+        if route < 2:
+            if not set(map(type, datas)) <= _DATA_TYPES:
+                return False
+        else:
+            if not {dict} >= set(map(type, datas)):
+                return False
+            svs = list(map(dict.get, datas, itertools.repeat("sv")))
+            if not {int} >= set(map(type, svs)):
+                return False
+        shared = self._expiries
+        seconds = list(map(math.ceil, expiries))
+        seconds = list(map(shared.setdefault, seconds, seconds))
+        values: list[Any] = seconds if route < 2 else list(zip(svs, seconds, strict=True))
+        entries = dict(zip(keys, values, strict=True))
+        if len(entries) != len(keys):
+            return False
+        table.data.update(entries)
+        if len(shared) > 4096:
+            shared.clear()
+        index = table._index
+        buckets = list(map(math.ceil, map(operator.truediv, seconds,
+                                          itertools.repeat(self._granularity))))
+        if buckets != sorted(buckets):
+            for key, second in zip(keys, seconds, strict=True):
+                index.schedule(key, second)
+            return True
+        lo = 0
+        while lo < len(buckets):  # a few dozen buckets, not an entry at a time
+            bucket = buckets[lo]
+            hi = bisect.bisect_right(buckets, bucket, lo)
+            scheduled = index._buckets.get(bucket)
+            if scheduled is None:
+                index._buckets[bucket] = scheduled = []
+                heapq.heappush(index._heap, bucket)
+            scheduled.extend(keys[lo:hi])
+            lo = hi
+        return True
+
+    def _load_rows(self, kinds: list[str], routes: list[int], codes: list[int],
+                   keys: list[Any], ats: list[Any], expiries: list[Any],
+                   datas: list[Any]) -> None:
+        sets = (self._jtis.data, self._sids.data)
+        versions = self._versions.data
+        indexes = (self._jtis._index, self._sids._index, self._versions._index)
+        buckets = tuple(index._buckets for index in indexes)
+        heaps = tuple(index._heap for index in indexes)
+        shared = self._expiries
+        granularity = self._granularity
+        ceil, isfinite, heappush = math.ceil, math.isfinite, heapq.heappush
+        try:
+            for code, key, at, expires_at, data in zip(codes, keys, ats, expiries, datas,
+                                                       strict=True):
+                route = routes[code]
+                if route < 0 or type(at) not in _NUMBER or not isfinite(at):
+                    self._apply({"kind": kinds[code], "key": key, "at": at,
+                                 "expires_at": expires_at, "data": data})
+                    continue
+                if type(key) is not str or not key:
+                    raise InvalidEvent("kind and key must be strings")
+                if type(expires_at) not in _NUMBER:
+                    raise InvalidEvent("expires_at must be a number")
+                second = ceil(expires_at)
+                second = shared.setdefault(second, second)
+                if route < 2:
+                    if data is not None and type(data) is not dict:
+                        raise InvalidEvent("data must be an object")
+                    table = sets[route]
+                    old = table.get(key)
+                    if old is not None and second <= old:
+                        continue
+                    table[key] = second
+                else:
+                    sv = data.get("sv") if type(data) is dict else None
+                    if type(sv) is not int:
+                        raise InvalidEvent("session.version_bumped data.sv must be an "
+                                           "integer")
+                    entry = versions.get(key)
+                    if entry is not None:
+                        if second <= entry[1]:
+                            if sv > entry[0]:
+                                versions[key] = (sv, entry[1])
+                            continue
+                        sv = max(sv, entry[0])
+                    versions[key] = (sv, second)
+                # _ExpiryIndex.schedule, inline
+                bucket = ceil(second / granularity)
+                scheduled = buckets[route].get(bucket)
+                if scheduled is None:
+                    buckets[route][bucket] = scheduled = []
+                    heappush(heaps[route], bucket)
+                scheduled.append(key)
+        except (OverflowError, ValueError):  # math.ceil of an infinite or NaN expiry
+            raise InvalidEvent("expires_at must be a number") from None
+        if len(shared) > 4096:
+            shared.clear()
 
     def _apply(self, event: object) -> None:
         if not isinstance(event, Mapping):
@@ -383,6 +525,11 @@ class RevocationState:
             self.announced_kid = active if isinstance(active, str) and active else key
         else:
             self.ignored_events += 1
+
+
+_NUMBER = (int, float)
+_NUMBER_SET = frozenset(_NUMBER)
+_DATA_TYPES = frozenset({dict, type(None)})
 
 
 def _number(mapping: Mapping[Any, Any], name: str) -> float:
