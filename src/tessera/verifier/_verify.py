@@ -48,7 +48,7 @@ def verify_access_token(
     with the same key skip it; every other check still runs.
     """
     try:
-        verified = verify_signed_cached(token, keys, cache)
+        verified, fresh_key = verify_signed_cached(token, keys, cache)
         check_claims(verified, policy, now)
         check_revocation(verified, revocation_state)
     except TokenRejected as exc:
@@ -56,6 +56,8 @@ def verify_access_token(
     check_freshness(revocation_state, policy, now)
     check_scopes(verified, policy)
     check_user_authentication(verified, policy, now)
+    if cache is not None and fresh_key is not None:
+        cache.put(token, (verified, fresh_key))
     return verified
 
 

@@ -133,9 +133,11 @@ class AccessTokenIssuer:
         return self._verify(token, _Expect(self.issuer, audience, leeway), now)
 
     def _verify(self, token: str, expect: _Expect, now: float) -> VerifiedToken:
-        verified = verify_signed_cached(token, self._keys.ring.verification_keys,
-                                        self._verified)
+        verified, fresh_key = verify_signed_cached(
+            token, self._keys.ring.verification_keys, self._verified)
         validator.check_claims(verified, expect, now)
+        if fresh_key is not None:
+            self._verified.put(token, (verified, fresh_key))
         return verified
 
 

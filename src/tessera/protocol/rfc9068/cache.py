@@ -82,19 +82,18 @@ class VerifiedTokenCache(BoundedLru[tuple[VerifiedToken, VerificationKey]]):
         return entry
 
 
-def verify_signed_cached(token: str, keys: KeyLookup,
-                         cache: VerifiedTokenCache | None) -> VerifiedToken:
+def verify_signed_cached(token: str, keys: KeyLookup, cache: VerifiedTokenCache | None
+                         ) -> tuple[VerifiedToken, VerificationKey | None]:
     """``validator.verify_signed``, answered from ``cache`` when this exact token string
-    verified before with the key its ``kid`` still names; a new success is remembered.
-    Raises ``TokenRejected`` (failures are never cached)."""
+    verified before with the key its ``kid`` still names. Returns the token and, when it
+    was verified now (a miss), the key: the caller remembers it with ``cache.put`` once
+    every other check passed, so a refused token never takes a place in the cache.
+    Raises ``TokenRejected``."""
     if cache is not None:
         entry = cache.get(token)
         if entry is not None:
             verified, key = entry
             if keys.get(verified.kid) is key:
-                return verified
+                return verified, None
             cache.discard(token)
-    verified, key = verify_signed(token, keys)
-    if cache is not None:
-        cache.put(token, (verified, key))
-    return verified
+    return verify_signed(token, keys)
