@@ -47,13 +47,10 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from tessera.core.clock import SystemClock
-from tessera.verifier import (
-    Denied,
-    RevocationState,
-    VerifiedToken,
-    VerifierService,
-    VerifierSettings,
-)
+from tessera.verifier import Denied, VerifiedToken
+from tessera.verifier.revocation import RevocationState
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 
 def emit(payload: Mapping[str, Any]) -> None:

@@ -64,7 +64,7 @@ from prometheus_client import CollectorRegistry
 
 from tessera.core.clock import SystemClock
 from tessera.gateway import Authorizer, create_gateway, parse_policy
-from tessera.verifier import VerifierSettings
+from tessera.verifier.settings import VerifierSettings
 
 ISSUER = "https://id.tessera.example"
 AUDIENCE = "https://api.example"

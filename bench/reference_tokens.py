@@ -31,11 +31,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import OKPAlgorithm
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import RevocationState, VerificationPolicy
+from tessera.verifier import VerificationPolicy
 from tessera.verifier._introspection import IntrospectionClient
-from tessera.verifier._jwks import JwksCache
 from tessera.verifier._reference import ReferenceTokens
-from tessera.verifier._verifier import Verifier
+from tessera.verifier.driver import Verifier
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation import RevocationState
 
 ISSUER = "https://id.tessera.example"
 AUDIENCE = "orders"

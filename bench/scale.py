@@ -111,7 +111,7 @@ def _trim() -> None:
 
 
 def state_worker(sessions: int, mode: str) -> dict[str, Any]:
-    from tessera.verifier import RevocationState
+    from tessera.verifier.revocation import RevocationState
 
     now = time.time()
     events = snapshot_events(sessions, now)
@@ -200,7 +200,8 @@ async def catchup_once(redis_url: str, backlog: int) -> dict[str, Any]:
     from tessera.bus import OutboxBatch
     from tessera.bus.redis_streams import RedisStreamsBus
     from tessera.core.revocation import RevocationEvent, RevocationKind
-    from tessera.verifier import BusSource, RevocationState
+    from tessera.verifier.revocation import RevocationState
+    from tessera.verifier.revocation.sources import BusSource
 
     stream = f"bench:scale:{uuid.uuid4().hex}"
     bus = RedisStreamsBus.from_url(redis_url, stream=stream, maxlen=max(backlog * 2, 1000))

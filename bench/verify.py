@@ -45,15 +45,14 @@ from tessera.protocol.rfc9449 import (
 from tessera.protocol.rfc9449 import proof as proof_module
 from tessera.verifier import (
     Denied,
-    DPoPBinding,
     KeySet,
-    Presentation,
-    RevocationState,
     VerificationPolicy,
     VerifiedToken,
     VerifiedTokenCache,
     verify_access_token,
 )
+from tessera.verifier.dpop import DPoPBinding, Presentation
+from tessera.verifier.revocation import RevocationState
 
 ISSUER = "https://id.tessera.example"
 AUDIENCE = "orders"

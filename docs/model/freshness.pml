@@ -7,7 +7,7 @@
  *              the epoch and that the stream's top is not below what it builds on)
  *   redis      may crash and come back empty: stream, epoch and watermarks lost
  *   verifier   two of them, each may be killed and restart with nothing:
- *              LOADING -> FOLLOWING <-> FILLING  (verifier/_follower.py,
+ *              LOADING -> FOLLOWING <-> FILLING  (verifier/revocation/follower.py,
  *              core/freshness.py)
  *
  * Names follow the code: cursor, fresh_at, epoch, head, at, pending, publish, mark,

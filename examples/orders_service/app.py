@@ -36,14 +36,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from tessera.verifier import (
-    VerifiedToken,
-    VerifierService,
-    VerifierSettings,
-    metrics_app,
-    require_owner,
-    require_scopes,
-)
+from tessera.verifier import VerifiedToken
+from tessera.verifier.fastapi import install, require_owner, require_scopes
+from tessera.verifier.metrics import metrics_app
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["Order", "OrderBook", "create_app"]
 
@@ -112,7 +109,7 @@ def create_app(service: VerifierService | None = None,
     if service is None:
         service = VerifierService(VerifierSettings())
     app = FastAPI(title="orders", lifespan=service.lifespan)
-    service.install(app)
+    install(app, service)
     app.state.orders = book if book is not None else OrderBook()
     app.router.routes.append(Route("/metrics", metrics_app(service.registry),
                                    include_in_schema=False))

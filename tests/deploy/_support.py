@@ -12,7 +12,7 @@ import yaml
 
 from tessera.cli._checks import setting_variables
 from tessera.settings import Settings
-from tessera.verifier import VerifierSettings
+from tessera.verifier.settings import VerifierSettings
 from tests.system._nginx import ensure_nginx
 
 ROOT = Path(__file__).resolve().parents[2]

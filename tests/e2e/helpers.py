@@ -85,13 +85,8 @@ async def verifier_verdict(identity: Identity, token: str, audience: str) -> str
     the identity service published (in order, as the bus delivers them): None when it
     accepts the token, else the reason it denies it."""
     from tessera.bus import event_to_wire
-    from tessera.verifier import (
-        Denied,
-        KeySet,
-        RevocationState,
-        VerificationPolicy,
-        verify_access_token,
-    )
+    from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
+    from tessera.verifier.revocation import RevocationState
 
     async with identity.store.unit_of_work(read_only=True) as uow:
         published = await uow.revocations.since(0, limit=100_000)

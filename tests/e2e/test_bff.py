@@ -492,7 +492,8 @@ async def _fed_verifier(identity: Identity, audience: str = API_AUDIENCE) -> Any
     from prometheus_client import CollectorRegistry
 
     from tessera.identity.app import build_app
-    from tessera.verifier import VerifierService, VerifierSettings
+    from tessera.verifier.service import VerifierService
+    from tessera.verifier.settings import VerifierSettings
 
     service = VerifierService(
         VerifierSettings(issuer=identity.settings.issuer, audience=audience,

@@ -15,8 +15,8 @@ from tessera.core.revocation import RevocationKind
 from tessera.identity import accounts, admin
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.verifier._decisions import ALLOWED_VALID, Decision, DecisionLog
 from tessera.verifier._token import parse_claims
+from tessera.verifier.decisions import ALLOWED_VALID, Decision, DecisionLog
 from tests.e2e.helpers import (
     audit_rows,
     claims_of,

@@ -21,8 +21,10 @@ from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.tls_scope import ClientCertificateScope
-from tessera.verifier import Denied, Reason, VerifierService, VerifierSettings
-from tessera.verifier._dpop import Presentation
+from tessera.verifier import Denied, Reason
+from tessera.verifier.dpop import Presentation
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.mtls_ca import Issued, TestCA
 

@@ -17,7 +17,9 @@ from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
-from tessera.verifier import Denied, Reason, VerifierService, VerifierSettings
+from tessera.verifier import Denied, Reason
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.e2e.helpers import client_token, refresh, revoke
 from tests.support import REDIRECT, AppClient, TesseraDriver

@@ -22,7 +22,9 @@ from tessera.gateway import GatewaySettings, create_gateway, parse_policy
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import tracing
-from tessera.verifier import Denied, VerifierService, VerifierSettings
+from tessera.verifier import Denied
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.e2e.helpers import audit_rows, claims_of, logged_in, refresh, revoke
 from tests.support import TesseraDriver

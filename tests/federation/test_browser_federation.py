@@ -22,16 +22,11 @@ from starlette.responses import HTMLResponse, Response
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
 from tessera.identity import admin
-from tessera.verifier import (
-    BusSource,
-    Denied,
-    JwksCache,
-    RevocationFollower,
-    RevocationState,
-    StepUpRequired,
-    VerificationPolicy,
-    Verifier,
-)
+from tessera.verifier import Denied, StepUpRequired, VerificationPolicy
+from tessera.verifier.driver import Verifier
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import BusSource
 from tests.federation.conftest import Fed, Upstream
 from tests.federation.flows import AUDIENCE, add_upstream
 from tests.federation.test_upstream_failures import broken_upstream

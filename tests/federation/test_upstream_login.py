@@ -15,15 +15,11 @@ import jwt
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
-from tessera.verifier import (
-    BusSource,
-    Denied,
-    JwksCache,
-    RevocationFollower,
-    RevocationState,
-    VerificationPolicy,
-    Verifier,
-)
+from tessera.verifier import Denied, VerificationPolicy
+from tessera.verifier.driver import Verifier
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import BusSource
 from tests.federation.conftest import Fed, Upstream
 from tests.federation.flows import AUDIENCE, add_upstream, sign_in, web_app
 from tests.system._procs import poll

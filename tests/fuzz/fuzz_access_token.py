@@ -15,13 +15,8 @@ import atheris
 
 with atheris.instrument_imports(include=["tessera", "jwt"]):
     from tessera.keys import KeyRing, KeyState, TokenInvalid, new_signing_key
-    from tessera.verifier import (
-        Denied,
-        KeySet,
-        RevocationState,
-        VerificationPolicy,
-        verify_access_token,
-    )
+    from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
+    from tessera.verifier.revocation import RevocationState
 
 from _harness import run, signed_variant
 

@@ -15,18 +15,17 @@ import atheris
 
 with atheris.instrument_imports(include=["tessera"]):
     from tessera.core.clock import FixedClock
-    from tessera.verifier import (
+    from tessera.verifier import VerifiedToken
+    from tessera.verifier.envelope import (
         ENVELOPE_TYP,
         EnvelopeDenied,
         EnvelopePolicy,
         EnvelopeSigner,
         PublisherKeys,
-        RevocationHistory,
         RevocationPolicy,
-        RevocationState,
-        VerifiedToken,
         verify_envelope,
     )
+    from tessera.verifier.revocation import RevocationHistory, RevocationState
 
 from _harness import run, signed_variant
 

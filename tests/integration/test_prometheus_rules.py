@@ -34,8 +34,8 @@ from tessera.gateway.metrics import GatewayMetrics
 from tessera.identity.compose import Identity
 from tessera.observability.metrics import IdentityMetrics
 from tessera.store.ports import StoreError
-from tessera.verifier import RevocationState
-from tessera.verifier._metrics import VerifierMetrics
+from tessera.verifier.metrics import VerifierMetrics
+from tessera.verifier.revocation import RevocationState
 from tests.conftest import METRICS_AUTH
 from tests.support import TesseraDriver
 

@@ -32,7 +32,9 @@ from tessera.core.clock import FixedClock, SystemClock
 from tessera.core.secrets import token_hash
 from tessera.identity.compose import Identity
 from tessera.settings import Settings
-from tessera.verifier import Denied, VerifierService, VerifierSettings
+from tessera.verifier import Denied
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import IN_CI, ISSUER, make_settings
 from tests.system.conftest import LiveService
 

@@ -26,20 +26,20 @@ from tessera.core.clock import FixedClock
 from tessera.identity import admin
 from tessera.verifier import (
     Denied,
-    EnvelopeDenied,
-    EnvelopePolicy,
-    EnvelopeSigner,
-    EnvelopeVerifier,
-    HttpFeedSource,
     KeySet,
-    RevocationFollower,
-    RevocationHistory,
-    RevocationPolicy,
-    RevocationState,
     VerificationPolicy,
     VerifiedToken,
     verify_access_token,
 )
+from tessera.verifier.envelope import (
+    EnvelopeDenied,
+    EnvelopePolicy,
+    EnvelopeSigner,
+    EnvelopeVerifier,
+    RevocationPolicy,
+)
+from tessera.verifier.revocation import RevocationFollower, RevocationHistory, RevocationState
+from tessera.verifier.revocation.sources import HttpFeedSource
 from tests.conftest import ISSUER, REDIS_URL, require_service
 from tests.system.conftest import LiveService
 

@@ -12,12 +12,8 @@ import httpx
 from tessera.core.clock import SystemClock
 from tessera.identity import admin
 from tessera.identity.compose import Identity
-from tessera.verifier import (
-    BusSource,
-    HttpFeedSource,
-    RevocationFollower,
-    RevocationState,
-)
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import BusSource, HttpFeedSource
 from tests.system.conftest import LiveService
 
 

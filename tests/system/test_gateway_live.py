@@ -24,13 +24,9 @@ from tessera.core.clock import SystemClock
 from tessera.core.secrets import token_hash
 from tessera.gateway import Authorizer, create_gateway, parse_policy
 from tessera.identity.feed import EVENTS_SCOPE
-from tessera.verifier import (
-    KeySet,
-    RevocationState,
-    VerificationPolicy,
-    VerifierSettings,
-    verify_access_token,
-)
+from tessera.verifier import KeySet, VerificationPolicy, verify_access_token
+from tessera.verifier.revocation import RevocationState
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
 from tests.system._procs import TESSERA, base_env, claims_of, free_port, poll, spawn

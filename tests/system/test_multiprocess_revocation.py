@@ -20,15 +20,11 @@ import pytest
 from tessera.core.clock import SystemClock
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
-from tessera.verifier import (
-    BusSource,
-    Denied,
-    JwksCache,
-    RevocationFollower,
-    RevocationState,
-    VerificationPolicy,
-    Verifier,
-)
+from tessera.verifier import Denied, VerificationPolicy
+from tessera.verifier.driver import Verifier
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import BusSource
 from tests.conftest import REDIS_URL, require_service
 from tests.support import TesseraDriver
 from tests.system._procs import (

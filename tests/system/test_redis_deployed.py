@@ -40,8 +40,8 @@ from tessera.bus import BusUnavailable, OutboxBatch
 from tessera.bus.redis_streams import RedisStreamsBus
 from tessera.bus.redis_url import RedisUrlError, connect, limits_storage, parse
 from tessera.core.revocation import RevocationEvent, RevocationKind
-from tessera.verifier import RedisSeenEnvelopes
-from tessera.verifier._replay import RedisReplayCache
+from tessera.verifier.envelope import RedisSeenEnvelopes
+from tessera.verifier.replay import RedisReplayCache
 from tests.conftest import IN_CI
 from tests.system._procs import Proc, base_env, free_port, spawn
 

@@ -31,7 +31,8 @@ from tessera.bff.settings import CSRF_HEADER, BffSettings
 from tessera.bff.vault import MemoryVault, RedisVault, SealedVault, Vault
 from tessera.core.clock import Clock, SystemClock
 from tessera.keys import Sealer
-from tessera.verifier import VerifierService, VerifierSettings
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["CSRF_HEADER", "LOGIN_COOKIE", "SESSION_COOKIE", "BffSettings", "MemoryVault",
            "RedisVault", "Vault", "build_app", "check_csrf", "create_bff", "derive_key"]

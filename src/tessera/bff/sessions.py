@@ -47,7 +47,8 @@ from tessera.bff.vault import BffSession, LoginTransaction, SealedVault
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, new_secret, token_hash
 from tessera.protocol.rfc9449 import ProofSigner
-from tessera.verifier import Denied, Reason, VerifierService
+from tessera.verifier import Denied, Reason
+from tessera.verifier.service import VerifierService
 
 __all__ = ["PUBLIC_CLAIMS", "LoginFailed", "SessionManager", "is_local_path"]
 

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tessera.verifier import RouteRule, VerifierMiddleware, VerifierService, VerifierSettings
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["create_app"]
 

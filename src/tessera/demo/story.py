@@ -35,18 +35,17 @@ from tessera.identity.compose import build_identity
 from tessera.identity.signals.ssf_api import SSF_SCOPE
 from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
-from tessera.verifier import (
+from tessera.verifier import VerificationPolicy
+from tessera.verifier.driver import Verifier
+from tessera.verifier.envelope import (
     EnvelopeDenied,
     EnvelopePolicy,
     EnvelopeSigner,
     EnvelopeVerifier,
-    HttpFeedSource,
-    JwksCache,
-    RevocationFollower,
-    RevocationState,
-    VerificationPolicy,
-    Verifier,
 )
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import HttpFeedSource
 
 __all__ = ["run_demo"]
 

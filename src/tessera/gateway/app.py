@@ -44,7 +44,9 @@ from tessera.gateway.forward_auth import (
 )
 from tessera.gateway.policy import Policy
 from tessera.gateway.settings import GatewaySettings
-from tessera.verifier import VerifierService, VerifierSettings, metrics_app
+from tessera.verifier.metrics import metrics_app
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["GatewayConfigError", "build_app", "create_gateway"]
 

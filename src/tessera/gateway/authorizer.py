@@ -40,20 +40,11 @@ from tessera.gateway.exchange import ExchangeRefused, ExchangeUnavailable, Token
 from tessera.gateway.metrics import GatewayMetrics
 from tessera.gateway.policy import Policy, Rule
 from tessera.gateway.request import BadRequest, OriginalRequest, presented_token
-from tessera.verifier import (
-    Decision as DecisionRecord,
-)
-from tessera.verifier import (
-    Denied,
-    KeysUnavailable,
-    NonceRequired,
-    Presentation,
-    Reason,
-    VerificationPolicy,
-    VerifiedToken,
-    VerifierService,
-)
+from tessera.verifier import Denied, KeysUnavailable, Reason, VerificationPolicy, VerifiedToken
 from tessera.verifier._mtls import check_certificate_binding
+from tessera.verifier.decisions import Decision as DecisionRecord
+from tessera.verifier.dpop import NonceRequired, Presentation
+from tessera.verifier.service import VerifierService
 
 __all__ = ["Authorizer", "Verdict"]
 

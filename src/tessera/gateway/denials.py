@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tessera.verifier._denials import KEYS_UNAVAILABLE, MissingToken, Unavailable, label_of
+from tessera.verifier.errors import KEYS_UNAVAILABLE, MissingToken, Unavailable, label_of
 
 __all__ = ["KEYS_UNAVAILABLE", "MISSING_TOKEN", "MissingToken", "Unavailable", "label_of"]
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.settings import ServerSettings
-from tessera.verifier import VerifierSettings
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = ["DEFAULT_AUDIENCE", "GatewayServerSettings", "GatewaySettings", "verifier_settings"]
 

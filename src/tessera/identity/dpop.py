@@ -20,7 +20,7 @@ def build_proof_checker(settings: Settings, clock: Clock, *,
         return None
     replay: ReplayCache
     if settings.bus.redis_url:
-        from tessera.verifier._replay import RedisReplayCache
+        from tessera.verifier.replay import RedisReplayCache
 
         replay = RedisReplayCache.from_url(settings.bus.redis_url)
     else:

@@ -34,7 +34,8 @@ from tessera.core.clock import Clock
 from tessera.core.freshness import Watermark
 from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import Store, StoreError
-from tessera.verifier import Denied, RevocationState, VerifiedToken
+from tessera.verifier import Denied, VerifiedToken
+from tessera.verifier.revocation import RevocationState
 
 __all__ = ["RevocationMirror"]
 

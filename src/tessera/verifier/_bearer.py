@@ -11,9 +11,8 @@ from typing import Final
 
 import orjson
 
-from tessera.verifier._denials import MissingToken, label_of
-from tessera.verifier._errors import Denied, Reason, StepUpRequired
 from tessera.verifier._verify import MAX_TOKEN_LENGTH
+from tessera.verifier.errors import Denied, MissingToken, Reason, StepUpRequired, label_of
 
 __all__ = ["DenialResponse", "bearer_token", "denial_response"]
 

@@ -7,12 +7,19 @@ Each raises ``Denied`` with its reason and returns nothing when the rule holds.
 from __future__ import annotations
 
 from tessera.core.acr import acr_satisfies
-from tessera.verifier._errors import Denied, Reason, StepUpRequired
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import (
+    NOT_OWNER,
+    WRONG_TENANT,
+    Denied,
+    Forbidden,
+    Reason,
+    StepUpRequired,
+)
 
-__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_scopes",
-           "check_user_authentication"]
+__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_owner", "check_scopes",
+           "check_tenant", "check_user_authentication"]
 
 
 def check_issuer(token: VerifiedToken, policy: VerificationPolicy) -> None:
@@ -61,3 +68,15 @@ def check_user_authentication(token: VerifiedToken, policy: VerificationPolicy,
     if not (acr_ok and age_ok):
         raise StepUpRequired(too_old=acr_ok, acr_values=min_acr, max_age=max_age,
                              detail=f"acr {token.acr!r}, auth_time {token.auth_time!r}")
+
+
+def check_tenant(token: VerifiedToken, tenant_id: str | None) -> None:
+    """The token's ``tid`` must be ``tenant_id`` (when one is required)."""
+    if tenant_id is not None and token.tid != tenant_id:
+        raise Forbidden(WRONG_TENANT, "tid does not match the requested tenant")
+
+
+def check_owner(token: VerifiedToken, owner: str | None) -> None:
+    """The token's ``sub`` must be the resource owner (when one is required)."""
+    if owner is not None and token.sub != owner:
+        raise Forbidden(NOT_OWNER, "sub is not the resource owner")

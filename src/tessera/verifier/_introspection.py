@@ -17,7 +17,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from tessera.verifier._denials import INTROSPECTION_UNAVAILABLE, Unavailable
+from tessera.verifier.errors import INTROSPECTION_UNAVAILABLE, Unavailable
 
 __all__ = ["IntrospectionClient"]
 

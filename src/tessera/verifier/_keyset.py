@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from tessera.verifier._errors import InvalidJwks
+from tessera.verifier.errors import InvalidJwks
 
 __all__ = ["ALLOWED_ALGS", "KeySet", "PublicKey", "VerificationKey"]
 

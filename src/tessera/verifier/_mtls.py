@@ -20,8 +20,8 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, Reason
 
 __all__ = ["bound_thumbprint", "certificate_thumbprint", "check_certificate_binding"]
 

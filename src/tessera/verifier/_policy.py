@@ -10,10 +10,14 @@ from typing import Final
 
 from tessera.core.acr import DEFAULT_ACR_LEVELS
 
-__all__ = ["DEFAULT_ACR_LEVELS", "MAX_LEEWAY", "VerificationPolicy"]
+__all__ = ["DEFAULT_ACR_LEVELS", "MAX_ENVELOPE_TTL", "MAX_LEEWAY", "VerificationPolicy"]
 
 MAX_LEEWAY = 60.0
 """Upper bound on clock-skew leeway in seconds (DESIGN §9)."""
+
+MAX_ENVELOPE_TTL: Final = 3600.0
+"""Hard upper bound on an identity envelope's lifetime (``exp - iat``), in seconds; the
+revocation history keeps events at least this long past their expiry."""
 
 _ACR: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 """An acr value is sent in a quoted challenge parameter: no space, ``"`` or ``\\``."""

@@ -22,11 +22,11 @@ from typing import Final
 
 from tessera.verifier._cache import BoundedLru
 from tessera.verifier._claims import check_audience, check_issuer, check_lifetime
-from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._introspection import IntrospectionClient
 from tessera.verifier._policy import VerificationPolicy
-from tessera.verifier._revocation import RevocationState
 from tessera.verifier._token import VerifiedToken, parse_claims
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["REFERENCE_ALG", "ReferenceTokens", "is_reference_token"]
 

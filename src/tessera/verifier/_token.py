@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 
-from tessera.verifier._errors import Denied, Reason
+from tessera.verifier.errors import Denied, Reason
 
 __all__ = ["VerifiedToken", "parse_claims"]
 

@@ -29,11 +29,11 @@ from tessera.verifier._claims import (
     check_scopes,
     check_user_authentication,
 )
-from tessera.verifier._errors import Denied, Reason
 from tessera.verifier._keyset import ALLOWED_ALGS, KeySet, VerificationKey
 from tessera.verifier._policy import VerificationPolicy
-from tessera.verifier._revocation import RevocationState
 from tessera.verifier._token import VerifiedToken, parse_claims
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["ACCEPTED_TYPS", "MAX_TOKEN_LENGTH", "verify_access_token"]
 

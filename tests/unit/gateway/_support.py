@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from tessera.core.clock import FixedClock
 from tessera.gateway import Authorizer, GatewaySettings, create_gateway, parse_policy
-from tessera.verifier import VerifierSettings
+from tessera.verifier.settings import VerifierSettings
 
 ISSUER = "https://id.tessera.test"
 AUDIENCE = "https://api.example"

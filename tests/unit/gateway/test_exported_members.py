@@ -14,7 +14,7 @@ def test_all_names_resolve_and_nothing_else_is_public() -> None:
 
 
 def test_the_sdk_exports_the_decision_record_the_gateway_uses() -> None:
-    import tessera.verifier as verifier
+    from tessera.verifier import decisions
 
-    assert "Decision" in verifier.__all__
-    assert verifier.Decision._fields[:4] == ("allowed", "reason", "status", "latency")
+    assert "Decision" in decisions.__all__
+    assert decisions.Decision._fields[:4] == ("allowed", "reason", "status", "latency")

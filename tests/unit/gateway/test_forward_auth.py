@@ -253,7 +253,7 @@ async def test_an_internal_error_is_logged_and_answered_401(
 
 async def test_exchange_routes_need_the_gateways_client() -> None:
     from tessera.gateway import GatewayConfigError, create_gateway
-    from tessera.verifier import VerifierSettings
+    from tessera.verifier.settings import VerifierSettings
 
     settings = VerifierSettings(issuer="https://id", audience="gw", source="none")
     with pytest.raises(GatewayConfigError, match="TESSERA_VERIFIER_CLIENT_ID"):

@@ -13,7 +13,8 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import VerifierService, VerifierSettings
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 from ._support import AUDIENCE, ISSUER, NOW, Minter
 

@@ -11,7 +11,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from tessera.verifier import KeySet, RevocationState, VerificationPolicy
+from tessera.verifier import KeySet, VerificationPolicy
+from tessera.verifier.revocation import RevocationState
 
 ISSUER = "https://id.tessera.test"
 AUDIENCE = "orders"

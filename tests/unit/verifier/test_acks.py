@@ -10,8 +10,8 @@ from collections.abc import Callable
 import httpx
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import RevocationState
-from tessera.verifier._acks import AckReporter, default_verifier_id
+from tessera.verifier.revocation import RevocationState
+from tessera.verifier.revocation.acks import AckReporter, default_verifier_id
 
 from ._support import NOW
 

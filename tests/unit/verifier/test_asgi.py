@@ -14,13 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import (
-    MAX_TOKEN_LENGTH,
-    RouteRule,
-    VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
-)
+from tessera.verifier import MAX_TOKEN_LENGTH, VerifiedToken
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.service import VerifierService
 
 from ._services import bearer, fresh, make_service, revoke_session
 from ._support import Minter, PrivateKey, generate

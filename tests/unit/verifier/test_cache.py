@@ -11,11 +11,11 @@ from tessera.verifier import (
     Denied,
     KeySet,
     Reason,
-    RevocationState,
     VerificationPolicy,
     VerifiedTokenCache,
     verify_access_token,
 )
+from tessera.verifier.revocation import RevocationState
 
 from ._support import NOW, Minter, policy
 

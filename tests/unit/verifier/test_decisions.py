@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from tessera.core.secrets import token_hash
 from tessera.observability.events import ACCESS_ALLOWED, ACCESS_DENIED
-from tessera.verifier import Denied, RouteRule, VerifierMiddleware, VerifierService
+from tessera.verifier import Denied
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.service import VerifierService
 
 from ._services import audit_events, bearer, fresh, make_service, revoke_session
 from ._support import NOW, Minter

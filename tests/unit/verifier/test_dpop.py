@@ -19,17 +19,12 @@ from starlette.routing import Route
 
 from tessera.core.clock import FixedClock
 from tessera.protocol.rfc9449 import ReplayCacheUnavailable
-from tessera.verifier import (
-    Denied,
-    Presentation,
-    Reason,
-    RedisReplayCache,
-    RouteRule,
-    VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
-    require_token,
-)
+from tessera.verifier import Denied, Reason, VerifiedToken
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.dpop import Presentation
+from tessera.verifier.fastapi import install, require_token
+from tessera.verifier.replay import RedisReplayCache
+from tessera.verifier.service import VerifierService
 from tests.conftest import REDIS_URL, require_service
 from tests.dpop_client import DPoPKey
 
@@ -259,7 +254,7 @@ async def test_fastapi_dependency_after_the_middleware_checks_the_proof_once(
     service, _ = make_service(minter, clock=clock)
     fresh(service)
     app = FastAPI()
-    service.install(app)
+    install(app, service)
 
     @app.get("/orders")
     async def orders(token: Annotated[VerifiedToken, Depends(require_token)]

@@ -17,26 +17,26 @@ import pytest
 from tessera.core.clock import FixedClock
 from tessera.keys import KeyRing, KeyState, new_signing_key
 from tessera.verifier import (
+    Denied,
+    InvalidEvent,
+    KeySet,
+    Reason,
+    VerifiedToken,
+    verify_access_token,
+)
+from tessera.verifier.envelope import (
     ENVELOPE_TYP,
     MAX_ENVELOPE_TTL,
     DecisionBasis,
-    Denied,
     EnvelopeDenied,
     EnvelopePolicy,
     EnvelopeSigner,
     EnvelopeVerifier,
-    EventKind,
-    InvalidEvent,
-    KeySet,
     PublisherKeys,
-    Reason,
-    RevocationHistory,
     RevocationPolicy,
-    RevocationState,
-    VerifiedToken,
-    verify_access_token,
     verify_envelope,
 )
+from tessera.verifier.revocation import EventKind, RevocationHistory, RevocationState
 
 from ._support import NOW, Minter, b64, policy
 

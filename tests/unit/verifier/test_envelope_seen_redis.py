@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tessera.verifier import EnvelopeDenied, EnvelopePolicy, EnvelopeVerifier, RedisSeenEnvelopes
+from tessera.verifier.envelope import (
+    EnvelopeDenied,
+    EnvelopePolicy,
+    EnvelopeVerifier,
+    RedisSeenEnvelopes,
+)
 from tests.conftest import REDIS_URL, require_service
 
 from ._support import Minter

@@ -18,15 +18,11 @@ from prometheus_client import CollectorRegistry
 
 from tessera.bus.redis_streams import RedisStreamsBus
 from tessera.core.clock import SystemClock
-from tessera.verifier import (
-    BusSource,
-    Denied,
-    Reason,
-    RevocationFollower,
-    RevocationState,
-    VerifierService,
-    VerifierSettings,
-)
+from tessera.verifier import Denied, Reason
+from tessera.verifier.revocation import RevocationFollower, RevocationState
+from tessera.verifier.revocation.sources import BusSource
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 from tests.conftest import REDIS_URL, require_service
 
 from ._support import AUDIENCE, ISSUER, Minter

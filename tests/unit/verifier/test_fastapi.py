@@ -12,16 +12,17 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import (
-    VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
+from tessera.verifier import VerifiedToken
+from tessera.verifier.asgi import VerifierMiddleware
+from tessera.verifier.fastapi import (
+    install,
     require_owner,
     require_scopes,
     require_strict,
     require_tenant,
     require_token,
 )
+from tessera.verifier.service import VerifierService
 
 from ._services import (
     IssuerStub,
@@ -51,10 +52,10 @@ async def order_owner(order_id: str) -> str | None:
 Token = VerifiedToken
 
 
-def build(service: VerifierService, *, install: bool = True) -> FastAPI:
+def build(service: VerifierService, *, with_handler: bool = True) -> FastAPI:
     app = FastAPI()
-    if install:
-        service.install(app)
+    if with_handler:
+        install(app, service)
     else:
         app.state.tessera_verifier = service
 
@@ -146,7 +147,7 @@ async def test_refusals_are_flat_oauth_errors_once_installed(client: httpx.Async
 
 async def test_without_install_the_status_and_challenge_are_the_same(
         service: VerifierService) -> None:
-    async with await client_for(build(service, install=False)) as client:
+    async with await client_for(build(service, with_handler=False)) as client:
         response = await client.get("/reports", headers=bearer("x.y.z"))
     assert response.status_code == 401
     assert response.json() == {"detail": {"error": "invalid_token",

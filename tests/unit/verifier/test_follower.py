@@ -11,13 +11,13 @@ import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.core.freshness import Phase, Watermark
-from tessera.verifier import (
+from tessera.verifier.revocation import (
     ResyncRequired,
     RevocationFollower,
     RevocationState,
     SourceUnavailable,
 )
-from tessera.verifier._follower import FeedBatch
+from tessera.verifier.revocation.follower import FeedBatch
 
 from ._support import NOW
 

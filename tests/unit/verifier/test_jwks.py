@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import Denied, JwksCache, KeysUnavailable, Reason, Verifier
+from tessera.verifier import Denied, KeysUnavailable, Reason
+from tessera.verifier.driver import Verifier
+from tessera.verifier.jwks import JwksCache
 
 from ._support import ISSUER, NOW, Minter, generate, policy
 

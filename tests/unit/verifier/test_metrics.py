@@ -11,13 +11,11 @@ import httpx
 import pytest
 
 from tessera.core.clock import FixedClock
-from tessera.verifier import (
-    Denied,
-    SourceUnavailable,
-    VerifierService,
-    VerifierSettings,
-    metrics_app,
-)
+from tessera.verifier import Denied
+from tessera.verifier.metrics import metrics_app
+from tessera.verifier.revocation import SourceUnavailable
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 from ._services import fresh, make_service, revoke_session
 from ._support import AUDIENCE, ISSUER, NOW, Minter
@@ -156,7 +154,7 @@ async def test_metrics_app_serves_the_text_format(service: VerifierService,
 
 
 def test_propagation_histogram_observes_commit_to_apply_time() -> None:
-    from tessera.verifier._metrics import VerifierMetrics
+    from tessera.verifier.metrics import VerifierMetrics
 
     metrics = VerifierMetrics()
     metrics.observe_applied({"at": 100.0}, 100.02)

@@ -12,7 +12,7 @@ import pytest
 
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.tls_scope import ClientCertificateScope
-from tessera.verifier import VerifierService
+from tessera.verifier.service import VerifierService
 from tests.mtls_ca import TestCA
 
 from ._services import bearer, fresh, make_service

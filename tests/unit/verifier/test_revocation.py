@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tessera.verifier import Denied, EventKind, InvalidEvent, Reason, RevocationState, VerifiedToken
+from tessera.verifier import Denied, InvalidEvent, Reason, VerifiedToken
+from tessera.verifier.revocation import EventKind, RevocationState
 
 from ._support import NOW
 

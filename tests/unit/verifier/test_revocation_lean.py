@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from tessera.verifier import EventKind, InvalidEvent, RevocationState
+from tessera.verifier import InvalidEvent
+from tessera.verifier.revocation import EventKind, RevocationState
 
 
 def event(seq: int, kind: str, key: str, expires_at: float, **data: object) -> dict[str, object]:

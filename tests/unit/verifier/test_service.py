@@ -12,13 +12,10 @@ from pydantic import ValidationError
 from tessera.bus import InProcessBus
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent
-from tessera.verifier import (
-    Denied,
-    HttpFeedSource,
-    Reason,
-    VerifierService,
-    VerifierSettings,
-)
+from tessera.verifier import Denied, Reason
+from tessera.verifier.revocation.sources import HttpFeedSource
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 from ._services import fresh, make_service
 from ._support import AUDIENCE, ISSUER, NOW, Minter

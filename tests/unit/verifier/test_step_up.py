@@ -22,15 +22,14 @@ from tessera.verifier import (
     Denied,
     KeySet,
     Reason,
-    RouteRule,
     StepUpRequired,
     VerifiedToken,
-    VerifierMiddleware,
-    VerifierService,
-    require_acr,
     verify_access_token,
 )
 from tessera.verifier._bearer import denial_response
+from tessera.verifier.asgi import RouteRule, VerifierMiddleware
+from tessera.verifier.fastapi import install, require_acr
+from tessera.verifier.service import VerifierService
 
 from ._services import bearer, fresh, make_service
 from ._support import DROP, NOW, Minter, empty_state, policy
@@ -222,7 +221,7 @@ def test_a_route_rule_with_an_unknown_acr_fails_at_startup(service: VerifierServ
 
 async def test_require_acr_dependency(service: VerifierService, minter: Minter) -> None:
     app = FastAPI()
-    service.install(app)
+    install(app, service)
 
     @app.post("/payouts")
     async def payout(token: Annotated[VerifiedToken, Depends(

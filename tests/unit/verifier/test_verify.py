@@ -11,14 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tessera.verifier import (
-    Denied,
-    KeySet,
-    Reason,
-    RevocationState,
-    VerificationPolicy,
-    verify_access_token,
-)
+from tessera.verifier import Denied, KeySet, Reason, VerificationPolicy, verify_access_token
+from tessera.verifier.revocation import RevocationState
 
 from ._support import AUDIENCE, DROP, ISSUER, NOW, Minter, b64, generate, policy, public_jwk
 

@@ -28,6 +28,7 @@ import httpx
 
 from tessera.core.clock import Clock
 from tessera.core.signals import Delivery, ReceiverRefused, address_refused, backoff, check_receiver
+from tessera.core.worker import BackgroundLoop
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
@@ -59,7 +60,7 @@ class Outcome:
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
-class Pusher:
+class Pusher(BackgroundLoop):
     def __init__(self, store: Store, clock: Clock, audit: AuditLog, *, issuer: str,
                  settings: SignalSettings, sealer: Sealer,
                  observe: Callable[[Delivery, Outcome, float], None] | None = None,
@@ -75,39 +76,21 @@ class Pusher:
         self._resolve = resolver or system_resolver
         self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout,
                                        follow_redirects=False, trust_env=False)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        super().__init__("signal delivery", _log)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().aclose()
         await self._http.aclose()
 
-    async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.push_once()
-            except StoreError as exc:
-                _log.warning("signal delivery paused: %s", exc)
-                sent = 0
-            except Exception:
-                _log.exception("signal delivery failed; retrying")
-                sent = 0
-            if sent:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-            self._wake.clear()
+    async def step(self) -> bool:
+        try:
+            return await self.push_once() > 0
+        except StoreError as exc:
+            _log.warning("signal delivery paused: %s", exc)
+            return False
+
+    def idle_interval(self) -> float:
+        return self._settings.poll_interval
 
     async def push_once(self) -> int:
         """Claim and attempt the due deliveries; returns how many were attempted."""

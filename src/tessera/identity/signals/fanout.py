@@ -24,8 +24,6 @@ session end and its families' ends are one logout.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -42,6 +40,7 @@ from tessera.core.signals import (
     Stream,
     subject_key,
 )
+from tessera.core.worker import BackgroundLoop
 from tessera.keys import RingHolder
 from tessera.protocol.oidc.backchannel import logout_token
 from tessera.protocol.rfc8417 import iss_sub, security_event_token
@@ -71,7 +70,7 @@ class SessionEnd:
     seq: int
 
 
-class FanOut:
+class FanOut(BackgroundLoop):
     def __init__(self, store: Store, keys: RingHolder, clock: Clock, *, issuer: str,
                  settings: SignalSettings, batch: int = 200) -> None:
         self._store = store
@@ -80,44 +79,25 @@ class FanOut:
         self._issuer = issuer
         self._settings = settings
         self._batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.on_enqueued: list[Any] = []
         """Callables woken after new deliveries committed (the pusher)."""
+        super().__init__("signal fan-out", _log)
 
-    def notify(self) -> None:
-        self._wake.set()
+    async def step(self) -> bool:
+        try:
+            moved = await self.fan_out_once()
+        except _CursorMoved:
+            return True
+        except StoreError as exc:
+            _log.warning("signal fan-out paused: %s", exc)
+            return False
+        if moved:
+            for wake in self.on_enqueued:
+                wake()
+        return moved > 0
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def run(self) -> None:
-        while True:
-            try:
-                moved = await self.fan_out_once()
-            except _CursorMoved:
-                continue
-            except StoreError as exc:
-                _log.warning("signal fan-out paused: %s", exc)
-                moved = 0
-            except Exception:  # a bug must not stop every later signal
-                _log.exception("signal fan-out failed; retrying")
-                moved = 0
-            if moved:
-                for wake in self.on_enqueued:
-                    wake()
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-            self._wake.clear()
+    def idle_interval(self) -> float:
+        return self._settings.poll_interval
 
     async def fan_out_once(self) -> int:
         """Turn the next events into deliveries; returns how many events were read (0:

@@ -21,8 +21,8 @@ from httpx_sse import aconnect_sse
 
 from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
-from tessera.verifier._errors import InvalidEvent
-from tessera.verifier._follower import FeedBatch, ResyncRequired, SourceUnavailable
+from tessera.verifier.errors import InvalidEvent
+from tessera.verifier.revocation.follower import FeedBatch, ResyncRequired, SourceUnavailable
 
 __all__ = ["BusSource", "HttpFeedSource", "RedisStreamSource"]
 

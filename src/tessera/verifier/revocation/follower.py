@@ -42,8 +42,8 @@ from typing import Any, Protocol
 
 from tessera.core.clock import Clock
 from tessera.core.freshness import Phase, Watermark
-from tessera.verifier._errors import InvalidEvent, VerifierError
-from tessera.verifier._revocation import RevocationState
+from tessera.verifier.errors import InvalidEvent, VerifierError
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["EventSource", "FeedBatch", "Phase", "ResyncRequired", "RevocationFollower",
            "SourceUnavailable"]

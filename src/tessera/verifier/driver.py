@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from tessera.core.clock import Clock
 from tessera.verifier._cache import VerifiedTokenCache
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._jwks import JwksCache
 from tessera.verifier._keyset import KeySet
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._reference import ReferenceTokens, is_reference_token
-from tessera.verifier._revocation import RevocationState
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier._verify import verify_access_token
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["Verifier"]
 

@@ -18,8 +18,8 @@ import httpx
 import orjson
 
 from tessera.core.clock import Clock
-from tessera.verifier._errors import InvalidJwks, KeysUnavailable
 from tessera.verifier._keyset import KeySet
+from tessera.verifier.errors import InvalidJwks, KeysUnavailable
 
 __all__ = ["JwksCache"]
 

@@ -30,8 +30,9 @@ import orjson
 
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
-from tessera.verifier._decisions import ALLOWED_VALID, AUDIT_LOGGER, Decision, DecisionLog
-from tessera.verifier._envelope import (
+from tessera.verifier._keyset import KeySet
+from tessera.verifier.decisions import ALLOWED_VALID, AUDIT_LOGGER, Decision, DecisionLog
+from tessera.verifier.envelope.claims import (
     REPLAYED,
     EnvelopeClaims,
     EnvelopeDenied,
@@ -39,13 +40,15 @@ from tessera.verifier._envelope import (
     RevocationPolicy,
     VerifiedEnvelope,
 )
-from tessera.verifier._envelope_verify import PublisherKeys, verify_envelope
-from tessera.verifier._errors import Reason
-from tessera.verifier._keyset import KeySet
-from tessera.verifier._revocation import RevocationState
-from tessera.verifier._revocation_history import RevocationHistory
+from tessera.verifier.envelope.verify import PublisherKeys, verify_envelope
+from tessera.verifier.errors import Reason
+from tessera.verifier.revocation.history import RevocationHistory
+from tessera.verifier.revocation.state import RevocationState
 
-__all__ = ["EnvelopeVerifier"]
+__all__ = [
+    "EnvelopeVerifier",
+    "SeenEnvelopes",
+]
 
 DEFAULT_MAX_SEEN: Final = 100_000
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from tessera.verifier._envelope import EnvelopeDenied
-from tessera.verifier._errors import Reason
+from tessera.verifier.envelope.claims import EnvelopeDenied
+from tessera.verifier.errors import Reason
 
 __all__ = ["DEFAULT_PREFIX", "RedisSeenEnvelopes"]
 

@@ -22,7 +22,7 @@ import socket
 import httpx
 
 from tessera.core.clock import Clock
-from tessera.verifier._revocation import RevocationState
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["AckReporter", "default_verifier_id"]
 

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -37,43 +37,48 @@ from prometheus_client import CollectorRegistry
 from tessera.bus.ports import EventBus
 from tessera.core.clock import Clock, SystemClock
 from tessera.observability.tracing import record_decision
-from tessera.verifier._acks import AckReporter, default_verifier_id
 from tessera.verifier._claims import (
     check_audience,
     check_issuer,
     check_lifetime,
+    check_owner,
     check_scopes,
+    check_tenant,
     check_user_authentication,
 )
-from tessera.verifier._decisions import (
+from tessera.verifier._introspection import IntrospectionClient
+from tessera.verifier._mtls import check_certificate_binding
+from tessera.verifier._policy import VerificationPolicy
+from tessera.verifier._reference import REFERENCE_ALG, ReferenceTokens
+from tessera.verifier._token import VerifiedToken, parse_claims
+from tessera.verifier.decisions import (
     ALLOWED_INTROSPECTED,
     ALLOWED_STALE,
     ALLOWED_VALID,
     Decision,
     DecisionLog,
+    hash_token,
 )
-from tessera.verifier._denials import (
+from tessera.verifier.dpop import BEARER_PRESENTATION, DPoPBinding, Presentation
+from tessera.verifier.driver import Verifier
+from tessera.verifier.errors import (
     KEYS_UNAVAILABLE,
+    Denied,
+    KeysUnavailable,
+    MissingToken,
+    Reason,
     Unavailable,
+    label_of,
 )
-from tessera.verifier._dpop import DPoPBinding, Presentation
-from tessera.verifier._errors import Denied, KeysUnavailable, Reason
-from tessera.verifier._follower import EventSource, RevocationFollower
-from tessera.verifier._introspection import IntrospectionClient
-from tessera.verifier._jwks import JwksCache
-from tessera.verifier._metrics import VerifierMetrics
-from tessera.verifier._policy import VerificationPolicy
-from tessera.verifier._reference import REFERENCE_ALG, ReferenceTokens
-from tessera.verifier._revocation import RevocationState
-from tessera.verifier._settings import VerifierSettings
-from tessera.verifier._sources import BusSource, HttpFeedSource, RedisStreamSource
-from tessera.verifier._token import VerifiedToken, parse_claims
-from tessera.verifier._verifier import Verifier
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.metrics import VerifierMetrics
+from tessera.verifier.revocation.acks import AckReporter, default_verifier_id
+from tessera.verifier.revocation.follower import EventSource, RevocationFollower
+from tessera.verifier.revocation.sources import BusSource, HttpFeedSource, RedisStreamSource
+from tessera.verifier.revocation.state import RevocationState
+from tessera.verifier.settings import VerifierSettings
 
-if TYPE_CHECKING:
-    from tessera.verifier._attempt import Attempt
-
-__all__ = ["VerifierService"]
+__all__ = ["Attempt", "VerifierService"]
 
 _log = logging.getLogger("tessera.verifier")
 _MAX_POLICIES: Final = 256
@@ -184,15 +189,10 @@ class VerifierService:
             await self.aclose()
 
     def install(self, app: Any) -> None:
-        """Register this service on a Starlette/FastAPI ``app`` (``app.state``) and, when
-        FastAPI is installed, the handler that sends refusals as OAuth error JSON.
-        Call before the app starts; ``lifespan`` still runs the background parts."""
+        """Register this service on a Starlette ``app`` (``app.state``). Call before the
+        app starts; ``lifespan`` still runs the background parts. FastAPI apps use
+        ``tessera.verifier.fastapi.install``, which also sends refusals as OAuth JSON."""
         app.state.tessera_verifier = self
-        try:
-            from tessera.verifier._fastapi import BearerChallenge, challenge_handler
-        except ImportError:  # pragma: no cover - FastAPI is optional
-            return
-        app.add_exception_handler(BearerChallenge, challenge_handler)
 
     # -- deciding --------------------------------------------------------------------
 
@@ -254,8 +254,6 @@ class VerifierService:
     def attempt(self, *, route: str | None = None,
                 correlation_id: str | None = None) -> Attempt:
         """Start a decision made in steps (``verify`` → ``require`` → ``allow``)."""
-        from tessera.verifier._attempt import Attempt
-
         return Attempt(self, route, correlation_id, self._timer())
 
     async def verify_locally(self, token: str) -> VerifiedToken:
@@ -412,3 +410,71 @@ class VerifierService:
             client_secret=settings.client_secret.get_secret_value(),
             transport=transport, timeout=settings.introspection_timeout)
 
+
+class Attempt:
+    """One access decision in steps. Every denial is recorded when raised; ``allow``
+    records the success once (a second ``allow`` on the same attempt records nothing)."""
+
+    def __init__(self, service: VerifierService, route: str | None,
+                 correlation_id: str | None, started: float) -> None:
+        self._service = service
+        self.route = route
+        self.correlation_id = correlation_id
+        self._started = started
+        self._raw: str | None = None
+        self.token: VerifiedToken | None = None
+        self._reason = ALLOWED_VALID
+        self.decided = False
+
+    async def verify(self, token: str | None, *, scopes: Iterable[str] = (),
+                     strict: bool | None = None, min_acr: str | None = None,
+                     max_auth_age: int | None = None,
+                     presentation: Presentation | None = None,
+                     accept_stale: bool = False) -> VerifiedToken:
+        self._raw = token
+        strict = self._service.settings.strict_by_default if strict is None else strict
+        service = self._service
+        try:
+            if token is None:
+                raise MissingToken()
+            policy = service.policy_for(scopes, min_acr=min_acr, max_auth_age=max_auth_age)
+            self.token = await service.verify_locally(token)
+            await service.dpop.check(self.token, token, presentation or BEARER_PRESENTATION)
+            check_certificate_binding(self.token, (presentation or BEARER_PRESENTATION
+                                                   ).client_cert)
+            check_scopes(self.token, policy)
+            check_user_authentication(self.token, policy, service.clock.now())
+            self.token, self._reason = await service.freshness_rule(
+                token, self.token, policy, strict=strict, accept_stale=accept_stale,
+                route=self.route)
+        except Denied as denied:
+            self.deny(denied)
+            raise
+        return self.token
+
+    def require(self, *, tenant: str | None = None, owner: str | None = None) -> None:
+        """Tenant and ownership rules on the verified token (``Forbidden``, 403)."""
+        assert self.token is not None, "verify first"
+        try:
+            check_tenant(self.token, tenant)
+            check_owner(self.token, owner)
+        except Denied as denied:
+            self.deny(denied)
+            raise
+
+    def allow(self) -> VerifiedToken:
+        assert self.token is not None, "verify first"
+        if not self.decided:
+            self._finish(True, self._reason, 200)
+        return self.token
+
+    def deny(self, denied: Denied) -> None:
+        """Record ``denied`` (the caller raises it)."""
+        self._finish(False, label_of(denied), denied.status)
+
+    def _finish(self, allowed: bool, reason: str, status: int) -> None:
+        self.decided = True
+        service = self._service
+        service.record(Decision(allowed, reason, status, service.elapsed(self._started),
+                                self.route, self.correlation_id, self.token,
+                                hash_token(self._raw)))

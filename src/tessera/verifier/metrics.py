@@ -44,10 +44,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tessera.core.clock import Clock
-from tessera.verifier._decisions import Decision
-from tessera.verifier._follower import RevocationFollower
-from tessera.verifier._jwks import JwksCache
-from tessera.verifier._revocation import RevocationState
+from tessera.verifier.decisions import Decision
+from tessera.verifier.jwks import JwksCache
+from tessera.verifier.revocation.follower import RevocationFollower
+from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["VerifierMetrics", "metrics_app"]
 

@@ -47,12 +47,15 @@ from typing import Any, Generic, TypeVar
 
 from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
-from tessera.verifier._errors import Denied, InvalidEvent, Reason
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, InvalidEvent, Reason
 
-__all__ = ["EventKind", "RevocationState"]
+__all__ = [
+    "EventKind",
+    "RevocationState",
+]
 
-V = TypeVar("V")
+_V = TypeVar("_V")
 
 
 EventKind = RevocationKind
@@ -108,16 +111,16 @@ class _ExpiringSet:
         return removed
 
 
-class _ExpiringMap(Generic[V]):
+class _ExpiringMap(Generic[_V]):
     __slots__ = ("_index", "_merge", "data")
 
-    def __init__(self, granularity: float, merge: Callable[[V, V], V]) -> None:
+    def __init__(self, granularity: float, merge: Callable[[_V, _V], _V]) -> None:
         self._index = _ExpiryIndex(granularity)
         self._merge = merge
-        self.data: dict[str, tuple[V, float]] = {}
+        self.data: dict[str, tuple[_V, float]] = {}
         """key → (value, expires_at)"""
 
-    def put(self, key: str, value: V, expires_at: float) -> None:
+    def put(self, key: str, value: _V, expires_at: float) -> None:
         old = self.data.get(key)
         if old is not None:
             value = self._merge(old[0], value)

@@ -11,7 +11,7 @@ the ``VerifiedToken`` (or refuses with RFC 6750 401/403, or 503 when it cannot d
         require_acr("urn:tessera:acr:mfa", max_auth_age=300, scopes=["payouts"]))): ...
 
 The ``VerifierService`` is found in ``request.state`` (put there by ``VerifierMiddleware``)
-or ``app.state`` (by ``service.lifespan`` / ``service.install``). ``service.install(app)``
+or ``app.state`` (by ``service.lifespan`` / ``install(app, service)``). ``install``
 also makes refusals flat OAuth error JSON (``{"error", "error_description"}``); without
 it FastAPI's own handler nests that object under ``detail`` (same status and headers).
 
@@ -27,24 +27,25 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from starlette.responses import Response
 
-from tessera.verifier._asgi import ALLOWED_KEY, SERVICE_KEY, TOKEN_KEY
-from tessera.verifier._attempt import Attempt
 from tessera.verifier._bearer import denial_response
-from tessera.verifier._decisions import correlation_id_from
-from tessera.verifier._dpop import BEARER, credentials, mark_checked, presentation_from_scope
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._service import VerifierService
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.asgi import ALLOWED_KEY, SERVICE_KEY, TOKEN_KEY
+from tessera.verifier.decisions import correlation_id_from
+from tessera.verifier.dpop import BEARER, credentials, mark_checked, presentation_from_scope
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.service import Attempt, VerifierService
 
 __all__ = [
     "BearerChallenge",
     "challenge_handler",
+    "install",
     "require_acr",
     "require_owner",
     "require_scopes",
     "require_strict",
     "require_tenant",
     "require_token",
+    "service_of",
 ]
 
 Dependency = Callable[..., Awaitable[VerifiedToken]]
@@ -63,6 +64,13 @@ class BearerChallenge(HTTPException):
                          headers={k: v for k, v in headers if k != "content-type"})
 
 
+def install(app: Any, service: VerifierService) -> None:
+    """Register ``service`` on a FastAPI ``app`` (``app.state``) and the handler that sends
+    refusals as flat OAuth error JSON. Call before the app starts."""
+    service.install(app)
+    app.add_exception_handler(BearerChallenge, challenge_handler)
+
+
 async def challenge_handler(_request: Request, exc: Exception) -> Response:
     """Exception handler sending a ``BearerChallenge`` as flat OAuth error JSON."""
     assert isinstance(exc, BearerChallenge)
@@ -76,7 +84,7 @@ def service_of(request: Request) -> VerifierService:
         service = getattr(request.app.state, SERVICE_KEY, None)
     if not isinstance(service, VerifierService):
         raise RuntimeError("no VerifierService: pass lifespan=service.lifespan, call "
-                           "service.install(app) or add VerifierMiddleware")
+                           "install(app, service) or add VerifierMiddleware")
     return service
 
 

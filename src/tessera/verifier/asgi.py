@@ -26,10 +26,10 @@ from typing import Final
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tessera.verifier._bearer import denial_response
-from tessera.verifier._decisions import correlation_id_from
-from tessera.verifier._dpop import BEARER, credentials, mark_checked, presentation_from_scope
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._service import VerifierService
+from tessera.verifier.decisions import correlation_id_from
+from tessera.verifier.dpop import BEARER, credentials, mark_checked, presentation_from_scope
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.service import VerifierService
 
 __all__ = ["ALLOWED_KEY", "SERVICE_KEY", "TOKEN_KEY", "RouteRule", "VerifierMiddleware"]
 

@@ -4,22 +4,43 @@
 
     VerifierError
      ├── Denied           the token is rejected; ``reason`` says why (a ``Reason``)
-     │    └── StepUpRequired  valid, but the user must authenticate more strongly or more
-     │                        recently (RFC 9470); carries ``acr_values`` and ``max_age``
+     │    ├── StepUpRequired  valid, but the user must authenticate more strongly or more
+     │    │                   recently (RFC 9470); carries ``acr_values`` and ``max_age``
+     │    ├── MissingToken    no bearer token (RFC 6750 §3.1: no error code)        401
+     │    ├── Forbidden       another tenant's or subject's resource                  403
+     │    └── Unavailable     no keys, introspection unreachable                      503
      ├── KeysUnavailable  no key set could be obtained (JWKS never fetched successfully)
      ├── InvalidJwks      a JWKS document is not a JSON object with a ``keys`` list
      └── InvalidEvent     a revocation event or snapshot does not have the documented shape
 
 ``Denied.description`` is safe to send to the client; ``Denied.detail`` is for logs only
-(RFC 6750 §3 ``error_description`` vs. a debug cause).
+(RFC 6750 §3 ``error_description`` vs. a debug cause). ``label_of(denied)`` is the stable
+string decision events and metrics use as ``reason`` (``reason.value`` unless the denial
+carries a more specific ``label``).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
-__all__ = ["Denied", "InvalidEvent", "InvalidJwks", "KeysUnavailable", "Reason", "StepUpRequired",
-           "VerifierError"]
+__all__ = [
+    "INTROSPECTION_UNAVAILABLE",
+    "KEYS_UNAVAILABLE",
+    "NOT_OWNER",
+    "WRONG_TENANT",
+    "Denied",
+    "Forbidden",
+    "InvalidEvent",
+    "InvalidJwks",
+    "KeysUnavailable",
+    "MissingToken",
+    "Reason",
+    "StepUpRequired",
+    "Unavailable",
+    "VerifierError",
+    "label_of",
+]
 
 
 class Reason(StrEnum):
@@ -173,3 +194,53 @@ class InvalidEvent(VerifierError):
 
 class InvalidJwks(VerifierError):
     """A JWKS document is not a JSON object with a ``keys`` list of usable keys."""
+
+
+WRONG_TENANT: Final = "wrong_tenant"
+NOT_OWNER: Final = "not_owner"
+KEYS_UNAVAILABLE: Final = "keys_unavailable"
+INTROSPECTION_UNAVAILABLE: Final = "introspection_unavailable"
+
+
+class MissingToken(Denied):
+    """The request carries no bearer token (RFC 6750 §3.1: answer without an error code)."""
+
+    label = "missing_token"
+
+    def __init__(self) -> None:
+        super().__init__(Reason.MALFORMED, "no bearer token")
+
+    @property
+    def description(self) -> str:
+        return "An access token is required."
+
+
+class Forbidden(Denied):
+    """A valid token that does not reach this resource: another tenant's or another
+    subject's. Sent as RFC 6750 ``insufficient_scope`` (403)."""
+
+    def __init__(self, label: str, detail: str = "") -> None:
+        super().__init__(Reason.INSUFFICIENT_SCOPE, detail)
+        self.label = label
+
+    @property
+    def description(self) -> str:
+        return "The access token does not grant access to this resource."
+
+
+class Unavailable(Denied):
+    """The verifier cannot decide now (no keys, introspection unreachable): 503."""
+
+    def __init__(self, label: str, detail: str = "") -> None:
+        super().__init__(Reason.STALE_STATE, detail)
+        self.label = label
+
+    @property
+    def description(self) -> str:
+        return "The access token cannot be verified right now; try again later."
+
+
+def label_of(denied: Denied) -> str:
+    """The decision ``reason`` for a denial (metrics label, audit field)."""
+    label = getattr(denied, "label", None)
+    return label if isinstance(label, str) else denied.reason.value

@@ -34,11 +34,11 @@ from typing import Any
 import orjson
 
 from tessera.core.clock import Clock
-from tessera.verifier._envelope import MAX_ENVELOPE_TTL
-from tessera.verifier._errors import Denied, InvalidEvent
-from tessera.verifier._follower import EventSource
-from tessera.verifier._revocation import EventKind, RevocationState
+from tessera.verifier._policy import MAX_ENVELOPE_TTL
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, InvalidEvent
+from tessera.verifier.revocation.follower import EventSource
+from tessera.verifier.revocation.state import EventKind, RevocationState
 
 __all__ = ["RevocationHistory"]
 

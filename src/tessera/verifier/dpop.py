@@ -42,13 +42,13 @@ from tessera.protocol.rfc9449 import (
 )
 from tessera.tls_scope import client_certificate
 from tessera.verifier._bearer import bearer_token
-from tessera.verifier._denials import Unavailable
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._settings import VerifierSettings
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, Reason, Unavailable
+from tessera.verifier.settings import VerifierSettings
 
 __all__ = [
     "BEARER",
+    "BEARER_PRESENTATION",
     "DPOP",
     "DPOP_CHECKED_KEY",
     "DPOP_REASONS",
@@ -59,6 +59,7 @@ __all__ = [
     "credentials",
     "mark_checked",
     "presentation_from_scope",
+    "request_url",
 ]
 
 REPLAY_UNAVAILABLE: Final = "dpop_replay_unavailable"
@@ -210,7 +211,7 @@ class DPoPBinding:
 
 def _replay_cache(settings: VerifierSettings) -> ReplayCache:
     if settings.dpop_replay_cache == "redis":
-        from tessera.verifier._replay import RedisReplayCache
+        from tessera.verifier.replay import RedisReplayCache
 
         url = settings.dpop_redis_url or settings.redis_url
         assert url is not None  # the settings validator makes sure

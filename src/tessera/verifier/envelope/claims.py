@@ -43,9 +43,9 @@ from typing import Any, Final
 from tessera.core.clock import Clock
 from tessera.core.secrets import new_secret
 from tessera.keys import KeyRing, KeyState, new_signing_key
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._policy import MAX_LEEWAY
+from tessera.verifier._policy import MAX_ENVELOPE_TTL, MAX_LEEWAY
 from tessera.verifier._token import VerifiedToken
+from tessera.verifier.errors import Denied, Reason
 
 __all__ = [
     "BODY_MISMATCH",
@@ -71,9 +71,6 @@ ENVELOPE_TYP: Final = "tessera-envelope+jwt"
 
 ENVELOPE_ALGS: Final = frozenset({"EdDSA", "ES256"})
 """Algorithms an envelope may be signed with (small, fast signatures; no RSA)."""
-
-MAX_ENVELOPE_TTL: Final = 3600.0
-"""Hard upper bound on an envelope's lifetime (``exp - iat``), in seconds."""
 
 DEFAULT_ENVELOPE_TTL: Final = 900.0
 

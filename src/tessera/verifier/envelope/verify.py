@@ -18,7 +18,10 @@ from typing import Any
 import orjson
 
 from tessera.core.secrets import constant_time_equal
-from tessera.verifier._envelope import (
+from tessera.verifier._keyset import KeySet, VerificationKey
+from tessera.verifier._token import VerifiedToken
+from tessera.verifier._verify import check_size, read_header, verify_signature
+from tessera.verifier.envelope.claims import (
     BODY_MISMATCH,
     ENVELOPE_ALGS,
     ENVELOPE_TYP,
@@ -32,14 +35,23 @@ from tessera.verifier._envelope import (
     body_hash,
     parse_envelope,
 )
-from tessera.verifier._errors import Denied, Reason
-from tessera.verifier._keyset import KeySet, VerificationKey
-from tessera.verifier._revocation import RevocationState
-from tessera.verifier._revocation_history import RevocationHistory
-from tessera.verifier._token import VerifiedToken
-from tessera.verifier._verify import check_size, read_header, verify_signature
+from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.revocation.history import RevocationHistory
+from tessera.verifier.revocation.state import RevocationState
 
-__all__ = ["PublisherKeys", "judge_revocation", "verify_envelope"]
+__all__ = [
+    "PublisherKeys",
+    "check_body",
+    "check_envelope_algorithm",
+    "check_envelope_audience",
+    "check_envelope_freshness",
+    "check_envelope_lifetime",
+    "check_envelope_typ",
+    "check_publisher",
+    "judge_revocation",
+    "select_publisher_key",
+    "verify_envelope",
+]
 
 _TYPS = frozenset({ENVELOPE_TYP, f"application/{ENVELOPE_TYP}"})
 

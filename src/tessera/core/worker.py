@@ -1,0 +1,64 @@
+"""``BackgroundLoop``: one asyncio task that does work in steps — again at once while a
+step found work, else after ``notify()`` or an idle interval, whichever comes first.
+
+The outbox relay, the signal fan-out and the signal pusher are such loops; they differ
+only in their ``step`` (what one round does and which failures are expected). A step
+that raises anything else is logged with its stack and retried after the idle interval:
+a bug must not stop every later event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+__all__ = ["BackgroundLoop"]
+
+
+class BackgroundLoop:
+    """Subclasses implement ``step`` (True: found work, run again at once) and
+    ``idle_interval`` (seconds to wait when there was none); ``start`` / ``aclose``
+    run and stop the task, ``notify`` cuts a wait short."""
+
+    def __init__(self, name: str, log: logging.Logger) -> None:
+        self._name = name
+        self._log = log
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.step()
+            except Exception:  # a bug must not stop every later round
+                self._log.exception("%s failed; retrying", self._name)
+                busy = False
+            if not busy:
+                await self.idle()
+
+    async def idle(self) -> None:
+        """Wait for ``notify`` or ``idle_interval()`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.idle_interval())
+        self._wake.clear()
+
+    async def step(self) -> bool:
+        raise NotImplementedError
+
+    def idle_interval(self) -> float:
+        raise NotImplementedError
