@@ -27,7 +27,8 @@ from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm
 
 from examples.orders_service.app import create_app
-from tessera.verifier import VerifierService, VerifierSettings
+from tessera.verifier.service import VerifierService
+from tessera.verifier.settings import VerifierSettings
 
 ISSUER = "https://id.example"
 AUDIENCE = "https://orders.example"

@@ -8,21 +8,23 @@ virtual environments, and
     package fails to import with that line as its error.
 
 Offline and fast: the third-party wheels come from a wheelhouse built once per
-pyproject.toml (``pip wheel`` out of pip's cache, the index only for what it lacks), kept
-in the dev virtualenv keyed by the file's hash; the Tessera wheel is rebuilt every run;
-installs use ``--no-index``. Venvs are made without pip (the dev venv's pip installs into
-them with ``--python``).
+pyproject.toml ``[project]`` table (``pip wheel`` out of pip's cache, the index only for
+what it lacks), kept in the dev virtualenv keyed by that table's hash; the Tessera wheel
+is rebuilt every run; installs use ``--no-index``. Venvs are made without pip (the dev
+venv's pip installs into them with ``--python``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pkgutil
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -51,6 +53,7 @@ PUBLIC_MODULES = [
     "tessera.verifier.dpop",
     "tessera.verifier.replay",
     "tessera.verifier.jwks",
+    "tessera.verifier.driver",
     "tessera.verifier.envelope",
     "tessera.verifier.envelope.claims",
     "tessera.verifier.envelope.verify",
@@ -107,7 +110,9 @@ def source_copy(dest: Path) -> Path:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(wheelhouse of every third-party wheel, directory holding this tree's wheel)."""
     source = source_copy(tmp_path_factory.mktemp("source") / "tessera")
-    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    # keyed by the [project] table (dependencies, extras): other edits keep the wheels
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    key = hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()[:16]
     python = f"{sys.version_info[0]}{sys.version_info[1]}"
     house = Path(sys.prefix) / "tessera-wheelhouse" / f"{python}-{key}"
     if not house.is_dir():

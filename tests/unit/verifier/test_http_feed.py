@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tessera.core.freshness import Watermark
-from tessera.verifier._follower import FeedBatch, ResyncRequired, SourceUnavailable
-from tessera.verifier._sources import HttpFeedSource
+from tessera.verifier.revocation.follower import FeedBatch, ResyncRequired, SourceUnavailable
+from tessera.verifier.revocation.sources import HttpFeedSource
 
 EVENT = {"seq": 8, "kind": "session.revoked", "key": "sid-1", "at": 1.0,
          "expires_at": 600.0, "data": {}}
