@@ -155,9 +155,8 @@ async def test_every_route_fails_closed_when_the_feed_is_unreachable(
 
 def test_the_example_uses_only_the_public_sdk() -> None:
     import ast
-    from pathlib import Path
-
     import importlib
+    from pathlib import Path
 
     source = Path(__file__).parents[2] / "examples" / "orders_service" / "app.py"
     for node in ast.walk(ast.parse(source.read_text())):
