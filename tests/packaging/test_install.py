@@ -11,7 +11,7 @@ Offline and fast: the third-party wheels come from a wheelhouse built once per
 pyproject.toml ``[project]`` table (``pip wheel`` out of pip's cache, the index only for
 what it lacks), kept in the dev virtualenv keyed by that table's hash; the Tessera wheel
 is rebuilt every run; installs use ``--no-index``. Venvs are made without pip (the dev
-venv's pip installs into them with ``--python``).
+venv's pip installs into them with ``--python``), the two side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -122,13 +123,17 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             "setuptools>=68")
         for own in building.glob("tessera-*.whl"):
             own.unlink()
+        # a build environment kept with the wheels, so each run builds without pip
+        run(sys.executable, "-m", "venv", "--without-pip", building / "build-env")
+        pip("--python", building / "build-env" / "bin" / "python", "install", "--no-index",
+            "--find-links", building, "setuptools>=68", env=OFFLINE_ENV)
         try:
             building.rename(house)
         except OSError:  # another run finished first: use its wheelhouse
             shutil.rmtree(building, ignore_errors=True)
     dist = tmp_path_factory.mktemp("dist")
-    pip("wheel", "--no-deps", "--no-index", "--find-links", house, "--wheel-dir", dist,
-        source, env=OFFLINE_ENV)
+    build = "import sys, setuptools.build_meta as backend; backend.build_wheel(sys.argv[1])"
+    run(house / "build-env" / "bin" / "python", "-c", build, dist, cwd=source)
     assert len(list(dist.glob("tessera-*.whl"))) == 1
     return house, dist
 
@@ -138,9 +143,32 @@ def venv(path: Path, wheels: tuple[Path, Path], *requirements: str) -> Path:
     house, dist = wheels
     run(sys.executable, "-m", "venv", "--without-pip", path)
     python = path / "bin" / "python"
-    pip("--python", python, "install", "--no-index", "--find-links", house,
+    pip("--python", python, "install", "--no-compile", "--no-index", "--find-links", house,
         "--find-links", dist, *requirements, env=OFFLINE_ENV)
     return python
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory: pytest.TempPathFactory, wheels: tuple[Path, Path]
+          ) -> dict[str, Path]:
+    """Both clean venvs, installed side by side: ``base`` (``tessera``) and ``verifier``
+    (``tessera[verifier]`` and pytest, to run the example's tests)."""
+    wanted = {"base": ("tessera",), "verifier": ("tessera[verifier]", "pytest")}
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        futures = {name: pool.submit(venv, tmp_path_factory.mktemp(name) / "venv", wheels,
+                                     *requirements)
+                   for name, requirements in wanted.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def base(venvs: dict[str, Path]) -> Path:
+    return venvs["base"]
+
+
+@pytest.fixture(scope="module")
+def verifier(venvs: dict[str, Path]) -> Path:
+    return venvs["verifier"]
 
 
 def installed(python: Path, distributions: list[str]) -> list[str]:
@@ -150,17 +178,6 @@ def installed(python: Path, distributions: list[str]) -> list[str]:
               "    except m.PackageNotFoundError: continue\n"
               "    print(name)\n")
     return run(python, "-c", script, *distributions).stdout.split()
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, wheels: tuple[Path, Path]) -> Path:
-    return venv(tmp_path_factory.mktemp("base") / "venv", wheels, "tessera")
-
-
-@pytest.fixture(scope="module")
-def verifier(tmp_path_factory: pytest.TempPathFactory, wheels: tuple[Path, Path]) -> Path:
-    return venv(tmp_path_factory.mktemp("verifier") / "venv", wheels, "tessera[verifier]",
-                "pytest")
 
 
 def test_the_list_of_public_modules_is_the_source_tree() -> None:
