@@ -73,7 +73,20 @@ SERVER_PACKAGES = {
     "tessera.bff": "the backend-for-frontend",
     "tessera.console": "the admin console",
     "tessera.store.sql": "the SQL store",
+    "tessera.store.migrations": "the database migrations",
 }
+
+REDIS_USES = {
+    "from tessera.verifier.replay import RedisReplayCache as C; C.from_url(URL)":
+        "RedisReplayCache",
+    "from tessera.verifier.envelope.seen_redis import RedisSeenEnvelopes as C; "
+    "C.from_url(URL)": "RedisSeenEnvelopes",
+    "from tessera.verifier.revocation.sources import HttpFeedSource, RedisStreamSource; "
+    "RedisStreamSource(URL, snapshot_from=HttpFeedSource('http://id', client_id='c', "
+    "client_secret='s'))": "the Redis revocation source",
+}
+"""SDK code that needs redis-py (the verifier extra): it imports without it, and says so
+in one line when used."""
 
 # pip options for installs into the clean venvs: this machine's pip configuration (extra
 # indexes, find-links) is left out, so only the wheelhouse counts
@@ -238,6 +251,15 @@ def test_without_the_server_extra_a_server_package_names_the_extra(
     last = done.stderr.strip().splitlines()[-1]
     assert last == (f"tessera._extras.MissingExtra: {SERVER_PACKAGES[package]} needs the "
                     "'server' extra: pip install 'tessera[server]'"), done.stderr
+
+
+@pytest.mark.parametrize("use", sorted(REDIS_USES))
+def test_without_redis_the_sdk_names_the_verifier_extra(base: Path, use: str) -> None:
+    done = run(base, "-c", f"URL = 'redis://127.0.0.1:9/0'\n{use}", check=False)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (f"tessera._extras.MissingExtra: {REDIS_USES[use]} needs the "
+                    "'verifier' extra: pip install 'tessera[verifier]'"), done.stderr
 
 
 def test_the_dev_install_has_the_server_extra_too() -> None:

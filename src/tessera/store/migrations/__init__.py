@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from tessera._extras import require
+
+require("server", "the database migrations")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 from pathlib import Path
 
 from alembic import command
