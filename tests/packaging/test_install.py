@@ -144,6 +144,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             building.rename(house)
         except OSError:  # another run finished first: use its wheelhouse
             shutil.rmtree(building, ignore_errors=True)
+        for stale in house.parent.glob(f"{python}-*"):  # earlier [project] tables
+            if stale != house and "." not in stale.name:
+                shutil.rmtree(stale, ignore_errors=True)
     dist = tmp_path_factory.mktemp("dist")
     build = "import sys, setuptools.build_meta as backend; backend.build_wheel(sys.argv[1])"
     run(house / "build-env" / "bin" / "python", "-c", build, dist, cwd=source)
