@@ -12,9 +12,9 @@ configured). See docs/browser-sessions.md.
 
 from __future__ import annotations
 
-from tessera._extras import require
+from tessera import _extras
 
-require("server", "the backend-for-frontend")  # one clear line without the extra
+_extras.require("server", "the backend-for-frontend")  # one clear line without the extra
 # ruff: noqa: E402 (the check above runs before the imports that would fail)
 
 import httpx

@@ -1,7 +1,7 @@
 """The ``tessera`` command: one module per noun (needs the ``server`` extra)."""
 
-from tessera._extras import require
+from tessera import _extras
 
 __all__: list[str] = []
 
-require("server", "the tessera command")
+_extras.require("server", "the tessera command")

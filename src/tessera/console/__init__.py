@@ -11,9 +11,9 @@ administrator's browser session with step-up (``console.required_acr``,
 
 from __future__ import annotations
 
-from tessera._extras import require
+from tessera import _extras
 
-require("server", "the admin console")  # one clear line without the extra
+_extras.require("server", "the admin console")  # one clear line without the extra
 # ruff: noqa: E402 (the check above runs before the imports that would fail)
 
 from starlette.routing import BaseRoute

@@ -1,7 +1,7 @@
 """``tessera demo``: the whole system in one command, on the embedded defaults."""
 
-from tessera._extras import require
+from tessera import _extras
 
-require("server", "the demo")  # one clear line without the extra
+_extras.require("server", "the demo")  # one clear line without the extra
 
 __all__: list[str] = []

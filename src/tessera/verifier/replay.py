@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from tessera._extras import require
+from tessera import _extras
 from tessera.protocol.rfc9449 import ReplayCacheUnavailable
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class RedisReplayCache:
     def __init__(self, client: aioredis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         # redis-py is imported when a cache is made, so the module imports without it
         # (pip install tessera; the verifier extra brings Redis)
-        require("verifier", "RedisReplayCache")
+        _extras.require("verifier", "RedisReplayCache")
         from redis.exceptions import RedisError
 
         self._redis = client
@@ -39,7 +39,7 @@ class RedisReplayCache:
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX,
                  timeout: float = 0.5) -> RedisReplayCache:
         """A client for ``url``; ``timeout`` bounds each call (the request waits)."""
-        require("verifier", "RedisReplayCache")
+        _extras.require("verifier", "RedisReplayCache")
         from tessera.bus.redis_url import connect
 
         client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tessera._extras import require
+from tessera import _extras
 
-require("server", "the database migrations")  # one clear line without the extra
+_extras.require("server", "the database migrations")  # one clear line without the extra
 # ruff: noqa: E402 (the check above runs before the imports that would fail)
 
 from pathlib import Path

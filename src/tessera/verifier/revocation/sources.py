@@ -19,7 +19,7 @@ import httpx
 import orjson
 from httpx_sse import aconnect_sse
 
-from tessera._extras import require
+from tessera import _extras
 from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
 from tessera.verifier.errors import InvalidEvent
@@ -151,7 +151,7 @@ class RedisStreamSource(BusSource):
 
     def __init__(self, redis_url: str, *, snapshot_from: HttpFeedSource,
                  stream: str = "tessera:revocations", heartbeat: float = 1.0) -> None:
-        require("verifier", "the Redis revocation source")
+        _extras.require("verifier", "the Redis revocation source")
         from tessera.bus.redis_streams import RedisStreamsBus
 
         self._redis_bus = RedisStreamsBus.from_url(redis_url, stream=stream)
