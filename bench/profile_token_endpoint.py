@@ -48,7 +48,7 @@ def _prepare(tmp: Path, algorithm: str) -> None:
 
 
 async def _setup(algorithm: str) -> tuple[Any, Any, str]:
-    from tessera.identity import admin
+    from tessera.application import admin
     from tessera.identity.app import build_app
     from tessera.identity.compose import build_identity
     from tessera.settings import Settings
@@ -57,10 +57,10 @@ async def _setup(algorithm: str) -> tuple[Any, Any, str]:
     identity = await build_identity(settings)
     audience = f"https://api.example.internal/{algorithm.lower()}"
     client, secret = await admin.create_client(
-        identity, name="bench",
+        identity.admin, name="bench",
         grants=("client_credentials", "refresh_token", "authorization_code"),
         redirect_uris=(REDIRECT,), scope="api:read api:write", audiences=(audience,))
-    await admin.create_user(identity, username=USERNAME, password=PASSWORD)
+    await admin.create_user(identity.admin, username=USERNAME, password=PASSWORD)
     assert secret is not None
     auth = "Basic " + base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
     return identity, build_app(identity), auth

@@ -222,8 +222,8 @@ class Service:
 
 
 async def _seed(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str, str]:
+    from tessera.application import admin
     from tessera.core.users import DEFAULT_TENANT
-    from tessera.identity import admin
     from tessera.identity.compose import build_identity
     from tessera.identity.feed import EVENTS_SCOPE
 
@@ -231,10 +231,10 @@ async def _seed(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str, str
     identity = await build_identity(settings)
     try:
         svc, svc_secret = await admin.create_client(
-            identity, name="bench service", grants=("client_credentials",), scope="api:read",
+            identity.admin, name="bench service", grants=("client_credentials",), scope="api:read",
             audiences=(AUDIENCE,), tenant_id=DEFAULT_TENANT)
         feed, feed_secret = await admin.create_client(
-            identity, name="bench feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
+            identity.admin, name="bench feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
     finally:
         await identity.aclose()
     assert svc_secret and feed_secret

@@ -26,7 +26,7 @@ What is measured (all on this machine; nothing is extrapolated):
   ``tessera serve`` → rejected at every verifier; Redis Streams path) against the same
   private Redis; p50/p99 over sequential revocations.
 - **Revoke throughput on PostgreSQL**: S live sessions in a fresh schema (S = 1k … 1M), then
-  ``identity.admin.revoke`` of one session per transaction (outbox event and audit row in
+  ``application.admin.revoke`` of one session per transaction (outbox event and audit row in
   the same transaction), 16 at a time; revocations per second.
 
 Prints a table per figure and writes ``bench/results/scale.json`` and PNG charts
@@ -280,8 +280,8 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
     import asyncpg
     from sqlalchemy import insert
 
+    from tessera.application import admin
     from tessera.core.clock import SystemClock
-    from tessera.identity import admin
     from tessera.identity.compose import build_identity
     from tessera.keys import Sealer
     from tessera.settings import Settings
@@ -306,7 +306,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                             audit_log_json=False)  # type: ignore[arg-type]
         identity = await build_identity(settings, clock=SystemClock())
         try:
-            user = await admin.create_user(identity, username="bench", password="x" * 16)
+            user = await admin.create_user(identity.admin, username="bench", password="x" * 16)
             now = time.time()
             sids = [secrets.token_urlsafe(16) for _ in range(sessions)]
             engine = identity.store.engine  # type: ignore[attr-defined]
@@ -331,7 +331,7 @@ async def revoke_pg_once(postgres_url: str, sessions: int, revokes: int, workdir
                     sid = queue.get_nowait()
                     for _ in range(5):  # a conflict rolls back: retry, as a client would
                         try:
-                            done += await admin.revoke(identity, sid=sid, reason="bench",
+                            done += await admin.revoke(identity.admin, sid=sid, reason="bench",
                                                        actor="bench")
                             break
                         except StoreConflict:

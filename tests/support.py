@@ -12,10 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tessera.identity import accounts, admin
+from tessera.application import accounts, admin
 from tessera.identity.compose import Identity
+from tests.polling import eventually
 
-__all__ = ["AppClient", "TesseraDriver", "pkce_pair"]
+__all__ = ["AppClient", "TesseraDriver", "eventually", "pkce_pair"]
 
 REDIRECT = "https://app.example/cb"
 
@@ -51,7 +52,7 @@ class TesseraDriver:
         if "authorization_code" in grants and not redirect_uris:
             redirect_uris = (REDIRECT,)
         client, secret = await admin.create_client(
-            self.identity, name="test app", grants=grants, public=public,
+            self.identity.admin, name="test app", grants=grants, public=public,
             redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
             scope=scope, audiences=audiences, tenant_id=tenant, third_party=third_party,
             subject_audiences=subject_audiences)
@@ -64,10 +65,10 @@ class TesseraDriver:
 
     async def user(self, username: str = "alice", password: str = "correct horse battery",
                    *, tenant: str = "default", roles: tuple[str, ...] = ()) -> str:
-        user = await admin.create_user(self.identity, username=username, password=password,
+        user = await admin.create_user(self.identity.admin, username=username, password=password,
                                        tenant_id=tenant)
         for role in roles:
-            await accounts.grant_role(self.identity, user, role, actor="test")
+            await accounts.grant_role(self.identity.admin, user, role, actor="test")
         return user.user_id
 
     async def token(self, app: AppClient, **data: str) -> httpx.Response:

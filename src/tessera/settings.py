@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tessera.observability.tracing_settings import TracingSettings
+
 __all__ = ["AccountSettings", "BusSettings", "ClientExchangeSettings", "ConsoleSettings",
            "DPoPSettings", "ExchangeSettings", "ImpersonationSettings", "KeySettings",
            "MetricsSettings", "RiskPolicySettings", "SecuritySettings", "ServerSettings",
@@ -404,21 +406,6 @@ class MetricsSettings(BaseModel):
             raise ValueError("the metrics token must be at least 32 characters")
         return value
 
-
-class TracingSettings(BaseSettings):
-    """OpenTelemetry tracing (docs/tracing.md), off by default. Also read on its own
-    (``TESSERA_TRACING__*``) by processes without ``Settings``: the gateway, services
-    using the verifier SDK (``observability.tracing.configure_tracing``)."""
-
-    model_config = SettingsConfigDict(env_prefix="TESSERA_TRACING__", extra="ignore")
-
-    enabled: bool = False
-    """Install the OpenTelemetry SDK and export spans (needs ``tessera[tracing]``).
-    Setting ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns tracing on too; ``OTEL_SDK_DISABLED=true``
-    keeps it off. Off, spans are the API's no-op spans (``traceparent`` is passed on)."""
-    exporter: Literal["otlp", "console"] = "otlp"
-    """``otlp``: OTLP over HTTP/protobuf, configured by the standard ``OTEL_EXPORTER_OTLP_*``
-    variables; ``console``: spans as JSON on stderr (development)."""
 
 
 class RiskPolicySettings(BaseModel):

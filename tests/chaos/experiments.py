@@ -267,7 +267,7 @@ async def identity_killed_mid_revoke(ctx: Chaos) -> Outcome:
             since = time.monotonic()
             await finish(outcome, ledger, st, pool, since)
             waited = json.loads(await st.server.cli(
-                "revoke", "--session", claims_of(ledger.tokens["s1"])["sid"], "--yes",
+                "revoke", "--sid", claims_of(ledger.tokens["s1"])["sid"], "--yes",
                 "--json", "--wait", "--timeout", "15"))
             ledger.revoke("s1")
             outcome.notes.append(waited["completion"]["summary"])

@@ -26,7 +26,7 @@ def delivery(dedupe: str, *, target: str = "c1", mode: str = "push",
              jti: str | None = None) -> Delivery:
     return Delivery(dedupe=dedupe, channel="logout", target=target, mode=mode,
                     jti=jti or f"jti-{dedupe}", token=f"token-{dedupe}",
-                    event="backchannel-logout", tenant_id="default", subject="u1",
+                    event="backchannel-logout", tenant_id="default", user_id="u1",
                     created_at=T, next_at=T, expires_at=T + 300)
 
 

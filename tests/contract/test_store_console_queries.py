@@ -84,24 +84,28 @@ async def test_families_of_sessions_and_their_last_refresh(any_store: Store) -> 
 
 async def test_audit_search_filters_and_pages_newest_first(any_store: Store) -> None:
     who = uid("sub")
-    records = [
+    records = [  # the first two as older releases named the fields (still matched)
         AuditRecord("token.issued", NOW, {"subject": who, "tenant": "t1", "client": "c1"}),
         AuditRecord("token.issued", NOW + 1, {"subject": who, "tenant": "t2", "client": "c1"}),
-        AuditRecord("session.revoked", NOW + 2, {"subject": who, "tenant": "t1"}),
-        AuditRecord("token.issued", NOW + 3, {"subject": "someone else", "client": "c1"}),
+        AuditRecord("session.revoked", NOW + 2, {"user_id": who, "tenant_id": "t1"}),
+        AuditRecord("token.issued", NOW + 3, {"user_id": "someone else", "client_id": "c1"}),
+        AuditRecord("token.issued", NOW + 4, {"user_id": who, "tenant_id": "t1",
+                                              "client_id": "c2"}),
     ]
     async with any_store.unit_of_work() as uow:
         await uow.audit.append(records)
     async with any_store.unit_of_work(read_only=True) as uow:
-        mine = await uow.audit.search(AuditFilter(subject=who))
-        assert [r.record.at for r in mine] == [NOW + 2, NOW + 1, NOW]
-        older = await uow.audit.search(AuditFilter(subject=who), before_id=mine[0].id,
+        mine = await uow.audit.search(AuditFilter(user_id=who))
+        assert [r.record.at for r in mine] == [NOW + 4, NOW + 2, NOW + 1, NOW]
+        older = await uow.audit.search(AuditFilter(user_id=who), before_id=mine[1].id,
                                        limit=1)
         assert [r.record.at for r in older] == [NOW + 1]
-        issued_t1 = await uow.audit.search(AuditFilter(event="token.issued", tenant="t1",
-                                                       subject=who, client="c1"))
+        issued_t1 = await uow.audit.search(AuditFilter(event="token.issued", tenant_id="t1",
+                                                       user_id=who, client_id="c1"))
         assert [r.record.at for r in issued_t1] == [NOW]
-        window = await uow.audit.search(AuditFilter(subject=who, since=NOW + 1,
+        by_client = await uow.audit.search(AuditFilter(client_id="c2"))
+        assert [r.record.at for r in by_client] == [NOW + 4]
+        window = await uow.audit.search(AuditFilter(user_id=who, since=NOW + 1,
                                                     until=NOW + 1))
         assert [r.record.at for r in window] == [NOW + 1]
 

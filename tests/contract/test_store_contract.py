@@ -38,7 +38,7 @@ async def test_a_unit_of_work_commits_every_write(any_store: Store) -> None:
         await uow.users.add(user)
         await uow.clients.add(client)
         seq = await uow.revocations.append(an_event())
-        await uow.audit.append([AuditRecord("token.issued", NOW, {"client": "app"})])
+        await uow.audit.append([AuditRecord("token.issued", NOW, {"client_id": "app"})])
     async with any_store.unit_of_work(read_only=True) as uow:
         assert await uow.users.get(user.user_id) == user
         assert await uow.clients.get(client.client_id) == client

@@ -6,11 +6,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
-import jwt
 
 from tessera.identity.compose import Identity
 from tessera.store.ports import AuditRecord
 from tests.support import AppClient, TesseraDriver
+from tests.tokens import claims_of as claims_of  # re-exported: e2e tests import it from here
 
 __all__ = ["admin_client", "audit_rows", "claims_of", "client_token", "form_fields",
            "last_seq", "logged_in", "published_kinds", "refresh", "revoke",
@@ -39,12 +39,6 @@ async def audit_rows(identity: Identity, event: str | None = None,
                      limit: int = 1000) -> list[AuditRecord]:
     async with identity.store.unit_of_work(read_only=True) as uow:
         return await uow.audit.query(event=event, limit=limit)
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    """Claims without verification (the flows under test verify; this only reads)."""
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 async def logged_in(tessera: TesseraDriver, *, username: str = "alice",

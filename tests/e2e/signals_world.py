@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import SSF_EVENTS_SUPPORTED
-from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.identity.signals import build_signals
@@ -45,7 +45,7 @@ class World:
     async def relying_party(self, name: str, *, session_required: bool = False,
                             tenant: str | None = None) -> tuple[AppClient, RelyingParty]:
         client, secret = await admin.create_client(
-            self.identity, name=name, grants=("authorization_code", "refresh_token"),
+            self.identity.admin, name=name, grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope="api:read", audiences=("https://api.example",),
             tenant_id=tenant, backchannel_logout_uri=f"{RECEIVERS}/rp/{name}/logout",
             backchannel_logout_session_required=session_required)

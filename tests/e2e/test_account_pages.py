@@ -107,7 +107,7 @@ async def test_changing_the_password_signs_out_every_other_session(
     kept = await refresh(tessera, app, here["refresh_token"])  # this session stays
     assert kept.status_code == 200, kept.text
     assert (await tessera.introspect(app, kept.json()["access_token"]))["active"] is True
-    assert [r.fields["subject"] for r in
+    assert [r.fields["user_id"] for r in
             await audit_rows(identity, events.USER_PASSWORD_CHANGED)] == [user_id]
     tessera.http.cookies.clear()
     await tessera.login_tokens(app, password="a new long secret")

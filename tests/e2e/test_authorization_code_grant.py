@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import jwt
-
 from tessera.identity.compose import Identity
 from tests.conftest import ISSUER
 from tests.support import REDIRECT, TesseraDriver, pkce_pair
+from tests.tokens import claims_of
 
 
 async def test_login_code_exchange_issues_tokens_bound_to_the_session(
@@ -15,10 +14,10 @@ async def test_login_code_exchange_issues_tokens_bound_to_the_session(
     user_id = await tessera.user()
     tokens = await tessera.login_tokens(app, nonce="n-1")
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 300
-    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    claims = claims_of(tokens["access_token"])
     assert claims["sub"] == user_id and claims["sid"] and claims["sv"] == 1
     assert claims["acr"] and claims["amr"] == ["pwd"] and claims["tid"] == "default"
-    id_claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    id_claims = claims_of(tokens["id_token"])
     assert id_claims["nonce"] == "n-1" and id_claims["aud"] == app.client_id
     assert id_claims["sid"] == claims["sid"] and "at_hash" in id_claims
     userinfo = await tessera.http.get(

@@ -576,7 +576,7 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
     """A bumped session version (roles changed) is not a revocation: the BFF gets a fresh
     token. A state that cannot judge the token (here: the wrong audience configured) makes
     the BFF ask introspection instead of ending the session."""
-    from tessera.identity import admin
+    from tessera.application import admin
 
     service = await _fed_verifier(identity)
     world = await make_world(identity, tessera, clock, revocations=service,
@@ -586,7 +586,7 @@ async def test_revocation_feed_stale_version_refreshes_wrong_audience_introspect
         await world.login()
         token = await _bearer(world)
         before = await last_seq(world.identity)
-        await admin.bump_version(world.identity, sid=claims_of(token)["sid"],
+        await admin.bump_version(world.identity.admin, sid=claims_of(token)["sid"],
                                  reason="role removed", actor="test")
         await _feed(world.identity, service, before)
         renewed = await _bearer(world)

@@ -113,7 +113,7 @@ async def test_every_issue_is_audited_by_hash_never_by_token(
     assert len(issued) == 2
     assert {r.fields["token_hash"] for r in issued} == {token_hash(t) for t in tokens}
     assert {r.fields["jti"] for r in issued} == {claims_of(t)["jti"] for t in tokens}
-    assert all(r.fields["client"] == app.client_id for r in issued)
+    assert all(r.fields["client_id"] == app.client_id for r in issued)
     assert app.secret
     everything = orjson.dumps([r.fields for r in await audit_rows(identity)]).decode()
     for secret in (*tokens, app.secret):

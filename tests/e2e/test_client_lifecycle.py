@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from tessera.application import client_admin
+from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import client_admin
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tests.e2e.helpers import (
     client_token,
@@ -38,7 +38,7 @@ async def test_disabling_a_client_revokes_its_tokens_and_refuses_it(
     await tessera.user()
     tokens = await tessera.login_tokens(web)
     seq = await last_seq(identity)
-    assert await client_admin.set_disabled(identity, web.client_id, disabled=True) == 1
+    assert await client_admin.set_disabled(identity.admin, web.client_id, disabled=True) == 1
     published = await published_kinds(identity, seq)
     assert (RevocationKind.CLIENT_REVOKED, web.client_id) in published
     assert RevocationKind.FAMILY_REVOKED in {kind for kind, _ in published}
@@ -50,7 +50,7 @@ async def test_disabling_a_client_revokes_its_tokens_and_refuses_it(
     assert await _authorize(tessera, web) == 400
 
     clock.advance(1)
-    await client_admin.set_disabled(identity, web.client_id, disabled=False)
+    await client_admin.set_disabled(identity.admin, web.client_id, disabled=False)
     assert await _authorize(tessera, web) in (200, 303)
     # the refresh family ended with the disable: nothing revoked comes back
     assert (await refresh(tessera, web, tokens["refresh_token"])).json()[
@@ -63,7 +63,7 @@ async def test_rotating_the_secret_revokes_issued_tokens_and_the_old_secret(
     await tessera.user()
     tokens = await tessera.login_tokens(web)
     seq = await last_seq(identity)
-    secret = await client_admin.rotate_secret(identity, web.client_id)
+    secret = await client_admin.rotate_secret(identity.admin, web.client_id)
     assert secret != web.secret
     assert await published_kinds(identity, seq) == [(RevocationKind.CLIENT_REVOKED,
                                                      web.client_id)]
@@ -77,7 +77,7 @@ async def test_rotating_the_secret_revokes_issued_tokens_and_the_old_secret(
     assert await verifier_verdict(identity, fresh.json()["access_token"], API) is None
     public = await tessera.web_client(public=True)
     with pytest.raises(AdminError, match="public client"):
-        await client_admin.rotate_secret(identity, public.client_id)
+        await client_admin.rotate_secret(identity.admin, public.client_id)
 
 
 async def test_deleting_a_client_leaves_nothing_usable(
@@ -86,7 +86,7 @@ async def test_deleting_a_client_leaves_nothing_usable(
     checker = await tessera.client()
     token = await client_token(tessera, service)
     seq = await last_seq(identity)
-    await client_admin.delete_client(identity, service.client_id)
+    await client_admin.delete_client(identity.admin, service.client_id)
     assert (RevocationKind.CLIENT_REVOKED, service.client_id) in await published_kinds(
         identity, seq)
     assert await tessera.introspect(checker, token) == {"active": False}
@@ -94,4 +94,4 @@ async def test_deleting_a_client_leaves_nothing_usable(
     again = await tessera.token(service, grant_type="client_credentials")
     assert again.status_code == 401 and again.json()["error"] == "invalid_client"
     with pytest.raises(AdminError, match="no client"):
-        await client_admin.delete_client(identity, service.client_id)
+        await client_admin.delete_client(identity.admin, service.client_id)

@@ -62,7 +62,7 @@ async def test_a_third_party_client_asks_once_per_scope_set(
     granted = _query(await _decide(tessera, screen, "allow"))
     assert granted["code"] and granted["state"] == ["s-1"]
     [row] = await audit_rows(identity, events.CONSENT_GRANTED)
-    assert row.fields["client"] == app.client_id and row.fields["scopes"] == "api:read openid"
+    assert row.fields["client_id"] == app.client_id and row.fields["scopes"] == "api:read openid"
 
     # the same scope set (or less): no screen, straight to the code, even silently
     for extra in ({}, {"prompt": "none"}):

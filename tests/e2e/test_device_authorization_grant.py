@@ -134,7 +134,7 @@ async def test_a_device_signs_in_through_the_users_browser(
     clock.advance(5)
     again = await _poll(tessera, app, started["device_code"])  # a device code works once
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
-    assert [r.fields["client"] for r in
+    assert [r.fields["client_id"] for r in
             await audit_rows(identity, events.DEVICE_CODE_APPROVED)] == [app.client_id]
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pyotp
 
+from tessera.application import accounts, admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import accounts, admin
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tessera.verifier._token import parse_claims
@@ -131,7 +131,7 @@ async def test_admin_impersonates_in_a_session_of_its_own_revocable_alone(
     assert sessions[got["sid"]].amr[0] == "imp"
 
     assert (await tessera.introspect(world.support, token))["active"] is True
-    assert await admin.revoke(identity, sid=got["sid"], reason="done", actor="test") == 1
+    assert await admin.revoke(identity.admin, sid=got["sid"], reason="done", actor="test") == 1
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert (await tessera.introspect(world.web, world.user_tokens["access_token"]))[
         "active"] is True
@@ -157,7 +157,7 @@ async def test_impersonation_is_refused_without_scope_mfa_or_recent_auth(
 
     missing_user = await world.impersonate(world.admin_tokens["access_token"], "nobody")
     assert missing_user.json()["error"] == "invalid_grant"
-    other_tenant = await admin.create_user(identity, username="eve", password=PASSWORD,
+    other_tenant = await admin.create_user(identity.admin, username="eve", password=PASSWORD,
                                            tenant_id="acme")
     elsewhere = await world.impersonate(world.admin_tokens["access_token"],
                                         other_tenant.user_id)
@@ -194,12 +194,12 @@ async def test_impersonation_is_audited_with_both_identities_and_no_tokens(
     got = claims_of(token)
     await identity.audit.aclose()
     [opened] = await audit_rows(identity, events.SESSION_IMPERSONATED)
-    assert opened.fields["subject"] == world.user_id
+    assert opened.fields["user_id"] == world.user_id
     assert opened.fields["actor"] == world.admin_id and opened.fields["sid"] == got["sid"]
-    assert opened.fields["actor_sid_hash"] and opened.fields["client"] == world.support.client_id
+    assert opened.fields["actor_sid_hash"] and opened.fields["client_id"] == world.support.client_id
     [exchanged] = await audit_rows(identity, events.TOKEN_EXCHANGED)
     assert exchanged.fields["impersonation"] is True
-    assert (exchanged.fields["subject"], exchanged.fields["actor"]) == (
+    assert (exchanged.fields["user_id"], exchanged.fields["actor"]) == (
         world.user_id, world.admin_id)
     for row in (opened, exchanged):
         assert actor_token not in str(row.fields) and token not in str(row.fields)
@@ -208,7 +208,7 @@ async def test_impersonation_is_audited_with_both_identities_and_no_tokens(
     verified = parse_claims(got, kid="k", alg="RS256")
     event = DecisionLog("orders", clock=clock).event(
         Decision(True, ALLOWED_VALID, 200, 0.001, token=verified))
-    assert (event["subject"], event["actor"]) == (world.user_id, world.admin_id)
+    assert (event["user_id"], event["actor"]) == (world.user_id, world.admin_id)
     plain = DecisionLog("orders", clock=clock).event(Decision(
         True, ALLOWED_VALID, 200, 0.001,
         token=parse_claims(claims_of(world.user_tokens["access_token"]), kid="k",
@@ -262,7 +262,7 @@ async def test_removing_the_role_ends_running_impersonations(
     async with identity.store.unit_of_work(read_only=True) as uow:
         root = await uow.users.get(world.admin_id)
     assert root is not None
-    await accounts.revoke_role(identity, root, "impersonator", actor="test")
+    await accounts.revoke_role(identity.admin, root, "impersonator", actor="test")
     assert await tessera.introspect(world.support, token) == {"active": False}
     assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
 
@@ -276,7 +276,7 @@ async def test_scopes_are_capped_by_both_users_entitlements(
     async with identity.store.unit_of_work(read_only=True) as uow:
         root = await uow.users.get(world.admin_id)
     assert root is not None
-    await accounts.grant_role(identity, root, "tenant-admin", actor="test")
+    await accounts.grant_role(identity.admin, root, "tenant-admin", actor="test")
     tina_id = await tessera.user("tina", roles=("tenant-admin",))
     tessera.http.cookies.clear()
     clock.advance(30)
@@ -328,9 +328,9 @@ async def test_an_impersonation_ends_with_the_administrators_session_or_token(
         admin_sid = claims_of(admin_token)["sid"]
         token, sid = await impersonation()
         if end == "bump":
-            await admin.bump_version(identity, sid=admin_sid, reason="test", actor="test")
+            await admin.bump_version(identity.admin, sid=admin_sid, reason="test", actor="test")
         else:
-            await admin.revoke(identity, sid=admin_sid, reason="test", actor="test")
+            await admin.revoke(identity.admin, sid=admin_sid, reason="test", actor="test")
         assert await tessera.introspect(world.support, token) == {"active": False}
         assert await verifier_verdict(identity, token, AUDIENCE) == "session_revoked"
     # the user's own session is untouched throughout

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
+from tessera.application import accounts, lifecycle
+from tessera.application.transaction import transaction
 from tessera.core.clock import FixedClock
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import transaction
 from tessera.store.sql import create_store
 from tests.e2e.helpers import claims_of, logged_in, revoke
-from tests.support import TesseraDriver
+from tests.support import TesseraDriver, eventually
 
 
 @contextlib.asynccontextmanager
@@ -24,7 +23,7 @@ async def running(identity: Identity) -> AsyncIterator[None]:
     identity.start_relays()
     task = asyncio.get_running_loop().create_task(identity.mirror.run())
     try:
-        await until(lambda: _true(identity.mirror.usable(identity.clock.now())))
+        await eventually(lambda: _true(identity.mirror.usable(identity.clock.now())))
         yield
     finally:
         task.cancel()
@@ -35,14 +34,6 @@ async def running(identity: Identity) -> AsyncIterator[None]:
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_active_token_is_answered_from_memory(tessera: TesseraDriver,
@@ -83,7 +74,7 @@ async def test_a_revocation_here_is_seen_at_once(tessera: TesseraDriver, identit
         assert (await tessera.introspect(app, tokens["access_token"]))["active"] is False
         # and once relayed (with a watermark taken after the commit), memory answers it
         clock.advance(identity.settings.bus.heartbeat + 0.1)
-        await until(lambda: _true(identity.mirror.usable(identity.clock.now())))
+        await eventually(lambda: _true(identity.mirror.usable(identity.clock.now())))
         before = identity.mirror.answered
         assert (await tessera.introspect(app, tokens["access_token"]))["active"] is False
         assert identity.mirror.answered == before + 1
@@ -107,8 +98,8 @@ async def test_revocations_of_another_process_reach_memory(
                 body = await tessera.introspect(app, alice["access_token"])
                 return body["active"] is False
 
-            await until(alice_inactive)
-            user = await accounts.find_user(identity, "bob", tenant_id="default")
+            await eventually(alice_inactive)
+            user = await accounts.find_user(identity.admin, "bob", tenant_id="default")
             async with transaction(other, identity.audit) as tx:
                 await tx.uow.users.set_disabled(user.user_id, True)
                 await lifecycle.revoke_user(tx, user.user_id, at=identity.clock.now(),
@@ -118,8 +109,8 @@ async def test_revocations_of_another_process_reach_memory(
                 body = await tessera.introspect(app, bob["access_token"])
                 return body["active"] is False
 
-            await until(bob_inactive)
-            await until(lambda: _true(identity.mirror.usable(identity.clock.now())))
+            await eventually(bob_inactive)
+            await eventually(lambda: _true(identity.mirror.usable(identity.clock.now())))
             before = identity.mirror.answered
             for token in (alice["access_token"], bob["access_token"]):
                 assert (await tessera.introspect(app, token))["active"] is False

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
-import jwt
 import pytest
 from jwt.algorithms import ECAlgorithm
 from prometheus_client import CollectorRegistry
 
-from tessera.identity import admin
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.tls_scope import ClientCertificateScope
@@ -27,6 +26,7 @@ from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.mtls_ca import Issued, TestCA
+from tests.tokens import claims_of
 
 HEADER = "x-ssl-client-cert"
 CA = TestCA()
@@ -47,7 +47,7 @@ def with_cert(cert: Issued | None) -> dict[str, str]:
 
 async def mtls_client(identity: Identity, **keys: str) -> str:
     client, secret = await admin.create_client(
-        identity, name="orders", grants=("client_credentials",), scope="api:read",
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",), keys=ClientKeys(**keys))
     assert secret is None
     return client.client_id
@@ -69,11 +69,12 @@ async def test_tls_client_auth_issues_a_certificate_bound_token(
     cert = CA.issue("orders")
     response = await token(proxied, client_id, cert)
     assert response.status_code == 200, response.text
-    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    claims = claims_of(response.json()["access_token"])
     assert claims["cnf"] == {"x5t#S256": certificate_thumbprint(cert.certificate)}
     assert response.json()["token_type"] == "Bearer"
     # introspection shows the binding to a resource server (RFC 8705 §3.2)
-    rs, secret = await admin.create_client(identity, name="rs", grants=("client_credentials",))
+    rs, secret = await admin.create_client(identity.admin, name="rs",
+                                           grants=("client_credentials",))
     body = (await proxied.post("/introspect", data={"token": response.json()["access_token"]},
                                auth=(rs.client_id, str(secret)))).json()
     assert body["active"] is True and body["cnf"] == claims["cnf"]
@@ -120,7 +121,7 @@ async def test_registration_and_discovery(identity: Identity,
     for keys in (ClientKeys(auth_method="tls_client_auth"),
                  ClientKeys(auth_method="tls_client_auth", tls_subject_dn="not a dn=,=")):
         with pytest.raises(admin.AdminError):
-            await admin.create_client(identity, name="x", grants=("client_credentials",),
+            await admin.create_client(identity.admin, name="x", grants=("client_credentials",),
                                       keys=keys)
     metadata = (await proxied.get("/.well-known/oauth-authorization-server")).json()
     assert {"tls_client_auth", "self_signed_tls_client_auth"} <= set(

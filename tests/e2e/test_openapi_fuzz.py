@@ -29,10 +29,10 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
+from tessera.application import admin
 from tessera.core.clients import KNOWN_GRANTS
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE, build_app
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.identity.openapi import OPENAPI_PATH, DocumentContext, build_document
@@ -90,12 +90,12 @@ class _Server(threading.Thread):
         store = create_store(settings_.resolved_database_url)
         identity = await make_identity(settings_, store, SystemClock())  # type: ignore[arg-type]
         client, secret = await admin.create_client(
-            identity, name="fuzz", grants=("authorization_code", "refresh_token",
+            identity.admin, name="fuzz", grants=("authorization_code", "refresh_token",
                                            "client_credentials"),
             redirect_uris=("https://app.example/cb",),
             scope=f"openid api:read {EVENTS_SCOPE} {ADMIN_SCOPE}",
             audiences=(settings_.issuer, ISSUER_AUDIENCE), tenant_id=DEFAULT_TENANT)
-        await admin.create_user(identity, username="root", password="correct horse battery")
+        await admin.create_user(identity.admin, username="root", password="correct horse battery")
         assert secret is not None
         config = uvicorn.Config(build_app(identity), host="127.0.0.1", port=0,
                                 log_level="error", lifespan="on")

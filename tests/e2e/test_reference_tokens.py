@@ -10,12 +10,12 @@ import jwt
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.bus import event_to_wire
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.verifier import Denied, Reason
 from tessera.verifier.service import VerifierService
@@ -23,11 +23,13 @@ from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.e2e.helpers import client_token, refresh, revoke
 from tests.support import REDIRECT, AppClient, TesseraDriver
+from tests.tokens import claims_of
 
 
 async def reference_client(tessera: TesseraDriver, **kw: Any) -> AppClient:
     client, secret = await admin.create_client(
-        tessera.identity, name="high-risk app", keys=ClientKeys(access_token_format="reference"),
+        tessera.identity.admin, name="high-risk app",
+        keys=ClientKeys(access_token_format="reference"),
         scope=kw.pop("scope", "api:read api:write"),
         audiences=kw.pop("audiences", ("https://api.example",)), **kw)
     return AppClient(client.client_id, secret)
@@ -81,7 +83,7 @@ async def test_code_flow_reference_token_userinfo_refresh_and_session_revocation
     second = refreshed.json()["access_token"]
     assert "." not in second and second != access
     # ending the user's sessions ends every reference issued in them
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
     for token in (access, second):
         assert await tessera.introspect(app, token) == {"active": False}
     refused = await tessera.http.get("/userinfo", headers=bearer(second))
@@ -115,7 +117,7 @@ async def test_jwt_clients_are_unchanged(tessera: TesseraDriver) -> None:
 
 async def test_invalid_format_is_refused_at_registration(tessera: TesseraDriver) -> None:
     try:
-        await admin.create_client(tessera.identity, name="x", grants=("client_credentials",),
+        await admin.create_client(tessera.identity.admin, name="x", grants=("client_credentials",),
                                   keys=ClientKeys(access_token_format="opaque"))
     except admin.AdminError as exc:
         assert "jwt or reference" in str(exc)
@@ -172,7 +174,7 @@ async def test_verifier_sdk_accepts_references_with_a_cache_the_stream_invalidat
         assert transport.introspections == 1
         # the session ends: the stream's event refuses the cached reference at once,
         # without asking the issuer, exactly like the JWT of the same user
-        await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+        await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
         await apply_published(identity, service)
         for revoked in (token, jwt_token):
             with pytest.raises(Denied) as denied:
@@ -236,7 +238,7 @@ async def test_rfc9701_jwt_introspection_response(tessera: TesseraDriver,
     response = await tessera.http.post(
         "/introspect", data={"token": "nope"}, auth=caller.auth,  # type: ignore[arg-type]
         headers={"accept": "application/token-introspection+jwt"})
-    assert jwt.decode(response.text, options={"verify_signature": False})[
+    assert claims_of(response.text)[
         "token_introspection"] == {"active": False}
     # plain JSON stays the default
     plain = await tessera.introspect(caller, token)

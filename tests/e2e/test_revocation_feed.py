@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.settings import Settings
-from tests.support import AppClient, TesseraDriver
+from tests.support import AppClient, TesseraDriver, eventually
 
 
 @pytest.fixture
@@ -25,8 +24,8 @@ async def feed(tessera: TesseraDriver) -> AppClient:
 async def revoke_users(identity: Identity, count: int) -> None:
     """``count`` user.revoked events (one outbox row each)."""
     for i in range(count):
-        user = await admin.create_user(identity, username=f"u{i}", password="long password")
-        await admin.revoke(identity, user_id=user.user_id, reason="test", actor="test")
+        user = await admin.create_user(identity.admin, username=f"u{i}", password="long password")
+        await admin.revoke(identity.admin, user_id=user.user_id, reason="test", actor="test")
 
 
 async def page(http: httpx.AsyncClient, app: AppClient, **params: Any) -> httpx.Response:
@@ -212,12 +211,11 @@ async def test_a_burst_of_reports_is_one_write_and_keeps_each_arrival_time(
 
 
 async def _poll_done(identity: Identity, seq: int) -> Any:
-    async with asyncio.timeout(5):
-        while True:
-            status = await identity.completion.status(seq)
-            if status.completion is not None:
-                return status
-            await asyncio.sleep(0.005)
+    async def done() -> Any:
+        status = await identity.completion.status(seq)
+        return status if status.completion is not None else None
+
+    return await eventually(done, what=f"completion of {seq}")
 
 
 async def test_a_late_report_dates_the_apply_by_its_age(

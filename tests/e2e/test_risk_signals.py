@@ -98,7 +98,7 @@ async def test_revoke_policy_ends_the_family_through_the_outbox(risky: World) ->
     await pump(risky.identity)
     [logout] = risky.rps["rp"].logouts  # the back-channel logout followed the revocation
     assert logout.claims["sub"] == (await audit_rows(
-        risky.identity, events.RISK_DETECTED))[0].fields["subject"]
+        risky.identity, events.RISK_DETECTED))[0].fields["user_id"]
     assert tokens
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from tessera.application import accounts
 from tessera.core.revocation import RevocationKind
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tests.e2e.helpers import claims_of, refresh
 from tests.support import REDIRECT, AppClient, TesseraDriver
@@ -131,7 +131,7 @@ async def test_a_role_removed_is_gone_now(tessera: TesseraDriver, identity: Iden
     async with identity.store.unit_of_work(read_only=True) as uow:
         seq = await uow.revocations.last_seq()
     tina = await _user(identity, "tina")
-    assert await accounts.revoke_role(identity, tina, "tenant-admin", actor="test")
+    assert await accounts.revoke_role(identity.admin, tina, "tenant-admin", actor="test")
 
     # published: the session's version moved on
     async with identity.store.unit_of_work(read_only=True) as uow:
@@ -178,8 +178,8 @@ async def test_a_service_admin_client_is_checked_at_use(tessera: TesseraDriver,
         "access_token"]
     ok = await _admin_call(tessera, token, action="revoke", user_id="nobody")
     assert ok.status_code == 200
-    from tessera.identity import client_admin
+    from tessera.application import client_admin
 
-    await client_admin.set_disabled(identity, service.client_id, disabled=True)
+    await client_admin.set_disabled(identity.admin, service.client_id, disabled=True)
     refused = await _admin_call(tessera, token, action="revoke", user_id="nobody")
     assert refused.status_code == 401

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.identity import session_policy
-from tessera.identity.admin import AdminError
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events

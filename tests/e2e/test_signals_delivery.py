@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import Delivery
-from tessera.identity import admin
 from tessera.identity.signals import build_signals
 from tessera.identity.signals.delivery import Pusher
 from tessera.observability import events
@@ -68,7 +68,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_the_same_token(
     assert [r.fields["http_status"] for r in failed] == [503, 503]
     assert all(r.fields["jti"] == pending.jti for r in failed)
     [ok] = await audit_rows(world.identity, events.SIGNAL_DELIVERED)
-    assert ok.fields["client"] == app.client_id and ok.fields["attempts"] == 3
+    assert ok.fields["client_id"] == app.client_id and ok.fields["attempts"] == 3
     text = world.identity.metrics.registry
     assert text.get_sample_value("tessera_signal_deliveries_total", {
         "channel": "logout", "receiver": app.client_id, "outcome": "retry"}) == 2
@@ -190,7 +190,7 @@ async def test_concurrent_workers_deliver_each_token_once(world: World) -> None:
 async def test_unsafe_logout_uris_are_refused_at_registration(world: World,
                                                              uri: str) -> None:
     with pytest.raises(admin.AdminError, match="refused"):
-        await admin.create_client(world.identity, name="x", grants=("authorization_code",),
+        await admin.create_client(world.identity.admin, name="x", grants=("authorization_code",),
                                   redirect_uris=("https://app.example/cb",),
                                   backchannel_logout_uri=uri)
 

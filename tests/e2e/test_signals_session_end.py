@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tessera.identity import accounts, admin, tenancy
+from tessera.application import accounts, admin, tenancy
 from tests.e2e.helpers import admin_client, claims_of, client_token, refresh, revoke
 from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
 from tests.support import AppClient
@@ -29,7 +29,7 @@ async def _revoke_refresh(w: World, app: AppClient, tokens: dict[str, Any],
 
 async def _admin_revoke(w: World, app: AppClient, tokens: dict[str, Any], user_id: str) -> None:
     sid = claims_of(tokens["access_token"])["sid"]
-    assert await admin.revoke(w.identity, sid=sid, reason="admin", actor="cli") == 1
+    assert await admin.revoke(w.identity.admin, sid=sid, reason="admin", actor="cli") == 1
 
 
 async def _admin_api(w: World, app: AppClient, tokens: dict[str, Any], user_id: str) -> None:
@@ -44,7 +44,7 @@ async def _admin_api(w: World, app: AppClient, tokens: dict[str, Any], user_id: 
 async def _console_family(w: World, app: AppClient, tokens: dict[str, Any],
                           user_id: str) -> None:
     families = await _families(w, claims_of(tokens["access_token"])["sid"])
-    assert await admin.revoke_family(w.identity, families[0], reason="console",
+    assert await admin.revoke_family(w.identity.admin, families[0], reason="console",
                                      actor="console")
 
 
@@ -56,13 +56,13 @@ async def _families(w: World, sid: str) -> list[str]:
 async def _user_disable(w: World, app: AppClient, tokens: dict[str, Any],
                         user_id: str) -> None:
     user = await _user(w, user_id)
-    assert await accounts.set_disabled(w.identity, user, disabled=True, actor="admin") == 1
+    assert await accounts.set_disabled(w.identity.admin, user, disabled=True, actor="admin") == 1
 
 
 async def _password_change(w: World, app: AppClient, tokens: dict[str, Any],
                            user_id: str) -> None:
     user = await _user(w, user_id)
-    assert await accounts.set_password(w.identity, user, "another long password",
+    assert await accounts.set_password(w.identity.admin, user, "another long password",
                                        actor="admin") == 1
 
 
@@ -73,7 +73,7 @@ async def _user(w: World, user_id: str) -> Any:
 
 async def _tenant_suspend(w: World, app: AppClient, tokens: dict[str, Any],
                           user_id: str) -> None:
-    assert await tenancy.suspend_tenant(w.identity, "default", actor="cli") == 1
+    assert await tenancy.suspend_tenant(w.identity.admin, "default", actor="cli") == 1
 
 
 async def _refresh_reuse(w: World, app: AppClient, tokens: dict[str, Any],
@@ -138,7 +138,7 @@ async def test_every_session_end_emits_a_logout_token_and_session_revoked(
 
 async def test_a_client_without_refresh_tokens_hears_the_logout_too(world: World) -> None:
     client, secret = await admin.create_client(
-        world.identity, name="id-only", grants=("authorization_code",),
+        world.identity.admin, name="id-only", grants=("authorization_code",),
         redirect_uris=("https://app.example/cb",), scope="api:read",
         audiences=("https://api.example",), backchannel_logout_uri=f"{RECEIVERS}/rp/idonly/logout")
     from tests.signals_receivers import RelyingParty

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from tessera.application import accounts, client_admin
 from tessera.core.signals import (
     CAEP_ASSURANCE_LEVEL_CHANGE,
     CAEP_CREDENTIAL_CHANGE,
     CAEP_SESSION_REVOKED,
     CAEP_TOKEN_CLAIMS_CHANGE,
 )
-from tessera.identity import accounts, client_admin
 from tests.e2e.helpers import admin_client, claims_of, client_token, revoke
 from tests.e2e.signals_world import LOOP, RECEIVERS, World, pump
 from tests.signals_receivers import SsfReceiver
@@ -79,8 +79,8 @@ async def test_push_delivers_caep_events_for_every_kind_of_change(world: World) 
     async with world.identity.store.unit_of_work(read_only=True) as uow:
         user = await uow.users.get(user_id)
     assert user is not None
-    await accounts.grant_role(world.identity, user, "tenant-admin", actor="admin")
-    await accounts.set_password(world.identity, user, "a brand new password", actor="admin")
+    await accounts.grant_role(world.identity.admin, user, "tenant-admin", actor="admin")
+    await accounts.set_password(world.identity.admin, user, "a brand new password", actor="admin")
     await pump(world.identity)
     kinds = {r.event_type for r in receiver.received}
     assert {CAEP_TOKEN_CLAIMS_CHANGE, CAEP_CREDENTIAL_CHANGE, CAEP_SESSION_REVOKED} <= kinds
@@ -228,7 +228,7 @@ async def test_unauthorised_stream_access(world: World) -> None:
     assert wrong_scope.status_code == 403 and wrong_scope.json()["error"] == "insufficient_scope"
     app, token = await world.ssf_client()
     assert (await http.get("/ssf/streams", headers=_auth(token))).status_code == 200
-    await client_admin.set_disabled(world.identity, app.client_id, disabled=True)
+    await client_admin.set_disabled(world.identity.admin, app.client_id, disabled=True)
     disabled = await http.get("/ssf/streams", headers=_auth(token))
     assert disabled.status_code in (401, 403), disabled.text  # re-checked at every call
 

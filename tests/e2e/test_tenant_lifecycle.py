@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from tessera.application import tenancy
+from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import tenancy
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.protocol.token_state import TokenInactive
 from tests.e2e.helpers import (
@@ -51,7 +51,7 @@ async def test_suspend_revokes_everything_and_refuses_new_logins_and_grants(
     bob = await tessera.login_tokens(home, username="bob")
 
     seq = await last_seq(identity)
-    assert await tenancy.suspend_tenant(identity, "acme", actor="test") == 1
+    assert await tenancy.suspend_tenant(identity.admin, "acme", actor="test") == 1
     published = await published_kinds(identity, seq)
     assert published[0] == (RevocationKind.TENANT_REVOKED, "acme")
     assert (RevocationKind.SESSION_REVOKED, claims_of(alice["access_token"])["sid"]) \
@@ -87,7 +87,7 @@ async def test_suspend_revokes_everything_and_refuses_new_logins_and_grants(
     assert (await tessera.introspect(home, bob["access_token"]))["active"] is True
 
     clock.advance(1)
-    assert await tenancy.resume_tenant(identity, "acme", actor="test") is True
+    assert await tenancy.resume_tenant(identity.admin, "acme", actor="test") is True
     tessera.http.cookies.clear()
     again = await tessera.login_tokens(web)
     assert (await tessera.introspect(web, again["access_token"]))["active"] is True
@@ -104,7 +104,7 @@ async def test_a_suspended_tenants_users_cannot_sign_in_even_with_the_right_pass
         tessera: TesseraDriver, identity: Identity) -> None:
     web = await tessera.web_client(tenant="acme")
     await tessera.user("alice", tenant="acme")
-    await tenancy.suspend_tenant(identity, "acme", actor="test")
+    await tenancy.suspend_tenant(identity.admin, "acme", actor="test")
     # the authorization endpoint refuses the tenant's client before any password
     page = await tessera.http.get("/authorize", params={
         "response_type": "code", "client_id": web.client_id, "redirect_uri": REDIRECT,
@@ -119,13 +119,13 @@ async def test_a_suspended_tenants_users_cannot_sign_in_even_with_the_right_pass
 
 
 async def test_tenant_verbs_need_a_registered_tenant(identity: Identity) -> None:
-    created = await tenancy.create_tenant(identity, "initech", name="Initech")
+    created = await tenancy.create_tenant(identity.admin, "initech", name="Initech")
     assert (created.tenant_id, created.name, created.active) == ("initech", "Initech", True)
     with pytest.raises(AdminError, match="exists already"):
-        await tenancy.create_tenant(identity, "initech")
+        await tenancy.create_tenant(identity.admin, "initech")
     for verb in (tenancy.suspend_tenant, tenancy.resume_tenant):
         with pytest.raises(AdminError, match="no tenant"):
-            await verb(identity, "nowhere")
-    assert await tenancy.resume_tenant(identity, "initech") is False  # was not suspended
-    assert [t.tenant_id for t in await tenancy.list_tenants(identity)] == ["default",
-                                                                          "initech"]
+            await verb(identity.admin, "nowhere")
+    assert await tenancy.resume_tenant(identity.admin, "initech") is False  # was not suspended
+    assert [t.tenant_id for t in await tenancy.list_tenants(identity.admin)] == [
+        "default", "initech"]

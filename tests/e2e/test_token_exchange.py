@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
-
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tests.support import AppClient, TesseraDriver
+from tests.tokens import claims_of
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 AT = "urn:ietf:params:oauth:token-type:access_token"
-
-
-def claims(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 async def gateway(tessera: TesseraDriver, scope: str = "api:read api:write") -> AppClient:
@@ -45,7 +40,7 @@ async def test_exchange_narrows_and_keeps_the_session(tessera: TesseraDriver) ->
     body = response.json()
     assert body["issued_token_type"] == AT and body["scope"] == "api:read"
     assert "refresh_token" not in body
-    new, old = claims(body["access_token"]), claims(user_token)
+    new, old = claims_of(body["access_token"]), claims_of(user_token)
     assert new["aud"] == "https://orders.internal" and new["scope"] == "api:read"
     assert (new["sub"], new["sid"], new["sv"], new["tid"]) == (
         old["sub"], old["sid"], old["sv"], old["tid"])
@@ -55,7 +50,7 @@ async def test_exchange_narrows_and_keeps_the_session(tessera: TesseraDriver) ->
     gw2 = await gateway(tessera)
     again = await exchange(tessera, gw2, body["access_token"])
     assert again.status_code == 200
-    assert claims(again.json()["access_token"])["act"] == {
+    assert claims_of(again.json()["access_token"])["act"] == {
         "sub": gw2.client_id, "act": {"sub": gw.client_id}}
 
 
@@ -66,7 +61,7 @@ async def test_revoking_the_session_kills_derived_tokens_and_further_exchange(
     user_token = (await tessera.login_tokens(web))["access_token"]
     gw = await gateway(tessera)
     derived = (await exchange(tessera, gw, user_token)).json()["access_token"]
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
     introspected = await tessera.introspect(gw, derived)
     assert introspected == {"active": False}
     refused = await exchange(tessera, gw, user_token)
@@ -123,12 +118,12 @@ async def test_refresh_and_id_tokens_are_subjects_for_their_own_client_only(
     tokens = await tessera.login_tokens(web, scope="openid api:read")
     by_refresh = await exchange(tessera, web, tokens["refresh_token"], subject_token_type=RT)
     assert by_refresh.status_code == 200, by_refresh.text
-    derived = claims(by_refresh.json()["access_token"])
-    assert derived["scope"] == "api:read" and derived["sid"] == claims(
+    derived = claims_of(by_refresh.json()["access_token"])
+    assert derived["scope"] == "api:read" and derived["sid"] == claims_of(
         tokens["access_token"])["sid"]
     by_id = await exchange(tessera, web, tokens["id_token"], subject_token_type=IDT)
     assert by_id.status_code == 200, by_id.text
-    assert claims(by_id.json()["access_token"])["scope"] == ""  # identity only
+    assert claims_of(by_id.json()["access_token"])["scope"] == ""  # identity only
     other = await gateway(tessera)
     stolen = await exchange(tessera, other, tokens["refresh_token"], subject_token_type=RT)
     assert stolen.json()["error"] == "invalid_grant"
@@ -172,13 +167,13 @@ async def test_exchange_without_a_target_keeps_the_subject_tokens_audience(
             "scope": "api:read"}
     response = await tessera.token(gw, **data)
     assert response.status_code == 200, response.text
-    new, old = claims(response.json()["access_token"]), claims(user_token)
+    new, old = claims_of(response.json()["access_token"]), claims_of(user_token)
     assert new["aud"] == old["aud"] and new["scope"] == "api:read"
     assert new["act"] == {"sub": gw.client_id} and new["exp"] <= old["exp"]
     # without scope either: the subject's scopes the client may hold
     plain = await tessera.token(gw, **{k: v for k, v in data.items() if k != "scope"})
     assert plain.status_code == 200, plain.text
-    assert claims(plain.json()["access_token"])["aud"] == old["aud"]
+    assert claims_of(plain.json()["access_token"])["aud"] == old["aud"]
     # narrowing still cannot widen
     broader = await tessera.token(gw, **(data | {"scope": "api:admin"}))
     assert broader.status_code == 400 and broader.json()["error"] == "invalid_scope"

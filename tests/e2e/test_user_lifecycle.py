@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tessera.application import accounts
+from tessera.application.admin import AdminError
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
 from tessera.core.users import User
-from tessera.identity import accounts
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.totp import TOTP
@@ -55,7 +55,7 @@ async def test_disabling_a_user_ends_every_session_and_refuses_every_grant(
     alice = await _user(identity)
     seq = await last_seq(identity)
 
-    assert await accounts.set_disabled(identity, alice, disabled=True, actor="test") == 1
+    assert await accounts.set_disabled(identity.admin, alice, disabled=True, actor="test") == 1
     published = await published_kinds(identity, seq)
     assert (RevocationKind.USER_REVOKED, alice.user_id) in published
     assert (RevocationKind.SESSION_REVOKED, claims_of(tokens["access_token"])["sid"]) \
@@ -77,7 +77,7 @@ async def test_disabling_a_user_ends_every_session_and_refuses_every_grant(
         await identity.login.authenticate("default", "alice", PASSWORD, client_host=None)
 
     clock.advance(1)
-    await accounts.set_disabled(identity, alice, disabled=False, actor="test")
+    await accounts.set_disabled(identity.admin, alice, disabled=False, actor="test")
     tessera.http.cookies.clear()
     again = await tessera.login_tokens(web)
     assert (await tessera.introspect(web, again["access_token"]))["active"] is True
@@ -116,7 +116,7 @@ async def test_deleting_a_user_erases_it_and_frees_the_username(
     alice = await _user(identity)
     await identity.totp.provision(alice, actor="test")
     seq = await last_seq(identity)
-    assert await accounts.delete_user(identity, alice, actor="test") == 1
+    assert await accounts.delete_user(identity.admin, alice, actor="test") == 1
     assert (RevocationKind.USER_REVOKED, alice.user_id) in await published_kinds(identity, seq)
     async with identity.store.unit_of_work(read_only=True) as uow:
         gone = await uow.users.get(alice.user_id)
@@ -128,9 +128,9 @@ async def test_deleting_a_user_erases_it_and_frees_the_username(
     assert (await refresh(tessera, web, tokens["refresh_token"])).json()[
         "error"] == "invalid_grant"
     with pytest.raises(AdminError):
-        await accounts.find_user(identity, "alice", "default")
+        await accounts.find_user(identity.admin, "alice", "default")
     with pytest.raises(AdminError):  # a tombstone cannot come back
-        await accounts.set_disabled(identity, alice, disabled=False, actor="test")
+        await accounts.set_disabled(identity.admin, alice, disabled=False, actor="test")
     # the name is free for someone new, who inherits nothing
     newcomer = await tessera.user("alice")
     assert newcomer != alice.user_id
@@ -148,8 +148,8 @@ async def test_a_password_reset_signs_the_user_out_everywhere(
     alice = await _user(identity)
     seq = await last_seq(identity)
     with pytest.raises(AdminError, match="at least 8"):
-        await accounts.set_password(identity, alice, "short", actor="test")
-    assert await accounts.set_password(identity, alice, "a brand new secret",
+        await accounts.set_password(identity.admin, alice, "short", actor="test")
+    assert await accounts.set_password(identity.admin, alice, "a brand new secret",
                                        actor="test") == 2
     assert (RevocationKind.USER_REVOKED, alice.user_id) in await published_kinds(identity, seq)
     for tokens in (first, second):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-from tessera.identity import admin
+from tessera.application import admin
 from tessera.identity.compose import Identity
 from tessera.identity.federation import admin as idps
 from tessera.identity.federation.service import new_idp_id, provider_urls
@@ -56,7 +56,7 @@ async def add_upstream(fed: Fed, upstream: Upstream, *, name: str = "corp",
 
 async def web_app(identity: Identity) -> App:
     client, secret = await admin.create_client(
-        identity, name="federated app", grants=("authorization_code", "refresh_token"),
+        identity.admin, name="federated app", grants=("authorization_code", "refresh_token"),
         redirect_uris=(REDIRECT,), scope="openid email profile api:read",
         audiences=(AUDIENCE,))
     assert secret is not None
@@ -138,7 +138,7 @@ async def add_tessera_upstream(fed: Fed, second: Fed, *, name: str = "partner") 
     idp_id = new_idp_id()
     urls = provider_urls(fed.url, idp_id)
     client, secret = await admin.create_client(
-        second.identity, name="tessera downstream",
+        second.identity.admin, name="tessera downstream",
         grants=("authorization_code", "client_credentials"),
         redirect_uris=(urls["redirect_uri"],), scope="openid email profile")
     assert secret is not None

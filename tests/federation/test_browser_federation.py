@@ -14,14 +14,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-import jwt
 import pytest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from tessera.application import admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.verifier import Denied, StepUpRequired, VerificationPolicy
 from tessera.verifier.driver import Verifier
 from tessera.verifier.jwks import JwksCache
@@ -33,6 +32,7 @@ from tests.federation.test_upstream_failures import broken_upstream
 from tests.support import pkce_pair
 from tests.system._procs import poll
 from tests.system.test_console_browser import browser  # noqa: F401  (the Chromium fixture)
+from tests.tokens import claims_of
 
 pytestmark = pytest.mark.slow
 PROPAGATION_BOUND = 3.0
@@ -82,7 +82,7 @@ async def test_browser_sign_in_step_up_and_upstream_logout(
         fed: Fed, upstream: Upstream, landing: str, browser: Any) -> None:  # noqa: F811
     await add_upstream(fed, upstream)
     client, secret = await admin.create_client(
-        fed.identity, name="browser app", grants=("authorization_code",),
+        fed.identity.admin, name="browser app", grants=("authorization_code",),
         redirect_uris=(landing,), scope="openid email profile api:read",
         audiences=(AUDIENCE,))
     state = RevocationState()
@@ -117,7 +117,7 @@ async def test_browser_sign_in_step_up_and_upstream_logout(
         arrived = await asyncio.to_thread(_through_upstream, browser, authorize(challenge_1),
                                           landing, click_provider=True, otp=None)
         first = await tokens_for(arrived, verifier_1)
-        claims = jwt.decode(first["id_token"], options={"verify_signature": False})
+        claims = claims_of(first["id_token"])
         assert (claims["email"], claims["roles"], claims["department"]) == \
             ("alice@corp.example", ["support"], "R&D")
         assert claims["acr"] == ACR_PASSWORD
@@ -132,7 +132,7 @@ async def test_browser_sign_in_step_up_and_upstream_logout(
             _through_upstream, browser, authorize(challenge_2, acr_values=ACR_MFA), landing,
             click_provider=False, otp="246810")
         stepped = await tokens_for(arrived, verifier_2)
-        stepped_claims = jwt.decode(stepped["id_token"], options={"verify_signature": False})
+        stepped_claims = claims_of(stepped["id_token"])
         assert stepped_claims["acr"] == ACR_MFA and stepped_claims["sid"] == claims["sid"]
         passed = await verifier.verify(stepped["access_token"], policy=mfa_route)
         assert passed.sid == claims["sid"], "the step-up route accepts the upstream's MFA"

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt as pyjwt
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from tessera.application import admin
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.federation.service import (
     BACKCHANNEL_LOGOUT_EVENT,
     CAEP_CREDENTIAL_CHANGE,
@@ -35,6 +34,7 @@ from tests.federation.flows import (
     sign_in_tessera,
     web_app,
 )
+from tests.tokens import claims_of
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +52,7 @@ class Linked:
 
     @property
     def sid(self) -> str:
-        return str(pyjwt.decode(self.tokens["access_token"],
-                                options={"verify_signature": False})["sid"])
+        return str(claims_of(self.tokens["access_token"])["sid"])
 
     def logout_claims(self, **changes: Any) -> dict[str, Any]:
         now = int(time.time())
@@ -97,14 +96,14 @@ _DROP = object()
 @pytest.fixture
 async def linked(fed: Fed, second: Fed) -> AsyncIterator[Linked]:
     idp_id = await add_tessera_upstream(fed, second)
-    user: User = await admin.create_user(second.identity, username="carol",
+    user: User = await admin.create_user(second.identity.admin, username="carol",
                                          password=UPSTREAM_PASSWORD)
     app = await web_app(fed.identity)
     async with httpx.AsyncClient(timeout=10) as browser:
         tokens = await sign_in_tessera(fed, app, browser, username="carol", idp_hint="partner")
     async with fed.identity.store.unit_of_work(read_only=True) as uow:
         provider = await uow.federation.provider_by_id(idp_id)
-        sid = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
+        sid = claims_of(tokens["access_token"])["sid"]
         upstream = await uow.federation.upstream_session(sid)
     assert provider is not None and upstream is not None
     assert upstream.subject == user.user_id and upstream.upstream_sid
@@ -113,7 +112,7 @@ async def linked(fed: Fed, second: Fed) -> AsyncIterator[Linked]:
 
 
 async def test_sign_in_through_a_second_tessera(linked: Linked) -> None:
-    claims = pyjwt.decode(linked.tokens["id_token"], options={"verify_signature": False})
+    claims = claims_of(linked.tokens["id_token"])
     assert claims["name"] == "carol"  # preferred_username mapped to name
     assert claims["upstream_tenant"] == "default"
     assert await linked.session_active()
@@ -312,8 +311,7 @@ async def test_caep_events_are_polled(linked: Linked) -> None:
 
     async def transmitter(request: Request) -> Response:
         bearer = request.headers.get("authorization", "")
-        claims = pyjwt.decode(bearer.removeprefix("Bearer "),
-                              options={"verify_signature": False})
+        claims = claims_of(bearer.removeprefix("Bearer "))
         assert claims["client_id"] == linked.client_id, "a token from the upstream"
         body = await request.json()
         requests.append(body)

@@ -129,9 +129,9 @@ async def test_callback_from_another_issuer_is_refused(fed: Fed) -> None:
     attack) is refused before the code is used."""
     provider = await idps.add_provider(fed.identity, name="corp", issuer="https://idp.example",
                                        client_id="tessera", client_secret="s3cret")
-    from tessera.identity.compose import derive_key
     from tessera.identity.federation.endpoints import FEDERATION_COOKIE
     from tessera.identity.login.csrf import timed_serializer
+    from tessera.keys.derivation import derive_key
 
     serializer = timed_serializer(
         derive_key(fed.identity.settings.key_encryption_key(), "federation-state"),

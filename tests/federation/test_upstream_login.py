@@ -11,7 +11,6 @@ import time
 from urllib.parse import urljoin
 
 import httpx
-import jwt
 
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
 from tessera.core.clock import SystemClock
@@ -23,13 +22,9 @@ from tessera.verifier.revocation.sources import BusSource
 from tests.federation.conftest import Fed, Upstream
 from tests.federation.flows import AUDIENCE, add_upstream, sign_in, web_app
 from tests.system._procs import poll
+from tests.tokens import claims_of
 
 PROPAGATION_BOUND = 3.0
-
-
-def _claims(token: str) -> dict[str, object]:
-    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstream) -> None:
@@ -47,7 +42,7 @@ async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstre
         async with httpx.AsyncClient(timeout=10) as browser:
             # 1. sign in through the upstream (idp_hint skips the chooser): JIT user
             tokens = await sign_in(fed, app, browser, idp_hint="corp")
-            id_token = _claims(tokens["id_token"])
+            id_token = claims_of(tokens["id_token"])
             assert id_token["email"] == "alice@corp.example"
             assert id_token["email_verified"] is True
             assert id_token["name"] == "Alice Upstream"
@@ -66,7 +61,7 @@ async def test_sign_in_step_up_and_backchannel_logout(fed: Fed, upstream: Upstre
             # 2. a route needing MFA: back to the upstream with acr_values, one-time code
             stepped = await sign_in(fed, app, browser, otp="246810",
                                     acr_values=ACR_MFA)
-            stepped_claims = _claims(stepped["id_token"])
+            stepped_claims = claims_of(stepped["id_token"])
             assert stepped_claims["acr"] == ACR_MFA
             assert stepped_claims["sid"] == id_token["sid"], "same session, stepped up"
             assert "otp" in stepped_claims["amr"]  # type: ignore[operator]
@@ -114,15 +109,15 @@ async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
     try:
         async with httpx.AsyncClient(timeout=10) as browser:
             before = await sign_in(fed, app, browser, idp_hint="corp")
-            assert _claims(before["id_token"])["roles"] == ["support"]
+            assert claims_of(before["id_token"])["roles"] == ["support"]
             assert await verifier_verdict(fed.identity, before["access_token"],
                                           AUDIENCE) is None
             upstream.set_claims("alice", {**original, "groups": ["engineering"],
                                           "department": "Platform"})
             after = await sign_in(fed, app, browser, prompt="login")
-        claims = _claims(after["id_token"])
+        claims = claims_of(after["id_token"])
         assert "roles" not in claims and claims["department"] == "Platform"
-        assert _claims(after["access_token"])["sv"] > _claims(before["access_token"])["sv"]
+        assert claims_of(after["access_token"])["sv"] > claims_of(before["access_token"])["sv"]
         assert await verifier_verdict(fed.identity, before["access_token"],
                                       AUDIENCE) == "stale_session_version"
         assert await verifier_verdict(fed.identity, after["access_token"], AUDIENCE) is None
@@ -136,11 +131,11 @@ async def test_changed_upstream_claims_bump_the_session_version(fed: Fed,
 async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
     """A verified e-mail of a configured domain links to the local account of that name;
     an unverified one never does (a new account is provisioned instead)."""
-    from tessera.identity import admin
+    from tessera.application import admin
 
-    alice = await admin.create_user(fed.identity, username="alice@corp.example",
+    alice = await admin.create_user(fed.identity.admin, username="alice@corp.example",
                                     password="local-password-1")
-    bob = await admin.create_user(fed.identity, username="bob@corp.example",
+    bob = await admin.create_user(fed.identity.admin, username="bob@corp.example",
                                   password="local-password-2")
     await add_upstream(fed, upstream)
     app = await web_app(fed.identity)
@@ -149,8 +144,8 @@ async def test_linking_only_by_policy(fed: Fed, upstream: Upstream) -> None:
     async with httpx.AsyncClient(timeout=10) as browser:
         separate = await sign_in(fed, app, browser, login="bob", idp_hint="corp",
                                  prompt="login")
-    assert _claims(linked["id_token"])["sub"] == alice.user_id
-    bob_sub = _claims(separate["id_token"])["sub"]
+    assert claims_of(linked["id_token"])["sub"] == alice.user_id
+    bob_sub = claims_of(separate["id_token"])["sub"]
     assert bob_sub != bob.user_id, "an unverified e-mail never links"
     async with fed.identity.store.unit_of_work(read_only=True) as uow:
         provisioned = await uow.users.get(str(bob_sub))
@@ -184,9 +179,9 @@ async def test_login_page_offers_providers_and_home_realm_discovery(
         assert f"/federation/{idp_id}/start" in typed.headers["location"]
         assert "login_hint=alice%40corp.example" in typed.headers["location"]
         # the provider is of the default tenant: a client of another tenant does not see it
-        from tessera.identity import admin
+        from tessera.application import admin
         other, _ = await admin.create_client(
-            fed.identity, name="acme app", grants=("authorization_code",),
+            fed.identity.admin, name="acme app", grants=("authorization_code",),
             redirect_uris=("https://app.example/cb",), scope="openid", tenant_id="acme")
         _, challenge2 = pkce_pair()
         acme = await browser.get(f"{fed.url}/authorize", params={

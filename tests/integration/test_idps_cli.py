@@ -46,7 +46,7 @@ def test_add_prints_the_urls_to_register(data: Path) -> None:
     assert added["redirect_uri"] == f"{ISSUER}/federation/{idp}/callback"
     assert added["backchannel_logout_uri"] == f"{ISSUER}/federation/{idp}/backchannel-logout"
     assert added["ssf_push_uri"] == f"{ISSUER}/federation/{idp}/ssf/push"
-    assert added["scope"] == "openid email profile" and added["tenant"] == "default"
+    assert added["scope"] == "openid email profile" and added["tenant_id"] == "default"
     assert "the-secret-123" not in json.dumps(added)
     with sqlite3.connect(data / "tessera.db") as db:
         [(sealed,)] = db.execute("SELECT sealed_secret FROM identity_providers").fetchall()
@@ -64,7 +64,7 @@ def test_names_are_unique_per_tenant(data: Path) -> None:
     again = add(data)
     assert again.exit_code == 2 and "already has a provider" in again.stderr
     other = ok(add(data, "--tenant", "acme"))
-    assert other["tenant"] == "acme"
+    assert other["tenant_id"] == "acme"
     assert len(ok(run(data, "idps", "ls"))) == 2
     assert len(ok(run(data, "idps", "ls", "--tenant", "acme"))) == 1
 
@@ -134,7 +134,7 @@ def test_an_administrator_links_an_upstream_subject(data: Path) -> None:
     user_id = ok(run(data, "users", "create", "--username", "dana", "--password-stdin",
                      stdin="dana-password-1\n"))["user_id"]
     linked = ok(run(data, "idps", "link", "corp", "--subject", "upstream-dana",
-                    "--user", user_id))
+                    "--user-id", user_id))
     assert linked["linked"] is True
     again = ok(run(data, "idps", "link", "corp", "--subject", "upstream-dana",
                    "--user", user_id))

@@ -11,17 +11,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import jwt
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.settings import ServerSettings
 from tests.integration.test_httpserver import listening
 from tests.mtls_ca import TestCA
+from tests.tokens import claims_of
 
 
 def client_context(ca_file: str, cert: tuple[str, str] | None) -> ssl.SSLContext:
@@ -41,7 +41,7 @@ async def test_a_client_certificate_on_tessera_s_own_tls_listener(
     orders_files = orders.write(tmp_path, "orders")
     stranger_files = other_ca.issue("orders").write(tmp_path, "stranger")
     client, _ = await admin.create_client(
-        identity, name="orders", grants=("client_credentials",), scope="api:read",
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",),
         keys=ClientKeys(auth_method="tls_client_auth", tls_subject_dn="CN=orders,O=Example"))
     config = BoundedConfig(build_app(identity), limits=ServerSettings(), host="127.0.0.1",
@@ -54,8 +54,7 @@ async def test_a_client_certificate_on_tessera_s_own_tls_listener(
         async with httpx.AsyncClient(verify=client_context(str(ca_file), orders_files)) as c:
             response = await c.post(url, data=form)
         assert response.status_code == 200, response.text
-        claims = jwt.decode(response.json()["access_token"],
-                            options={"verify_signature": False})
+        claims = claims_of(response.json()["access_token"])
         assert claims["cnf"]["x5t#S256"] == certificate_thumbprint(orders.certificate)
         # no certificate: the connection works, the client is not authenticated; a header
         # naming the certificate is the client's own word and is dropped

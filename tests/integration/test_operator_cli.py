@@ -160,10 +160,15 @@ def test_sessions_show_and_revoke_one_session(data: Path) -> None:
         ("family.revoked", s.family.family_id), ("session.revoked", sid)]
     assert events[1]["data"]["reason"] == "stolen"
     (row,) = audit_rows(data, "session.revoked")
-    assert (row["sid"], row["actor"], row["reason"], row["tenant"]) == (
+    assert (row["sid"], row["actor"], row["reason"], row["tenant_id"]) == (
         sid, "cli", "stolen", "acme")
     again = tessera(data, "sessions", "revoke", "--sid", sid)
     assert again.returncode == 0 and "nothing revoked" in again.stdout
+    other = s.alice_sessions[1].sid
+    assert ok(tessera(data, "sessions", "bump", other)) == {"sessions": 1}  # SID or --sid
+    assert ok(tessera(data, "sessions", "bump", "--sid", other)) == {"sessions": 1}
+    neither = tessera(data, "sessions", "bump")
+    assert neither.returncode == 2 and "exactly one session" in neither.stderr
     active = ok(tessera(data, "sessions", "ls", "--username", "alice", "--json"))
     assert [r["sid"] for r in active] == [s.alice_sessions[1].sid]
     every = ok(tessera(data, "sessions", "ls", "--username", "alice", "--all", "--json"))
@@ -175,7 +180,7 @@ def test_sessions_show_and_revoke_one_session(data: Path) -> None:
 def test_revoke_family_keeps_the_session_and_is_traceable(data: Path) -> None:
     s = seed(data)
     fid = s.family.family_id
-    done = ok(tessera(data, "revoke", "--family", fid, "--reason", "leaked", "--yes",
+    done = ok(tessera(data, "revoke", "--family-id", fid, "--reason", "leaked", "--yes",
                       "--json"))
     assert (done["target"], done["families"], done["sid"]) == ("family", 1, s.family.sid)
     assert [(e["kind"], e["key"], e["data"]["client_id"]) for e in outbox(data)] == [
@@ -187,19 +192,19 @@ def test_revoke_family_keeps_the_session_and_is_traceable(data: Path) -> None:
     assert session["active"] is True and session["families"][0]["active"] is False
     trail = ok(tessera(data, "audit", "trace", fid, "--json"))
     assert [e["event"] for e in trail] == ["token.revoked"]
-    again = ok(tessera(data, "revoke", "--family", fid, "--yes", "--json"))
+    again = ok(tessera(data, "revoke", "--family", fid, "--yes", "--json"))  # older spelling
     assert again["nothing_to_revoke"] is True and len(outbox(data)) == 1
 
 
 def test_revoke_user_by_username_or_id(data: Path) -> None:
     s = seed(data)
-    done = ok(tessera(data, "revoke", "--user", "alice", "--yes", "--json"))
+    done = ok(tessera(data, "revoke", "--user-id", "alice", "--yes", "--json"))
     assert (done["target"], done["user_id"], done["sessions"]) == ("user", s.alice.user_id, 2)
     kinds = [(e["kind"], e["key"]) for e in outbox(data)]
     assert kinds.count(("user.revoked", s.alice.user_id)) == 1
     assert {k for k, key in kinds if k == "session.revoked"} == {"session.revoked"}
     assert len(audit_rows(data, "session.revoked")) == 2
-    by_id = tessera(data, "revoke", "--user", s.bob.user_id, "--yes")
+    by_id = tessera(data, "revoke", "--user-id", s.bob.user_id, "--yes")
     assert by_id.returncode == 0 and "revoked 1 session(s)" in by_id.stdout
     unknown = tessera(data, "revoke", "--user", "nobody", "--yes")
     assert unknown.returncode == 2 and "no user" in unknown.stderr
@@ -223,7 +228,7 @@ def test_revoke_tenant_cuts_it_off_in_batches_with_progress(data: Path) -> None:
     assert s.crowd[0].sid in revoked and all("carol" not in sid for sid in revoked)
     assert [e["key"] for e in events if e["kind"] == "family.revoked"] == [s.family.family_id]
     (tenant_row,) = audit_rows(data, "tenant.revoked")
-    assert (tenant_row["tenant"], tenant_row["sessions"], tenant_row["actor"]) == (
+    assert (tenant_row["tenant_id"], tenant_row["sessions"], tenant_row["actor"]) == (
         "acme", 233, "cli")
     assert len(audit_rows(data, "session.revoked")) == 233
     assert ok(tessera(data, "sessions", "ls", "--tenant", "acme", "--json")) == []
@@ -242,16 +247,16 @@ def test_revoke_asks_first_and_checks_its_arguments(data: Path) -> None:
     declined = tessera(data, "revoke", "--tenant", "acme", stdin="n\n")
     assert declined.returncode == 1 and "Revoke EVERY token of tenant 'acme'" in declined.stderr
     assert "3 active session(s)" in declined.stderr
-    no_terminal = tessera(data, "revoke", "--session", "sid-bob-0001")
+    no_terminal = tessera(data, "revoke", "--sid", "sid-bob-0001")
     assert no_terminal.returncode == 1 and "Aborted" in no_terminal.stderr
     assert outbox(data) == []
     accepted = tessera(data, "revoke", "--session", "sid-bob-0001", stdin="y\n")
     assert accepted.returncode == 0 and "revoked session sid-bob-0001" in accepted.stdout
     assert [e["kind"] for e in outbox(data)] == ["session.revoked"]
-    for args in ((), ("--user", "alice", "--tenant", "acme")):
+    for args in ((), ("--user-id", "alice", "--tenant", "acme")):
         wrong = tessera(data, "revoke", *args, "--yes")
         assert wrong.returncode == 2 and "exactly one" in wrong.stderr
-    missing = tessera(data, "revoke", "--session", "no-such-sid", "--yes")
+    missing = tessera(data, "revoke", "--sid", "no-such-sid", "--yes")
     assert missing.returncode == 2 and "no session" in missing.stderr
     done = ok(tessera(data, "revoke", "--session", "sid-bob-0001", "--yes", "--json"))
     assert done["nothing_to_revoke"] is True

@@ -10,7 +10,8 @@ import contextlib
 
 import pytest
 
-from tessera.bus import InProcessBus, OutboxRelay
+from tessera.bus import InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.store.sql import SqlStore, create_store
 from tests.conftest import POSTGRES_URL
 from tests.unit.bus.test_relay import commit_events

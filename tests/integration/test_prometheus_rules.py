@@ -157,15 +157,43 @@ def _names(registry: CollectorRegistry) -> set[str]:
     return names
 
 
-@cache
-def exported_metrics() -> frozenset[str]:
-    """Every series name the code exports, read from the real collectors."""
+def _registries() -> list[CollectorRegistry]:
     verifier = VerifierMetrics()
     verifier.watch(RevocationState(), clock=FixedClock(0.0))
     exchanger: Any = SimpleNamespace(hits=0, misses=0, failures=0, cache={})
     gateway = GatewayMetrics(CollectorRegistry(), exchanger)
-    return frozenset(_names(IdentityMetrics().registry) | _names(verifier.registry)
-                     | _names(gateway.registry))
+    return [IdentityMetrics().registry, verifier.registry, gateway.registry]
+
+
+@cache
+def exported_metrics() -> frozenset[str]:
+    """Every series name the code exports, read from the real collectors."""
+    return frozenset(name for registry in _registries() for name in _names(registry))
+
+
+_BY = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+_MATCHER = re.compile(r'(\w+)\s*(?:=~|!~|!=|=)\s*"')
+
+
+def labels_in(expr: str) -> set[str]:
+    """Label names a PromQL expression matches on or aggregates by."""
+    found = {name for block in re.findall(r"\{([^{}]*)\}", expr)
+             for name in _MATCHER.findall(block)}
+    return found | {name.strip() for group in _BY.findall(expr)
+                    for name in group.split(",") if name.strip()}
+
+
+@cache
+def known_labels() -> frozenset[str]:
+    """Labels the code's metrics carry (their declared label names), labels rules add,
+    and Prometheus's own (target and alert labels, histogram buckets)."""
+    names = {"job", "instance", "le", "alertname", "alertstate", "severity"}
+    for registry in _registries():
+        for collector in registry._collector_to_names:  # the declared label names
+            names |= set(getattr(collector, "_labelnames", ()))
+    for rule in _rules():
+        names |= set(rule.get("labels", {}))
+    return frozenset(names)
 
 
 def recorded_series() -> set[str]:
@@ -230,6 +258,23 @@ def test_the_dashboard_parses_and_reads_only_known_series() -> None:
     for expr in exprs:
         unknown = series_in(expr) - known
         assert not unknown, f"dashboard query {expr!r} reads unknown {sorted(unknown)}"
+
+
+def test_the_dashboard_and_rules_use_only_labels_the_metrics_carry() -> None:
+    """A renamed label (``grant`` → ``grant_type``) must not leave a panel or a rule
+    filtering on a label that no longer exists: such a query is silently empty."""
+    known = known_labels()
+    assert {"grant_type", "outcome", "reason", "slo"} <= known
+    for rule in _rules():
+        unknown = labels_in(rule["expr"]) - known
+        assert not unknown, f"{rule.get('record') or rule.get('alert')}: {sorted(unknown)}"
+    board = json.loads(DASHBOARD.read_text())
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            used = labels_in(target["expr"]) | set(
+                re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
+            unknown = used - known
+            assert not unknown, f"panel {panel.get('title')!r}: {sorted(unknown)}"
 
 
 def test_the_dashboard_has_executive_on_call_and_debug_rows() -> None:

@@ -12,7 +12,7 @@ __all__ = ["_quick", "data"]
 
 def test_set_session_policy_prints_the_tenant_and_effective_policy(data: Path) -> None:
     ok(run(data, "tenants", "create", "acme"))
-    shown = ok(run(data, "tenants", "session-policy", "--tenant", "acme"))
+    shown = ok(run(data, "tenants", "session-policy", "acme"))
     assert shown["effective"] == {"idle_timeout": 0.0, "absolute_timeout": 0.0,
                                   "max_sessions": 0, "on_limit": "refuse"}
     changed = ok(run(data, "tenants", "set-session-policy", "--tenant", "acme",

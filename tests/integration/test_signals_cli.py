@@ -52,7 +52,7 @@ def test_dead_letters_are_listed_and_requeued(data: Path) -> None:  # noqa: F811
             async with store.unit_of_work() as uow:
                 await uow.signals.enqueue([Delivery(
                     dedupe="d1", channel="logout", target="c_rp", mode="push", jti="j1",
-                    token="t", event="backchannel-logout", tenant_id="default", subject="u",
+                    token="t", event="backchannel-logout", tenant_id="default", user_id="u",
                     created_at=NOW, next_at=NOW, expires_at=NOW + 60)])
                 [claimed] = await uow.signals.claim(now=NOW, lease=1, limit=1)
                 assert claimed.id is not None

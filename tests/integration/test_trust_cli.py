@@ -161,7 +161,7 @@ def test_clients_lifecycle(data: Path) -> None:
                   "authorization_code", "--redirect-uri", "https://partner.example/cb",
                   "--third-party", "--subject-audience", "https://edge.example",
                   "--tenant", "acme"))
-    assert made["third_party"] is True and made["tenant"] == "acme"
+    assert made["third_party"] is True and made["tenant_id"] == "acme"
     assert made["subject_audiences"] == ["https://edge.example"]
     client_id = made["client_id"]
     listed = {c["client_id"]: c for c in ok(run(data, "clients", "ls"))}

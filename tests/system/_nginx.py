@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tests.conftest import FAST_PASSWORDS, IN_CI, make_settings
@@ -292,18 +292,19 @@ async def seed_edge(data_dir: Path, template: Path, *, users: int = 2) -> EdgeSe
                                     passwords=FAST_PASSWORDS)
     try:
         web, web_secret = await admin.create_client(
-            identity, name="web", grants=("authorization_code", "refresh_token"),
+            identity.admin, name="web", grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope=USER_SCOPES, audiences=(EDGE_AUDIENCE,))
         gateway, gateway_secret = await admin.create_client(
-            identity, name="edge-gateway", grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
+            identity.admin, name="edge-gateway",
+            grants=("client_credentials", GRANT_TOKEN_EXCHANGE),
             scope=f"{EVENTS_SCOPE} billing:read", audiences=(BILLING_AUDIENCE,),
             subject_audiences=(EDGE_AUDIENCE,))
         orders, orders_secret = await admin.create_client(
-            identity, name="orders-service", grants=("client_credentials",),
+            identity.admin, name="orders-service", grants=("client_credentials",),
             scope=EVENTS_SCOPE)
         names = [f"u{i}-{uuid.uuid4().hex[:6]}" for i in range(users)]
         for name in names:
-            await admin.create_user(identity, username=name, password=PASSWORD)
+            await admin.create_user(identity.admin, username=name, password=PASSWORD)
     finally:
         await identity.aclose()
     assert web_secret and gateway_secret and orders_secret

@@ -30,16 +30,17 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import admin
 from tessera.identity.app import ADMIN_SCOPE
 from tessera.identity.compose import build_identity
 from tessera.identity.feed import EVENTS_SCOPE
 from tessera.store.migrations import upgrade_database
 from tessera.verifier import Reason
 from tests.conftest import FAST_PASSWORDS, KEK, make_settings
-from tests.support import REDIRECT, pkce_pair
+from tests.support import REDIRECT, eventually, pkce_pair
+from tests.tokens import claims_of as claims_of  # re-exported for the system tests
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -58,13 +59,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def claims_of(jwt: str) -> dict[str, Any]:
-    payload = jwt.split(".")[1]
-    claims: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(
-        payload + "=" * (-len(payload) % 4)))
-    return claims
-
-
 def kid_of(jwt: str) -> str:
     head = jwt.split(".")[0]
     header: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(
@@ -74,17 +68,8 @@ def kid_of(jwt: str) -> str:
 
 async def poll(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.02,
                what: str = "condition") -> Any:
-    """Await ``predicate()`` (sync or async) until truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        await asyncio.sleep(interval)
+    """``tests.support.eventually`` at the pace of real processes (20 ms)."""
+    return await eventually(predicate, timeout=timeout, interval=interval, what=what)
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -195,19 +180,19 @@ async def seed(data_dir: Path, template: Path | None, *, users: int = 4,
     identity = await build_identity(settings, clock=SystemClock(), passwords=FAST_PASSWORDS)
     try:
         web, web_secret = await admin.create_client(
-            identity, name="web", grants=("authorization_code", "refresh_token",
+            identity.admin, name="web", grants=("authorization_code", "refresh_token",
                                           "client_credentials"),
             redirect_uris=(REDIRECT,), scope="api:read api:write", audiences=(AUDIENCE,))
         svc, svc_secret = await admin.create_client(
-            identity, name="svc", grants=("client_credentials",), scope="api:read",
+            identity.admin, name="svc", grants=("client_credentials",), scope="api:read",
             audiences=(AUDIENCE,), tenant_id=DEFAULT_TENANT)
         feed, feed_secret = await admin.create_client(
-            identity, name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
+            identity.admin, name="feed", grants=("client_credentials",), scope=EVENTS_SCOPE)
         adm, adm_secret = await admin.create_client(
-            identity, name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
+            identity.admin, name="ops", grants=("client_credentials",), scope=ADMIN_SCOPE)
         names = [f"u{i}-{uuid.uuid4().hex[:6]}" for i in range(users)]
         for name in names:
-            await admin.create_user(identity, username=name, password=PASSWORD)
+            await admin.create_user(identity.admin, username=name, password=PASSWORD)
     finally:
         await identity.aclose()
     assert web_secret and feed_secret and adm_secret and svc_secret

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tessera.application import admin
 from tessera.core.clock import FixedClock
-from tessera.identity import admin
 from tessera.verifier import (
     Denied,
     KeySet,
@@ -41,6 +40,7 @@ from tessera.verifier.envelope import (
 from tessera.verifier.revocation import RevocationFollower, RevocationHistory, RevocationState
 from tessera.verifier.revocation.sources import HttpFeedSource
 from tests.conftest import ISSUER, REDIS_URL, require_service
+from tests.polling import eventually
 from tests.system.conftest import LiveService
 
 pytestmark = pytest.mark.redis
@@ -128,13 +128,6 @@ async def consume(redis: Redis, stream: str, worker: Worker, *, pending: bool = 
     return outcomes
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.perf_counter() + timeout
-    while not predicate():
-        assert time.perf_counter() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def revoked_in(state: RevocationState, token: VerifiedToken) -> bool:
     try:
         state.check(token)
@@ -182,9 +175,9 @@ async def test_envelopes_over_redis_streams_under_both_policies(
         await publish("req-2", b'{"order": 2}')
         # 3. ... then the session is revoked, and both consumers hear of it on the feed.
         clock.advance(1)
-        assert await admin.revoke(live.identity, sid=token.sid, reason="logout",
+        assert await admin.revoke(live.identity.admin, sid=token.sid, reason="logout",
                                   actor="test") == 1
-        await until(lambda: all(revoked_in(w.state, token) for w in (reject, emission)))
+        await eventually(lambda: all(revoked_in(w.state, token) for w in (reject, emission)))
         # 4. The checkout request verified before the revocation emits once more.
         clock.advance(1)
         await publish("req-3", b'{"order": 3}')
@@ -216,8 +209,8 @@ async def test_envelopes_over_redis_streams_under_both_policies(
         "event": "access.allowed", "decision": "allowed", "reason": "valid", "status": 200,
         "at": clock.now(), "service": "worker-authorized_at_emission", "route": QUEUE,
         "policy": "authorized_at_emission", "basis": "emission_time",
-        "revoked": "session_revoked", "subject": token.sub, "tenant": token.tid,
-        "client": token.client_id, "publisher": "checkout", "correlation_id": "req-2",
+        "revoked": "session_revoked", "user_id": token.sub, "tenant_id": token.tid,
+        "client_id": token.client_id, "publisher": "checkout", "correlation_id": "req-2",
         "jti": req2["worker-authorized_at_emission"]["jti"], "emitted_at": clock.now() - 3,
         "sid_hash": req2["worker-authorized_at_emission"]["sid_hash"], "latency_us": 0}
     assert req2["worker-reject_revoked"]["event"] == "access.denied"

@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jwt
 from examples.orders_service.app import create_app
 from fastapi import FastAPI
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
 from tests.conftest import ISSUER
 from tests.support import TesseraDriver
 from tests.system.conftest import LiveService
+from tests.tokens import claims_of
 
 AUDIENCE = "https://orders.example"
 SCOPES = "openid orders:read orders:write orders:admin"
@@ -39,7 +39,7 @@ async def login(live: LiveService) -> tuple[str, dict[str, Any]]:
         await driver.user(username)
         tokens = await driver.login_tokens(app, username=username, scope=SCOPES)
     token = tokens["access_token"]
-    return token, jwt.decode(token, options={"verify_signature": False})
+    return token, claims_of(token)
 
 
 async def settings_for(live: LiveService, **overrides: Any) -> VerifierSettings:
@@ -95,7 +95,7 @@ async def test_the_example_service_refuses_a_revoked_session_within_seconds(
                                   headers={"authorization": f"Bearer {stranger}"})
         assert theirs.status_code == 403
 
-        await admin.revoke(live.identity, sid=claims["sid"], reason="logout", actor="test")
+        await admin.revoke(live.identity.admin, sid=claims["sid"], reason="logout", actor="test")
         refused, after = await until_refused(client, token)
         assert refused.status_code == 401
         assert refused.json() == {"error": "invalid_token",
@@ -123,7 +123,7 @@ async def test_without_a_revocation_state_every_route_introspects_at_the_live_se
         token, claims = await login(live)
         auth = {"authorization": f"Bearer {token}"}
         assert (await client.get("/admin/export", headers=auth)).status_code == 200
-        await admin.revoke(live.identity, sid=claims["sid"], reason="logout", actor="test")
+        await admin.revoke(live.identity.admin, sid=claims["sid"], reason="logout", actor="test")
         refused = await client.get("/admin/export", headers=auth)
         assert refused.status_code == 401
         assert (await client.get("/orders", headers=auth)).status_code == 401

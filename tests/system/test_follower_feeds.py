@@ -4,30 +4,21 @@ Redis Streams, and in one process over the in-process bus."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import httpx
 
+from tessera.application import admin
 from tessera.core.clock import SystemClock
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.verifier.revocation import RevocationFollower, RevocationState
 from tessera.verifier.revocation.sources import BusSource, HttpFeedSource
+from tests.polling import eventually
 from tests.system.conftest import LiveService
 
 
-async def wait_until(predicate: object, timeout: float = 5.0) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if predicate():  # type: ignore[operator]
-            return time.perf_counter() - start
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not met in time")
-
-
 async def revoke_a_session(identity: Identity, user_id: str) -> None:
-    await admin.revoke(identity, user_id=user_id, reason="test", actor="test")
+    await admin.revoke(identity.admin, user_id=user_id, reason="test", actor="test")
 
 
 async def open_session(live: LiveService) -> tuple[str, str]:
@@ -61,7 +52,7 @@ async def test_http_feed_delivers_a_logout_and_resumes_after_a_dropped_connectio
         await asyncio.wait_for(follower.synced(), 5)
         user_id, _ = await open_session(live)
         await revoke_a_session(live.identity, user_id)
-        await wait_until(lambda: state.cursor > 0)
+        await eventually(lambda: state.cursor > 0)
         first = state.cursor
         # Drop the connection: close the follower's HTTP client transport mid-stream.
         await follower.aclose()
@@ -71,7 +62,7 @@ async def test_http_feed_delivers_a_logout_and_resumes_after_a_dropped_connectio
             live.url, client_id=feed.client_id, client_secret=feed.secret),
             clock=SystemClock())
         follower.start()
-        await wait_until(lambda: state.cursor > first)
+        await eventually(lambda: state.cursor > first)
     finally:
         await follower.aclose()
 
@@ -94,10 +85,10 @@ async def test_in_process_bus_follower(identity: Identity, http: httpx.AsyncClie
     follower.start()
     try:
         await asyncio.wait_for(follower.synced(), 5)
-        user = await admin.create_user(identity, username="bob", password="long password")
+        user = await admin.create_user(identity.admin, username="bob", password="long password")
         # no session yet: a user-level revocation is still an event
         await revoke_a_session(identity, user.user_id)
-        await wait_until(lambda: state.cursor > 0, timeout=2)
+        await eventually(lambda: state.cursor > 0, timeout=2)
     finally:
         await follower.aclose()
         for relay in identity.relays:

@@ -41,7 +41,7 @@ async def test_revoke_wait_reports_every_live_verifier_and_names_the_silent_one(
             for agent in pool:
                 await poll(lambda a=agent: _reported(a), timeout=10, what="a first report")
             sid = claims_of(sessions[0]["access_token"])["sid"]
-            result = json.loads(await server.cli("revoke", "--session", sid, "--yes",
+            result = json.loads(await server.cli("revoke", "--sid", sid, "--yes",
                                                  "--json", "--wait", "--timeout", "10"))
             completion = result["completion"]
             assert completion["done"], completion
@@ -53,7 +53,7 @@ async def test_revoke_wait_reports_every_live_verifier_and_names_the_silent_one(
 
             await pool[2].proc.kill()  # SIGKILL: it stops reporting
             sid = claims_of(sessions[1]["access_token"])["sid"]
-            text = await server.cli("revoke", "--session", sid, "--yes", "--wait",
+            text = await server.cli("revoke", "--sid", sid, "--yes", "--wait",
                                     "--timeout", str(LIVE * 4))
             assert "applied at 2/2 verifiers" in text, text
             assert "not live: agent2-" in text, text

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import httpx
-import jwt
 
+from tessera.application import admin
+from tessera.application.client_keys import ClientKeys
 from tessera.httpserver import BoundedConfig
-from tessera.identity import admin
 from tessera.identity.app import build_app
-from tessera.identity.client_keys import ClientKeys
 from tessera.identity.compose import Identity
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.settings import ServerSettings
@@ -24,6 +23,7 @@ from tests.integration.test_httpserver import listening
 from tests.mtls_ca import TestCA
 from tests.system._nginx import ensure_nginx
 from tests.system._procs import base_env, free_port, spawn
+from tests.tokens import claims_of
 
 NGINX_CONF = """
 worker_processes 1;
@@ -72,7 +72,7 @@ async def test_tls_client_auth_through_nginx(identity: Identity, tmp_path: Path)
     orders = ca.issue("orders")
     orders_files = orders.write(tmp_path, "orders")
     client, _ = await admin.create_client(
-        identity, name="orders", grants=("client_credentials",), scope="api:read",
+        identity.admin, name="orders", grants=("client_credentials",), scope="api:read",
         audiences=("https://api.example",),
         keys=ClientKeys(auth_method="tls_client_auth", tls_subject_dn="CN=orders,O=Example"))
     config = BoundedConfig(build_app(identity),
@@ -98,8 +98,7 @@ async def test_tls_client_auth_through_nginx(identity: Identity, tmp_path: Path)
                         assert time.monotonic() < deadline, (prefix / "nginx.out").read_text()
                         await asyncio.sleep(0.1)
             assert response.status_code == 200, response.text
-            claims = jwt.decode(response.json()["access_token"],
-                                options={"verify_signature": False})
+            claims = claims_of(response.json()["access_token"])
             assert claims["cnf"]["x5t#S256"] == certificate_thumbprint(orders.certificate)
             # no certificate, even with the header sent by the client itself: nginx
             # replaces it with its (empty) variable, and Tessera names no certificate

@@ -24,6 +24,7 @@ from jwt.algorithms import get_default_algorithms
 
 from tessera.keys import _jose
 from tessera.keys._jose import PrivateKey
+from tests.tokens import changed
 
 __all__ = ["ATTACKS", "GARBAGE", "Attack", "Forge", "attacker_key", "b64", "compact"]
 
@@ -66,22 +67,11 @@ class Forge:
 
     def with_claims(self, **changes: Any) -> dict[str, Any]:
         """The valid claims with ``changes``; a value of ``None`` drops the claim."""
-        claims = dict(self.claims)
-        for name, value in changes.items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return claims
+        return changed(self.claims, changes, drop=None)
 
     def valid_header(self, **changes: Any) -> dict[str, Any]:
-        header = {"alg": self.alg, "kid": self.kid, "typ": self.typ, **self.header}
-        for name, value in changes.items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
-        return header
+        return changed({"alg": self.alg, "kid": self.kid, "typ": self.typ, **self.header},
+                       changes, drop=None)
 
     def signer(self, key: Any = None, alg: str | None = None) -> Callable[[bytes], bytes]:
         algorithm = get_default_algorithms()[alg or self.alg]

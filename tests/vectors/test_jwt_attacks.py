@@ -17,6 +17,7 @@ from tessera.identity.compose import Identity
 from tessera.keys import KeyRing, KeyState, SigningKey, TokenInvalid, new_signing_key
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
+from tests.tokens import claims_of
 from tests.vectors.jwt_attacks import ATTACKS, GARBAGE, Attack, Forge
 from tests.vectors.responses import assert_no_leak, assert_oauth_error
 
@@ -85,7 +86,7 @@ class Scene:
 
 def _forge_from(identity: Identity, token: str, now: float) -> Forge:
     key = identity.keys.ring.active
-    claims = jwt.decode(token, options={"verify_signature": False})
+    claims = claims_of(token)
     return Forge(key.private_key, key.kid, key.alg, claims, now,
                  float(identity.settings.tokens.leeway))
 
@@ -99,7 +100,7 @@ async def _scene(tessera: TesseraDriver, identity: Identity, clock: FixedClock) 
                                  scope="tessera:admin")
     assert issued.status_code == 200, issued.text
     admin_token = issued.json()["access_token"]
-    sid = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
+    sid = claims_of(tokens["access_token"])["sid"]
     return Scene(web, tokens["access_token"], tokens["id_token"], sid, admin_token,
                  _forge_from(identity, tokens["access_token"], clock.now()),
                  _forge_from(identity, admin_token, clock.now()))
@@ -204,7 +205,7 @@ async def test_revoking_a_forgery_revokes_nothing(
 async def test_expiry_is_enforced_on_the_injected_clock_with_bounded_leeway(
         tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
     scene = await _scene(tessera, identity, clock)
-    exp = jwt.decode(scene.user_token, options={"verify_signature": False})["exp"]
+    exp = claims_of(scene.user_token)["exp"]
     leeway = identity.settings.tokens.leeway
     assert leeway <= 60  # DESIGN §9
     clock.advance(exp + leeway - 1 - clock.now())

@@ -164,7 +164,7 @@ class SessionManager:
             dpop_jwk=signer.private_jwk() if signer else None, checked_at=now)
         handle = new_secret()
         await self._save(handle, session)
-        _event("bff_session.created", subject=session.sub,
+        _event("bff_session.created", user_id=session.sub,
                sid_hash=token_hash(session.sid) if session.sid else None,
                session_hash=token_hash(handle), dpop=signer is not None)
         return handle, login.return_to
@@ -282,7 +282,7 @@ class SessionManager:
             url = await self.client.end_session_url(session.id_token)
         except IdentityUnavailable:
             url = None
-        _event("bff_session.logged_out", subject=session.sub, session_hash=token_hash(handle),
+        _event("bff_session.logged_out", user_id=session.sub, session_hash=token_hash(handle),
                revoked=revoked)
         return {"logged_out": True, "revoked": revoked, "logout_url": url}
 

@@ -17,7 +17,8 @@ from tessera.settings import Settings
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
 
-__all__ = ["built_identity", "echo_json", "fail", "identifier", "run_json", "run_with_identity"]
+__all__ = ["built_identity", "echo_json", "fail", "identifier", "run_json", "run_with_identity",
+           "tenant_identifier"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +67,7 @@ def run_with_identity(work: Callable[[Identity], Awaitable[T]]) -> T:
 def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
     """Run ``work`` and print its result as JSON; an ``AdminError`` or ``StoreError`` is
     one ``error: …`` line on standard error and exit status 2."""
-    from tessera.identity.admin import AdminError
+    from tessera.application.admin import AdminError
     from tessera.store.ports import StoreError
 
     try:
@@ -77,11 +78,15 @@ def run_json(work: Callable[[Identity], Awaitable[Any]]) -> None:
     echo_json(result)
 
 
-def identifier(param: str, *, metavar: str, help: str = "") -> Callable[[F], F]:
-    """Take an identifier either as the command's argument or as ``--<param>`` (one name
-    per idea: ``tessera sessions show SID`` and ``… show --sid SID`` are the same), once.
-    The command receives it as ``param``."""
-    flag = "--" + param.replace("_", "-")
+def identifier(param: str, *, metavar: str, help: str = "", flag: str | None = None,
+               aliases: tuple[str, ...] = (), required: bool = True) -> Callable[[F], F]:
+    """Take an identifier either as the command's argument or as an option (one name per
+    idea: ``tessera sessions show SID`` and ``… show --sid SID`` are the same), once.
+    The option is ``--<param>`` (``_`` as ``-``) unless ``flag`` names it (the tenant's
+    is ``--tenant``), plus any older spellings in ``aliases``. The command receives the
+    value as ``param``; with ``required=False`` it receives None when neither is given
+    (the command then needs another way to name its target, e.g. ``--user-id``)."""
+    flag = flag or "--" + param.replace("_", "-")
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
@@ -90,13 +95,20 @@ def identifier(param: str, *, metavar: str, help: str = "") -> Callable[[F], F]:
             if given[0] is not None and given[1] is not None and given[0] != given[1]:
                 fail(f"give {metavar} once ({metavar} or {flag})")
             value = given[0] if given[0] is not None else given[1]
-            if value is None:
+            if value is None and required:
                 fail(f"missing {metavar} (give it as the argument or as {flag})")
             return command(*args, **{param: value}, **kwargs)
 
-        with_option = click.option(flag, f"{param}_opt", default=None, metavar=metavar,
+        with_option = click.option(flag, *aliases, f"{param}_opt", default=None,
+                                   metavar=metavar,
                                    help=help or f"Same as the {metavar} argument.")(resolved)
         return cast(F, click.argument(f"{param}_arg", metavar=f"[{metavar}]",
                                       required=False)(with_option))
 
     return decorate
+
+
+def tenant_identifier(help: str = "") -> Callable[[F], F]:
+    """``identifier`` for a tenant: ``TENANT`` or ``--tenant TENANT`` (the flag every
+    command has used for the tenant id), received as ``tenant_id``."""
+    return identifier("tenant_id", flag="--tenant", metavar="TENANT", help=help)

@@ -25,7 +25,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = ["echo_fields", "echo_table", "format_table", "progress", "when"]
+__all__ = ["PROGRESS_FROM", "bulk_progress", "echo_fields", "echo_table", "format_table",
+           "progress", "when"]
+
+PROGRESS_FROM: Final = 20
+"""Bulk commands show a progress bar from this many items on (fewer finish at once)."""
 
 _MAX_CELL: Final = 60
 # a header, a rule of ASCII dashes under it, no other lines: greppable, diffable output
@@ -116,3 +120,16 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
                   transient=False) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def bulk_progress(total: int, label: str, *,
+                  at_least: int = PROGRESS_FROM) -> Iterator[Callable[[int], None] | None]:
+    """What every bulk command (revoke a tenant, suspend it, …) uses: ``progress`` when
+    there are at least ``at_least`` items, else ``None`` (no bar for a handful). Pass
+    what it yields as the operation's ``progress`` callback."""
+    if total < at_least:
+        yield None
+        return
+    with progress(total, label) as advance:
+        yield advance

@@ -1,4 +1,7 @@
-"""``tessera audit tail|trace|verify``: read the audit trail and prove it untouched."""
+"""``tessera audit tail|trace|verify``: read the audit trail and prove it untouched.
+
+Each reads the whole trail in batches; from ``SCAN_PROGRESS_FROM`` rows on, a progress
+bar on standard error shows how far (the output on standard output stays clean)."""
 
 from __future__ import annotations
 
@@ -10,26 +13,39 @@ from typing import Any
 import click
 
 from tessera.cli._common import echo_json, run_with_identity
+from tessera.cli._table import bulk_progress
 from tessera.core.audit_chain import find_breaks
 from tessera.identity.compose import Identity
-from tessera.store.ports import StoredAudit
+from tessera.store.ports import AuditFilter, StoredAudit
 
 __all__ = ["audit"]
 
 _TRACE_FIELDS = ("correlation_id", "token_hash", "new_token_hash", "subject_token_hash",
-                 "jti", "sid", "sid_hash", "family_id", "subject")
+                 "jti", "sid", "sid_hash", "family_id", "user_id", "subject")
 
 
-async def _rows(identity: Identity) -> AsyncIterator[StoredAudit]:
-    after = 0
-    while True:
-        async with identity.store.unit_of_work(read_only=True) as uow:
-            batch = await uow.audit.scan(after_id=after, limit=2000)
-        if not batch:
-            return
-        for row in batch:
-            yield row
-        after = batch[-1].id
+SCAN_PROGRESS_FROM = 20_000
+"""Rows from which a scan of the audit trail shows a progress bar."""
+
+
+async def _rows(identity: Identity, label: str) -> AsyncIterator[StoredAudit]:
+    """Every row, oldest first, in batches; the bar counts row ids up to the newest id
+    when the scan began (ids are the append order, so that is the row count)."""
+    async with identity.store.unit_of_work(read_only=True) as uow:
+        newest = await uow.audit.search(AuditFilter(), limit=1)
+    total = newest[0].id if newest else 0
+    with bulk_progress(total, label, at_least=SCAN_PROGRESS_FROM) as advance:
+        after = 0
+        while True:
+            async with identity.store.unit_of_work(read_only=True) as uow:
+                batch = await uow.audit.scan(after_id=after, limit=2000)
+            if not batch:
+                return
+            for row in batch:
+                yield row
+            if advance is not None:
+                advance(min(batch[-1].id, total) - min(after, total))
+            after = batch[-1].id
 
 
 def _line(row: StoredAudit) -> dict[str, Any]:
@@ -59,7 +75,7 @@ def tail(lines: int, event: str | None, as_json: bool) -> None:
 
     async def work(identity: Identity) -> list[StoredAudit]:
         kept: list[StoredAudit] = []
-        async for row in _rows(identity):
+        async for row in _rows(identity, "reading the audit trail"):
             if event is None or row.record.event == event:
                 kept.append(row)
                 del kept[:-lines]
@@ -74,10 +90,10 @@ def tail(lines: int, event: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def trace(needle: str, as_json: bool) -> None:
     """Every event that names NEEDLE (a correlation id, token hash, jti, sid, family id or
-    subject), in order: a token's journey through issue, exchange, allow, deny, revoke."""
+    user id), in order: a token's journey through issue, exchange, allow, deny, revoke."""
 
     async def work(identity: Identity) -> list[StoredAudit]:
-        return [row async for row in _rows(identity)
+        return [row async for row in _rows(identity, f"searching for {needle}")
                 if any(row.record.fields.get(f) == needle for f in _TRACE_FIELDS)]
 
     rows = run_with_identity(work)
@@ -95,7 +111,7 @@ def verify() -> None:
 
     async def work(identity: Identity) -> tuple[int, list[Any], str]:
         rows = [(r.id, r.record.event, r.record.at, r.record.fields, r.chain_hash)
-                async for r in _rows(identity)]
+                async for r in _rows(identity, "verifying the hash chain")]
         breaks, head = find_breaks(rows)
         return len(rows), breaks, head
 

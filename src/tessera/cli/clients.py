@@ -2,18 +2,18 @@
 
 A client is named by its id, as an argument or ``--client-id``. Every verb prints JSON;
 disable, delete and rotate-secret publish a client-wide revocation through the outbox
-(see ``identity.client_admin``).
+(see ``application.client_admin``).
 """
 
 from __future__ import annotations
 
 import click
 
+from tessera.application import admin, client_admin
+from tessera.application.client_keys import AUTH_METHOD_CHOICES, ClientKeys
+from tessera.application.standing import client_tenant
 from tessera.cli._common import echo_json, fail, identifier, run_json, run_with_identity
-from tessera.identity import admin, client_admin
-from tessera.identity.client_keys import AUTH_METHOD_CHOICES, ClientKeys
 from tessera.identity.compose import Identity
-from tessera.protocol.standing import client_tenant
 
 __all__ = ["clients"]
 
@@ -87,7 +87,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
 
     async def work(identity: Identity) -> dict[str, object]:
         client, secret = await admin.create_client(
-            identity, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
+            identity.admin, name=name, grants=grants, public=public, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_uris, scope=scope, audiences=audiences,
             tenant_id=tenant, third_party=third_party, subject_audiences=subject_audiences,
             keys=keys, backchannel_logout_uri=backchannel_logout_uri,
@@ -96,7 +96,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
                 "grant_types": sorted(client.grant_types), "scope": " ".join(
                     sorted(client.scopes)), "audiences": list(client.audiences),
                 "redirect_uris": list(client.redirect_uris), "public": client.public,
-                "tenant": client_tenant(client), "third_party": client.third_party,
+                "tenant_id": client_tenant(client), "third_party": client.third_party,
                 "subject_audiences": list(client.subject_audiences),
                 "token_endpoint_auth_method": client.token_endpoint_auth_method,
                 "access_token_format": client.access_token_format,
@@ -110,7 +110,7 @@ def create(name: str, grants: tuple[str, ...], public: bool, redirect_uris: tupl
 
 
 @clients.command("backchannel-logout")
-@click.argument("client_id")
+@identifier("client_id", metavar="CLIENT_ID")
 @click.option("--backchannel-logout-uri", default=None, metavar="URI",
               help="Where logout tokens are posted; omit to remove the registration.")
 @click.option("--backchannel-logout-session-required", is_flag=True)
@@ -119,8 +119,9 @@ def backchannel_logout(client_id: str, backchannel_logout_uri: str | None,
     """Set or remove an existing client's back-channel logout URI."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        await admin.set_backchannel_logout(identity, client_id, backchannel_logout_uri,
-                                           backchannel_logout_session_required, actor="cli")
+        await admin.set_backchannel_logout(identity.admin, client_id, backchannel_logout_uri,
+                                           backchannel_logout_session_required,
+                                           actor="cli")
         return {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri,
                 "backchannel_logout_session_required": backchannel_logout_session_required}
 
@@ -138,7 +139,7 @@ def list_clients() -> None:
         async with identity.store.unit_of_work(read_only=True) as uow:
             found = await uow.clients.all()
         return [{"client_id": c.client_id, "name": c.name, "public": c.public,
-                 "grant_types": sorted(c.grant_types), "tenant": client_tenant(c),
+                 "grant_types": sorted(c.grant_types), "tenant_id": client_tenant(c),
                  "disabled": c.disabled, "third_party": c.third_party,
                  "token_endpoint_auth_method": c.token_endpoint_auth_method,
                  "access_token_format": c.access_token_format} for c in found]
@@ -164,13 +165,13 @@ def _verb(verb: str, help_text: str) -> None:
 
         async def work(identity: Identity) -> dict[str, object]:
             if verb == "rotate-secret":
-                secret = await client_admin.rotate_secret(identity, client_id)
+                secret = await client_admin.rotate_secret(identity.admin, client_id)
                 return {"client_id": client_id, "client_secret": secret,
                         "events": ["client.revoked"]}
             if verb == "delete":
-                ended = await client_admin.delete_client(identity, client_id)
+                ended = await client_admin.delete_client(identity.admin, client_id)
             else:
-                ended = await client_admin.set_disabled(identity, client_id,
+                ended = await client_admin.set_disabled(identity.admin, client_id,
                                                         disabled=verb == "disable")
             return {"client_id": client_id,
                     "status": {"disable": "disabled", "enable": "active",

@@ -105,7 +105,7 @@ def rm(name: str, tenant: str) -> None:
 
     async def work(identity: Identity) -> dict[str, Any]:
         await admin.delete_provider(identity, name, tenant)
-        return {"name": name, "tenant": tenant, "deleted": True}
+        return {"name": name, "tenant_id": tenant, "deleted": True}
 
     run_json(work)
 
@@ -114,14 +114,15 @@ def rm(name: str, tenant: str) -> None:
 @click.argument("name")
 @_TENANT
 @click.option("--subject", required=True, help="The user's `sub` at the provider.")
-@click.option("--user", "user_id", required=True, help="The local user id to sign in as.")
+@click.option("--user-id", "--user", "user_id", required=True,
+              help="The local user id to sign in as.")
 def link(name: str, tenant: str, subject: str, user_id: str) -> None:
     """Link an upstream subject to an existing user (an administrator's link)."""
 
     async def work(identity: Identity) -> dict[str, Any]:
         linked = await admin.link_user(identity, name, tenant, subject=subject,
                                        user_id=user_id)
-        return {"name": name, "tenant": tenant, "subject": subject, "user_id": user_id,
+        return {"name": name, "tenant_id": tenant, "subject": subject, "user_id": user_id,
                 "linked": linked}
 
     run_json(work)

@@ -1,5 +1,7 @@
-"""``tessera revoke --user U | --session S | --family F | --tenant T``: one command for
-every revocation grain an operator needs after a compromise.
+"""``tessera revoke --user-id U | --sid S | --family-id F | --tenant T``: one command for
+every revocation grain an operator needs after a compromise. The options take the
+vocabulary's names (docs/architecture.md); the first spellings ``--user``,
+``--session`` and ``--family`` still work.
 
 Each run shows what it is about to revoke and asks first (``--yes`` skips the question;
 without a terminal and without ``--yes`` it aborts). A tenant is cut off at once by one
@@ -17,23 +19,19 @@ CLI runs no relay) and receive the verifiers' reports.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, run_with_identity
-from tessera.cli._table import progress
+from tessera.cli._table import bulk_progress
 from tessera.cli.sessions import resolve_users
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 
 __all__ = ["revoke"]
-
-PROGRESS_FROM = 20
-"""Show a progress bar when at least this many sessions are to be revoked."""
-
 
 class _Nothing(Exception):
     """The target exists but has nothing left to revoke."""
@@ -44,10 +42,10 @@ class _Nothing(Exception):
 
 
 @click.command()
-@click.option("--user", "user", default=None, metavar="USER",
+@click.option("--user-id", "--user", "user", default=None, metavar="USER_ID",
               help="Every session of a user (user id, or a username unique across tenants).")
-@click.option("--session", "sid", default=None, metavar="SID", help="One session.")
-@click.option("--family", "family_id", default=None, metavar="FAMILY_ID",
+@click.option("--sid", "--session", "sid", default=None, metavar="SID", help="One session.")
+@click.option("--family-id", "--family", "family_id", default=None, metavar="FAMILY_ID",
               help="One refresh family (a client's refresh chain; the session stays).")
 @click.option("--tenant", default=None, metavar="TENANT",
               help="Every token and every active session of a tenant (new logins still "
@@ -63,11 +61,11 @@ class _Nothing(Exception):
 def revoke(user: str | None, sid: str | None, family_id: str | None, tenant: str | None,
            reason: str, yes: bool, as_json: bool, wait: bool, timeout: float) -> None:
     """Revoke a user's sessions, a session, a refresh family or a whole tenant."""
-    chosen = [name for name, value in (("--user", user), ("--session", sid),
-                                       ("--family", family_id), ("--tenant", tenant))
+    chosen = [name for name, value in (("--user-id", user), ("--sid", sid),
+                                       ("--family-id", family_id), ("--tenant", tenant))
               if value is not None]
     if len(chosen) != 1:
-        fail("name exactly one of --user, --session, --family, --tenant")
+        fail("name exactly one of --user-id, --sid, --family-id, --tenant")
 
     def confirm(question: str) -> None:
         if not yes:
@@ -134,7 +132,7 @@ async def _user(identity: Identity, name: str, reason: str,
         active = await uow.sessions.active_for_user(user_id)
     confirm(f"Revoke {len(active)} active session(s) of user {user_id} and every token "
             "issued to the user until now?")
-    count = await admin.revoke(identity, user_id=user_id, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, user_id=user_id, reason=reason, actor="cli")
     return {"target": "user", "user_id": user_id, "sessions": count, "reason": reason,
             "events": (["session.revoked"] if count else []) + ["user.revoked"],
             "summary": f"revoked {count} session(s) of user {user_id}; "
@@ -150,7 +148,7 @@ async def _session(identity: Identity, sid: str, reason: str,
     if not session.active:
         raise _Nothing("session", f"session {sid} is already revoked")
     confirm(f"Revoke session {sid} of user {session.user_id} (tenant {session.tenant_id})?")
-    count = await admin.revoke(identity, sid=sid, reason=reason, actor="cli")
+    count = await admin.revoke(identity.admin, sid=sid, reason=reason, actor="cli")
     return {"target": "session", "sid": sid, "user_id": session.user_id, "sessions": count,
             "reason": reason, "events": ["session.revoked"] if count else [],
             "summary": f"revoked session {sid}" if count else f"session {sid} was not active"}
@@ -166,7 +164,7 @@ async def _family(identity: Identity, family_id: str, reason: str,
         raise _Nothing("family", f"family {family_id} is already revoked")
     confirm(f"Revoke refresh family {family_id} (client {family.client_id}, session "
             f"{family.sid})?")
-    done = await admin.revoke_family(identity, family_id, reason=reason, actor="cli")
+    done = await admin.revoke_family(identity.admin, family_id, reason=reason, actor="cli")
     return {"target": "family", "family_id": family_id, "sid": family.sid,
             "client_id": family.client_id, "families": int(done), "reason": reason,
             "events": ["family.revoked"] if done else [],
@@ -181,21 +179,10 @@ async def _tenant(identity: Identity, tenant: str, reason: str,
     confirm(f"Revoke EVERY token of tenant {tenant!r} issued until now and its "
             f"{expected} active session(s)?")
 
-    async def run(progress: Callable[[int], None] | None) -> int:
-        return await admin.revoke_tenant(identity, tenant, reason=reason, actor="cli",
-                                         progress=progress)
-
-    count = await _with_progress(run, expected, label=f"revoking sessions of {tenant}",
-                                 show=expected >= PROGRESS_FROM)
+    with bulk_progress(expected, f"revoking sessions of {tenant}") as advance:
+        count = await admin.revoke_tenant(identity.admin, tenant, reason=reason, actor="cli",
+                                          progress=advance)
     return {"target": "tenant", "tenant_id": tenant, "sessions": count, "reason": reason,
             "events": ["tenant.revoked"] + (["session.revoked"] if count else []),
             "summary": f"published tenant.revoked for {tenant}; revoked {count} "
                        "session(s)"}
-
-
-async def _with_progress(run: Callable[[Callable[[int], None] | None], Awaitable[int]],
-                         length: int, *, label: str, show: bool) -> int:
-    if not show:
-        return await run(None)
-    with progress(length, label) as advance:
-        return await run(advance)

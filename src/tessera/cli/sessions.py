@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 
+from tessera.application import admin
 from tessera.cli._common import echo_json, fail, identifier, run_with_identity
 from tessera.cli._table import echo_fields, echo_table, when
 from tessera.core.refresh import RefreshFamily
 from tessera.core.sessions import Session
 from tessera.core.users import User
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError, UnitOfWork
 
@@ -160,19 +160,22 @@ def show(sid: str, as_json: bool) -> None:
 
 
 def _target(sid: str | None, user_id: str | None) -> dict[str, str | None]:
+    if (sid is None) == (user_id is None):
+        fail("name exactly one session (SID or --sid) or one user (--user-id)")
     return {"sid": sid, "user_id": user_id}
 
 
 @sessions.command()
-@click.option("--sid", default=None)
-@click.option("--user-id", default=None)
-@click.option("--reason", default="admin")
+@identifier("sid", metavar="SID", required=False, help="The session (same as SID).")
+@click.option("--user-id", default=None, help="Every session of this user instead.")
+@click.option("--reason", default="admin", show_default=True)
 def bump(sid: str | None, user_id: str | None, reason: str) -> None:
-    """Bump the session version (role change, password reset): older tokens go stale."""
+    """Bump the session version of SID, or of every session of a user (role change,
+    password reset): tokens issued before go stale."""
+    target = _target(sid, user_id)
 
     async def work(identity: Identity) -> int:
-        return await admin.bump_version(identity, **_target(sid, user_id), reason=reason,
-                                        actor="cli")
+        return await admin.bump_version(identity.admin, **target, reason=reason, actor="cli")
     try:
         echo_json({"sessions": run_with_identity(work)})
     except admin.AdminError as exc:
@@ -180,22 +183,18 @@ def bump(sid: str | None, user_id: str | None, reason: str) -> None:
 
 
 @sessions.command()
-@click.argument("sid_arg", metavar="[SID]", required=False)
-@click.option("--sid", default=None, help="The session (same as the SID argument).")
+@identifier("sid", metavar="SID", required=False, help="The session (same as SID).")
 @click.option("--user-id", default=None, help="Every session of this user instead.")
 @click.option("--reason", default="admin", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help='Print {"sessions": N}.')
-def revoke(sid_arg: str | None, sid: str | None, user_id: str | None, reason: str,
-           as_json: bool) -> None:
-    """End a session (and its refresh families), or all of a user's sessions. No prompt:
-    for a user, a family or a tenant with confirmation and progress use `tessera revoke`."""
-    if sid_arg is not None and sid is not None and sid_arg != sid:
-        fail("give the session once (SID or --sid)")
-    sid = sid or sid_arg
+def revoke(sid: str | None, user_id: str | None, reason: str, as_json: bool) -> None:
+    """End session SID (and its refresh families), or all of a user's sessions. No
+    prompt: for a user, a family or a tenant with confirmation and progress use
+    `tessera revoke`."""
+    target = _target(sid, user_id)
 
     async def work(identity: Identity) -> int:
-        return await admin.revoke(identity, **_target(sid, user_id), reason=reason,
-                                  actor="cli")
+        return await admin.revoke(identity.admin, **target, reason=reason, actor="cli")
     try:
         count = run_with_identity(work)
     except (admin.AdminError, StoreError) as exc:

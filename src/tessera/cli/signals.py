@@ -38,7 +38,7 @@ def list_signals(dead: bool, pending: bool, tenant: str | None, limit: int,
             found = await uow.signals.deliveries(status=status, tenant_id=tenant, limit=limit)
         return [{"id": d.id, "channel": d.channel, "receiver": d.target, "event": d.event,
                  "jti": d.jti, "status": d.status, "attempts": d.attempts,
-                 "tenant": d.tenant_id, "subject": d.subject, "created_at": d.created_at,
+                 "tenant_id": d.tenant_id, "user_id": d.user_id, "created_at": d.created_at,
                  "delivered_at": d.delivered_at, "last_error": d.last_error} for d in found]
 
     rows = run_with_identity(work)

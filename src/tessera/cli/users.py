@@ -2,7 +2,7 @@
 totp-enrol``.
 
 A user is named by ``--username`` in ``--tenant`` (default ``default``). Every verb prints
-one JSON object; revocations go through the outbox (see ``identity.accounts``). The CLI
+one JSON object; revocations go through the outbox (see ``application.accounts``). The CLI
 is the platform operator, so it reaches every tenant.
 """
 
@@ -12,10 +12,10 @@ import sys
 
 import click
 
+from tessera.application import accounts, admin
 from tessera.cli._common import echo_json, fail, run_json, run_with_identity
 from tessera.core.roles import ROLES
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity import accounts, admin
 from tessera.identity.compose import Identity
 from tessera.store.ports import StoreError
 
@@ -37,9 +37,9 @@ def create(username: str, password_stdin: bool, tenant: str) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(identity: Identity) -> dict[str, str]:
-        user = await admin.create_user(identity, username=username, password=password,
+        user = await admin.create_user(identity.admin, username=username, password=password,
                                        tenant_id=tenant)
-        return {"user_id": user.user_id, "username": user.username, "tenant": user.tenant_id}
+        return {"user_id": user.user_id, "username": user.username, "tenant_id": user.tenant_id}
 
     try:
         echo_json(run_with_identity(work))
@@ -84,7 +84,7 @@ def list_users(tenant: str | None, limit: int) -> None:
             found = [u for u in await uow.users.search(tenant_id=tenant, limit=limit)
                      if u.deleted_at is None]
             roles = await uow.roles.of_users([u.user_id for u in found])
-        return [{"user_id": u.user_id, "username": u.username, "tenant": u.tenant_id,
+        return [{"user_id": u.user_id, "username": u.username, "tenant_id": u.tenant_id,
                  "disabled": u.disabled, "roles": sorted(roles.get(u.user_id, ()))}
                 for u in found]
 
@@ -98,8 +98,8 @@ def show(username: str, tenant: str) -> None:
     """One user: status, roles, active sessions."""
 
     async def work(identity: Identity) -> dict[str, object]:
-        user = await accounts.find_user(identity, username, tenant)
-        return (await accounts.user_view(identity, user)).as_json()
+        user = await accounts.find_user(identity.admin, username, tenant)
+        return (await accounts.user_view(identity.admin, user)).as_json()
 
     run_json(work)
 
@@ -110,13 +110,13 @@ def _lifecycle(verb: str, help_text: str) -> None:
     @_TENANT
     def command(username: str, tenant: str) -> None:
         async def work(identity: Identity) -> dict[str, object]:
-            user = await accounts.find_user(identity, username, tenant)
+            user = await accounts.find_user(identity.admin, username, tenant)
             if verb == "delete":
-                ended = await accounts.delete_user(identity, user, actor="cli")
+                ended = await accounts.delete_user(identity.admin, user, actor="cli")
             else:
-                ended = await accounts.set_disabled(identity, user, disabled=verb == "disable",
-                                                    actor="cli")
-            return {"user_id": user.user_id, "username": username, "tenant": tenant,
+                ended = await accounts.set_disabled(identity.admin, user,
+                                                    disabled=verb == "disable", actor="cli")
+            return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                     "status": {"disable": "disabled", "enable": "active",
                                "delete": "deleted"}[verb],
                     "sessions_revoked": ended,
@@ -142,9 +142,9 @@ def set_password(username: str, password_stdin: bool, tenant: str) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(identity: Identity) -> dict[str, object]:
-        user = await accounts.find_user(identity, username, tenant)
-        ended = await accounts.set_password(identity, user, password, actor="cli")
-        return {"user_id": user.user_id, "username": username, "tenant": tenant,
+        user = await accounts.find_user(identity.admin, username, tenant)
+        ended = await accounts.set_password(identity.admin, user, password, actor="cli")
+        return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                 "sessions_revoked": ended, "events": ["user.revoked"]}
 
     run_json(work)
@@ -158,13 +158,13 @@ def _role_command(verb: str, help_text: str) -> None:
     @_TENANT
     def command(username: str, role: str, tenant: str) -> None:
         async def work(identity: Identity) -> dict[str, object]:
-            user = await accounts.find_user(identity, username, tenant)
+            user = await accounts.find_user(identity.admin, username, tenant)
             if verb == "grant-role":
-                changed = await accounts.grant_role(identity, user, role, actor="cli")
+                changed = await accounts.grant_role(identity.admin, user, role, actor="cli")
             else:
-                changed = await accounts.revoke_role(identity, user, role, actor="cli")
-            view = await accounts.user_view(identity, user)
-            return {"user_id": user.user_id, "username": username, "tenant": tenant,
+                changed = await accounts.revoke_role(identity.admin, user, role, actor="cli")
+            view = await accounts.user_view(identity.admin, user)
+            return {"user_id": user.user_id, "username": username, "tenant_id": tenant,
                     "role": role, "changed": changed, "roles": sorted(view.roles)}
 
         run_json(work)

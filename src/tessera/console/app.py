@@ -17,27 +17,26 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tessera.application.admin import AdminError, set_backchannel_logout
+from tessera.application.standing import client_tenant
 from tessera.console import operations, queries, views
 from tessera.console.gate import Admin, ConsoleGate, Csrf, NotAnAdmin, Refusal, TooWeak
 from tessera.console.html import PAGE_HEADERS, url
 from tessera.console.journey import trace
 from tessera.console.operations import RevokeKind
 from tessera.console.views import Ctx
-from tessera.identity.admin import AdminError, set_backchannel_logout
-from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import SESSION_COOKIE, cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params, parse_params
-from tessera.protocol.standing import client_tenant
-from tessera.store.ports import AuditFilter, StoreError
+from tessera.store.ports import LEGACY_AUDIT_FIELDS, AuditFilter, StoreError
 
 __all__ = ["ConsoleEndpoints"]
 
-_AUDIT_FIELDS: Final = ("event", "subject", "tenant", "client", "since", "until")
+_AUDIT_FIELDS: Final = ("event", "user_id", "tenant", "client_id", "since", "until")
 _MAX_NEEDLE: Final = 512
 _MAX_PAGE: Final = 100_000
 
@@ -345,9 +344,9 @@ class ConsoleEndpoints:
         except ValueError as exc:
             since = until = None
             error = str(exc)
-        criteria = AuditFilter(event=form.get("event"), subject=form.get("subject"),
-                               tenant=self._tenant(call, form.get("tenant")),
-                               client=form.get("client"), since=since, until=until)
+        criteria = AuditFilter(event=form.get("event"), user_id=form.get("user_id"),
+                               tenant_id=self._tenant(call, form.get("tenant")),
+                               client_id=form.get("client_id"), since=since, until=until)
         before = _number(call.params.get("before")) or None
         rows, older = await queries.audit_page(self._id, criteria, before_id=before,
                                                page_size=self._settings.page_size)
@@ -359,7 +358,7 @@ class ConsoleEndpoints:
         reach = call.ctx.admin.reach
         tenant = None if reach.platform else reach.tenant_id
         rows, _older = await queries.audit_page(
-            self._id, AuditFilter(event=events.RISK_DETECTED, tenant=tenant),
+            self._id, AuditFilter(event=events.RISK_DETECTED, tenant_id=tenant),
             before_id=None, page_size=self._settings.page_size)
         async with self._id.store.unit_of_work(read_only=True) as uow:
             deliveries = await uow.signals.deliveries(tenant_id=tenant,
@@ -380,7 +379,7 @@ class ConsoleEndpoints:
         uri = (call.params.get("uri") or "").strip() or None
         try:
             await set_backchannel_logout(
-                self._id, client.client_id, uri, call.params.get("session_required") == "yes",
+                self._id.admin, client.client_id, uri, call.params.get("session_required") == "yes",
                 actor=call.ctx.admin.user.user_id)
         except AdminError as exc:
             return _html(views.error_view(call.ctx, str(exc)), 400)
@@ -395,6 +394,7 @@ class ConsoleEndpoints:
             reach = call.ctx.admin.reach
             if not reach.platform:  # only what names the administrator's tenant
                 journey = replace(journey, steps=[
-                    s for s in journey.steps if s.fields.get("tenant") == reach.tenant_id
-                    or s.fields.get("tid") == reach.tenant_id])
+                    s for s in journey.steps if reach.tenant_id in (
+                        s.fields.get("tenant_id"), s.fields.get(LEGACY_AUDIT_FIELDS["tenant_id"]),
+                        s.fields.get("tid"))])
         return _html(views.journey_view(call.ctx, needle, journey))

@@ -4,7 +4,7 @@ and fresh enough, checked against the store on every request.
 Roles (``core.roles``): ``platform-admin`` sees and acts on every tenant,
 ``tenant-admin`` on its own tenant, ``support`` sees its own tenant read-only. A request
 passes when its ``tessera_session`` cookie names an active session of a user in good
-standing (``protocol.standing``: enabled, tenant not suspended) who holds one of them
+standing (``application.standing``: enabled, tenant not suspended) who holds one of them
 *now*, whose ``acr`` is at least ``console.required_acr`` (``core.acr`` ordering) and
 whose ``auth_time`` is at most ``console.max_auth_age`` seconds old (step-up). Otherwise
 the verdict says why, and the web layer either sends the browser to the console login
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from tessera.application.standing import NotInGoodStanding, reach_of
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD, acr_satisfies
 from tessera.core.clock import Clock
 from tessera.core.roles import ADMIN_SCOPE, SUPPORT_SCOPE, Reach
@@ -36,7 +37,6 @@ from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.csrf import CsrfTokens
 from tessera.observability import events
-from tessera.protocol.standing import NotInGoodStanding, reach_of
 from tessera.settings import ConsoleSettings
 
 __all__ = ["Admin", "ConsoleGate", "Csrf", "NotAnAdmin", "Refusal", "TooWeak"]
@@ -157,7 +157,7 @@ class ConsoleGate:
         user = await self._id.login.authenticate(tenant, username, password,
                                                  client_host=client_host)
         if await self.reach(user) is None:
-            await self._id.audit.record(events.LOGIN_FAILED, tenant=tenant,
+            await self._id.audit.record(events.LOGIN_FAILED, tenant_id=tenant,
                                         username_hash=token_hash(username),
                                         reason="console_not_admin")
             raise NotAnAdmin(username)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, Final
@@ -17,6 +18,8 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from tessera.store.ports import LEGACY_AUDIT_FIELDS
 
 __all__ = ["PAGE_HEADERS", "render", "url", "when"]
 
@@ -56,6 +59,15 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _field(fields: Mapping[str, Any], name: str) -> Any:
+    """An audit or decision field by its vocabulary name (``user_id``, ``tenant_id``,
+    ``client_id``), or by the older name that records written before carry."""
+    value = fields.get(name)
+    if value is None and name in LEGACY_AUDIT_FIELDS:
+        value = fields.get(LEGACY_AUDIT_FIELDS[name])
+    return value
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -65,7 +77,7 @@ _ENV: Final = Environment(loader=PackageLoader("tessera.console", "templates"),
                                                        default_for_string=True),
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters.update(when=when, cell=_cell, clip=_clip)
-_ENV.globals.update(url=url, style=Markup(_STYLE))  # noqa: S704 - our own stylesheet file
+_ENV.globals.update(url=url, field=_field, style=Markup(_STYLE))  # noqa: S704 - our own stylesheet file
 
 
 def render(template: str, **context: Any) -> bytes:

@@ -13,7 +13,7 @@ from tessera.console.html import render, url
 from tessera.console.journey import Journey
 from tessera.console.queries import SessionFilter, SessionPage, SessionView
 from tessera.core.signals import Delivery
-from tessera.store.ports import StoredAudit
+from tessera.store.ports import LEGACY_AUDIT_FIELDS, StoredAudit
 
 __all__ = [
     "Ctx",
@@ -28,7 +28,7 @@ __all__ = [
     "signals_view",
 ]
 
-_SHOWN_IN_COLUMNS = frozenset({"subject", "tenant", "client"})
+_SHOWN_IN_COLUMNS = frozenset({*LEGACY_AUDIT_FIELDS, *LEGACY_AUDIT_FIELDS.values()})
 _JOURNEY_KEYS = ("correlation_id", "jti", "token_hash", "sid", "family_id")
 _DECISION_CLASS = {"allowed": "allowed", "denied": "denied"}
 

@@ -121,7 +121,8 @@ class Delivery:
     token: str
     event: str
     tenant_id: str | None
-    subject: str | None
+    user_id: str | None
+    """The user whose session ended (stored in the column ``subject``)."""
     created_at: float
     next_at: float
     expires_at: float

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_TENANT", "User"]
+__all__ = ["DEFAULT_TENANT", "TOTP", "User"]
 
 DEFAULT_TENANT = "default"
+TOTP = "totp"
+"""``user_factors.kind`` of a TOTP (RFC 6238) second factor."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ def create_app() -> Any:
 
     async def resource(request: Request) -> JSONResponse:
         token = request.state.tessera_token
-        return JSONResponse({"service": name, "subject": token.sub, "tenant": token.tid,
+        return JSONResponse({"service": name, "user_id": token.sub, "tenant_id": token.tid,
                              "audience": list(token.aud), "scope": sorted(token.scopes),
                              "acting_party": (token.act or {}).get("sub")})
 

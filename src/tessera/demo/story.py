@@ -25,12 +25,12 @@ import httpx
 import jwt
 import uvicorn
 
+from tessera.application import admin
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import SystemClock
 from tessera.core.signals import CAEP_SESSION_REVOKED, DELIVERY_PUSH
 from tessera.demo.procs import Processes, free_port
 from tessera.demo.receivers import Heard, Listeners
-from tessera.identity import admin
 from tessera.identity.compose import build_identity
 from tessera.identity.signals.ssf_api import SSF_SCOPE
 from tessera.settings import Settings
@@ -75,26 +75,26 @@ async def _seed(settings: Settings, password: str, listeners: str) -> dict[str, 
     identity = await build_identity(settings, clock=SystemClock())
     try:
         web, web_secret = await admin.create_client(
-            identity, name="web app", grants=("authorization_code", "refresh_token"),
+            identity.admin, name="web app", grants=("authorization_code", "refresh_token"),
             redirect_uris=(REDIRECT,), scope="openid orders:read billing:read",
             audiences=(EDGE,), backchannel_logout_uri=f"{listeners}/rp/logout",
             backchannel_logout_session_required=True)
         creds = {"web": (web.client_id, web_secret)}
         siem, siem_secret = await admin.create_client(
-            identity, name="SIEM (SSF receiver)", grants=("client_credentials",),
+            identity.admin, name="SIEM (SSF receiver)", grants=("client_credentials",),
             scope=SSF_SCOPE)
         creds["siem"] = (siem.client_id, siem_secret)
         gateway, secret = await admin.create_client(
-            identity, name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
+            identity.admin, name="edge gateway", grants=(GRANT_TOKEN_EXCHANGE,),
             scope=f"{EVENTS} orders:read billing:read", audiences=(ORDERS, BILLING),
             subject_audiences=(EDGE,))
         creds["gateway"] = (gateway.client_id, secret)
         for name in ("orders", "billing", "jobs"):
             client, secret = await admin.create_client(
-                identity, name=f"{name} service", grants=("client_credentials",),
+                identity.admin, name=f"{name} service", grants=("client_credentials",),
                 scope=EVENTS)
             creds[name] = (client.client_id, secret)
-        await admin.create_user(identity, username="alice", password=password)
+        await admin.create_user(identity.admin, username="alice", password=password)
     finally:
         await identity.aclose()
     return creds

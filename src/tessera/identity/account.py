@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tessera.identity import accounts
+from tessera.application import accounts, signal_events
+from tessera.application.admin import AdminError
+from tessera.application.transaction import transaction
 from tessera.identity.account_base import (
     SessionCsrf,
     SignedIn,
@@ -33,16 +35,13 @@ from tessera.identity.account_base import (
     signed_in,
 )
 from tessera.identity.account_sessions import MySessions
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.totp import TOTP
 from tessera.identity.views import page
 from tessera.observability import events
-from tessera.protocol import signal_events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError
 
 __all__ = ["AccountEndpoints"]
@@ -105,7 +104,7 @@ class AccountEndpoints:
     # /account ----------------------------------------------------------------------------
     async def _overview(self, request: Request, _o: OAuthRequest, _p: Params,
                         who: SignedIn) -> Response:
-        view = await accounts.user_view(self._id, who.user)
+        view = await accounts.user_view(self._id.admin, who.user)
         recovery = self._id.totp.recovery
         return page("account.html", title="Your account", error=None,
                     base=base_path(request), username=who.user.username,
@@ -136,7 +135,7 @@ class AccountEndpoints:
                                        error="Your current password is not right."
                                        if not exc.throttled else str(exc))
         try:
-            ended = await accounts.set_password(self._id, who.user, new,
+            ended = await accounts.set_password(self._id.admin, who.user, new,
                                                 actor=who.user.user_id, keep_sid=who.session.sid)
         except AdminError as exc:
             return self._password_form(request, who, status=400, error=str(exc))
@@ -195,7 +194,7 @@ class AccountEndpoints:
                 auth_time=self._id.clock.now())
             if session is not None:
                 tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
-                         subject=session.user_id, tenant=session.tenant_id, acr=session.acr,
+                         user_id=session.user_id, tenant_id=session.tenant_id, acr=session.acr,
                          amr=list(session.amr), previous_acr=who.session.acr)
         if session is None:
             return self._reauth_page(request, who, status=401, error="Your session ended.")
@@ -254,8 +253,8 @@ class AccountEndpoints:
         async with transaction(self._id.store, self._id.audit) as tx:
             await tx.uow.factors.delete(who.user.user_id, TOTP)
             await tx.uow.recovery_codes.delete_for_user(who.user.user_id)
-            tx.audit(events.FACTOR_DISABLED, subject=who.user.user_id,
-                     tenant=who.user.tenant_id, kind=TOTP, actor=who.user.user_id)
+            tx.audit(events.FACTOR_DISABLED, user_id=who.user.user_id,
+                     tenant_id=who.user.tenant_id, kind=TOTP, actor=who.user.user_id)
             await signal_events.credential_changed(
                 tx, user_id=who.user.user_id, tenant_id=who.user.tenant_id,
                 at=self._id.clock.now(), credential_type="app", change_type="delete")

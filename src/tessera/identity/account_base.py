@@ -20,9 +20,8 @@ from starlette.responses import Response
 
 from tessera.core.sessions import Session
 from tessera.core.users import User
-from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import SESSION_COOKIE, cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login.csrf import CsrfTokens, same_origin
 from tessera.protocol.http import OAuthRequest, Params, parse_params

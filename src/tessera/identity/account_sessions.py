@@ -18,16 +18,15 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tessera.application import lifecycle
+from tessera.application.transaction import transaction
 from tessera.core.sessions import Session
 from tessera.identity.account_base import SessionCsrf, SignedIn, base_path
-from tessera.identity.browser import SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import SESSION_COOKIE, cookie_policy
 from tessera.identity.views import page
 from tessera.observability import events
-from tessera.protocol import lifecycle
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.transaction import transaction
 
 __all__ = ["MySessions"]
 

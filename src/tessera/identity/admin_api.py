@@ -23,8 +23,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tessera.application import admin
+from tessera.application.standing import NotInGoodStanding, client_tenant, reach_of
 from tessera.core.roles import ADMIN_SCOPE, TENANT_ADMIN, Reach
-from tessera.identity import admin
 from tessera.identity.compose import Identity
 from tessera.identity.http import read_request, send_error
 from tessera.protocol.errors import (
@@ -36,7 +37,6 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import parse_params
 from tessera.protocol.oidc.userinfo import bearer_token
-from tessera.protocol.standing import NotInGoodStanding, client_tenant, reach_of
 from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
@@ -107,7 +107,7 @@ class AdminApi:
             count = 0
             if await self._in_reach(reach, sid=sid, user_id=user_id):
                 verb = admin.bump_version if action == "bump_version" else admin.revoke
-                count = await verb(self._id, sid=sid, user_id=user_id,
+                count = await verb(self._id.admin, sid=sid, user_id=user_id,
                                    reason=params.get("reason") or action, actor=reach.actor)
             return JSONResponse({"sessions": count}, headers={"cache-control": "no-store"})
         except InsufficientScope as exc:

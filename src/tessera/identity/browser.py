@@ -30,7 +30,8 @@ from tessera.core.secrets import new_secret
 from tessera.core.sessions import Session
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.consent import ConsentEndpoints
+from tessera.identity.cookies import CSRF_COOKIE, SESSION_COOKIE, cookie_policy
 from tessera.identity.http import read_request
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.bounds import SessionLimitReached
@@ -55,8 +56,6 @@ from tessera.store.ports import StoreError
 
 __all__ = ["BrowserEndpoints"]
 
-SESSION_COOKIE = "tessera_session"
-CSRF_COOKIE = "tessera_csrf"
 _AUTHZ_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
                  "code_challenge", "code_challenge_method", "prompt", "max_age", "resource",
                  "acr_values")
@@ -70,8 +69,6 @@ def _html(body: bytes, status: int = 200) -> Response:
 
 class BrowserEndpoints:
     def __init__(self, identity: Identity) -> None:
-        from tessera.identity.consent import ConsentEndpoints  # it reads SESSION_COOKIE
-
         self._id = identity
         self.consent = ConsentEndpoints(identity)
         self._max_body = identity.settings.security.max_body_bytes

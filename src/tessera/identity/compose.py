@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from tessera.bus import InProcessBus, OutboxRelay
+from tessera.application.admin import AdminContext
+from tessera.application.standing import TenantDirectory
+from tessera.bus import InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import Clock, SystemClock
 from tessera.identity.completion import LogoutCompletion
 from tessera.identity.dpop import build_proof_checker
@@ -28,6 +27,7 @@ from tessera.identity.login.totp import TotpService
 from tessera.identity.revocation_mirror import RevocationMirror
 from tessera.identity.throttles import Throttles, build_throttles
 from tessera.keys import RingHolder, Sealer
+from tessera.keys.derivation import derive_key
 from tessera.keys.manager import KeyManager
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
@@ -57,7 +57,6 @@ from tessera.protocol.rfc8693 import (
 from tessera.protocol.rfc9068 import AccessTokenIssuer
 from tessera.protocol.rfc9068.reference import ReferenceTokens
 from tessera.protocol.rfc9449 import ProofChecker
-from tessera.protocol.standing import TenantDirectory
 from tessera.protocol.token_state import AccessTokenState
 from tessera.settings import Settings
 from tessera.store.ports import Store
@@ -67,14 +66,8 @@ if TYPE_CHECKING:
     from tessera.bus.redis_streams import RedisStreamsBus
     from tessera.identity.signals import Signals
 
-__all__ = ["Identity", "build_identity", "derive_key", "key_manager_for"]
+__all__ = ["Identity", "build_identity", "key_manager_for"]
 
-
-def derive_key(kek_b64: str, purpose: str) -> bytes:
-    """A 32-byte key for one purpose, derived from the KEK with HKDF-SHA256."""
-    kek = base64.urlsafe_b64decode(kek_b64 + "=" * (-len(kek_b64) % 4))
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=f"tessera/{purpose}".encode()).derive(kek)
 
 
 def key_manager_for(settings: Settings, store: Store, clock: Clock) -> KeyManager:
@@ -135,11 +128,13 @@ class Identity:
     feed: RevocationFeed
     metrics: IdentityMetrics
     tenants: TenantDirectory
-    """Tenant suspension, cached for client authentication (``protocol.standing``)."""
+    """Tenant suspension, cached for client authentication (``application.standing``)."""
     completion: LogoutCompletion
     """Verifier reports and logout completion (``tessera revoke --wait``, the console)."""
     federation: Federation
     """Upstream identity providers: logins, back-channel logout, security events."""
+    admin: AdminContext
+    """The administrative verbs the CLI, the admin API and the console share."""
     redis_bus: RedisStreamsBus | None = None
     dpop: ProofChecker | None = None
     """DPoP (RFC 9449) proof checking, None when ``dpop.enabled`` is off."""
@@ -331,6 +326,9 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         federation=Federation(store, audit, clock, Sealer.from_b64(kek), issuer=settings.issuer,
                               timeout=settings.federation.timeout, leeway=tok.leeway,
                               token_ttl=tok.access_token_ttl),
+        admin=AdminContext(store, audit, clock, passwords, clients, tenants,
+                           issuer=settings.issuer, token_ttl=tok.access_token_ttl,
+                           allowed_networks=tuple(settings.signals.allowed_networks)),
     )
     if settings.signals.enabled:
         from tessera.identity.signals import build_signals

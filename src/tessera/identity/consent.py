@@ -18,6 +18,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from tessera.application.transaction import transaction
 from tessera.core.consents import Consent, missing_consent
 from tessera.core.sessions import Session
 from tessera.identity.account_base import SessionCsrf, SignedIn, read_form, signed_in
@@ -31,7 +32,6 @@ from tessera.protocol.rfc6749.authorize import (
     RedirectError,
     UserFacingError,
 )
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError
 
 __all__ = ["ConsentEndpoints"]
@@ -113,8 +113,8 @@ class ConsentEndpoints:
                       authz: AuthorizationRequest, session: Session) -> Response:
         client_id = authz.client.client_id
         if decision != "allow":
-            await self._id.audit.record(events.CONSENT_DENIED, subject=session.user_id,
-                                        tenant=session.tenant_id, client=client_id,
+            await self._id.audit.record(events.CONSENT_DENIED, user_id=session.user_id,
+                                        tenant_id=session.tenant_id, client_id=client_id,
                                         sid=session.sid)
             return RedirectResponse(self._id.authorize.access_denied(
                 authz, "the user did not allow access"), 303)
@@ -124,7 +124,7 @@ class ConsentEndpoints:
             allowed = scope | (stored.scope if stored else frozenset())
             await tx.uow.consents.put(Consent(session.user_id, client_id, allowed,
                                               self._id.clock.now()))
-            tx.audit(events.CONSENT_GRANTED, subject=session.user_id,
-                     tenant=session.tenant_id, client=client_id, sid=session.sid,
+            tx.audit(events.CONSENT_GRANTED, user_id=session.user_id,
+                     tenant_id=session.tenant_id, client_id=client_id, sid=session.sid,
                      scopes=" ".join(sorted(scope)))
         return RedirectResponse(await self._id.authorize.issue_code(authz, session), 303)

@@ -19,7 +19,11 @@ from starlette.responses import Response
 
 from tessera.settings import Settings
 
-__all__ = ["CookiePolicy", "cookie_policy"]
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "CookiePolicy", "cookie_policy"]
+
+SESSION_COOKIE = "tessera_session"
+"""The browser's login session at the identity service (``__Host-`` prefixed over https)."""
+CSRF_COOKIE = "tessera_csrf"
 
 
 @dataclass(frozen=True, slots=True)

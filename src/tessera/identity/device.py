@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD, AMR_OTP, AMR_PASSWORD
 from tessera.core.device import DeviceCode, format_user_code, normalise_user_code
 from tessera.core.scopes import format_scope
@@ -37,9 +38,8 @@ from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.account_base import SignedIn, base_path, read_form, signed_in
-from tessera.identity.browser import CSRF_COOKIE, SESSION_COOKIE
 from tessera.identity.compose import Identity
-from tessera.identity.cookies import cookie_policy
+from tessera.identity.cookies import CSRF_COOKIE, SESSION_COOKIE, cookie_policy
 from tessera.identity.login import LoginFailed
 from tessera.identity.login.bounds import SessionLimitReached
 from tessera.identity.login.csrf import CsrfTokens, same_origin
@@ -47,7 +47,6 @@ from tessera.identity.views import page
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
 from tessera.protocol.http import OAuthRequest, Params
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError, UnitOfWork
 
 __all__ = ["DevicePage"]
@@ -255,8 +254,8 @@ class DevicePage:
             client_address=code.client_address, commit_if=record)
         if session is None:
             return False
-        await self._id.audit.record(events.DEVICE_CODE_APPROVED, client=code.client_id,
-                                    subject=who.user.user_id, tenant=code.tenant_id,
+        await self._id.audit.record(events.DEVICE_CODE_APPROVED, client_id=code.client_id,
+                                    user_id=who.user.user_id, tenant_id=code.tenant_id,
                                     sid=session.sid, scopes=format_scope(code.scope),
                                     token_hash=code.device_code_hash)
         return True
@@ -267,7 +266,7 @@ class DevicePage:
                 token_hash(user_code), approve=False, user_id=who.user.user_id, sid=None,
                 at=self._id.clock.now())
             if denied:
-                tx.audit(events.DEVICE_CODE_DENIED, client=code.client_id,
-                         subject=who.user.user_id, tenant=code.tenant_id,
+                tx.audit(events.DEVICE_CODE_DENIED, client_id=code.client_id,
+                         user_id=who.user.user_id, tenant_id=code.tenant_id,
                          token_hash=code.device_code_hash)
         return denied

@@ -12,30 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from tessera.core.urls import is_loopback_host
+from tessera.core.urls import check_jwks_uri
 from tessera.protocol.client_assertion import KeySetUnavailable
 
-__all__ = ["HttpKeySetSource", "check_jwks_uri"]
+__all__ = ["HttpKeySetSource"]
 
 _MAX_BODY = 256 * 1024
 
-
-def check_jwks_uri(uri: str, *, issuer: str) -> str | None:
-    """Why ``uri`` may not be fetched, or None if it may."""
-    parts = urlsplit(uri)
-    if not parts.hostname or parts.fragment or parts.username or parts.password:
-        return "jwks_uri must be an absolute URL without credentials or fragment"
-    if parts.scheme == "https":
-        return None
-    if (parts.scheme == "http" and is_loopback_host(parts.hostname)
-            and urlsplit(issuer).scheme == "http" and is_loopback_host(urlsplit(issuer).hostname)):
-        return None
-    return "jwks_uri must use https (http only to loopback while the issuer is loopback)"
 
 
 class HttpKeySetSource:

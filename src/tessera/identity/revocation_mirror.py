@@ -19,7 +19,7 @@ The copy answers only when all three hold, else the caller checks the store as b
   an ``active: true`` from the same process.
 
 Every state change that can end an access token commits a revocation event with it
-(``protocol.lifecycle``: token, session, family, user — disabled or deleted users too —,
+(``application.lifecycle``: token, session, family, user — disabled or deleted users too —,
 tenant, client, session version), so the copy refuses what the store path refuses.
 """
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tessera.application.admin import AdminError
+from tessera.application.transaction import transaction
 from tessera.core.session_bounds import ON_LIMIT, SessionPolicy, parse_duration
-from tessera.identity.admin import AdminError
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tessera.protocol.transaction import transaction
 
 __all__ = ["DEFAULT", "policy_json", "set_session_policy", "show_session_policy"]
 
@@ -92,7 +92,7 @@ async def set_session_policy(identity: Identity, tenant_id: str, *,
             else None if on_limit == DEFAULT else on_limit,
             updated_at=identity.clock.now())
         await tx.uow.session_policies.put(policy)
-        tx.audit(events.SESSION_POLICY_CHANGED, tenant=tenant_id, actor=actor,
+        tx.audit(events.SESSION_POLICY_CHANGED, tenant_id=tenant_id, actor=actor,
                  idle_timeout=policy.idle_timeout, absolute_timeout=policy.absolute_timeout,
                  max_sessions=policy.max_sessions, on_limit=policy.on_limit)
     return policy_json(policy, policy.over(bounds.defaults))

@@ -1,6 +1,6 @@
-"""Audit events, logging and metrics shared by every Tessera component."""
+"""Audit events, logging, metrics and tracing shared by every Tessera component.
 
-from tessera.observability import events
-from tessera.observability.audit import AuditLog
-
-__all__ = ["AuditLog", "events"]
+Import the module you need by path (``observability.events``, ``observability.tracing``);
+this package loads nothing itself, so a verifier using the event names or the tracing
+helpers never loads the audit log (``observability.audit``, which writes through the
+store port)."""

@@ -5,9 +5,9 @@ counted is exactly what is audited; latency comes from the token endpoint.
 ==============================================  =========  ==================================
 name                                            type       labels
 ==============================================  =========  ==================================
-tessera_token_request_seconds                   histogram  grant, outcome (ok | error code)
-tessera_tokens_issued_total                     counter    grant (incl. refresh, exchange)
-tessera_token_request_errors_total              counter    grant, error
+tessera_token_request_seconds                   histogram  grant_type, outcome (ok | error code)
+tessera_tokens_issued_total                     counter    grant_type (incl. refresh, exchange)
+tessera_token_request_errors_total              counter    grant_type, error
 tessera_refresh_reuse_detected_total            counter
 tessera_login_failures_total                    counter    reason
 tessera_revocations_total                       counter    kind (session, token, version…)
@@ -121,10 +121,10 @@ class IdentityMetrics:
         event = record.event
         self.audit_events.labels(event).inc()
         if event in _ISSUED:
-            grant = {events.TOKEN_REFRESHED: "refresh_token",
-                     events.TOKEN_EXCHANGED: "token_exchange"}.get(
-                         event, str(record.fields.get("grant", "unknown")))
-            self.issued.labels(grant).inc()
+            grant_type = {events.TOKEN_REFRESHED: "refresh_token",
+                          events.TOKEN_EXCHANGED: "token_exchange"}.get(
+                              event, str(record.fields.get("grant_type", "unknown")))
+            self.issued.labels(grant_type).inc()
         elif event == events.REFRESH_REUSE_DETECTED:
             self.reuse.inc()
         elif event == events.LOGIN_FAILED:
@@ -132,10 +132,10 @@ class IdentityMetrics:
         if event in _REVOCATIONS:
             self.revocations.labels(_REVOCATIONS[event]).inc()
 
-    def on_token_request(self, grant: str, error: str | None, seconds: float) -> None:
-        self.request_seconds.labels(grant, error or "ok").observe(seconds)
+    def on_token_request(self, grant_type: str, error: str | None, seconds: float) -> None:
+        self.request_seconds.labels(grant_type, error or "ok").observe(seconds)
         if error is not None:
-            self.errors.labels(grant, error).inc()
+            self.errors.labels(grant_type, error).inc()
             if error == _STORE_UNAVAILABLE:
                 self.store_errors.labels("token").inc()
 

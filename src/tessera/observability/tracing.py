@@ -66,7 +66,7 @@ from opentelemetry.util.types import AttributeValue
 
 from tessera import __version__
 from tessera.core.secrets import token_hash
-from tessera.settings import TracingSettings
+from tessera.observability.tracing_settings import TracingSettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider

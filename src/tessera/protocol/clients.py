@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import unquote
 
+from tessera.application.standing import TenantDirectory, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
@@ -29,7 +30,6 @@ from tessera.protocol.rfc8705 import (
     public_key_registered,
     subject_matches,
 )
-from tessera.protocol.standing import TenantDirectory, client_tenant
 from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store
 

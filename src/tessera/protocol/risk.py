@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from tessera.application.transaction import Transaction
 from tessera.core.refresh import RefreshFamily
 from tessera.protocol.http import OAuthRequest
-from tessera.protocol.transaction import Transaction
 from tessera.store.ports import UnitOfWork
 
 __all__ = ["RequestContext", "RiskObserver", "context_of"]

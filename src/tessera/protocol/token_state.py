@@ -13,13 +13,13 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tessera.application.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
 from tessera.core.revocation import RevocationKind
 from tessera.keys import TokenInvalid
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
-from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
 from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AccessTokenState", "RevocationView", "TokenInactive"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from tessera.core.clients import Client
 from tessera.core.consents import Consent
@@ -29,6 +29,7 @@ from tessera.core.tenants import Tenant
 from tessera.core.users import User
 
 __all__ = [
+    "LEGACY_AUDIT_FIELDS",
     "AssertionReplayRepo",
     "AuditFilter",
     "AuditRecord",
@@ -91,16 +92,23 @@ class StoredAudit:
     chain_hash: str | None
 
 
+LEGACY_AUDIT_FIELDS: Final = {"user_id": "subject", "tenant_id": "tenant",
+                               "client_id": "client"}
+"""Audit fields as older releases named them. Audit rows are hash chained and never
+rewritten, so readers that match a field also match its older name."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     """What ``AuditRepo.search`` matches: every criterion given (None matches anything).
-    ``subject``, ``tenant`` and ``client`` compare the record's field of that name;
-    ``since`` and ``until`` bound ``at`` inclusively."""
+    ``user_id``, ``tenant_id`` and ``client_id`` compare the record's field of that name
+    (or, for records written before the names were unified, the older field named in
+    ``LEGACY_AUDIT_FIELDS``); ``since`` and ``until`` bound ``at`` inclusively."""
 
     event: str | None = None
-    subject: str | None = None
-    tenant: str | None = None
-    client: str | None = None
+    user_id: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
     since: float | None = None
     until: float | None = None
 

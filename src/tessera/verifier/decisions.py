@@ -5,11 +5,13 @@ DESIGN §7 (the same field names the identity service writes)::
 
     {"event": "access.denied", "at": 1800000000.0, "service": "orders",
      "route": "/orders/{order_id}", "decision": "denied", "reason": "session_revoked",
-     "status": 401, "subject": "...", "tenant": "...", "client": "...", "jti": "...",
+     "status": 401, "user_id": "...", "tenant_id": "...", "client_id": "...", "jti": "...",
      "sid_hash": "...", "token_hash": "...", "correlation_id": "...", "latency_us": 41}
 
 A delegated or impersonation token (RFC 8693 ``act``) adds ``actor``: the ``act.sub`` of
-the party acting for ``subject``, so every use names both identities.
+the party acting for ``user_id``, so every use names both identities. ``user_id``,
+``tenant_id`` and ``client_id`` are the token's ``sub``, ``tid`` and ``client_id`` claims
+under the names the audit trail uses (docs/architecture.md, naming vocabulary).
 
 ``reason`` is ``valid`` (verified locally), ``introspected`` (allowed by the issuer's
 introspection while the local state was stale) or the denial label (``Reason`` values,
@@ -104,7 +106,7 @@ class DecisionLog:
             "token_hash": decision.token_hash,
         }
         if token is not None:
-            fields.update(subject=token.sub, tenant=token.tid, client=token.client_id,
+            fields.update(user_id=token.sub, tenant_id=token.tid, client_id=token.client_id,
                           jti=token.jti,
                           sid_hash=token_hash(token.sid) if token.sid is not None else None)
             actor = token.act.get("sub") if token.act is not None else None

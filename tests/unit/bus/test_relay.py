@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tessera.bus import BusRewound, BusUnavailable, InProcessBus, OutboxRelay
+from tessera.bus import BusRewound, BusUnavailable, InProcessBus
+from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.store.sql import SqlStore
+from tests.polling import eventually
 
 
 async def commit_events(store: SqlStore, *keys: str) -> None:
@@ -16,6 +18,10 @@ async def commit_events(store: SqlStore, *keys: str) -> None:
         for key in keys:
             await uow.revocations.append(RevocationEvent(
                 RevocationKind.TOKEN_REVOKED, key, at=1.0, expires_at=2e9))
+
+
+async def _at(bus: InProcessBus, seq: int) -> bool:
+    return await bus.last_seq() == seq
 
 
 async def test_events_committed_while_no_relay_ran_are_published_on_start(
@@ -60,11 +66,7 @@ async def test_a_bus_outage_delays_events_and_the_running_relay_catches_up(
         await asyncio.sleep(0.05)
         assert await bus.last_seq() == 0
         bus.down = False
-        for _ in range(200):
-            if await bus.last_seq() == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert await bus.last_seq() == 2
+        await eventually(lambda: _at(bus, 2), what="relay caught up")
     finally:
         await relay.aclose()
 
@@ -78,11 +80,7 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(
     try:
         await asyncio.sleep(0.05)
         await commit_events(sqlite_store, "a")
-        for _ in range(100):
-            if await bus.last_seq() == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert await bus.last_seq() == 1
+        await eventually(lambda: _at(bus, 1), timeout=1, what="woken relay published")
     finally:
         await relay.aclose()
 
@@ -133,11 +131,7 @@ async def test_a_rewound_bus_is_republished_at_once_without_pausing(
     await commit_events(sqlite_store, "a", "b")
     relay.start()
     try:
-        async with asyncio.timeout(5):
-            while True:
-                if await bus.last_seq() == 2:
-                    break
-                await asyncio.sleep(0.01)
+        await eventually(lambda: _at(bus, 2), what="republished")
         assert bus.refused == 1
     finally:
         await relay.aclose()

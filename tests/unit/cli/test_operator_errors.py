@@ -59,7 +59,7 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "audit tail": (["audit", "tail"], ""),
     "audit trace": (["audit", "trace", "needle"], ""),
     "audit verify": (["audit", "verify"], ""),
-    "revoke": (["revoke", "--session", "sid-1", "--yes"], ""),
+    "revoke": (["revoke", "--sid", "sid-1", "--yes"], ""),
     "verifiers ls": (["verifiers", "ls"], ""),
     "clients backchannel-logout": (["clients", "backchannel-logout", "c_x"], ""),
     "signals ls": (["signals", "ls", "--dead"], ""),
@@ -70,7 +70,7 @@ VERBS: dict[str, tuple[list[str], str]] = {
     "idps show": (["idps", "show", "corp"], ""),
     "idps disable": (["idps", "disable", "corp"], ""),
     "idps rm": (["idps", "rm", "corp"], ""),
-    "idps link": (["idps", "link", "corp", "--subject", "s", "--user", "u"], ""),
+    "idps link": (["idps", "link", "corp", "--subject", "s", "--user-id", "u"], ""),
 }
 NOT_SETTINGS = {
     "keys generate-kek": "needs no settings: it is how a missing KEK gets fixed",

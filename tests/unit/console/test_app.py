@@ -7,21 +7,21 @@ import re
 from datetime import UTC, datetime
 
 import httpx
-import jwt
 
+from tessera.application import admin
 from tessera.console.html import when
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationKind
-from tessera.identity import admin
 from tessera.identity.app import build_app
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.conftest import ISSUER
+from tests.tokens import claims_of
 from tests.unit.console.conftest import ConsoleDriver, csrf_of
 
 
 def _sid(tokens: dict[str, str]) -> str:
-    return str(jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"])
+    return str(claims_of(tokens["access_token"])["sid"])
 
 
 async def _outbox(identity: Identity) -> list[tuple[str, str]]:
@@ -71,7 +71,7 @@ async def test_sessions_list_shows_device_client_times_and_acr(
 
 async def test_sessions_are_paged(console: ConsoleDriver, identity: Identity) -> None:
     await console.admin()
-    user = await admin.create_user(identity, username="many", password="long password")
+    user = await admin.create_user(identity.admin, username="many", password="long password")
     for _ in range(6):
         await identity.login.open_session(user, user_agent="device")
     first = await console.http.get("/console/sessions", params={"username": "many"})
@@ -127,8 +127,7 @@ async def test_revoking_a_user_and_a_tenant(console: ConsoleDriver,
     console.http.cookies.clear()
     second = await console.tessera.login_tokens(app, username="alice")
     console.http.cookies.clear()
-    alice_id = str(jwt.decode(first["access_token"],
-                              options={"verify_signature": False})["sub"])
+    alice_id = str(claims_of(first["access_token"])["sub"])
     await console.admin()
     listing = await console.http.get("/console/sessions", params={"user_id": alice_id})
     assert "Sessions of alice" in listing.text and "Revoke every session of alice" in listing.text
@@ -185,15 +184,15 @@ async def test_sign_out_ends_the_session(console: ConsoleDriver) -> None:
 async def test_values_are_escaped_everywhere(console: ConsoleDriver,
                                              identity: Identity) -> None:
     evil = "<script>alert(1)</script>'\""
-    user = await admin.create_user(identity, username=evil, password="long password")
+    user = await admin.create_user(identity.admin, username=evil, password="long password")
     session, _ = await identity.login.open_session(user, user_agent=f"x'><img src=x>{evil}")
-    await identity.audit.record(events.LOGIN_FAILED, subject=evil, reason=evil,
+    await identity.audit.record(events.LOGIN_FAILED, user_id=evil, reason=evil,
                                 correlation_id=evil)
     await console.admin()
     pages = [await console.http.get("/console/sessions"),
              await console.http.get(f"/console/sessions/{session.sid}"),
              await console.http.get("/console/sessions", params={"username": evil}),
-             await console.http.get("/console/audit", params={"subject": evil}),
+             await console.http.get("/console/audit", params={"user_id": evil}),
              await console.http.get("/console/journey", params={"needle": evil})]
     for page in pages:
         assert page.status_code == 200
@@ -207,12 +206,12 @@ async def test_audit_timeline_filters_and_pages(console: ConsoleDriver, identity
                                                 clock: FixedClock) -> None:
     await console.admin()
     for n in range(7):
-        await identity.audit.record(events.TOKEN_ISSUED, subject="s-1", tenant="t-1",
-                                    client="c-1", jti=f"jti-{n}")
+        await identity.audit.record(events.TOKEN_ISSUED, user_id="s-1", tenant_id="t-1",
+                                    client_id="c-1", jti=f"jti-{n}")
     clock.advance(600)  # within the console's max_auth_age
-    await identity.audit.record(events.TOKEN_ISSUED, subject="s-2", client="c-2", jti="late")
+    await identity.audit.record(events.TOKEN_ISSUED, user_id="s-2", client_id="c-2", jti="late")
     page = await console.http.get("/console/audit", params={"event": "token.issued",
-                                                            "subject": "s-1"})
+                                                            "user_id": "s-1"})
     assert page.status_code == 200
     shown = re.findall(r"jti</b>=(jti-\d)", page.text)
     assert shown == ["jti-6", "jti-5", "jti-4", "jti-3", "jti-2"]
@@ -222,7 +221,7 @@ async def test_audit_timeline_filters_and_pages(console: ConsoleDriver, identity
     assert re.findall(r"jti</b>=(jti-\d)", second.text) == ["jti-1", "jti-0"]
     assert "Older →" not in second.text
     assert "jti</b>=late" not in (await console.http.get("/console/audit", params={
-        "tenant": "t-1", "client": "c-1"})).text
+        "tenant": "t-1", "client_id": "c-1"})).text
     cut = datetime.fromtimestamp(clock.now() - 60, UTC).strftime("%Y-%m-%dT%H:%M")
     recent = await console.http.get("/console/audit", params={"since": cut,
                                                               "event": "token.issued"})
@@ -280,16 +279,16 @@ async def test_signals_page_shows_risk_detections_and_deliveries_of_the_tenant(
 
     await console.admin(role="tenant-admin")
     await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
-                                action="notify", subject="u-mine", tenant="default",
+                                action="notify", user_id="u-mine", tenant_id="default",
                                 address="198.51.100.0/24")
-    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",
-                                action="revoke", subject="u-theirs", tenant="acme")
+    await identity.audit.record(events.RISK_DETECTED, detection="refresh_burst",  # as an
+                                action="revoke", subject="u-theirs", tenant="acme")  # older release
     now = identity.clock.now()
     async with identity.store.unit_of_work() as uow:
         await uow.signals.enqueue([Delivery(
             dedupe=f"d-{tenant}", channel="logout", target=f"client-{tenant}", mode="push",
             jti=f"j-{tenant}", token="t", event="backchannel-logout", tenant_id=tenant,
-            subject="u", created_at=now, next_at=now, expires_at=now + 60)
+            user_id="u", created_at=now, next_at=now, expires_at=now + 60)
             for tenant in ("default", "acme")])
     page = await console.http.get("/console/signals")
     assert page.status_code == 200
@@ -302,10 +301,10 @@ async def test_back_channel_logout_uri_is_set_from_the_console_within_the_tenant
         console: ConsoleDriver, identity: Identity) -> None:
     await console.admin(role="tenant-admin")
     mine, _ = await admin.create_client(
-        identity, name="shop", grants=("authorization_code",),
+        identity.admin, name="shop", grants=("authorization_code",),
         redirect_uris=("https://shop.example/cb",))
     theirs, _ = await admin.create_client(
-        identity, name="other", grants=("authorization_code",),
+        identity.admin, name="other", grants=("authorization_code",),
         redirect_uris=("https://o.example/cb",), tenant_id="acme")
     page = await console.http.get("/console/signals")
     csrf = csrf_of(page.text)

@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pyotp
 
+from tessera.application import accounts
 from tessera.core.acr import ACR_MFA
 from tessera.core.clock import FixedClock
 from tessera.core.users import User
-from tessera.identity import accounts
 from tessera.identity.compose import Identity
 from tessera.observability import events
 from tests.unit.console.conftest import PASSWORD, ConsoleDriver, csrf_of
@@ -96,7 +96,7 @@ async def test_revoking_the_role_locks_the_administrator_out_at_once(
     await console.admin()
     assert (await console.http.get("/console/sessions")).status_code == 200
     root = await _user(identity, "root")
-    assert await accounts.revoke_role(identity, root, "platform-admin", actor="test")
+    assert await accounts.revoke_role(identity.admin, root, "platform-admin", actor="test")
     # the role is gone now; the session's version moved on too
     assert (await console.http.get("/console/sessions")).status_code == 403
 

@@ -7,20 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jwt
 import orjson
 
+from tessera.application import admin
 from tessera.console.journey import trace
 from tessera.core.clock import FixedClock
 from tessera.core.secrets import token_hash
-from tessera.identity import admin
 from tessera.identity.compose import Identity
+from tests.tokens import claims_of
 from tests.unit.console.conftest import ConsoleDriver
-
-
-def _claims(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 def _decision_log(path: Path, lines: list[dict[str, Any]]) -> None:
@@ -38,15 +33,15 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
         tmp_path: Path) -> None:
     _, tokens = await console.user_session("alice")
     token = tokens["access_token"]
-    claims = _claims(token)
+    claims = claims_of(token)
     digest, now = token_hash(token), clock.now()
     clock.advance(2)
-    await admin.revoke(identity, sid=claims["sid"], reason="test", actor="test")
+    await admin.revoke(identity.admin, sid=claims["sid"], reason="test", actor="test")
     log = tmp_path / "orders.jsonl"
     _decision_log(log, [
         {"event": "access.allowed", "at": now + 1, "service": "orders",
          "route": "GET /orders/{id}", "decision": "allowed", "reason": "valid",
-         "token_hash": digest, "jti": claims["jti"], "subject": claims["sub"],
+         "token_hash": digest, "jti": claims["jti"], "user_id": claims["sub"],
          "correlation_id": "req-1", "sid_hash": token_hash(claims["sid"])},
         {"event": "access.denied", "at": now + 3, "service": "orders",
          "route": "GET /orders/{id}", "decision": "denied", "reason": "session_revoked",
@@ -76,7 +71,7 @@ async def test_a_token_hash_leads_to_issue_decisions_and_the_revocation(
 async def test_an_exchange_joins_the_downstream_token(console: ConsoleDriver,
                                                       identity: Identity,
                                                       tmp_path: Path) -> None:
-    await identity.audit.record("token.issued", jti="j-up", subject="s")
+    await identity.audit.record("token.issued", jti="j-up", user_id="s")
     await identity.audit.record("token.exchanged", subject_token_hash="h-up",
                                 token_hash="h-down", jti="j-down", audience=["inventory"])
     log = tmp_path / "services.jsonl"
@@ -103,7 +98,7 @@ async def test_an_unreadable_decision_log_is_reported_not_fatal(
 
 async def test_the_journey_page_shows_service_decision_reason_and_rule(
         console: ConsoleDriver, identity: Identity, tmp_path: Path) -> None:
-    await identity.audit.record("token.issued", jti="j-7", subject="s-7")
+    await identity.audit.record("token.issued", jti="j-7", user_id="s-7")
     log = tmp_path / "gw.jsonl"
     _decision_log(log, [{"event": "access.denied", "at": 5.0, "service": "edge-gateway",
                          "route": "rule 3: /admin/**", "decision": "denied",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from starlette.applications import Starlette
 from tessera.core.clock import FixedClock
 from tessera.gateway import Authorizer, GatewaySettings, create_gateway, parse_policy
 from tessera.verifier.settings import VerifierSettings
+from tests.tokens import DROP, access_token_claims, changed
 
 ISSUER = "https://id.tessera.test"
 AUDIENCE = "https://api.example"
@@ -33,7 +33,6 @@ CLIENT_SECRET = "gateway-secret-value"
 PWD = "urn:tessera:acr:pwd"
 MFA = "urn:tessera:acr:mfa"
 
-_jti = itertools.count(1)
 _KEY = ed25519.Ed25519PrivateKey.generate()
 
 POLICY: dict[str, Any] = {
@@ -53,17 +52,11 @@ POLICY: dict[str, Any] = {
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "iss": ISSUER, "sub": "user-1", "aud": [AUDIENCE], "exp": int(NOW) + 300,
-        "iat": int(NOW), "jti": f"jti-{next(_jti)}", "client_id": "web-app",
-        "scope": "orders:read orders:write", "sid": "sid-1", "sv": 1, "tid": "tenant-1",
-        "acr": PWD, "amr": ["pwd"], "auth_time": int(NOW) - 60}
-    for name, value in overrides.items():
-        if value is None:
-            values.pop(name, None)
-        else:
-            values[name] = value
-    return values
+    """``tests.tokens.access_token_claims`` for the gateway's routes (client ``web-app``,
+    no ``nbf``); an override of ``None`` removes the claim."""
+    return changed(access_token_claims(issuer=ISSUER, audience=AUDIENCE, now=NOW,
+                                       client_id="web-app", acr=PWD, nbf=DROP),
+                   overrides, drop=None)
 
 
 def mint(**overrides: Any) -> str:

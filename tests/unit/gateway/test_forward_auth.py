@@ -298,7 +298,7 @@ async def test_decisions_are_logged_with_rule_and_correlation_id(
         assert allowed["route"] == "routes[1] GET api.example/orders/**"
         assert allowed["correlation_id"] == "req-ok"
         assert allowed["service"] == "tessera-gateway"
-        assert allowed["subject"] == "user-1" and allowed["sid_hash"] == token_hash("sid-1")
+        assert allowed["user_id"] == "user-1" and allowed["sid_hash"] == token_hash("sid-1")
         assert allowed["token_hash"] == token_hash(token)
         assert token not in json.dumps(allowed)
         assert step_up["event"] == "access.denied" and step_up["reason"] == "acr_too_low"

@@ -207,11 +207,11 @@ def test_audit_events_get_the_correlation_id_and_mark_the_span(
     tracing.annotate_audit_event("token.issued", outside)
     assert outside == {"sid": "sid-1"}
     with tracing.server_span("incoming", {}, correlation_id="req-1"):
-        fields: dict[str, Any] = {"sid": "sid-1", "client": "c1"}
+        fields: dict[str, Any] = {"sid": "sid-1", "client_id": "c1"}
         tracing.annotate_audit_event("token.refreshed", fields)
         kept: dict[str, Any] = {"correlation_id": "own"}
         tracing.annotate_audit_event("session.revoked", kept)
-    assert fields == {"sid": "sid-1", "client": "c1", "correlation_id": "req-1"}
+    assert fields == {"sid": "sid-1", "client_id": "c1", "correlation_id": "req-1"}
     assert kept == {"correlation_id": "own"}
     server = named(spans, "incoming")
     assert attributes(server)[tracing.SID_HASH] == token_hash("sid-1")

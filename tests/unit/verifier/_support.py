@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 from typing import Any
 
@@ -13,16 +12,14 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tessera.verifier import KeySet, VerificationPolicy
 from tessera.verifier.revocation import RevocationState
+from tests.tokens import DROP as DROP  # re-exported: tests import it from here
+from tests.tokens import access_token_claims
 
 ISSUER = "https://id.tessera.test"
 AUDIENCE = "orders"
 NOW = 1_800_000_000.0
-DROP = object()
-"""Pass as a claim value to leave the claim out."""
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-_jti = itertools.count(1)
 
 
 def generate(alg: str) -> PrivateKey:
@@ -63,29 +60,10 @@ class Minter:
         return KeySet.from_jwks(self.jwks())
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "sub": "user-1",
-            "aud": [AUDIENCE, "billing"],
-            "exp": int(NOW) + 300,
-            "iat": int(NOW),
-            "nbf": int(NOW),
-            "jti": f"jti-{next(_jti)}",
-            "client_id": "client-1",
-            "scope": "orders:read orders:write",
-            "sid": "sid-1",
-            "sv": 1,
-            "tid": "tenant-1",
-            "acr": "urn:tessera:acr:pwd",
-            "amr": ["pwd"],
-            "auth_time": int(NOW) - 60,
-        }
-        for name, value in overrides.items():
-            if value is DROP:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return claims
+        """``tests.tokens.access_token_claims`` for ``orders`` and ``billing``; ``DROP``
+        removes a claim."""
+        return access_token_claims(issuer=ISSUER, audience=[AUDIENCE, "billing"], now=NOW,
+                                   **overrides)
 
     def mint(
         self,

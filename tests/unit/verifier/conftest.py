@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from tessera.verifier import KeySet
+from tessera.verifier.service import VerifierService
 
+from ._services import fresh, make_service
 from ._support import Minter, PrivateKey, generate
 
 
@@ -24,3 +28,13 @@ def minter(private_keys: dict[str, tuple[str, PrivateKey]]) -> Minter:
 @pytest.fixture
 def keys(minter: Minter) -> KeySet:
     return minter.keyset()
+
+
+@pytest.fixture
+async def service(minter: Minter) -> AsyncIterator[VerifierService]:
+    """A verifier service whose revocation state is fresh: what most SDK tests start
+    from (a module that needs another kind defines its own ``service``)."""
+    service, _ = make_service(minter)
+    fresh(service)
+    yield service
+    await service.aclose()

@@ -12,6 +12,7 @@ import httpx
 from tessera.core.clock import FixedClock
 from tessera.verifier.revocation import RevocationState
 from tessera.verifier.revocation.acks import AckReporter, default_verifier_id
+from tests.polling import eventually
 
 from ._support import NOW
 
@@ -34,14 +35,6 @@ def reporter(answer: Callable[[httpx.Request], httpx.Response], *, interval: flo
                        delay=0.01), state, sent
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.005)
-
-
 async def test_a_moved_cursor_is_reported_at_once_and_nothing_before_a_snapshot() -> None:
     acks, state, sent = reporter(lambda _: httpx.Response(204))
     acks.start()
@@ -52,7 +45,7 @@ async def test_a_moved_cursor_is_reported_at_once_and_nothing_before_a_snapshot(
         state.load_snapshot({"seq": 4, "events": [], "watermark": {"head": 4, "at": NOW - 2}},
                             now=NOW)
         acks.wake()
-        await until(lambda: acks.reported == 4)
+        await eventually(lambda: acks.reported == 4)
         assert sent == [{"verifier_id": "orders@h/1", "service": "orders", "cursor": 4,
                          "lag": 2.0, "age": 0.0}]
         acks.wake()  # nothing moved: no report
@@ -68,7 +61,7 @@ async def test_it_beats_while_idle_and_survives_a_failing_identity_service() -> 
     state.load_snapshot({"seq": 1, "events": []})
     acks.start()
     try:
-        await until(lambda: len(sent) >= 3)
+        await eventually(lambda: len(sent) >= 3)
     finally:
         await acks.aclose()
     assert acks.failures == 1 and acks.reported == 1

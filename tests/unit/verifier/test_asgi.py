@@ -51,14 +51,6 @@ def build(service: VerifierService) -> VerifierMiddleware:
 
 
 @pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
-
-
-@pytest.fixture
 async def client(service: VerifierService) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=build(service))
     async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:

@@ -76,8 +76,8 @@ async def test_an_allowed_request_is_one_complete_event(
         "event": ACCESS_ALLOWED, "at": NOW, "service": "orders-api",
         "route": "/orders/{order_id}", "decision": "allowed", "reason": "valid",
         "status": 200, "correlation_id": "req-123", "latency_us": 42,
-        "token_hash": token_hash(token), "subject": "user-1", "tenant": "tenant-1",
-        "client": "client-1", "jti": "jti-allowed", "sid_hash": token_hash("sid-1"),
+        "token_hash": token_hash(token), "user_id": "user-1", "tenant_id": "tenant-1",
+        "client_id": "client-1", "jti": "jti-allowed", "sid_hash": token_hash("sid-1"),
     }
     assert token not in audit.text
 
@@ -103,7 +103,7 @@ async def test_scope_denials_carry_the_subject(client: httpx.AsyncClient, minter
     token = minter.mint(scope="profile")
     assert (await client.get("/orders/o-1", headers=bearer(token))).status_code == 403
     [event] = events(audit)
-    assert (event["reason"], event["status"], event["subject"]) == (
+    assert (event["reason"], event["status"], event["user_id"]) == (
         "insufficient_scope", 403, "user-1")
 
 
@@ -118,7 +118,7 @@ async def test_header_problems_are_denials_too(client: httpx.AsyncClient,
     assert (await client.get("/orders/o-1", headers=headers)).status_code == 401
     [event] = events(audit)
     assert (event["event"], event["reason"]) == (ACCESS_DENIED, reason)
-    assert "subject" not in event
+    assert "user_id" not in event
     assert "not-a-jwt" not in audit.text
 
 

@@ -489,7 +489,7 @@ def test_decisions_say_which_moment_authorised_the_action(
     assert allowed["policy"] == "authorized_at_emission"
     assert allowed["jti"] == jti and allowed["correlation_id"] == "req-before"
     assert allowed["publisher"] == PUBLISHER and allowed["route"] == QUEUE
-    assert allowed["service"] == "billing-worker" and allowed["subject"] == "user-1"
+    assert allowed["service"] == "billing-worker" and allowed["user_id"] == "user-1"
     assert allowed["emitted_at"] == NOW + 10 and "sid" not in allowed
     assert len(allowed["sid_hash"]) == 43
     assert refused["event"] == "access.denied" and refused["reason"] == "session_revoked"
@@ -503,7 +503,7 @@ def test_an_unverifiable_envelope_logs_no_claims(rig: Rig,
     with pytest.raises(EnvelopeDenied):
         rig.consumer().verify("not.an.envelope", BODY)
     (logged,) = audit_events(caplog)
-    assert logged["reason"] == "malformed" and "subject" not in logged
+    assert logged["reason"] == "malformed" and "user_id" not in logged
 
 
 # -- the history ------------------------------------------------------------------------

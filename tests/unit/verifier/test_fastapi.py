@@ -29,7 +29,6 @@ from ._services import (
     audit_events,
     basic,
     bearer,
-    fresh,
     make_service,
     revoke_session,
 )
@@ -98,14 +97,6 @@ def build(service: VerifierService, *, with_handler: bool = True) -> FastAPI:
         return {"order_id": order_id}
 
     return app
-
-
-@pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
 
 
 async def client_for(app: Any) -> httpx.AsyncClient:

@@ -18,6 +18,7 @@ from tessera.verifier.revocation import (
     SourceUnavailable,
 )
 from tessera.verifier.revocation.follower import FeedBatch
+from tests.polling import eventually
 
 from ._support import NOW
 
@@ -84,19 +85,10 @@ class ScriptedSource:
         return None
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll with a deadline (the follower runs in the background)."""
-    async with asyncio.timeout(5):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.001)
-
-
 async def run(follower: RevocationFollower, predicate: Callable[[], bool]) -> None:
     follower.start()
     try:
-        await until(predicate)
+        await eventually(predicate)
     finally:
         await follower.aclose()
 
@@ -155,11 +147,11 @@ async def test_never_loaded_until_a_snapshot_arrives() -> None:
     follower = follower_for(source)
     follower.start()
     try:
-        await until(lambda: follower.reconnects >= 3)
+        await eventually(lambda: follower.reconnects >= 3)
         assert not follower.state.loaded and follower.phase is Phase.LOADING
         assert follower.state.lag(NOW) == float("inf")
         source.snapshot_down = False
-        await until(lambda: follower.state.loaded)
+        await eventually(lambda: follower.state.loaded)
     finally:
         await follower.aclose()
     assert follower.state.cursor == 1 and follower.state.fresh_at == NOW - 1  # its watermark

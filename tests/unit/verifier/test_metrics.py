@@ -3,7 +3,6 @@ cursor, JWKS fetches, feed reconnects; one registry per service; the /metrics ap
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from tessera.verifier.metrics import metrics_app
 from tessera.verifier.revocation import SourceUnavailable
 from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
+from tests.polling import eventually
 
 from ._services import fresh, make_service, revoke_session
 from ._support import AUDIENCE, ISSUER, NOW, Minter
@@ -111,11 +111,9 @@ async def test_feed_reconnects_are_exported() -> None:
                               transport=httpx.MockTransport(lambda _: httpx.Response(503)))
     await service.start(wait=0)
     try:
-        for _ in range(200):
-            if (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2:
-                break
-            await asyncio.sleep(0.01)
-        assert (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2
+        await eventually(
+            lambda: (sample(service, "tessera_verifier_feed_reconnects_total") or 0) >= 2,
+            what="two reconnects")
         assert (sample(service, "tessera_verifier_jwks_fetch_failures_total") or 0) >= 1
     finally:
         await service.aclose()

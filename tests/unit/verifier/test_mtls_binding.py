@@ -4,31 +4,21 @@ service's own TLS listener, or ``ClientCertificateScope`` behind a trusted proxy
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 from tessera.protocol.rfc8705 import certificate_thumbprint
 from tessera.tls_scope import ClientCertificateScope
 from tessera.verifier.service import VerifierService
 from tests.mtls_ca import TestCA
 
-from ._services import bearer, fresh, make_service
+from ._services import bearer
 from ._support import Minter
 from .test_asgi import build
 
 CA = TestCA()
 MINE, OTHER = CA.issue("orders"), CA.issue("orders")
-
-
-@pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
 
 
 async def ask(service: VerifierService, token: str, cert: str | None,

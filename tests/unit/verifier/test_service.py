@@ -3,8 +3,6 @@ JWKS that cannot be had (503, never a crash)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -16,6 +14,7 @@ from tessera.verifier import Denied, Reason
 from tessera.verifier.revocation.sources import HttpFeedSource
 from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
+from tests.polling import eventually
 
 from ._services import fresh, make_service
 from ._support import AUDIENCE, ISSUER, NOW, Minter
@@ -64,17 +63,11 @@ async def test_an_in_process_bus_feeds_the_state(minter: Minter) -> None:
     await bus_service.start(wait=1)
     try:
         token = minter.mint()
-        for _ in range(200):
-            if not bus_service.is_stale(strict=True):
-                break
-            await asyncio.sleep(0.005)
+        await eventually(lambda: not bus_service.is_stale(strict=True), what="fresh")
         assert (await bus_service.check(token, strict=True)).sid == "sid-1"
         await bus.publish([RevocationEvent("session.revoked", "sid-1", NOW, NOW + 600,
                                            seq=1)])
-        for _ in range(200):
-            if bus_service.state.cursor == 1:
-                break
-            await asyncio.sleep(0.005)
+        await eventually(lambda: bus_service.state.cursor == 1, what="event applied")
         with pytest.raises(Denied) as denied:
             await bus_service.check(token)
         assert denied.value.reason is Reason.SESSION_REVOKED

@@ -4,7 +4,6 @@ middleware, the FastAPI dependency and the plain API, and agreement with the gat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
@@ -31,7 +30,7 @@ from tessera.verifier.asgi import RouteRule, VerifierMiddleware
 from tessera.verifier.fastapi import install, require_acr
 from tessera.verifier.service import VerifierService
 
-from ._services import bearer, fresh, make_service
+from ._services import bearer
 from ._support import DROP, NOW, Minter, empty_state, policy
 
 ACR_CHALLENGE = ('Bearer error="insufficient_user_authentication", error_description="A '
@@ -175,14 +174,6 @@ def test_the_sdk_and_the_gateway_send_the_same_challenge(minter: Minter,
 
 async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"acr": request.state.tessera_token.acr})
-
-
-@pytest.fixture
-async def service(minter: Minter) -> AsyncIterator[VerifierService]:
-    service, _ = make_service(minter)
-    fresh(service)
-    yield service
-    await service.aclose()
 
 
 async def test_middleware_route_rules_answer_with_the_challenge(

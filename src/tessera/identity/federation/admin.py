@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tessera.application.admin import AdminError, register_tenant
+from tessera.application.transaction import transaction
 from tessera.core.federation import IdentityProvider
 from tessera.core.users import DEFAULT_TENANT
-from tessera.identity.admin import AdminError, register_tenant
 from tessera.identity.compose import Identity
 from tessera.identity.federation.mapping import ClaimMapping, MappingError, load_mapping
 from tessera.identity.federation.service import (
@@ -20,7 +21,6 @@ from tessera.identity.federation.service import (
 from tessera.identity.federation.upstream import issuer_allowed
 from tessera.keys import Sealer
 from tessera.observability import events
-from tessera.protocol.transaction import transaction
 
 __all__ = ["DEFAULT_SCOPE", "add_provider", "delete_provider", "disable_provider",
            "get_provider", "link_user", "list_providers", "provider_json"]
@@ -31,7 +31,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 def provider_json(identity: Identity, provider: IdentityProvider) -> dict[str, Any]:
     """What ``idps add`` and ``idps show`` print (never the client secret)."""
-    return {"name": provider.name, "idp_id": provider.idp_id, "tenant": provider.tenant_id,
+    return {"name": provider.name, "idp_id": provider.idp_id, "tenant_id": provider.tenant_id,
             "issuer": provider.issuer, "client_id": provider.client_id,
             "scope": provider.scope, "disabled": provider.disabled,
             "mapping": provider.mapping, "ssf_poll_url": provider.ssf_poll_url,
@@ -77,7 +77,7 @@ async def add_provider(identity: Identity, *, name: str, issuer: str, client_id:
         await register_tenant(tx, tenant_id, at=provider.created_at)
         if not await tx.uow.federation.add_provider(provider):
             raise AdminError(f"tenant {tenant_id!r} already has a provider named {name!r}")
-        tx.audit(events.IDP_CREATED, tenant=tenant_id, idp=name, issuer=issuer,
+        tx.audit(events.IDP_CREATED, tenant_id=tenant_id, idp=name, issuer=issuer,
                  actor="cli")
     return provider
 
@@ -101,7 +101,7 @@ async def disable_provider(identity: Identity, name: str, tenant_id: str) -> Ide
     provider = await get_provider(identity, name, tenant_id)
     async with transaction(identity.store, identity.audit) as tx:
         await tx.uow.federation.set_provider_disabled(provider.idp_id, True)
-        tx.audit(events.IDP_DISABLED, tenant=tenant_id, idp=name, actor="cli")
+        tx.audit(events.IDP_DISABLED, tenant_id=tenant_id, idp=name, actor="cli")
     return await get_provider(identity, name, tenant_id)
 
 
@@ -109,7 +109,7 @@ async def delete_provider(identity: Identity, name: str, tenant_id: str) -> None
     provider = await get_provider(identity, name, tenant_id)
     async with transaction(identity.store, identity.audit) as tx:
         await tx.uow.federation.delete_provider(provider.idp_id)
-        tx.audit(events.IDP_DELETED, tenant=tenant_id, idp=name, actor="cli")
+        tx.audit(events.IDP_DELETED, tenant_id=tenant_id, idp=name, actor="cli")
 
 
 async def link_user(identity: Identity, name: str, tenant_id: str, *, subject: str,

@@ -77,7 +77,7 @@ def start_url(idp_id: str, fields: dict[str, str]) -> str:
 
 class FederationEndpoints:
     def __init__(self, identity: Identity, browser: BrowserEndpoints) -> None:
-        from tessera.identity.compose import derive_key
+        from tessera.keys.derivation import derive_key
 
         self._id = identity
         self._fed = identity.federation
@@ -103,7 +103,7 @@ class FederationEndpoints:
         _log.warning("upstream %s (%s) %s: %s", provider.name, provider.issuer, kind, reason)
         self._id.metrics.federation_failures.labels(kind).inc()
         await self._id.audit.record(events.FEDERATION_UPSTREAM_FAILED, idp=provider.name,
-                                    tenant=provider.tenant_id, reason=kind,
+                                    tenant_id=provider.tenant_id, reason=kind,
                                     detail=reason[:200])
         if kind == "unavailable":
             message = (f"The sign-in provider {provider.name} is not responding. Try again "

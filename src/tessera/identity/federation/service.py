@@ -10,7 +10,7 @@ become local revocations.
   one named in the refusal) revokes the local sessions linked to its ``sid`` or ``sub``.
 - ``security_event``: a CAEP ``session-revoked`` or ``credential-change`` Security Event
   Token (RFC 8417, pushed per RFC 8935) does the same.
-Revocations go through ``protocol.lifecycle`` in the transaction that records the token's
+Revocations go through ``application.lifecycle`` in the transaction that records the token's
 ``jti`` (the outbox), like every other revocation.
 """
 
@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.application import lifecycle
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clock import Clock
 from tessera.core.federation import ExternalIdentity, IdentityProvider
 from tessera.core.users import User
@@ -33,8 +35,6 @@ from tessera.identity.federation.upstream import (
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "CAEP_CREDENTIAL_CHANGE", "CAEP_SESSION_REVOKED",
@@ -192,8 +192,8 @@ class Federation:
                 bumped = await lifecycle.bump_user_version(
                     tx, user.user_id, at=now, reason="upstream_claims_changed",
                     token_ttl=self._token_ttl, actor=f"idp:{provider.name}")
-                tx.audit(events.FEDERATION_PROFILE_CHANGED, subject=user.user_id,
-                         tenant=user.tenant_id, idp=provider.name, sessions=bumped)
+                tx.audit(events.FEDERATION_PROFILE_CHANGED, user_id=user.user_id,
+                         tenant_id=user.tenant_id, idp=provider.name, sessions=bumped)
         return LoginResult(user=user, profile=profile, upstream_sid=upstream_sid)
 
     async def _link_or_provision(self, tx: Transaction, provider: IdentityProvider,
@@ -215,13 +215,13 @@ class Federation:
                         tenant_id=provider.tenant_id, password_hash=FEDERATED_PASSWORD,
                         created_at=now)
             await tx.uow.users.add(user)
-            tx.audit(events.USER_CREATED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.USER_CREATED, user_id=user.user_id, tenant_id=user.tenant_id,
                      idp=provider.name)
         await tx.uow.federation.link(ExternalIdentity(
             idp_id=provider.idp_id, subject=profile.subject, user_id=user.user_id,
             profile=profile.claims(), profile_hash=profile.fingerprint(),
             linked_by=linked_by, created_at=now, updated_at=now))
-        tx.audit(events.FEDERATION_LINKED, subject=user.user_id, tenant=user.tenant_id,
+        tx.audit(events.FEDERATION_LINKED, user_id=user.user_id, tenant_id=user.tenant_id,
                  idp=provider.name, linked_by=linked_by)
         return user
 
@@ -234,12 +234,12 @@ class Federation:
         for role in sorted(wanted):
             if await tx.uow.roles.grant(user.user_id, role, at=now, by=f"idp:{provider.name}"):
                 changed = True
-                tx.audit(events.ROLE_GRANTED, subject=user.user_id, tenant=user.tenant_id,
+                tx.audit(events.ROLE_GRANTED, user_id=user.user_id, tenant_id=user.tenant_id,
                          role=role, actor=f"idp:{provider.name}")
         for role in sorted(previous - wanted):
             if await tx.uow.roles.revoke(user.user_id, role):
                 changed = True
-                tx.audit(events.ROLE_REVOKED, subject=user.user_id, tenant=user.tenant_id,
+                tx.audit(events.ROLE_REVOKED, user_id=user.user_id, tenant_id=user.tenant_id,
                          role=role, actor=f"idp:{provider.name}")
         return changed
 
@@ -254,8 +254,8 @@ class Federation:
                 idp_id=provider.idp_id, subject=subject, user_id=user.user_id, profile={},
                 profile_hash="", linked_by="admin", created_at=now, updated_at=now))
             if done:
-                tx.audit(events.FEDERATION_LINKED, subject=user.user_id,
-                         tenant=user.tenant_id, idp=provider.name, linked_by="admin",
+                tx.audit(events.FEDERATION_LINKED, user_id=user.user_id,
+                         tenant_id=user.tenant_id, idp=provider.name, linked_by="admin",
                          actor=actor)
         return done
 
@@ -339,7 +339,7 @@ class Federation:
                 revoked += await lifecycle.revoke_session(
                     tx, sid, at=now, reason=reason, token_ttl=self._token_ttl,
                     actor=f"idp:{provider.name}")
-            tx.audit(events.FEDERATION_SESSION_ENDED, tenant=provider.tenant_id,
+            tx.audit(events.FEDERATION_SESSION_ENDED, tenant_id=provider.tenant_id,
                      idp=provider.name, reason=reason, sessions=revoked)
         return revoked
 

@@ -19,6 +19,8 @@ defaults (``settings.sessions``).
 
 from __future__ import annotations
 
+from tessera.application import lifecycle
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clock import Clock
 from tessera.core.session_bounds import (
     END_OLDEST,
@@ -30,8 +32,6 @@ from tessera.core.session_bounds import (
 from tessera.core.sessions import Session
 from tessera.identity.login.service import LoginFailed
 from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.settings import SessionBoundSettings
 from tessera.store.ports import Store, UnitOfWork
 

@@ -16,10 +16,10 @@ import hmac
 import secrets
 from typing import Final
 
+from tessera.application.transaction import Transaction
 from tessera.core.clock import Clock
 from tessera.core.users import User
 from tessera.observability import events
-from tessera.protocol.transaction import Transaction
 from tessera.store.ports import Store
 
 __all__ = ["RecoveryCodes"]
@@ -56,8 +56,8 @@ class RecoveryCodes:
                  for _ in range(self.count)]
         await tx.uow.recovery_codes.replace(
             user.user_id, [self._hash(user.user_id, c) for c in codes], at=self._clock.now())
-        tx.audit(events.RECOVERY_CODES_GENERATED, subject=user.user_id,
-                 tenant=user.tenant_id, count=len(codes), actor=actor)
+        tx.audit(events.RECOVERY_CODES_GENERATED, user_id=user.user_id,
+                 tenant_id=user.tenant_id, count=len(codes), actor=actor)
         return [f"{c[:5]}-{c[5:]}" for c in codes]
 
     async def use(self, user: User, code: str) -> bool:

@@ -7,6 +7,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from tessera.application import signal_events
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
 from tessera.core.federation import UpstreamSession
@@ -16,10 +18,8 @@ from tessera.core.users import User
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import signal_events
 from tessera.protocol.risk import RequestContext, RiskObserver
 from tessera.protocol.throttle import Throttle
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, UnitOfWork
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class LoginService:
         account = f"{tenant_id}\x00{username}"
         address = client_host or "unknown"
         if await self._by_address.blocked(address) or not await self._by_account.hit(account):
-            await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
+            await self._audit.record(events.LOGIN_FAILED, tenant_id=tenant_id,
                                      username_hash=token_hash(username), reason="throttled")
             raise LoginFailed("Too many attempts. Wait a minute and try again.", throttled=True)
         async with self._store.unit_of_work(read_only=True) as uow:
@@ -75,7 +75,7 @@ class LoginService:
         ok = await self._hasher.averify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled or (tenant is not None and not tenant.active):
             await self._by_address.hit(address)
-            await self._audit.record(events.LOGIN_FAILED, tenant=tenant_id,
+            await self._audit.record(events.LOGIN_FAILED, tenant_id=tenant_id,
                                      username_hash=token_hash(username),
                                      reason="bad_credentials")
             if self.risk is not None:
@@ -151,9 +151,9 @@ class LoginService:
                 await tx.uow.federation.add_upstream_session(UpstreamSession(
                     sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
                     upstream_sid=upstream.upstream_sid))
-            tx.audit(events.SESSION_CREATED, sid=session.sid, subject=user.user_id,
-                     tenant=user.tenant_id, acr=session.acr, amr=list(session.amr),
-                     client=device_client_id)
+            tx.audit(events.SESSION_CREATED, sid=session.sid, user_id=user.user_id,
+                     tenant_id=user.tenant_id, acr=session.acr, amr=list(session.amr),
+                     client_id=device_client_id)
         return session
 
     async def reauthenticate(self, session: Session, *, acr: str, amr: tuple[str, ...],
@@ -175,7 +175,7 @@ class LoginService:
                     sid=session.sid, idp_id=upstream.idp_id, subject=upstream.subject,
                     upstream_sid=upstream.upstream_sid))
             tx.audit(events.SESSION_REAUTHENTICATED, sid=session.sid,
-                     subject=session.user_id, tenant=session.tenant_id, acr=acr,
+                     user_id=session.user_id, tenant_id=session.tenant_id, acr=acr,
                      amr=list(amr), previous_acr=session.acr)
             if acr != session.acr:
                 await signal_events.assurance_changed(

@@ -25,22 +25,20 @@ from typing import Final, NoReturn
 
 import pyotp
 
+from tessera.application import signal_events
+from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
-from tessera.core.users import User
+from tessera.core.users import TOTP, User
 from tessera.identity.login.recovery import RecoveryCodes
 from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
-from tessera.protocol import signal_events
 from tessera.protocol.throttle import Throttle
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import SealedFactor, Store
 
 __all__ = ["TOTP", "Enrolment", "TotpService"]
 
-TOTP: Final = "totp"
-"""``user_factors.kind`` of a TOTP factor."""
 _DIGITS: Final = 6
 _INTERVAL: Final = 30
 _VALID_WINDOW: Final = 1
@@ -105,7 +103,7 @@ class TotpService:
             if not await tx.uow.factors.confirm(
                     user.user_id, TOTP, step=step, at=self._clock.now()):
                 raise LoginFailed("There is no enrolment waiting for a code.")
-            tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.FACTOR_ENROLLED, user_id=user.user_id, tenant_id=user.tenant_id,
                      kind=TOTP, by="user")
             await signal_events.credential_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=self._clock.now(),
@@ -118,7 +116,7 @@ class TotpService:
         now = self._clock.now()
         async with transaction(self._store, self._audit) as tx:
             await tx.uow.factors.replace(self._sealed(user, secret, now, confirmed=True))
-            tx.audit(events.FACTOR_ENROLLED, subject=user.user_id, tenant=user.tenant_id,
+            tx.audit(events.FACTOR_ENROLLED, user_id=user.user_id, tenant_id=user.tenant_id,
                      kind=TOTP, by=actor)
             await signal_events.credential_changed(
                 tx, user_id=user.user_id, tenant_id=user.tenant_id, at=now,
@@ -138,8 +136,8 @@ class TotpService:
             if not await self.recovery.use(user, code):
                 await self._fail(user, "bad_recovery_code",
                                  "That recovery code is not valid (or was used already).")
-            await self._audit.record(events.RECOVERY_CODE_USED, subject=user.user_id,
-                                     tenant=user.tenant_id)
+            await self._audit.record(events.RECOVERY_CODE_USED, user_id=user.user_id,
+                                     tenant_id=user.tenant_id)
             await self._throttle.clear(user.user_id)
             return
         step = self._matching_step(self._open(factor), code)
@@ -173,8 +171,8 @@ class TotpService:
 
     async def _fail(self, user: User, reason: str,
                     message: str = "That code is not right. Try the current one.") -> NoReturn:
-        await self._audit.record(events.LOGIN_FAILED, subject=user.user_id,
-                                 tenant=user.tenant_id, factor=TOTP, reason=reason)
+        await self._audit.record(events.LOGIN_FAILED, user_id=user.user_id,
+                                 tenant_id=user.tenant_id, factor=TOTP, reason=reason)
         raise LoginFailed(message)
 
     # sealing ------------------------------------------------------------------------------

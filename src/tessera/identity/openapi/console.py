@@ -38,7 +38,7 @@ def paths(ctx: DocumentContext) -> dict[str, Json]:
     if not ctx.console:
         return {}
     audit = [query(name, f"Filter: {name}") for name in
-             ("event", "subject", "tenant", "client", "since", "until", "before")]
+             ("event", "user_id", "tenant", "client_id", "since", "until", "before")]
     return {
         "/console/": {"get": _page("Console home")},
         "/console/login": {

@@ -123,9 +123,9 @@ class Pusher(BackgroundLoop):
                                   or now >= d.expires_at):
             status = "dead"
         fields = {"channel": d.channel, "jti": d.jti, "signal": d.event,
-                  "attempts": d.attempts, "tenant": d.tenant_id, "subject": d.subject,
+                  "attempts": d.attempts, "tenant_id": d.tenant_id, "user_id": d.user_id,
                   "http_status": outcome.http_status, "detail": outcome.detail}
-        fields["client" if d.channel == "logout" else "stream"] = d.target
+        fields["client_id" if d.channel == "logout" else "stream"] = d.target
         if status == "delivered":
             await uow.signals.settle(d.id, status="delivered", at=now)
             return self._audit.make(events.SIGNAL_DELIVERED,

@@ -190,7 +190,7 @@ class FanOut(BackgroundLoop):
         return Delivery(dedupe=f"logout:{client_id}:{end.sid}", channel="logout",
                         target=client_id, mode="push", jti=jti, token=token,
                         event="backchannel-logout", tenant_id=end.tenant_id,
-                        subject=end.user_id, created_at=now, next_at=now,
+                        user_id=end.user_id, created_at=now, next_at=now,
                         expires_at=now + ttl)
 
     # -- SSF ---------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class FanOut(BackgroundLoop):
         return Delivery(dedupe=dedupe, channel="ssf", target=stream.stream_id,
                         mode="poll" if stream.method == DELIVERY_POLL else "push", jti=jti,
                         token=token, event=event_type.rsplit("/", 1)[-1],
-                        tenant_id=tenant_id, subject=user_id, created_at=now, next_at=now,
+                        tenant_id=tenant_id, user_id=user_id, created_at=now, next_at=now,
                         expires_at=now + self._settings.set_ttl)
 
     def stream_event(self, stream: Stream, event_type: str, payload: dict[str, Any], *,

@@ -17,15 +17,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tessera.application import lifecycle
+from tessera.application.transaction import transaction
 from tessera.identity.admin_api import AdminApi, NoAuthority
 from tessera.identity.compose import Identity
 from tessera.identity.http import read_request, send_error
 from tessera.observability import events
-from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidRequest, InvalidToken, OAuthError, TemporarilyUnavailable
 from tessera.protocol.oidc.userinfo import bearer_token
 from tessera.protocol.token_state import TokenInactive
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import StoreError
 
 __all__ = ["GLOBAL_REVOCATION_PATH", "GlobalRevocation", "revoke_subject"]
@@ -47,8 +47,8 @@ async def revoke_subject(identity: Identity, user_id: str, *, actor: str,
         user = await tx.uow.users.get(user_id)
         ended = await lifecycle.revoke_user(tx, user_id, at=now, reason=reason,
                                             token_ttl=ttl, actor=actor)
-        tx.audit(events.USER_GLOBALLY_REVOKED, subject=user_id,
-                 tenant=user.tenant_id if user else None, actor=actor, sessions=ended,
+        tx.audit(events.USER_GLOBALLY_REVOKED, user_id=user_id,
+                 tenant_id=user.tenant_id if user else None, actor=actor, sessions=ended,
                  reason=reason)
     return ended
 

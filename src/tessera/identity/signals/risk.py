@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.application import lifecycle, signal_events
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily
 from tessera.core.signals import RiskObservation, truncate_address
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
-from tessera.protocol import lifecycle, signal_events
 from tessera.protocol.risk import RequestContext
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.settings import SignalSettings
 from tessera.store.ports import Store, UnitOfWork
 
@@ -129,7 +129,7 @@ class RiskEngine:
                     family_id=None, address=address, user_agent=None))
                 self._count("failed_logins_many_accounts", "notify")
                 tx.audit(events.RISK_DETECTED, detection="failed_logins_many_accounts",
-                         action="notify", tenant=tenant_id, address=address,
+                         action="notify", tenant_id=tenant_id, address=address,
                          accounts=len(accounts))
 
     # -- detections ------------------------------------------------------------------------
@@ -172,8 +172,8 @@ class RiskEngine:
             family_id=family.family_id, address=address, user_agent=None))
         self._count(detection, action)
         tx.audit(events.RISK_DETECTED, detection=detection, action=action,
-                 family_id=family.family_id, sid=family.sid, subject=family.user_id,
-                 tenant=family.tenant_id, client=family.client_id, address=address, **detail)
+                 family_id=family.family_id, sid=family.sid, user_id=family.user_id,
+                 tenant_id=family.tenant_id, client_id=family.client_id, address=address, **detail)
         await signal_events.risk_changed(
             tx, user_id=family.user_id, tenant_id=family.tenant_id, at=now,
             reason=detection, level="HIGH" if action == "revoke" else "MEDIUM",

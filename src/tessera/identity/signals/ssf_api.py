@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tessera.application.standing import client_tenant
 from tessera.core.signals import (
     DELIVERY_POLL,
     DELIVERY_PUSH,
@@ -51,7 +52,6 @@ from tessera.protocol.errors import (
     TemporarilyUnavailable,
 )
 from tessera.protocol.oidc.userinfo import bearer_token
-from tessera.protocol.standing import client_tenant
 from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
@@ -271,7 +271,7 @@ class SsfApi:
                     >= MAX_STREAMS_PER_CLIENT:
                 raise Conflict("too many streams for this client")
             await tx.uow.signals.add_stream(stream)
-            tx.audit(events.STREAM_CREATED, client=client_id, tenant=tenant_id,
+            tx.audit(events.STREAM_CREATED, client_id=client_id, tenant_id=tenant_id,
                      stream=stream.stream_id, method=stream.method)
         return _json(self.describe(stream), 201)
 
@@ -294,7 +294,7 @@ class SsfApi:
         async with self._s.transaction() as tx:
             if not await tx.uow.signals.replace_stream(updated):
                 raise NotFound("no such stream")
-            tx.audit(events.STREAM_UPDATED, client=client_id, tenant=tenant_id,
+            tx.audit(events.STREAM_UPDATED, client_id=client_id, tenant_id=tenant_id,
                      stream=stream.stream_id)
         return _json(self.describe(updated))
 
@@ -303,7 +303,7 @@ class SsfApi:
         stream = await self._own(client_id, request.query_params.get("stream_id"))
         async with self._s.transaction() as tx:
             await tx.uow.signals.delete_stream(stream.stream_id)
-            tx.audit(events.STREAM_DELETED, client=client_id, tenant=tenant_id,
+            tx.audit(events.STREAM_DELETED, client_id=client_id, tenant_id=tenant_id,
                      stream=stream.stream_id)
         return Response(status_code=204, headers={"cache-control": "no-store"})
 
@@ -326,7 +326,7 @@ class SsfApi:
                                  updated_at=self._id.clock.now())
                 async with self._s.transaction() as tx:
                     await tx.uow.signals.replace_stream(stream)
-                    tx.audit(events.STREAM_UPDATED, client=client_id, tenant=tenant_id,
+                    tx.audit(events.STREAM_UPDATED, client_id=client_id, tenant_id=tenant_id,
                              stream=stream.stream_id, status=status)
             out = {"stream_id": stream.stream_id, "status": stream.status}
             if stream.status_reason:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.signals import Delivery
 from tessera.identity.signals.delivery import Outcome, Pusher, Resolver
 from tessera.identity.signals.fanout import FanOut
 from tessera.keys import Sealer
 from tessera.observability.metrics import IdentityMetrics
-from tessera.protocol.transaction import Transaction, transaction
 
 if TYPE_CHECKING:
     from tessera.identity.compose import Identity
@@ -70,7 +70,7 @@ class Signals:
 
 def build_signals(identity: Identity, *, transport: httpx.AsyncBaseTransport | None = None,
                   resolver: Resolver | None = None) -> Signals:
-    from tessera.identity.compose import derive_key
+    from tessera.keys.derivation import derive_key
 
     settings = identity.settings
     sealer = Sealer(derive_key(settings.key_encryption_key(), "signals"))

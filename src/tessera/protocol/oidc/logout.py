@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
 from tessera.keys import TokenInvalid
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.errors import InvalidRequest
 from tessera.protocol.http import Params
 from tessera.protocol.oidc.id_token import IdTokenIssuer
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["LogoutEndpoint", "LogoutRequest"]
@@ -36,7 +36,7 @@ class LogoutRequest:
 
 class LogoutEndpoint:
     def __init__(self, store: Store, clients: ClientDirectory, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, leeway: float, token_ttl: float) -> None:
+                 audit: AuditTrail, clock: Clock, *, leeway: float, token_ttl: float) -> None:
         self._store = store
         self._clients = clients
         self._id_tokens = id_tokens

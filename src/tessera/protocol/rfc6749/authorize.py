@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.acr import acr_satisfies, weakest_known
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, Client
 from tessera.core.clock import Clock
@@ -30,7 +33,6 @@ from tessera.core.scopes import ScopeError, narrow_scope, parse_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.clients import ClientDirectory
 from tessera.protocol.errors import (
     InvalidRequest,
@@ -41,8 +43,6 @@ from tessera.protocol.errors import (
 )
 from tessera.protocol.http import Params
 from tessera.protocol.rfc7636 import PkceError, check_challenge
-from tessera.protocol.standing import NotInGoodStanding, check_tenant, check_user, client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store
 
 __all__ = ["AuthorizationEndpoint", "AuthorizationRequest", "RedirectError", "UserFacingError"]
@@ -84,7 +84,7 @@ class AuthorizationRequest:
 
 
 class AuthorizationEndpoint:
-    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, clients: ClientDirectory, audit: AuditTrail, clock: Clock,
                  *, issuer: str, code_ttl: int) -> None:
         self._store = store
         self._clients = clients
@@ -188,8 +188,8 @@ class AuthorizationEndpoint:
     async def record_step_up(self, request: AuthorizationRequest, session: Session) -> None:
         """Audit that this session must authenticate more strongly for this request."""
         await self._audit.record(events.AUTH_STEP_UP_REQUIRED, sid=session.sid,
-                                 subject=session.user_id, tenant=session.tenant_id,
-                                 client=request.client.client_id, acr=session.acr,
+                                 user_id=session.user_id, tenant_id=session.tenant_id,
+                                 client_id=request.client.client_id, acr=session.acr,
                                  required_acr=request.required_acr)
 
     def unmet_requirements(self, request: AuthorizationRequest) -> str:
@@ -238,8 +238,8 @@ class AuthorizationEndpoint:
                 await check_user(tx.uow, session.user_id,
                                  tenant_id=client_tenant(request.client))
             except NotInGoodStanding as exc:
-                tx.audit(events.LOGIN_FAILED, client=request.client.client_id,
-                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id,
+                tx.audit(events.LOGIN_FAILED, client_id=request.client.client_id,
+                         sid=session.sid, user_id=session.user_id, tenant_id=session.tenant_id,
                          reason=exc.reason)
                 denied = self.access_denied(request, "the user may not sign in here")
             else:
@@ -251,8 +251,8 @@ class AuthorizationEndpoint:
                     redirect_uri=request.redirect_uri, scope=scope,
                     code_challenge=request.code_challenge, nonce=request.nonce,
                     expires_at=now + self._code_ttl))
-                tx.audit(events.CODE_ISSUED, client=request.client.client_id,
-                         sid=session.sid, subject=session.user_id, tenant=session.tenant_id)
+                tx.audit(events.CODE_ISSUED, client_id=request.client.client_id,
+                         sid=session.sid, user_id=session.user_id, tenant_id=session.tenant_id)
         if denied is not None:
             raise RedirectError(denied)
         return self._redirect(request.redirect_uri, {"code": code, "state": request.state})

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
 from tessera.keys import TokenInvalid
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import (
     InvalidGrant,
@@ -37,8 +39,6 @@ from tessera.protocol.http import (
     parse_params,
 )
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
-from tessera.protocol.standing import client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["RevocationEndpoint"]
@@ -49,7 +49,7 @@ _HINTS = ("access_token", "refresh_token")
 
 class RevocationEndpoint:
     def __init__(self, authenticator: ClientAuthenticator, tokens: AccessTokenIssuer,
-                 store: Store, audit: AuditLog, clock: Clock, *, leeway: float,
+                 store: Store, audit: AuditTrail, clock: Clock, *, leeway: float,
                  max_body: int) -> None:
         self._authenticator = authenticator
         self._tokens = tokens
@@ -111,7 +111,7 @@ class RevocationEndpoint:
             if await lifecycle.revoke_family(tx, family.family_id, at=self._clock.now(),
                                              reason="revoked_by_client",
                                              token_ttl=self._tokens.ttl):
-                tx.audit(events.TOKEN_REVOKED, client=client.client_id, token_hash=digest,
-                         family_id=family.family_id, sid=family.sid, subject=family.user_id,
+                tx.audit(events.TOKEN_REVOKED, client_id=client.client_id, token_hash=digest,
+                         family_id=family.family_id, sid=family.sid, user_id=family.user_id,
                          token_type="refresh_token")
         return True

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
@@ -35,7 +36,6 @@ from tessera.protocol.http import (
     json_response,
     parse_params,
 )
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store, StoreError
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import client_tenant
+from tessera.application.transaction import transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, Client
 from tessera.core.clock import Clock
 from tessera.core.device import DeviceCode, format_user_code, new_user_code
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import OAuthError, TemporarilyUnavailable, UnauthorizedClient
 from tessera.protocol.http import (
@@ -29,8 +31,6 @@ from tessera.protocol.http import (
     parse_params,
 )
 from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience
-from tessera.protocol.standing import client_tenant
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["DeviceAuthorizationEndpoint"]
@@ -40,7 +40,7 @@ _ATTEMPTS = 5
 
 
 class DeviceAuthorizationEndpoint:
-    def __init__(self, authenticator: ClientAuthenticator, store: Store, audit: AuditLog,
+    def __init__(self, authenticator: ClientAuthenticator, store: Store, audit: AuditTrail,
                  clock: Clock, *, issuer: str, code_ttl: int, interval: int,
                  max_body: int) -> None:
         self._authenticator = authenticator
@@ -90,8 +90,8 @@ class DeviceAuthorizationEndpoint:
                         tenant_id=client_tenant(client), scope=scope, audience=audience,
                         created_at=now, expires_at=now + self._code_ttl,
                         interval=self._interval, client_address=(address or "")[:64] or None))
-                    tx.audit(events.DEVICE_CODE_ISSUED, client=client.client_id,
-                             tenant=client_tenant(client), scopes=format_scope(scope),
+                    tx.audit(events.DEVICE_CODE_ISSUED, client_id=client.client_id,
+                             tenant_id=client_tenant(client), scopes=format_scope(scope),
                              token_hash=token_hash(device_code))
                 return device_code, user_code
             except StoreError:

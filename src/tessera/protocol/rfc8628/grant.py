@@ -21,6 +21,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.device import APPROVED, DENIED, PENDING, DeviceCode
@@ -30,7 +33,6 @@ from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import (
     AuthorizationPending,
     DeviceAccessDenied,
@@ -44,8 +46,6 @@ from tessera.protocol.oidc.id_token import IdTokenIssuer
 from tessera.protocol.rfc6749.grants._shared import token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["SLOW_DOWN_STEP", "DeviceCodeGrant"]
@@ -66,7 +66,7 @@ class DeviceCodeGrant:
     grant_type = GRANT_DEVICE_CODE
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, refresh_ttl: int,
+                 audit: AuditTrail, clock: Clock, *, refresh_ttl: int,
                  family_ttl: int) -> None:
         self._store = store
         self._tokens = tokens
@@ -151,8 +151,8 @@ class DeviceCodeGrant:
         if client.allows_grant(GRANT_REFRESH_TOKEN):
             refresh = await self._start_family(tx, session, client, claims, scope, now,
                                                jkt if client.public else None)
-        tx.audit(events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-                 subject=code.user_id, sid=session.sid, tenant=session.tenant_id,
+        tx.audit(events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+                 user_id=code.user_id, sid=session.sid, tenant_id=session.tenant_id,
                  jti=claims.jti, audience=list(aud), scopes=format_scope(scope), jkt=jkt)
         return _Issued(session, claims, refresh, scope)
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tessera.application.ports import AuditTrail
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE, Client
 from tessera.core.clock import Clock
 from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import ScopeError, format_scope, parse_scope
 from tessera.core.secrets import token_hash
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import token_type
@@ -51,7 +51,7 @@ _ISSUABLE = frozenset({TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT})
 class TokenExchangeGrant:
     grant_type = GRANT_TOKEN_EXCHANGE
 
-    def __init__(self, tokens: AccessTokenIssuer, subjects: SubjectLoader, audit: AuditLog,
+    def __init__(self, tokens: AccessTokenIssuer, subjects: SubjectLoader, audit: AuditTrail,
                  clock: Clock, *, policies: Mapping[str, ExchangePolicy] | None = None,
                  default_policy: ExchangePolicy | None = None,
                  impersonation: Impersonation | None = None) -> None:
@@ -109,8 +109,8 @@ class TokenExchangeGrant:
         )
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
-            tenant=claims.tenant_id, sid=claims.sid,
+            events.TOKEN_EXCHANGED, client_id=client.client_id, user_id=claims.sub,
+            tenant_id=claims.tenant_id, sid=claims.sid,
             subject_token_type=params.get("subject_token_type"),
             subject_token_hash=token_hash(subject_token), token_hash=token_hash(token),
             jti=claims.jti, audience=list(audiences), scopes=format_scope(scope),
@@ -166,8 +166,8 @@ class TokenExchangeGrant:
             amr=session.amr, auth_time=int(session.auth_time), act=act, jkt=jkt)
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_EXCHANGED, client=client.client_id, subject=claims.sub,
-            tenant=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
+            events.TOKEN_EXCHANGED, client_id=client.client_id, user_id=claims.sub,
+            tenant_id=claims.tenant_id, sid=claims.sid, subject_token_type=TOKEN_TYPE_USER_ID,
             actor_token_hash=token_hash(actor_token), token_hash=token_hash(token),
             jti=claims.jti, audience=[audience], scopes=format_scope(scope), actor=admin,
             actor_sid_hash=token_hash(str(actor["sid"])), act_depth=_depth(act),

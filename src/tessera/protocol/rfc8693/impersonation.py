@@ -23,6 +23,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_user
+from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_MFA, acr_satisfies
 from tessera.core.clock import Clock
 from tessera.core.roles import IMPERSONATOR
@@ -30,10 +33,7 @@ from tessera.core.scopes import ScopeError, parse_scope
 from tessera.core.secrets import token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import InvalidGrant
-from tessera.protocol.standing import NotInGoodStanding, check_user
-from tessera.protocol.transaction import transaction
 from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["AMR_IMPERSONATION", "TOKEN_TYPE_USER_ID", "Impersonation", "ImpersonationPolicy"]
@@ -53,7 +53,7 @@ class ImpersonationPolicy:
 
 
 class Impersonation:
-    def __init__(self, store: Store, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, audit: AuditTrail, clock: Clock,
                  policy: ImpersonationPolicy | None = None) -> None:
         self._store = store
         self._audit = audit
@@ -130,8 +130,8 @@ class Impersonation:
                 user_agent=f"impersonated by {admin}", actor_sid=actor_session.sid,
                 actor_jti=str(actor.get("jti") or "") or None)
             await tx.uow.sessions.add(session, browser_handle_hash=None)
-            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, subject=user_id,
-                     tenant=session.tenant_id, actor=admin,
-                     actor_sid_hash=token_hash(str(actor["sid"])), client=client_id,
+            tx.audit(events.SESSION_IMPERSONATED, sid=session.sid, user_id=user_id,
+                     tenant_id=session.tenant_id, actor=admin,
+                     actor_sid_hash=token_hash(str(actor["sid"])), client_id=client_id,
                      acr=session.acr, amr=list(amr))
         return session

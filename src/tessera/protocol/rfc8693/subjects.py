@@ -18,12 +18,12 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
 from tessera.keys import RingHolder, TokenInvalid
 from tessera.protocol.errors import InvalidGrant, InvalidRequest
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store
 

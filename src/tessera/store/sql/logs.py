@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.revocation import RevocationEvent, RevocationKind
-from tessera.store.ports import AuditFilter, AuditRecord, SealedKey, StoredAudit
+from tessera.store.ports import (
+    LEGACY_AUDIT_FIELDS,
+    AuditFilter,
+    AuditRecord,
+    SealedKey,
+    StoredAudit,
+)
 from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import (
     audit_events,
@@ -138,10 +144,11 @@ class SqlAuditRepo(_Repo):
             stmt = stmt.where(audit_events.c.id < before_id)
         if criteria.event is not None:
             stmt = stmt.where(audit_events.c.event == criteria.event)
-        for name in ("subject", "tenant", "client"):
+        for name, legacy in LEGACY_AUDIT_FIELDS.items():
             value = getattr(criteria, name)
             if value is not None:
-                stmt = stmt.where(audit_events.c.fields[name].as_string() == value)
+                stmt = stmt.where(or_(audit_events.c.fields[name].as_string() == value,
+                                      audit_events.c.fields[legacy].as_string() == value))
         if criteria.since is not None:
             stmt = stmt.where(audit_events.c.at >= criteria.since)
         if criteria.until is not None:

@@ -55,7 +55,7 @@ def _delivery(row: RowMapping) -> Delivery:
     return Delivery(id=int(row["id"]), dedupe=row["dedupe"], channel=row["channel"],
                     target=row["target"], mode=row["mode"], jti=row["jti"],
                     token=row["token"], event=row["event"], tenant_id=row["tenant_id"],
-                    subject=row["subject"], created_at=row["created_at"],
+                    user_id=row["subject"], created_at=row["created_at"],
                     next_at=row["next_at"], expires_at=row["expires_at"],
                     status=row["status"], attempts=int(row["attempts"]),
                     delivered_at=row["delivered_at"], last_error=row["last_error"])
@@ -173,7 +173,7 @@ class SqlSignalRepo(Repo):
         for d in deliveries:
             stmt = self._dialect().insert(signal_deliveries).values(
                 dedupe=d.dedupe, channel=d.channel, target=d.target, mode=d.mode, jti=d.jti,
-                token=d.token, event=d.event, tenant_id=d.tenant_id, subject=d.subject,
+                token=d.token, event=d.event, tenant_id=d.tenant_id, subject=d.user_id,
                 status=d.status, attempts=d.attempts, created_at=d.created_at,
                 next_at=d.next_at, expires_at=d.expires_at)
             added += (await self.conn.execute(

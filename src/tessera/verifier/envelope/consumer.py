@@ -7,7 +7,7 @@ schema of ``_decisions`` plus the envelope's fields::
 
     {"event": "access.denied", "at": 1800000000.0, "service": "billing-worker",
      "route": "orders.created", "decision": "denied", "reason": "session_revoked",
-     "status": 401, "subject": "...", "tenant": "...", "client": "...",
+     "status": 401, "user_id": "...", "tenant_id": "...", "client_id": "...",
      "jti": "<envelope jti>", "sid_hash": "...", "correlation_id": "<req>",
      "latency_us": 35, "publisher": "checkout", "policy": "authorized_at_emission",
      "basis": "emission_time", "emitted_at": 1799999990.0}
@@ -188,7 +188,7 @@ class EnvelopeVerifier:
             correlation_id=claims.req if claims is not None else None))
         fields["policy"] = self.policy.revocation.value
         if claims is not None:
-            fields.update(subject=claims.sub, tenant=claims.tid, client=claims.client_id,
+            fields.update(user_id=claims.sub, tenant_id=claims.tid, client_id=claims.client_id,
                           jti=claims.jti, publisher=claims.iss, emitted_at=claims.iat,
                           sid_hash=token_hash(claims.sid) if claims.sid is not None else None)
         return fields

@@ -11,6 +11,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.federation import profile_claims
@@ -20,8 +24,6 @@ from tessera.core.scopes import format_scope
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.oidc.id_token import IdTokenIssuer
@@ -29,8 +31,6 @@ from tessera.protocol.rfc6749.grants._shared import select_audience, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc7636 import PkceError, verify_code_verifier
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer, new_jti
-from tessera.protocol.standing import NotInGoodStanding, check_user, client_tenant
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["AuthorizationCodeGrant"]
@@ -48,7 +48,7 @@ class AuthorizationCodeGrant:
     grant_type = GRANT_AUTHORIZATION_CODE
 
     def __init__(self, store: Store, tokens: AccessTokenIssuer, id_tokens: IdTokenIssuer,
-                 audit: AuditLog, clock: Clock, *, refresh_ttl: int,
+                 audit: AuditTrail, clock: Clock, *, refresh_ttl: int,
                  family_ttl: int) -> None:
         self._store = store
         self._tokens = tokens
@@ -96,8 +96,8 @@ class AuthorizationCodeGrant:
             if code.family_id is not None:
                 await lifecycle.revoke_family(tx, code.family_id, at=now, reason="code_reuse",
                                                token_ttl=self._tokens.ttl)
-            tx.audit(events.CODE_REUSE_DETECTED, client=client.client_id, sid=code.sid,
-                     subject=code.user_id, family_id=code.family_id)
+            tx.audit(events.CODE_REUSE_DETECTED, client_id=client.client_id, sid=code.sid,
+                     user_id=code.user_id, family_id=code.family_id)
             return None
         self._check_code(code, redirect_uri, params, now)
         session = await tx.uow.sessions.get(code.sid)
@@ -128,8 +128,8 @@ class AuthorizationCodeGrant:
             # confidential client's is already bound to its authentication.
             family_jkt = jkt if client.public else None
             refresh = await self._start_family(tx, code, session, claims, now, family_jkt)
-        tx.audit(events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-                 subject=code.user_id, sid=session.sid, tenant=session.tenant_id,
+        tx.audit(events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+                 user_id=code.user_id, sid=session.sid, tenant_id=session.tenant_id,
                  jti=claims.jti, audience=list(aud), scopes=format_scope(code.scope),
                  jkt=jkt)
         return _Redeemed(code, session, claims, refresh)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+from tessera.application.ports import AuditTrail
 from tessera.core.clients import GRANT_CLIENT_CREDENTIALS, Client
 from tessera.core.clock import Clock
 from tessera.core.scopes import format_scope
 from tessera.core.secrets import token_hash
 from tessera.core.users import DEFAULT_TENANT
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
 from tessera.protocol.errors import UnauthorizedClient
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, select_audience, token_type
@@ -22,7 +22,7 @@ __all__ = ["ClientCredentialsGrant"]
 class ClientCredentialsGrant:
     grant_type = GRANT_CLIENT_CREDENTIALS
 
-    def __init__(self, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
+    def __init__(self, tokens: AccessTokenIssuer, audit: AuditTrail, clock: Clock,
                  *, default_audience: str) -> None:
         self._tokens = tokens
         self._audit = audit
@@ -43,8 +43,8 @@ class ClientCredentialsGrant:
         )
         token = await self._tokens.issue(claims, client, request)
         await self._audit.record(
-            events.TOKEN_ISSUED, grant=self.grant_type, client=client.client_id,
-            subject=client.client_id, tenant=claims.tenant_id, token_hash=token_hash(token),
+            events.TOKEN_ISSUED, grant_type=self.grant_type, client_id=client.client_id,
+            tenant_id=claims.tenant_id, token_hash=token_hash(token),
             jti=claims.jti, audience=list(audience), scopes=format_scope(scope), jkt=jkt,
         )
         return TokenResult(access_token=token, expires_in=self._tokens.ttl, scope=scope,

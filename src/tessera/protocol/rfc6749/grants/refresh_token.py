@@ -22,6 +22,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, replace
 
+from tessera.application import lifecycle
+from tessera.application.ports import AuditTrail
+from tessera.application.standing import NotInGoodStanding, check_user
+from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
 from tessera.core.refresh import RefreshFamily, RefreshToken, RotationVerdict, judge_presentation
@@ -31,16 +35,12 @@ from tessera.core.secrets import derive_secret, token_hash
 from tessera.core.session_bounds import SessionPolicy, ended_by_timeout
 from tessera.core.sessions import Session
 from tessera.observability import events
-from tessera.observability.audit import AuditLog
-from tessera.protocol import lifecycle
 from tessera.protocol.errors import InvalidGrant
 from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
 from tessera.protocol.risk import RequestContext, RiskObserver, context_of
-from tessera.protocol.standing import NotInGoodStanding, check_user
-from tessera.protocol.transaction import Transaction, transaction
 from tessera.store.ports import Store
 
 __all__ = ["RefreshTokenGrant", "successor_jti", "successor_token"]
@@ -69,7 +69,7 @@ class _Issued:
 class RefreshTokenGrant:
     grant_type = GRANT_REFRESH_TOKEN
 
-    def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditLog, clock: Clock,
+    def __init__(self, store: Store, tokens: AccessTokenIssuer, audit: AuditTrail, clock: Clock,
                  *, derivation_key: bytes, refresh_ttl: int, grace_seconds: float,
                  retry_seconds: float = 0.0,
                  session_defaults: SessionPolicy | None = None,
@@ -149,7 +149,7 @@ class RefreshTokenGrant:
             if successor is None:
                 raise InvalidGrant("refresh token is invalid", detail="successor missing")
             scope = grant_scope(params, family.scope)
-            tx.audit(events.TOKEN_REFRESHED, client=client.client_id, subject=family.user_id,
+            tx.audit(events.TOKEN_REFRESHED, client_id=client.client_id, user_id=family.user_id,
                      sid=family.sid, family_id=family.family_id, token_hash=digest,
                      jti=successor.access_jti, replay=True)
             return _Issued(family, session, successor, successor_raw, scope)
@@ -158,9 +158,9 @@ class RefreshTokenGrant:
                                            token_ttl=self._tokens.ttl)
             await lifecycle.revoke_session(tx, family.sid, at=now, reason="refresh_reuse",
                                            token_ttl=self._tokens.ttl)
-            tx.audit(events.REFRESH_REUSE_DETECTED, client=client.client_id,
-                     subject=family.user_id, sid=family.sid, family_id=family.family_id,
-                     token_hash=digest, tenant=family.tenant_id)
+            tx.audit(events.REFRESH_REUSE_DETECTED, client_id=client.client_id,
+                     user_id=family.user_id, sid=family.sid, family_id=family.family_id,
+                     token_hash=digest, tenant_id=family.tenant_id)
             if self._risk is not None:
                 await self._risk.reused(tx, family, ctx)
             return None
@@ -230,8 +230,8 @@ class RefreshTokenGrant:
         )
         await tx.uow.refresh.add_token(successor)
         await tx.uow.sessions.touch(session.sid, now)
-        tx.audit(events.TOKEN_REFRESHED, client=family.client_id, subject=family.user_id,
-                 sid=family.sid, tenant=family.tenant_id, family_id=family.family_id,
+        tx.audit(events.TOKEN_REFRESHED, client_id=family.client_id, user_id=family.user_id,
+                 sid=family.sid, tenant_id=family.tenant_id, family_id=family.family_id,
                  token_hash=token.token_hash, new_token_hash=successor.token_hash,
                  jti=successor.access_jti, generation=successor.generation,
                  scopes=format_scope(scope), jkt=jkt)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessera.application.transaction import Transaction
 from tessera.core.signals import (
     CAEP_ASSURANCE_LEVEL_CHANGE,
     CAEP_CREDENTIAL_CHANGE,
@@ -13,7 +14,6 @@ from tessera.core.signals import (
     CAEP_TOKEN_CLAIMS_CHANGE,
     SignalEvent,
 )
-from tessera.protocol.transaction import Transaction
 
 __all__ = ["assurance_changed", "claims_changed", "credential_changed", "risk_changed"]
 

@@ -1,4 +1,5 @@
-"""A unit of work that also carries audit records, emitted as log lines after commit."""
+"""A unit of work that also carries audit records (emitted as log lines after commit) and
+revocation events (written to the outbox just before commit)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from tessera.application.ports import AuditTrail
 from tessera.core.revocation import RevocationEvent
-from tessera.observability.audit import AuditLog
 from tessera.store.ports import AuditRecord, Store, UnitOfWork
 
 __all__ = ["Transaction", "transaction"]
 
 
 class Transaction:
-    def __init__(self, uow: UnitOfWork, audit_log: AuditLog) -> None:
+    def __init__(self, uow: UnitOfWork, audit_log: AuditTrail) -> None:
         self.uow = uow
         self._audit_log = audit_log
         self.records: list[AuditRecord] = []
@@ -33,7 +34,7 @@ class Transaction:
 
 
 @asynccontextmanager
-async def transaction(store: Store, audit_log: AuditLog) -> AsyncIterator[Transaction]:
+async def transaction(store: Store, audit_log: AuditTrail) -> AsyncIterator[Transaction]:
     async with store.unit_of_work() as uow:
         tx = Transaction(uow, audit_log)
         yield tx

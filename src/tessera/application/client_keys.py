@@ -23,7 +23,7 @@ import jwt
 from cryptography import x509
 
 from tessera.core.clients import TOKEN_FORMATS
-from tessera.identity.key_sets import check_jwks_uri
+from tessera.core.urls import check_jwks_uri
 
 __all__ = ["AUTH_METHOD_CHOICES", "ClientKeys", "check_jwks_document"]
 

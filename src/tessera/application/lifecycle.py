@@ -6,9 +6,9 @@ revocation event and its audit record commit together (DESIGN §3).
 
 from __future__ import annotations
 
+from tessera.application.transaction import Transaction
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.observability import events
-from tessera.protocol.transaction import Transaction
 
 VERIFIER_LEEWAY = 60.0
 """Verifiers may accept tokens up to 60 s past ``exp`` (DESIGN §9), so an entry must be
@@ -51,8 +51,8 @@ async def revoke_session(tx: Transaction, sid: str, *, at: float, reason: str,
     tx.publish(RevocationEvent(RevocationKind.SESSION_REVOKED, sid, at,
                                      expires_at=_horizon(at, token_ttl),
                                      data={"sub": session.user_id, "reason": reason}))
-    tx.audit(events.SESSION_REVOKED, sid=sid, subject=session.user_id,
-             tenant=session.tenant_id, reason=reason, actor=actor)
+    tx.audit(events.SESSION_REVOKED, sid=sid, user_id=session.user_id,
+             tenant_id=session.tenant_id, reason=reason, actor=actor)
     await end_impersonations(tx, at=at, sid=sid, reason="actor_session_ended",
                              token_ttl=token_ttl)
     return True
@@ -109,7 +109,7 @@ async def revoke_access_token(tx: Transaction, jti: str, *, at: float, expires_a
                               client_id: str, token_digest: str) -> None:
     tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, jti, at,
                                      expires_at=expires_at + VERIFIER_LEEWAY, data={}))
-    tx.audit(events.TOKEN_REVOKED, client=client_id, token_hash=token_digest, jti=jti,
+    tx.audit(events.TOKEN_REVOKED, client_id=client_id, token_hash=token_digest, jti=jti,
              token_type="access_token")
 
 
@@ -124,8 +124,8 @@ async def bump_session_version(tx: Transaction, sid: str, *, at: float, reason: 
     tx.publish(RevocationEvent(RevocationKind.SESSION_VERSION_BUMPED, sid, at,
                                      expires_at=_horizon(at, token_ttl),
                                      data={"sv": sv, "sub": session.user_id, "reason": reason}))
-    tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, subject=session.user_id,
-             tenant=session.tenant_id, sv=sv, reason=reason, actor=actor)
+    tx.audit(events.SESSION_VERSION_BUMPED, sid=sid, user_id=session.user_id,
+             tenant_id=session.tenant_id, sv=sv, reason=reason, actor=actor)
     # the administrator's tokens of this session are stale now: so is what they obtained
     await end_impersonations(tx, at=at, sid=sid, reason="actor_session_bumped",
                              token_ttl=token_ttl)
