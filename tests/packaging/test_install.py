@@ -256,6 +256,13 @@ def test_without_the_server_extra_a_server_package_names_the_extra(
                     "'server' extra: pip install 'tessera[server]'"), done.stderr
 
 
+def test_without_redis_the_servers_redis_bus_names_the_redis_extra(base: Path) -> None:
+    done = run(base, "-c", "import tessera.bus.redis_streams", check=False)
+    assert done.stderr.strip().splitlines()[-1] == (
+        "tessera._extras.MissingExtra: the Redis event bus needs the 'redis' extra: "
+        "pip install 'tessera[redis]'"), done.stderr
+
+
 @pytest.mark.parametrize("use", sorted(REDIS_USES))
 def test_without_redis_the_sdk_names_the_verifier_extra(base: Path, use: str) -> None:
     done = run(base, "-c", f"URL = 'redis://127.0.0.1:9/0'\n{use}", check=False)
