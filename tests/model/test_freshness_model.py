@@ -92,7 +92,7 @@ def test_the_model_names_its_states_as_the_code_does() -> None:
     assert re.search(r"mtype = \{ (\w+), (\w+), (\w+) \}", model).groups() == tuple(  # type: ignore[union-attr]
         p.name for p in Phase)
     code = (ROOT / "src" / "tessera" / "core" / "freshness.py").read_text()
-    follower = (ROOT / "src" / "tessera" / "verifier" / "_follower.py").read_text()
+    follower = (ROOT / "src" / "tessera" / "verifier" / "revocation" / "follower.py").read_text()
     for name in ("cursor", "fresh_at", "epoch", "head", "pending", "BusRewound", "BusGap"):
         assert name in model, name
     for name in ("fresh_at", "head", "epoch", "pending"):
