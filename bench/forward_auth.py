@@ -26,7 +26,10 @@ no sockets, so the figures are the gateway's own cost.
 Then over HTTP, at the largest size: the same app under uvicorn (httptools, one worker) in
 a subprocess, driven from here over keep-alive connections — paced at 1,000 req/s on one
 connection (blocking socket, spin-paced, latency from the scheduled start) and closed-loop
-on 8 connections for the maximum rate. ``--no-http`` skips it.
+on 8 connections for the maximum rate; then the bare probe (``_baseline.py`` on the same
+server, one worker, the same requests and closed loop): the machine's ceiling for this
+request shape, so the max rate is also given as a fraction of it (``max_of_probe``).
+``--no-http`` skips it.
 
 The last line is one JSON object: ``p99_ms`` (paced at 1k req/s with 1M sessions) and
 ``max_rps`` — over HTTP when that part ran (``mode`` says which), with the in-process
@@ -251,8 +254,8 @@ def serve(port: int, sessions: int, tokens_path: Path) -> None:
                                   http="httptools")).run()
 
 
-def http_request(token: str, n: int) -> bytes:
-    return (f"GET /forward-auth HTTP/1.1\r\nHost: api.example\r\nX-Original-Method: GET\r\n"
+def http_request(token: str, n: int, path: str = "/forward-auth") -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: api.example\r\nX-Original-Method: GET\r\n"
             f"X-Original-URI: /orders/{n % 997}?page=1\r\nX-Request-Id: bench-{n}\r\n"
             f"Authorization: Bearer {token}\r\n\r\n").encode()
 
@@ -298,9 +301,9 @@ def http_paced(port: int, tokens: list[str], seconds: float, rng: random.Random
     return {**percentiles(samples), "rate": round(achieved, 1), "statuses": statuses}
 
 
-async def http_closed(port: int, tokens: list[str], seconds: float, connections: int = 8
-                      ) -> float:
-    requests = [http_request(tokens[n % len(tokens)], n) for n in range(2000)]
+async def http_closed(port: int, tokens: list[str], seconds: float, connections: int = 8,
+                      path: str = "/forward-auth") -> float:
+    requests = [http_request(tokens[n % len(tokens)], n, path) for n in range(2000)]
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -356,14 +359,47 @@ def over_http(sessions: int, seconds: float) -> dict[str, Any]:
             steady = http_paced(port, tokens, seconds, random.Random(8693))
             max_rps = asyncio.run(http_closed(port, tokens, 3.0))
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-    return {"paced": steady, "max_rps": round(max_rps, 1)}
+            _stop(server)
+    probe_rps = bare_probe(tokens)
+    return {"paced": steady, "max_rps": round(max_rps, 1),
+            "probe_rps": round(probe_rps, 1) if probe_rps else None}
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def bare_probe(tokens: list[str]) -> float | None:
+    """The ceiling for the same request shape, right after the gateway in the same run:
+    the bare Starlette app of ``_baseline.py`` (``GET /healthz``: a small JSON answer,
+    no verification, no policy, no decision log) on uvicorn + httptools, one worker, the
+    same requests (headers, bearer token) and the same closed loop."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).resolve().parent),
+           "_baseline:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    server = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                return None
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", port), timeout=0.2):
+                break
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+        asyncio.run(http_closed(port, tokens, 0.5, path="/healthz"))  # warm-up
+        return asyncio.run(http_closed(port, tokens, 3.0, path="/healthz"))
+    finally:
+        _stop(server)
 
 
 def memory_mb() -> float:
@@ -433,11 +469,18 @@ def main(argv: list[str]) -> dict[str, Any]:
               f"{h['rate']:.0f} req/s p50 {h['p50_ms']:.3f} p99 {h['p99_ms']:.3f} "
               f"p999 {h['p999_ms']:.3f} max {h['max_ms']:.3f} ms; closed loop, 8 "
               f"connections: {http['max_rps']:.0f} req/s", flush=True)
+        if http["probe_rps"]:
+            print(f"# bare Starlette probe (uvicorn + httptools, 1 worker), same requests, "
+                  f"same closed loop: {http['probe_rps']:.0f} req/s; the gateway does "
+                  f"{http['max_rps'] / http['probe_rps']:.2f} of it", flush=True)
     headline = http["paced"] if http else largest["paced"]
     summary = {
         "p99_ms": headline["p99_ms"],
         "max_rps": http["max_rps"] if http else largest["max_rps"],
         "mode": "http (uvicorn, 1 worker)" if http else "in-process ASGI (no sockets)",
+        "probe_rps": http["probe_rps"] if http else None,
+        "max_of_probe": round(http["max_rps"] / http["probe_rps"], 3)
+        if http and http["probe_rps"] else None,
         "sessions": sizes[-1],
         "rate_rps": RATE,
         "p50_ms": headline["p50_ms"],

@@ -33,12 +33,18 @@ REDIRECT = "http://127.0.0.1/bench-cb"
 USERNAME, PASSWORD = "bench-user", "bench-password-0123456789"
 
 
-def _prepare(tmp: Path, algorithm: str) -> None:
-    """Environment and schema (alembic runs its own event loop: before ours)."""
+def _prepare(tmp: Path, algorithm: str, database_url: str | None = None) -> None:
+    """Environment and schema (alembic runs its own event loop: before ours). SQLite in
+    ``tmp`` unless ``database_url`` is given (an empty database)."""
     os.environ.update({"TESSERA_DATA_DIR": str(tmp / "data"),
                        "TESSERA_ISSUER": "http://127.0.0.1:8000",
                        "TESSERA_KEYS__ALGORITHM": algorithm})
-    os.environ.pop("TESSERA_DATABASE_URL", None)
+    if database_url:
+        os.environ["TESSERA_DATABASE_URL"] = database_url
+        os.environ.setdefault("TESSERA_KEYS__ENCRYPTION_KEY", base64.urlsafe_b64encode(
+            os.urandom(32)).rstrip(b"=").decode())  # required with PostgreSQL
+    else:
+        os.environ.pop("TESSERA_DATABASE_URL", None)
     from tessera.settings import Settings
     from tessera.store.migrations import upgrade_database
 

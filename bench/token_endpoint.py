@@ -23,7 +23,10 @@ Tessera (``tessera serve --workers N``, SQLite in a temp dir). Both get the same
   (``pip install -e '.[bench]'``), under the same wrk load; every Tessera figure is
   also given as a fraction of it;
 - a per-stage breakdown of each request (parse, client authentication, grant logic,
-  signing, store, audit, response, framework), in process (_stages.py).
+  signing, store, audit, response, framework), in process (_stages.py);
+- the server's share: the same identity app, data and load served by granian instead of
+  uvicorn (``granian_*`` keys; ``--no-granian`` skips it). A measurement only: ``tessera
+  serve`` runs uvicorn with Tessera's connection bounds.
 
 Every run is bracketed by checks: sample responses must be 200 with a JWT that verifies
 against the server's JWKS (or ``"active": true``), wrk must see no errors and no non-2xx,
@@ -338,6 +341,54 @@ def bench_tessera(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path,
     return results
 
 
+def bench_tessera_granian(args: argparse.Namespace, procs: Procs, lua: Path,
+                          env: dict[str, str], client: dict[str, Any], tmp: Path
+                          ) -> list[LoadResult]:
+    """What the server costs: the same identity app (same data directory, client and
+    load, ``--workers`` workers) served by granian instead of ``tessera serve``'s
+    uvicorn. A measurement, not a supported deployment: ``tessera serve`` runs uvicorn
+    with Tessera's connection bounds (``tessera.httpserver``), which granian lacks."""
+    cmd = server_command("granian", 0, 1)
+    if cmd is None:
+        print("# tessera on granian: granian not installed, skipped", flush=True)
+        return []
+    port = int(env["TESSERA_BENCH_PORT"])
+    base = f"http://127.0.0.1:{port}"
+    srv = procs.start("tessera-granian", [
+        cmd[0], "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
+        str(port), "--workers", str(args.workers), "--no-access-log", "--log-level",
+        "warning", "tessera.identity.app:create_app"], env=env, cwd=tmp,
+        log=tmp / "tessera-granian.log")
+    auth = _basic(client["client_id"], client["client_secret"])
+    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    results = []
+    try:
+        wait_http(base + "/healthz", srv, timeout=90)
+        time.sleep(0.5)
+        check = Checker(base, "/token", auth, body, alg=args.algorithm, audience=audience,
+                        issuer=base)
+        check.tokens()
+        _warmup(srv.pid, args.conns, base + "/token", lua, body, auth, args.warmup)
+        cc = measure(args, side="granian", label=f"POST /token cc JWT {args.algorithm}",
+                     server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                     url=base + "/token", lua=lua, body=body, auth=auth)
+        _require_clean(cc)
+        cc.checks.append(check.tokens())
+        results.append(cc)
+        ibody = urlencode({"token": check.token(), "token_type_hint": "access_token"})
+        intro = measure(args, side="granian", label="POST /introspect (JWT)",
+                        server_pid=srv.pid, conns=args.conns, seconds=args.duration,
+                        url=base + "/introspect", lua=lua, body=ibody, auth=auth)
+        _require_clean(intro)
+        intro.checks.append(check.introspect("/introspect", ibody))
+        results.append(intro)
+        _alive(srv)
+    finally:
+        procs.stop(srv)
+    return results
+
+
 def bench_tessera_pg(args: argparse.Namespace, procs: Procs, tmp: Path) -> list[LoadResult]:
     """Refresh rotation on PostgreSQL (``--pg-workers`` workers, a scratch database),
     then pgbench tpcb-like on the same server: the engine's ceiling, same run."""
@@ -366,7 +417,7 @@ def bench_tessera_pg(args: argparse.Namespace, procs: Procs, tmp: Path) -> list[
                                          str(port), "--workers", str(args.pg_workers)],
                           env=env, cwd=tmp, log=log)
         try:
-            wait_http(base + "/healthz", srv, timeout=60)
+            wait_http(base + "/healthz", srv, timeout=120)  # a loaded box starts slowly
             time.sleep(0.5)
             print(f"# tessera on PostgreSQL: pid {srv.pid}, {args.pg_workers} worker(s)",
                   flush=True)
@@ -435,13 +486,33 @@ def stage_breakdown(args: argparse.Namespace) -> dict[str, Any] | None:
     if proc.returncode != 0:
         print(f"# stage breakdown failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
         return None
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    stages = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    if args.pg_url and not args.no_pg and not args.no_refresh:
+        pg = _refresh_stages_pg(args)
+        if pg is not None:
+            stages["refresh_token_pg"] = pg
+    return stages
+
+
+def _refresh_stages_pg(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The refresh row again on PostgreSQL (a scratch database: _stages.py --pg-url)."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "_stages.py"),
+                           "--algorithm", args.algorithm, "-n", str(args.stages_n),
+                           "--only", "refresh_token", "--pg-url", args.pg_url],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          cwd=REPO / "bench")
+    if proc.returncode != 0:
+        print(f"# stage breakdown on PostgreSQL failed:\n{proc.stderr[-1500:]}",
+              file=sys.stderr)
+        return None
+    row = json.loads(proc.stdout.strip().splitlines()[-1]).get("refresh_token")
+    return dict(row) if isinstance(row, dict) else None
 
 
 def print_stages(stages: dict[str, Any]) -> None:
     print(f"per-stage breakdown, in process, one request at a time ({stages['store']}, "
           f"{stages['algorithm']}; µs of wall time per request):")
-    for name in ("client_credentials", "introspect", "refresh_token"):
+    for name in ("client_credentials", "introspect", "refresh_token", "refresh_token_pg"):
         row = stages.get(name)
         if isinstance(row, dict):
             parts = ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k != "total")
@@ -466,9 +537,9 @@ def print_targets(out: dict[str, Any]) -> None:
         ("token endpoint >= 2x peer", out.get("ratio"), 2.0, "client_credentials"),
         ("introspection >= 2x peer", out.get("introspect_ratio"), 2.0, "introspect"),
         ("refresh on PostgreSQL >= 1000/s", out.get("refresh_pg_rps"), 1000.0,
-         "refresh_token"),
+         "refresh_token_pg"),
         ("refresh >= 50% of pgbench TPS", out.get("refresh_pg_of_pgbench"), 0.5,
-         "refresh_token"),
+         "refresh_token_pg"),
     ]
     print("targets:")
     for label, value, goal, stage in rows:
@@ -482,6 +553,10 @@ def print_targets(out: dict[str, Any]) -> None:
     if p99 is not None:
         print(f"  {'token endpoint p99 <= 10 ms':34s} {p99:9.2f} "
               f"{'met' if p99 <= 10 else 'MISSED'}")
+    for key, label in (("granian_ratio", "token endpoint on granian vs peer"),
+                       ("granian_introspect_ratio", "introspection on granian vs peer")):
+        if out.get(key) is not None:
+            print(f"  {label:34s} {out[key]:9.2f} (the same app, the server swapped)")
     for key in ("tessera_of_probe", "introspect_of_probe", "refresh_of_probe",
                 "peer_of_probe"):
         if out.get(key) is not None:
@@ -586,6 +661,8 @@ def summary(args: argparse.Namespace, results: list[LoadResult]) -> dict[str, An
     pgb = _find(results, "pg", "pgbench")
     probe = _find(results, "probe", "bare Starlette POST (uvicorn)")
     granian = _find(results, "probe", "bare Starlette POST (granian)")
+    g_cc = _find(results, "granian", "POST /token cc")
+    g_in = _find(results, "granian", "POST /introspect")
 
     def r1(x: float | None) -> float | None:
         return None if x is None else round(x, 1)
@@ -621,6 +698,13 @@ def summary(args: argparse.Namespace, results: list[LoadResult]) -> dict[str, An
         "pg_workers": args.pg_workers if t_pg else None,
         "probe_rps": r1(probe.rps) if probe else None,
         "probe_granian_rps": r1(granian.rps) if granian else None,
+        "granian_tessera_rps": r1(g_cc.rps) if g_cc else None,
+        "granian_tessera_p99_ms": r2(g_cc.p99_ms) if g_cc else None,
+        "granian_introspect_rps": r1(g_in.rps) if g_in else None,
+        "granian_ratio": round(g_cc.rps / p_cc.rps, 3) if g_cc and p_cc and p_cc.rps
+        else None,
+        "granian_introspect_ratio": round(g_in.rps / p_in.rps, 3) if g_in and p_in
+        and p_in.rps else None,
     }
     if probe and probe.rps:
         for key, r in (("tessera_of_probe", t_cc), ("introspect_of_probe", t_in),
@@ -653,6 +737,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pg-workers", type=int, default=2, help="workers on PostgreSQL (2)")
     p.add_argument("--no-pg", action="store_true", help="skip PostgreSQL and pgbench")
     p.add_argument("--no-probe", action="store_true", help="skip the bare-probe ceiling")
+    p.add_argument("--no-granian", action="store_true",
+                   help="skip Tessera's app served by granian (the server's share)")
     p.add_argument("--no-stages", action="store_true", help="skip the stage breakdown")
     p.add_argument("--stages-n", type=int, default=1000,
                    help="requests per endpoint for the stage breakdown (1000)")
@@ -703,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_peer:
             results += bench_peer(args, procs, lua)
         results += bench_tessera(args, procs, lua, tmp, env, client)
+        if not args.no_granian:
+            results += bench_tessera_granian(args, procs, lua, env, client, tmp)
         if args.pg_url and not args.no_pg and not args.no_refresh:
             results += bench_tessera_pg(args, procs, tmp)
         stages = None if args.no_stages else stage_breakdown(args)

@@ -54,7 +54,7 @@ from uvicorn.supervisors import Multiprocess
 from tessera.settings import ServerSettings
 from tessera.tls_scope import DEFAULT_CLIENT_CERT_HEADER, ClientCertificateScope
 
-__all__ = ["BoundedConfig", "BoundedHttpToolsProtocol", "run"]
+__all__ = ["WORKER_HEALTHCHECK_SECONDS", "BoundedConfig", "BoundedHttpToolsProtocol", "run"]
 
 _REASONS: Final = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
                    503: b"Service Unavailable"}
@@ -65,6 +65,9 @@ _LINGER: Final = 1.0
 with unread input makes the kernel send a reset, which may destroy the answer before the
 client reads it (nginx's ``lingering_close`` for the same reason)."""
 
+
+WORKER_HEALTHCHECK_SECONDS: Final = 30
+"""How long a worker may take to answer the supervisor before it counts as hung."""
 
 _DEFAULTS: Final = ServerSettings()
 """Bounds for a plain ``uvicorn.Config`` (``--http tessera.httpserver:...``)."""
@@ -231,6 +234,12 @@ def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int 
         kwargs |= {"proxy_headers": True, "forwarded_allow_ips": limits.forwarded_allow_ips}
     else:
         kwargs |= {"proxy_headers": False}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # A spawned worker answers the supervisor's ping only once it has imported the
+        # app; uvicorn's 5 s default killed workers still importing on a busy machine
+        # (load average 14 on 2 cores) and restarted them forever. A hung worker is
+        # still replaced, after this long.
+        kwargs.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
     config = BoundedConfig(app, limits=limits, host=host, port=port, workers=workers,
                            **kwargs)
     server = uvicorn.Server(config)

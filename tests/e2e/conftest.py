@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tessera import jose
 from tessera.core.clock import FixedClock
 from tessera.identity.compose import key_manager_for
-from tessera.keys import _jose
+from tessera.keys import ring as key_ring
 from tessera.store.migrations import upgrade_database
 from tessera.store.sql import create_store
 from tests.conftest import make_settings
@@ -47,7 +48,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _memoised_key_parsing() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_jose, "load_private_pem",
-                      functools.lru_cache(maxsize=256)(_jose.load_private_pem))
+        memoised = functools.lru_cache(maxsize=256)(jose.load_private_pem)
+        patch.setattr(jose, "load_private_pem", memoised)
+        patch.setattr(key_ring.jose, "load_private_pem", memoised)
         yield
 from tests.e2e.signals_world import world  # noqa: E402,F401  (issue 12: outbound signals)

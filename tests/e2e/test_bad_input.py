@@ -329,6 +329,45 @@ async def test_method_not_allowed_names_the_allowed_methods(tessera: TesseraDriv
     assert response.headers.get("allow") == "POST"
 
 
+@pytest.mark.parametrize("path", ["/token/", "/introspect/x", "/Token"])
+async def test_near_miss_paths_of_the_protocol_endpoints_are_not_served_by_them(
+        tessera: TesseraDriver, path: str) -> None:
+    """``ProtocolRoutes`` answers exact paths only; anything else is the router's."""
+    response = await tessera.http.post(path, content=b"grant_type=client_credentials",
+                                       follow_redirects=False)
+    assert response.status_code in {307, 404}
+    assert "access_token" not in response.text
+
+
+async def test_an_unexpected_error_on_a_protocol_endpoint_is_a_bare_500(
+        identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot-path layer lets a bug reach Starlette's server-error handler, as a route
+    does: a JSON 500 without internals (and the error logged, re-raised to the server)."""
+    async def broken(_request: object) -> None:
+        raise RuntimeError("internal detail 0xdeadbeef")
+
+    monkeypatch.setattr(identity.introspection, "handle", broken)
+    app = build_app(identity)
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"token=x", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/introspect",
+             "raw_path": b"/introspect", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", FORM_CONTENT_TYPE.encode())],
+             "client": ("192.0.2.1", 4321), "server": ("tessera.test", 80)}
+    with pytest.raises(RuntimeError):
+        await app(scope, receive, send)
+    assert sent[0]["status"] == 500
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert body == b'{"error":"server_error"}'
+
+
 @pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke", "/userinfo",
                                   "/admin/sessions"])
 async def test_query_string_that_is_not_utf8(tessera: TesseraDriver, identity: Identity,

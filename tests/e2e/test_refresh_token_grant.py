@@ -182,3 +182,24 @@ async def test_a_retry_after_a_lost_response_past_the_grace_window_gets_the_same
     onward = await refresh(tessera, app, retry.json()["refresh_token"])
     assert onward.status_code == 200, onward.text
     assert (await tessera.introspect(app, onward.json()["access_token"]))["active"] is True
+
+
+async def test_a_plain_rotation_takes_the_one_write_path_and_chains_its_audit_row(
+        tessera: TesseraDriver, identity: Identity) -> None:
+    """The hot path (one read, one write) answers a plain rotation; its audit row is the
+    same event as the general path's, and the trail's chain is intact."""
+    from tessera.core.audit_chain import find_breaks
+
+    store = identity.store
+    app, tokens = await logged_in(tessera)
+    before = store.rotations.items  # type: ignore[attr-defined]
+    first = await refresh(tessera, app, tokens["refresh_token"])
+    assert first.status_code == 200, first.text
+    assert store.rotations.items == before + 1  # type: ignore[attr-defined]
+    rows = await audit_rows(identity, events.TOKEN_REFRESHED)
+    newest = rows[0].fields
+    assert newest["generation"] == 1 and newest["scopes"] == first.json()["scope"]
+    async with store.unit_of_work(read_only=True) as uow:
+        stored = await uow.audit.scan(limit=100_000)
+    assert find_breaks([(r.id, r.record.event, r.record.at, r.record.fields, r.chain_hash)
+                        for r in stored])[0] == []

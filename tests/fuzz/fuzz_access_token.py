@@ -1,8 +1,8 @@
 """Fuzz the access-token validation path: the verifier SDK's ``verify_access_token`` (every
-service and the gateway) and the identity service's ``KeyRing.verify`` (introspection,
-userinfo, admin API), with headers and claims an attacker controls.
+service and the gateway) and the one RFC 9068 validator the identity service calls
+(introspection, userinfo, admin API, exchange), with headers and claims an attacker controls.
 
-Documented errors: ``Denied`` (verifier) and ``TokenInvalid`` (identity service). Inputs:
+Documented errors: ``Denied`` (verifier) and ``TokenRejected`` (validator). Inputs:
 raw strings, and validly signed tokens with a fuzzed header, a fuzzed payload, or real
 claims with one claim replaced by any JSON value, so the fuzzer gets past the signature.
 """
@@ -14,7 +14,9 @@ import contextlib
 import atheris
 
 with atheris.instrument_imports(include=["tessera", "jwt"]):
-    from tessera.keys import KeyRing, KeyState, TokenInvalid, new_signing_key
+    from tessera.keys import KeyRing, KeyState, new_signing_key
+    from tessera.protocol.rfc9068.token import TokenRejected
+    from tessera.protocol.rfc9068.validator import validate
     from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
     from tessera.verifier.revocation import RevocationState
 
@@ -60,8 +62,8 @@ def test_one_input(data: bytes) -> None:
     token = _token(fdp)
     with contextlib.suppress(Denied):
         verify_access_token(token, keys=KEYS, policy=policy, revocation_state=STATE, now=NOW)
-    with contextlib.suppress(TokenInvalid):
-        RING.verify(token, typ="at+jwt", issuer=ISSUER, audience=AUDIENCE, now=NOW, leeway=30)
+    with contextlib.suppress(TokenRejected):
+        validate(token, keys=RING.verification_keys, expect=policy, revocation=STATE, now=NOW)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,26 @@ async def test_connections_past_the_bound_get_503_at_once() -> None:
 def test_settings_refuse_unsafe_bounds(limits: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ServerSettings(**limits)  # type: ignore[arg-type]
+
+
+def test_workers_get_time_to_import_before_the_supervisor_calls_them_hung(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's 5 s ping deadline killed spawned workers still importing the app on a
+    busy machine, and restarted them forever (``tessera serve`` never answered)."""
+    from tessera import httpserver
+
+    seen: list[Any] = []
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, **_kw: Any) -> None:
+            seen.append(config)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
+    monkeypatch.setattr(BoundedConfig, "bind_socket", lambda self: None)
+    httpserver.run("tessera.identity.app:create_app", factory=True,
+                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2)
+    [config] = seen
+    assert config.timeout_worker_healthcheck == httpserver.WORKER_HEALTHCHECK_SECONDS >= 30

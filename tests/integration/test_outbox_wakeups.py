@@ -12,6 +12,8 @@ import pytest
 
 from tessera.bus import InProcessBus
 from tessera.bus.relay import OutboxRelay
+from tessera.core.signals import SignalEvent
+from tessera.store.ports import AuditRecord
 from tessera.store.sql import SqlStore, create_store
 from tests.conftest import POSTGRES_URL
 from tests.unit.bus.test_relay import commit_events
@@ -78,6 +80,35 @@ async def test_sqlite_file_watch_wakes_on_another_process_commit(
         await asyncio.sleep(0)  # the watch task runs up to its first sleep: baseline taken
         assert not woken.is_set()
         await commit_events(other, "jti-x")
+        await until(woken, timeout=2.0)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await other.close()
+
+
+async def test_sqlite_file_watch_ignores_commits_outside_the_outbox(
+        sqlite_store: SqlStore) -> None:
+    """The audit log's group commits (every token request) change the files too; they
+    must not wake every relay and the fan-out into their own reads. A signal event (the
+    fan-out's other outbox table) still wakes."""
+    other = create_store(str(sqlite_store.engine.url))
+    woken = asyncio.Event()
+    watch = asyncio.get_running_loop().create_task(
+        sqlite_store.watch_files(woken.set, interval=0.005))
+    try:
+        await asyncio.sleep(0)
+        for n in range(5):
+            async with other.unit_of_work() as uow:
+                await uow.audit.append([AuditRecord("token.issued", at=float(n), fields={})])
+            await asyncio.sleep(0.02)  # several ticks of the watch see the change
+        assert not woken.is_set()
+        async with other.unit_of_work() as uow:
+            await uow.signals.record(SignalEvent("credential-change", None, "u-1", at=1.0))
+        await until(woken, timeout=2.0)
+        woken.clear()
+        await commit_events(other, "jti-y")
         await until(woken, timeout=2.0)
     finally:
         watch.cancel()

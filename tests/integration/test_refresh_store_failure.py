@@ -1,7 +1,9 @@
 """A database error mid-refresh loses nothing: the old refresh token still works or the
 new one does, never neither (refresh_token.py, DESIGN §2). Runs on every store.
 
-Failures are injected into the unit of work that rotates the token, at three points:
+Failures are injected at three points — into the one-write hot path
+(``RefreshRotations.rotate``) and, with the hot path turned away, into the unit of work
+of the general path that rotates the token:
 - the database fails right after the rotating UPDATE (a driver exception, which the
   real adapter must turn into ``StoreError``);
 - the commit fails (nothing is written);
@@ -22,7 +24,14 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from tessera.core.clock import FixedClock
-from tessera.store.ports import StoreError, UnitOfWork
+from tessera.store.ports import (
+    RefreshRead,
+    RefreshRotation,
+    RefreshRotations,
+    RefreshSnapshot,
+    StoreError,
+    UnitOfWork,
+)
 from tessera.store.sql import SqlStore
 from tests.integration.conftest import Instance, family_state, logged_in, refresh, running
 
@@ -49,13 +58,41 @@ class _RotateSpy:
         return won
 
 
-class FailingStore:
-    """A real store; the next unit of work that rotates a refresh token fails once, at
-    the armed point. Everything else is delegated."""
+class _FailingRotations:
+    """The hot path's read and write; the read finds nothing when the store sends every
+    refresh down the general path."""
 
-    def __init__(self, inner: SqlStore) -> None:
+    def __init__(self, inner: RefreshRotations, store: FailingStore) -> None:
+        self._inner = inner
+        self._store = store
+
+    async def read(self, token_hash: str, risk: RefreshRead | None = None
+                   ) -> RefreshSnapshot | None:
+        if self._store.general_path:
+            return None
+        return await self._inner.read(token_hash, risk)
+
+    async def rotate(self, rotation: RefreshRotation) -> bool:
+        if self._store.take(DRIVER_ERROR_AFTER_ROTATE):  # the one write fails: all of it
+            raise OperationalError("SELECT tessera_rotate_refresh(...)", {},
+                                   ConnectionResetError("connection reset by peer"))
+        if self._store.take(COMMIT_FAILS):
+            raise StoreError("injected: the commit failed")
+        won = await self._inner.rotate(rotation)
+        if won and self._store.take(COMMIT_ACK_LOST):
+            raise StoreError("injected: connection lost after COMMIT was sent")
+        return won
+
+
+class FailingStore:
+    """A real store; the next rotation of a refresh token fails once, at the armed
+    point (in the hot path's write, or — ``general_path`` — in the general path's unit
+    of work). Everything else is delegated."""
+
+    def __init__(self, inner: SqlStore, *, general_path: bool = False) -> None:
         self.inner = inner
         self.armed: str | None = None
+        self.general_path = general_path
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -65,6 +102,11 @@ class FailingStore:
             return False
         self.armed = None
         return True
+
+    @asynccontextmanager
+    async def refresh_rotations(self) -> AsyncIterator[RefreshRotations]:
+        async with self.inner.refresh_rotations() as rotations:
+            yield _FailingRotations(rotations, self)
 
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
@@ -78,10 +120,11 @@ class FailingStore:
             raise StoreError("injected: connection lost after COMMIT was sent")
 
 
-@pytest.fixture
-async def service(any_store: SqlStore, clock: FixedClock, tmp_path: Path
+@pytest.fixture(params=["hot-path", "general-path"])
+async def service(any_store: SqlStore, clock: FixedClock, tmp_path: Path,
+                  request: pytest.FixtureRequest
                   ) -> AsyncIterator[tuple[Instance, FailingStore]]:
-    store = FailingStore(any_store)
+    store = FailingStore(any_store, general_path=request.param == "general-path")
     async with running(store, clock, tmp_path) as instance:  # type: ignore[arg-type]
         yield instance, store
 

@@ -2,8 +2,10 @@
 
 Each ``Attack`` turns a *valid* token's ingredients (the real signing key, its ``kid``,
 claims that verify) into a forged or abused token that must be refused, and names the
-``TokenInvalid.reason`` the key ring gives. Built from real ingredients on purpose: every
-attack differs from an accepted token in exactly one way, so each can fail.
+``Reason`` the one RFC 9068 validator (``tessera.protocol.rfc9068.validator``) gives — on
+its own, inside the SDK's ``verify_access_token`` and behind every endpoint. Built from
+real ingredients on purpose: every attack differs from an accepted token in exactly one
+way, so each can fail.
 
 ``GARBAGE`` is static: strings that are not JWTs at all.
 """
@@ -22,8 +24,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
-from tessera.keys import _jose
-from tessera.keys._jose import PrivateKey
+from tessera import jose
+from tessera.jose import PrivateKey
 from tests.tokens import changed
 
 __all__ = ["ATTACKS", "GARBAGE", "Attack", "Forge", "attacker_key", "b64", "compact"]
@@ -49,7 +51,7 @@ def compact(header: Any, claims: Any, sign: Callable[[bytes], bytes] | None) -> 
 @functools.cache
 def attacker_key(alg: str) -> PrivateKey:
     """A key of the attacker's own, one per algorithm (generated once per run)."""
-    return _jose.generate(alg)
+    return jose.generate(alg)
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ class Attack:
     name: str
     build: Callable[[Forge], str]
     reason: str
-    """``TokenInvalid.reason`` from ``KeyRing.verify``."""
+    """The validator's ``Reason`` (its value)."""
     audience_checked: bool = False
-    """Only refused where the audience is checked (userinfo, admin); introspection and
-    revocation accept any audience."""
+    """Only refused where the audience is checked (userinfo, admin, the SDK);
+    introspection and revocation accept any audience."""
 
 
 def _alg_none(f: Forge) -> str:
@@ -116,7 +118,7 @@ def _hs256_with_public_pem(f: Forge) -> str:
 
 
 def _hs256_with_public_jwk(f: Forge) -> str:
-    secret = _jose.public_jwk(f.key, kid=f.kid, alg=f.alg)["n" if f.alg == "RS256" else "x"]
+    secret = jose.public_jwk(f.key, kid=f.kid, alg=f.alg)["n" if f.alg == "RS256" else "x"]
     return compact(f.valid_header(alg="HS256"), f.claims,
                    lambda data: hmac.new(secret.encode(), data, hashlib.sha256).digest())
 
@@ -130,7 +132,7 @@ def _kid_other_alg(f: Forge) -> str:
 def _embedded_jwk(f: Forge) -> str:
     """The attacker's key in the header (jwk/jku/x5u), signed with it, our kid."""
     attacker = attacker_key(f.alg)
-    jwk = _jose.public_jwk(attacker, kid=f.kid, alg=f.alg)
+    jwk = jose.public_jwk(attacker, kid=f.kid, alg=f.alg)
     header = f.valid_header(jwk=jwk, jku="https://evil.example/jwks",
                             x5u="https://evil.example/cert.pem")
     return compact(header, f.claims, f.signer(attacker))
@@ -198,7 +200,7 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("hs256_key_confusion_pem", _hs256_with_public_pem, "bad_algorithm"),
     Attack("hs256_key_confusion_jwk", _hs256_with_public_jwk, "bad_algorithm"),
     Attack("kid_unknown", _header(kid="not-a-key-we-have"), "unknown_kid"),
-    Attack("kid_missing", _header(kid=None), "unknown_kid"),
+    Attack("kid_missing", _header(kid=None), "malformed"),
     Attack("kid_not_a_string", _header(kid=7), "malformed"),
     Attack("kid_path_traversal", _header(kid="../../../../dev/null"), "unknown_kid"),
     Attack("kid_sql_injection", _header(kid="x' OR '1'='1"), "unknown_kid"),
@@ -211,15 +213,15 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("wrong_iss", _claims(iss="https://evil.example"), "wrong_issuer"),
     Attack("iss_with_trailing_slash", lambda f: f.sign(f.with_claims(iss=f.claims["iss"] + "/")),
            "wrong_issuer"),
-    Attack("iss_missing", _claims(iss=None), "missing_claim"),
+    Attack("iss_missing", _claims(iss=None), "malformed"),
     Attack("wrong_aud", _claims(aud="https://api.example"), "wrong_audience",
            audience_checked=True),
-    Attack("aud_missing", _claims(aud=None), "missing_claim", audience_checked=True),
+    Attack("aud_missing", _claims(aud=None), "malformed"),
     Attack("expired", _expired, "expired"),
-    Attack("exp_missing", _claims(exp=None), "missing_claim"),
+    Attack("exp_missing", _claims(exp=None), "malformed"),
     Attack("exp_not_a_number", _claims(exp="99999999999"), "malformed"),
     Attack("nbf_in_future", _not_yet_valid, "not_yet_valid"),
-    Attack("iat_in_future", _issued_in_future, "issued_in_future"),
+    Attack("iat_in_future", _issued_in_future, "not_yet_valid"),
     Attack("typ_jwt_like_an_id_token", _header(typ="JWT"), "wrong_typ"),
     Attack("typ_missing", _header(typ=None), "wrong_typ"),
     Attack("typ_other_media_type", _header(typ="application/jwt"), "wrong_typ"),

@@ -1,12 +1,14 @@
-"""The JWT attack corpus, first against ``KeyRing.verify`` (each attack gives its reason,
-for every supported algorithm), then against the real app: /userinfo, /admin/sessions,
-/introspect and /revoke refuse every forgery cleanly and keep serving."""
+"""The JWT attack corpus, first against the one RFC 9068 validator — called directly as the
+identity service does, and through the SDK's ``verify_access_token`` — (each attack gives
+its reason, for every supported algorithm), then against the real app: /userinfo,
+/admin/sessions, /introspect, /revoke and the token exchange refuse every forgery cleanly
+and keep serving."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import jwt
@@ -14,19 +16,26 @@ import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.identity.compose import Identity
-from tessera.keys import KeyRing, KeyState, SigningKey, TokenInvalid, new_signing_key
+from tessera.keys import KeyRing, KeyState, SigningKey, new_signing_key
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import RevocationFacts, validate
+from tessera.verifier import Denied, KeySet, VerificationPolicy, verify_access_token
+from tessera.verifier.revocation import RevocationState
 from tests.conftest import ISSUER
 from tests.support import AppClient, TesseraDriver
 from tests.tokens import claims_of
+from tests.unit.gateway import _support as gateway_support
 from tests.vectors.jwt_attacks import ATTACKS, GARBAGE, Attack, Forge
 from tests.vectors.responses import assert_no_leak, assert_oauth_error
 
 NOW = 1_800_000_000.0
 LEEWAY = 30.0
 API = "https://api.example"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
-# --- the key ring ---------------------------------------------------------------------
+# --- the validator, directly and inside the SDK ----------------------------------------
 
 @functools.cache
 def _key(alg: str) -> SigningKey:
@@ -37,38 +46,64 @@ def _ring_forge(alg: str) -> tuple[KeyRing, Forge]:
     key = _key(alg)
     claims = {"iss": ISSUER, "sub": "u-1", "aud": [API, ISSUER], "exp": int(NOW) + 300,
               "iat": int(NOW), "nbf": int(NOW), "jti": "j-1", "client_id": "c-1",
-              "scope": "openid api:read"}
+              "tid": "t-1", "scope": "openid api:read"}
     return KeyRing([key]), Forge(key.private_key, key.kid, alg, claims, NOW, LEEWAY)
 
 
-def _verify(ring: KeyRing, token: str, *, audience: str | None) -> dict[str, Any]:
-    return ring.verify(token, typ="at+jwt", issuer=ISSUER, audience=audience, now=NOW,
-                       leeway=LEEWAY)
+@dataclass(frozen=True)
+class _Expect:
+    issuer: str
+    audience: str | None
+    leeway: float
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
-def test_the_untouched_token_verifies(alg: str) -> None:
+def _validator(ring: KeyRing, token: str) -> str:
+    """``protocol.rfc9068.validator.validate`` as the identity service runs it."""
+    return validate(token, keys=ring.verification_keys, expect=_Expect(ISSUER, ISSUER, LEEWAY),
+                    revocation=RevocationFacts(), now=NOW).jti
+
+
+def _sdk(ring: KeyRing, token: str) -> str:
+    """The SDK's ``verify_access_token`` with keys from the ring's JWKS."""
+    return verify_access_token(token, keys=KeySet.from_jwks(ring.jwks()),
+                               policy=VerificationPolicy(issuer=ISSUER, audience=ISSUER,
+                                                         leeway=LEEWAY),
+                               revocation_state=RevocationState(), now=NOW).jti
+
+
+SIDES: dict[str, Callable[[KeyRing, str], str]] = {"validator": _validator, "sdk": _sdk}
+ALGS = ["RS256", "ES256", "EdDSA"]
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("alg", ALGS)
+def test_the_untouched_token_verifies(side: str, alg: str) -> None:
     """The control: without the attack, the same ingredients verify."""
     ring, forge = _ring_forge(alg)
-    assert _verify(ring, forge.sign(), audience=ISSUER)["jti"] == "j-1"
+    assert SIDES[side](ring, forge.sign()) == "j-1"
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("alg", ALGS)
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_key_ring_refuses_the_attack_with_its_reason(attack: Attack, alg: str) -> None:
+def test_the_validator_refuses_the_attack_with_its_reason(attack: Attack, alg: str,
+                                                          side: str) -> None:
     ring, forge = _ring_forge(alg)
     token = attack.build(forge)
-    with pytest.raises(TokenInvalid) as refused:
-        _verify(ring, token, audience=ISSUER if attack.audience_checked else None)
+    with pytest.raises(TokenRejected) as refused:
+        SIDES[side](ring, token)
     assert refused.value.reason == attack.reason, refused.value
+    if side == "sdk":
+        assert isinstance(refused.value, Denied)
 
 
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("token", GARBAGE)
-def test_key_ring_refuses_garbage_as_malformed_or_unknown(token: str) -> None:
+def test_the_validator_refuses_garbage_as_malformed_or_unknown(token: str, side: str) -> None:
     ring, _ = _ring_forge("ES256")
-    with pytest.raises(TokenInvalid) as refused:
-        _verify(ring, token, audience=None)
-    assert refused.value.reason in {"malformed", "unknown_kid", "bad_algorithm"}
+    with pytest.raises(TokenRejected) as refused:
+        SIDES[side](ring, token)
+    assert refused.value.reason in {"malformed", "unknown_kid", "bad_algorithm", "wrong_typ"}
 
 
 # --- the real app ---------------------------------------------------------------------
@@ -259,3 +294,42 @@ async def test_oversized_tokens_are_refused_not_parsed(
                                            auth=scene.web.auth)  # type: ignore[arg-type]
         assert_oauth_error(response, 400, "invalid_request", secrets=(big,))
     assert (await _userinfo(tessera.http, scene.user_token)).status_code == 200
+
+
+async def test_token_exchange_refuses_every_forged_subject_token(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock) -> None:
+    """RFC 8693 §2.2.2: a forged subject token is ``invalid_grant``, never exchanged."""
+    scene = await _scene(tessera, identity, clock)
+    exchanger = await tessera.client(grants=(EXCHANGE,), scope="openid api:read",
+                                     audiences=("https://orders.internal",),
+                                     subject_audiences=(API, ISSUER))
+
+    async def exchange(token: str) -> httpx.Response:
+        return await tessera.token(exchanger, grant_type=EXCHANGE, subject_token=token,
+                                   subject_token_type=ACCESS_TOKEN_TYPE,
+                                   audience="https://orders.internal")
+
+    for attack in ATTACKS:
+        token = attack.build(scene.user)
+        if attack.audience_checked:
+            continue  # any audience the exchanger trusts is fine
+        assert_oauth_error(await exchange(token), 400, "invalid_grant", secrets=(token,))
+    for token in (*GARBAGE, scene.id_token):
+        assert_oauth_error(await exchange(token), 400, "invalid_grant", secrets=(token,))
+    assert (await exchange(scene.user.sign())).status_code == 200
+
+
+async def test_the_gateway_refuses_every_forgery() -> None:
+    """The edge gateway (forward-auth, the SDK inside) refuses what the validator does."""
+    forge = Forge(gateway_support._KEY, "ed-1", "EdDSA", gateway_support.claims(),
+                  gateway_support.NOW, 60.0)
+    async with gateway_support.gateway() as gw:
+        for attack in ATTACKS:
+            if attack.audience_checked:
+                continue  # the corpus' "wrong" audience is this gateway's own
+            token = attack.build(forge)
+            response = await gw.nginx("/orders/1", token=token)
+            assert response.status_code == 401, (attack.name, response.text)
+            assert response.json()["error"] == "invalid_token", attack.name
+            assert token not in response.text
+        assert (await gw.nginx("/orders/1", token=forge.sign())).status_code == 200

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import jwt
 from cryptography import x509
 
+from tessera import jose
 from tessera.core.clients import TOKEN_FORMATS
 from tessera.core.urls import check_jwks_uri
 
@@ -56,9 +56,10 @@ def check_jwks_document(text: str) -> str:
         if entry.get("use") not in (None, "sig"):
             raise ClientKeysError("keys must be signing keys (use: sig)")
         try:
-            jwt.PyJWK(entry)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-            raise ClientKeysError(f"a key of the JWK Set cannot be used: {exc}") from None
+            jose.load_jwk(entry)
+        except jose.JoseError as exc:
+            raise ClientKeysError(f"a key of the JWK Set cannot be used: {exc.detail}") \
+                from None
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.roles import Reach
-from tessera.core.tenants import tenant_of
+from tessera.core.tenants import Tenant, tenant_of
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.store.ports import Store, UnitOfWork
 
 __all__ = ["NotInGoodStanding", "TenantDirectory", "check_tenant", "check_user",
-           "client_tenant", "reach_of"]
+           "client_tenant", "judge_user", "reach_of"]
 
 
 class NotInGoodStanding(Exception):
@@ -43,21 +43,37 @@ def client_tenant(client: Client) -> str:
     return tenant_of(client.tenant_id, DEFAULT_TENANT)
 
 
-async def check_tenant(uow: UnitOfWork, tenant_id: str) -> None:
-    tenant = await uow.tenants.get(tenant_id)
+def _judge_tenant(tenant: Tenant | None) -> None:
     if tenant is not None and not tenant.active:
         raise NotInGoodStanding("tenant_suspended")
 
 
-async def check_user(uow: UnitOfWork, user_id: str, *, tenant_id: str | None = None) -> User:
-    """The user, if it may act now (and belongs to ``tenant_id`` when given)."""
-    user = await uow.users.get(user_id)
+def _judge_user_row(user: User | None, tenant_id: str | None) -> User:
     if user is None or user.deleted_at is not None:
         raise NotInGoodStanding("user_unknown")
     if user.disabled:
         raise NotInGoodStanding("user_disabled")
     if tenant_id is not None and user.tenant_id != tenant_id:
         raise NotInGoodStanding("tenant_mismatch")
+    return user
+
+
+def judge_user(user: User | None, tenant: Tenant | None, *,
+               tenant_id: str | None = None) -> User:
+    """``check_user`` over rows already read: the user row and its tenant's (None when
+    the tenant is not registered)."""
+    checked = _judge_user_row(user, tenant_id)
+    _judge_tenant(tenant)
+    return checked
+
+
+async def check_tenant(uow: UnitOfWork, tenant_id: str) -> None:
+    _judge_tenant(await uow.tenants.get(tenant_id))
+
+
+async def check_user(uow: UnitOfWork, user_id: str, *, tenant_id: str | None = None) -> User:
+    """The user, if it may act now (and belongs to ``tenant_id`` when given)."""
+    user = _judge_user_row(await uow.users.get(user_id), tenant_id)
     await check_tenant(uow, user.tenant_id)
     return user
 

@@ -8,7 +8,7 @@
 - Token requests (code, refresh; RFC 6749 §4.1.3, §6): Authlib prepares the form,
   httpx sends it with ``client_secret_basic``; a DPoP proof (RFC 9449 §5) rides along
   when the session has a key, retried once with the server's nonce when asked (§8).
-- ID token (OIDC Core §3.1.3.7): joserfc checks the signature against the JWKS
+- ID token (OIDC Core §3.1.3.7): ``tessera.jose`` checks the signature against the JWKS
   (algorithm allowlist), ``iss`` and ``aud`` exactly, ``azp``, ``exp``/``iat``, ``nonce``.
 - Revocation (RFC 7009) and introspection (RFC 7662) with the client's credentials.
 
@@ -32,10 +32,8 @@ import httpx
 import orjson
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
+from tessera import jose
 from tessera.bff.settings import BffSettings
 from tessera.core.clock import Clock
 from tessera.protocol.rfc9449 import ProofSigner
@@ -92,7 +90,7 @@ class IdentityClient:
                                        follow_redirects=False)
         self._auth = (settings.client_id, settings.client_secret.get_secret_value())
         self._metadata: dict[str, Any] | None = None
-        self._keys: KeySet | None = None
+        self._keys: jose.JwkSet | None = None
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -191,40 +189,38 @@ class IdentityClient:
     async def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         keys = await self._key_set(refresh=False)
         try:
-            token = jwt.decode(id_token, keys, algorithms=list(ID_TOKEN_ALGS))
-        except JoseError:
+            claims = keys.decode(id_token, algorithms=ID_TOKEN_ALGS)[1]
+        except jose.JoseError as exc:
+            if exc.reason not in ("unknown_kid", "bad_signature"):
+                raise IdTokenInvalid(f"id_token: {exc.reason}") from None
             keys = await self._key_set(refresh=True)  # a rotated key: fetch once more
             try:
-                token = jwt.decode(id_token, keys, algorithms=list(ID_TOKEN_ALGS))
-            except (JoseError, ValueError) as exc:
-                raise IdTokenInvalid(f"id_token: {type(exc).__name__}") from None
-        except ValueError as exc:
-            raise IdTokenInvalid(f"id_token: {type(exc).__name__}") from None
-        claims = dict(token.claims)
-        registry = jwt.JWTClaimsRegistry(
-            now=int(self._clock.now()), leeway=_LEEWAY,
-            iss={"essential": True, "value": self._settings.issuer},
-            aud={"essential": True, "value": self._settings.client_id},
-            sub={"essential": True}, exp={"essential": True}, iat={"essential": True},
-            nonce={"essential": True, "value": nonce})
+                claims = keys.decode(id_token, algorithms=ID_TOKEN_ALGS)[1]
+            except jose.JoseError as again:
+                raise IdTokenInvalid(f"id_token: {again.reason}") from None
         try:
-            registry.validate(claims)
-        except JoseError as exc:
-            raise IdTokenInvalid(f"id_token: {exc.error}") from None
+            jose.check_registered_claims(
+                claims, now=self._clock.now(), leeway=_LEEWAY,
+                iss={"essential": True, "value": self._settings.issuer},
+                aud={"essential": True, "value": self._settings.client_id},
+                sub={"essential": True}, exp={"essential": True}, iat={"essential": True},
+                nonce={"essential": True, "value": nonce})
+        except jose.JoseError as exc:
+            raise IdTokenInvalid(f"id_token: {exc.detail}") from None
         aud = claims.get("aud")
         if isinstance(aud, list) and len(aud) > 1 \
                 and claims.get("azp") != self._settings.client_id:
             raise IdTokenInvalid("id_token: azp is not this client")
         return claims
 
-    async def _key_set(self, *, refresh: bool) -> KeySet:
+    async def _key_set(self, *, refresh: bool) -> jose.JwkSet:
         if self._keys is None or refresh:
             url = await self.endpoint("jwks_uri")
             assert url is not None
             body = _object(await self._send("GET", url))
             try:
-                self._keys = KeySet.import_key_set(body)  # type: ignore[arg-type]
-            except (JoseError, ValueError, TypeError, KeyError):
+                self._keys = jose.JwkSet(body or {})
+            except jose.JoseError:
                 raise IdentityUnavailable("jwks: not a usable JWK set") from None
         return self._keys
 

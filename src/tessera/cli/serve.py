@@ -85,7 +85,11 @@ def serve(host: str, port: int, workers: int, issuer: str | None, tls_cert: str 
                "server_header": False, "limits": settings.server,
                # open event-feed streams must not hold a shutdown forever: followers
                # reconnect (to another worker) and resume from their cursor
-               "timeout_graceful_shutdown": 3, **_tls_options(tls_cert, tls_key, tls_client_ca)}
+               "timeout_graceful_shutdown": 3,
+               # uvicorn's supervisor kills a worker that does not answer its ping within
+               # this (5 s by default): on a loaded box a starting worker (imports, key
+               # ring) misses that, and workers were killed and respawned forever
+               "timeout_worker_healthcheck": 30, **_tls_options(tls_cert, tls_key, tls_client_ca)}
     if settings.metrics.public and settings.metrics.token is None \
             and settings.metrics.port is None:
         click.echo("tessera: warning: /metrics is public (metrics.public)", err=True)

@@ -14,18 +14,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GENESIS", "ChainBreak", "chain_link", "find_breaks"]
+__all__ = ["GENESIS", "ChainBreak", "canonical", "chain_link", "find_breaks"]
 
 GENESIS = "0" * 64
 
 
-def _canonical(event: str, at: float, fields: dict[str, Any]) -> bytes:
+def canonical(event: str, at: float, fields: dict[str, Any]) -> bytes:
+    """The bytes a record contributes to its link (a store that extends the chain in SQL
+    hashes the previous link's ASCII followed by these)."""
     return json.dumps([event, at, fields], sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def chain_link(previous: str, event: str, at: float, fields: dict[str, Any]) -> str:
-    return hashlib.sha256(previous.encode("ascii") + _canonical(event, at, fields)).hexdigest()
+    return hashlib.sha256(previous.encode("ascii") + canonical(event, at, fields)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The demo's outside listeners: a relying party's back-channel logout endpoint and an
 SSF push receiver (RFC 8935), in one small app. Each validates what it receives with
-joserfc against the issuer's JWKS (signature, ``typ``, ``iss``, ``aud``, events) and
+``tessera.jose`` against the issuer's JWKS (signature, ``typ``, ``iss``, ``aud``, events) and
 records when it arrived."""
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tessera import jose
 
 __all__ = ["Heard", "Listeners"]
 
@@ -40,14 +39,15 @@ class Listeners:
     sets: list[Heard] = field(default_factory=list)
 
     def _decode(self, token: str, typ: str, audience: str) -> dict[str, Any]:
-        decoded = jwt.decode(token, KeySet.import_key_set(self.jwks),  # type: ignore[arg-type]
-                             algorithms=sorted({k["alg"] for k in self.jwks["keys"]}))
-        if decoded.header.get("typ") != typ:
+        header, claims = jose.JwkSet(self.jwks).decode(
+            token, algorithms=sorted({k["alg"] for k in self.jwks["keys"]}))
+        if header.get("typ") != typ:
             raise ValueError("typ")
-        jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer},
-                              aud={"essential": True, "value": audience},
-                              jti={"essential": True}).validate(decoded.claims)
-        return dict(decoded.claims)
+        jose.check_registered_claims(claims, now=time.time(), leeway=0,
+                                     iss={"essential": True, "value": self.issuer},
+                                     aud={"essential": True, "value": audience},
+                                     jti={"essential": True})
+        return claims
 
     async def logout(self, request: Request) -> Response:
         token = parse_qs((await request.body()).decode()).get("logout_token", [""])[0]
@@ -55,7 +55,7 @@ class Listeners:
             claims = self._decode(token, "logout+jwt", self.rp_client_id)
             if LOGOUT_EVENT not in claims.get("events", {}) or "nonce" in claims:
                 raise ValueError("events")
-        except (JoseError, ValueError) as exc:
+        except (jose.JoseError, ValueError) as exc:
             return JSONResponse({"error": "invalid_request",
                                  "error_description": str(exc)}, 400)
         self.logouts.append(Heard(time.perf_counter(), claims))
@@ -65,7 +65,7 @@ class Listeners:
         try:
             claims = self._decode((await request.body()).decode(), "secevent+jwt",
                                   self.ssf_audience)
-        except (JoseError, ValueError) as exc:
+        except (jose.JoseError, ValueError) as exc:
             return JSONResponse({"err": "invalid_request", "description": str(exc)}, 400)
         self.sets.append(Heard(time.perf_counter(), claims))
         return Response(status_code=202)

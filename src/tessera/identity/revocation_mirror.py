@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from tessera.bus import BusGap, InProcessBus, event_to_wire
 from tessera.core.clock import Clock
 from tessera.core.freshness import Watermark
-from tessera.protocol.token_state import TokenInactive
+from tessera.protocol.rfc9068.token import VerifiedToken
+from tessera.protocol.rfc9068.validator import check_revocation
 from tessera.store.ports import Store, StoreError
-from tessera.verifier import Denied, VerifiedToken
 from tessera.verifier.revocation import RevocationState
 
 __all__ = ["RevocationMirror"]
 
 _log = logging.getLogger("tessera.identity")
-_NUMBER = (int, float)
 
 
 class RevocationMirror:
-    """``AccessTokenState``'s ``RevocationView``: ``usable(now)`` then ``check(claims)``."""
+    """``AccessTokenState``'s ``RevocationView``: ``usable(now)`` then ``check(token)``."""
 
     def __init__(self, store: Store, bus: InProcessBus, clock: Clock, *, max_lag: float,
                  retry_delay: float = 0.5) -> None:
@@ -72,18 +70,11 @@ class RevocationMirror:
         return (fresh_at is not None and fresh_at > self._must_see
                 and now - fresh_at <= self._max_lag)
 
-    def check(self, claims: dict[str, Any], *, tenant: str) -> bool:
-        """Raise ``TokenInactive`` if the state revokes the token; ``False`` when the
-        claims do not have the shape the state reads (the caller asks the store)."""
-        token = _as_token(claims, tenant)
-        if token is None:
-            return False
+    def check(self, token: VerifiedToken) -> None:
+        """Raise ``TokenRejected`` if the state revokes the token: the one rule
+        (``validator.check_revocation``) over the verifiers' own state."""
         self.answered += 1
-        try:
-            self.state.check(token)
-        except Denied as exc:
-            raise TokenInactive(str(exc.reason)) from None
-        return True
+        check_revocation(token, self.state)
 
     async def load(self) -> None:
         """Replace the state with a snapshot of the live events in the store."""
@@ -116,20 +107,3 @@ class RevocationMirror:
             except Exception:  # a bad event must not end it: reload (it goes stale meanwhile)
                 _log.exception("revocation mirror failed; reloading")
                 await asyncio.sleep(self._retry)
-
-
-def _as_token(claims: dict[str, Any], tenant: str) -> VerifiedToken | None:
-    """What the revocation state reads of a token; ``None`` if a claim is off-shape."""
-    jti, sub, client_id = claims.get("jti"), claims.get("sub"), claims.get("client_id")
-    iat, sid, sv, tid = claims.get("iat"), claims.get("sid"), claims.get("sv"), claims.get("tid")
-    if not (type(jti) is str and type(sub) is str and type(client_id) is str
-            and isinstance(iat, _NUMBER) and type(iat) is not bool
-            and (sid is None or type(sid) is str) and (sv is None or type(sv) is int)
-            and (tid is None or type(tid) is str)):
-        return None
-    exp = claims.get("exp")
-    return VerifiedToken(
-        kid="", alg="", iss=str(claims.get("iss", "")), sub=sub, aud=(),
-        exp=float(exp) if isinstance(exp, _NUMBER) else 0.0, iat=float(iat), nbf=None, jti=jti,
-        client_id=client_id, scopes=frozenset(), tid=tid or tenant, sid=sid, sv=sv, acr=None,
-        amr=(), auth_time=None, cnf_jkt=None, act=None, claims=claims)

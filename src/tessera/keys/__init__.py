@@ -1,7 +1,8 @@
 """Signing keys: the key ring (next → active → retiring → retired), JWKS, sealing at rest.
 
-``_jose`` is the only module that touches raw key objects; everything else uses
-``KeyRing.sign`` / ``KeyRing.verify`` with no algorithm choice at the call site.
+JOSE itself is ``tessera.jose``'s; everything else uses ``KeyRing.sign`` /
+``KeyRing.verify`` (ID and logout tokens) and ``KeyRing.verification_keys`` (access tokens,
+through ``protocol.rfc9068.validator``) with no algorithm choice at the call site.
 """
 
 from tessera.keys.errors import KeyError_, TokenInvalid

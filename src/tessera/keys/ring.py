@@ -13,12 +13,12 @@ rotates on its own (``plan_rotation`` takes one algorithm's keys).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tessera.keys import _jose
+from tessera import jose
 from tessera.keys.errors import KeyError_, TokenInvalid
 
 __all__ = ["KeyRing", "KeyState", "RingHolder", "SigningKey", "load_signing_key",
@@ -41,16 +41,16 @@ class SigningKey:
     kid: str
     alg: str
     state: KeyState
-    private_key: _jose.PrivateKey
+    private_key: jose.PrivateKey
     created_at: float
     changed_at: float
 
     @property
     def public_jwk(self) -> dict[str, Any]:
-        return _jose.public_jwk(self.private_key, kid=self.kid, alg=self.alg)
+        return jose.public_jwk(self.private_key, kid=self.kid, alg=self.alg)
 
     def private_pem(self) -> bytes:
-        return _jose.private_pem(self.private_key)
+        return jose.private_pem(self.private_key)
 
     def with_state(self, state: KeyState, at: float) -> SigningKey:
         return SigningKey(self.kid, self.alg, state, self.private_key, self.created_at, at)
@@ -58,7 +58,10 @@ class SigningKey:
 
 def new_signing_key(alg: str, *, state: KeyState, now: float) -> SigningKey:
     kid = f"{alg.lower()}-{secrets.token_hex(6)}"
-    return SigningKey(kid, alg, state, _jose.generate(alg), now, now)
+    try:
+        return SigningKey(kid, alg, state, jose.generate(alg), now, now)
+    except jose.JoseError:
+        raise KeyError_(f"unsupported algorithm {alg[:20]!r}") from None
 
 
 def load_signing_key(kid: str, alg: str, state: str, pem: bytes, created_at: float,
@@ -68,8 +71,11 @@ def load_signing_key(kid: str, alg: str, state: str, pem: bytes, created_at: flo
         key_state = KeyState(state)
     except ValueError:
         raise KeyError_(f"unknown key state {state[:20]!r}") from None
-    private_key = _jose.load_private_pem(pem)
-    _jose.check_alg(private_key, alg)
+    try:
+        private_key = jose.load_private_pem(pem)
+        jose.check_alg(private_key, alg)
+    except jose.JoseError as exc:
+        raise KeyError_(exc.detail) from None
     return SigningKey(kid, alg, key_state, private_key, created_at, changed_at)
 
 
@@ -120,11 +126,11 @@ class KeyRing:
             self._active = self._actives[primary]
         else:
             self._active = min(self._actives.values(), key=lambda k: (k.created_at, k.kid))
-        self._public = {
-            k.kid: (k.alg, _jose.public_key(k.private_key))
+        self._verification = {
+            k.kid: jose.VerificationKey(k.kid, k.alg, k.private_key.public_key())
             for k in self._keys.values() if k.state in _PUBLISHED
         }
-        self._signers = {alg: _jose.Signer(k.private_key, alg=alg, kid=k.kid)
+        self._signers = {alg: jose.Signer(k.private_key, alg=alg, kid=k.kid)
                          for alg, k in self._actives.items()}
         self._jwks = {"keys": [k.public_jwk for k in self._keys.values() if k.state in _PUBLISHED]}
 
@@ -146,7 +152,7 @@ class KeyRing:
 
     @property
     def kids(self) -> frozenset[str]:
-        return frozenset(self._public)
+        return frozenset(self._verification)
 
     def jwks(self) -> dict[str, Any]:
         return self._jwks
@@ -154,6 +160,12 @@ class KeyRing:
     def sign(self, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
         """A JWS of ``claims`` by the active key of ``alg`` (default: the primary one)."""
         return self._signers[self.active_for(alg).alg].sign(claims, typ=typ)
+
+    @property
+    def verification_keys(self) -> Mapping[str, jose.VerificationKey]:
+        """The published keys (next, active, retiring) by ``kid``, prepared for verifying
+        (``protocol.rfc9068.validator``'s ``KeyLookup``)."""
+        return self._verification
 
     def verify(
         self,
@@ -166,18 +178,26 @@ class KeyRing:
         leeway: float,
         verify_exp: bool = True,
     ) -> dict[str, Any]:
-        """Verify a JWS we issued. Raises ``TokenInvalid``; never returns a failure value."""
-        header = _jose.unverified_header(token)
-        kid = header.get("kid")
-        if not isinstance(kid, str) or kid not in self._public:
+        """Verify a JWS we issued that is not an access token (ID tokens, logout tokens;
+        access tokens are ``protocol.rfc9068.validator``'s). Raises ``TokenInvalid``."""
+        try:
+            header = jose.read_header(token)
+        except jose.JoseError as exc:
+            raise TokenInvalid(exc.reason, exc.detail) from None
+        kid = header.kid
+        key = self._verification.get(kid) if isinstance(kid, str) else None
+        if key is None:
             raise TokenInvalid("unknown_kid")
-        alg, key = self._public[kid]
-        if header.get("alg") != alg:
+        if header.alg != key.alg:
             raise TokenInvalid("bad_algorithm")
-        if typ is not None and str(header.get("typ", "")).lower() not in _typ_forms(typ):
+        if typ is not None and str(header.typ or "").lower() not in _typ_forms(typ):
             raise TokenInvalid("wrong_typ")
-        return _jose.decode(token, key, alg=alg, issuer=issuer, audience=audience,
-                            leeway=leeway, now=now, verify_exp=verify_exp)
+        try:
+            return jose.decode(token, key.public_key, algorithms=[key.alg], issuer=issuer,
+                               audience=audience, leeway=leeway, now=now,
+                               verify_exp=verify_exp)
+        except jose.JoseError as exc:
+            raise TokenInvalid(exc.reason, exc.detail) from None
 
 
 def _typ_forms(typ: str) -> tuple[str, str]:

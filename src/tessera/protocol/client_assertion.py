@@ -28,8 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import jwt
-
+from tessera import jose
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.protocol.errors import InvalidClient
@@ -72,8 +71,8 @@ def unverified_client_id(assertion: str) -> str | None:
     """The ``iss`` of an assertion before any check, to find the client it claims to be
     (RFC 7523 §3: for client authentication ``iss`` is the ``client_id``)."""
     try:
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        claims = jose.unverified_claims(assertion)
+    except jose.JoseError:
         return None
     iss = claims.get("iss") if isinstance(claims, dict) else None
     return iss if isinstance(iss, str) and 0 < len(iss) <= 200 else None
@@ -99,8 +98,8 @@ class ClientAssertions:
         if client.auth_method not in ("private_key_jwt", "workload_identity"):
             raise _refuse(f"client {client.client_id!r} does not authenticate with keys")
         try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError:
+            header = jose.unverified_header(assertion)
+        except jose.JoseError:
             raise _refuse("malformed client assertion") from None
         alg = header.get("alg")
         if alg not in ASSERTION_ALGS:
@@ -130,14 +129,11 @@ class ClientAssertions:
             raise _refuse("no registered key fits the client assertion (unknown kid)")
         for key in candidates:
             try:
-                return jwt.decode(assertion, key=key, algorithms=[alg], options={
-                    "verify_aud": False, "verify_iss": False, "verify_exp": False,
-                    "verify_nbf": False, "verify_iat": False, "verify_sub": False,
-                    "verify_jti": False})
-            except jwt.InvalidSignatureError:
-                continue
-            except jwt.PyJWTError as exc:
-                raise _refuse(f"client assertion refused: {exc}") from None
+                return jose.verify_jws(assertion, key, alg=alg)
+            except jose.JoseError as exc:
+                if exc.reason == "bad_signature":
+                    continue
+                raise _refuse(f"client assertion refused: {exc.detail}") from None
         raise _refuse("client assertion signature does not verify")
 
     async def _key_set(self, inline: str | None, uri: str | None, *,
@@ -202,11 +198,11 @@ class ClientAssertions:
             raise _refuse("client assertion replayed (jti already used)")
 
 
-def _keys_for(document: Mapping[str, Any], kid: str | None, alg: str) -> list[jwt.PyJWK]:
+def _keys_for(document: Mapping[str, Any], kid: str | None, alg: str) -> list[Any]:
     """Public keys of ``document`` that may verify an ``alg`` assertion: the one named by
     ``kid``, or without ``kid`` every key of the right type. Private or unusable members
     are skipped (a JWK Set with a private key is refused at registration)."""
-    found: list[jwt.PyJWK] = []
+    found: list[Any] = []
     raw = document.get("keys")
     if not isinstance(raw, list):
         return found
@@ -218,8 +214,8 @@ def _keys_for(document: Mapping[str, Any], kid: str | None, alg: str) -> list[jw
         if entry.get("use") not in (None, "sig") or entry.get("alg") not in (None, alg):
             continue
         try:
-            key = jwt.PyJWK(entry, algorithm=alg)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            key = jose.load_jwk(entry, alg=alg)
+        except jose.JoseError:
             continue
         found.append(key)
     return found

@@ -14,8 +14,9 @@ from typing import Protocol
 
 from tessera.application.transaction import Transaction
 from tessera.core.refresh import RefreshFamily
+from tessera.core.signals import RiskObservation
 from tessera.protocol.http import OAuthRequest
-from tessera.store.ports import UnitOfWork
+from tessera.store.ports import RefreshRead, RefreshSnapshot, UnitOfWork
 
 __all__ = ["RequestContext", "RiskObserver", "context_of"]
 
@@ -39,6 +40,16 @@ class RiskObserver(Protocol):
     async def refreshed(self, tx: Transaction, family: RefreshFamily,
                         ctx: RequestContext) -> None:
         """A successful rotation, in its transaction."""
+
+    def refresh_read(self, now: float) -> RefreshRead:
+        """What the refresh hot path's one read must fetch for ``quiet_refresh``."""
+
+    def quiet_refresh(self, family: RefreshFamily, ctx: RequestContext, now: float,
+                      snapshot: RefreshSnapshot) -> RiskObservation | None:
+        """The observation a rotation records when, judged on ``snapshot``, it neither
+        needs a step-up nor raises a detection not raised yet — what ``step_up_required``
+        and ``refreshed`` would then do is exactly to record it. None: the rotation must
+        take the transactional path, which calls those two."""
 
     async def reused(self, tx: Transaction, family: RefreshFamily,
                      ctx: RequestContext) -> None:

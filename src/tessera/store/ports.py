@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from tessera.core.clients import Client
 from tessera.core.consents import Consent
@@ -34,6 +34,7 @@ __all__ = [
     "AuditFilter",
     "AuditRecord",
     "AuditRepo",
+    "AuditSink",
     "ClientRepo",
     "CodeRepo",
     "Completion",
@@ -45,7 +46,11 @@ __all__ = [
     "RecoveryCodeRepo",
     "ReferenceToken",
     "ReferenceTokenRepo",
+    "RefreshRead",
     "RefreshRepo",
+    "RefreshRotation",
+    "RefreshRotations",
+    "RefreshSnapshot",
     "RevocationLog",
     "RoleRepo",
     "SealedFactor",
@@ -691,7 +696,82 @@ class UnitOfWork(Protocol):
     signals: SignalRepo
 
 
+@runtime_checkable
+class AuditSink(Protocol):
+    """A store that commits audit batches by a path of its own, cheaper than a unit of
+    work (``SqlStore.append_audit``); ``AuditLog`` uses it when the store is one."""
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Commit ``records`` (chained) in one transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRead:
+    """What the rotation's one read fetches besides the chain: the family's ``refresh``
+    risk observations at or after ``recent_since`` (the newest ``recent_limit``; how many
+    of those are at or after ``burst_since``, and the newest one's address and user
+    agent), and which of ``marks`` — (kind, since) pairs — the family holds."""
+
+    recent_since: float
+    recent_limit: int
+    burst_since: float
+    marks: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSnapshot:
+    """Everything a refresh is judged on, read at once (one statement): the token, its
+    family and session, the family's user and the user's tenant (None: absent or not
+    registered), the roles the user holds now, the own session policy of the session's
+    tenant, and — when asked — the family's risk observations (``RefreshRead``)."""
+
+    token: RefreshToken
+    family: RefreshFamily
+    session: Session
+    user: User | None
+    tenant: Tenant | None
+    roles: frozenset[str]
+    session_policy: SessionPolicy | None
+    refreshes_in_burst: int = 0
+    last_refresh: tuple[str | None, str | None] | None = None
+    """(address, user agent) of the newest recent ``refresh`` observation, if any."""
+    marks: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRotation:
+    """One rotation's writes: mark ``token_hash`` rotated to ``successor``, insert the
+    successor, touch the session, record ``observation`` (if any) and append ``audit``
+    to the chained trail."""
+
+    token_hash: str
+    successor: RefreshToken
+    sid: str
+    at: float
+    audit: AuditRecord
+    observation: RiskObservation | None = None
+
+
+class RefreshRotations(Protocol):
+    """The refresh hot path (``grants/refresh_token``): one read, one atomic write. The
+    general path (``RefreshRepo`` in a unit of work) handles everything else."""
+
+    async def read(self, token_hash: str, risk: RefreshRead | None = None
+                   ) -> RefreshSnapshot | None:
+        """The snapshot of ``token_hash`` (None if the token, family or session is
+        missing). Not locked: the write re-checks what can race."""
+
+    async def rotate(self, rotation: RefreshRotation) -> bool:
+        """All of the rotation's writes in one transaction, iff the token is not rotated
+        yet and neither its family nor its session is revoked; False (nothing written)
+        otherwise. Of concurrent callers exactly one wins. The audit record joins the
+        hash chain exactly as ``AuditRepo.append`` would append it."""
+
+
 class Store(Protocol):
+    def refresh_rotations(self) -> AbstractAsyncContextManager[RefreshRotations]:
+        """The refresh hot path on one connection (``RefreshRotations``)."""
+
     def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
         """A transaction: commits when the block exits normally, rolls back on error."""
 

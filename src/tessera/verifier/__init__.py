@@ -29,7 +29,7 @@ The public API of every module above is pinned by ``tests/unit/verifier/test_pub
 
 from __future__ import annotations
 
-from tessera.verifier._cache import VerifiedTokenCache
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache
 from tessera.verifier._keyset import ALLOWED_ALGS, KeySet, VerificationKey
 from tessera.verifier._policy import MAX_LEEWAY, VerificationPolicy
 from tessera.verifier._token import VerifiedToken

@@ -1,5 +1,5 @@
-"""Claim checks (RFC 9068 §4, RFC 7519 §4.1, RFC 6750 §3.1, RFC 9470 §3): one rule per
-function.
+"""Claim checks of a resource server (RFC 6750 §3.1, RFC 9470 §3) and the SDK's form of the
+shared validator's RFC 9068 §4 checks: one rule per function.
 
 Each raises ``Denied`` with its reason and returns nothing when the rule holds.
 """
@@ -7,6 +7,8 @@ Each raises ``Denied`` with its reason and returns nothing when the rule holds.
 from __future__ import annotations
 
 from tessera.core.acr import acr_satisfies
+from tessera.protocol.rfc9068 import validator
+from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier.errors import (
@@ -18,32 +20,17 @@ from tessera.verifier.errors import (
     StepUpRequired,
 )
 
-__all__ = ["check_audience", "check_issuer", "check_lifetime", "check_owner", "check_scopes",
-           "check_tenant", "check_user_authentication"]
+__all__ = ["check_claims", "check_owner", "check_scopes", "check_tenant",
+           "check_user_authentication"]
 
 
-def check_issuer(token: VerifiedToken, policy: VerificationPolicy) -> None:
-    """RFC 9068 §4 step 3: ``iss`` exactly equals the configured issuer."""
-    if token.iss != policy.issuer:
-        raise Denied(Reason.WRONG_ISSUER, f"iss {token.iss!r}")
-
-
-def check_audience(token: VerifiedToken, policy: VerificationPolicy) -> None:
-    """RFC 9068 §4 step 4: this service's audience is one of the token's ``aud`` values."""
-    if policy.audience not in token.aud:
-        raise Denied(Reason.WRONG_AUDIENCE, f"aud {list(token.aud)!r}")
-
-
-def check_lifetime(token: VerifiedToken, policy: VerificationPolicy, now: float) -> None:
-    """RFC 7519 §4.1.4/§4.1.5: ``now < exp``, ``now >= nbf``, ``iat`` not in the future,
-    each with ``policy.leeway`` seconds of slack."""
-    leeway = policy.leeway
-    if now >= token.exp + leeway:
-        raise Denied(Reason.EXPIRED, f"exp {token.exp}")
-    if token.nbf is not None and now + leeway < token.nbf:
-        raise Denied(Reason.NOT_YET_VALID, f"nbf {token.nbf}")
-    if now + leeway < token.iat:
-        raise Denied(Reason.NOT_YET_VALID, f"iat {token.iat}")
+def check_claims(token: VerifiedToken, policy: VerificationPolicy, now: float) -> None:
+    """RFC 9068 §4 issuer, audience and lifetime: the shared validator's rule
+    (``validator.check_claims``), raising the SDK's ``Denied``."""
+    try:
+        validator.check_claims(token, policy, now)
+    except TokenRejected as exc:
+        raise Denied.of(exc) from None
 
 
 def check_scopes(token: VerifiedToken, policy: VerificationPolicy) -> None:

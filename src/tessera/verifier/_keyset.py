@@ -9,37 +9,19 @@ this are left out (listed in ``KeySet.rejected``), never guessed at.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-
+from tessera import jose
+from tessera.protocol.rfc9068.validator import ALLOWED_ALGS
 from tessera.verifier.errors import InvalidJwks
 
 __all__ = ["ALLOWED_ALGS", "KeySet", "PublicKey", "VerificationKey"]
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+PublicKey = jose.PublicKey
+VerificationKey = jose.VerificationKey
+"""A public key usable for exactly one algorithm, prepared once (``tessera.jose``)."""
 
-ALLOWED_ALGS: Final = frozenset({"RS256", "ES256", "EdDSA"})
-"""The only algorithms a Tessera access token may use."""
-
-_MIN_RSA_BITS: Final = 2048
-_KTY: Final = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 _MEMBERS: Final = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
-_PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class VerificationKey:
-    """A public key usable for exactly one algorithm."""
-
-    kid: str
-    alg: str
-    public_key: PublicKey
-    material: tuple[str, ...]
-    """The JWK members that define the key (kty, alg and the public parameters)."""
 
 
 class KeySet:
@@ -121,10 +103,10 @@ def _parse_jwk(jwk: object, previous: KeySet | None) -> VerificationKey:
     key_ops = jwk.get("key_ops")
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         raise _Unusable("key_ops does not allow verify")
-    kty = _KTY[alg]
+    kty = jose.KTY[alg]
     if jwk.get("kty") != kty:
         raise _Unusable(f"kty {jwk.get('kty')!r} does not fit {alg}")
-    if _PRIVATE_MEMBERS & jwk.keys():
+    if jose.PRIVATE_MEMBERS & jwk.keys():
         raise _Unusable("private key material published")
     values = [jwk.get(m) for m in _MEMBERS[kty]]
     if not all(isinstance(v, str) and v for v in values):
@@ -134,30 +116,7 @@ def _parse_jwk(jwk: object, previous: KeySet | None) -> VerificationKey:
         old = previous.get(kid)
         if old is not None and old.material == material:
             return old
-    return VerificationKey(kid, alg, _load_public_key(alg, dict(jwk)), material)
-
-
-def _load_public_key(alg: str, jwk: dict[str, Any]) -> PublicKey:
     try:
-        if alg == "RS256":
-            rsa_key = RSAAlgorithm.from_jwk(jwk)
-            if not isinstance(rsa_key, rsa.RSAPublicKey):
-                raise _Unusable("not an RSA public key")
-            if rsa_key.key_size < _MIN_RSA_BITS:
-                raise _Unusable(f"RSA key shorter than {_MIN_RSA_BITS} bits")
-            return rsa_key
-        if alg == "ES256":
-            if jwk.get("crv") != "P-256":
-                raise _Unusable("ES256 needs curve P-256")
-            ec_key = ECAlgorithm.from_jwk(jwk)
-            if not isinstance(ec_key, ec.EllipticCurvePublicKey):
-                raise _Unusable("not an EC public key")
-            return ec_key
-        if jwk.get("crv") != "Ed25519":
-            raise _Unusable("EdDSA needs curve Ed25519")
-        okp_key = OKPAlgorithm.from_jwk(jwk)
-        if not isinstance(okp_key, ed25519.Ed25519PublicKey):
-            raise _Unusable("not an Ed25519 public key")
-        return okp_key
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
-        raise _Unusable(f"invalid key: {exc}") from None
+        return VerificationKey(kid, alg, jose.load_public_jwk(alg, jwk), material)
+    except jose.JoseError as exc:
+        raise _Unusable(exc.detail) from None

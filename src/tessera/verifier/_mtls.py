@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-from collections.abc import Mapping
 from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tessera.protocol.rfc9068 import validator
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import certificate_binding
 from tessera.verifier._token import VerifiedToken
-from tessera.verifier.errors import Denied, Reason
+from tessera.verifier.errors import Denied
 
 __all__ = ["bound_thumbprint", "certificate_thumbprint", "check_certificate_binding"]
 
 
 def bound_thumbprint(token: VerifiedToken) -> str | None:
-    cnf = token.claims.get("cnf")
-    value = cnf.get("x5t#S256") if isinstance(cnf, Mapping) else None
-    return value if isinstance(value, str) else None
+    return certificate_binding(token)[1]
 
 
 @lru_cache(maxsize=256)
@@ -46,12 +45,11 @@ def certificate_thumbprint(pem: str) -> str | None:
 
 def check_certificate_binding(token: VerifiedToken, client_cert: str | None) -> None:
     """Raise ``Denied(certificate_binding)`` when ``token`` is bound to a certificate the
-    request did not present."""
-    cnf = token.claims.get("cnf")
-    if not isinstance(cnf, Mapping) or "x5t#S256" not in cnf:
+    request did not present (the shared rule, ``validator.check_certificate_binding``)."""
+    if not certificate_binding(token)[0]:
         return
-    bound = bound_thumbprint(token)
-    presented = certificate_thumbprint(client_cert) if client_cert else None
-    if bound is None or presented is None or not hmac.compare_digest(bound, presented):
-        raise Denied(Reason.CERTIFICATE_BINDING,
-                     "no client certificate" if presented is None else "another certificate")
+    try:
+        validator.check_certificate_binding(
+            token, certificate_thumbprint(client_cert) if client_cert else None)
+    except TokenRejected as exc:
+        raise Denied.of(exc) from None

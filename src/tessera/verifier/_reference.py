@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from tessera.verifier._cache import BoundedLru
-from tessera.verifier._claims import check_audience, check_issuer, check_lifetime
+from tessera.protocol.rfc9068.cache import BoundedLru
+from tessera.verifier._claims import check_claims
 from tessera.verifier._introspection import IntrospectionClient
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._token import VerifiedToken, parse_claims
@@ -67,9 +67,7 @@ class ReferenceTokens:
         verified = self._cached(token, now) if use_cache else None
         if verified is None:
             verified = await self._ask(token, now)
-        check_issuer(verified, policy)
-        check_audience(verified, policy)
-        check_lifetime(verified, policy, now)
+        check_claims(verified, policy, now)
         state.check(verified)
         return verified
 

@@ -4,7 +4,7 @@ clock — what a service embeds (ASGI middleware and dependencies wrap this)."""
 from __future__ import annotations
 
 from tessera.core.clock import Clock
-from tessera.verifier._cache import VerifiedTokenCache
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache
 from tessera.verifier._keyset import KeySet
 from tessera.verifier._policy import VerificationPolicy
 from tessera.verifier._reference import ReferenceTokens, is_reference_token

@@ -16,13 +16,15 @@
 ``Denied.description`` is safe to send to the client; ``Denied.detail`` is for logs only
 (RFC 6750 §3 ``error_description`` vs. a debug cause). ``label_of(denied)`` is the stable
 string decision events and metrics use as ``reason`` (``reason.value`` unless the denial
-carries a more specific ``label``).
+carries a more specific ``label``). ``Reason`` is the one set of reason names of
+``tessera.protocol.rfc9068.token``, shared with the identity service.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
+
+from tessera.protocol.rfc9068.token import Reason, TokenRejected
 
 __all__ = [
     "INTROSPECTION_UNAVAILABLE",
@@ -41,39 +43,6 @@ __all__ = [
     "VerifierError",
     "label_of",
 ]
-
-
-class Reason(StrEnum):
-    """Why a token was rejected. Values are stable: metrics and audit events use them."""
-
-    MALFORMED = "malformed"
-    UNKNOWN_KID = "unknown_kid"
-    BAD_SIGNATURE = "bad_signature"
-    BAD_ALGORITHM = "bad_algorithm"
-    WRONG_TYP = "wrong_typ"
-    WRONG_ISSUER = "wrong_issuer"
-    WRONG_AUDIENCE = "wrong_audience"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    INSUFFICIENT_SCOPE = "insufficient_scope"
-    TOKEN_REVOKED = "token_revoked"
-    SESSION_REVOKED = "session_revoked"
-    STALE_SESSION_VERSION = "stale_session_version"
-    USER_REVOKED = "user_revoked"
-    TENANT_REVOKED = "tenant_revoked"
-    CLIENT_REVOKED = "client_revoked"
-    FAMILY_REVOKED = "family_revoked"
-    STALE_STATE = "stale_state"
-    INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
-    INVALID_DPOP_PROOF = "invalid_dpop_proof"
-    DPOP_REPLAYED = "dpop_replayed"
-    USE_DPOP_NONCE = "use_dpop_nonce"
-    DPOP_BINDING = "dpop_binding"
-    """RFC 9449 §7: a bound token sent as Bearer, an unbound one as DPoP, or a proof
-    signed by another key than the token's ``cnf.jkt``."""
-    CERTIFICATE_BINDING = "certificate_binding"
-    """RFC 8705 §3: a certificate-bound token (``cnf.x5t#S256``) on a request without
-    that client certificate."""
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
@@ -109,7 +78,7 @@ class VerifierError(Exception):
     """Base of every error the verifier raises."""
 
 
-class Denied(VerifierError):
+class Denied(VerifierError, TokenRejected):
     """The token is rejected.
 
     ``error`` and ``status`` follow RFC 6750 §3.1: ``insufficient_scope`` is 403, a stale
@@ -118,10 +87,11 @@ class Denied(VerifierError):
     ``use_dpop_nonce`` are 401, everything else is ``invalid_token`` with 401.
     """
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
-        super().__init__(reason.value if not detail else f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
+    @classmethod
+    def of(cls, rejected: TokenRejected) -> Denied:
+        """The SDK's form of a refusal the shared validator raised."""
+        return rejected if isinstance(rejected, Denied) else cls(rejected.reason,
+                                                                 rejected.detail)
 
     @property
     def error(self) -> str:

@@ -38,9 +38,7 @@ from tessera.bus.ports import EventBus
 from tessera.core.clock import Clock, SystemClock
 from tessera.observability.tracing import record_decision
 from tessera.verifier._claims import (
-    check_audience,
-    check_issuer,
-    check_lifetime,
+    check_claims,
     check_owner,
     check_scopes,
     check_tenant,
@@ -345,9 +343,7 @@ class VerifierService:
         answer = parse_claims(dict(claims), kid=local.kid, alg=local.alg)
         if answer.jti != local.jti:
             raise Denied(Reason.MALFORMED, "introspection answered about another token")
-        check_issuer(answer, policy)
-        check_audience(answer, policy)
-        check_lifetime(answer, policy, self.clock.now())
+        check_claims(answer, policy, self.clock.now())
         self.state.check(answer)
         check_scopes(answer, policy)
         check_user_authentication(answer, policy, self.clock.now())

@@ -259,3 +259,77 @@ def test_the_signer_writes_what_pyjwt_writes(alg: str, typ: str) -> None:
     assert jwt.decode(ours, k.private_key.public_key(), algorithms=[alg],
                       options={"verify_aud": False, "verify_exp": False,
                                "verify_iat": False, "verify_nbf": False}) == claims
+
+
+# --- verified-token memory ------------------------------------------------------------
+
+def test_a_token_verified_once_is_not_signature_checked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = KeyRing([key(KeyState.ACTIVE)])
+    token = ring.sign(dict(CLAIMS), typ="at+jwt")
+    assert verify(ring, token) == CLAIMS
+    from tessera.keys import _jose
+
+    def no_signature_check(*_args: Any, **_kw: Any) -> dict[str, Any]:
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(_jose, "decode", no_signature_check)
+    answer = verify(ring, token)
+    assert answer == CLAIMS
+    answer["sub"] = "someone else"  # a caller's copy: the memory is not changed by it
+    assert verify(ring, token) == CLAIMS
+
+
+def test_remembered_tokens_still_have_their_times_checked() -> None:
+    ring = KeyRing([key(KeyState.ACTIVE)])
+    token = ring.sign({**CLAIMS, "exp": int(NOW) + 10, "nbf": int(NOW) - 5}, typ="at+jwt")
+    assert verify(ring, token)["exp"] == int(NOW) + 10
+    assert reason(ring, token, now=NOW + 10, leeway=0) == "expired"
+    assert reason(ring, token, now=NOW - 10, leeway=0) == "not_yet_valid"
+    late = ring.sign({**CLAIMS, "jti": "iat"}, typ="at+jwt")
+    assert verify(ring, late)["jti"] == "iat"
+    assert reason(ring, late, now=NOW - 100, leeway=0) == "issued_in_future"
+    # remembered by a caller that accepts expired tokens (id_token_hint) is no pass for
+    # one that does not
+    other = ring.sign({**CLAIMS, "exp": int(NOW) - 100}, typ="at+jwt")
+    assert verify(ring, other, verify_exp=False)["exp"] == int(NOW) - 100
+    assert reason(ring, other) == "expired"
+
+
+def test_remembered_per_expectation_and_per_exact_token() -> None:
+    """A token remembered for one audience, issuer or typ is checked in full for another;
+    a token that differs in any byte is a different token; failures are not remembered."""
+    ring = KeyRing([key(KeyState.ACTIVE)])
+    token = ring.sign(dict(CLAIMS), typ="at+jwt")
+    assert verify(ring, token) == CLAIMS
+    assert reason(ring, token, audience="other") == "wrong_audience"
+    assert reason(ring, token, issuer="https://other.example") == "wrong_issuer"
+    assert reason(ring, token, typ="JWT") == "wrong_typ"
+    head, payload, signature = token.split(".")
+    flipped = "A" if signature[0] != "A" else "B"
+    assert reason(ring, f"{head}.{payload}.{flipped}{signature[1:]}") in {
+        "bad_signature", "malformed"}
+    assert verify(ring, token) == CLAIMS
+
+
+def test_a_reloaded_ring_forgets_what_the_old_one_verified() -> None:
+    """Rotation replaces the ring: a kid that left it is unknown at once, remembered or
+    not."""
+    old = key(KeyState.ACTIVE, n=2)
+    ring = KeyRing([key(KeyState.ACTIVE), old.with_state(KeyState.RETIRING, NOW)])
+    token = KeyRing([old]).sign(dict(CLAIMS), typ="at+jwt")
+    assert verify(ring, token) == CLAIMS
+    reloaded = KeyRing([key(KeyState.ACTIVE), old.with_state(KeyState.RETIRED, NOW)])
+    assert reason(reloaded, token) == "unknown_kid"
+
+
+def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tessera.keys import ring as ring_module
+
+    monkeypatch.setattr(ring_module, "_VERIFIED_MAX", 8)
+    ring = KeyRing([key(KeyState.ACTIVE)])
+    tokens = [ring.sign({**CLAIMS, "jti": str(n)}, typ="at+jwt") for n in range(20)]
+    for token in tokens:
+        verify(ring, token)
+        assert len(ring._verified) <= 8
+    assert verify(ring, tokens[0])["jti"] == "0"  # forgotten, verified again

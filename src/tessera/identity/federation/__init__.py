@@ -1,6 +1,6 @@
 """Federation: upstream OpenID Connect providers per tenant (docs/federation.md).
 
-``mapping`` (the claim schema), ``upstream`` (the relying party: Authlib + joserfc),
+``mapping`` (the claim schema), ``upstream`` (the relying party: Authlib + tessera.jose),
 ``service`` (logins, links, provisioning, inbound logout and security events),
 ``endpoints`` (HTTP), ``admin`` (``tessera idps``)."""
 

@@ -4,7 +4,7 @@ The OAuth 2.0 client protocol is Authlib's, framework-free parts (``authlib.oaut
 authorization URL with ``state``, ``nonce`` and PKCE S256, the token request body, the
 callback parsed and its ``state`` compared), over httpx (its ``httpx_client`` integration
 is deprecated in favour of httpx2, which Tessera does not use); ID tokens,
-logout tokens and security event tokens are verified with joserfc against the provider's
+logout tokens and security event tokens are verified with ``tessera.jose`` against the provider's
 JWKS. Nothing here parses JOSE by hand.
 
 Keys: the JWKS is cached; a token signed by a ``kid`` the cache does not know makes one
@@ -32,10 +32,8 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
 
+from tessera import jose
 from tessera.core.urls import is_loopback_host
 
 __all__ = ["ALGORITHMS", "AuthorizationStart", "UpstreamClient", "UpstreamError",
@@ -100,7 +98,7 @@ class UpstreamClient:
         self._now = now
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
-        self._keys: KeySet | None = None
+        self._keys: jose.JwkSet | None = None
         self._lock = asyncio.Lock()
 
     # HTTP ------------------------------------------------------------------------------
@@ -136,15 +134,15 @@ class UpstreamClient:
             self._metadata, self._metadata_at = doc, self._now()
             return doc
 
-    async def _key_set(self, *, refresh: bool = False) -> KeySet:
+    async def _key_set(self, *, refresh: bool = False) -> jose.JwkSet:
         if self._keys is not None and not refresh:
             return self._keys
         doc = await self._get_json((await self.metadata())["jwks_uri"])
         if not isinstance(doc.get("keys"), list):
             raise UpstreamRefused("the JWKS document has no keys")
         try:
-            self._keys = KeySet.import_key_set(doc)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
+            self._keys = jose.JwkSet(doc)
+        except jose.JoseError:
             raise UpstreamRefused("the JWKS document is malformed") from None
         return self._keys
 
@@ -156,35 +154,30 @@ class UpstreamClient:
         for attempt in (0, 1):
             keys = await self._key_set(refresh=attempt == 1)
             try:
-                token = jwt.decode(value, keys, algorithms=list(ALGORITHMS))
-            except InvalidKeyIdError:
+                header, claims = keys.decode(value, algorithms=ALGORITHMS)
+            except jose.JoseError as exc:
+                if exc.reason != "unknown_kid":
+                    raise UpstreamRefused(f"invalid token: {exc.detail or exc.reason}") \
+                        from None
                 if attempt == 0:
                     continue
                 raise UpstreamRefused("signed by a key the provider does not publish") from None
-            except JoseError as exc:
-                raise UpstreamRefused(f"invalid token: {exc.error}") from None
-            except (ValueError, TypeError):
-                raise UpstreamRefused("malformed token") from None
-            declared = token.header.get("typ")
+            declared = header.get("typ")
             if typ is not None and declared is not None and str(declared).lower() not in (
                     typ, f"application/{typ}"):
                 raise UpstreamRefused(f"the token's typ is {declared!r}, not {typ}")
-            return dict(token.claims)
+            return claims
         raise UpstreamRefused("unreachable")  # pragma: no cover
 
     def check_claims(self, claims: dict[str, Any], **options: dict[str, Any]) -> None:
         """``iss`` and ``aud`` exactly ours, ``exp``/``nbf``/``iat`` with the leeway."""
-        registry = jwt.JWTClaimsRegistry(
-            now=int(self._now()), leeway=self._leeway,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.client_id}, **options)  # type: ignore[arg-type]
         try:
-            registry.validate(claims)
-        except ClaimError as exc:
-            raise UpstreamRefused(f"claims rejected: {exc.claim}: "
-                                  f"{exc.description or exc.error}") from None
-        except JoseError as exc:
-            raise UpstreamRefused(f"claims rejected: {exc.description or exc.error}") from None
+            jose.check_registered_claims(
+                claims, now=self._now(), leeway=self._leeway,
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": self.client_id}, **options)
+        except jose.JoseError as exc:
+            raise UpstreamRefused(f"claims rejected: {exc.detail}") from None
 
     # the provider's own APIs (Shared Signals poll) --------------------------------------
     async def service_token(self) -> str:

@@ -36,13 +36,18 @@ from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
 from tessera.protocol.risk import RequestContext
 from tessera.settings import SignalSettings
-from tessera.store.ports import Store, UnitOfWork
+from tessera.store.ports import RefreshRead, RefreshSnapshot, Store, UnitOfWork
 
 __all__ = ["DETECTIONS", "RiskEngine"]
 
 DETECTIONS = ("refresh_burst", "reuse_from_addresses", "family_context_changed",
               "failed_logins_many_accounts")
 _STEP_UP = "step_up"
+
+
+def _mark(detection: str) -> str:
+    """The observation kind that records a detection as raised for a family."""
+    return f"d:{DETECTIONS.index(detection)}"
 
 
 class RiskEngine:
@@ -91,6 +96,34 @@ class RiskEngine:
                 await self._detect(tx, "family_context_changed", family, address, now,
                                    {"previous_address": last.address,
                                     "seconds_since": round(now - last.at, 1)})
+
+    def refresh_read(self, now: float) -> RefreshRead:
+        s = self._s
+        raised_since = now - s.reuse_window_seconds  # as ``_detect`` asks ``_raised``
+        return RefreshRead(
+            recent_since=now - max(s.refresh_burst_seconds * 60, s.refresh_burst_seconds),
+            recent_limit=s.refresh_burst_count, burst_since=now - s.refresh_burst_seconds,
+            marks=((_STEP_UP, 0.0), (_mark("refresh_burst"), raised_since),
+                   (_mark("family_context_changed"), raised_since)))
+
+    def quiet_refresh(self, family: RefreshFamily, ctx: RequestContext, now: float,
+                      snapshot: RefreshSnapshot) -> RiskObservation | None:
+        """``refreshed`` judged on the snapshot (same rules, same reads)."""
+        if _STEP_UP in snapshot.marks:
+            return None
+        address = self._address(ctx)
+        if (snapshot.refreshes_in_burst + 1 >= self._s.refresh_burst_count
+                and _mark("refresh_burst") not in snapshot.marks):
+            return None
+        if snapshot.last_refresh is not None:
+            last_address, last_agent = snapshot.last_refresh
+            if last_address != address and last_agent != ctx.user_agent \
+                    and last_address is not None and address is not None \
+                    and _mark("family_context_changed") not in snapshot.marks:
+                return None
+        return RiskObservation(kind="refresh", at=now, tenant_id=family.tenant_id,
+                               user_id=family.user_id, family_id=family.family_id,
+                               address=address, user_agent=ctx.user_agent)
 
     async def reused(self, tx: Transaction, family: RefreshFamily,
                      ctx: RequestContext) -> None:
@@ -162,7 +195,7 @@ class RiskEngine:
 
     async def _detect(self, tx: Transaction, detection: str, family: RefreshFamily,
                       address: str | None, now: float, detail: dict[str, Any]) -> None:
-        mark = f"d:{DETECTIONS.index(detection)}"
+        mark = _mark(detection)
         if await self._raised(tx.uow, mark, now - self._s.reuse_window_seconds,
                               family_id=family.family_id):
             return  # raised once per family and window

@@ -22,7 +22,6 @@ from tessera.application.transaction import transaction
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
-from tessera.keys import TokenInvalid
 from tessera.observability import events
 from tessera.protocol.clients import ClientAuthenticator
 from tessera.protocol.errors import (
@@ -39,6 +38,7 @@ from tessera.protocol.http import (
     parse_params,
 )
 from tessera.protocol.rfc9068.access_token import AccessTokenIssuer
+from tessera.protocol.rfc9068.token import TokenRejected
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["RevocationEndpoint"]
@@ -80,19 +80,19 @@ class RevocationEndpoint:
 
     async def _revoke_access(self, token: str, client: Client) -> None:
         try:
-            claims = await self._tokens.resolve(token, now=self._clock.now(),
-                                                leeway=self._leeway)
-        except TokenInvalid:
+            verified = await self._tokens.resolve(token, now=self._clock.now(),
+                                                  leeway=self._leeway)
+        except TokenRejected:
             return  # invalid or expired: nothing to revoke (§2.2)
-        if claims.get("tid") != client_tenant(client):
+        if verified.tid != client_tenant(client):
             return  # another tenant's token is nothing here: as unknown (§2.2)
-        if claims.get("client_id") != client.client_id:
+        if verified.client_id != client.client_id:
             raise InvalidGrant("the token was not issued to this client")
         async with transaction(self._store, self._audit) as tx:
             await lifecycle.revoke_access_token(
-                tx, str(claims["jti"]), at=self._clock.now(), expires_at=float(claims["exp"]),
+                tx, verified.jti, at=self._clock.now(), expires_at=verified.exp,
                 client_id=client.client_id, token_digest=token_hash(token))
-            await lifecycle.end_impersonations(tx, at=self._clock.now(), jti=str(claims["jti"]),
+            await lifecycle.end_impersonations(tx, at=self._clock.now(), jti=verified.jti,
                                                reason="actor_token_revoked",
                                                token_ttl=self._tokens.ttl)
 

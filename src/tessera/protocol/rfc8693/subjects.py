@@ -15,7 +15,6 @@ standing (``standing``), and an access token must be addressed to the client
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from tessera.application.standing import NotInGoodStanding, check_user, client_tenant
@@ -24,6 +23,8 @@ from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
 from tessera.keys import RingHolder, TokenInvalid
 from tessera.protocol.errors import InvalidGrant, InvalidRequest
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_possession
 from tessera.protocol.token_state import AccessTokenState, TokenInactive
 from tessera.store.ports import Store
 
@@ -61,13 +62,14 @@ def check_binding(claims: dict[str, Any], jkt: str | None) -> None:
     bound); possession of the token alone is not enough."""
     cnf = claims.get("cnf")
     bound = cnf.get("jkt") if isinstance(cnf, dict) else None
-    if bound is None:
-        return
-    if jkt is None:
-        raise NotPresentable("it is DPoP-bound: send a DPoP proof of its key",
-                             "dpop_proof_missing")
-    if not isinstance(bound, str) or not hmac.compare_digest(bound, jkt):
-        raise NotPresentable("the DPoP proof's key is not the token's", "dpop_key_mismatch")
+    try:
+        check_possession(bound if isinstance(bound, str) or bound is None else "", jkt)
+    except TokenRejected:
+        if jkt is None:
+            raise NotPresentable("it is DPoP-bound: send a DPoP proof of its key",
+                                 "dpop_proof_missing") from None
+        raise NotPresentable("the DPoP proof's key is not the token's",
+                             "dpop_key_mismatch") from None
 
 
 def check_presenter(claims: dict[str, Any], client: Client, *, actor: bool) -> None:
@@ -144,8 +146,10 @@ class SubjectLoader:
                 await check_user(uow, family.user_id, tenant_id=family.tenant_id)
             except NotInGoodStanding as exc:
                 raise TokenInactive(exc.reason) from None
-        if family.jkt is not None and family.jkt != jkt:  # RFC 9449 §5
-            raise TokenInactive("refresh_token_dpop_binding")
+        try:
+            check_possession(family.jkt, jkt)  # RFC 9449 §5
+        except TokenRejected:
+            raise TokenInactive("refresh_token_dpop_binding") from None
         return {"sub": family.user_id, "sid": session.sid, "sv": session.sv,
                 "tid": family.tenant_id, "acr": session.acr, "amr": list(session.amr),
                 "auth_time": int(session.auth_time), "scope": " ".join(sorted(family.scope)),

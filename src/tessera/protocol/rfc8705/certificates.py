@@ -7,9 +7,10 @@ import hashlib
 import json
 from typing import Any
 
-import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from tessera import jose
 
 __all__ = ["MTLS_AUTH_METHODS", "CertificateError", "certificate_thumbprint",
            "load_certificate", "public_key_registered", "subject_matches"]
@@ -61,8 +62,8 @@ def public_key_registered(certificate: x509.Certificate, jwks: str) -> bool:
         if not isinstance(entry, dict):
             continue
         try:
-            candidate = _spki(jwt.PyJWK(entry).key)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+            candidate = _spki(jose.load_jwk(entry))
+        except (jose.JoseError, AttributeError):
             continue
         if candidate == presented:
             return True

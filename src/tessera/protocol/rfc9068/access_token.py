@@ -11,7 +11,10 @@ from tessera.core.scopes import format_scope
 from tessera.keys import RingHolder
 from tessera.protocol.http import OAuthRequest
 from tessera.protocol.rfc8705 import MTLS_AUTH_METHODS, certificate_thumbprint, load_certificate
+from tessera.protocol.rfc9068 import validator
+from tessera.protocol.rfc9068.cache import VerifiedTokenCache, verify_signed_cached
 from tessera.protocol.rfc9068.reference import ReferenceTokens, looks_like_jwt
+from tessera.protocol.rfc9068.token import VerifiedToken
 
 __all__ = ["AT_TYP", "AccessTokenClaims", "AccessTokenIssuer", "new_jti"]
 
@@ -91,6 +94,9 @@ class AccessTokenIssuer:
         self.issuer = issuer
         self.ttl = ttl
         self._references = references
+        self._verified = VerifiedTokenCache()
+        """Resource servers introspect the same token over and over: a repeat skips the
+        signature check (``cache``); every other check runs each time."""
 
     def sign(self, claims: AccessTokenClaims) -> str:
         return self._keys.ring.sign(claims.to_jwt_claims(self.issuer), typ=AT_TYP)
@@ -111,16 +117,33 @@ class AccessTokenIssuer:
         return await self._references.mint(claims.to_jwt_claims(self.issuer))
 
     async def resolve(self, token: str, *, now: float, leeway: float,
-                      audience: str | None = None) -> dict[str, Any]:
-        """Claims of a JWT access token (``verify``) or of a reference token; raises
-        ``TokenInvalid``. Live state (revocation) is ``token_state``'s."""
+                      audience: str | None = None) -> VerifiedToken:
+        """A JWT access token (``verify``) or a reference token, with its signature (JWT)
+        and ``iss``/``aud``/times checked by the one validator; raises ``TokenRejected``.
+        Binding and live state (revocation) are ``token_state``'s."""
+        expect = _Expect(self.issuer, audience, leeway)
         if looks_like_jwt(token) or self._references is None:
-            return self.verify(token, now=now, leeway=leeway, audience=audience)
-        return await self._references.resolve(token, issuer=self.issuer, now=now,
-                                              leeway=leeway, audience=audience)
+            return self._verify(token, expect, now)
+        return await self._references.resolve(token, expect=expect, now=now)
 
     def verify(self, token: str, *, now: float, leeway: float,
-               audience: str | None = None) -> dict[str, Any]:
-        """Signature, ``typ``, ``iss``, times (and ``aud`` when given). Raises TokenInvalid."""
-        return self._keys.ring.verify(token, typ=AT_TYP, issuer=self.issuer,
-                                      audience=audience, now=now, leeway=leeway)
+               audience: str | None = None) -> VerifiedToken:
+        """Signature, ``typ``, ``iss``, times (and ``aud`` when given) of a JWT access
+        token (``validator``). Raises ``TokenRejected``."""
+        return self._verify(token, _Expect(self.issuer, audience, leeway), now)
+
+    def _verify(self, token: str, expect: _Expect, now: float) -> VerifiedToken:
+        verified = verify_signed_cached(token, self._keys.ring.verification_keys,
+                                        self._verified)
+        validator.check_claims(verified, expect, now)
+        return verified
+
+
+@dataclass(frozen=True, slots=True)
+class _Expect:
+    """``validator.Expectations`` of the identity service: its issuer; the audience of
+    the endpoint (None: any, for introspection and revocation)."""
+
+    issuer: str
+    audience: str | None
+    leeway: float

@@ -15,12 +15,15 @@ import secrets
 from typing import Any
 
 from tessera.core.secrets import token_hash
-from tessera.keys import TokenInvalid
+from tessera.protocol.rfc9068.token import Reason, TokenRejected, VerifiedToken, parse_claims
+from tessera.protocol.rfc9068.validator import Expectations, check_claims
 from tessera.store.ports import ReferenceToken, Store
 
 __all__ = ["REFERENCE_TOKEN_BYTES", "ReferenceTokens", "looks_like_jwt"]
 
 REFERENCE_TOKEN_BYTES = 32
+REFERENCE_KID = "reference"
+"""``kid`` and ``alg`` of a ``VerifiedToken`` that stands for a reference (no JWS)."""
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -44,28 +47,18 @@ class ReferenceTokens:
                 expires_at=float(claims["exp"])))
         return handle
 
-    async def resolve(self, handle: str, *, issuer: str, now: float, leeway: float,
-                      audience: str | None = None) -> dict[str, Any]:
-        """The claims a live handle stands for, checked like a JWT's (RFC 9068 §4: ``iss``,
-        times, ``aud`` when given). Raises ``TokenInvalid``; revocation is the caller's."""
+    async def resolve(self, handle: str, *, expect: Expectations,
+                      now: float) -> VerifiedToken:
+        """The token a live handle stands for, checked like a JWT's (``validator
+        .check_claims``: ``iss``, ``aud`` when expected, times). Raises ``TokenRejected``;
+        revocation is the caller's."""
         if not handle or len(handle) > 512:
-            raise TokenInvalid("malformed", "not a reference token")
+            raise TokenRejected(Reason.MALFORMED, "not a reference token")
         digest = token_hash(handle)
         async with self._store.unit_of_work(read_only=True) as uow:
             row = await uow.reference_tokens.get(digest)
         if row is None or not hmac.compare_digest(row.token_hash, digest):
-            raise TokenInvalid("unknown", "no such reference token")
-        claims = row.claims
-        if claims.get("iss") != issuer:
-            raise TokenInvalid("wrong_issuer")
-        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
-        if not isinstance(exp, int | float) or now > exp + leeway:
-            raise TokenInvalid("expired")
-        if isinstance(nbf, int | float) and now + leeway < nbf:
-            raise TokenInvalid("not_yet_valid")
-        if audience is not None:
-            aud = claims.get("aud")
-            audiences = aud if isinstance(aud, list) else [aud]
-            if audience not in audiences:
-                raise TokenInvalid("wrong_audience")
-        return claims
+            raise TokenRejected(Reason.MALFORMED, "no such reference token")
+        verified = parse_claims(dict(row.claims), kid=REFERENCE_KID, alg=REFERENCE_KID)
+        check_claims(verified, expect, now)
+        return verified

@@ -8,12 +8,13 @@ every part of Tessera accepts exactly the same proofs.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
 from tessera.core.clock import Clock
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_dpop_binding
 from tessera.protocol.rfc9449.errors import BindingMismatch, InvalidProof, ProofReplayed
 from tessera.protocol.rfc9449.nonce import NonceIssuer, check_nonce
 from tessera.protocol.rfc9449.proof import (
@@ -104,15 +105,21 @@ class ProofChecker:
         Returns the proof (DPoP) or None (Bearer); raises ``BindingMismatch`` or what
         ``check`` raises."""
         if scheme == BEARER:
-            if bound_jkt is not None:
-                raise BindingMismatch("bound_token_as_bearer",
-                                      "a DPoP-bound token must be sent with the DPoP scheme")
+            _bind(bound_jkt, None, "bound_token_as_bearer")
             return None
         if scheme != DPOP:
             raise ValueError(f"unknown scheme {scheme!r}")
-        if bound_jkt is None:
-            raise BindingMismatch("unbound_token_as_dpop", "the token is not DPoP-bound")
+        if bound_jkt is None:  # refused whatever the proof: a proof does not bind a token
+            _bind(None, DPOP, "unbound_token_as_dpop")
         proof = await self.check(proofs, method=method, url=url, access_token=token)
-        if not hmac.compare_digest(proof.jkt, bound_jkt):
-            raise BindingMismatch("wrong_key", "the proof's key is not the token's")
+        _bind(bound_jkt, proof.jkt, "wrong_key")
         return proof
+
+
+def _bind(bound_jkt: str | None, jkt: str | None, reason: str) -> None:
+    """The binding rule of every side (``validator.check_dpop_binding``), as this
+    module's ``BindingMismatch``."""
+    try:
+        check_dpop_binding(bound_jkt, jkt)
+    except TokenRejected as exc:
+        raise BindingMismatch(reason, exc.detail) from None

@@ -8,10 +8,10 @@ Steps (the first that fails decides the ``InvalidProof`` reason)::
       → verify_signature (with that jwk) → parse_claims (jti, htm, htu, iat, ath, nonce)
       → check_method → check_url → check_iat → check_ath (resource servers)
 
-JOSE work is a library's: the jwk is imported and thumbprinted by joserfc (RFC 7638),
-the signature verified by PyJWT with the algorithm pinned to the header's one, which must
-fit the key. Headers are memoised by their encoded segment: a client signs every proof
-with the same key, so key import and thumbprint run once per client key.
+JOSE work is ``tessera.jose``'s: the jwk is imported and thumbprinted (RFC 7638), and the
+signature verified with the algorithm pinned to the header's one, which must fit the key.
+Headers are memoised by their encoded segment: a client signs every proof with the same
+key, so key import, thumbprint and key preparation run once per client key.
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from joserfc.jwk import JWKRegistry
-from jwt.api_jws import PyJWS
 
+from tessera import jose
 from tessera.core.secrets import constant_time_equal
 from tessera.protocol.rfc9449.errors import InvalidProof
 from tessera.protocol.rfc9449.htu import MAX_HTU_LENGTH, normalize_htu
@@ -45,10 +42,8 @@ MAX_PROOF_LENGTH: Final = 8192
 _MAX_CLAIM_LENGTH: Final = 512
 _TYPS: Final = frozenset({DPOP_TYP, "application/" + DPOP_TYP})
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_KTY: Final = {"ES256": "EC", "EdDSA": "OKP", "RS256": "RSA"}
-_MIN_RSA_BITS: Final = 2048
+_KTY: Final = jose.KTY
 _MEMO_SIZE: Final = 1024
-_jws: Final = PyJWS()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +62,7 @@ class DPoPProof:
 
 class _ProofKey(NamedTuple):
     alg: str
-    public_key: Any
+    key: jose.VerificationKey
     jkt: str
 
 
@@ -76,12 +71,9 @@ _keys: dict[str, _ProofKey] = {}
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 JWK SHA-256 thumbprint, base64url (joserfc). ``ValueError`` if the JWK
-    cannot be imported."""
-    try:
-        return JWKRegistry.import_key(dict(jwk)).thumbprint()
-    except Exception as exc:  # joserfc raises a variety of types for bad members
-        raise ValueError(f"unusable JWK: {type(exc).__name__}") from None
+    """RFC 7638 JWK SHA-256 thumbprint, base64url. ``ValueError`` if the JWK cannot be
+    imported."""
+    return jose.jwk_thumbprint(jwk)
 
 
 def access_token_hash(access_token: str) -> str:
@@ -133,9 +125,9 @@ def read_header(proof: str, algorithms: Iterable[str]) -> _ProofKey:
 
 def _check_header(proof: str) -> _ProofKey:
     try:
-        header = jwt.get_unverified_header(proof)
-    except jwt.PyJWTError as exc:
-        raise InvalidProof("malformed", str(exc)) from None
+        header = jose.read_header(proof).members
+    except jose.JoseError as exc:
+        raise InvalidProof("malformed", exc.detail) from None
     typ, alg, jwk = header.get("typ"), header.get("alg"), header.get("jwk")
     if not isinstance(typ, str) or typ.lower() not in _TYPS:
         raise InvalidProof("wrong_typ", f"typ {str(typ)[:40]!r}")
@@ -150,36 +142,21 @@ def _check_header(proof: str) -> _ProofKey:
     if jwk.get("kty") != _KTY[alg]:
         raise InvalidProof("bad_key", f"kty does not fit {alg}")
     try:
-        imported = JWKRegistry.import_key(dict(jwk))
-        public_key = imported.public_key
-        jkt = imported.thumbprint()
-    except Exception as exc:  # joserfc raises a variety of types for bad members
-        raise InvalidProof("bad_key", f"unusable jwk: {type(exc).__name__}") from None
-    _check_key_fits(alg, public_key)
-    return _ProofKey(alg, public_key, jkt)
-
-
-def _check_key_fits(alg: str, key: object) -> None:
-    fits = {
-        "ES256": isinstance(key, ec.EllipticCurvePublicKey)
-        and isinstance(key.curve, ec.SECP256R1),
-        "EdDSA": isinstance(key, ed25519.Ed25519PublicKey),
-        "RS256": isinstance(key, rsa.RSAPublicKey) and key.key_size >= _MIN_RSA_BITS,
-    }
-    if not fits[alg]:
+        public_key, jkt = jose.import_jwk(jwk)
+    except ValueError as exc:
+        raise InvalidProof("bad_key", f"unusable jwk: {exc}") from None
+    if not jose.key_fits(alg, public_key):
         raise InvalidProof("bad_key", f"the jwk does not fit {alg}")
+    return _ProofKey(alg, jose.VerificationKey("dpop", alg, public_key), jkt)
 
 
 def verify_signature(proof: str, key: _ProofKey) -> bytes:
-    """§4.3 check 6: the signature verifies with the header's jwk (PyJWT, alg pinned)."""
+    """§4.3 check 6: the signature verifies with the header's jwk (alg pinned)."""
     try:
-        decoded = _jws.decode_complete(proof, key.public_key, algorithms=[key.alg])
-    except jwt.InvalidSignatureError:
-        raise InvalidProof("bad_signature") from None
-    except jwt.PyJWTError as exc:
-        raise InvalidProof("malformed", str(exc)) from None
-    payload: bytes = decoded["payload"]
-    return payload
+        return jose.verify(proof, key.key)
+    except jose.JoseError as exc:
+        raise InvalidProof("bad_signature" if exc.reason == "bad_signature" else "malformed",
+                           exc.detail) from None
 
 
 class _Claims(NamedTuple):

@@ -1,7 +1,7 @@
 """The client half of DPoP (RFC 9449 §4.2): a key pair and the proofs it signs.
 
-joserfc generates the key, signs the proof JWS and computes the RFC 7638 thumbprint;
-nothing here touches JOSE by hand. ES256 (P-256), the algorithm every server supports.
+``tessera.jose.ProofKey`` generates the key, signs the proof JWS and computes the RFC 7638
+thumbprint; nothing here touches JOSE by hand. ES256 (P-256), the algorithm every server supports.
 A signer is rebuilt from its private JWK (``from_jwk``), so a backend-for-frontend can
 keep one key per session in its sealed store.
 """
@@ -12,9 +12,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Final
 
-from joserfc import jwt
-from joserfc.jwk import ECKey
-
+from tessera.jose import ProofKey
 from tessera.protocol.rfc9449.proof import DPOP_TYP, access_token_hash
 
 __all__ = ["ProofSigner"]
@@ -25,27 +23,28 @@ _ALG: Final = "ES256"
 class ProofSigner:
     """Signs DPoP proofs with one ES256 key."""
 
-    def __init__(self, key: ECKey) -> None:
-        if key.as_dict(private=False).get("crv") != "P-256" or not key.is_private:
+    def __init__(self, key: ProofKey) -> None:
+        private = key.private_jwk()
+        if private.get("crv") != "P-256" or "d" not in private:
             raise ValueError("a DPoP signer needs a private P-256 key")
         self._key = key
-        self.public_jwk: dict[str, Any] = dict(key.as_dict(private=False))
+        self.public_jwk: dict[str, Any] = key.public_jwk
 
     @classmethod
     def generate(cls) -> ProofSigner:
-        return cls(ECKey.generate_key("P-256"))
+        return cls(ProofKey.generate())
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any]) -> ProofSigner:
-        return cls(ECKey.import_key(dict(jwk)))
+        return cls(ProofKey.import_jwk(jwk))
 
     def private_jwk(self) -> dict[str, Any]:
-        return dict(self._key.as_dict(private=True))
+        return self._key.private_jwk()
 
     @property
     def jkt(self) -> str:
         """RFC 7638 thumbprint: the ``cnf.jkt`` of tokens bound to this key."""
-        return str(self._key.thumbprint())
+        return self._key.thumbprint
 
     def proof(self, method: str, url: str, *, now: float, access_token: str | None = None,
               nonce: str | None = None) -> str:
@@ -58,5 +57,4 @@ class ProofSigner:
             claims["ath"] = access_token_hash(access_token)
         if nonce is not None:
             claims["nonce"] = nonce
-        header = {"alg": _ALG, "typ": DPOP_TYP, "jwk": self.public_jwk}
-        return jwt.encode(header, claims, self._key, algorithms=[_ALG])
+        return self._key.sign(claims, typ=DPOP_TYP)

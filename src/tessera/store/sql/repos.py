@@ -436,6 +436,8 @@ class SqlUnitOfWork:
     """All repositories bound to one connection and therefore one transaction."""
 
     def __init__(self, conn: AsyncConnection, *, read_only: bool = False) -> None:
+        self.conn = conn
+        """The transaction's connection (for statements that span repositories)."""
         self.clients: ports.ClientRepo = SqlClientRepo(conn)
         self.users: ports.UserRepo = SqlUserRepo(conn)
         self.sessions: ports.SessionRepo = SqlSessionRepo(conn)

@@ -17,10 +17,12 @@ from typing import Any
 
 import orjson
 
+from tessera import jose
 from tessera.core.secrets import constant_time_equal
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_size, verify_signature
 from tessera.verifier._keyset import KeySet, VerificationKey
 from tessera.verifier._token import VerifiedToken
-from tessera.verifier._verify import check_size, read_header, verify_signature
 from tessera.verifier.envelope.claims import (
     BODY_MISMATCH,
     ENVELOPE_ALGS,
@@ -111,15 +113,17 @@ def verify_envelope(
     """The accepted envelope, or ``EnvelopeDenied`` with the reason."""
     try:
         check_size(envelope)
-        header = read_header(envelope)
-    except Denied as exc:
+        header = jose.read_header(envelope)
+    except TokenRejected as exc:
         raise EnvelopeDenied(exc.reason, exc.detail) from None
+    except jose.JoseError as exc:
+        raise EnvelopeDenied(Reason.MALFORMED, exc.detail) from None
     check_envelope_algorithm(header.alg)
     check_envelope_typ(header.typ)
     publisher, key = select_publisher_key(header.kid, header.alg, publishers)
     try:
         payload = verify_signature(envelope, key)
-    except Denied as exc:
+    except TokenRejected as exc:
         raise EnvelopeDenied(exc.reason, exc.detail) from None
     try:
         decoded = orjson.loads(payload)

@@ -47,8 +47,16 @@ from typing import Any, Generic, TypeVar
 
 from tessera.core.freshness import Freshness, Watermark, WatermarkError
 from tessera.core.revocation import RevocationKind
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import (
+    NO_GRAINS,
+    NOTHING_KNOWN,
+    GrainFacts,
+    SessionFacts,
+    check_revocation,
+)
 from tessera.verifier._token import VerifiedToken
-from tessera.verifier.errors import Denied, InvalidEvent, Reason
+from tessera.verifier.errors import Denied, InvalidEvent
 
 __all__ = [
     "EventKind",
@@ -208,29 +216,37 @@ class RevocationState:
         return True
 
     def check(self, token: VerifiedToken) -> None:
-        """Raise ``Denied`` if anything this state knows revokes ``token``."""
-        if token.jti in self._jtis.data:
-            raise Denied(Reason.TOKEN_REVOKED)
-        sid = token.sid
-        if sid is not None:
-            if sid in self._sids.data:
-                raise Denied(Reason.SESSION_REVOKED)
-            before = self._family_grants.data.get(f"{sid}\x00{token.client_id}")
-            if before is not None and token.iat <= before[0]:
-                raise Denied(Reason.FAMILY_REVOKED)
-            version = self._versions.data.get(sid)
-            if version is not None and token.sv is not None and token.sv < version[0]:
-                raise Denied(Reason.STALE_SESSION_VERSION, f"sv {token.sv} < {version[0]}")
-        iat = token.iat
-        before = self._users.data.get(token.sub)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.USER_REVOKED)
-        before = self._tenants.data.get(token.tid)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.TENANT_REVOKED)
-        before = self._clients.data.get(token.client_id)
-        if before is not None and iat <= before[0]:
-            raise Denied(Reason.CLIENT_REVOKED)
+        """Raise ``Denied`` if anything this state knows revokes ``token`` (the shared
+        rule, ``validator.check_revocation``, with this state as its source)."""
+        try:
+            check_revocation(token, self)
+        except TokenRejected as exc:
+            raise Denied.of(exc) from None
+
+    # -- RevocationSource (protocol.rfc9068.validator) ---------------------------------
+
+    def token_revoked(self, jti: str) -> bool:
+        return jti in self._jtis.data
+
+    def session(self, sid: str, client_id: str) -> SessionFacts:
+        revoked = sid in self._sids.data
+        grants = self._family_grants.data
+        family = grants.get(f"{sid}\x00{client_id}") if grants else None
+        version = self._versions.data.get(sid)
+        if not revoked and family is None and version is None:
+            return NOTHING_KNOWN
+        return SessionFacts(revoked, None if family is None else family[0],
+                            None if version is None else version[0])
+
+    def grains(self, user_id: str, tenant_id: str, client_id: str) -> GrainFacts:
+        user = self._users.data.get(user_id)
+        tenant = self._tenants.data.get(tenant_id)
+        client = self._clients.data.get(client_id)
+        if user is None and tenant is None and client is None:
+            return NO_GRAINS
+        return GrainFacts(None if user is None else user[0],
+                          None if tenant is None else tenant[0],
+                          None if client is None else client[0])
 
     # -- writing ---------------------------------------------------------------------
 

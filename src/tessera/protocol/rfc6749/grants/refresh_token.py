@@ -15,16 +15,24 @@ user's roles now (``standing``, ``core.roles``) → judge (core.refresh) → act
   and answered ``invalid_grant``: the bounds hold for the apps of a session too.
 A store failure before commit leaves the old token valid; after commit, the retry path
 returns the new pair: never neither.
+
+The common case — the family head presented by its client, everything in good standing,
+nothing for the risk observer to raise — takes a hot path (``_rotate_fast``): one read
+of everything the checks above need (``RefreshRotations.read``), the same checks in
+Python, then one atomic write (``RefreshRotations.rotate``) that rotates only if the
+token is still unrotated and its family and session still live. Anything else, and a
+lost race, goes to the general path above, which judges again from scratch: refusals,
+replays and reuse are decided there only.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tessera.application import lifecycle
 from tessera.application.ports import AuditTrail
-from tessera.application.standing import NotInGoodStanding, check_user
+from tessera.application.standing import NotInGoodStanding, check_user, judge_user
 from tessera.application.transaction import Transaction, transaction
 from tessera.core.clients import GRANT_REFRESH_TOKEN, Client
 from tessera.core.clock import Clock
@@ -40,8 +48,10 @@ from tessera.protocol.http import OAuthRequest, Params
 from tessera.protocol.rfc6749.grants._shared import grant_scope, token_type
 from tessera.protocol.rfc6749.token_endpoint import TokenResult
 from tessera.protocol.rfc9068.access_token import AccessTokenClaims, AccessTokenIssuer
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_possession
 from tessera.protocol.risk import RequestContext, RiskObserver, context_of
-from tessera.store.ports import Store
+from tessera.store.ports import RefreshRotation, RefreshSnapshot, Store
 
 __all__ = ["RefreshTokenGrant", "successor_jti", "successor_token"]
 
@@ -92,6 +102,9 @@ class RefreshTokenGrant:
         presented = params.require("refresh_token")
         reuse = False
         ctx = context_of(request)
+        fast = await self._rotate_fast(presented, params, client, jkt, ctx)
+        if fast is not None:
+            return await self._respond(fast, jkt, client, request)
         try:
             async with transaction(self._store, self._audit) as tx:
                 issued = await self._rotate_or_replay(tx, presented, params, client, jkt, ctx)
@@ -166,6 +179,87 @@ class RefreshTokenGrant:
             return None
         raise InvalidGrant("refresh token is invalid", detail=verdict.value)
 
+    async def _rotate_fast(self, presented: str, params: Params, client: Client,
+                           jkt: str | None, ctx: RequestContext) -> _Issued | None:
+        """The pair, rotated in one read and one write; None: take the general path."""
+        now = self._clock.now()
+        digest = token_hash(presented)
+        risk_read = self._risk.refresh_read(now) if self._risk is not None else None
+        async with self._store.refresh_rotations() as rotations:
+            snapshot = await rotations.read(digest, risk_read)
+            if snapshot is None:
+                return None
+            planned = self._plan_rotation(snapshot, presented, params, client, jkt, ctx, now)
+            if planned is None:
+                return None
+            rotation, issued = planned
+            if not await rotations.rotate(rotation):
+                return None  # lost a race, or revoked meanwhile: judge again
+        self._audit.emit([rotation.audit])
+        return issued
+
+    def _plan_rotation(self, snapshot: RefreshSnapshot, presented: str, params: Params,
+                       client: Client, jkt: str | None, ctx: RequestContext, now: float
+                       ) -> tuple[RefreshRotation, _Issued] | None:
+        """What the general path would do on this snapshot, if that is a plain ROTATE;
+        None for everything else (it decides those)."""
+        token, family, session = snapshot.token, snapshot.family, snapshot.session
+        if family.client_id != client.client_id or not session.active:
+            return None
+        if family.jkt is not None and (jkt is None
+                                       or not hmac.compare_digest(jkt, family.jkt)):
+            return None
+        try:
+            judge_user(snapshot.user, snapshot.tenant, tenant_id=family.tenant_id)
+        except NotInGoodStanding:
+            return None
+        if self._session_defaults is not None:
+            policy = (snapshot.session_policy or SessionPolicy(session.tenant_id)).over(
+                self._session_defaults)
+            if ended_by_timeout(session, policy, now) is not None:
+                return None
+        observation = None
+        if self._risk is not None:
+            observation = self._risk.quiet_refresh(family, ctx, now, snapshot)
+            if observation is None:
+                return None
+        verdict = judge_presentation(token, family, session_active=True,
+                                     successor_is_head=False, now=now,
+                                     grace_seconds=self._grace, retry_seconds=self._retry)
+        if verdict is not RotationVerdict.ROTATE:
+            return None
+        family = replace(family, scope=narrow_to_entitlement(family.scope, snapshot.roles))
+        scope = grant_scope(params, family.scope)
+        successor_raw = successor_token(self._key, presented)
+        successor = self._successor(token, family, successor_raw, now)
+        record = self._audit.make(**self._refreshed_fields(token, family, successor, scope,
+                                                           jkt))
+        rotation = RefreshRotation(token_hash=token.token_hash, successor=successor,
+                                   sid=session.sid, at=now, audit=record,
+                                   observation=observation)
+        return rotation, _Issued(family, session, successor, successor_raw, scope)
+
+    def _successor(self, token: RefreshToken, family: RefreshFamily, successor_raw: str,
+                   now: float) -> RefreshToken:
+        return RefreshToken(
+            token_hash=token_hash(successor_raw), family_id=family.family_id,
+            generation=token.generation + 1, issued_at=int(now),
+            expires_at=min(now + self._refresh_ttl, family.expires_at),
+            access_jti=successor_jti(self._key, successor_raw),
+        )
+
+    @staticmethod
+    def _refreshed_fields(token: RefreshToken, family: RefreshFamily,
+                          successor: RefreshToken, scope: frozenset[str],
+                          jkt: str | None) -> dict[str, Any]:
+        """The ``token.refreshed`` audit event of a rotation (both paths)."""
+        return {"event": events.TOKEN_REFRESHED, "client_id": family.client_id,
+                "user_id": family.user_id, "sid": family.sid, "tenant_id": family.tenant_id,
+                "family_id": family.family_id, "token_hash": token.token_hash,
+                "new_token_hash": successor.token_hash, "jti": successor.access_jti,
+                "generation": successor.generation, "scopes": format_scope(scope),
+                "jkt": jkt}
+
     async def _timed_out(self, tx: Transaction, session: Session, now: float) -> bool:
         """End the session (in ``tx``) if its idle or absolute timeout has passed."""
         if self._session_defaults is None:
@@ -182,15 +276,16 @@ class RefreshTokenGrant:
     @staticmethod
     def _check_binding(family: RefreshFamily, jkt: str | None) -> None:
         """RFC 9449 §5: a family bound to a key is refreshed only with a proof of that key.
-        Refused before judging, so a thief without the key can neither use nor burn it."""
-        if family.jkt is None:
-            return
-        if jkt is None:
-            raise InvalidGrant("the refresh token is bound to a DPoP key: send a DPoP proof",
-                               detail="bound family, no proof")
-        if not hmac.compare_digest(jkt, family.jkt):
+        Refused before judging, so a thief without the key can neither use nor burn it.
+        The rule is the validator's (``check_possession``), as for access tokens."""
+        try:
+            check_possession(family.jkt, jkt)
+        except TokenRejected:
+            if jkt is None:
+                raise InvalidGrant("the refresh token is bound to a DPoP key: send a DPoP "
+                                   "proof", detail="bound family, no proof") from None
             raise InvalidGrant("the DPoP proof's key is not the refresh token's",
-                               detail="bound family, another key")
+                               detail="bound family, another key") from None
 
     @staticmethod
     async def _check_standing(tx: Transaction, family: RefreshFamily) -> RefreshFamily:
@@ -222,19 +317,10 @@ class RefreshTokenGrant:
                                family: RefreshFamily, session: Session, successor_raw: str,
                                params: Params, now: float, jkt: str | None) -> _Issued:
         scope = grant_scope(params, family.scope)
-        successor = RefreshToken(
-            token_hash=token_hash(successor_raw), family_id=family.family_id,
-            generation=token.generation + 1, issued_at=int(now),
-            expires_at=min(now + self._refresh_ttl, family.expires_at),
-            access_jti=successor_jti(self._key, successor_raw),
-        )
+        successor = self._successor(token, family, successor_raw, now)
         await tx.uow.refresh.add_token(successor)
         await tx.uow.sessions.touch(session.sid, now)
-        tx.audit(events.TOKEN_REFRESHED, client_id=family.client_id, user_id=family.user_id,
-                 sid=family.sid, tenant_id=family.tenant_id, family_id=family.family_id,
-                 token_hash=token.token_hash, new_token_hash=successor.token_hash,
-                 jti=successor.access_jti, generation=successor.generation,
-                 scopes=format_scope(scope), jkt=jkt)
+        tx.audit(**self._refreshed_fields(token, family, successor, scope, jkt))
         return _Issued(family, session, successor, successor_raw, scope)
 
     async def _respond(self, issued: _Issued, jkt: str | None, client: Client,

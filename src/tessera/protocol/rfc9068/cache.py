@@ -3,7 +3,9 @@
 A signature result never changes, so a token string that verified once may skip that
 work next time. Only that: expiry, issuer, audience, scopes, revocation, session
 version and staleness are checked on every call, and an entry is used only while the
-key that verified it is still the one its ``kid`` names.
+key that verified it is still the one its ``kid`` names (a key rotation or retirement
+makes every entry of the old key a miss). The SDK (``verify_access_token``) and the
+identity service (introspection, userinfo, exchange: ``AccessTokenIssuer``) use it alike.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from tessera.verifier._keyset import VerificationKey
-from tessera.verifier._token import VerifiedToken
+from tessera.jose import VerificationKey
+from tessera.protocol.rfc9068.token import VerifiedToken
+from tessera.protocol.rfc9068.validator import KeyLookup, verify_signed
 
-__all__ = ["BoundedLru", "VerifiedTokenCache"]
+__all__ = ["BoundedLru", "VerifiedTokenCache", "verify_signed_cached"]
 
 V = TypeVar("V")
 
@@ -77,3 +80,21 @@ class VerifiedTokenCache(BoundedLru[tuple[VerifiedToken, VerificationKey]]):
         self._entries.move_to_end(token)
         self.hits += 1
         return entry
+
+
+def verify_signed_cached(token: str, keys: KeyLookup,
+                         cache: VerifiedTokenCache | None) -> VerifiedToken:
+    """``validator.verify_signed``, answered from ``cache`` when this exact token string
+    verified before with the key its ``kid`` still names; a new success is remembered.
+    Raises ``TokenRejected`` (failures are never cached)."""
+    if cache is not None:
+        entry = cache.get(token)
+        if entry is not None:
+            verified, key = entry
+            if keys.get(verified.kid) is key:
+                return verified
+            cache.discard(token)
+    verified, key = verify_signed(token, keys)
+    if cache is not None:
+        cache.put(token, (verified, key))
+    return verified

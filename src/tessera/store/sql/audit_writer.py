@@ -1,0 +1,109 @@
+"""The audit log's group commit on SQLite in one thread hop.
+
+Through SQLAlchemy and aiosqlite a batch costs a thread hop per statement — check-out,
+``BEGIN IMMEDIATE``, the chain head, the insert, commit, check-in — ~1.2 ms of CPU for a
+batch of 8 under load, the largest stage of a token request after the HTTP server.
+Here the whole transaction is one function run in a worker thread with the standard
+``sqlite3`` module on a connection of its own: ~0.2 ms for the same batch.
+
+The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE`` (the
+write lock, so the chain head read is the head the rows extend), the head, the rows with
+their chain links, commit; the JSON of ``fields`` is what the SQLAlchemy ``JSON`` column
+writes (``json.dumps``). Writers of this process queue on the store's write lock before
+calling ``write`` (one at a time: the connection is never used concurrently); other
+processes' writers are waited out by retrying ``BEGIN IMMEDIATE`` with short sleeps, in
+this thread, up to ``busy_deadline`` (as ``SqlStore._begin`` does in the event loop).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tessera.core.audit_chain import GENESIS, chain_link
+from tessera.store.ports import AuditRecord, StoreConflict, StoreError
+
+__all__ = ["SqliteAuditWriter"]
+
+_HEAD = ("SELECT chain_hash FROM audit_events WHERE chain_hash IS NOT NULL "
+         "ORDER BY id DESC LIMIT 1")
+_INSERT = "INSERT INTO audit_events (event, at, fields, chain_hash) VALUES (?, ?, ?, ?)"
+
+
+class SqliteAuditWriter:
+    def __init__(self, database: str, *, busy_deadline: float = 10.0) -> None:
+        self._database = database
+        self._busy_deadline = busy_deadline
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        """One ``write`` at a time on the connection, even if a cancelled caller left
+        the store's asyncio write lock while its thread was still writing."""
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(Path(self._database), isolation_level=None,
+                                   check_same_thread=False, timeout=0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        delay, waited = 0.0002, 0.0
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY,
+                                                       sqlite3.SQLITE_LOCKED):
+                    raise
+                if waited >= self._busy_deadline:
+                    raise StoreConflict("transaction conflict: database is locked") from None
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.001)
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Append ``records`` to the chained audit table in one transaction (blocking:
+        run it in a worker thread). Raises ``StoreError``."""
+        if not records:
+            return
+        with self._lock:
+            self._write(records)
+
+    def _write(self, records: Sequence[AuditRecord]) -> None:
+        try:
+            conn = self._connection()
+            self._begin(conn)
+            try:
+                row = conn.execute(_HEAD).fetchone()
+                previous = row[0] if row is not None and row[0] else GENESIS
+                rows = []
+                for r in records:
+                    previous = chain_link(previous, r.event, r.at, r.fields)
+                    rows.append((r.event, r.at, json.dumps(r.fields), previous))
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except StoreError:
+            raise
+        except sqlite3.Error as exc:
+            self._close()  # a fresh connection next time
+            raise StoreError(f"database error: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
