@@ -34,6 +34,11 @@ Refusals are plain text with ``Connection: close``; nothing reaches the app.
 
 from __future__ import annotations
 
+from tessera import _extras
+
+_extras.require("server", "the HTTP server")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 import asyncio
 import inspect
 import os

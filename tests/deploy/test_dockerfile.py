@@ -73,9 +73,21 @@ def test_multi_stage_with_one_target_per_service() -> None:
     names = list(stages())
     assert names[:2] == ["build", "runtime"] and set(TARGETS) <= set(names)
     assert names[-1] == "identity"  # `docker build .` builds the identity service
-    runtime = dict(stages()["runtime"][1:])
-    assert "COPY" in runtime and "--from=build" in " ".join(
-        rest for word, rest in stages()["runtime"] if word == "COPY")
+    # each target copies its own virtualenv: the server's, or the SDK's alone
+    venvs = {target: [rest for word, rest in stages()[target] if word == "COPY"
+                      and rest.startswith("--from=")] for target in TARGETS}
+    assert venvs == {"identity": ["--from=build /opt/tessera /opt/tessera"],
+                     "gateway": ["--from=build /opt/tessera /opt/tessera"],
+                     "orders-example": ["--from=build-sdk /opt/tessera /opt/tessera"]}
+
+
+def test_the_example_image_installs_the_sdk_alone() -> None:
+    (install,) = [rest for word, rest in stages()["build-sdk"] if word == "RUN"
+                  and "pip install" in rest]
+    assert '".[verifier]"' in install and "server" not in install
+    (server,) = [rest for word, rest in stages()["build"] if word == "RUN"
+                 and "pip install" in rest]
+    assert '".[server,redis,tracing]"' in server
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -12,6 +12,11 @@ configured). See docs/browser-sessions.md.
 
 from __future__ import annotations
 
+from tessera import _extras
+
+_extras.require("server", "the backend-for-frontend")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF

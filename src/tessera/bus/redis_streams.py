@@ -26,6 +26,11 @@ silently dead connection is noticed and retried instead of blocking forever.
 
 from __future__ import annotations
 
+from tessera import _extras
+
+_extras.require("redis", "the Redis event bus")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence

@@ -11,6 +11,11 @@ administrator's browser session with step-up (``console.required_acr``,
 
 from __future__ import annotations
 
+from tessera import _extras
+
+_extras.require("server", "the admin console")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 from starlette.routing import BaseRoute
 
 from tessera.console.app import ConsoleEndpoints

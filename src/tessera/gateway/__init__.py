@@ -12,6 +12,11 @@ policy file (``policy``), a pure decision (``decision``), the HTTP adapters
 gateway --policy FILE`` runs it.
 """
 
+from tessera import _extras
+
+_extras.require("server", "the edge gateway")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 from tessera.gateway.app import GatewayConfigError, build_app, create_gateway
 from tessera.gateway.authorizer import Authorizer, Verdict
 from tessera.gateway.decision import Decision, decide

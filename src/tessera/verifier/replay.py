@@ -9,12 +9,13 @@ no longer be accepted anyway. Redis being unreachable or slow refuses the proof
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
+from tessera import _extras
 from tessera.protocol.rfc9449 import ReplayCacheUnavailable
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["DEFAULT_PREFIX", "RedisReplayCache"]
 
@@ -25,13 +26,20 @@ class RedisReplayCache:
     """A ``ReplayCache`` (``tessera.protocol.rfc9449``) shared through Redis."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        # redis-py is imported when a cache is made, so the module imports without it
+        # (pip install tessera; the verifier extra brings Redis)
+        _extras.require("verifier", "RedisReplayCache")
+        from redis.exceptions import RedisError
+
         self._redis = client
         self._prefix = prefix
+        self._errors = (RedisError, OSError, TimeoutError)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX,
                  timeout: float = 0.5) -> RedisReplayCache:
         """A client for ``url``; ``timeout`` bounds each call (the request waits)."""
+        _extras.require("verifier", "RedisReplayCache")
         from tessera.bus.redis_url import connect
 
         client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)
@@ -41,7 +49,7 @@ class RedisReplayCache:
         try:
             created = await self._redis.set(self._prefix + key, b"1", nx=True,
                                             ex=max(1, math.ceil(ttl)))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             raise ReplayCacheUnavailable(f"redis: {type(exc).__name__}") from None
         return bool(created)
 

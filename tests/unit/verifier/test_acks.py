@@ -82,3 +82,19 @@ async def test_a_report_says_how_long_ago_the_cursor_reached_its_value() -> None
     clock.advance(0.25)
     assert await acks.report_once()
     assert sent[-1]["cursor"] == 7 and sent[-1]["age"] == 0.25
+
+
+async def test_closing_just_as_the_cursor_moves_does_not_hang() -> None:
+    # A cancel that lands while the wake-up is being delivered must still stop the task
+    # (asyncio.wait_for on Python 3.11 swallowed it: aclose then waited forever).
+    for yields in range(6):
+        ack, state, _ = reporter(lambda _: httpx.Response(204))
+        state.load_snapshot({"seq": 0, "events": []})
+        ack.start()
+        await asyncio.sleep(0)
+        ack.wake()
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        closing = asyncio.get_running_loop().create_task(ack.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=2)
+        assert done == {closing}, f"aclose hung ({yields} yields after the wake-up)"

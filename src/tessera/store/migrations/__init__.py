@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from tessera import _extras
+
+_extras.require("server", "the database migrations")  # one clear line without the extra
+# ruff: noqa: E402 (the check above runs before the imports that would fail)
+
 from pathlib import Path
 
 from alembic import command

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from tessera import _extras
 from tessera.verifier.envelope.claims import EnvelopeDenied
 from tessera.verifier.errors import Reason
 
@@ -48,6 +49,7 @@ class RedisSeenEnvelopes:
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX,
                  timeout: float = 0.5) -> RedisSeenEnvelopes:
         """A synchronous client for ``url`` (any form ``tessera.bus.redis_url`` reads)."""
+        _extras.require("verifier", "RedisSeenEnvelopes")
         import redis
 
         from tessera.bus.redis_url import parse

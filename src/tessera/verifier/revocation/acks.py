@@ -70,8 +70,11 @@ class AckReporter:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+            # that lands as the event is set, and aclose then waits forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._moved.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._moved.wait()
                 await asyncio.sleep(self._delay)  # fold the rest of the burst in
             self._moved.clear()
             if self._state.loaded:

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import orjson
+from httpx_sse import aconnect_sse
 
+from tessera import _extras
 from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
 from tessera.core.revocation_snapshot import COLUMNS_MEDIA_TYPE
@@ -68,23 +70,23 @@ class HttpFeedSource:
         return await self._get_json("range", "/revocations", after=after)
 
     async def follow(self, after: int) -> AsyncIterator[FeedBatch]:
+        """The server-sent-event feed from ``after`` on (``httpx-sse`` reads the frames)."""
         timeout = httpx.Timeout(10.0, read=self._read_timeout)
-        headers = {"last-event-id": str(after), "accept": "text/event-stream"}
         try:
-            async with self._client.stream("GET", f"{self._base}/revocations/events",
-                                           headers=headers, timeout=timeout) as response:
-                if response.status_code != 200:
-                    raise SourceUnavailable(f"feed: HTTP {response.status_code}")
-                async for frame in _sse_frames(response.aiter_lines()):
-                    kind, data = frame
-                    if kind == "revocation":
-                        yield FeedBatch([orjson.loads(data)])
-                    elif kind == "heartbeat":
-                        yield FeedBatch(watermark=_heartbeat_watermark(data))
-                    elif kind == "resync":
+            async with aconnect_sse(self._client, "GET", f"{self._base}/revocations/events",
+                                    headers={"last-event-id": str(after)},
+                                    timeout=timeout) as source:
+                if source.response.status_code != 200:
+                    raise SourceUnavailable(f"feed: HTTP {source.response.status_code}")
+                async for event in source.aiter_sse():
+                    if event.event == "revocation":
+                        yield FeedBatch([orjson.loads(event.data)])
+                    elif event.event == "heartbeat":
+                        yield FeedBatch(watermark=_heartbeat_watermark(event.data))
+                    elif event.event == "resync":
                         raise ResyncRequired("the feed lost our cursor")
             raise SourceUnavailable("feed closed")
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:  # SSEError (not an event stream) included
             raise SourceUnavailable(f"feed: {type(exc).__name__}") from None
         except orjson.JSONDecodeError:
             raise SourceUnavailable("feed: malformed event") from None
@@ -111,26 +113,6 @@ def _heartbeat_watermark(data: str) -> Watermark | None:
         return Watermark.from_wire(wire)
     except WatermarkError as exc:
         raise InvalidEvent(f"feed: {exc}") from None
-
-
-async def _sse_frames(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) per server-sent event (WHATWG HTML §9.2.6, the fields we use)."""
-    kind: str = "message"
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield kind, "\n".join(data)
-            kind, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "event":
-                kind = value
-            elif name == "data":
-                data.append(value)
 
 
 class BusSource:
@@ -181,6 +163,7 @@ class RedisStreamSource(BusSource):
 
     def __init__(self, redis_url: str, *, snapshot_from: HttpFeedSource,
                  stream: str = "tessera:revocations", heartbeat: float = 1.0) -> None:
+        _extras.require("verifier", "the Redis revocation source")
         from tessera.bus.redis_streams import RedisStreamsBus
 
         self._redis_bus = RedisStreamsBus.from_url(redis_url, stream=stream)
