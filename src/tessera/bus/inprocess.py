@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 
 from tessera.bus.ports import BusBatch, BusGap
 from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent
+from tessera.core.worker import wait_event
 
 __all__ = ["InProcessBus"]
 
@@ -83,8 +83,7 @@ class InProcessBus:
                 sent = watermark
                 yield BusBatch(watermark=watermark)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), heartbeat)
+            await wait_event(changed, heartbeat)
             if not self._after(cursor) and self.watermark is sent:
                 yield BusBatch(watermark=sent)
 

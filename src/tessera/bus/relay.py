@@ -31,6 +31,7 @@ import logging
 
 from tessera.bus.ports import BusRewound, BusUnavailable, EventBus, OutboxBatch
 from tessera.core.clock import Clock, SystemClock
+from tessera.core.worker import wait_event
 from tessera.store.ports import Store, StoreError
 
 __all__ = ["OutboxRelay"]
@@ -83,8 +84,7 @@ class OutboxRelay:
                 continue
             if not moved:
                 wait = self._heartbeat if self.event_driven else self._poll
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                await wait_event(self._wake, wait)
                 self._wake.clear()
 
     async def relay_once(self) -> int:

@@ -13,7 +13,19 @@ import asyncio
 import contextlib
 import logging
 
-__all__ = ["BackgroundLoop"]
+__all__ = ["BackgroundLoop", "wait_event"]
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True if it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives
+    as the event fires (CPython gh-86296), so a loop stopped by ``cancel()`` would go on
+    and whoever awaits it hang. ``asyncio.timeout`` lets the cancellation through."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
 
 
 class BackgroundLoop:
@@ -53,8 +65,7 @@ class BackgroundLoop:
 
     async def idle(self) -> None:
         """Wait for ``notify`` or ``idle_interval()`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.idle_interval())
+        await wait_event(self._wake, self.idle_interval())
         self._wake.clear()
 
     async def step(self) -> bool:

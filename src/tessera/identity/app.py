@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from tessera.bus import BusGap
 from tessera.core.revocation import RevocationKind
 from tessera.core.roles import ADMIN_SCOPE
+from tessera.core.worker import wait_event
 from tessera.identity.account import AccountEndpoints
 from tessera.identity.admin_api import AdminApi
 from tessera.identity.browser import BrowserEndpoints
@@ -113,8 +114,7 @@ async def _keep_keys_fresh(identity: Identity) -> None:
     seen = await identity.key_manager.fingerprint()
     try:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rotated.wait(), identity.settings.keys.reload_seconds)
+            await wait_event(rotated, identity.settings.keys.reload_seconds)
             rotated.clear()
             try:
                 current = await identity.key_manager.fingerprint()

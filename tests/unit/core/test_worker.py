@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tessera.core.worker import BackgroundLoop
+from tessera.core.worker import BackgroundLoop, wait_event
 
 _log = logging.getLogger("tests.worker")
 
@@ -75,3 +75,29 @@ async def test_aclose_stops_the_task_and_start_is_idempotent() -> None:
     loop.notify()
     await asyncio.sleep(0.01)
     assert loop.calls == calls == 1
+
+
+async def test_wait_event_says_whether_the_event_fired() -> None:
+    event = asyncio.Event()
+    assert await wait_event(event, 0.01) is False
+    asyncio.get_running_loop().call_soon(event.set)
+    assert await wait_event(event, 5) is True
+
+
+async def test_a_cancel_arriving_as_the_event_fires_still_cancels() -> None:
+    """The Python 3.11 ``wait_for`` race: the waiter is cancelled in the same loop turn
+    that sets the event; the cancellation must not be swallowed."""
+    for _ in range(50):
+        event = asyncio.Event()
+
+        async def waiter(fired: asyncio.Event = event) -> None:
+            while True:
+                await wait_event(fired, 60)
+                fired.clear()
+
+        task = asyncio.get_running_loop().create_task(waiter())
+        await asyncio.sleep(0)
+        event.set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)

@@ -17,8 +17,6 @@ malformed delivery, receiver URL refused); no or inactive token 401; scope missi
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from dataclasses import replace
 from typing import Any
@@ -40,6 +38,7 @@ from tessera.core.signals import (
     check_receiver,
     subject_key,
 )
+from tessera.core.worker import wait_event
 from tessera.identity.http import _read_body, read_request, send_error
 from tessera.identity.signals.delivery import AUTHORIZATION_CONTEXT
 from tessera.identity.signals.wiring import Signals
@@ -421,8 +420,7 @@ class SsfApi:
                 return _json({"sets": {}, "moreAvailable": False})
             sets = await self._pending(stream.stream_id, max_events)
             if not sets and not immediately and max_events > 0 and stream.status == "enabled":
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._s.queued.wait(), 10.0)
+                await wait_event(self._s.queued, 10.0)
                 sets = await self._pending(stream.stream_id, max_events)
             more = len(sets) > max_events
             chosen = dict(list(sets.items())[:max_events])
