@@ -17,7 +17,9 @@ Requests, one JSON object per line on stdin; replies, one per line on stdout:
 - ``{"op": "watch", "id": 2, "token": "..."}`` → ``{"id": 2, "ok": true}`` once the token
   verified, then, when the local state first rejects it, ``{"event": "rejected", "id": 2,
   "at": <time.time() right after the batch was applied>, "event_at": <latest "at" of the
-  batch's events: when the identity service recorded the revocation>, "reason": "..."}``.
+  batch's events: when the identity service recorded the revocation>, "timing": <the
+  stamps the bus carried with that event (relay_read, bus_added, received) or null>,
+  "reason": "..."}``.
 - ``{"op": "status", "id": 3}`` → cursor, lag, loaded, reconnects, resyncs, epoch
   changes, JWKS fetches, the last reported cursor.
 - ``{"op": "quit"}``.
@@ -69,18 +71,19 @@ class Watches:
         self._pending[ident] = token
         self.sweep([])
 
-    def sweep(self, applied_at: list[float]) -> None:
+    def sweep(self, applied_at: list[tuple[float, Any]]) -> None:
         if not self._pending:
             return
         now = time.time()
-        stamped = max(applied_at, default=None)
+        stamped, timing = max(applied_at, default=(None, None), key=lambda a: a[0] or 0)
         done = []
         for ident, token in self._pending.items():
             try:
                 self._state.check(token)
             except Denied as denied:
                 emit({"event": "rejected", "id": ident, "at": now, "event_at": stamped,
-                      "reason": str(denied.reason), "cursor": self._state.cursor})
+                      "timing": timing, "reason": str(denied.reason),
+                      "cursor": self._state.cursor})
                 done.append(ident)
         for ident in done:
             del self._pending[ident]
@@ -90,7 +93,7 @@ def hook_watches(service: VerifierService, watches: Watches) -> None:
     """Sweep the watches after each applied batch, around the service's own hooks."""
     follower = service.follower
     assert follower is not None
-    applied_at: list[float] = []
+    applied_at: list[tuple[float, Any]] = []
     metrics, progress = follower.on_applied, follower.on_progress
 
     def applied(event: Mapping[str, Any], now: float) -> None:
@@ -98,7 +101,7 @@ def hook_watches(service: VerifierService, watches: Watches) -> None:
             metrics(event, now)
         at = event.get("at")
         if isinstance(at, int | float):
-            applied_at.append(float(at))
+            applied_at.append((float(at), event.get("timing")))
 
     def progressed() -> None:
         if progress is not None:

@@ -16,12 +16,18 @@ Self-contained: it seeds a SQLite store in a temporary directory, starts ``tesse
 - raw redis: N plain redis-py processes in a blocking ``XREAD`` loop on another stream;
   lag = time read minus time just before ``XADD``. The floor tessera sits on.
 
-Over Redis, the lag is split into stages (issue 15 item 1): a tap in this process reads
-the same stream with a blocking ``XREAD`` and stamps each event as it arrives, so each
-revocation gives: request → recorded (the event's ``at``: HTTP, client authentication,
-token check), recorded → response (commit + answer; the commit is at most this),
-recorded → XREAD (commit + relay pick-up + XADD + Redis delivery, seen by the tap), and
-XREAD → applied (the verifier's own read, parse and apply; same wake-up as the tap).
+Over Redis, the lag is split into stages (issue 15 item 1) from the stamps each event
+carries (``tessera.bus.ports.TIMING_KEYS``): the event's ``at`` (recorded by the service
+while handling the revoke, before its commit), ``relay_woken`` (the commit's notification
+woke the relay, right after the commit), ``relay_read`` (the relay read it from the
+outbox), ``bus_added`` (Redis ``TIME`` as the publishing script added it), ``received``
+(the verifier's ``XREAD`` returned), then applied (the agent, after the batch). So each
+revocation gives: request → recorded (HTTP, client authentication, token check),
+recorded → relay woken (the commit), relay woken → relay read (the relay's wake-up and
+outbox read), relay read → XADD (the
+relay's publish), XADD → XREAD (Redis delivery: compare raw XADD→XREAD, same N readers),
+XREAD → applied (the verifier's parse and apply); recorded → response (commit + answer)
+is printed beside them (it overlaps the relay stages). The largest stage is named.
 
 Revocations are sequential (the next one is sent once every verifier saw the previous
 one), after a warm-up. Prints a table; the last line is one JSON object with the N = max
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import math
@@ -44,7 +49,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -284,52 +288,11 @@ def start_service(procs: Procs, workdir: Path, redis_url: str, stream: str) -> S
 # -- one measurement ------------------------------------------------------------------------
 
 
-class StreamTap:
-    """A blocking XREAD on the service's stream, in a thread of this process: when each
-    event (by key) reached a Redis reader, and the ``at`` it carries."""
-
-    def __init__(self, redis_url: str, stream: str) -> None:
-        self._client = redis.Redis.from_url(redis_url)
-        self._stream = stream
-        last = self._client.xrevrange(stream, count=1)
-        self._cursor = last[0][0] if last else b"0-0"
-        self.seen: dict[str, tuple[float, float]] = {}
-        """event key → (its ``at``, time.time() when the tap read it)"""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            reply = self._client.xread({self._stream: self._cursor}, block=200, count=100)
-            now = time.time()
-            for _name, entries in reply or []:
-                for entry_id, fields in entries:
-                    self._cursor = entry_id
-                    raw = fields.get(b"e")
-                    if raw is not None:
-                        event = orjson.loads(raw)
-                        self.seen[str(event["key"])] = (float(event["at"]), now)
-
-    def wait_for(self, key: str, timeout: float = 5.0) -> tuple[float, float] | None:
-        deadline = time.monotonic() + timeout
-        while key not in self.seen and time.monotonic() < deadline:
-            self._stop.wait(0.001)
-        return self.seen.get(key)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self._client.close()
-
-
-def _jti(token: str) -> str:
-    payload = token.split(".")[1]
-    return str(orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-               ["jti"])
-
-
-STAGES = ("request→recorded", "recorded→response", "recorded→XREAD", "XREAD→applied")
+STAGES = ("request→recorded", "recorded→relay woken", "relay woken→relay read",
+          "relay read→XADD", "XADD→XREAD", "XREAD→applied")
+"""The path of one revocation over Redis, in order (they add up to the lag)."""
+BESIDE = "recorded→response"
+"""Printed beside: commit + the answer (overlaps the relay stages)."""
 
 
 @dataclass
@@ -354,6 +317,30 @@ class Result:
     @property
     def max(self) -> float:
         return max(self.lags_ms)
+
+
+def _split(sent: float, answered: float, seen: dict[str, Any]) -> dict[str, float]:
+    """One verifier's report of one revocation → ms per stage (those its stamps allow)."""
+    timing = seen.get("timing") or {}
+    stamps = [("request", sent), ("recorded", seen.get("event_at")),
+              ("relay woken", timing.get("relay_woken")),
+              ("relay read", timing.get("relay_read")), ("XADD", timing.get("bus_added")),
+              ("XREAD", timing.get("received")), ("applied", seen["at"])]
+    known = {name: float(value) for name, value in stamps if value is not None}
+    split = {}
+    for name in STAGES:
+        start, end = name.split("→")
+        if start in known and end in known:
+            split[name] = (known[end] - known[start]) * 1000
+    if "recorded" in known:
+        split[BESIDE] = (answered - known["recorded"]) * 1000
+    return split
+
+
+def largest(stages: dict[str, list[float]], q: float) -> str | None:
+    """The path stage with the highest ``q`` percentile."""
+    path = {name: pct(v, q) for name, v in stages.items() if name in STAGES and v}
+    return max(path, key=path.__getitem__) if path else None
 
 
 @contextlib.contextmanager
@@ -385,12 +372,8 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
            "--redis-url", redis_url, "--stream", stream]
     lags: list[float] = []
     after_record: list[float] = []
-    stages: dict[str, list[float]] = {name: [] for name in STAGES}
-    tap = StreamTap(redis_url, stream) if kind == "redis" else None
-    with contextlib.ExitStack() as stack:
-        if tap is not None:
-            stack.callback(tap.close)
-        readers = stack.enter_context(started_agents(procs, n, cmd, f"{kind}-agent"))
+    stages: dict[str, list[float]] = {name: [] for name in (*STAGES, BESIDE)}
+    with started_agents(procs, n, cmd, f"{kind}-agent") as readers:
         for i, token in enumerate(tokens):
             for proc in readers.procs:
                 send(proc, {"op": "watch", "id": i, "token": token})
@@ -413,13 +396,10 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                 lags.extend((m["at"] - sent) * 1000 for m in seen)
                 after_record.extend((m["at"] - m["event_at"]) * 1000 for m in seen
                                     if m.get("event_at"))
-                tapped = tap.wait_for(_jti(token)) if tap is not None else None
-                if tapped is not None:
-                    at, read = tapped
-                    stages["request→recorded"].append((at - sent) * 1000)
-                    stages["recorded→response"].append((answered - at) * 1000)
-                    stages["recorded→XREAD"].append((read - at) * 1000)
-                    stages["XREAD→applied"].extend((m["at"] - read) * 1000 for m in seen)
+                for m in seen:
+                    split = _split(sent, answered, m)
+                    for name, value in split.items():
+                        stages[name].append(value)
     return Result(kind, n, lags, after_record,
                   {k: v for k, v in stages.items() if v})
 
@@ -518,21 +498,39 @@ def main() -> None:
             if result.after_record_ms:
                 summary[f"{prefix}_n{n}_recorded_to_applied_p50_ms"] = round(
                     pct(result.after_record_ms, 50), 3)
+    stages_json: dict[str, dict[str, float]] = {}
+    largest_json: dict[str, str | None] = {}
     for n in counts:
         result = results.get(("redis", n))
         if result is None or not result.stages_ms:
             continue
-        parts = "; ".join(f"{name} {pct(v, 50):.2f}/{pct(v, 99):.2f}"
-                          for name, v in result.stages_ms.items())
-        print(f"{n:>3}  stages over Redis, p50/p99 ms: {parts}")
-        for name, values in result.stages_ms.items():
-            key = name.replace("→", "_to_").replace("XREAD", "xread").lower()
+        raw = results["raw", n]
+        big50, big99 = largest(result.stages_ms, 50), largest(result.stages_ms, 99)
+        print(f"\n{n:>3}  stages over Redis (one revocation's path, stamps it carries)")
+        print(f"     {'stage':<22} {'p50 ms':>8} {'p99 ms':>8}  {'samples':>7}")
+        for name in (*STAGES, BESIDE):
+            values = result.stages_ms.get(name)
+            if not values:
+                continue
+            mark = " ← largest" + (" p50" if name == big50 else "") \
+                + (" p99" if name == big99 else "") if name in (big50, big99) else ""
+            print(f"     {name:<22} {pct(values, 50):8.2f} {pct(values, 99):8.2f}  "
+                  f"{len(values):7}{mark}")
+            key = (name.replace("→", "_to_").replace(" ", "_").replace("XREAD", "xread")
+                   .replace("XADD", "xadd").lower())
             summary[f"redis_n{n}_{key}_p50_ms"] = round(pct(values, 50), 3)
             summary[f"redis_n{n}_{key}_p99_ms"] = round(pct(values, 99), 3)
-    print("recorded→applied: from the event's `at` (stamped by the service while handling "
-          "the revoke, before its commit)\nto applied at the verifier: SQLite commit + outbox "
-          "relay (outbox read, XADD) + bus + apply. The rest of\nthe lag is the revoke "
-          "request itself (HTTP, client authentication, JWT verification).")
+            if n == max(counts):
+                stages_json[name] = {"p50": round(pct(values, 50), 3),
+                                     "p99": round(pct(values, 99), 3)}
+        print(f"     {'raw XADD→XREAD':<22} {raw.p50:8.2f} {raw.p99:8.2f}  "
+              f"{len(raw.lags_ms):7}  (same N readers, same run)")
+        largest_json = {"p50": big50, "p99": big99}
+    print("\nrecorded: the event's `at`, stamped by the service while handling the revoke, "
+          "before its commit.\nrecorded→relay woken = the commit (notify right after it); "
+          "relay woken→relay read = wake-up + outbox read;\nrelay read→XADD = the publish "
+          "script (Redis TIME); XADD→XREAD = delivery; "
+          "XREAD→applied = parse + apply in the verifier.")
     top = max(counts)
     tessera, raw = results["redis", top], results["raw", top]
     ratio_p99 = tessera.p99 / raw.p99 if raw.p99 > 0 else math.inf
@@ -544,7 +542,8 @@ def main() -> None:
                       "p50_ms": round(tessera.p50, 3), "p99_ms": round(tessera.p99, 3),
                       "raw_redis_p50_ms": round(raw.p50, 3),
                       "raw_redis_p99_ms": round(raw.p99, 3),
-                      "ratio_p99": round(ratio_p99, 2), "target_met": meets, **summary}))
+                      "ratio_p99": round(ratio_p99, 2), "target_met": meets,
+                      "stages_ms": stages_json, "largest_stage": largest_json, **summary}))
 
 
 if __name__ == "__main__":

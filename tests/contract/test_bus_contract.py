@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 import pytest
 
-from tessera.bus import BusGap, BusRewound, EventBus, InProcessBus, OutboxBatch
+from tessera.bus import BusBatch, BusGap, BusRewound, EventBus, InProcessBus, OutboxBatch
+from tessera.bus.ports import event_to_wire
 from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent, RevocationKind
+from tessera.verifier.revocation import RevocationState
 from tests.conftest import REDIS_URL, require_service
 
 
@@ -189,6 +193,65 @@ async def test_redis_a_watermark_past_what_the_stream_holds_is_a_gap() -> None:
         with pytest.raises(BusGap):
             await next_watermark(bus, 1)
         assert (await next_watermark(bus, 3))[1].head == 3  # a follower that has them
+    finally:
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        await bus.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_entries_carry_the_stage_stamps_and_old_entries_still_read() -> None:
+    """Telemetry for the propagation split (issue 15): the relay's wake-up and read times
+    and Redis's own time of the XADD ride with each entry, the follower stamps when its
+    read returned; an entry without them (an older publisher) reads as before."""
+    import time
+
+    from tessera.bus.redis_streams import RedisStreamsBus
+    from tessera.verifier.revocation.sources import BusSource
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(url, stream=stream)
+    try:
+        before = time.time()
+        await bus.publish(OutboxBatch([ev(1), ev(2)], after=0, woken_at=before - 0.5,
+                                      read_at=before - 0.25))
+        after = time.time()
+        await bus.publish([ev(3)])  # a plain list: no relay stamps, Redis's still
+        await bus._redis.xadd(stream, {"e": orjson.dumps(event_to_wire(ev(4))), "p": 3},
+                              id="4-0")  # as a publisher without stamps wrote it
+        batches: list[BusBatch] = []
+        follower = bus.follow(0, heartbeat=0.05)
+        async for batch in follower:
+            batches.append(batch)
+            if sum(len(b) for b in batches) >= 4:
+                break
+        await follower.aclose()  # type: ignore[attr-defined]
+        timing = {seq: stamps for b in batches for seq, stamps in b.timing.items()}
+        assert [e.seq for b in batches for e in b] == [1, 2, 3, 4]
+        for seq in (1, 2):
+            assert timing[seq]["relay_woken"] == before - 0.5
+            assert timing[seq]["relay_read"] == before - 0.25
+            # Redis's clock (same host here): between the publish call and its return
+            assert before - 0.05 <= timing[seq]["bus_added"] <= after + 0.05
+            assert timing[seq]["bus_added"] <= timing[seq]["received"]
+        assert set(timing[3]) == {"bus_added", "received"}
+        assert set(timing[4]) == {"received"}
+
+        # The verifier's wire event carries them under "timing"; applying ignores them.
+        source = BusSource(bus, heartbeat=0.05)
+        feed = source.follow(0)
+        wire: list[Any] = []
+        async for fed in feed:
+            wire.extend(fed)
+            if len(wire) >= 4:
+                break
+        await feed.aclose()  # type: ignore[attr-defined]
+        assert wire[0]["timing"]["relay_read"] == before - 0.25
+        assert "relay_woken" not in wire[2]["timing"]
+        state = RevocationState()
+        for event in wire:
+            assert state.apply(event)
+        assert state.cursor == 4
     finally:
         await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
         await bus.aclose()

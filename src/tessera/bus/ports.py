@@ -19,6 +19,11 @@ Guarantees every adapter gives:
 - ``follow(after)`` yields every event with ``seq > after`` in order, in ``BusBatch``es;
   a batch carries the newest watermark seen with it, if any. An empty batch without a
   watermark says nothing at all: silence is not freshness.
+- Timing (optional, telemetry only, never trusted for a decision): a bus may carry when
+  the relay was woken and read each event from the outbox (``OutboxBatch.woken_at``,
+  ``read_at``) and when the bus
+  added it, and say when the follower's read returned (``BusBatch.timing``, by seq, keys
+  ``TIMING_KEYS``), so one event's propagation can be split by stage end to end.
 - If the bus no longer holds events the follower needs (trimmed, lost), ``follow`` raises
   ``BusGap``: the follower fetches the range from the source of truth. It never silently
   skips.
@@ -33,8 +38,8 @@ from typing import Any, Protocol
 from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent
 
-__all__ = ["BusBatch", "BusGap", "BusRewound", "BusUnavailable", "EventBus", "OutboxBatch",
-           "event_from_wire", "event_to_wire"]
+__all__ = ["TIMING_KEYS", "BusBatch", "BusGap", "BusRewound", "BusUnavailable", "EventBus",
+           "OutboxBatch", "event_from_wire", "event_to_wire"]
 
 
 class BusGap(Exception):
@@ -51,23 +56,40 @@ class BusRewound(Exception):
     republish from the outbox."""
 
 
+TIMING_KEYS = ("relay_woken", "relay_read", "bus_added", "received")
+"""Stamps (``time.time()`` seconds) an event may carry past its ``at`` (recorded, before
+the commit), in path order: a commit's notification woke the relay (for a local commit:
+just after it), the relay read it from the outbox, the bus added it (the bus's clock), the
+follower's read returned it."""
+
+
 class BusBatch(list[RevocationEvent]):
     """Events read from the bus, in order, plus the newest ``watermark`` that came with
-    them (``None``: none did)."""
+    them (``None``: none did) and the stamps the bus knows for them (``timing``: seq →
+    ``{key: seconds}``, keys from ``TIMING_KEYS``; empty where the bus keeps none)."""
 
     def __init__(self, events: Iterable[RevocationEvent] = (), *,
-                 watermark: Watermark | None = None) -> None:
+                 watermark: Watermark | None = None,
+                 timing: dict[int, dict[str, float]] | None = None) -> None:
         super().__init__(events)
         self.watermark = watermark
+        self.timing: dict[int, dict[str, float]] = timing if timing is not None else {}
 
 
 class OutboxBatch(list[RevocationEvent]):
     """Consecutive outbox events, plus ``after``: the seq of the outbox event right before
-    the first of them (0: none before it). A plain list for buses that do not use it."""
+    the first of them (0: none before it), and the stamps ``woken_at`` and ``read_at``. A
+    plain list for buses that do not use them."""
 
-    def __init__(self, events: Iterable[RevocationEvent], *, after: int) -> None:
+    def __init__(self, events: Iterable[RevocationEvent], *, after: int,
+                 woken_at: float | None = None, read_at: float | None = None) -> None:
         super().__init__(events)
         self.after = after
+        self.woken_at = woken_at
+        """When a commit's notification woke the relay for this read (telemetry; absent
+        when the relay woke by itself: a poll, a retry)."""
+        self.read_at = read_at
+        """When the relay read these events from the outbox (telemetry; may be absent)."""
 
 
 def event_to_wire(event: RevocationEvent) -> dict[str, Any]:

@@ -5,7 +5,13 @@ Keys, for a stream named ``S``:
 - ``S``: one entry per event, ID ``<seq>-0`` (publishing is idempotent: Redis refuses an ID
   at or below the top), fields ``e`` (the event) and ``p`` (the seq of the outbox event
   before it). A follower reading an entry whose ``p`` is past its cursor has missed
-  events and gets ``BusGap``.
+  events and gets ``BusGap``. Telemetry fields split propagation by stage: ``w`` (when a
+  commit's notification woke the relay, if one did), ``r`` (when the relay read the event
+  from the outbox; both the relay's clock) and ``x`` (Redis's own
+  ``TIME`` when the script added it: the entries become readable as the script ends;
+  left out where the ACL does not allow ``TIME``, docs/deploy.md).
+  Followers that do not know them ignore them; the follower's read stamps ``received``
+  (``BusBatch.timing``).
 - ``S:epoch``: this incarnation of the stream, a random string. It disappears with the
   stream when Redis restarts empty (or fails over to a replica without it).
 - ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16.
@@ -31,8 +37,11 @@ from tessera import _extras
 _extras.require("redis", "the Redis event bus")  # one clear line without the extra
 # ruff: noqa: E402 (the check above runs before the imports that would fail)
 
+import contextlib
 import logging
+import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
@@ -75,17 +84,24 @@ local after = tonumber(ARGV[2])
 if after >= 0 and top < after then
   return redis.error_reply('TESSERA_REWOUND ' .. top)
 end
+local stamps = {}
+local now = redis.pcall('TIME')  -- an ACL without +time: no 'x' stamp, publish all the same
+if type(now) == 'table' and not now.err then
+  stamps = {'x', now[1] .. '.' .. string.format('%06d', tonumber(now[2]))}
+end
+if ARGV[4] ~= '' then table.insert(stamps, 'r'); table.insert(stamps, ARGV[4]) end
+if ARGV[5] ~= '' then table.insert(stamps, 'w'); table.insert(stamps, ARGV[5]) end
 local added, prev = 0, ARGV[2]
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > top then
     local reply
     if after >= 0 then
       reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
-                          'e', ARGV[i + 1], 'p', prev)
+                          'e', ARGV[i + 1], 'p', prev, unpack(stamps))
     else
       reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
-                          'e', ARGV[i + 1])
+                          'e', ARGV[i + 1], unpack(stamps))
     end
     if type(reply) ~= 'table' or not reply.err then added = added + 1 end
     top = seq
@@ -186,7 +202,10 @@ class RedisStreamsBus:
         if not events:
             return 0
         after = events.after if isinstance(events, OutboxBatch) else -1
-        args: list[Any] = [after, self._maxlen]
+        outbox = events if isinstance(events, OutboxBatch) else None
+        stamps = (outbox.read_at, outbox.woken_at) if outbox is not None else (None, None)
+        args: list[Any] = [after, self._maxlen,
+                           *("" if stamp is None else repr(stamp) for stamp in stamps)]
         for event in events:
             assert event.seq is not None, "events on the bus carry their outbox seq"
             args += [event.seq, orjson.dumps(event_to_wire(event))]
@@ -231,7 +250,7 @@ class RedisStreamsBus:
         if first is None and trimmed and cursor < await self.last_seq():
             raise BusGap(f"events after {cursor} were trimmed from {self._stream}")
 
-    def _take(self, entries: Any, cursor: int, into: list[RevocationEvent]) -> int:
+    def _take(self, entries: Any, cursor: int, into: BusBatch, received: float) -> int:
         for entry_id, fields in entries:
             prev = fields.get(b"p")
             if prev is not None and int(prev) > cursor:
@@ -239,6 +258,7 @@ class RedisStreamsBus:
                              "any more")
             into.append(event_from_wire(orjson.loads(fields[b"e"])))
             cursor = _seq_of(entry_id)
+            into.timing[cursor] = _timing(fields, received)
         return cursor
 
     async def follow(self, after: int, *, heartbeat: float = 1.0) -> AsyncIterator[BusBatch]:
@@ -252,12 +272,13 @@ class RedisStreamsBus:
                 reply: Any = await self._redis.xread(
                     {self._stream: f"{cursor}-0", self._watermarks: wm_id}, count=_COUNT,
                     block=block_ms)
-                events: list[RevocationEvent] = []
+                received = time.time()  # telemetry (the stage split), never a decision
+                events = BusBatch()
                 watermark: Watermark | None = None
                 full = False
                 for name, entries in reply or []:
                     if _text(name) == self._stream:
-                        cursor = self._take(entries, cursor, events)
+                        cursor = self._take(entries, cursor, events, received)
                         full = len(entries) >= _COUNT
                     elif entries:
                         wm_id = _text(entries[-1][0])
@@ -274,8 +295,9 @@ class RedisStreamsBus:
                     if not entries:
                         raise BusGap(f"events {cursor}..{seen_head} are not on "
                                      f"{self._stream} any more")
-                    cursor = self._take(entries, cursor, events)
-                yield BusBatch(events, watermark=watermark)
+                    cursor = self._take(entries, cursor, events, time.time())
+                events.watermark = watermark
+                yield events
         except _TRANSIENT as exc:
             raise BusUnavailable(f"redis: {exc}") from None
         except RedisError as exc:
@@ -283,6 +305,19 @@ class RedisStreamsBus:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _timing(fields: dict[bytes, bytes], received: float) -> dict[str, float]:
+    """The stamps of one entry (``BusBatch.timing``); a malformed one is left out."""
+    timing = {"received": received}
+    for field, name in ((b"w", "relay_woken"), (b"r", "relay_read"), (b"x", "bus_added")):
+        raw = fields.get(field)
+        if raw is not None:
+            with contextlib.suppress(ValueError):
+                value = float(raw)
+                if math.isfinite(value):
+                    timing[name] = value
+    return timing
 
 
 def _watermark(fields: dict[bytes, bytes]) -> Watermark | None:

@@ -5,10 +5,11 @@ It resumes from the bus's own ``last_seq``, so a relay that crashed between comm
 publish (or a bus that was down) catches up when it runs again: events are delayed, never
 dropped. Publishing is idempotent by seq, so several relays (one per worker process) may
 feed the same bus. One relay per bus: an outage of one bus never holds up another.
-``notify()`` wakes it at once after a local commit. Commits made by other processes (the
-CLI, other workers) wake it too where the store can tell: PostgreSQL LISTEN/NOTIFY
-(``SqlStore.listen_outbox``), while which the relay only wakes by itself for its
-heartbeat (``event_driven``); on SQLite a watch on the database files
+``notify()`` wakes it at once after a local commit (and stamps when: with the time the
+batch was read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
+by other processes (the CLI, other workers) wake it too where the store can tell:
+PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), while which the relay only wakes
+by itself for its heartbeat (``event_driven``); on SQLite a watch on the database files
 (``SqlStore.watch_files``) wakes it, and a short poll stays the safety net, as it is when
 the listening connection is lost.
 
@@ -54,11 +55,15 @@ class OutboxRelay:
         self._cursor: int | None = None
         self._marked: tuple[int, float] | None = None
         """(head, at) of the last watermark this relay wrote."""
+        self._woken_at: float | None = None
+        """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
         self._task: asyncio.Task[None] | None = None
         self.event_driven = False
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
 
     def notify(self) -> None:
+        if self._woken_at is None:  # after a local commit: stamps the commit's end
+            self._woken_at = self._clock.now()
         self._wake.set()
 
     def set_event_driven(self, on: bool) -> None:
@@ -95,10 +100,12 @@ class OutboxRelay:
         if self._cursor is None:
             self._cursor = await self._bus.last_seq()
         at = self._clock.now()  # before the read: what committed before it, it sees
+        woken_at, self._woken_at = self._woken_at, None
         async with self._store.unit_of_work(read_only=True) as uow:
             events = await uow.revocations.since(self._cursor, limit=self._batch)
         if events:
-            await self._bus.publish(OutboxBatch(events, after=self._cursor))
+            await self._bus.publish(OutboxBatch(events, after=self._cursor,
+                                                woken_at=woken_at, read_at=self._clock.now()))
             self._cursor = events[-1].seq
             return len(events)
         # Idle: the bus must still hold what we published (it may have restarted empty).

@@ -10,6 +10,17 @@ name                                           type       meaning
 ``tessera_verifier_introspections_total``      counter    strict-route fallbacks to the
                                                           issuer, by ``result``
                                                           (active/inactive/error)
+``tessera_verifier_revocation_stage_seconds``  histogram  one applied event's path by
+                                                          ``stage``: ``recorded_to_relay_
+                                                          woken`` (commit, then notify),
+                                                          ``relay_woken_to_relay_read``
+                                                          (wake-up + outbox read),
+                                                          ``relay_read_to_bus_added``
+                                                          (publish), ``bus_added_to_
+                                                          received`` (bus delivery),
+                                                          ``received_to_applied``; only
+                                                          for events whose bus stamps
+                                                          them (Redis Streams)
 ``tessera_verifier_revocation_lag_seconds``    gauge      seconds since the newest
                                                           watermark the state holds: how
                                                           far behind the source of truth
@@ -56,6 +67,13 @@ _BUCKETS: Final = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0
 
 
 _PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_STAGE_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                         0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_STAGES: Final = (("recorded", "relay_woken"), ("relay_woken", "relay_read"),
+                  ("relay_read", "bus_added"),
+                  ("bus_added", "received"), ("received", "applied"))
+"""The stamps of ``tessera.bus.ports.TIMING_KEYS`` between the event's ``at`` (recorded)
+and the follower's time of applying it, in path order."""
 
 
 class VerifierMetrics:
@@ -78,12 +96,26 @@ class VerifierMetrics:
             "From a revocation's commit at the identity service (event ``at``) to its "
             "application in this verifier, seconds (clocks of both hosts; an SLI).",
             buckets=_PROPAGATION_BUCKETS, registry=self.registry)
+        stage_seconds = Histogram(
+            "tessera_verifier_revocation_stage_seconds",
+            "One applied revocation's path by stage (from the stamps its bus carries: "
+            "recorded, relay read, bus added, received), seconds.",
+            ("stage",), buckets=_STAGE_BUCKETS, registry=self.registry)
+        self._stages = [(start, end, stage_seconds.labels(f"{start}_to_{end}"))
+                        for start, end in _STAGES]
         self._children: dict[tuple[bool, str], tuple[Counter, Histogram]] = {}
 
     def observe_applied(self, event: Mapping[str, Any], now: float) -> None:
         at = event.get("at")
         if isinstance(at, int | float) and not isinstance(at, bool):
             self.propagation_seconds.observe(max(0.0, now - float(at)))
+        timing = event.get("timing")
+        if isinstance(timing, Mapping):
+            stamps = {"recorded": at, "applied": now, **timing}
+            for start, end, histogram in self._stages:
+                begin, finish = stamps.get(start), stamps.get(end)
+                if isinstance(begin, int | float) and isinstance(finish, int | float):
+                    histogram.observe(max(0.0, float(finish) - float(begin)))
 
     def observe(self, decision: Decision) -> None:
         key = (decision.allowed, decision.reason)

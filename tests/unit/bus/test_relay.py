@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tessera.bus import BusRewound, BusUnavailable, InProcessBus
+from tessera.bus import BusRewound, BusUnavailable, InProcessBus, OutboxBatch
 from tessera.bus.relay import OutboxRelay
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
@@ -135,3 +135,35 @@ async def test_a_rewound_bus_is_republished_at_once_without_pausing(
         assert bus.refused == 1
     finally:
         await relay.aclose()
+
+
+class Recording(InProcessBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[OutboxBatch] = []
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> int:
+        assert isinstance(events, OutboxBatch)
+        self.batches.append(events)
+        return await super().publish(events)
+
+
+async def test_the_relay_stamps_when_a_commit_woke_it_and_when_it_read_the_batch(
+        sqlite_store: SqlStore) -> None:
+    """The stage split of propagation (issue 15): the first notify since the last read
+    stamps the wake-up (a local commit's end), the read its own time; a read nothing
+    woke (a poll) carries no wake-up stamp."""
+    clock = FixedClock(1000.0)
+    bus = Recording()
+    relay = OutboxRelay(sqlite_store, bus, clock=clock)
+    await commit_events(sqlite_store, "a")
+    relay.notify()
+    clock.advance(0.5)
+    relay.notify()  # a second commit before the read: the first wake-up counts
+    clock.advance(0.25)
+    assert await relay.relay_once() == 1
+    assert (bus.batches[0].woken_at, bus.batches[0].read_at) == (1000.0, 1000.75)
+    await commit_events(sqlite_store, "b")
+    clock.advance(1)
+    assert await relay.relay_once() == 1  # woken by its poll: no notify since the read
+    assert (bus.batches[1].woken_at, bus.batches[1].read_at) == (None, 1001.75)

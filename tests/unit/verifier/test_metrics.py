@@ -162,3 +162,28 @@ def test_propagation_histogram_observes_commit_to_apply_time() -> None:
     assert metrics.registry.get_sample_value(f"{name}_count") == 2
     assert metrics.registry.get_sample_value(f"{name}_bucket", {"le": "0.025"}) == 1
     assert abs((metrics.registry.get_sample_value(f"{name}_sum") or 0) - 1.02) < 1e-9
+
+
+def test_stage_histogram_splits_an_event_by_the_stamps_it_carries() -> None:
+    from tessera.verifier.metrics import VerifierMetrics
+
+    metrics = VerifierMetrics()
+    metrics.observe_applied({"at": 100.0, "timing": {
+        "relay_woken": 100.004, "relay_read": 100.005, "bus_added": 100.0055,
+        "received": 100.006}}, 100.0065)
+    metrics.observe_applied({"at": 100.0, "timing": {"bus_added": 100.01,
+                                                      "received": "junk"}}, 100.02)
+    metrics.observe_applied({"at": 100.0}, 100.02)  # no stamps (HTTP feed): no stage
+    name = "tessera_verifier_revocation_stage_seconds"
+
+    def stage(label: str, suffix: str = "sum") -> float | None:
+        return metrics.registry.get_sample_value(f"{name}_{suffix}", {"stage": label})
+
+    expected = {"recorded_to_relay_woken": 0.004, "relay_woken_to_relay_read": 0.001,
+                "relay_read_to_bus_added": 0.0005, "bus_added_to_received": 0.0005,
+                "received_to_applied": 0.0005}
+    for label, seconds in expected.items():
+        assert stage(label, "count") == 1, label
+        assert abs((stage(label) or 0) - seconds) < 1e-6, label
+    assert metrics.registry.get_sample_value(
+        "tessera_verifier_revocation_propagation_seconds_count") == 3

@@ -145,7 +145,8 @@ class BusSource:
     async def follow(self, after: int) -> AsyncIterator[FeedBatch]:
         try:
             async for batch in self._bus.follow(after, heartbeat=self._heartbeat):
-                yield FeedBatch([event_to_wire(e) for e in batch], watermark=batch.watermark)
+                yield FeedBatch([_with_timing(event_to_wire(e), batch.timing)
+                                 for e in batch], watermark=batch.watermark)
         except BusGap:
             if self._snapshot is None and self._range is None:
                 raise SourceUnavailable("the bus lost events and no snapshot is configured")\
@@ -156,6 +157,17 @@ class BusSource:
 
     async def aclose(self) -> None:
         return None
+
+
+def _with_timing(wire: dict[str, Any], timing: Mapping[int, Mapping[str, float]]
+                 ) -> dict[str, Any]:
+    """The event plus the stamps the bus knows for it (``"timing"``, see
+    ``tessera.bus.ports.TIMING_KEYS``): telemetry for the propagation stages; applying
+    the event ignores it."""
+    stamps = timing.get(wire["seq"])
+    if stamps:
+        wire["timing"] = dict(stamps)
+    return wire
 
 
 class RedisStreamSource(BusSource):
