@@ -146,3 +146,9 @@ def test_header_steps_take_their_allowlist_and_typ() -> None:
     with pytest.raises(TokenRejected):
         check_typ("tessera-envelope+jwt")
     check_typ("Tessera-Envelope+JWT", envelope_typs)
+
+
+def test_a_verified_token_speaks_the_vocabulary() -> None:
+    """Claim names are mapped once: ``sub`` is the ``user_id``, ``tid`` the ``tenant_id``."""
+    assert (TOKEN.user_id, TOKEN.tenant_id, TOKEN.client_id, TOKEN.sid) == (
+        "u-1", "t-1", "c-1", "s-1")
