@@ -22,8 +22,9 @@ same state kept in memory (``identity.revocation_mirror``) or the store's rows
 the rule that turns answers into a refusal is ``check_revocation``, here, once.
 
 The header steps take the allowlist and the accepted ``typ`` values as parameters, so
-other JWTs Tessera verifies with its own keys (identity envelopes,
-``verifier/envelope/verify.py``) run the same code with their own lists.
+other JWTs run the same code with their own lists: identity envelopes
+(``verifier/envelope/verify.py``: ``check_header``) and DPoP proofs
+(``protocol/rfc9449/proof.py``: ``check_typ``, ``check_algorithm``).
 """
 
 from __future__ import annotations
@@ -182,12 +183,13 @@ def check_size(token: object) -> None:
         raise TokenRejected(Reason.MALFORMED, "token too long")
 
 
-def check_algorithm(alg: object, allowed: AbstractSet[str] = ALLOWED_ALGS) -> None:
+def check_algorithm(alg: object, allowed: AbstractSet[str] = ALLOWED_ALGS) -> str:
     """RFC 8725 §3.1: only the algorithms in ``allowed`` (by default those Tessera signs
     access tokens with); never ``none`` or HS*. A non-string ``alg`` (a JSON list or
-    object) is refused, not looked up: it would not even hash."""
+    object) is refused, not looked up: it would not even hash. Returns ``alg``."""
     if not isinstance(alg, str) or alg not in allowed:
         raise TokenRejected(Reason.BAD_ALGORITHM, f"alg {str(alg)[:20]!r}")
+    return alg
 
 
 def check_typ(typ: object, accepted: AbstractSet[str] = ACCEPTED_TYPS) -> None:
