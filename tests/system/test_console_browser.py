@@ -192,7 +192,7 @@ async def test_revoking_a_session_in_the_console_makes_a_verifier_reject_its_tok
     await live.driver.user(username)
     tokens = await live.driver.login_tokens(app, username=username)
     token = tokens["access_token"]
-    sid = (await identity.token_state.check(token, audience="https://api.example"))["sid"]
+    sid = (await identity.token_state.check(token, audience="https://api.example")).sid
 
     feed = await live.feed_client()
     assert feed.secret

@@ -18,8 +18,6 @@ scope or no role), 400 ``invalid_request`` (bad parameters), 503 when the store 
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -35,8 +33,9 @@ from tessera.protocol.errors import (
     OAuthError,
     TemporarilyUnavailable,
 )
-from tessera.protocol.http import parse_params
+from tessera.protocol.http import OAuthRequest, parse_params
 from tessera.protocol.oidc.userinfo import bearer_token
+from tessera.protocol.rfc9068.token import VerifiedToken
 from tessera.protocol.token_state import TokenInactive
 from tessera.store.ports import StoreError
 
@@ -59,24 +58,35 @@ class AdminApi:
         self._id = identity
         self._max_body = identity.settings.security.max_body_bytes
 
-    async def reach(self, claims: dict[str, Any]) -> Reach:
+    async def caller(self, oauth: OAuthRequest) -> Reach:
+        """The authority of the request's bearer token (an access token for this issuer,
+        active now), or ``InvalidToken`` / ``NoAuthority``: every admin API route asks
+        this first."""
+        try:
+            token = await self._id.token_state.check(bearer_token(oauth),
+                                                     audience=self._id.settings.issuer)
+        except TokenInactive as exc:
+            raise InvalidToken("the access token is not active", detail=exc.reason) from None
+        return await self.reach(token)
+
+    async def reach(self, token: VerifiedToken) -> Reach:
         """The caller's authority now, or ``NoAuthority``."""
-        if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
+        if ADMIN_SCOPE not in token.scopes:
             raise NoAuthority(f"requires {ADMIN_SCOPE}")
-        sub = str(claims.get("sub"))
-        if claims.get("sid") is None:  # a service's own token (client credentials)
-            client = await self._id.clients.get(sub)
-            if client is None or client.disabled or sub != claims.get("client_id") \
+        user_id = token.user_id
+        if token.sid is None:  # a service's own token (client credentials): sub is the client
+            client = await self._id.clients.get(user_id)
+            if client is None or client.disabled or user_id != token.client_id \
                     or ADMIN_SCOPE not in client.scopes:
                 raise NoAuthority(f"the client is not registered with {ADMIN_SCOPE}")
-            return Reach(sub, client_tenant(client), frozenset({TENANT_ADMIN}))
+            return Reach(user_id, client_tenant(client), frozenset({TENANT_ADMIN}))
         async with self._id.store.unit_of_work(read_only=True) as uow:
             try:
-                reach = await reach_of(uow, sub)
+                reach = await reach_of(uow, user_id)
             except NotInGoodStanding as exc:
                 raise InvalidToken("the access token is not active",
                                    detail=exc.reason) from None
-        if not reach.may(ADMIN_SCOPE) or reach.tenant_id != claims.get("tid"):
+        if not reach.may(ADMIN_SCOPE) or reach.tenant_id != token.tenant_id:
             raise NoAuthority("requires the tenant-admin or platform-admin role")
         return reach
 
@@ -91,12 +101,7 @@ class AdminApi:
     async def sessions(self, request: Request) -> Response:
         try:
             oauth = await read_request(request, max_body=self._max_body)
-            try:
-                claims = await self._id.token_state.check(bearer_token(oauth),
-                                                          audience=self._id.settings.issuer)
-            except TokenInactive as exc:
-                raise InvalidToken("the access token is not active", detail=exc.reason) from None
-            reach = await self.reach(claims)
+            reach = await self.caller(oauth)
             params = parse_params(oauth, max_body=self._max_body)
             action = params.require("action")
             if action not in ("bump_version", "revoke"):

@@ -12,7 +12,7 @@ of the store: the same events end the same tokens (``identity.revocation_mirror`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tessera.application.standing import NotInGoodStanding, check_tenant, check_user
 from tessera.core.clock import Clock
@@ -57,8 +57,10 @@ class AccessTokenState:
 
     async def check(self, token: str, *, audience: str | None = None, jkt: str | None = None,
                     any_binding: bool = False, fast: bool = False,
-                    x5t: str | None = None) -> dict[str, Any]:
-        """The token's claims if it is active now; raise ``TokenInactive`` otherwise.
+                    x5t: str | None = None) -> VerifiedToken:
+        """The token, typed (``VerifiedToken``: read ``user_id``, ``tenant_id``,
+        ``scopes``…, not raw claims), if it is active now; raise ``TokenInactive``
+        otherwise.
 
         ``jkt``: the thumbprint of the DPoP proof's key the token was presented with (None:
         presented as Bearer). A DPoP-bound token is active only with its key, an unbound
@@ -77,12 +79,11 @@ class AccessTokenState:
         client = await self.clients.get(verified.client_id)
         if client is None or client.disabled:
             raise TokenInactive("client_disabled")
-        claims = dict(verified.claims)
         view = self.view
         try:
             if fast and view is not None and view.usable(now):
                 view.check(verified)
-                return claims
+                return verified
             async with self.store.unit_of_work(read_only=True) as uow:
                 facts, session = await store_facts(uow, verified)
                 check_revocation(verified, facts)
@@ -93,7 +94,7 @@ class AccessTokenState:
             raise TokenInactive(exc.reason.value) from None
         except NotInGoodStanding as exc:
             raise TokenInactive(exc.reason) from None
-        return claims
+        return verified
 
     @staticmethod
     async def _check_people(uow: UnitOfWork, session: Session) -> None:

@@ -15,10 +15,12 @@ from tessera.protocol.rfc9068.validator import (
     RevocationFacts,
     RevocationSource,
     SessionFacts,
+    check_algorithm,
     check_binding,
     check_dpop_binding,
     check_possession,
     check_revocation,
+    check_typ,
 )
 from tessera.verifier.revocation import RevocationState
 
@@ -126,3 +128,27 @@ def test_possession_lets_a_proof_bind_what_is_issued_next() -> None:
             check_possession("key-1", jkt)
     with pytest.raises(TokenRejected):
         check_dpop_binding(None, "key-1")
+
+
+def test_header_steps_take_their_allowlist_and_typ() -> None:
+    """Envelopes run the same header steps with their own lists: an access token's
+    algorithm or ``typ`` is refused under an envelope's, and the defaults stay the access
+    token's."""
+    envelope_algs, envelope_typs = frozenset({"EdDSA"}), frozenset({"tessera-envelope+jwt"})
+    with pytest.raises(TokenRejected) as refused:
+        check_algorithm("RS256", envelope_algs)
+    assert refused.value.reason is Reason.BAD_ALGORITHM
+    check_algorithm("RS256")
+    check_algorithm("EdDSA", envelope_algs)
+    with pytest.raises(TokenRejected) as refused:
+        check_typ("at+jwt", envelope_typs)
+    assert refused.value.reason is Reason.WRONG_TYP
+    with pytest.raises(TokenRejected):
+        check_typ("tessera-envelope+jwt")
+    check_typ("Tessera-Envelope+JWT", envelope_typs)
+
+
+def test_a_verified_token_speaks_the_vocabulary() -> None:
+    """Claim names are mapped once: ``sub`` is the ``user_id``, ``tid`` the ``tenant_id``."""
+    assert (TOKEN.user_id, TOKEN.tenant_id, TOKEN.client_id, TOKEN.sid) == (
+        "u-1", "t-1", "c-1", "s-1")

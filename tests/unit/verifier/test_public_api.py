@@ -75,9 +75,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "parse_envelope",
     ],
     "tessera.verifier.envelope.verify": [
-        "PublisherKeys", "check_body", "check_envelope_algorithm", "check_envelope_audience",
-        "check_envelope_freshness", "check_envelope_lifetime", "check_envelope_typ",
-        "check_publisher", "judge_revocation", "select_publisher_key", "verify_envelope",
+        "PublisherKeys", "check_body", "check_envelope_audience", "check_envelope_freshness",
+        "check_envelope_lifetime", "check_publisher", "judge_revocation", "verify_envelope",
     ],
     "tessera.verifier.envelope.consumer": ["EnvelopeVerifier", "SeenEnvelopes"],
     "tessera.verifier.envelope.seen_redis": ["DEFAULT_PREFIX", "RedisSeenEnvelopes"],

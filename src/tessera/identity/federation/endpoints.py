@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 from itsdangerous import BadData
@@ -31,7 +31,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from tessera.core.acr import ACR_PASSWORD
 from tessera.core.federation import IdentityProvider, UpstreamSession
-from tessera.core.users import DEFAULT_TENANT
+from tessera.core.users import DEFAULT_TENANT, User
+from tessera.identity.cookies import CookiePolicy
 from tessera.identity.federation.mapping import ClaimMapping
 from tessera.identity.federation.service import FederationError
 from tessera.identity.federation.upstream import (
@@ -45,18 +46,18 @@ from tessera.identity.login.pages import error_page
 from tessera.identity.views import PAGE_HEADERS
 from tessera.observability import events
 from tessera.protocol.errors import OAuthError
-from tessera.protocol.http import Params, parse_params
+from tessera.protocol.http import OAuthRequest, Params, parse_params
 from tessera.protocol.rfc6749.authorize import (
+    AuthorizationRequest,
     RedirectError,
     UserFacingError,
 )
 from tessera.store.ports import StoreError
 
 if TYPE_CHECKING:
-    from tessera.identity.browser import BrowserEndpoints
     from tessera.identity.compose import Identity
 
-__all__ = ["FEDERATION_COOKIE", "FederationEndpoints", "start_url"]
+__all__ = ["FEDERATION_COOKIE", "BrowserLogin", "FederationEndpoints", "start_url"]
 
 _log = logging.getLogger("tessera.federation")
 FEDERATION_COOKIE = "tessera_federation"
@@ -69,6 +70,18 @@ def _html(body: bytes, status: int = 200) -> Response:
                     media_type="text/html; charset=utf-8")
 
 
+class BrowserLogin(Protocol):
+    """What the round trip needs of the browser login (``identity/browser.py``, which
+    imports this module: a Protocol here keeps the two from importing each other)."""
+
+    @property
+    def cookies(self) -> CookiePolicy: ...
+
+    async def complete_login(self, oauth: OAuthRequest, authz: AuthorizationRequest,
+                             user: User, acr: str, amr: tuple[str, ...], *,
+                             upstream: UpstreamSession | None = None) -> Response: ...
+
+
 def start_url(idp_id: str, fields: dict[str, str]) -> str:
     """Where the login page sends the browser to sign in with a provider (relative to
     ``/authorize``, like the login form's own action)."""
@@ -76,7 +89,7 @@ def start_url(idp_id: str, fields: dict[str, str]) -> str:
 
 
 class FederationEndpoints:
-    def __init__(self, identity: Identity, browser: BrowserEndpoints) -> None:
+    def __init__(self, identity: Identity, browser: BrowserLogin) -> None:
         from tessera.keys.derivation import derive_key
 
         self._id = identity

@@ -30,7 +30,7 @@ from tessera.core.session_bounds import (
     over_limit,
 )
 from tessera.core.sessions import Session
-from tessera.identity.login.service import LoginFailed
+from tessera.identity.login.failures import LoginFailed
 from tessera.observability.audit import AuditLog
 from tessera.settings import SessionBoundSettings
 from tessera.store.ports import Store, UnitOfWork

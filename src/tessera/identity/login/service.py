@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from tessera.application import signal_events
 from tessera.application.transaction import transaction
@@ -15,15 +14,14 @@ from tessera.core.federation import UpstreamSession
 from tessera.core.secrets import new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
+from tessera.identity.login.bounds import SessionBounds
+from tessera.identity.login.failures import LoginFailed
 from tessera.identity.login.passwords import PasswordHasher
 from tessera.observability import events
 from tessera.observability.audit import AuditLog
 from tessera.protocol.risk import RequestContext, RiskObserver
 from tessera.protocol.throttle import Throttle
 from tessera.store.ports import Store, UnitOfWork
-
-if TYPE_CHECKING:
-    from tessera.identity.login.bounds import SessionBounds
 
 __all__ = ["ACR_PASSWORD", "LoginFailed", "LoginService"]
 _MAX_USER_AGENT = 300
@@ -32,12 +30,6 @@ _MAX_ADDRESS = 64
 
 class _NotCommitted(Exception):
     """``commit_if`` said no: roll the new session back."""
-
-
-class LoginFailed(Exception):
-    def __init__(self, message: str, *, throttled: bool = False) -> None:
-        super().__init__(message)
-        self.throttled = throttled
 
 
 class LoginService:

@@ -29,8 +29,8 @@ from tessera.application import signal_events
 from tessera.application.transaction import transaction
 from tessera.core.clock import Clock
 from tessera.core.users import TOTP, User
+from tessera.identity.login.failures import LoginFailed
 from tessera.identity.login.recovery import RecoveryCodes
-from tessera.identity.login.service import LoginFailed
 from tessera.keys import Sealer
 from tessera.observability import events
 from tessera.observability.audit import AuditLog

@@ -23,9 +23,7 @@ from tessera.identity.admin_api import AdminApi, NoAuthority
 from tessera.identity.compose import Identity
 from tessera.identity.http import read_request, send_error
 from tessera.observability import events
-from tessera.protocol.errors import InvalidRequest, InvalidToken, OAuthError, TemporarilyUnavailable
-from tessera.protocol.oidc.userinfo import bearer_token
-from tessera.protocol.token_state import TokenInactive
+from tessera.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from tessera.store.ports import StoreError
 
 __all__ = ["GLOBAL_REVOCATION_PATH", "GlobalRevocation", "revoke_subject"]
@@ -83,13 +81,7 @@ class GlobalRevocation:
     async def handle(self, request: Request) -> Response:
         try:
             oauth = await read_request(request, max_body=self._max_body)
-            try:
-                claims = await self._id.token_state.check(bearer_token(oauth),
-                                                          audience=self._id.settings.issuer)
-            except TokenInactive as exc:
-                raise InvalidToken("the access token is not active", detail=exc.reason) \
-                    from None
-            reach = await self._admin.reach(claims)
+            reach = await self._admin.caller(oauth)  # the admin API's bearer rule
             user_id = self._user_id(oauth.body)
             async with self._id.store.unit_of_work(read_only=True) as uow:
                 user = await uow.users.get(user_id)

@@ -112,16 +112,16 @@ class SsfApi:
         """(client_id, tenant_id, JSON body or None) of an authorised call."""
         oauth = await read_request(request, max_body=self._max_body)
         try:
-            claims = await self._id.token_state.check(bearer_token(oauth),
-                                                      audience=self._issuer)
+            token = await self._id.token_state.check(bearer_token(oauth),
+                                                     audience=self._issuer)
         except TokenInactive as exc:
             raise InvalidToken("the access token is not active", detail=exc.reason) from None
-        if SSF_SCOPE not in str(claims.get("scope", "")).split():
+        if SSF_SCOPE not in token.scopes:
             raise _Forbidden(f"requires {SSF_SCOPE}")
-        client_id = str(claims.get("client_id"))
+        client_id = token.client_id
         client = await self._id.clients.get(client_id)
         if client is None or client.disabled or SSF_SCOPE not in client.scopes \
-                or claims.get("sid") is not None or claims.get("sub") != client_id:
+                or token.sid is not None or token.user_id != client_id:
             raise _Forbidden(f"requires a client token of a client registered with {SSF_SCOPE}")
         raw = oauth.body
         if request.method in ("PUT", "PATCH"):  # read_request reads POST bodies only

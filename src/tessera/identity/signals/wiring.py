@@ -6,21 +6,46 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 
 from tessera.application.transaction import Transaction, transaction
+from tessera.core.clock import Clock
 from tessera.core.signals import Delivery
 from tessera.identity.signals.delivery import Outcome, Pusher, Resolver
 from tessera.identity.signals.fanout import FanOut
-from tessera.keys import Sealer
+from tessera.keys import RingHolder, Sealer
+from tessera.observability.audit import AuditLog
 from tessera.observability.metrics import IdentityMetrics
+from tessera.protocol.clients import ClientDirectory
+from tessera.protocol.token_state import AccessTokenState
+from tessera.settings import Settings
+from tessera.store.ports import Store
 
-if TYPE_CHECKING:
-    from tessera.identity.compose import Identity
+__all__ = ["SignalMetrics", "Signals", "SignalsHost", "build_signals"]
 
-__all__ = ["SignalMetrics", "Signals", "build_signals"]
+
+class SignalsHost(Protocol):
+    """What signals use of the identity service. ``identity.compose.Identity`` is one;
+    it builds this package, so naming it here would make the two import each other."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def keys(self) -> RingHolder: ...
+    @property
+    def metrics(self) -> IdentityMetrics: ...
+    @property
+    def clients(self) -> ClientDirectory: ...
+    @property
+    def token_state(self) -> AccessTokenState: ...
 
 
 class SignalMetrics:
@@ -41,7 +66,7 @@ class SignalMetrics:
 
 @dataclass
 class Signals:
-    identity: Identity
+    identity: SignalsHost
     fanout: FanOut
     pusher: Pusher
     sealer: Sealer
@@ -68,7 +93,7 @@ class Signals:
         await self.pusher.aclose()
 
 
-def build_signals(identity: Identity, *, transport: httpx.AsyncBaseTransport | None = None,
+def build_signals(identity: SignalsHost, *, transport: httpx.AsyncBaseTransport | None = None,
                   resolver: Resolver | None = None) -> Signals:
     from tessera.keys.derivation import derive_key
 

@@ -102,22 +102,22 @@ class UserInfoEndpoint:
         else:
             token = bearer_token(request)
         try:
-            claims = await self._access_tokens.check(token, audience=self._issuer, jkt=jkt,
-                                                     x5t=_presented_thumbprint(request))
+            verified = await self._access_tokens.check(token, audience=self._issuer, jkt=jkt,
+                                                       x5t=_presented_thumbprint(request))
         except TokenInactive as exc:
             if exc.reason == _BOUND and jkt is None:
                 raise InvalidToken("the access token is DPoP-bound: use the DPoP scheme",
                                    detail=exc.reason) from None
             raise InvalidToken("the access token is not active", detail=exc.reason) from None
-        if "openid" not in str(claims.get("scope", "")).split():
+        if "openid" not in verified.scopes:
             raise InvalidToken("the token lacks the openid scope")
         async with self._store.unit_of_work(read_only=True) as uow:
-            user = await uow.users.get(str(claims["sub"]))
-            profile = await uow.federation.profile_of(str(claims["sub"]))
+            user = await uow.users.get(verified.user_id)
+            profile = await uow.federation.profile_of(verified.user_id)
         if user is None:
             raise InvalidToken("the access token is not active")
-        scopes = set(str(claims.get("scope", "")).split())
-        return json_response({**profile_claims(profile, scopes), "sub": user.user_id,
+        return json_response({**profile_claims(profile, set(verified.scopes)),
+                              "sub": user.user_id,
                               "preferred_username": user.username, "tid": user.tenant_id})
 
     async def _proof_key(self, request: OAuthRequest, token: str) -> str:

@@ -113,14 +113,14 @@ class IntrospectionEndpoint:
 
     async def _introspect_access(self, token: str, client: Client) -> dict[str, Any]:
         try:
-            claims = await self._access_tokens.check(token, any_binding=True, fast=True)
+            verified = await self._access_tokens.check(token, any_binding=True, fast=True)
         except TokenInactive:
             return _INACTIVE
-        if claims.get("tid") != client_tenant(client):
+        if verified.tenant_id != client_tenant(client):
             return _INACTIVE  # a token of another tenant is nothing here
-        cnf = claims.get("cnf")
-        bound = isinstance(cnf, dict) and "jkt" in cnf  # DPoP; x5t#S256 stays Bearer
+        bound = verified.cnf_jkt is not None  # DPoP; x5t#S256 stays Bearer
         body: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
+        claims = verified.claims  # the response repeats the claims (RFC 7662 §2.2)
         body.update({k: claims[k] for k in _CLAIMS if k in claims})
         return body
 

@@ -112,7 +112,8 @@ class SubjectLoader:
             elif token_type == TOKEN_TYPE_ID_TOKEN:
                 claims = await self._id_token(token, client)
             else:
-                claims = await self._state.check(token, any_binding=True)
+                verified = await self._state.check(token, any_binding=True)
+                claims = dict(verified.claims)  # the issued token's claims derive from them
                 check_binding(claims, jkt)
                 check_presenter(claims, client, actor=name == "actor_token")
             if claims.get("tid") != client_tenant(client):

@@ -92,6 +92,18 @@ class VerifiedToken(NamedTuple):
     claims: Mapping[str, Any]
     """Every claim, read-only."""
 
+    # The claim names as the vocabulary says them (docs/architecture.md): code that acts
+    # on a token reads these, never ``claims.get("sub")`` / ``claims.get("tid")``.
+    @property
+    def user_id(self) -> str:
+        """``sub``: the user, or for a client-credentials token the client itself."""
+        return self.sub
+
+    @property
+    def tenant_id(self) -> str:
+        """``tid``."""
+        return self.tid
+
 
 _NUMBER = (int, float)  # ``type(x) in _NUMBER`` also rules out bool
 

@@ -3,9 +3,10 @@ userinfo, token exchange, admin API) and the verifier SDK alike.
 
 Steps, in order (the first that fails decides the ``Reason``)::
 
-    verify_signed:  check_size → read_header (JSON object, no ``crit``) → check_algorithm
-                    (RFC 8725 §3.1 allowlist) → check_typ (``at+jwt``, RFC 8725 §3.11)
-                    → select_key (``kid``, and only with that key's own ``alg``)
+    verify_signed:  check_header: check_size → read_header (JSON object, no ``crit``)
+                      → check_algorithm (RFC 8725 §3.1 allowlist) → check_typ (``at+jwt``,
+                      RFC 8725 §3.11) → select_key (``kid``, and only with that key's own
+                      ``alg``)
                     → signature (``tessera.jose``) → parse_claims (required claims, types)
     check_claims:   ``iss`` exact → ``aud`` contains ours (when one is expected)
                     → ``exp``/``nbf``/``iat`` against ``now`` with leeway
@@ -19,12 +20,18 @@ the SDK's ``RevocationState`` (fed by the event stream) and, in the identity ser
 same state kept in memory (``identity.revocation_mirror``) or the store's rows
 (``protocol.rfc9068.revocation``). Both answer the questions of ``RevocationSource``;
 the rule that turns answers into a refusal is ``check_revocation``, here, once.
+
+The header steps take the allowlist and the accepted ``typ`` values as parameters, so
+other JWTs run the same code with their own lists: identity envelopes
+(``verifier/envelope/verify.py``: ``check_header``) and DPoP proofs
+(``protocol/rfc9449/proof.py``: ``check_typ``, ``check_algorithm``).
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, NamedTuple, Protocol
@@ -38,8 +45,9 @@ __all__ = ["ACCEPTED_TYPS", "ALLOWED_ALGS", "MAX_TOKEN_LENGTH", "NOTHING_KNOWN",
            "Expectations", "Grain", "GrainFacts", "KeyLookup", "RevocationFacts",
            "RevocationSource", "SessionFacts", "certificate_binding",
            "check_algorithm", "check_binding", "check_certificate_binding", "check_claims",
-           "check_dpop_binding", "check_possession", "check_revocation", "check_size",
-           "check_typ", "select_key", "validate", "verify_signature", "verify_signed"]
+           "check_dpop_binding", "check_header", "check_possession", "check_revocation",
+           "check_size", "check_typ", "select_key", "validate", "verify_signature",
+           "verify_signed"]
 
 MAX_TOKEN_LENGTH: Final = 8192
 """Longer strings are rejected before any parsing (bounds the work an attacker can cause)."""
@@ -144,20 +152,28 @@ def validate(token: str, *, keys: KeyLookup, expect: Expectations, revocation: R
 def verify_signed(token: str, keys: KeyLookup) -> tuple[VerifiedToken, jose.VerificationKey]:
     """Header, algorithm, ``typ``, key, signature and claim shapes (everything a
     verified-token cache may skip on a repeat presentation)."""
-    check_size(token)
-    try:
-        header = jose.read_header(token)
-    except jose.JoseError as exc:
-        raise TokenRejected(Reason.MALFORMED, exc.detail) from None
-    check_algorithm(header.alg)
-    check_typ(header.typ)
-    key = select_key(header, keys)
+    key = check_header(token, keys)
     payload = verify_signature(token, key)
     try:
         claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise TokenRejected(Reason.MALFORMED, "payload is not JSON") from None
     return parse_claims(claims, kid=key.kid, alg=key.alg), key
+
+
+def check_header(token: str, keys: KeyLookup, *, algorithms: AbstractSet[str] = ALLOWED_ALGS,
+                 typs: AbstractSet[str] = ACCEPTED_TYPS) -> jose.VerificationKey:
+    """Size, header, ``alg`` among ``algorithms``, ``typ`` among ``typs``, and the key
+    that must have signed (the steps before the signature, for any JWT Tessera verifies:
+    access tokens with the defaults, identity envelopes with their own lists)."""
+    check_size(token)
+    try:
+        header = jose.read_header(token)
+    except jose.JoseError as exc:
+        raise TokenRejected(Reason.MALFORMED, exc.detail) from None
+    check_algorithm(header.alg, algorithms)
+    check_typ(header.typ, typs)
+    return select_key(header, keys)
 
 
 def check_size(token: object) -> None:
@@ -167,17 +183,20 @@ def check_size(token: object) -> None:
         raise TokenRejected(Reason.MALFORMED, "token too long")
 
 
-def check_algorithm(alg: object) -> None:
-    """RFC 8725 §3.1: only the algorithms Tessera signs with; never ``none`` or HS*. A
-    non-string ``alg`` (a JSON list or object) is refused, not looked up: it would not
-    even hash."""
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
+def check_algorithm(alg: object, allowed: AbstractSet[str] = ALLOWED_ALGS) -> str:
+    """RFC 8725 §3.1: only the algorithms in ``allowed`` (by default those Tessera signs
+    access tokens with); never ``none`` or HS*. A non-string ``alg`` (a JSON list or
+    object) is refused, not looked up: it would not even hash. Returns ``alg``."""
+    if not isinstance(alg, str) or alg not in allowed:
         raise TokenRejected(Reason.BAD_ALGORITHM, f"alg {str(alg)[:20]!r}")
+    return alg
 
 
-def check_typ(typ: object) -> None:
-    """RFC 9068 §4 step 1: ``typ`` is ``at+jwt`` (RFC 8725 §3.11 explicit typing)."""
-    if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPS:
+def check_typ(typ: object, accepted: AbstractSet[str] = ACCEPTED_TYPS) -> None:
+    """RFC 9068 §4 step 1: ``typ`` is ``at+jwt`` (RFC 8725 §3.11 explicit typing), or
+    one of ``accepted`` (lower case) for another kind of JWT; compared
+    case-insensitively (RFC 7515 §4.1.9)."""
+    if not isinstance(typ, str) or typ.lower() not in accepted:
         raise TokenRejected(Reason.WRONG_TYP, f"typ {str(typ)[:40]!r}")
 
 

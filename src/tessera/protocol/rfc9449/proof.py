@@ -26,6 +26,8 @@ import orjson
 
 from tessera import jose
 from tessera.core.secrets import constant_time_equal
+from tessera.protocol.rfc9068.token import TokenRejected
+from tessera.protocol.rfc9068.validator import check_algorithm, check_typ
 from tessera.protocol.rfc9449.errors import InvalidProof
 from tessera.protocol.rfc9449.htu import MAX_HTU_LENGTH, normalize_htu
 
@@ -41,6 +43,7 @@ MAX_PROOF_LENGTH: Final = 8192
 """Longer proofs are refused before any parsing (an RSA-4096 proof is ~1.6 kB)."""
 _MAX_CLAIM_LENGTH: Final = 512
 _TYPS: Final = frozenset({DPOP_TYP, "application/" + DPOP_TYP})
+_ALGS: Final = frozenset(SUPPORTED_ALGS)
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KTY: Final = jose.KTY
 _MEMO_SIZE: Final = 1024
@@ -129,10 +132,11 @@ def _check_header(proof: str) -> _ProofKey:
     except jose.JoseError as exc:
         raise InvalidProof("malformed", exc.detail) from None
     typ, alg, jwk = header.get("typ"), header.get("alg"), header.get("jwk")
-    if not isinstance(typ, str) or typ.lower() not in _TYPS:
-        raise InvalidProof("wrong_typ", f"typ {str(typ)[:40]!r}")
-    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS:
-        raise InvalidProof("bad_algorithm", f"alg {str(alg)[:20]!r}")
+    try:  # the RFC 8725 typ and alg rules, as for access tokens and envelopes
+        check_typ(typ, _TYPS)
+        alg = check_algorithm(alg, _ALGS)
+    except TokenRejected as exc:
+        raise InvalidProof(exc.reason.value, exc.detail) from None
     if "crit" in header:
         raise InvalidProof("malformed", "critical header extensions are not understood")
     if not isinstance(jwk, dict):

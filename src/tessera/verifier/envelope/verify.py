@@ -1,10 +1,14 @@
 """Envelope verification: a pure function of (envelope, body, publisher keys, policy,
 revocation state, history, now). Steps, in order (the first that fails decides)::
 
-    check_size → read_header → check_envelope_algorithm → check_envelope_typ
-      → select_publisher_key → verify_signature → parse_envelope → check_publisher
+    check_header (size, header, alg in ENVELOPE_ALGS, typ tessera-envelope+jwt, key by kid
+      with that key's own alg) → verify_signature → parse_envelope → check_publisher
       → check_envelope_audience → check_envelope_lifetime → check_body
       → judge_revocation → check_envelope_freshness
+
+The steps up to the signature are the access-token validator's
+(``protocol/rfc9068/validator.py``) with the envelope's allowlist and ``typ``: one
+implementation of the RFC 8725 header rules.
 
 ``judge_revocation`` applies the consumer's ``RevocationPolicy``; a revocation wins over
 a stale state (as for access tokens), and a state too stale to trust fails closed.
@@ -17,10 +21,9 @@ from typing import Any
 
 import orjson
 
-from tessera import jose
 from tessera.core.secrets import constant_time_equal
 from tessera.protocol.rfc9068.token import TokenRejected
-from tessera.protocol.rfc9068.validator import check_size, verify_signature
+from tessera.protocol.rfc9068.validator import check_header, verify_signature
 from tessera.verifier._keyset import KeySet, VerificationKey
 from tessera.verifier._token import VerifiedToken
 from tessera.verifier.envelope.claims import (
@@ -44,14 +47,11 @@ from tessera.verifier.revocation.state import RevocationState
 __all__ = [
     "PublisherKeys",
     "check_body",
-    "check_envelope_algorithm",
     "check_envelope_audience",
     "check_envelope_freshness",
     "check_envelope_lifetime",
-    "check_envelope_typ",
     "check_publisher",
     "judge_revocation",
-    "select_publisher_key",
     "verify_envelope",
 ]
 
@@ -62,14 +62,15 @@ class PublisherKeys:
     """The publishing services a consumer trusts and their keys: each key speaks for one
     service only (a key of ``checkout`` cannot sign as ``billing``). Immutable."""
 
-    __slots__ = ("_by_kid", "_sets")
+    __slots__ = ("_keys", "_publisher_of", "_sets")
 
     def __init__(self, publishers: Mapping[str, KeySet | Mapping[str, Any]]) -> None:
         """``publishers`` maps a service name (the envelopes' ``iss``) to its ``KeySet``
         or JWKS document. Keys not bound to EdDSA or ES256 are left out; a ``kid``
         published by two services is refused (``ValueError``)."""
         sets: dict[str, KeySet] = {}
-        by_kid: dict[str, tuple[str, VerificationKey]] = {}
+        keys_by_kid: dict[str, VerificationKey] = {}
+        publisher_of: dict[str, str] = {}
         for service, keys in publishers.items():
             if not service:
                 raise ValueError("a publisher needs a name")
@@ -78,26 +79,39 @@ class PublisherKeys:
             for key in keyset:
                 if key.alg not in ENVELOPE_ALGS:
                     continue
-                other = by_kid.get(key.kid)
+                other = publisher_of.get(key.kid)
                 if other is not None:
-                    raise ValueError(f"kid {key.kid!r} is published by both {other[0]!r} "
+                    raise ValueError(f"kid {key.kid!r} is published by both {other!r} "
                                      f"and {service!r}")
-                by_kid[key.kid] = (service, key)
+                keys_by_kid[key.kid] = key
+                publisher_of[key.kid] = service
         self._sets = sets
-        self._by_kid = by_kid
+        self._keys = keys_by_kid
+        self._publisher_of = publisher_of
 
     def get(self, kid: str) -> tuple[str, VerificationKey] | None:
-        return self._by_kid.get(kid)
+        """The publishing service and the key ``kid`` names, if one is trusted."""
+        key = self._keys.get(kid)
+        return None if key is None else (self._publisher_of[kid], key)
+
+    @property
+    def keys(self) -> Mapping[str, VerificationKey]:
+        """Every trusted key by ``kid`` (the validator's ``KeyLookup``)."""
+        return self._keys
 
     def with_publisher(self, service: str, keys: KeySet | Mapping[str, Any]) -> PublisherKeys:
         """A copy where ``service`` trusts ``keys`` (its rotated JWKS) instead."""
         return PublisherKeys({**self._sets, service: keys})
 
+    def publisher_of(self, kid: str) -> str:
+        """The service whose key ``kid`` is (``KeyError`` for an unknown ``kid``)."""
+        return self._publisher_of[kid]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._sets)
 
     def __repr__(self) -> str:
-        return f"PublisherKeys({sorted(self._sets)!r}, kids={sorted(self._by_kid)!r})"
+        return f"PublisherKeys({sorted(self._sets)!r}, kids={sorted(self._keys)!r})"
 
 
 def verify_envelope(
@@ -112,19 +126,11 @@ def verify_envelope(
 ) -> VerifiedEnvelope:
     """The accepted envelope, or ``EnvelopeDenied`` with the reason."""
     try:
-        check_size(envelope)
-        header = jose.read_header(envelope)
-    except TokenRejected as exc:
-        raise EnvelopeDenied(exc.reason, exc.detail) from None
-    except jose.JoseError as exc:
-        raise EnvelopeDenied(Reason.MALFORMED, exc.detail) from None
-    check_envelope_algorithm(header.alg)
-    check_envelope_typ(header.typ)
-    publisher, key = select_publisher_key(header.kid, header.alg, publishers)
-    try:
+        key = check_header(envelope, publishers.keys, algorithms=ENVELOPE_ALGS, typs=_TYPS)
         payload = verify_signature(envelope, key)
     except TokenRejected as exc:
         raise EnvelopeDenied(exc.reason, exc.detail) from None
+    publisher = publishers.publisher_of(key.kid)
     try:
         decoded = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -139,31 +145,6 @@ def verify_envelope(
     check_envelope_freshness(claims, basis, revocation_state, policy, now)
     return VerifiedEnvelope.accept(claims, policy=policy.revocation, basis=basis,
                                    revoked=revoked)
-
-
-def check_envelope_algorithm(alg: object) -> None:
-    """RFC 8725 §3.1: EdDSA or ES256 only — never ``none``, HS*, or RSA."""
-    if not isinstance(alg, str) or alg not in ENVELOPE_ALGS:  # a JSON list would not hash
-        raise EnvelopeDenied(Reason.BAD_ALGORITHM, f"alg {alg!r}")
-
-
-def check_envelope_typ(typ: object) -> None:
-    """RFC 8725 §3.11: ``typ`` says envelope (case-insensitive, RFC 7515 §4.1.9)."""
-    if not isinstance(typ, str) or typ.lower() not in _TYPS:
-        raise EnvelopeDenied(Reason.WRONG_TYP, f"typ {typ!r}")
-
-
-def select_publisher_key(kid: object, alg: object,
-                         publishers: PublisherKeys) -> tuple[str, VerificationKey]:
-    """The key ``kid`` names, and only with the algorithm that key is bound to."""
-    if not isinstance(kid, str) or not kid:
-        raise EnvelopeDenied(Reason.MALFORMED, "kid missing")
-    found = publishers.get(kid)
-    if found is None:
-        raise EnvelopeDenied(Reason.UNKNOWN_KID, f"kid {kid!r}")
-    if alg != found[1].alg:
-        raise EnvelopeDenied(Reason.BAD_ALGORITHM, f"alg {alg!r} for a {found[1].alg} key")
-    return found
 
 
 def check_publisher(claims: EnvelopeClaims, publisher: str) -> None:
