@@ -23,7 +23,8 @@ Guarantees every adapter gives:
   the relay was woken and read each event from the outbox (``OutboxBatch.woken_at``,
   ``read_at``) and when the bus
   added it, and say when the follower's read returned (``BusBatch.timing``, by seq, keys
-  ``TIMING_KEYS``), so one event's propagation can be split by stage end to end.
+  ``TIMING_KEYS``; a bus may stamp only some events, e.g. the last of each read), so one
+  event's propagation can be split by stage end to end.
 - If the bus no longer holds events the follower needs (trimmed, lost), ``follow`` raises
   ``BusGap``: the follower fetches the range from the source of truth. It never silently
   skips.

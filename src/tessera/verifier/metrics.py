@@ -20,7 +20,8 @@ name                                           type       meaning
                                                           received`` (bus delivery),
                                                           ``received_to_applied``; only
                                                           for events whose bus stamps
-                                                          them (Redis Streams)
+                                                          them (Redis Streams: the last
+                                                          event of each read)
 ``tessera_verifier_revocation_lag_seconds``    gauge      seconds since the newest
                                                           watermark the state holds: how
                                                           far behind the source of truth
