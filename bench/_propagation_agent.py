@@ -75,7 +75,9 @@ class Watches:
         if not self._pending:
             return
         now = time.time()
-        stamped, timing = max(applied_at, default=(None, None), key=lambda a: a[0] or 0)
+        stamped = max((at for at, _ in applied_at), default=None)
+        # the bus stamps the last event of each read: the batch's latest stamps
+        timing = next((t for _, t in reversed(applied_at) if t is not None), None)
         done = []
         for ident, token in self._pending.items():
             try:
