@@ -379,7 +379,8 @@ class VerifierService:
         return AckReporter(http.client, f"{http.base_url}/revocations/acks",
                            verifier_id=settings.verifier_id or default_verifier_id(service),
                            service=service, state=self.state, clock=self.clock,
-                           interval=settings.report_interval, delay=settings.report_delay)
+                           interval=settings.report_interval, delay=settings.report_delay,
+                           jitter=settings.report_jitter)
 
     def _references(self, transport: httpx.AsyncBaseTransport | None
                     ) -> ReferenceTokens | None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.verifier.revocation import RevocationState
@@ -98,3 +99,38 @@ async def test_closing_just_as_the_cursor_moves_does_not_hang() -> None:
         closing = asyncio.get_running_loop().create_task(ack.aclose())
         done, _ = await asyncio.wait({closing}, timeout=2)
         assert done == {closing}, f"aclose hung ({yields} yields after the wake-up)"
+
+
+async def test_reports_are_spread_by_the_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each report waits ``delay`` plus a random share of ``jitter``: verifiers that
+    applied the same event do not report in the same instant."""
+    from tessera.verifier.revocation import acks as acks_module
+
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return high
+
+    monkeypatch.setattr(acks_module.random, "uniform", uniform)
+    state = RevocationState()
+    state.load_snapshot({"seq": 1, "events": [], "watermark": {"head": 1, "at": NOW}})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)),
+                               auth=("svc", "s"))
+    reporter = AckReporter(client, URL, verifier_id="orders@h/1", service="orders",
+                           state=state, clock=FixedClock(NOW), interval=60, delay=0.0,
+                           jitter=0.02)
+    reporter.start()
+    try:
+        reporter.wake()
+        await eventually(lambda: reporter.reported == 1, timeout=2)
+    finally:
+        await reporter.aclose()
+        await client.aclose()
+    assert draws == [(0.0, 0.02)]
+
+
+def test_the_service_spreads_its_reports_by_default() -> None:
+    from tessera.verifier.settings import VerifierSettings
+
+    assert VerifierSettings.model_fields["report_jitter"].default > 0

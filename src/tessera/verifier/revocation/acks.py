@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import random
 import socket
 
 import httpx
@@ -38,7 +39,7 @@ def default_verifier_id(service: str) -> str:
 class AckReporter:
     def __init__(self, client: httpx.AsyncClient, url: str, *, verifier_id: str,
                  service: str, state: RevocationState, clock: Clock,
-                 interval: float = 5.0, delay: float = 0.5) -> None:
+                 interval: float = 5.0, delay: float = 0.5, jitter: float = 0.0) -> None:
         self._client = client
         self._url = url
         self.verifier_id = verifier_id
@@ -47,6 +48,10 @@ class AckReporter:
         self._clock = clock
         self._interval = interval
         self._delay = delay
+        self._jitter = min(jitter, interval / 4)
+        """Each report waits ``delay`` plus a random share of this: verifiers that applied
+        the same event do not all report in the same instant. At most a quarter of
+        ``interval``, so reports stay as close together as the liveness beat promises."""
         self._moved = asyncio.Event()
         self._cursor_seen = state.cursor
         self._moved_at = clock.now()
@@ -75,7 +80,8 @@ class AckReporter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._moved.wait()
-                await asyncio.sleep(self._delay)  # fold the rest of the burst in
+                # fold the rest of the burst in; spread from the other verifiers' reports
+                await asyncio.sleep(self._delay + random.uniform(0.0, self._jitter))  # noqa: S311 (timing, not a secret)
             self._moved.clear()
             if self._state.loaded:
                 await self.report_once()
