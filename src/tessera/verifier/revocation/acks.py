@@ -23,6 +23,7 @@ import socket
 import httpx
 
 from tessera.core.clock import Clock
+from tessera.core.worker import wait_event
 from tessera.verifier.revocation.state import RevocationState
 
 __all__ = ["AckReporter", "default_verifier_id"]
@@ -75,11 +76,7 @@ class AckReporter:
 
     async def _run(self) -> None:
         while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
-            # that lands as the event is set, and aclose then waits forever
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._moved.wait()
+            if await wait_event(self._moved, self._interval):
                 # fold the rest of the burst in; spread from the other verifiers' reports
                 await asyncio.sleep(self._delay + random.uniform(0.0, self._jitter))  # noqa: S311 (timing, not a secret)
             self._moved.clear()
