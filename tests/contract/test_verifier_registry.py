@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
-from tessera.store.ports import VerifierReport
+from tessera.identity.completion import LogoutCompletion
+from tessera.observability.metrics import IdentityMetrics
+from tessera.store.ports import Completion, VerifierReport
 from tessera.store.sql import SqlStore
 
 T = 1_800_000_000.0
@@ -39,57 +42,86 @@ async def test_a_report_updates_its_verifier_and_keeps_when_it_was_first_seen(
             for v in known] == [("feed", "v1", 7, T, T + 5), ("other", "v1", 0, T, T)]
 
 
-async def test_completion_follows_the_lowest_live_cursor_once_per_event(
-        any_store: SqlStore) -> None:
+async def test_reports_in_one_call_are_recorded_together(any_store: SqlStore) -> None:
     async with any_store.unit_of_work() as uow:
         await uow.verifiers.report(report("a", 0, T))
-        await uow.verifiers.report(report("b", 0, T))
+    async with any_store.unit_of_work() as uow:
+        await uow.verifiers.report(report("a", 3, T + 1), report("b", 2, T + 1))
+        await uow.verifiers.report()  # nothing: no statement
+    async with any_store.unit_of_work(read_only=True) as uow:
+        known = await uow.verifiers.verifiers()
+    assert [(v.verifier_id, v.cursor, v.first_seen) for v in known] == [
+        ("a", 3, T), ("b", 2, T + 1)]
+
+
+async def test_completions_are_recorded_once_and_found_by_seq(any_store: SqlStore) -> None:
     first, second = await commit(any_store, T + 1, T + 2)
     async with any_store.unit_of_work() as uow:
-        await uow.verifiers.report(report("a", second, T + 3))
-        assert await uow.verifiers.complete(live_since=T - 10, at=T + 3) == []
-        await uow.verifiers.report(report("b", first, T + 4))
-        done = await uow.verifiers.complete(live_since=T - 10, at=T + 4)
-    assert [(c.seq, c.completed_at, c.verifiers, c.seconds) for c in done] == [
-        (first, T + 4, 2, 3.0)]
-    async with any_store.unit_of_work() as uow:  # b stops reporting: not live any more
-        await uow.verifiers.report(report("a", second, T + 10))
-        done = await uow.verifiers.complete(live_since=T + 3.5, at=T + 10)
-        assert done == []  # b reported at T + 4: still live, still at the first event
-        done = await uow.verifiers.complete(live_since=T + 5, at=T + 20)
-        assert [(c.seq, c.verifiers) for c in done] == [(second, 1)]
-        assert await uow.verifiers.complete(live_since=T + 5, at=T + 21) == []
+        assert await uow.verifiers.completed_through() is None
+        await uow.verifiers.add_completions([
+            Completion(seq=first, at=T + 1, completed_at=T + 4, verifiers=2)])
+        await uow.verifiers.add_completions([])
+    async with any_store.unit_of_work() as uow:
+        assert await uow.verifiers.completed_through() == first
     async with any_store.unit_of_work(read_only=True) as uow:
         stored = await uow.verifiers.completions([first, second, 999])
-    assert sorted(stored) == [first, second]
+    assert list(stored) == [first]
+    assert (stored[first].seconds, stored[first].verifiers) == (3.0, 2)
 
 
-async def test_no_live_verifier_completes_nothing_and_older_events_are_skipped(
+async def test_last_before_names_the_newest_event_older_than_a_moment(
+        any_store: SqlStore) -> None:
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.revocations.last_before(T) == 0
+    old, new = await commit(any_store, T - 100, T + 1)
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.revocations.last_before(T) == old
+        assert await uow.revocations.last_before(T + 1) == old  # strictly before
+        assert await uow.revocations.last_before(T + 2) == new
+
+
+async def test_concurrent_completion_decisions_record_each_event_once(
+        any_store: SqlStore) -> None:
+    """``completed_through`` serialises deciders (an advisory lock on PostgreSQL, the one
+    writer on SQLite): four flushes of the same reports add each event once."""
+    store = any_store
+    seqs = await commit(store, *(T + i for i in range(1, 6)))
+    async with store.unit_of_work() as uow:
+        await uow.verifiers.report(report("a", 0, T))
+    completion = LogoutCompletion(store, FixedClock(T + 10),
+                                  IdentityMetrics(), live_seconds=30)
+
+    await asyncio.gather(*(completion.report("feed", "a", "orders", seqs[-1], 0.0)
+                           for _ in range(4)))
+    async with store.unit_of_work(read_only=True) as uow:
+        stored = await uow.verifiers.completions(seqs)
+    assert sorted(stored) == seqs
+
+
+async def test_a_flush_completes_by_the_lowest_live_cursor_and_skips_older_events(
         any_store: SqlStore) -> None:
     old, = await commit(any_store, T - 100)
-    async with any_store.unit_of_work() as uow:
-        assert await uow.verifiers.complete(live_since=T, at=T) == []
-        await uow.verifiers.report(report("late", old, T))  # first seen after the event
-    new, = await commit(any_store, T + 1)
-    async with any_store.unit_of_work() as uow:
-        await uow.verifiers.report(report("late", new, T + 2))
-        done = await uow.verifiers.complete(live_since=T, at=T + 2)
-    assert [c.seq for c in done] == [new], "an event older than every verifier is no fact"
-
-
-async def test_concurrent_completions_record_each_event_once(any_store: SqlStore) -> None:
-    async with any_store.unit_of_work() as uow:
-        await uow.verifiers.report(report("a", 0, T))
-    seqs = await commit(any_store, *(T + i for i in range(1, 6)))
-    async with any_store.unit_of_work() as uow:
-        await uow.verifiers.report(report("a", seqs[-1], T + 10))
-
-    async def complete() -> list[int]:
-        async with any_store.unit_of_work() as uow:
-            return [c.seq for c in await uow.verifiers.complete(live_since=T, at=T + 10)]
-
-    results = await asyncio.gather(*(complete() for _ in range(4)))
-    assert sorted(seq for done in results for seq in done) == seqs
+    clock = FixedClock(T)
+    completion = LogoutCompletion(any_store, clock, IdentityMetrics(),
+                                  live_seconds=10)
+    assert await completion.flush() == []
+    await completion.report("feed", "late", "orders", old, 0.0)  # first seen after it
+    first, second = await commit(any_store, T + 1, T + 2)
+    clock.advance(3)
+    await completion.report("feed", "b", "orders", 0, 0.0)
+    clock.advance(1)
+    await completion.report("feed", "late", "orders", second, 0.0)
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.verifiers.completions([old, first, second]) == {}  # b is at 0
+    clock.advance(1)
+    await completion.report("feed", "b", "orders", first, 0.0)
+    clock.advance(15)  # "late" stopped reporting at T + 4: not live any more
+    await completion.report("feed", "b", "orders", second, 0.0)
+    async with any_store.unit_of_work(read_only=True) as uow:
+        stored = await uow.verifiers.completions([old, first, second])
+    assert sorted(stored) == [first, second], "an event older than every verifier is no fact"
+    assert (stored[first].completed_at, stored[first].verifiers) == (T + 5, 2)
+    assert (stored[second].completed_at, stored[second].verifiers) == (T + 20, 1)
 
 
 async def test_prune_forgets_silent_verifiers_and_old_completions_but_the_newest(
@@ -100,7 +132,8 @@ async def test_prune_forgets_silent_verifiers_and_old_completions_but_the_newest
     seqs = await commit(any_store, T + 51, T + 52)
     async with any_store.unit_of_work() as uow:
         await uow.verifiers.report(report("new", seqs[-1], T + 60))
-        assert len(await uow.verifiers.complete(live_since=T + 40, at=T + 60)) == 2
+        await uow.verifiers.add_completions([
+            Completion(seq=s, at=T + 51, completed_at=T + 60, verifiers=1) for s in seqs])
     async with any_store.unit_of_work() as uow:
         assert await uow.verifiers.prune(verifiers_before=T + 10,
                                          completions_before=T + 100) == 2

@@ -426,6 +426,9 @@ class RevocationLog(Protocol):
 
     async def last_seq(self) -> int: ...
 
+    async def last_before(self, at: float) -> int:
+        """The seq of the newest event recorded before ``at`` (0: none)."""
+
     async def prune(self, before: float) -> int:
         """Delete events that stopped mattering before ``before`` (never the newest one,
         so sequence numbers are never reused); returns how many."""
@@ -471,20 +474,20 @@ class VerifierRegistry(Protocol):
     """Live verifiers and logout completion (DESIGN §3: "logout completed everywhere at T"
     is a recorded fact)."""
 
-    async def report(self, report: VerifierReport) -> None:
-        """Record a report, keyed by (client_id, verifier_id); ``first_seen`` of an
+    async def report(self, *reports: VerifierReport) -> None:
+        """Record reports, each keyed by (client_id, verifier_id); ``first_seen`` of an
         existing entry is kept."""
 
     async def verifiers(self) -> list[VerifierReport]:
         """Every known verifier (live or not), by client and id."""
 
-    async def complete(self, *, live_since: float, at: float, limit: int = 1000
-                       ) -> list[Completion]:
-        """Record ``at`` as the completion of every event not yet completed whose seq is
-        at or below the lowest cursor of the verifiers that reported since ``live_since``
-        (none when no verifier is live; events committed before the earliest of them was
-        first seen are skipped, not recorded). Serialised between processes; returns the
-        rows this call added, so each completion is counted once."""
+    async def completed_through(self) -> int | None:
+        """The highest seq with a completion record (None: none ever). Serialises
+        completion decisions between processes until the transaction ends: read it
+        before deciding what to ``add_completions``, in the same unit of work."""
+
+    async def add_completions(self, completions: Sequence[Completion]) -> None:
+        """Record completions (each seq once: above ``completed_through``)."""
 
     async def completions(self, seqs: Sequence[int]) -> dict[int, Completion]: ...
 

@@ -94,6 +94,13 @@ class SqlRevocationLog(_Repo):
                                        .order_by(revocation_events.c.seq).limit(limit))
         return [_event(r) for r in rows.mappings()]
 
+    async def last_before(self, at: float) -> int:
+        # newest first: events are appended roughly in ``at`` order, so this stops early
+        result = await self.conn.execute(
+            select(revocation_events.c.seq).where(revocation_events.c.at < at)
+            .order_by(revocation_events.c.seq.desc()).limit(1))
+        return int(result.scalar() or 0)
+
     async def last_seq(self) -> int:
         result = await self.conn.execute(select(func.coalesce(func.max(revocation_events.c.seq),
                                                               0)))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 
 from tessera.store.ports import Completion, VerifierReport
 from tessera.store.sql.repos_base import Repo as _Repo
-from tessera.store.sql.schema import revocation_completions, revocation_events, verifier_reports
+from tessera.store.sql.schema import revocation_completions, verifier_reports
 
 __all__ = ["SqlVerifierRegistry"]
 
@@ -32,52 +32,37 @@ def _completion(row: RowMapping) -> Completion:
 
 
 class SqlVerifierRegistry(_Repo):
-    async def report(self, report: VerifierReport) -> None:
+    async def report(self, *reports: VerifierReport) -> None:
+        if not reports:
+            return
         dialect: Any = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        values = {"client_id": report.client_id, "verifier_id": report.verifier_id,
-                  "service": report.service, "cursor": report.cursor,
-                  "first_seen": report.first_seen, "reported_at": report.reported_at,
-                  "lag": report.lag}
-        stmt = dialect.insert(verifier_reports).values(**values)
+        stmt = dialect.insert(verifier_reports)
         await self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["client_id", "verifier_id"],
             set_={"service": stmt.excluded.service, "cursor": stmt.excluded.cursor,
-                  "reported_at": stmt.excluded.reported_at, "lag": stmt.excluded.lag}))
+                  "reported_at": stmt.excluded.reported_at, "lag": stmt.excluded.lag}), [
+            {"client_id": r.client_id, "verifier_id": r.verifier_id, "service": r.service,
+             "cursor": r.cursor, "first_seen": r.first_seen, "reported_at": r.reported_at,
+             "lag": r.lag} for r in reports])
 
     async def verifiers(self) -> list[VerifierReport]:
         rows = await self.conn.execute(select(verifier_reports).order_by(
             verifier_reports.c.client_id, verifier_reports.c.verifier_id))
         return [_report(r) for r in rows.mappings()]
 
-    async def complete(self, *, live_since: float, at: float, limit: int = 1000
-                       ) -> list[Completion]:
+    async def completed_through(self) -> int | None:
         if self.conn.dialect.name == "postgresql":
             # One process at a time decides what is complete (SQLite writers are serial).
             await self.conn.execute(text(f"SELECT pg_advisory_xact_lock({_COMPLETION_LOCK})"))
-        live = (await self.conn.execute(
-            select(func.min(verifier_reports.c.cursor), func.count(),
-                   func.min(verifier_reports.c.first_seen))
-            .where(verifier_reports.c.reported_at >= live_since))).one()
-        low, count, earliest = live
-        if not count:
-            return []
         done = (await self.conn.execute(select(func.max(revocation_completions.c.seq))))\
             .scalar()
-        if done is None:  # first completion ever: skip what predates every live verifier
-            done = (await self.conn.execute(
-                select(revocation_events.c.seq).where(revocation_events.c.at < earliest)
-                .order_by(revocation_events.c.seq.desc()).limit(1))).scalar() or 0
-        rows = (await self.conn.execute(
-            select(revocation_events.c.seq, revocation_events.c.at)
-            .where(revocation_events.c.seq > done, revocation_events.c.seq <= low)
-            .order_by(revocation_events.c.seq).limit(limit))).all()
-        added = [Completion(seq=int(seq), at=float(event_at), completed_at=at,
-                            verifiers=int(count)) for seq, event_at in rows]
-        if added:
+        return None if done is None else int(done)
+
+    async def add_completions(self, completions: Sequence[Completion]) -> None:
+        if completions:
             await self.conn.execute(insert(revocation_completions), [
                 {"seq": c.seq, "at": c.at, "completed_at": c.completed_at,
-                 "verifiers": c.verifiers} for c in added])
-        return added
+                 "verifiers": c.verifiers} for c in completions])
 
     async def completions(self, seqs: Sequence[int]) -> dict[int, Completion]:
         if not seqs:
