@@ -357,8 +357,15 @@ def started_agents(procs: Procs, n: int, cmd: list[str], name: str) -> Iterator[
             procs.stop(agent, grace=2.0)
 
 
+def pace(readers: Readers, due: float) -> None:
+    """Wait until ``due`` (monotonic), reading the agents' output meanwhile."""
+    while (left := due - time.monotonic()) > 0:
+        readers.poll(left)
+
+
 def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind: str,
-                    n: int, revocations: int, redis_url: str, stream: str) -> Result:
+                    n: int, revocations: int, redis_url: str, stream: str,
+                    interval: float) -> Result:
     total = revocations + WARMUP
     tokens = []
     for _ in range(total):
@@ -382,7 +389,10 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                                     timeout=30, what="watch acknowledged")
             if not all(a["ok"] for a in acks):
                 raise RuntimeError(f"a verifier refused a fresh token: {acks}")
+        due = time.monotonic()
         for i, token in enumerate(tokens):
+            pace(readers, due)
+            due = time.monotonic() + interval
             sent = time.time()
             response = http.post("/revoke", data={"token": token,
                                                   "token_type_hint": "access_token"},
@@ -404,7 +414,8 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                   {k: v for k, v in stages.items() if v})
 
 
-def measure_raw(procs: Procs, *, n: int, revocations: int, redis_url: str) -> Result:
+def measure_raw(procs: Procs, *, n: int, revocations: int, redis_url: str,
+                interval: float) -> Result:
     stream = f"bench:raw:{uuid.uuid4().hex}"
     client = redis.Redis.from_url(redis_url)
     cmd = [sys.executable, AGENT, "--source", "raw", "--redis-url", redis_url,
@@ -412,7 +423,10 @@ def measure_raw(procs: Procs, *, n: int, revocations: int, redis_url: str) -> Re
     lags: list[float] = []
     try:
         with started_agents(procs, n, cmd, "raw-reader") as readers:
+            due = time.monotonic()
             for i in range(revocations + WARMUP):
+                pace(readers, due)
+                due = time.monotonic() + interval
                 sent = time.time()
                 client.xadd(stream, {"n": i, "t": sent})
                 seen = readers.wait_all(lambda m, i=i: m.get("event") == "raw"
@@ -441,6 +455,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get(
         "TESSERA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-sse", action="store_true", help="skip the HTTP feed")
+    parser.add_argument("--interval", type=float, default=0.0,
+                        help="seconds from one revocation's start to the next (0: the next "
+                             "as soon as every verifier saw the previous: saturation)")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     signal.signal(signal.SIGTERM, _on_signal)
@@ -459,11 +476,13 @@ def main() -> None:
                     for kind in kinds:
                         if kind == "raw":
                             result = measure_raw(procs, n=n, revocations=args.revocations,
-                                                 redis_url=args.redis_url)
+                                                 redis_url=args.redis_url,
+                                                 interval=args.interval)
                         else:
                             result = measure_tessera(procs, service, http, kind=kind, n=n,
                                                      revocations=args.revocations,
-                                                     redis_url=args.redis_url, stream=stream)
+                                                     redis_url=args.redis_url, stream=stream,
+                                                     interval=args.interval)
                         results[kind, n] = result
                         print(f"  measured {kind:5} N={n:<3} {len(result.lags_ms):5} samples "
                               f"({time.monotonic() - started:5.1f} s)", file=sys.stderr)

@@ -12,7 +12,7 @@ import bisect
 import secrets
 from collections.abc import AsyncIterator, Sequence
 
-from tessera.bus.ports import BusBatch, BusGap
+from tessera.bus.ports import BusBatch, BusGap, OutboxBatch
 from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent
 from tessera.core.worker import wait_event
@@ -44,7 +44,10 @@ class InProcessBus:
             cut = len(self._events) - self._capacity
             self._trimmed_through = self._seqs[cut - 1]
             del self._events[:cut], self._seqs[:cut]
-        if added:
+        complete_at = events.complete_at if isinstance(events, OutboxBatch) else None
+        if complete_at is not None and events:
+            self.watermark = Watermark(self._seqs[-1], complete_at, self.epoch)
+        if added or complete_at is not None:
             self._wake()
         return added
 

@@ -79,13 +79,20 @@ class BusBatch(list[RevocationEvent]):
 
 class OutboxBatch(list[RevocationEvent]):
     """Consecutive outbox events, plus ``after``: the seq of the outbox event right before
-    the first of them (0: none before it), and the stamps ``woken_at`` and ``read_at``. A
-    plain list for buses that do not use them."""
+    the first of them (0: none before it), the stamps ``woken_at`` and ``read_at``, and
+    ``complete_at`` (the watermark the batch proves). A plain list for buses that do not
+    use them."""
 
     def __init__(self, events: Iterable[RevocationEvent], *, after: int,
-                 woken_at: float | None = None, read_at: float | None = None) -> None:
+                 woken_at: float | None = None, read_at: float | None = None,
+                 complete_at: float | None = None) -> None:
         super().__init__(events)
         self.after = after
+        self.complete_at = complete_at
+        """Every event committed before this moment with a seq past ``after`` is in the
+        batch (the relay's read found no more): a bus that keeps watermarks writes
+        ``(last seq, complete_at)`` with the events, in the same write, so followers wake
+        once for both. ``None``: the batch may be partial."""
         self.woken_at = woken_at
         """When a commit's notification woke the relay for this read (telemetry; absent
         when the relay woke by itself: a poll, a retry)."""

@@ -15,7 +15,10 @@ Keys, for a stream named ``S``:
   sample per ``XREAD``, so a catch-up of a million events costs nothing extra).
 - ``S:epoch``: this incarnation of the stream, a random string. It disappears with the
   stream when Redis restarts empty (or fails over to a replica without it).
-- ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16.
+- ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16:
+  written by the same script as a batch the relay read to the end (``OutboxBatch.
+  complete_at``, so followers wake once per revocation, not twice), else alone on the
+  relay's heartbeat.
 
 Every write runs as one Lua script that first checks the epoch and that the stream's top
 is not below what the write builds on (``p`` of the first event, a watermark's head): a
@@ -93,7 +96,7 @@ end
 if ARGV[4] ~= '' then table.insert(stamps, 'r'); table.insert(stamps, ARGV[4]) end
 if ARGV[5] ~= '' then table.insert(stamps, 'w'); table.insert(stamps, ARGV[5]) end
 local added, prev = 0, ARGV[2]
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > top then
     local reply
@@ -108,6 +111,10 @@ for i = 6, #ARGV, 2 do
     top = seq
   end
   prev = ARGV[i]
+end
+if ARGV[6] ~= '' then  -- the batch is complete up to ARGV[6]: its watermark, same write
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[7], '*', 'head', prev, 'at', ARGV[6],
+             'epoch', ARGV[1])
 end
 return added
 """
@@ -204,13 +211,16 @@ class RedisStreamsBus:
             return 0
         after = events.after if isinstance(events, OutboxBatch) else -1
         outbox = events if isinstance(events, OutboxBatch) else None
-        stamps = (outbox.read_at, outbox.woken_at) if outbox is not None else (None, None)
+        stamps = (outbox.read_at, outbox.woken_at, outbox.complete_at) \
+            if outbox is not None else (None, None, None)
         args: list[Any] = [after, self._maxlen,
-                           *("" if stamp is None else repr(stamp) for stamp in stamps)]
+                           *("" if stamp is None else repr(stamp) for stamp in stamps),
+                           WATERMARKS_KEPT]
         for event in events:
             assert event.seq is not None, "events on the bus carry their outbox seq"
             args += [event.seq, orjson.dumps(event_to_wire(event))]
-        return int(await self._run(self._publish, [self._stream, self._epoch_key], args))
+        return int(await self._run(self._publish,
+                                   [self._stream, self._epoch_key, self._watermarks], args))
 
     async def mark(self, head: int, at: float) -> Watermark:
         await self._run(self._mark, [self._stream, self._epoch_key, self._watermarks],

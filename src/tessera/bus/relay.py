@@ -17,11 +17,12 @@ A bus that lost content is noticed three ways, and each leads to republishing fr
 outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the
 write builds on), or its ``last_seq`` is found below the relay's cursor on an idle poll.
 
-Watermarks (``tessera.core.freshness``): when a read of the outbox finds nothing after
-the cursor, everything committed before that read (``at``, taken before it) is on the bus,
-so the relay marks ``(head=cursor, at)`` — at once after it moved events, else every
-``heartbeat`` seconds. No relay, no watermark: followers go stale instead of trusting a
-silent bus.
+Watermarks (``tessera.core.freshness``): when a read of the outbox returns less than a
+full batch, everything committed before that read (``at``, taken before it) is in it or
+already on the bus, so the relay marks ``(head=last seq, at)`` — with the batch itself
+(``OutboxBatch.complete_at``: one write, one wake-up of every follower), else, when a read
+finds nothing, every ``heartbeat`` seconds. No relay, no watermark: followers go stale
+instead of trusting a silent bus.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.event_driven = False
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
+        self.drained = False
+        """The last read returned everything committed before it (less than a batch)."""
 
     def notify(self) -> None:
         if self._woken_at is None:  # after a local commit: stamps the commit's end
@@ -87,7 +90,7 @@ class OutboxRelay:
                 self._cursor = None  # re-read the bus's position when it is back
                 await asyncio.sleep(self._retry)
                 continue
-            if not moved:
+            if not moved or self.drained:  # a later commit sets ``_wake``: no re-read
                 wait = self._heartbeat if self.event_driven else self._poll
                 await wait_event(self._wake, wait)
                 self._wake.clear()
@@ -104,10 +107,16 @@ class OutboxRelay:
         async with self._store.unit_of_work(read_only=True) as uow:
             events = await uow.revocations.since(self._cursor, limit=self._batch)
         if events:
-            await self._bus.publish(OutboxBatch(events, after=self._cursor,
-                                                woken_at=woken_at, read_at=self._clock.now()))
+            drained = len(events) < self._batch
+            await self._bus.publish(OutboxBatch(
+                events, after=self._cursor, woken_at=woken_at, read_at=self._clock.now(),
+                complete_at=at if drained else None))
             self._cursor = events[-1].seq
+            if drained:
+                self._marked = (self._cursor, at)
+            self.drained = drained
             return len(events)
+        self.drained = True
         # Idle: the bus must still hold what we published (it may have restarted empty).
         top = await self._bus.last_seq()
         if top < self._cursor:

@@ -89,10 +89,11 @@ async def test_an_idle_relay_marks_a_watermark_read_before_the_outbox(
         sqlite_store: SqlStore) -> None:
     clock = FixedClock(1000.0)
     bus = InProcessBus()
-    relay = OutboxRelay(sqlite_store, bus, clock=clock, heartbeat=1.0)
+    relay = OutboxRelay(sqlite_store, bus, clock=clock, heartbeat=1.0, batch=2)
     await commit_events(sqlite_store, "a", "b")
     assert await relay.relay_once() == 2
-    assert bus.watermark is None, "a watermark only when the outbox has nothing more"
+    assert bus.watermark is None, "a full batch may be partial: no watermark with it"
+    assert not relay.drained
     assert await relay.relay_once() == 0
     assert bus.watermark is not None
     assert (bus.watermark.head, bus.watermark.at, bus.watermark.epoch) == (2, 1000.0,
@@ -105,9 +106,26 @@ async def test_an_idle_relay_marks_a_watermark_read_before_the_outbox(
     assert bus.watermark.at == 1001.0
     await commit_events(sqlite_store, "c")
     clock.advance(0.1)
-    await relay.relay_once()
-    await relay.relay_once()
-    assert (bus.watermark.head, bus.watermark.at) == (3, 1001.1), "at once after moving"
+    assert await relay.relay_once() == 1
+    assert relay.drained
+    assert (bus.watermark.head, bus.watermark.at) == (3, 1001.1), "with the events it moved"
+    clock.advance(0.1)
+    assert await relay.relay_once() == 0
+    assert bus.watermark.at == 1001.1, "already marked with the batch"
+
+
+async def test_a_batch_read_to_the_end_wakes_followers_once_with_its_watermark(
+        sqlite_store: SqlStore) -> None:
+    bus = InProcessBus()
+    relay = OutboxRelay(sqlite_store, bus, clock=FixedClock(1000.0))
+    await commit_events(sqlite_store, "a", "b")
+    follow = bus.follow(0, heartbeat=5)
+    assert await relay.relay_once() == 2
+    first = await anext(follow)
+    assert [e.seq for e in first] == [1, 2]
+    assert first.watermark is not None and (first.watermark.head, first.watermark.at) == (
+        2, 1000.0), "the events and the watermark they prove arrive together"
+    await follow.aclose()
 
 
 class RewoundOnce(InProcessBus):
