@@ -17,6 +17,18 @@ A bus that lost content is noticed three ways, and each leads to republishing fr
 outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the
 write builds on), or its ``last_seq`` is found below the relay's cursor on an idle poll.
 
+Failures (the relay is a ``core.worker.BackgroundLoop``; its ``step`` handles them all):
+after any failed pass the relay re-reads the bus's position. A refused write
+(``BusRewound``) is retried at once; an unavailable bus or store (``BusUnavailable``,
+``StoreError``) pauses the relay for ``retry_delay``. Anything else a pass raises (a bug,
+a driver error no adapter maps) is logged once with its type and stack and retried after
+``retry_delay``, doubled after each such failure in a row up to ``MAX_BACKOFF`` times it,
+back to ``retry_delay`` after a pass that succeeds: a relay that stopped would hold every
+later revocation back until a restart, one that retried at once would spin a core on a
+persistent bug. These waits are sleeps that ``notify()`` does not cut short.
+``on_error(reason)`` counts each failure (``tessera_outbox_relay_errors_total``).
+Cancellation (``aclose``) still ends the relay at once, whatever it is waiting for.
+
 Watermarks (``tessera.core.freshness``): when a read of the outbox returns less than a
 full batch, everything committed before that read (``at``, taken before it) is in it or
 already on the bus, so the relay marks ``(head=last seq, at)`` — with the batch itself
@@ -28,23 +40,34 @@ instead of trusting a silent bus.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 
 from tessera.bus.ports import BusRewound, BusUnavailable, EventBus, OutboxBatch
 from tessera.core.clock import Clock, SystemClock
-from tessera.core.worker import wait_event
+from tessera.core.worker import BackgroundLoop
 from tessera.store.ports import Store, StoreError
 
-__all__ = ["OutboxRelay"]
+__all__ = ["MAX_BACKOFF", "OutboxRelay"]
 
 _log = logging.getLogger("tessera.bus")
 
+MAX_BACKOFF = 10
+"""After unexpected failures in a row, the relay waits at most this many ``retry_delay``."""
 
-class OutboxRelay:
+# reasons passed to ``on_error`` (the ``reason`` label of tessera_outbox_relay_errors_total)
+REWOUND = "bus_rewound"
+BUS_UNAVAILABLE = "bus_unavailable"
+STORE_ERROR = "store_error"
+UNEXPECTED = "unexpected"
+
+
+class OutboxRelay(BackgroundLoop):
     def __init__(self, store: Store, bus: EventBus, *, poll_interval: float = 0.1,
                  batch: int = 500, retry_delay: float = 0.5, heartbeat: float = 1.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        super().__init__("outbox relay", _log)
         self._store = store
         self._bus = bus
         self._poll = poll_interval
@@ -52,13 +75,14 @@ class OutboxRelay:
         self._retry = retry_delay
         self._heartbeat = heartbeat
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._wake = asyncio.Event()
+        self._on_error = on_error
+        self._failures = 0
+        """Unexpected failures in a row (the backoff's exponent)."""
         self._cursor: int | None = None
         self._marked: tuple[int, float] | None = None
         """(head, at) of the last watermark this relay wrote."""
         self._woken_at: float | None = None
         """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
-        self._task: asyncio.Task[None] | None = None
         self.event_driven = False
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
         self.drained = False
@@ -67,33 +91,46 @@ class OutboxRelay:
     def notify(self) -> None:
         if self._woken_at is None:  # after a local commit: stamps the commit's end
             self._woken_at = self._clock.now()
-        self._wake.set()
+        super().notify()
 
     def set_event_driven(self, on: bool) -> None:
         self.event_driven = on
         self._wake.set()  # re-arm the wait with the new interval
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+    def idle_interval(self) -> float:
+        return self._heartbeat if self.event_driven else self._poll
 
-    async def run(self) -> None:
-        while True:
-            try:
-                moved = await self.relay_once()
-            except BusRewound as exc:
-                _log.warning("bus lost content (%s); republishing from the outbox", exc)
-                self._cursor = None
-                continue
-            except (StoreError, BusUnavailable) as exc:
-                _log.warning("outbox relay paused: %s", exc)
-                self._cursor = None  # re-read the bus's position when it is back
-                await asyncio.sleep(self._retry)
-                continue
-            if not moved or self.drained:  # a later commit sets ``_wake``: no re-read
-                wait = self._heartbeat if self.event_driven else self._poll
-                await wait_event(self._wake, wait)
-                self._wake.clear()
+    async def step(self) -> bool:
+        """One pass; True: run again at once (events moved, or a failure waited out).
+        Waits after failures are plain sleeps, not cut short by ``notify``: a burst of
+        commits must not turn a failing bus or a bug into a busy loop."""
+        try:
+            moved = await self.relay_once()
+        except BusRewound as exc:
+            _log.warning("bus lost content (%s); republishing from the outbox", exc)
+            self._failed(REWOUND)
+            return True
+        except (StoreError, BusUnavailable) as exc:
+            _log.warning("outbox relay paused: %s", exc)
+            self._failed(STORE_ERROR if isinstance(exc, StoreError) else BUS_UNAVAILABLE)
+            await asyncio.sleep(self._retry)
+            return True
+        except Exception as exc:  # not BaseException: cancellation must still end the task
+            self._failures += 1
+            delay = self._retry * min(2 ** (self._failures - 1), MAX_BACKOFF)
+            _log.error("outbox relay pass failed (%s, %d in a row); retrying in %.3g s",
+                       type(exc).__name__, self._failures, delay, exc_info=True,
+                       extra={"retry_in": delay})
+            self._failed(UNEXPECTED)
+            await asyncio.sleep(delay)
+            return True
+        self._failures = 0
+        return moved > 0 and not self.drained  # a later commit notifies: no re-read
+
+    def _failed(self, reason: str) -> None:
+        self._cursor = None  # re-read the bus's position on the next pass
+        if self._on_error is not None:
+            self._on_error(reason)
 
     async def relay_once(self) -> int:
         """Publish the next batch the bus lacks; returns how many events were moved. When
@@ -111,9 +148,11 @@ class OutboxRelay:
             await self._bus.publish(OutboxBatch(
                 events, after=self._cursor, woken_at=woken_at, read_at=self._clock.now(),
                 complete_at=at if drained else None))
-            self._cursor = events[-1].seq
+            head = events[-1].seq
+            assert head is not None, "outbox events carry their seq"
+            self._cursor = head
             if drained:
-                self._marked = (self._cursor, at)
+                self._marked = (head, at)
             self.drained = drained
             return len(events)
         self.drained = True
@@ -134,10 +173,3 @@ class OutboxRelay:
             return True
         head, last = self._marked
         return head != self._cursor or at - last >= self._heartbeat
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

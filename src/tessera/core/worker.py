@@ -4,7 +4,8 @@ step found work, else after ``notify()`` or an idle interval, whichever comes fi
 The outbox relay, the signal fan-out and the signal pusher are such loops; they differ
 only in their ``step`` (what one round does and which failures are expected). A step
 that raises anything else is logged with its stack and retried after the idle interval:
-a bug must not stop every later event.
+a bug must not stop every later event. (The relay catches every failure in its own
+``step`` and backs off exponentially instead: ``tessera.bus.relay``.)
 """
 
 from __future__ import annotations

@@ -273,7 +273,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
             max_body=max_body)
     passwords = passwords or PasswordHasher()
     new_relay = functools.partial(OutboxRelay, store, poll_interval=settings.bus.poll_interval,
-                                  heartbeat=settings.bus.heartbeat, clock=clock)
+                                  heartbeat=settings.bus.heartbeat, clock=clock,
+                                  on_error=metrics.on_relay_error)
     relays = [new_relay(bus)]
     redis_bus = None
     if settings.bus.redis_url:

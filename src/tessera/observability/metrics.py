@@ -13,6 +13,8 @@ tessera_login_failures_total                    counter    reason
 tessera_revocations_total                       counter    kind (session, token, version…)
 tessera_audit_events_total                      counter    event
 tessera_store_errors_total                      counter    endpoint (token)
+tessera_outbox_relay_errors_total               counter    reason (bus_rewound, bus_unavailable,
+                                                           store_error, unexpected)
 tessera_worker_processes                        gauge      (livesum: workers serving now)
 tessera_logout_completion_seconds               histogram
 ==============================================  =========  ==================================
@@ -25,6 +27,10 @@ per event, by the process that recorded the completion).
 endpoint answers ``temporarily_unavailable`` (503) only when a ``StoreError`` is raised
 (``protocol/rfc6749/token_endpoint.py``), so that outcome is counted here too. It is the
 session store availability SLI (``deploy/prometheus``, ``docs/metrics.md``).
+
+``tessera_outbox_relay_errors_total`` counts failed passes of the outbox relays
+(``bus.relay``), which carry revocations to the verifiers: ``unexpected`` is a bug or an
+unmapped driver error, logged with its stack, after which the relay backs off and retries.
 
 With several worker processes ``tessera serve`` runs prometheus-client's multiprocess mode
 (``observability.multiprocess``): ``render`` then sums every worker's values, so any
@@ -54,6 +60,8 @@ _COMPLETION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 _ISSUED = {events.TOKEN_ISSUED, events.TOKEN_REFRESHED, events.TOKEN_EXCHANGED}
 _STORE_UNAVAILABLE = "temporarily_unavailable"
 """The token endpoint's answer to a ``StoreError`` (and to nothing else)."""
+_RELAY_ERRORS = ("bus_rewound", "bus_unavailable", "store_error", "unexpected")
+"""The ``reason`` values ``bus.relay.OutboxRelay`` passes to ``on_error``."""
 
 
 class IdentityMetrics:
@@ -81,6 +89,12 @@ class IdentityMetrics:
                                     "Requests refused because the store failed, by endpoint.",
                                     ("endpoint",), registry=r)
         self.store_errors.labels("token")
+        self.outbox_relay_errors = Counter(
+            "tessera_outbox_relay_errors", "Failed outbox relay passes, by reason "
+            "(bus_rewound, bus_unavailable, store_error, unexpected).", ("reason",),
+            registry=r)
+        for reason in _RELAY_ERRORS:
+            self.outbox_relay_errors.labels(reason)
         self.federation_failures = Counter(
             "tessera_federation_upstream_failures",
             "Upstream identity provider calls that failed, by reason (unavailable, refused).",
@@ -131,6 +145,10 @@ class IdentityMetrics:
             self.login_failures.labels(str(record.fields.get("reason", "unknown"))).inc()
         if event in _REVOCATIONS:
             self.revocations.labels(_REVOCATIONS[event]).inc()
+
+    def on_relay_error(self, reason: str) -> None:
+        """``OutboxRelay(on_error=...)``: one failed relay pass."""
+        self.outbox_relay_errors.labels(reason).inc()
 
     def on_token_request(self, grant_type: str, error: str | None, seconds: float) -> None:
         self.request_seconds.labels(grant_type, error or "ok").observe(seconds)

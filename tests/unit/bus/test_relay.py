@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Sequence
+
+import pytest
 
 from tessera.bus import BusRewound, BusUnavailable, InProcessBus, OutboxBatch
 from tessera.bus.relay import OutboxRelay
@@ -185,3 +189,112 @@ async def test_the_relay_stamps_when_a_commit_woke_it_and_when_it_read_the_batch
     clock.advance(1)
     assert await relay.relay_once() == 1  # woken by its poll: no notify since the read
     assert (bus.batches[1].woken_at, bus.batches[1].read_at) == (None, 1001.75)
+
+
+class Bug(InProcessBus):
+    """``publish`` raises what no adapter maps (a bug, an unmapped driver error) while
+    ``failing`` is above zero (negative: forever); records each attempt's time."""
+
+    def __init__(self, failing: int) -> None:
+        super().__init__()
+        self.failing = failing
+        self.attempts: list[float] = []
+        self.positions_read = 0
+        self.positions_read_at_attempt: list[int] = []
+
+    async def last_seq(self) -> int:
+        self.positions_read += 1
+        return await super().last_seq()
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> int:
+        self.attempts.append(asyncio.get_running_loop().time())
+        self.positions_read_at_attempt.append(self.positions_read)
+        if self.failing:
+            self.failing -= 1
+            raise RuntimeError("unexpected driver error")
+        return await super().publish(events)
+
+
+def _failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "tessera.bus" and r.levelno >= logging.ERROR]
+
+
+async def test_an_unexpected_error_is_logged_counted_and_the_relay_goes_on(
+        sqlite_store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    bus = Bug(failing=1)
+    errors: list[str] = []
+    relay = OutboxRelay(sqlite_store, bus, poll_interval=30, retry_delay=0.01,
+                        on_error=errors.append)
+    sqlite_store.on_outbox_commit(relay.notify)
+    await commit_events(sqlite_store, "a", "b")
+    with caplog.at_level(logging.ERROR, logger="tessera.bus"):
+        relay.start()
+        try:
+            await eventually(lambda: _at(bus, 2), what="published after the failure")
+            await commit_events(sqlite_store, "c")  # and it still follows new commits
+            await eventually(lambda: _at(bus, 3), what="later commits published")
+        finally:
+            await relay.aclose()
+    assert len(bus.attempts) == 3
+    assert errors == ["unexpected"]
+    first, second = bus.positions_read_at_attempt[:2]
+    assert second > first, "the cursor was reset: the bus position read again"
+    [record] = _failures(caplog)
+    assert "RuntimeError" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+async def test_a_persistent_error_backs_off_exponentially_up_to_a_cap(
+        sqlite_store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    retry = 0.01
+    bus = Bug(failing=-1)
+    relay = OutboxRelay(sqlite_store, bus, poll_interval=0.001, retry_delay=retry)
+    sqlite_store.on_outbox_commit(relay.notify)
+    await commit_events(sqlite_store, "a")
+    with caplog.at_level(logging.ERROR, logger="tessera.bus"):
+        relay.start()
+        try:
+            await eventually(lambda: len(bus.attempts) >= 7, what="seven attempts")
+            window_start = asyncio.get_running_loop().time()
+            for _ in range(50):  # commits (notify) do not cut a backoff short
+                relay.notify()
+                await asyncio.sleep(0.01)
+            in_window = [t for t in bus.attempts if t >= window_start]
+        finally:
+            await relay.aclose()
+    expected = [retry * min(2 ** n, 10) for n in range(7)]  # 0.01 … 0.08, then 0.1 capped
+    announced = [getattr(r, "retry_in", None) for r in _failures(caplog)[:7]]
+    assert announced == pytest.approx(expected)
+    gaps = [b - a for a, b in itertools.pairwise(bus.attempts[:7])]
+    assert all(gap >= want * 0.9 for gap, want in zip(gaps, expected, strict=False)), gaps
+    # 0.1 s apart by now: about 5 attempts in >= 0.5 s (50 if notify cut the backoff short
+    # or without one, thousands spinning)
+    assert len(in_window) <= 12, in_window
+
+
+async def test_cancel_ends_the_relay_even_while_it_backs_off_or_awaits_the_bus(
+        sqlite_store: SqlStore) -> None:
+    bus = Bug(failing=-1)
+    relay = OutboxRelay(sqlite_store, bus, retry_delay=30)
+    await commit_events(sqlite_store, "a")
+    relay.start()
+    await eventually(lambda: bus.attempts, what="first attempt")
+    await asyncio.sleep(0.01)
+    task = relay._task
+    assert task is not None and not task.done(), "the relay survives the failure"
+    await asyncio.wait_for(relay.aclose(), 2)
+    assert task.done()
+
+    class Stuck(InProcessBus):
+        async def publish(self, events: Sequence[RevocationEvent]) -> int:
+            self.entered = True
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    stuck = Stuck()
+    relay = OutboxRelay(sqlite_store, stuck)
+    relay.start()
+    await eventually(lambda: getattr(stuck, "entered", False), what="publish entered")
+    task = relay._task
+    await asyncio.wait_for(relay.aclose(), 2)  # CancelledError is not caught as a failure
+    assert task is not None and task.cancelled()
