@@ -222,3 +222,30 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
 
 def test_pusher_is_the_one_delivery_path() -> None:
     assert Pusher.push_once.__doc__
+
+
+async def test_revocations_that_end_no_session_pass_without_a_write(world: World) -> None:
+    """An access-token revocation makes no delivery: the fan-out reads past it without a
+    write transaction (which would queue the next revocation behind it on SQLite) and
+    the stored cursor moves with the next event that does end a session."""
+    from tessera.identity.signals.fanout import REVOCATIONS
+
+    app, rp = await world.relying_party("rp")
+    await world.tessera.user("alice")
+    tokens = await world.tessera.login_tokens(app, username="alice")
+    signals = world.identity.signals
+    assert signals is not None
+    await pump(world.identity)
+    async with world.identity.store.unit_of_work(read_only=True) as uow:
+        before = await uow.signals.cursor(REVOCATIONS)
+    assert (await revoke(world.tessera, app, tokens["access_token"])).status_code == 200
+    assert await signals.fanout.fan_out_once() == 0
+    async with world.identity.store.unit_of_work(read_only=True) as uow:
+        assert await uow.signals.cursor(REVOCATIONS) == before, "no write for it"
+        head = await uow.revocations.last_seq()
+    assert head > before
+    assert (await revoke(world.tessera, app, tokens["refresh_token"])).status_code == 200
+    await pump(world.identity)
+    assert [x.claims["sid"] for x in rp.logouts] == [claims_of(tokens["access_token"])["sid"]]
+    async with world.identity.store.unit_of_work(read_only=True) as uow:
+        assert await uow.signals.cursor(REVOCATIONS) == await uow.revocations.last_seq()

@@ -207,12 +207,17 @@ class LogoutCompletion:
         batch, self._pending = self._pending, []
         if not batch:
             return []
-        async with self._store.unit_of_work() as uow:
-            done = await uow.verifiers.completed_through()
+        # Read and fold outside the write transaction (SQLite has one writer; every
+        # statement under the lock delays the next revocation). Only the rows of the
+        # verifiers in this batch are written, so a report another process recorded
+        # meanwhile is never overwritten; at worst it is judged from the moment before.
+        async with self._store.unit_of_work(read_only=True) as uow:
+            known = await uow.verifiers.verifiers()
             head = await uow.revocations.last_seq()
-            rows, reached = fold_reports(await uow.verifiers.verifiers(), batch, head=head,
-                                         live_seconds=self.live_seconds)
+        rows, reached = fold_reports(known, batch, head=head, live_seconds=self.live_seconds)
+        async with self._store.unit_of_work() as uow:
             await uow.verifiers.report(*rows)
+            done = await uow.verifiers.completed_through()
             added: list[Completion] = []
             if reached:
                 # the first ever: skip what predates every live verifier

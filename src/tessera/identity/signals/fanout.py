@@ -55,6 +55,10 @@ REVOCATIONS = "revocations"
 SIGNALS = "signals"
 
 
+ENDS = frozenset({RevocationKind.FAMILY_REVOKED, RevocationKind.SESSION_REVOKED})
+"""The revocation events that can become deliveries (``_session_end``); the others pass."""
+
+
 class _CursorMoved(Exception):
     """Another process fanned the same events out first: roll back, read again."""
 
@@ -81,6 +85,8 @@ class FanOut(BackgroundLoop):
         self._batch = batch
         self.on_enqueued: list[Any] = []
         """Callables woken after new deliveries committed (the pusher)."""
+        self._passed = 0
+        """Revocation events up to this seq were read and make no delivery (not stored)."""
         super().__init__("signal fan-out", _log)
 
     async def step(self) -> bool:
@@ -103,12 +109,23 @@ class FanOut(BackgroundLoop):
         """Turn the next events into deliveries; returns how many events were read (0:
         none waiting). Raises ``_CursorMoved`` when another process won the batch."""
         async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
-            waiting = bool(await uow.revocations.since(await uow.signals.cursor(REVOCATIONS),
-                                                       limit=1)
-                           or await uow.signals.events_since(
-                               await uow.signals.cursor(SIGNALS), limit=1))
-        if not waiting:
-            return 0
+            stored = await uow.signals.cursor(REVOCATIONS)
+            pending = await uow.revocations.since(max(stored, self._passed),
+                                                  limit=self._batch)
+            signals_waiting = bool(await uow.signals.events_since(
+                await uow.signals.cursor(SIGNALS), limit=1))
+        if not signals_waiting:
+            if not pending:
+                return 0
+            last = pending[-1].seq
+            assert last is not None
+            if last - stored < self._batch and not any(e.kind in ENDS for e in pending):
+                # Nothing to deliver (token revocations, version bumps…): no write
+                # transaction per event, which would queue the next revocation behind it.
+                # Remembered in memory; the stored cursor moves with the next delivery or
+                # once a batch of them passed (a restart reads them again: still nothing).
+                self._passed = last
+                return 0
         async with self._store.unit_of_work() as uow:
             read = 0
             cursor = await uow.signals.cursor(REVOCATIONS)
