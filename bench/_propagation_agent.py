@@ -120,6 +120,7 @@ def hook_watches(service: VerifierService, watches: Watches) -> None:
     assert follower is not None
     applied_at: list[tuple[float, Any]] = []
     keys: list[str] = []
+    swept = [service.state.cursor]  # the cursor at the last sweep
     metrics, progress = follower.on_applied, follower.on_progress
 
     def applied(event: Mapping[str, Any], now: float) -> None:
@@ -133,8 +134,11 @@ def hook_watches(service: VerifierService, watches: Watches) -> None:
     def progressed() -> None:
         if progress is not None:
             progress()
-        # no event applied (a watermark, a snapshot reload): check every watch
-        watches.sweep(applied_at, watches.named_by(keys) if keys else None)
+        if keys:
+            watches.sweep(applied_at, watches.named_by(keys))
+        elif service.state.cursor != swept[0]:  # moved without events: a snapshot reload
+            watches.sweep(applied_at, None)
+        swept[0] = service.state.cursor
         applied_at.clear()
         keys.clear()
 

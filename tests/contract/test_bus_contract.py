@@ -142,6 +142,26 @@ async def test_a_watermark_follows_the_events_it_covers(bus: EventBus) -> None:
     assert watermark == marked
 
 
+async def test_a_complete_batch_arrives_with_its_watermark_in_one_read(bus: EventBus
+                                                                         ) -> None:
+    """``complete_at``: the events and the watermark they prove reach a waiting follower
+    together (one wake-up per revocation), epoch stamped like a mark's."""
+    follower = bus.follow(0, heartbeat=5)
+    waiting = asyncio.ensure_future(follower.__anext__())
+    await asyncio.sleep(0.05)  # the follower blocks in its read
+    await bus.publish(OutboxBatch([ev(1), ev(2)], after=0, complete_at=123.5))
+    first = await asyncio.wait_for(waiting, 5)
+    assert [e.seq for e in first] == [1, 2]
+    assert first.watermark is not None
+    assert (first.watermark.head, first.watermark.at) == (2, 123.5) and first.watermark.epoch
+    again = await bus.publish(OutboxBatch([ev(2)], after=1, complete_at=124.0))
+    assert again == 0  # already there: the watermark is written apart, still proven
+    seqs, watermark = await next_watermark(bus, 2)
+    assert seqs == [] and watermark is not None and (watermark.head, watermark.at) == (
+        2, 124.0)
+    await follower.aclose()  # type: ignore[attr-defined]
+
+
 async def test_a_watermark_past_the_bus_top_is_refused(bus: EventBus) -> None:
     await bus.publish(OutboxBatch([ev(1)], after=0))
     with pytest.raises((BusRewound, ValueError)):

@@ -15,10 +15,12 @@ Keys, for a stream named ``S``:
   sample per ``XREAD``, so a catch-up of a million events costs nothing extra).
 - ``S:epoch``: this incarnation of the stream, a random string. It disappears with the
   stream when Redis restarts empty (or fails over to a replica without it).
-- ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16:
-  written by the same script as a batch the relay read to the end (``OutboxBatch.
-  complete_at``, so followers wake once per revocation, not twice), else alone on the
-  relay's heartbeat.
+- ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16,
+  written on the relay's idle heartbeat. A batch the relay read to the end
+  (``OutboxBatch.complete_at``) carries its watermark on its last entry instead (fields
+  ``wa``: at, ``we``: epoch; head: that entry's seq), so a follower gets the events and
+  the watermark they prove in one read and wakes once per revocation, not twice (a
+  blocked ``XREAD`` on two keys is answered with the first key that got data).
 
 Every write runs as one Lua script that first checks the epoch and that the stream's top
 is not below what the write builds on (``p`` of the first event, a watermark's head): a
@@ -95,24 +97,26 @@ if type(now) == 'table' and not now.err then
 end
 if ARGV[4] ~= '' then table.insert(stamps, 'r'); table.insert(stamps, ARGV[4]) end
 if ARGV[5] ~= '' then table.insert(stamps, 'w'); table.insert(stamps, ARGV[5]) end
-local added, prev = 0, ARGV[2]
+local added, prev, marked = 0, ARGV[2], false
 for i = 8, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > top then
-    local reply
-    if after >= 0 then
-      reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
-                          'e', ARGV[i + 1], 'p', prev, unpack(stamps))
-    else
-      reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
-                          'e', ARGV[i + 1], unpack(stamps))
+    local fields = {'e', ARGV[i + 1]}
+    if after >= 0 then table.insert(fields, 'p'); table.insert(fields, prev) end
+    for _, v in ipairs(stamps) do table.insert(fields, v) end
+    if i + 1 == #ARGV and ARGV[6] ~= '' then  -- the batch's watermark, on its last entry
+      table.insert(fields, 'wa'); table.insert(fields, ARGV[6])
+      table.insert(fields, 'we'); table.insert(fields, ARGV[1])
+      marked = true
     end
+    local reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[i] .. '-0',
+                              unpack(fields))
     if type(reply) ~= 'table' or not reply.err then added = added + 1 end
     top = seq
   end
   prev = ARGV[i]
 end
-if ARGV[6] ~= '' then  -- the batch is complete up to ARGV[6]: its watermark, same write
+if ARGV[6] ~= '' and not marked then  -- its last entry was already there: mark apart
   redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[7], '*', 'head', prev, 'at', ARGV[6],
              'epoch', ARGV[1])
 end
@@ -270,6 +274,10 @@ class RedisStreamsBus:
                              "any more")
             into.append(event_from_wire(orjson.loads(fields[b"e"])))
             cursor = _seq_of(entry_id)
+            if b"wa" in fields:  # a watermark written with this entry (a complete batch)
+                into.watermark = _newer(into.watermark, _watermark({
+                    b"head": str(cursor).encode(), b"at": fields[b"wa"],
+                    b"epoch": fields.get(b"we", b"")}))
         if fields is not None:  # the last entry of the read: a sample, O(1) per XREAD
             into.timing[cursor] = _timing(fields, received)
         return cursor
@@ -296,6 +304,7 @@ class RedisStreamsBus:
                     elif entries:
                         wm_id = _text(entries[-1][0])
                         watermark = _watermark(entries[-1][1])
+                watermark = _newer(watermark, events.watermark)
                 if watermark is not None:
                     seen_head = max(seen_head, watermark.head)
                 if cursor < seen_head and not full:
@@ -309,7 +318,7 @@ class RedisStreamsBus:
                         raise BusGap(f"events {cursor}..{seen_head} are not on "
                                      f"{self._stream} any more")
                     cursor = self._take(entries, cursor, events, time.time())
-                events.watermark = watermark
+                events.watermark = _newer(watermark, events.watermark)
                 yield events
         except _TRANSIENT as exc:
             raise BusUnavailable(f"redis: {exc}") from None
@@ -331,6 +340,13 @@ def _timing(fields: dict[bytes, bytes], received: float) -> dict[str, float]:
                 if math.isfinite(value):
                     timing[name] = value
     return timing
+
+
+def _newer(a: Watermark | None, b: Watermark | None) -> Watermark | None:
+    """The later of two watermarks (by ``at``); either may be absent."""
+    if a is None or b is None:
+        return a if b is None else b
+    return b if b.at >= a.at else a
 
 
 def _watermark(fields: dict[bytes, bytes]) -> Watermark | None:
