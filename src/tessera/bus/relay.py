@@ -5,8 +5,12 @@ It resumes from the bus's own ``last_seq``, so a relay that crashed between comm
 publish (or a bus that was down) catches up when it runs again: events are delayed, never
 dropped. Publishing is idempotent by seq, so several relays (one per worker process) may
 feed the same bus. One relay per bus: an outage of one bus never holds up another.
-``notify()`` wakes it at once after a local commit (and stamps when: with the time the
-batch was read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
+This process's own commits are handed over by the store (``Store.hand_off_outbox``:
+``committing`` stamps the moment before each commit, ``committed`` passes its events)
+and published without reading them back, when they continue what the bus has; anything
+else (a gap: another process's commit in between) is read from the outbox. ``notify()``
+wakes it at once after a local commit (and stamps when: with the time the batch was
+read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
 by other processes (the CLI, other workers) wake it too where the store can tell:
 PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), while which the relay only wakes
 by itself for its heartbeat (``event_driven``); on SQLite a watch on the database files
@@ -33,7 +37,9 @@ Watermarks (``tessera.core.freshness``): when a read of the outbox returns less 
 full batch, everything committed before that read (``at``, taken before it) is in it or
 already on the bus, so the relay marks ``(head=last seq, at)`` — with the batch itself
 (``OutboxBatch.complete_at``: one write, one wake-up of every follower), else, when a read
-finds nothing, every ``heartbeat`` seconds. No relay, no watermark: followers go stale
+finds nothing, every ``heartbeat`` seconds. A handed-over commit proves the same up to
+the moment before it (every commit that ended earlier has a lower seq: outbox writers
+are serialised until they commit, and the ones before it are on the bus already). No relay, no watermark: followers go stale
 instead of trusting a silent bus.
 """
 
@@ -41,10 +47,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tessera.bus.ports import BusRewound, BusUnavailable, EventBus, OutboxBatch
 from tessera.core.clock import Clock, SystemClock
+from tessera.core.revocation import RevocationEvent
 from tessera.core.worker import BackgroundLoop
 from tessera.store.ports import Store, StoreError
 
@@ -87,11 +94,48 @@ class OutboxRelay(BackgroundLoop):
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
         self.drained = False
         """The last read returned everything committed before it (less than a batch)."""
+        self._handed: list[tuple[Sequence[RevocationEvent], float]] = []
+        """This process's commits not yet published: (events, stamp before the commit)."""
 
     def notify(self) -> None:
         if self._woken_at is None:  # after a local commit: stamps the commit's end
             self._woken_at = self._clock.now()
         super().notify()
+
+    # -- the store's hand-off (``Store.hand_off_outbox``) ---------------------------------
+
+    def committing(self) -> float:
+        return self._clock.now()
+
+    def committed(self, events: Sequence[RevocationEvent], before: float) -> None:
+        """A commit of this process, handed over: published without reading it back when
+        it continues what the bus has (else the outbox read catches up, as for another
+        process's commit)."""
+        if len(self._handed) < self._batch:
+            self._handed.append((events, before))
+        self.notify()
+
+    def _take_handed(self, cursor: int) -> tuple[list[RevocationEvent], float | None, bool]:
+        """The handed events that continue ``cursor`` without a gap; the stamp of the
+        last commit taken (``complete_at``: every commit that ended before it has a seq
+        at or below that commit's); and whether handed events were left for the outbox
+        read (a gap: another process's commit, a burnt seq)."""
+        handed, self._handed = self._handed, []
+        taken: list[RevocationEvent] = []
+        complete_at: float | None = None
+        last = cursor
+        for i, (events, before) in enumerate(handed):
+            fresh = [e for e in events if e.seq is not None and e.seq > last]
+            if not fresh:
+                continue
+            if fresh[0].seq != last + 1 or len(fresh) != len(events):
+                return taken, complete_at, True
+            taken += fresh
+            last = fresh[-1].seq or last
+            complete_at = before
+            if len(taken) >= self._batch and i + 1 < len(handed):
+                return taken, complete_at, True
+        return taken, complete_at, False
 
     def set_event_driven(self, on: bool) -> None:
         self.event_driven = on
@@ -141,19 +185,23 @@ class OutboxRelay(BackgroundLoop):
             self._cursor = await self._bus.last_seq()
         at = self._clock.now()  # before the read: what committed before it, it sees
         woken_at, self._woken_at = self._woken_at, None
-        async with self._store.unit_of_work(read_only=True) as uow:
-            events = await uow.revocations.since(self._cursor, limit=self._batch)
-        if events:
+        events, complete_at, left = self._take_handed(self._cursor)
+        drained = not left
+        if not events:  # none handed over that continues the bus: read the outbox
+            async with self._store.unit_of_work(read_only=True) as uow:
+                events = await uow.revocations.since(self._cursor, limit=self._batch)
             drained = len(events) < self._batch
+            complete_at = at if drained else None
+        if events:
             await self._bus.publish(OutboxBatch(
                 events, after=self._cursor, woken_at=woken_at, read_at=self._clock.now(),
-                complete_at=at if drained else None))
+                complete_at=complete_at))
             head = events[-1].seq
             assert head is not None, "outbox events carry their seq"
             self._cursor = head
-            if drained:
-                self._marked = (head, at)
-            self.drained = drained
+            if complete_at is not None:
+                self._marked = (head, complete_at)
+            self.drained = drained and not self._handed
             return len(events)
         self.drained = True
         # Idle: the bus must still hold what we published (it may have restarted empty).

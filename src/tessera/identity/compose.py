@@ -283,8 +283,8 @@ async def build_identity(settings: Settings, *, store: Store | None = None,
         redis_bus = RedisStreamsBus.from_url(settings.bus.redis_url, stream=settings.bus.stream,
                                              maxlen=settings.bus.stream_maxlen)
         relays.append(new_relay(redis_bus))
-    for relay in relays:
-        store.on_outbox_commit(relay.notify)
+    for relay in relays:  # each publishes this process's commits without reading them back
+        store.hand_off_outbox(relay)
     dpop = build_proof_checker(settings, clock, nonce_key=derive_key(kek, "dpop-nonce"))
     completion = LogoutCompletion(store, clock, metrics,
                                   live_seconds=settings.verifiers.live_seconds)

@@ -43,6 +43,7 @@ __all__ = [
     "FactorRepo",
     "FederationRepo",
     "KeyRepo",
+    "OutboxHandoff",
     "RecoveryCodeRepo",
     "ReferenceToken",
     "ReferenceTokenRepo",
@@ -787,6 +788,19 @@ class RefreshRotations(Protocol):
         hash chain exactly as ``AuditRepo.append`` would append it."""
 
 
+class OutboxHandoff(Protocol):
+    """Receives this process's outbox commits as they happen (the outbox relay)."""
+
+    def committing(self) -> float:
+        """Called right before a commit that appended revocation events; returns the
+        listener's time then. Every commit that ends before it has a lower seq (outbox
+        writers are serialised until commit)."""
+
+    def committed(self, events: Sequence[RevocationEvent], before: float) -> None:
+        """The commit succeeded: ``events`` in seq order, ``before`` from ``committing``.
+        Not called when the commit failed."""
+
+
 class Store(Protocol):
     def refresh_rotations(self) -> AbstractAsyncContextManager[RefreshRotations]:
         """The refresh hot path on one connection (``RefreshRotations``)."""
@@ -796,5 +810,9 @@ class Store(Protocol):
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every commit that appended revocation events."""
+
+    def hand_off_outbox(self, listener: OutboxHandoff) -> None:
+        """Hand every commit of this process that appended revocation events to
+        ``listener``, with the events (seqs assigned), so it need not read them back."""
 
     async def close(self) -> None: ...

@@ -129,7 +129,7 @@ async def test_a_batch_read_to_the_end_wakes_followers_once_with_its_watermark(
     assert [e.seq for e in first] == [1, 2]
     assert first.watermark is not None and (first.watermark.head, first.watermark.at) == (
         2, 1000.0), "the events and the watermark they prove arrive together"
-    await follow.aclose()
+    await follow.aclose()  # type: ignore[attr-defined]
 
 
 class RewoundOnce(InProcessBus):
@@ -298,3 +298,60 @@ async def test_cancel_ends_the_relay_even_while_it_backs_off_or_awaits_the_bus(
     task = relay._task
     await asyncio.wait_for(relay.aclose(), 2)  # CancelledError is not caught as a failure
     assert task is not None and task.cancelled()
+
+
+class CountingReads:
+    """Counts the relay's outbox reads (read-only units of work) on a real store."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.reads = 0
+        self._store = store
+
+    def unit_of_work(self, *, read_only: bool = False):  # type: ignore[no-untyped-def]
+        self.reads += read_only
+        return self._store.unit_of_work(read_only=read_only)
+
+
+async def test_this_processs_commits_are_handed_over_and_published_without_a_read(
+        sqlite_store: SqlStore) -> None:
+    clock = FixedClock(1000.0)
+    bus = InProcessBus()
+    reads = CountingReads(sqlite_store)
+    relay = OutboxRelay(reads, bus, clock=clock)  # type: ignore[arg-type]
+    assert await relay.relay_once() == 0  # the bus's position; an idle read
+    reads.reads = 0
+    sqlite_store.hand_off_outbox(relay)
+    await commit_events(sqlite_store, "a", "b")  # stamped before its commit: 1000.0
+    clock.advance(5)
+    assert await relay.relay_once() == 2
+    assert reads.reads == 0, "handed over: not read back from the outbox"
+    assert await bus.last_seq() == 2 and relay.drained
+    assert bus.watermark is not None and (bus.watermark.head, bus.watermark.at) == (
+        2, 1000.0), "proven up to the moment before the commit, not the publish"
+
+
+async def test_a_handed_commit_after_a_gap_is_read_from_the_outbox_in_order(
+        sqlite_store: SqlStore) -> None:
+    """Another process's commit (here: one this relay was not handed) sits between the
+    bus and a handed commit: the relay reads the outbox rather than skip it."""
+    bus = InProcessBus()
+    relay = OutboxRelay(sqlite_store, bus, clock=FixedClock(1000.0))
+    await commit_events(sqlite_store, "other-process")  # not handed over
+    sqlite_store.hand_off_outbox(relay)
+    await commit_events(sqlite_store, "mine")
+    assert await relay.relay_once() == 2
+    follow = bus.follow(0, heartbeat=5)
+    assert [e.key for e in await anext(follow)] == ["other-process", "mine"]
+    await follow.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_failed_commit_hands_nothing_over(sqlite_store: SqlStore) -> None:
+    bus = InProcessBus()
+    relay = OutboxRelay(sqlite_store, bus, clock=FixedClock(1000.0))
+    sqlite_store.hand_off_outbox(relay)
+    with pytest.raises(RuntimeError):
+        async with sqlite_store.unit_of_work() as uow:
+            await uow.revocations.append(RevocationEvent(
+                RevocationKind.TOKEN_REVOKED, "rolled-back", at=1.0, expires_at=2e9))
+            raise RuntimeError("the transaction fails")
+    assert await relay.relay_once() == 0 and await bus.last_seq() == 0, "nothing to publish"

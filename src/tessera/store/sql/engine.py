@@ -8,10 +8,12 @@ retrying ``BEGIN IMMEDIATE`` with short asyncio sleeps: SQLite's own busy handle
 in a thread for up to 100 ms at a time, which made p99 latency under two workers.
 
 Outbox wake-ups: every commit that appended outbox rows calls this process's
-``on_outbox_commit`` listeners (the relays wake at once). On PostgreSQL the same commit
-also sends ``pg_notify`` on the store's channel, delivered with the commit, and
-``listen_outbox`` turns those notifications — from every process: the CLI, other
-workers, other instances — into the same wake-ups, so relays need not poll for them.
+``on_outbox_commit`` listeners, and hands the events themselves to its
+``hand_off_outbox`` listeners (the relays publish them without reading them back). On
+PostgreSQL the same commit also sends ``pg_notify`` on the store's channel, delivered
+with the commit, and ``listen_outbox`` turns those notifications — from every process:
+the CLI, other workers, other instances — into the same wake-ups, so relays need not
+poll for them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from tessera.store.ports import (
     AuditRecord,
+    OutboxHandoff,
     RefreshRead,
     RefreshRotation,
     RefreshRotations,
@@ -142,6 +145,7 @@ class SqlStore:
                  schema: str | None = None) -> None:
         self.engine = engine
         self._outbox_listeners: list[Callable[[], None]] = []
+        self._handoffs: list[OutboxHandoff] = []
         self._sqlite = engine.dialect.name == "sqlite"
         self.outbox_channel: str | None = None if self._sqlite else (
             f"tessera_outbox_{schema}" if schema else "tessera_outbox")[:63]
@@ -195,6 +199,9 @@ class SqlStore:
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
+
+    def hand_off_outbox(self, listener: OutboxHandoff) -> None:
+        self._handoffs.append(listener)
 
     async def watch_files(self, listener: Callable[[], None], *,
                           interval: float = 0.01) -> None:
@@ -317,13 +324,18 @@ class SqlStore:
                 await self._begin(conn)
                 try:
                     yield uow
-                    if uow.outbox_appended and self.outbox_channel is not None:
+                    appended = uow.outbox_appended
+                    if appended and self.outbox_channel is not None:
                         await conn.execute(_NOTIFY, {"channel": self.outbox_channel})
                 except BaseException:
                     await conn.rollback()
                     raise
+                # stamped before the commit: every commit that ends earlier has lower seqs
+                before = [h.committing() for h in self._handoffs] if appended else []
                 await conn.commit()
-            if uow.outbox_appended:
+            if appended:
+                for handoff, stamp in zip(self._handoffs, before, strict=True):
+                    handoff.committed(tuple(appended), stamp)
                 for listener in self._outbox_listeners:
                     listener()
 

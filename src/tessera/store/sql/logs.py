@@ -3,6 +3,7 @@ hash-chained audit trail; plus the signing-key rows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,33 +37,39 @@ def _event(row: RowMapping) -> RevocationEvent:
 
 
 class SqlRevocationLog(_Repo):
-    appended = 0
-    """Events appended in this unit of work (to wake relays after commit)."""
+    def __init__(self, conn: AsyncConnection) -> None:
+        super().__init__(conn)
+        self.appended: list[RevocationEvent] = []
+        """Events appended in this unit of work, seqs assigned (handed to relays after
+        commit)."""
 
     async def append(self, event: RevocationEvent) -> int:
         if self.conn.dialect.name == "postgresql":
             # Serialise outbox writers until commit, so sequence order is commit order and
             # a relay reading "seq > cursor" can never skip a slower transaction's event.
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362817)"))
-        self.appended += 1
         result = await self.conn.execute(insert(revocation_events).values(
             kind=event.kind, key=event.key, at=event.at, expires_at=event.expires_at,
             data=event.data).returning(revocation_events.c.seq))
-        return int(result.scalar_one())
+        seq = int(result.scalar_one())
+        self.appended.append(dataclasses.replace(event, seq=seq))
+        return seq
 
     async def append_many(self, events: Sequence[RevocationEvent]) -> list[int]:
         if len(events) <= 1:
             return [await self.append(e) for e in events]
         if self.conn.dialect.name == "postgresql":
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(7362817)"))
-        self.appended += len(events)
         # one INSERT … VALUES (…), (…) RETURNING: sequence numbers follow the list's order
         result = await self.conn.execute(
             insert(revocation_events).returning(revocation_events.c.seq,
                                                 sort_by_parameter_order=True),
             [{"kind": e.kind, "key": e.key, "at": e.at, "expires_at": e.expires_at,
               "data": e.data} for e in events])
-        return [int(seq) for seq in result.scalars()]
+        seqs = [int(seq) for seq in result.scalars()]
+        self.appended += [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs,
+                                                                             strict=True)]
+        return seqs
 
     async def is_token_revoked(self, jti: str) -> bool:
         row = await self._one(select(revocation_events.c.seq).where(

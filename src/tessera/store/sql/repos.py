@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tessera.core.clients import Client
 from tessera.core.refresh import RefreshFamily, RefreshToken
+from tessera.core.revocation import RevocationEvent
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.core.users import User
 from tessera.store import ports
@@ -492,5 +493,6 @@ class SqlUnitOfWork:
         self.signals: ports.SignalRepo = SqlSignalRepo(conn)
 
     @property
-    def outbox_appended(self) -> bool:
-        return self._outbox.appended > 0
+    def outbox_appended(self) -> list[RevocationEvent]:
+        """The revocation events this unit appended, seqs assigned (empty: none)."""
+        return self._outbox.appended
