@@ -515,8 +515,9 @@ def main() -> None:
             summary[f"{prefix}_n{n}_p50_ms"] = round(result.p50, 3)
             summary[f"{prefix}_n{n}_p99_ms"] = round(result.p99, 3)
             if result.after_record_ms:
-                summary[f"{prefix}_n{n}_recorded_to_applied_p50_ms"] = round(
-                    pct(result.after_record_ms, 50), 3)
+                for q in (50, 99):
+                    summary[f"{prefix}_n{n}_recorded_to_applied_p{q}_ms"] = round(
+                        pct(result.after_record_ms, q), 3)
     stages_json: dict[str, dict[str, float]] = {}
     largest_json: dict[str, str | None] = {}
     for n in counts:
