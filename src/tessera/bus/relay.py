@@ -39,8 +39,8 @@ already on the bus, so the relay marks ``(head=last seq, at)`` — with the batc
 (``OutboxBatch.complete_at``: one write, one wake-up of every follower), else, when a read
 finds nothing, every ``heartbeat`` seconds. A handed-over commit proves the same up to
 the moment before it (every commit that ended earlier has a lower seq: outbox writers
-are serialised until they commit, and the ones before it are on the bus already). No relay, no watermark: followers go stale
-instead of trusting a silent bus.
+are serialised until they commit, and the ones before it are on the bus already). No
+relay, no watermark: followers go stale instead of trusting a silent bus.
 """
 
 from __future__ import annotations

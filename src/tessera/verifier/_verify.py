@@ -7,6 +7,8 @@ Steps, in order (the first that fails decides the reason)::
 
     validator.verify_signed                    (skipped on a verified-token cache hit)
     → validator.check_claims → validator.check_revocation(token, revocation_state)
+                                               (skipped on a cache hit while the state's
+                                                generation is the one it last passed at)
     → check_freshness → check_scopes → check_user_authentication
 
 Scopes come late so that a revoked or expired token is 401, never 403; the RFC 9470
@@ -45,19 +47,26 @@ def verify_access_token(
     """Return the verified token or raise ``Denied`` with the reason.
 
     ``cache``, if given, lets a token string that already passed signature verification
-    with the same key skip it; every other check still runs.
+    with the same key skip it, and the revocation check too while the revocation state
+    has not changed since the token last passed it (its ``generation``: pruning only
+    forgets); every other check still runs.
     """
+    generation = revocation_state.generation
     try:
         verified, fresh_key = verify_signed_cached(token, keys, cache)
         check_claims(verified, policy, now)
-        check_revocation(verified, revocation_state)
+        if cache is None or fresh_key is not None \
+                or cache.revocation_passed(token) != generation:
+            check_revocation(verified, revocation_state)
     except TokenRejected as exc:
         raise Denied.of(exc) from None
     check_freshness(revocation_state, policy, now)
     check_scopes(verified, policy)
     check_user_authentication(verified, policy, now)
-    if cache is not None and fresh_key is not None:
-        cache.put(token, (verified, fresh_key))
+    if cache is not None:
+        if fresh_key is not None:
+            cache.put(token, (verified, fresh_key))
+        cache.pass_revocation(token, generation)
     return verified
 
 

@@ -124,3 +124,44 @@ def test_lru_is_bounded(minter: Minter, keys: KeySet) -> None:
     assert len(cache) == 0
     with pytest.raises(ValueError):
         VerifiedTokenCache(maxsize=0)
+
+
+def test_revocation_check_is_skipped_only_while_the_state_is_unchanged(
+        minter: Minter, keys: KeySet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tessera.verifier import _verify
+
+    cache, state = VerifiedTokenCache(), RevocationState()
+    token = minter.mint(jti="same-state")
+    run(token, keys, cache, state)
+    real = _verify.check_revocation
+    calls: list[str] = []
+
+    def counted(verified: Any, source: Any) -> None:
+        calls.append(verified.jti)
+        real(verified, source)
+
+    monkeypatch.setattr(_verify, "check_revocation", counted)
+    run(token, keys, cache, state)
+    run(token, keys, cache, state)
+    assert calls == [], "same token, same state generation: the answer cannot differ"
+    state.apply({"seq": 1, "kind": "token.revoked", "key": "other", "at": NOW,
+                 "expires_at": NOW + 600})
+    run(token, keys, cache, state)
+    assert calls == ["same-state"], "the state changed: checked again"
+    state.prune(NOW + 10_000)  # only forgets: still skipped
+    run(token, keys, cache, state)
+    assert calls == ["same-state"]
+    state.load_snapshot({"seq": 5, "events": [
+        {"seq": 5, "kind": "token.revoked", "key": "same-state", "at": NOW,
+         "expires_at": NOW + 600}]})
+    assert reason(token, keys, cache, state) is Reason.TOKEN_REVOKED
+
+
+def test_a_pass_under_one_state_is_no_pass_under_another(minter: Minter,
+                                                        keys: KeySet) -> None:
+    cache, lenient, strict = VerifiedTokenCache(), RevocationState(), RevocationState()
+    token = minter.mint(jti="two-states")
+    strict.apply({"seq": 1, "kind": "token.revoked", "key": "two-states", "at": NOW,
+                  "expires_at": NOW + 600})
+    run(token, keys, cache, lenient)
+    assert reason(token, keys, cache, strict) is Reason.TOKEN_REVOKED

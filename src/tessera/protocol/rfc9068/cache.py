@@ -63,14 +63,44 @@ class BoundedLru(Generic[V]):
 
 
 class VerifiedTokenCache(BoundedLru[tuple[VerifiedToken, VerificationKey]]):
-    """Token string → (``VerifiedToken``, the key that verified it)."""
+    """Token string → (``VerifiedToken``, the key that verified it); and, for a caller
+    whose revocation state has generations (the SDK's ``RevocationState``), the
+    generation at which the token last passed the revocation check: at the same
+    generation the state is unchanged but for forgotten entries, so the check would pass
+    again (``revocation_passed`` / ``pass_revocation``)."""
 
-    __slots__ = ("hits", "misses")
+    __slots__ = ("_passed", "hits", "misses")
 
     def __init__(self, maxsize: int = 4096) -> None:
         super().__init__(maxsize)
         self.hits = 0
         self.misses = 0
+        self._passed: dict[str, int] = {}
+
+    def put(self, token: str, value: tuple[VerifiedToken, VerificationKey]) -> None:
+        entries = self._entries
+        entries[token] = value
+        entries.move_to_end(token)
+        if len(entries) > self._maxsize:
+            evicted, _ = entries.popitem(last=False)
+            self._passed.pop(evicted, None)
+
+    def discard(self, token: str) -> None:
+        self._entries.pop(token, None)
+        self._passed.pop(token, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._passed.clear()
+
+    def revocation_passed(self, token: str) -> int | None:
+        """The generation at which ``token`` last passed the revocation check."""
+        return self._passed.get(token)
+
+    def pass_revocation(self, token: str, generation: int) -> None:
+        """``token`` (an entry) passed the revocation check at ``generation``."""
+        if token in self._entries:
+            self._passed[token] = generation
 
     def get(self, token: str) -> tuple[VerifiedToken, VerificationKey] | None:
         entry = self._entries.get(token)

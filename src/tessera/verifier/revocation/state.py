@@ -72,6 +72,9 @@ __all__ = [
 
 _V = TypeVar("_V")
 
+_GENERATIONS = itertools.count(1)
+"""Process-wide: no two states, nor two versions of one state, share a generation."""
+
 
 EventKind = RevocationKind
 """Event kinds: the identity service's own names (one definition, in the pure core)."""
@@ -193,6 +196,11 @@ class RevocationState:
         """Incremented by every ``key.rotated`` event: a JWKS cache should refetch."""
         self.ignored_events = 0
         """Events of kinds this version does not know (cursor advanced past them)."""
+        self.generation = next(_GENERATIONS)
+        """Changes whenever an event is applied or a snapshot loaded, unique in the
+        process: a revocation check that passed at one generation passes again at the
+        same one (pruning only forgets entries), so a verified-token cache may skip it
+        (``VerifiedTokenCache.revocation_passed``)."""
 
     # -- reading ---------------------------------------------------------------------
 
@@ -268,6 +276,7 @@ class RevocationState:
             raise InvalidEvent("seq must be a non-negative integer")
         applied = seq > self._cursor
         if applied:
+            self.generation = next(_GENERATIONS)  # first: a failed apply may have added
             self._apply(event)
             self._cursor = seq
             self._freshness.advanced(seq)
