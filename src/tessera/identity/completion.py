@@ -216,8 +216,10 @@ class LogoutCompletion:
             head = await uow.revocations.last_seq()
         rows, reached = fold_reports(known, batch, head=head, live_seconds=self.live_seconds)
         async with self._store.unit_of_work() as uow:
-            await uow.verifiers.report(*rows)
+            # first: on PostgreSQL it takes the completion lock, so concurrent flushes
+            # queue before touching a row (never each holding what the other waits for)
             done = await uow.verifiers.completed_through()
+            await uow.verifiers.report(*rows)
             added: list[Completion] = []
             if reached:
                 # the first ever: skip what predates every live verifier

@@ -110,8 +110,12 @@ class FanOut(BackgroundLoop):
         none waiting). Raises ``_CursorMoved`` when another process won the batch."""
         async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
             stored = await uow.signals.cursor(REVOCATIONS)
-            pending = await uow.revocations.since(max(stored, self._passed),
-                                                  limit=self._batch)
+            start = max(stored, self._passed)
+            pending = await uow.revocations.since(start, limit=self._batch)
+            if not pending and start > stored and await uow.revocations.last_seq() < start:
+                # the outbox went back (a restored database): forget what was passed
+                self._passed = 0
+                pending = await uow.revocations.since(stored, limit=self._batch)
             signals_waiting = bool(await uow.signals.events_since(
                 await uow.signals.cursor(SIGNALS), limit=1))
         if not signals_waiting:
