@@ -45,8 +45,9 @@ class InProcessBus:
             self._trimmed_through = self._seqs[cut - 1]
             del self._events[:cut], self._seqs[:cut]
         complete_at = events.complete_at if isinstance(events, OutboxBatch) else None
-        if complete_at is not None and events:
-            self.watermark = Watermark(self._seqs[-1], complete_at, self.epoch)
+        head = events[-1].seq if events else None
+        if complete_at is not None and head is not None:
+            self.watermark = Watermark(head, complete_at, self.epoch)
         if added or complete_at is not None:
             self._wake()
         return added
