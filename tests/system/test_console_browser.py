@@ -36,6 +36,7 @@ from tessera.verifier import Denied
 from tessera.verifier.service import VerifierService
 from tessera.verifier.settings import VerifierSettings
 from tests.conftest import IN_CI, ISSUER, make_settings
+from tests.system._browser_wait import wait_replaced
 from tests.system.conftest import LiveService
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -127,11 +128,8 @@ def _file_logger(path: Path) -> logging.Logger:
 
 def _navigate(driver: Any, element: Any, *, submit: bool = False) -> None:
     """Click (or submit) and wait until the next page replaced this one."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.wait import WebDriverWait
-
     element.submit() if submit else element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(element))
+    wait_replaced(driver, element)
 
 
 def _revoke_in_browser(driver: Any, url: str, code: str, username: str, sid: str) -> Path:

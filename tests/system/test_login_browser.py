@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.support import pkce_pair
+from tests.system._browser_wait import wait_replaced
 from tests.system.conftest import LiveService
 from tests.system.test_console_browser import browser  # noqa: F401  (the Chromium fixture)
 
@@ -18,9 +19,6 @@ PASSWORD = "correct horse battery"
 
 def _sign_in(driver: Any, url: str) -> str:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.wait import WebDriverWait
-
     driver.delete_all_cookies()
     driver.get(url)
     assert "Sign in" in driver.title, driver.page_source[:500]
@@ -28,7 +26,7 @@ def _sign_in(driver: Any, url: str) -> str:
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     button = driver.find_element(By.CSS_SELECTOR, "button[type=submit]")
     button.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
+    wait_replaced(driver, button)
     return str(driver.current_url)
 
 
