@@ -88,6 +88,8 @@ class OutboxRelay(BackgroundLoop):
         self._cursor: int | None = None
         self._marked: tuple[int, float] | None = None
         """(head, at) of the last watermark this relay wrote."""
+        self._marked_apart: float | None = None
+        """``at`` of the last watermark written on its own (``EventBus.mark``)."""
         self._woken_at: float | None = None
         """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
         self.event_driven = False
@@ -201,6 +203,13 @@ class OutboxRelay(BackgroundLoop):
             self._cursor = head
             if complete_at is not None:
                 self._marked = (head, complete_at)
+                if self._marked_apart is None \
+                        or complete_at - self._marked_apart >= self._heartbeat:
+                    # also on its own once per heartbeat, as an idle relay does: a
+                    # follower of an older release reads no watermark on an entry, and
+                    # under steady traffic the relay is never idle
+                    await self._bus.mark(head, complete_at)
+                    self._marked_apart = complete_at
             self.drained = drained and not self._handed
             return len(events)
         self.drained = True
@@ -214,6 +223,7 @@ class OutboxRelay(BackgroundLoop):
         if self._mark_due(at):
             await self._bus.mark(self._cursor, at)
             self._marked = (self._cursor, at)
+            self._marked_apart = at
         return 0
 
     def _mark_due(self, at: float) -> bool:

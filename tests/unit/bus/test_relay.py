@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -355,3 +356,27 @@ async def test_a_failed_commit_hands_nothing_over(sqlite_store: SqlStore) -> Non
                 RevocationKind.TOKEN_REVOKED, "rolled-back", at=1.0, expires_at=2e9))
             raise RuntimeError("the transaction fails")
     assert await relay.relay_once() == 0 and await bus.last_seq() == 0, "nothing to publish"
+
+
+class CountingMarks(InProcessBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks: list[float] = []
+
+    async def mark(self, head: int, at: float) -> Any:
+        self.marks.append(at)
+        return await super().mark(head, at)
+
+
+async def test_under_steady_traffic_a_watermark_is_also_written_apart_once_per_heartbeat(
+        sqlite_store: SqlStore) -> None:
+    """A follower of an older release reads no watermark on an entry; a relay that is
+    never idle still writes one on its own every ``heartbeat``."""
+    clock = FixedClock(1000.0)
+    bus = CountingMarks()
+    relay = OutboxRelay(sqlite_store, bus, clock=clock, heartbeat=1.0)
+    for _ in range(8):  # a revocation every 0.3 s: never an idle read
+        await commit_events(sqlite_store, "k")
+        assert await relay.relay_once() == 1
+        clock.advance(0.3)
+    assert [round(m, 6) for m in bus.marks] == [1000.0, 1001.2]
