@@ -123,3 +123,23 @@ async def test_send_asgi_sends_what_the_starlette_response_sends(
     assert sorted(ours[0]["headers"]) == sorted(theirs[0]["headers"])
     assert b"".join(m.get("body", b"") for m in ours[1:]) == \
         b"".join(m.get("body", b"") for m in theirs[1:])
+
+
+def test_the_url_is_remembered_per_what_it_is_built_from_and_the_memo_is_bounded() -> None:
+    from starlette.datastructures import URL
+
+    from tessera.identity import http
+
+    variants = [_scope([(b"host", b"a.example")]), _scope([(b"host", b"b.example")]),
+                _scope([(b"host", b"a.example")], scheme="http"),
+                _scope([(b"host", b"a.example")], query=b"x=1"),
+                _scope([], server=("10.0.0.1", 8080)), _scope([], server=None),
+                _scope([(b"host", b"a.example")], root_path="/id")]
+    for _ in range(2):  # the second round from the memo
+        for scope in variants:
+            host = dict(scope["headers"]).get(b"host")
+            assert http._url(scope, None if host is None else host.decode()) == str(
+                URL(scope=scope))
+    for i in range(http._URLS_KEPT + 10):
+        http._url(_scope([(b"host", f"h{i}.example".encode())]), f"h{i}.example")
+    assert len(http._URLS) <= http._URLS_KEPT
