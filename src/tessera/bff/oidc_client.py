@@ -29,13 +29,13 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
-import orjson
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from tessera import jose
 from tessera.bff.settings import BffSettings
 from tessera.core.clock import Clock
+from tessera.core.json_body import json_object
 from tessera.protocol.rfc9449 import ProofSigner
 
 __all__ = ["ID_TOKEN_ALGS", "IdTokenInvalid", "IdentityClient", "IdentityError",
@@ -258,13 +258,7 @@ class IdentityClient:
 
 
 def _object(response: httpx.Response) -> dict[str, Any] | None:
-    if len(response.content) > _MAX_BODY:
-        return None
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
+    return json_object(response.content, max_bytes=_MAX_BODY)
 
 
 def _token_set(response: httpx.Response, started: float) -> TokenSet:

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Final
 
 import httpx
-import orjson
 
 from tessera.core.clients import GRANT_TOKEN_EXCHANGE
 from tessera.core.clock import Clock
+from tessera.core.json_body import json_object
 from tessera.core.secrets import token_hash
 from tessera.observability.tracing import inject_trace_context
 
@@ -204,10 +204,4 @@ def _settle(future: asyncio.Future[ExchangedToken], error: ExchangeError) -> Non
 
 
 def _json_object(response: httpx.Response) -> dict[str, object] | None:
-    if len(response.content) > _MAX_BODY:
-        return None
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
+    return json_object(response.content, max_bytes=_MAX_BODY)
