@@ -255,3 +255,31 @@ async def test_a_late_report_dates_the_apply_by_its_age(
     await ack(tessera.http, feed, "a", 1, age=10**3)  # an age never dates before "live"
     (report,) = await _registry(identity)
     assert report.reported_at == clock.now()
+
+
+async def test_the_batching_writer_survives_a_failed_batch(
+        tessera: TesseraDriver, identity: Identity, feed: AppClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in one flush (a bug, a driver error) drops that batch only: the
+    writer goes on and records the next reports (it used to end on anything but a
+    StoreError, and no report was recorded again until a restart)."""
+    await ack(tessera.http, feed, "a", 0)
+    await revoke_users(identity, 1)
+    real = identity.completion.flush
+    failures = [RuntimeError("a bug in one batch")]
+
+    async def flaky() -> Any:
+        if failures:
+            raise failures.pop()
+        return await real()
+
+    monkeypatch.setattr(identity.completion, "flush", flaky)
+    identity.completion.start()
+    try:
+        assert (await ack(tessera.http, feed, "a", 1)).status_code == 204
+        await eventually(lambda: not failures, timeout=5, what="the failing batch")
+        assert (await ack(tessera.http, feed, "a", 1)).status_code == 204
+        status = await _poll_done(identity, 1)
+    finally:
+        await identity.completion.aclose()
+    assert status.completion is not None and status.completion.verifiers == 1

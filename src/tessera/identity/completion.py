@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tessera.core.clock import Clock
+from tessera.core.worker import BackgroundLoop
 from tessera.observability.metrics import IdentityMetrics
 from tessera.store.ports import Completion, Store, StoreError, VerifierReport
 
@@ -156,7 +157,7 @@ def completions_reached(reached: Sequence[Reach], events: Sequence[tuple[int, fl
     return added
 
 
-class LogoutCompletion:
+class LogoutCompletion(BackgroundLoop):
     """Reports are written in batches (group commit): a revocation's N verifiers report
     within milliseconds of each other, and N separate write transactions would stand in
     the way of the next revocation (on SQLite, one writer at a time). A report is answered
@@ -180,8 +181,7 @@ class LogoutCompletion:
         self._max_pending = max_pending
         self._pending: list[tuple[VerifierReport, float]] = []
         """(report, when it applied its cursor)"""
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__("logout completion writer", _log)
 
     async def report(self, client_id: str, verifier_id: str, service: str, cursor: int,
                      lag: float | None, *, age: float = 0.0) -> None:
@@ -198,7 +198,7 @@ class LogoutCompletion:
         if self._task is None:
             await self.flush()
         else:
-            self._wake.set()
+            self.notify()
 
     async def flush(self) -> list[Completion]:
         """Write the buffered reports and the completions they finish, in one
@@ -236,26 +236,25 @@ class LogoutCompletion:
             self._metrics.logout_completion.observe(completion.seconds)
         return added
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    # -- the batching writer (``core.worker.BackgroundLoop``: a failure, of any kind, is
+    # logged and the writer goes on; the batch it was writing is dropped, and its
+    # verifiers report again within their interval) --------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(self._window)  # the rest of the burst
-            self._wake.clear()
-            try:
-                await self.flush()
-            except StoreError as exc:
-                _log.warning("verifier reports not recorded (%s); they report again", exc)
+    async def step(self) -> bool:
+        if not self._pending:
+            return False
+        await asyncio.sleep(self._window)  # the rest of the burst
+        try:
+            await self.flush()
+        except StoreError as exc:
+            _log.warning("verifier reports not recorded (%s); they report again", exc)
+        return False
+
+    def idle_interval(self) -> float:
+        return 1.0  # ``report`` notifies: this only bounds a missed wake-up
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().aclose()
         with contextlib.suppress(StoreError):
             await self.flush()
 
