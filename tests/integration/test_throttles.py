@@ -67,6 +67,29 @@ async def test_parallel_attempts_cannot_overshoot(storage: Storage) -> None:
     assert sum(results) == 5
 
 
+async def test_the_fast_path_sees_another_process_s_failures_at_once(tmp_path: Path
+                                                                     ) -> None:
+    """``blocked`` skips the window read while no hit is recorded anywhere; a hit by
+    another process (its own connection to the workers' file) ends that at once."""
+    ours, theirs = FileStorage(tmp_path / "t.db"), FileStorage(tmp_path / "t.db")
+    prefix = f"t-{uuid.uuid4().hex}"
+    mine, other = _throttle(ours, limit=2, prefix=prefix), _throttle(theirs, limit=2,
+                                                                      prefix=prefix)
+    assert ours.nothing_recorded() and not await mine.blocked("k")
+    assert await _hits(other, "k", 2) == [True, True]
+    assert not ours.nothing_recorded()
+    assert await mine.blocked("k"), "the other process's failures count here at once"
+    assert not await mine.blocked("another key")
+
+
+async def test_the_memory_fast_path_ends_with_the_first_hit() -> None:
+    storage = SafeMemoryStorage()
+    throttle = _throttle(storage, limit=1)
+    assert storage.nothing_recorded() and not await throttle.blocked("k")
+    assert await throttle.hit("k")
+    assert not storage.nothing_recorded() and await throttle.blocked("k")
+
+
 def test_the_workers_file_is_one_count_for_every_process(tmp_path: Path) -> None:
     """What ``tessera serve --workers N`` without Redis uses: 3 processes × 10 parallel
     attempts on one key with a limit of 7 get exactly 7 through."""

@@ -63,6 +63,11 @@ class SafeMemoryStorage(MemoryStorage):
             self.storage.pop(key, None)
             self.expirations.pop(key, None)
 
+    def nothing_recorded(self) -> bool:
+        """No key has a hit (every window is empty): ``LimitsThrottle.blocked``'s fast
+        path."""
+        return not any(self.events.values()) and not any(self.storage.values())
+
 
 class LimitsThrottle:
     """``protocol.throttle.Throttle`` on a ``limits`` moving window of ``limit`` per
@@ -73,6 +78,9 @@ class LimitsThrottle:
         self.name = name
         self._item = RateLimitItemPerSecond(limit, window)
         self._limiter = MovingWindowRateLimiter(storage)
+        quiet = getattr(storage, "nothing_recorded", None)
+        self._quiet: Callable[[], bool] | None = quiet if callable(quiet) else None
+        """Cheap proof that no key has a hit (the local stores; not Redis)."""
         self._fallback = MovingWindowRateLimiter(fallback or SafeMemoryStorage())
         self._prefix = f"{prefix}:{name}"
         self._failing = False
@@ -82,6 +90,8 @@ class LimitsThrottle:
 
     async def blocked(self, key: str) -> bool:
         try:
+            if self._quiet is not None and not self._failing and self._quiet():
+                return False  # no failure recorded anywhere: every window is empty
             allowed = await self._limiter.test(self._item, self._prefix, self._key(key))
         except Exception as exc:
             self._storage_failed(exc)
@@ -195,6 +205,8 @@ class FileStorage(Storage, MovingWindowSupport):
                        "at REAL NOT NULL, expires REAL NOT NULL)")
             db.execute("CREATE INDEX IF NOT EXISTS hits_key ON hits (key, at)")
         self._reader = self._connect()
+        self._version: int | None = None
+        self._empty = False
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -215,6 +227,17 @@ class FileStorage(Storage, MovingWindowSupport):
     def _read(self, sql: str, *args: Any) -> tuple[Any, ...]:
         row: tuple[Any, ...] = self._reader.execute(sql, args).fetchone()
         return row
+
+    def nothing_recorded(self) -> bool:
+        """The file holds no hit at all (every window is empty): ``LimitsThrottle.
+        blocked``'s fast path. Re-read only when another connection committed since
+        (``PRAGMA data_version``: every write, this process's too, is on a writer
+        connection); one pragma instead of the window query and the limiter's work."""
+        (version,) = self._read("PRAGMA data_version")
+        if version != self._version:
+            (self._empty,) = self._read("SELECT NOT EXISTS (SELECT 1 FROM hits)")
+            self._version = version
+        return bool(self._empty)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._transaction, fn, *args)
