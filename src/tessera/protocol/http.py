@@ -127,6 +127,11 @@ class Params:
 
 
 def _parse_qs(raw: str) -> list[tuple[str, str]]:
+    if "%" not in raw and "+" not in raw:  # nothing to decode (a JWT, most forms): split
+        if raw.count("&") >= _MAX_PARAMS:
+            raise InvalidRequest("malformed parameters")
+        return [(name, value) for name, _, value in
+                (part.partition("=") for part in raw.split("&") if part)]
     try:
         return parse_qsl(raw, keep_blank_values=True, strict_parsing=False,
                          max_num_fields=_MAX_PARAMS, errors="strict")

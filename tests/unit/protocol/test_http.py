@@ -173,3 +173,24 @@ def test_bearer_challenge_stays_a_valid_quoted_string(description: str) -> None:
     assert challenge.isascii() and "\r" not in challenge and "\n" not in challenge
     inner = challenge.split('error_description="', 1)[1]
     assert inner.endswith('"') and '"' not in inner[:-1] and "\\" not in inner
+
+
+@pytest.mark.parametrize("raw", ["", "a", "a=", "=b", "a=b", "a=b&&c=d", "&", "&&a=1&",
+                                 "a=b=c", "token=eyJ.x-y_z.sig&token_type_hint=access_token",
+                                 "x=%41", "x=a+b", "a=%zz", "a=1;b=2", "k=\u00e9"])
+def test_the_undecoded_fast_path_parses_as_parse_qsl(raw: str) -> None:
+    """Bodies with nothing to decode are split directly; the result is parse_qsl's."""
+    from urllib.parse import parse_qsl
+
+    from tessera.protocol.http import _parse_qs
+
+    assert _parse_qs(raw) == parse_qsl(raw, keep_blank_values=True, max_num_fields=64,
+                                       errors="strict")
+
+
+def test_the_fast_path_refuses_too_many_fields_as_parse_qsl_does() -> None:
+    from tessera.protocol.http import _parse_qs
+
+    assert len(_parse_qs("&".join(["a=1"] * 64))) == 64
+    with pytest.raises(InvalidRequest, match="malformed parameters"):
+        _parse_qs("&".join(["a=1"] * 65))
