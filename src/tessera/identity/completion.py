@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,23 +121,37 @@ def fold_reports(known: Sequence[VerifierReport],
     """Apply ``batch`` ((report, when it applied its cursor)) to the ``known`` registry in
     apply order, without the store: returns the rows to record (one per verifier, its
     ``first_seen`` kept; a cursor past ``head`` is taken as ``head``: a report cannot
-    pre-acknowledge events) and, after each report, how far every verifier live at its
-    arrival had got. A verifier is live when it reported in the ``live_seconds`` before."""
+    pre-acknowledge events) and, after each report, how far every live verifier had got.
+
+    Live: reported in the ``live_seconds`` before the batch's earliest arrival (one bound
+    for the batch, which spans the writer's window: a verifier that fell silent during it
+    is still waited for, never the other way round). O((K + B) log K) for K known
+    verifiers and B reports: the lowest live cursor is kept in a heap, stale entries
+    dropped as they surface."""
+    ordered = sorted(batch, key=lambda pair: pair[1])
+    if not ordered:
+        return [], []
+    since = min(report.reported_at for report, _ in ordered) - live_seconds
     registry = {(v.client_id, v.verifier_id): v for v in known}
+    live = {key: v for key, v in registry.items() if v.reported_at >= since}
+    lowest = [(v.cursor, key) for key, v in live.items()]
+    heapq.heapify(lowest)
+    earliest = min((v.first_seen for v in live.values()), default=math.inf)
     changed: dict[tuple[str, str], VerifierReport] = {}
     reached: list[Reach] = []
-    for report, applied_at in sorted(batch, key=lambda pair: pair[1]):
+    for report, applied_at in ordered:
         key = (report.client_id, report.verifier_id)
         previous = registry.get(key)
         row = dataclasses.replace(
             report, cursor=min(report.cursor, head),
             first_seen=previous.first_seen if previous is not None else report.first_seen)
-        registry[key] = changed[key] = row
-        since = report.reported_at - live_seconds
-        live = [v for v in registry.values() if v.reported_at >= since]
-        if live:
-            reached.append(Reach(low=min(v.cursor for v in live), verifiers=len(live),
-                                 at=applied_at, earliest=min(v.first_seen for v in live)))
+        registry[key] = changed[key] = live[key] = row
+        heapq.heappush(lowest, (row.cursor, key))
+        earliest = min(earliest, row.first_seen)
+        while lowest[0][0] != live[lowest[0][1]].cursor:  # an older cursor of that one
+            heapq.heappop(lowest)
+        reached.append(Reach(low=lowest[0][0], verifiers=len(live), at=applied_at,
+                             earliest=earliest))
     return list(changed.values()), reached
 
 

@@ -57,3 +57,22 @@ def test_events_at_or_below_done_are_not_completed_again() -> None:
     reached = [Reach(low=3, verifiers=1, at=T, earliest=T - 9)]
     assert completions_reached(reached, [], done=3) == []
     assert [c.seq for c in completions_reached(reached, [(3, T - 1)], done=2)] == [3]
+
+
+def test_the_lowest_cursor_follows_every_update_up_or_down() -> None:
+    known = [report("a", 4, T - 1), report("b", 6, T - 1)]
+    batch = [(report("a", 7, T), T + 0.1), (report("a", 9, T), T + 0.2),
+             (report("b", 2, T), T + 0.3),  # b restarted: behind again
+             (report("b", 9, T), T + 0.4)]
+    _, reached = fold_reports(known, batch, head=10, live_seconds=30)
+    assert [r.low for r in reached] == [6, 6, 2, 9]
+
+
+def test_liveness_is_judged_once_for_the_batch_and_never_drops_a_verifier_early() -> None:
+    """``old`` reported 30 s before the first arrival: live for the whole batch, even
+    when a later report of the batch arrives more than 30 s after it (waited for, which
+    can only delay a completion, never record it early)."""
+    known = [report("old", 1, T - 30), report("a", 1, T - 1)]
+    batch = [(report("a", 5, T), T), (report("a", 6, T + 0.5), T + 0.5)]
+    _, reached = fold_reports(known, batch, head=10, live_seconds=30)
+    assert [(r.low, r.verifiers) for r in reached] == [(1, 2), (1, 2)]
