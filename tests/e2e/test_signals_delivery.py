@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,13 +16,14 @@ import pytest
 from tessera.application import admin
 from tessera.core.clock import FixedClock
 from tessera.core.signals import Delivery
-from tessera.identity.signals import build_signals
+from tessera.identity.signals import Signals, build_signals
 from tessera.identity.signals.delivery import Pusher
 from tessera.observability import events
 from tessera.store.sql import SqlStore
 from tests.e2e.helpers import audit_rows, claims_of, revoke
 from tests.e2e.signals_world import World, pump
 from tests.signals_receivers import RelyingParty, receivers_app
+from tests.support import AppClient
 
 
 async def _deliveries(world: World, status: str | None = None) -> list[Delivery]:
@@ -224,18 +226,26 @@ def test_pusher_is_the_one_delivery_path() -> None:
     assert Pusher.push_once.__doc__
 
 
-async def test_revocations_that_end_no_session_pass_without_a_write(world: World) -> None:
-    """An access-token revocation makes no delivery: the fan-out reads past it without a
-    write transaction (which would queue the next revocation behind it on SQLite) and
-    the stored cursor moves with the next event that does end a session."""
-    from tessera.identity.signals.fanout import REVOCATIONS
-
+async def _signed_in_and_settled(world: World) -> tuple[AppClient, RelyingParty,
+                                                         dict[str, Any], Signals]:
+    """A relying party with a back-channel logout URI, alice signed in to it, and the
+    fan-out settled: what the two fan-out tests below start from."""
     app, rp = await world.relying_party("rp")
     await world.tessera.user("alice")
     tokens = await world.tessera.login_tokens(app, username="alice")
     signals = world.identity.signals
     assert signals is not None
     await pump(world.identity)
+    return app, rp, tokens, signals
+
+
+async def test_revocations_that_end_no_session_pass_without_a_write(world: World) -> None:
+    """An access-token revocation makes no delivery: the fan-out reads past it without a
+    write transaction (which would queue the next revocation behind it on SQLite) and
+    the stored cursor moves with the next event that does end a session."""
+    from tessera.identity.signals.fanout import REVOCATIONS
+
+    app, rp, tokens, signals = await _signed_in_and_settled(world)
     async with world.identity.store.unit_of_work(read_only=True) as uow:
         before = await uow.signals.cursor(REVOCATIONS)
     assert (await revoke(world.tessera, app, tokens["access_token"])).status_code == 200
@@ -254,12 +264,7 @@ async def test_revocations_that_end_no_session_pass_without_a_write(world: World
 async def test_an_outbox_that_went_back_is_read_from_the_stored_cursor(world: World) -> None:
     """What the fan-out passed in memory is forgotten when the outbox's head is below it
     (a database restored under a running service): session ends are still delivered."""
-    app, rp = await world.relying_party("rp")
-    await world.tessera.user("alice")
-    tokens = await world.tessera.login_tokens(app, username="alice")
-    signals = world.identity.signals
-    assert signals is not None
-    await pump(world.identity)
+    app, rp, tokens, signals = await _signed_in_and_settled(world)
     signals.fanout._passed = 10**9  # as if it had read far past what the store holds now
     assert (await revoke(world.tessera, app, tokens["refresh_token"])).status_code == 200
     await pump(world.identity)

@@ -275,9 +275,8 @@ class RedisStreamsBus:
             into.append(event_from_wire(orjson.loads(fields[b"e"])))
             cursor = _seq_of(entry_id)
             if b"wa" in fields:  # a watermark written with this entry (a complete batch)
-                into.watermark = _newer(into.watermark, _watermark({
-                    b"head": str(cursor).encode(), b"at": fields[b"wa"],
-                    b"epoch": fields.get(b"we", b"")}))
+                into.watermark = _newer(into.watermark, _watermark(
+                    cursor, fields[b"wa"], fields.get(b"we", b"")))
         if fields is not None:  # the last entry of the read: a sample, O(1) per XREAD
             into.timing[cursor] = _timing(fields, received)
         return cursor
@@ -303,7 +302,9 @@ class RedisStreamsBus:
                         full = len(entries) >= _COUNT
                     elif entries:
                         wm_id = _text(entries[-1][0])
-                        watermark = _watermark(entries[-1][1])
+                        fields = entries[-1][1]
+                        watermark = _watermark(fields.get(b"head"), fields.get(b"at"),
+                                               fields.get(b"epoch"))
                 watermark = _newer(watermark, events.watermark)
                 if watermark is not None:
                     seen_head = max(seen_head, watermark.head)
@@ -349,12 +350,15 @@ def _newer(a: Watermark | None, b: Watermark | None) -> Watermark | None:
     return b if b.at >= a.at else a
 
 
-def _watermark(fields: dict[bytes, bytes]) -> Watermark | None:
-    """A watermark entry; a malformed one is ignored (it proves nothing)."""
+def _watermark(head: Any, at: Any, epoch: bytes | str | None) -> Watermark | None:
+    """A watermark from a stream's fields (an entry of ``S:watermarks``, or the ``wa``/
+    ``we`` of an event entry); a malformed or incomplete one is ignored (it proves
+    nothing)."""
     try:
-        return Watermark.from_wire({"head": int(fields[b"head"]),
-                                    "at": float(fields[b"at"]),
-                                    "epoch": _text(fields[b"epoch"])})
-    except (KeyError, ValueError, WatermarkError):
+        if epoch is None:
+            raise ValueError("no epoch")
+        return Watermark.from_wire({"head": int(head), "at": float(at),
+                                    "epoch": _text(epoch)})
+    except (TypeError, ValueError, WatermarkError):
         _log.warning("ignoring a malformed watermark entry")
         return None

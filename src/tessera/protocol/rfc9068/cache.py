@@ -45,12 +45,15 @@ class BoundedLru(Generic[V]):
     def touch(self, token: str) -> None:
         self._entries.move_to_end(token)
 
-    def put(self, token: str, value: V) -> None:
+    def put(self, token: str, value: V) -> str | None:
+        """Remember ``value``; returns the token evicted to make room, if one was."""
         entries = self._entries
         entries[token] = value
         entries.move_to_end(token)
         if len(entries) > self._maxsize:
-            entries.popitem(last=False)
+            evicted, _ = entries.popitem(last=False)
+            return evicted
+        return None
 
     def discard(self, token: str) -> None:
         self._entries.pop(token, None)
@@ -77,20 +80,18 @@ class VerifiedTokenCache(BoundedLru[tuple[VerifiedToken, VerificationKey]]):
         self.misses = 0
         self._passed: dict[str, int] = {}
 
-    def put(self, token: str, value: tuple[VerifiedToken, VerificationKey]) -> None:
-        entries = self._entries
-        entries[token] = value
-        entries.move_to_end(token)
-        if len(entries) > self._maxsize:
-            evicted, _ = entries.popitem(last=False)
+    def put(self, token: str, value: tuple[VerifiedToken, VerificationKey]) -> str | None:
+        evicted = super().put(token, value)
+        if evicted is not None:
             self._passed.pop(evicted, None)
+        return evicted
 
     def discard(self, token: str) -> None:
-        self._entries.pop(token, None)
+        super().discard(token)
         self._passed.pop(token, None)
 
     def clear(self) -> None:
-        self._entries.clear()
+        super().clear()
         self._passed.clear()
 
     def revocation_passed(self, token: str) -> int | None:
