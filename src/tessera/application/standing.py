@@ -25,6 +25,7 @@ from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.roles import Reach
 from tessera.core.tenants import Tenant, tenant_of
+from tessera.core.ttl_cache import TtlCache
 from tessera.core.users import DEFAULT_TENANT, User
 from tessera.store.ports import Store, UnitOfWork
 
@@ -93,25 +94,19 @@ class TenantDirectory:
     def __init__(self, store: Store, clock: Clock, *, ttl: float = 5.0) -> None:
         self._store = store
         self._clock = clock
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, bool]] = {}
+        self._cache: TtlCache[bool] = TtlCache(ttl)
 
     async def suspended(self, tenant_id: str) -> bool:
         now = self._clock.now()
-        hit = self._cache.get(tenant_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        cached, suspended = self._cache.fresh(tenant_id, now)
+        if cached:
+            return bool(suspended)
         async with self._store.unit_of_work(read_only=True) as uow:
             tenant = await uow.tenants.get(tenant_id)
         suspended = tenant is not None and not tenant.active
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[tenant_id] = (now, suspended)
+        self._cache.put(tenant_id, suspended, now)
         return suspended
 
     def forget(self, tenant_id: str | None = None) -> None:
         """Drop one tenant (or every tenant) from the cache."""
-        if tenant_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(tenant_id, None)
+        self._cache.forget(tenant_id)

@@ -16,6 +16,7 @@ from tessera.application.standing import TenantDirectory, client_tenant
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import constant_time_equal, token_hash
+from tessera.core.ttl_cache import TtlCache
 from tessera.protocol.client_assertion import (
     CLIENT_ASSERTION_TYPE,
     ClientAssertions,
@@ -49,27 +50,24 @@ class ClientDirectory:
     def __init__(self, store: Store, clock: Clock, *, ttl: float = 5.0) -> None:
         self._store = store
         self._clock = clock
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Client]] = {}
+        self._cache: TtlCache[Client] = TtlCache(ttl)
 
     async def get(self, client_id: str) -> Client | None:
         now = self._clock.now()
-        hit = self._cache.get(client_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        cached, client = self._cache.fresh(client_id, now)
+        if cached:
+            return client
         async with self._store.unit_of_work(read_only=True) as uow:
             client = await uow.clients.get(client_id)
         if client is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[client_id] = (now, client)
+            self._cache.put(client_id, client, now)
         return client
 
     def forget(self, client_id: str) -> None:
-        self._cache.pop(client_id, None)
+        self._cache.forget(client_id)
 
     def clear(self) -> None:
-        self._cache.clear()
+        self._cache.forget()
 
 
 def _certificate_problem(client: Client, pem: str | None) -> str | None:
