@@ -82,6 +82,21 @@ async def test_the_fast_path_sees_another_process_s_failures_at_once(tmp_path: P
     assert not await mine.blocked("another key")
 
 
+async def test_a_commit_that_never_set_the_change_mark_is_seen_within_a_second(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path trusts the change mark that writers set after their commit; a writer
+    that died between the two costs at most a second, not a throttle forever open."""
+    ours, theirs = FileStorage(tmp_path / "t.db"), FileStorage(tmp_path / "t.db")
+    assert ours.nothing_recorded()
+    monkeypatch.setattr(theirs._mark, "touch", lambda: None)  # committed, mark not set
+    await _hits(_throttle(theirs, limit=5), "k", 1)
+    assert ours.nothing_recorded(), "the mark is what the fast path reads"
+    later = time.monotonic() + 1.0
+    monkeypatch.setattr("tessera.identity.throttles.time.monotonic", lambda: later)
+    assert not ours.nothing_recorded()
+    assert (tmp_path / "t.db-mark").stat().st_mode & 0o777 == 0o600
+
+
 async def test_the_memory_fast_path_ends_with_the_first_hit() -> None:
     storage = SafeMemoryStorage()
     throttle = _throttle(storage, limit=1)

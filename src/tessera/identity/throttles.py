@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
+import os
 import sqlite3
 import threading
 import time
@@ -182,6 +184,33 @@ def build_throttles(settings: Settings, storage: Storage | None = None) -> Throt
                                            settings.device.user_code_attempts_per_minute))
 
 
+class _ChangeMark:
+    """Eight bytes in a file beside the throttle database, shared by every process of the
+    host through the page cache: each writer sets a fresh random value after its commit,
+    so one memory read tells a reader whether anything may have been committed since it
+    last looked (``PRAGMA data_version`` costs a read transaction, ~20 µs per request)."""
+
+    SIZE: Final = 8
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < self.SIZE:
+                os.ftruncate(fd, self.SIZE)
+            self._map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+
+    def read(self) -> bytes:
+        return self._map[:self.SIZE]
+
+    def touch(self) -> None:
+        self._map[:self.SIZE] = os.urandom(self.SIZE)
+
+    def close(self) -> None:
+        self._map.close()
+
+
 class FileStorage(Storage, MovingWindowSupport):
     """Moving windows in a SQLite file (WAL, mode 0600): one count for every process of
     one host that opens it. Reads (``test``, on every client authentication) are one
@@ -205,7 +234,9 @@ class FileStorage(Storage, MovingWindowSupport):
                        "at REAL NOT NULL, expires REAL NOT NULL)")
             db.execute("CREATE INDEX IF NOT EXISTS hits_key ON hits (key, at)")
         self._reader = self._connect()
-        self._version: int | None = None
+        self._mark = _ChangeMark(path.with_name(path.name + "-mark"))
+        self._seen: bytes | None = None
+        self._seen_at = 0.0
         self._empty = False
 
     @property
@@ -223,6 +254,7 @@ class FileStorage(Storage, MovingWindowSupport):
         """Close every connection (the reader and each writer thread's)."""
         while self._opened:
             self._opened.pop().close()
+        self._mark.close()
 
     def _read(self, sql: str, *args: Any) -> tuple[Any, ...]:
         row: tuple[Any, ...] = self._reader.execute(sql, args).fetchone()
@@ -230,13 +262,13 @@ class FileStorage(Storage, MovingWindowSupport):
 
     def nothing_recorded(self) -> bool:
         """The file holds no hit at all (every window is empty): ``LimitsThrottle.
-        blocked``'s fast path. Re-read only when another connection committed since
-        (``PRAGMA data_version``: every write, this process's too, is on a writer
-        connection); one pragma instead of the window query and the limiter's work."""
-        (version,) = self._read("PRAGMA data_version")
-        if version != self._version:
+        blocked``'s fast path. Re-read only when a writer has committed since (the change
+        mark, set after every commit of every process) or a second has passed (a writer
+        that died between its commit and the mark costs at most that long)."""
+        mark, now = self._mark.read(), time.monotonic()
+        if mark != self._seen or now - self._seen_at >= 1.0:
+            self._seen, self._seen_at = mark, now  # taken before the read: never too late
             (self._empty,) = self._read("SELECT NOT EXISTS (SELECT 1 FROM hits)")
-            self._version = version
         return bool(self._empty)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -253,6 +285,7 @@ class FileStorage(Storage, MovingWindowSupport):
             if self._ops % _PRUNE_EVERY == 0:
                 db.execute("DELETE FROM hits WHERE expires <= ?", (time.time(),))
             db.execute("COMMIT")
+            self._mark.touch()
             return result
         except BaseException:
             if db.in_transaction:
