@@ -46,9 +46,13 @@ class SqliteAuditWriter:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(Path(self._database), isolation_level=None,
-                                   check_same_thread=False, timeout=0)
+                                   check_same_thread=False, timeout=self._busy_deadline)
+            # the journal-mode pragma can meet another connection opening the WAL
+            # index (SQLITE_BUSY): SQLite's busy handler waits that out; ``_begin``
+            # waits out writers itself, in short sleeps, so the handler is off after
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=0")
             self._conn = conn
         return self._conn
 
