@@ -180,17 +180,17 @@ async def test_a_connection_found_dead_is_replaced_without_an_error(
         return  # SQLite has no connection to lose
     from sqlalchemy import text
 
-    hot = any_store._hot_engine()
-    async with hot.connect() as conn:  # the pool's one connection
-        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    hot = await any_store._hot_pool()
+    async with hot.acquire() as conn:  # the pool's one connection
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
     async with any_store.engine.connect() as admin:
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     await asyncio.sleep(0.2)
     async with any_store.refresh_rotations() as rotations:
         snapshot = await rotations.read(graph.token.token_hash)
     assert snapshot is not None and snapshot.token == graph.token
-    async with hot.connect() as conn:  # the same for the write
-        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    async with hot.acquire() as conn:  # the same for the write
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
     async with any_store.engine.connect() as admin:
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     await asyncio.sleep(0.2)

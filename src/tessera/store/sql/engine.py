@@ -48,7 +48,7 @@ from tessera.store.sql.repos import SqlUnitOfWork
 from tessera.store.sql.rotations import (
     PostgresRefreshRotations,
     SqliteRefreshRotations,
-    read_snapshot,
+    read_snapshot_pg,
     rotate_many,
     rotate_many_in,
 )
@@ -111,7 +111,8 @@ def _driver_error(exc: DBAPIError) -> StoreError:
 
 @contextmanager
 def _store_errors() -> Iterator[None]:
-    """Driver and connection failures as ``StoreError`` (the port's promise)."""
+    """Driver and connection failures as ``StoreError`` (the port's promise), from
+    SQLAlchemy or from asyncpg used directly (the refresh hot path)."""
     try:
         yield
     except DBAPIError as exc:
@@ -120,17 +121,54 @@ def _store_errors() -> Iterator[None]:
         raise StoreError(f"database unavailable: {type(exc).__name__}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"database error: {type(exc).__name__}") from exc
+    except Exception as exc:
+        error = _asyncpg_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _asyncpg_error(exc: Exception) -> StoreError | None:
+    """``exc`` as a ``StoreError`` when asyncpg raised it, else None."""
+    module = type(exc).__module__
+    if not module.startswith("asyncpg"):
+        return None
+    if getattr(exc, "sqlstate", None) in _CONFLICT_SQLSTATES:
+        return StoreConflict(f"transaction conflict: {type(exc).__name__}")
+    if _connection_lost(exc) or "InterfaceError" in type(exc).__name__:
+        return StoreError(f"database unavailable: {type(exc).__name__}")
+    return StoreError(f"database error: {type(exc).__name__}")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """asyncpg lost its connection: it was closed, or the server ended the session
+    (SQLSTATE class 08, connection exception; 57P01-57P03, shutdown)."""
+    if isinstance(exc, ConnectionError):
+        return True
+    if not type(exc).__module__.startswith("asyncpg"):
+        return False
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return (type(exc).__name__ in ("ConnectionDoesNotExistError", "InterfaceError")
+            or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"))
 
 
 async def _once_more(run: Callable[[], Awaitable[_T]]) -> _T:
-    """``run``; once more if it failed on a connection found dead (the pool has then
-    dropped every connection as old as it: the second attempt connects afresh)."""
+    """``run``; once more if it failed on a connection found dead (SQLAlchemy's pool has
+    then dropped every connection as old as it; asyncpg's drops the one that failed:
+    the second attempt gets a live or fresh one)."""
     try:
         return await run()
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
+    except Exception as exc:
+        if not _connection_lost(exc):
+            raise
     return await run()
+
+
+async def _keep_session(_conn: Any) -> None:
+    """The hot pool's reset: nothing to undo (see ``SqlStore._hot_pool``)."""
 
 
 def _is_busy(exc: DBAPIError) -> bool:
@@ -161,22 +199,29 @@ class SqlStore:
             else None)
         """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
         self._schema = schema
-        self._hot: AsyncEngine | None = None
+        self._hot: Any = None
+        self._hot_lock = asyncio.Lock()
 
-    def _hot_engine(self) -> AsyncEngine:
-        """PostgreSQL: the refresh hot path's own pool, in autocommit mode (each statement
-        its own transaction: no BEGIN/COMMIT round trips) and without the ping on every
-        checkout (a round trip and ~0.5 ms of CPU per request). A connection found dead
-        is retried once on a fresh one (``_once_more``): the reads are idempotent, and
-        so is a rotation (it rotates only an unrotated token; a retry that finds its
-        first attempt committed returns False, and the grant answers from the general
-        path with the same successor)."""
+    async def _hot_pool(self) -> Any:
+        """PostgreSQL: the refresh hot path's own asyncpg pool (the engine's driver,
+        without SQLAlchemy's execution and result layers: ``rotations.PgStatement``).
+        Each statement is its own transaction (no BEGIN/COMMIT round trips); no ping on
+        checkout and no reset query on return (a round trip each; the two statements
+        leave no session state: their advisory lock is transaction-scoped). A
+        connection found dead is retried once on a fresh one (``_once_more``): the read
+        is idempotent, and so is a rotation (it rotates only an unrotated token; a retry
+        that finds its first attempt committed returns False, and the grant answers from
+        the general path with the same successor)."""
         if self._hot is None:
-            kwargs: dict[str, Any] = {"pool_size": 10, "max_overflow": 10,
-                                      "isolation_level": "AUTOCOMMIT"}
-            if self._schema:
-                kwargs["connect_args"] = {"server_settings": {"search_path": self._schema}}
-            self._hot = create_async_engine(self.engine.url, **kwargs)
+            async with self._hot_lock:
+                if self._hot is None:
+                    import asyncpg  # type: ignore[import-untyped]
+
+                    _args, connect = self.engine.dialect.create_connect_args(self.engine.url)
+                    if self._schema:
+                        connect["server_settings"] = {"search_path": self._schema}
+                    self._hot = await asyncpg.create_pool(
+                        min_size=0, max_size=20, reset=_keep_session, **connect)
         return self._hot
 
     async def _begin(self, conn: AsyncConnection) -> None:
@@ -263,7 +308,7 @@ class SqlStore:
         channel = self.outbox_channel
         if channel is None:
             return
-        import asyncpg  # type: ignore[import-untyped]  # the engine's own PostgreSQL driver
+        import asyncpg  # the engine's own PostgreSQL driver
 
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False)
@@ -298,8 +343,8 @@ class SqlStore:
     async def _read_snapshot(self, token_hash: str, risk: RefreshRead | None
                              ) -> RefreshSnapshot | None:
         async def read() -> RefreshSnapshot | None:
-            async with self._hot_engine().connect() as conn:
-                return await read_snapshot(conn, token_hash, risk)
+            async with (await self._hot_pool()).acquire() as conn:
+                return await read_snapshot_pg(conn, token_hash, risk)
         with _store_errors():
             return await _once_more(read)
 
@@ -309,7 +354,7 @@ class SqlStore:
                 return await rotate_many_in(uow, batch)
 
         async def write() -> list[bool]:
-            async with self._hot_engine().connect() as conn:
+            async with (await self._hot_pool()).acquire() as conn:
                 return await rotate_many(conn, batch)
         with _store_errors():
             return await _once_more(write)
@@ -355,7 +400,7 @@ class SqlStore:
         if self._audit_writer is not None:
             self._audit_writer.close()
         if self._hot is not None:
-            await self._hot.dispose()
+            await self._hot.close()
         await self.engine.dispose()
 
 

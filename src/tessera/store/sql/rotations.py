@@ -14,17 +14,24 @@ the lock is the committed one (or the batch's previous row), as in ``append``; t
 is held to the commit, so a whole batch costs one lock wait and one WAL flush. On SQLite
 (no server-side functions; an in-process call costs no round trip) the same writes are
 issued one by one in one write unit through the ordinary repositories.
+
+On PostgreSQL both statements run on plain asyncpg connections (``PgStatement``: the
+same SQLAlchemy statements, compiled once): SQLAlchemy's execution and result layers
+cost ~220 µs of CPU per statement here against ~50 µs for the driver alone — a sixth of
+a rotation's server CPU for each of the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
+    JSON,
+    ClauseElement,
     Select,
     bindparam,
     exists,
@@ -33,7 +40,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from tessera.core.audit_chain import canonical
 from tessera.store.ports import (
@@ -57,11 +66,40 @@ from tessera.store.sql.schema import (
 )
 from tessera.store.sql.trust import _tenant
 
-__all__ = ["PostgresRefreshRotations", "SqliteRefreshRotations"]
+__all__ = ["PgStatement", "PostgresRefreshRotations", "SqliteRefreshRotations"]
 
 _ROLE_SEPARATOR = ","
 _TABLES = (("t_", refresh_tokens), ("f_", refresh_families), ("s_", sessions),
            ("u_", users), ("n_", tenants), ("p_", session_policies))
+_JSON_LABELS = frozenset(prefix + c.name for prefix, table in _TABLES for c in table.c
+                         if isinstance(c.type, JSON))
+"""Columns the driver alone returns as JSON text (SQLAlchemy's result layer decodes them)."""
+
+
+class PgStatement:
+    """A SQLAlchemy statement compiled once for asyncpg: its SQL (``$n`` placeholders) and
+    how a dict of parameters becomes its positional arguments (values the statement
+    binds itself, such as literals, come from the compiled defaults)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+        plain = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self._required = frozenset(name for name, b in plain.binds.items() if b.required)
+        self._defaults: dict[str, Any] = dict(plain.params)
+        # literal-rendered values (``aggregate_strings``' separator) are written into
+        # the SQL; the parameters a call must give stay ``$n`` (a placeholder value
+        # lets the compiler render without them)
+        placeholders = {name: None for name in self._required}
+        compiled = cast(SQLCompiler, statement.params(placeholders).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True}))
+        self.sql: str = compiled.string
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        """Positional arguments; a required parameter missing from ``params`` raises
+        ``KeyError``."""
+        return [params[n] if n in params or n in self._required else self._defaults[n]
+                for n in self._names]
 
 
 @cache
@@ -105,8 +143,7 @@ def _read_statement(marks: int, with_risk: bool) -> Select[Any]:
             .where(t.c.token_hash == bindparam("token_hash")))
 
 
-async def read_snapshot(conn: AsyncConnection, token_hash: str,
-                        risk: RefreshRead | None) -> RefreshSnapshot | None:
+def _read_params(token_hash: str, risk: RefreshRead | None) -> dict[str, Any]:
     params: dict[str, Any] = {"token_hash": token_hash}
     if risk is not None:
         params |= {"recent_since": risk.recent_since, "recent_limit": risk.recent_limit,
@@ -114,10 +151,37 @@ async def read_snapshot(conn: AsyncConnection, token_hash: str,
         for i, (kind, since) in enumerate(risk.marks):
             params[f"mark_{i}"] = kind
             params[f"mark_since_{i}"] = since
+    return params
+
+
+async def read_snapshot(conn: AsyncConnection, token_hash: str,
+                        risk: RefreshRead | None) -> RefreshSnapshot | None:
+    """The snapshot through SQLAlchemy (SQLite)."""
     stmt = _read_statement(len(risk.marks) if risk else 0, risk is not None)
-    row = (await conn.execute(stmt, params)).mappings().first()
+    row = (await conn.execute(stmt, _read_params(token_hash, risk))).mappings().first()
+    return None if row is None else _snapshot(row, risk)
+
+
+@cache
+def _pg_read_statement(marks: int, with_risk: bool) -> PgStatement:
+    return PgStatement(_read_statement(marks, with_risk))
+
+
+async def read_snapshot_pg(conn: Any, token_hash: str, risk: RefreshRead | None
+                           ) -> RefreshSnapshot | None:
+    """The snapshot on an asyncpg connection (PostgreSQL)."""
+    stmt = _pg_read_statement(len(risk.marks) if risk else 0, risk is not None)
+    row = await conn.fetchrow(stmt.sql, *stmt.args(_read_params(token_hash, risk)))
     if row is None:
         return None
+    values = dict(row.items())
+    for label in _JSON_LABELS:
+        if values[label] is not None:
+            values[label] = orjson.loads(values[label])
+    return _snapshot(values, risk)
+
+
+def _snapshot(row: Mapping[str, Any], risk: RefreshRead | None) -> RefreshSnapshot:
     part: dict[str, dict[str, Any]] = {prefix: {} for prefix, _ in _TABLES}
     for key, value in row.items():
         if key[:2] in part:
@@ -160,9 +224,12 @@ of the function per rotation, each on its own conditions (a rotation that loses 
 race is False and writes nothing; the others still commit)."""
 
 
-async def rotate_many(conn: AsyncConnection, batch: Sequence[RefreshRotation]
-                      ) -> list[bool]:
-    """``batch`` on ``conn`` (autocommit: the statement is the transaction)."""
+_ROTATE_MANY_PG = PgStatement(_ROTATE_MANY)
+
+
+async def rotate_many(conn: Any, batch: Sequence[RefreshRotation]) -> list[bool]:
+    """``batch`` on an asyncpg connection outside a transaction (the statement is the
+    transaction)."""
     columns: dict[str, list[Any]] = {name: [] for name in (
         "token_hash", "successor_hash", "family_id", "generation", "issued_at",
         "expires_at", "access_jti", "sid", "at", "event", "audit_at", "fields", "payload",
@@ -182,7 +249,7 @@ async def rotate_many(conn: AsyncConnection, batch: Sequence[RefreshRotation]
                 ("obs_address", o.address if o else None),
                 ("obs_agent", o.user_agent[:300] if o and o.user_agent else None)):
             columns[name].append(value)
-    rows = (await conn.execute(_ROTATE_MANY, columns)).all()
+    rows = await conn.fetch(_ROTATE_MANY_PG.sql, *_ROTATE_MANY_PG.args(columns))
     done = {int(n): bool(rotated) for n, rotated in rows}
     return [done.get(i + 1, False) for i in range(len(batch))]
 
