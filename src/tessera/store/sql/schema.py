@@ -413,5 +413,6 @@ risk_observations = Table(
     Column("address", String(64)),
     Column("user_agent", String(300)),
     Index("ix_risk_observations_family", "family_id", "at"),
+    Index("ix_risk_observations_family_kind", "family_id", "kind", "id"),
     Index("ix_risk_observations_address", "address", "at"),
 )
