@@ -204,7 +204,7 @@ class SqlStore:
 
     async def _hot_pool(self) -> Any:
         """PostgreSQL: the refresh hot path's own asyncpg pool (the engine's driver,
-        without SQLAlchemy's execution and result layers: ``rotations.PgStatement``).
+        without SQLAlchemy's execution and result layers: ``rotations.CompiledStatement``).
         Each statement is its own transaction (no BEGIN/COMMIT round trips); no ping on
         checkout and no reset query on return (a round trip each; the two statements
         leave no session state: their advisory lock is transaction-scoped). A

@@ -15,7 +15,7 @@ is held to the commit, so a whole batch costs one lock wait and one WAL flush. O
 (no server-side functions; an in-process call costs no round trip) the same writes are
 issued one by one in one write unit through the ordinary repositories.
 
-On PostgreSQL both statements run on plain asyncpg connections (``PgStatement``: the
+On PostgreSQL both statements run on plain asyncpg connections (``CompiledStatement``: the
 same SQLAlchemy statements, compiled once): SQLAlchemy's execution and result layers
 cost ~220 µs of CPU per statement here against ~50 µs for the driver alone — a sixth of
 a rotation's server CPU for each of the two.
@@ -41,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -66,7 +67,7 @@ from tessera.store.sql.schema import (
 )
 from tessera.store.sql.trust import _tenant
 
-__all__ = ["PgStatement", "PostgresRefreshRotations", "SqliteRefreshRotations"]
+__all__ = ["CompiledStatement", "PostgresRefreshRotations", "SqliteRefreshRotations"]
 
 _ROLE_SEPARATOR = ","
 _TABLES = (("t_", refresh_tokens), ("f_", refresh_families), ("s_", sessions),
@@ -76,13 +77,15 @@ _JSON_LABELS = frozenset(prefix + c.name for prefix, table in _TABLES for c in t
 """Columns the driver alone returns as JSON text (SQLAlchemy's result layer decodes them)."""
 
 
-class PgStatement:
-    """A SQLAlchemy statement compiled once for asyncpg: its SQL (``$n`` placeholders) and
-    how a dict of parameters becomes its positional arguments (values the statement
-    binds itself, such as literals, come from the compiled defaults)."""
+class CompiledStatement:
+    """A SQLAlchemy statement compiled once for a positional-parameter driver (asyncpg by
+    default: ``$n`` placeholders): its SQL and how a dict of parameters becomes its
+    positional arguments (values the statement binds itself, such as literals, come
+    from the compiled defaults)."""
 
-    def __init__(self, statement: ClauseElement) -> None:
-        dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+    def __init__(self, statement: ClauseElement, dialect: Dialect | None = None) -> None:
+        if dialect is None:
+            dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
         plain = cast(SQLCompiler, statement.compile(dialect=dialect))
         self._required = frozenset(name for name, b in plain.binds.items() if b.required)
         self._defaults: dict[str, Any] = dict(plain.params)
@@ -163,8 +166,8 @@ async def read_snapshot(conn: AsyncConnection, token_hash: str,
 
 
 @cache
-def _pg_read_statement(marks: int, with_risk: bool) -> PgStatement:
-    return PgStatement(_read_statement(marks, with_risk))
+def _pg_read_statement(marks: int, with_risk: bool) -> CompiledStatement:
+    return CompiledStatement(_read_statement(marks, with_risk))
 
 
 async def read_snapshot_pg(conn: Any, token_hash: str, risk: RefreshRead | None
@@ -224,7 +227,7 @@ of the function per rotation, each on its own conditions (a rotation that loses 
 race is False and writes nothing; the others still commit)."""
 
 
-_ROTATE_MANY_PG = PgStatement(_ROTATE_MANY)
+_ROTATE_MANY_PG = CompiledStatement(_ROTATE_MANY)
 
 
 async def rotate_many(conn: Any, batch: Sequence[RefreshRotation]) -> list[bool]:

@@ -89,6 +89,7 @@ sessions = Table(
     Column("device_client_id", String(64)),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_actor_sid", "actor_sid"),
+    Index("ix_sessions_actor_jti", "actor_jti"),
 )
 
 user_roles = Table(
@@ -412,7 +413,6 @@ risk_observations = Table(
     Column("family_id", String(64)),
     Column("address", String(64)),
     Column("user_agent", String(300)),
-    Index("ix_risk_observations_family", "family_id", "at"),
     Index("ix_risk_observations_family_kind", "family_id", "kind", "id"),
     Index("ix_risk_observations_address", "address", "at"),
 )
