@@ -205,7 +205,7 @@ def _primitives(identity: Any, auth: str, body: bytes) -> None:
     claims = AccessTokenClaims(sub="c_x", client_id="c_x",
                                audience=("https://api.example.internal/rs256",),
                                scope=frozenset({"api:read"}), iat=now, exp=now + 300,
-                               jti=new_jti())
+                               jti=new_jti(), tenant_id="default")
     token = identity.access_tokens.sign(claims)
     items = {
         f"sign access token ({identity.keys.ring.active.alg}, PyJWT)":
