@@ -30,6 +30,14 @@ connections         ``limit_concurrency`` answers 503 only once a request's head
   answered ``503`` with ``Retry-After: 1`` and closed before anything is read.
 
 Refusals are plain text with ``Connection: close``; nothing reaches the app.
+
+With ``workers`` > 1 on TCP, each worker listens on a socket of its own, bound to the same
+address with ``SO_REUSEPORT`` (``WorkerSockets``): the kernel spreads new connections
+over the workers. On uvicorn's one shared socket every worker raced to accept, and libuv
+accepts every pending connection per wake-up, so a burst of new keep-alive connections (a
+proxy's pool, a load test) often landed on one worker while the other idled — measured:
+15 or 16 of 16 connections on one worker in three runs of ten, half the throughput and
+the p99 tripled.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ _extras.require("server", "the HTTP server")  # one clear line without the extra
 
 import asyncio
 import inspect
+import logging
 import os
+import socket
 import sys
 from typing import Any, Final
 
@@ -54,8 +64,10 @@ from uvicorn.supervisors import Multiprocess
 from tessera.settings import ServerSettings
 from tessera.tls_scope import DEFAULT_CLIENT_CERT_HEADER, ClientCertificateScope
 
-__all__ = ["WORKER_HEALTHCHECK_SECONDS", "BoundedConfig", "BoundedHttpToolsProtocol", "run"]
+__all__ = ["WORKER_HEALTHCHECK_SECONDS", "BoundedConfig", "BoundedHttpToolsProtocol",
+           "WorkerSockets", "run"]
 
+_log = logging.getLogger("uvicorn.error")
 _REASONS: Final = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
                    503: b"Service Unavailable"}
 _HEADER_OVERHEAD: Final = 4
@@ -225,6 +237,59 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class WorkerSockets(list[socket.socket]):
+    """The sockets uvicorn's supervisor hands each worker, for TCP with several workers:
+    in the supervisor, one socket bound with ``SO_REUSEPORT`` and never listened on (it
+    holds the address and reports a taken port before any worker starts; only listening
+    sockets take connections); pickled into a spawned worker, a new socket bound to the
+    same address (``__reduce__``), on which that worker listens. Every worker — a
+    replacement too — gets its own, and the kernel balances connections between them."""
+
+    def __init__(self, host: str, port: int) -> None:
+        held = _reuse_port_socket(host, port)
+        super().__init__([held])
+        self.host, self.port = host, held.getsockname()[1]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _worker_sockets, (self.host, self.port)
+
+
+def _worker_sockets(host: str, port: int) -> list[socket.socket]:
+    return [_reuse_port_socket(host, port)]
+
+
+def _bound_for_workers(config: uvicorn.Config) -> list[socket.socket]:
+    try:
+        sockets = WorkerSockets(config.host, config.port)
+    except OSError as exc:
+        _log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
+        sys.exit(STARTUP_FAILURE)
+    scheme = "https" if config.is_ssl else "http"
+    shown = f"[{config.host}]" if ":" in config.host else config.host
+    _log.info("Uvicorn running on %s://%s:%d, one socket per worker (SO_REUSEPORT)",
+              scheme, shown, sockets.port)
+    return sockets
+
+
+def _shared_socket_only(config: uvicorn.Config) -> bool:
+    """A unix socket, an inherited descriptor or no ``SO_REUSEPORT``: one shared socket."""
+    return bool(config.uds or config.fd is not None or not hasattr(socket, "SO_REUSEPORT"))
+
+
 def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int = 1,
         **kwargs: Any) -> None:
     """``uvicorn.run`` with ``BoundedConfig``: ``app`` an ASGI app, or an import string
@@ -248,7 +313,9 @@ def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int 
             # older uvicorn releases also want the worker's target
             target = ({"target": server.run}
                       if "target" in inspect.signature(Multiprocess).parameters else {})
-            Multiprocess(config, sockets=[config.bind_socket()], **target).run()
+            sockets = ([config.bind_socket()] if _shared_socket_only(config)
+                       else _bound_for_workers(config))
+            Multiprocess(config, sockets=sockets, **target).run()
         else:
             server.run()
     except KeyboardInterrupt:

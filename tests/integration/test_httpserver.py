@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pickle
+import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,15 +179,89 @@ def test_workers_get_time_to_import_before_the_supervisor_calls_them_hung(
     seen: list[Any] = []
 
     class Supervisor:
-        def __init__(self, config: uvicorn.Config, **_kw: Any) -> None:
+        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
+                     **_kw: Any) -> None:
             seen.append(config)
+            for sock in sockets:
+                sock.close()
 
         def run(self) -> None:
             pass
 
     monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
-    monkeypatch.setattr(BoundedConfig, "bind_socket", lambda self: None)
     httpserver.run("tessera.identity.app:create_app", factory=True,
                    limits=ServerSettings(), host="127.0.0.1", port=0, workers=2)
     [config] = seen
     assert config.timeout_worker_healthcheck == httpserver.WORKER_HEALTHCHECK_SECONDS >= 30
+
+
+def test_each_worker_listens_on_its_own_socket_and_the_kernel_spreads_connections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one shared socket the workers raced to accept and a burst of keep-alive
+    connections could all land on one of them. Each spawned worker now unpickles a
+    socket of its own bound with ``SO_REUSEPORT``; the supervisor's socket only holds
+    the address (never listened on, it takes no connection)."""
+    from tessera import httpserver
+
+    seen: list[Any] = []
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
+                     **_kw: Any) -> None:
+            seen.append(sockets)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
+    httpserver.run("tessera.identity.app:create_app", factory=True,
+                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2)
+    [held] = seen
+    assert isinstance(held, httpserver.WorkerSockets)
+    workers = [pickle.loads(pickle.dumps(held))[0] for _ in range(2)]  # as spawn does
+    try:
+        for sock in workers:
+            assert sock.getsockname()[1] == held.port
+            sock.listen(64)
+            sock.setblocking(False)
+        clients = [socket.create_connection(("127.0.0.1", held.port)) for _ in range(64)]
+        time.sleep(0.2)
+        accepted = []
+        for sock in workers:
+            got = 0
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    conn, _ = sock.accept()
+                    conn.close()
+                    got += 1
+            accepted.append(got)
+        for client in clients:
+            client.close()
+        assert sum(accepted) == 64 and min(accepted) > 0, accepted
+    finally:
+        for sock in (*workers, *held):
+            sock.close()
+
+
+def test_a_unix_socket_is_still_shared_by_the_workers(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    from tessera import httpserver
+
+    seen: list[Any] = []
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
+                     **_kw: Any) -> None:
+            seen.append(sockets)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
+    httpserver.run("tessera.identity.app:create_app", factory=True,
+                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2,
+                   uds=str(tmp_path / "s.sock"))
+    [sockets] = seen
+    assert not isinstance(sockets, httpserver.WorkerSockets)
+    assert sockets[0].family == socket.AF_UNIX
+    sockets[0].close()
