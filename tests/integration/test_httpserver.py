@@ -170,28 +170,38 @@ def test_settings_refuse_unsafe_bounds(limits: dict[str, float]) -> None:
         ServerSettings(**limits)  # type: ignore[arg-type]
 
 
-def test_workers_get_time_to_import_before_the_supervisor_calls_them_hung(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """uvicorn's 5 s ping deadline killed spawned workers still importing the app on a
-    busy machine, and restarted them forever (``tessera serve`` never answered)."""
+def _serve_two_workers(monkeypatch: pytest.MonkeyPatch, **kw: Any
+                       ) -> tuple[uvicorn.Config, list[socket.socket]]:
+    """``httpserver.run`` with two workers up to the supervisor (a stub that records what
+    it was given and starts nothing)."""
     from tessera import httpserver
 
-    seen: list[Any] = []
+    seen: list[tuple[uvicorn.Config, list[socket.socket]]] = []
 
     class Supervisor:
         def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
                      **_kw: Any) -> None:
-            seen.append(config)
-            for sock in sockets:
-                sock.close()
+            seen.append((config, sockets))
 
         def run(self) -> None:
             pass
 
     monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
     httpserver.run("tessera.identity.app:create_app", factory=True,
-                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2)
-    [config] = seen
+                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2, **kw)
+    [given] = seen
+    return given
+
+
+def test_workers_get_time_to_import_before_the_supervisor_calls_them_hung(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's 5 s ping deadline killed spawned workers still importing the app on a
+    busy machine, and restarted them forever (``tessera serve`` never answered)."""
+    from tessera import httpserver
+
+    config, sockets = _serve_two_workers(monkeypatch)
+    for sock in sockets:
+        sock.close()
     assert config.timeout_worker_healthcheck == httpserver.WORKER_HEALTHCHECK_SECONDS >= 30
 
 
@@ -203,20 +213,7 @@ def test_each_worker_listens_on_its_own_socket_and_the_kernel_spreads_connection
     the address (never listened on, it takes no connection)."""
     from tessera import httpserver
 
-    seen: list[Any] = []
-
-    class Supervisor:
-        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
-                     **_kw: Any) -> None:
-            seen.append(sockets)
-
-        def run(self) -> None:
-            pass
-
-    monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
-    httpserver.run("tessera.identity.app:create_app", factory=True,
-                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2)
-    [held] = seen
+    _config, held = _serve_two_workers(monkeypatch)
     assert isinstance(held, httpserver.WorkerSockets)
     workers = [pickle.loads(pickle.dumps(held))[0] for _ in range(2)]  # as spawn does
     try:
@@ -247,21 +244,7 @@ def test_a_unix_socket_is_still_shared_by_the_workers(monkeypatch: pytest.Monkey
                                                       tmp_path: Path) -> None:
     from tessera import httpserver
 
-    seen: list[Any] = []
-
-    class Supervisor:
-        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
-                     **_kw: Any) -> None:
-            seen.append(sockets)
-
-        def run(self) -> None:
-            pass
-
-    monkeypatch.setattr(httpserver, "Multiprocess", Supervisor)
-    httpserver.run("tessera.identity.app:create_app", factory=True,
-                   limits=ServerSettings(), host="127.0.0.1", port=0, workers=2,
-                   uds=str(tmp_path / "s.sock"))
-    [sockets] = seen
+    _config, sockets = _serve_two_workers(monkeypatch, uds=str(tmp_path / "s.sock"))
     assert not isinstance(sockets, httpserver.WorkerSockets)
     assert sockets[0].family == socket.AF_UNIX
     sockets[0].close()
