@@ -37,10 +37,12 @@ over the workers. On uvicorn's one shared socket every worker raced to accept, a
 accepts every pending connection per wake-up, so a burst of new keep-alive connections (a
 proxy's pool, a load test) often landed on one worker while the other idled — measured:
 14 to 16 of 16 connections on one worker in 4 of 20 runs (with libuv's
-``UV_TCP_SINGLE_ACCEPT`` too), up to half the throughput and the p99 tripled. What changes with it: connections waiting in a worker's backlog when
-that worker stops (a crash, a restart) are reset rather than taken by another worker;
-and Linux lets any process of the same user join the port's group (as any such process
-could also attach to the workers themselves).
+``UV_TCP_SINGLE_ACCEPT`` too), up to half the throughput and the p99 tripled.
+
+What changes with it: connections waiting in a worker's backlog when that worker stops (a
+crash, a restart) are reset rather than taken by another worker; and Linux lets any
+process of the same user join the port's group (as any such process could also attach
+to the workers themselves).
 """
 
 from __future__ import annotations
