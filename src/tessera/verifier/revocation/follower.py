@@ -61,6 +61,8 @@ of a columns snapshot (bench/scale.py measures 20× here; 8 spares the identity 
 which builds the snapshot)."""
 MAX_PAGES = 10_000
 """Pages one gap fill may take (10 M events) before it is treated as a broken source."""
+CLOSE_TIMEOUT = 2.0
+"""Seconds ``RevocationFollower.aclose`` waits for the cancelled task to end."""
 
 
 class ResyncRequired(VerifierError):
@@ -261,9 +263,17 @@ class RevocationFollower:
             self.on_progress()
 
     async def aclose(self) -> None:
+        """Stop following and close the source. The task gets ``CLOSE_TIMEOUT`` seconds to
+        end after its cancellation (a read in a client library that swallows the
+        cancellation must not hang the caller's shutdown)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
+            if not done:
+                _log.warning("revocation follower did not stop in %.0fs after its "
+                             "cancellation; going on", CLOSE_TIMEOUT)
+            elif not self._task.cancelled() and self._task.exception() is not None:
+                _log.warning("revocation follower ended with %s",
+                             type(self._task.exception()).__name__)
             self._task = None
         await self.source.aclose()
