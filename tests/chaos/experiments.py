@@ -147,7 +147,7 @@ async def redis_restart_empty_without_identity(ctx: Chaos) -> Outcome:
         track(ledger, st)
         async with Prober(ledger, pool):
             await st.server.proc.kill()
-            await st.server.cli("sessions", "revoke", claims_of(ledger.tokens["s0"])["sid"])
+            await st.server.cli("sessions", "revoke", "--", claims_of(ledger.tokens["s0"])["sid"])
             ledger.revoke("s0")
             await st.redis.kill()
             await st.redis.start()

@@ -142,18 +142,18 @@ def test_sessions_ls_filters_and_prints_a_table(data: Path) -> None:
 def test_sessions_show_and_revoke_one_session(data: Path) -> None:
     s = seed(data)
     sid = s.alice_sessions[0].sid
-    shown = ok(tessera(data, "sessions", "show", sid, "--json"))
+    shown = ok(tessera(data, "sessions", "show", "--json", "--", sid))
     assert (shown["username"], shown["active"], shown["sv"]) == ("alice", True, 1)
     (family,) = shown["families"]
     assert family["family_id"] == s.family.family_id and family["active"] is True
     assert family["last_refreshed_at"] == NOW + 30
-    text = tessera(data, "sessions", "show", sid)
+    text = tessera(data, "sessions", "show", "--", sid)
     assert text.returncode == 0 and s.family.family_id in text.stdout
     assert "alice" in text.stdout and f"tessera audit trace {sid}" in text.stdout
     missing = tessera(data, "sessions", "show", "no-such-sid")
     assert missing.returncode == 2 and "no session" in missing.stderr
 
-    assert ok(tessera(data, "sessions", "revoke", sid, "--reason", "stolen", "--json")) \
+    assert ok(tessera(data, "sessions", "revoke", "--reason", "stolen", "--json", "--", sid)) \
         == {"sessions": 1}
     events = outbox(data)
     assert [(e["kind"], e["key"]) for e in events] == [
@@ -165,7 +165,7 @@ def test_sessions_show_and_revoke_one_session(data: Path) -> None:
     again = tessera(data, "sessions", "revoke", "--sid", sid)
     assert again.returncode == 0 and "nothing revoked" in again.stdout
     other = s.alice_sessions[1].sid
-    assert ok(tessera(data, "sessions", "bump", other)) == {"sessions": 1}  # SID or --sid
+    assert ok(tessera(data, "sessions", "bump", "--", other)) == {"sessions": 1}  # SID or --sid
     assert ok(tessera(data, "sessions", "bump", "--sid", other)) == {"sessions": 1}
     neither = tessera(data, "sessions", "bump")
     assert neither.returncode == 2 and "exactly one session" in neither.stderr
@@ -188,9 +188,9 @@ def test_revoke_family_keeps_the_session_and_is_traceable(data: Path) -> None:
     (row,) = audit_rows(data, "token.revoked")
     assert (row["family_id"], row["token_type"], row["actor"], row["reason"]) == (
         fid, "refresh_token", "cli", "leaked")
-    session = ok(tessera(data, "sessions", "show", s.family.sid, "--json"))
+    session = ok(tessera(data, "sessions", "show", "--json", "--", s.family.sid))
     assert session["active"] is True and session["families"][0]["active"] is False
-    trail = ok(tessera(data, "audit", "trace", fid, "--json"))
+    trail = ok(tessera(data, "audit", "trace", "--json", "--", fid))
     assert [e["event"] for e in trail] == ["token.revoked"]
     again = ok(tessera(data, "revoke", "--family", fid, "--yes", "--json"))  # older spelling
     assert again["nothing_to_revoke"] is True and len(outbox(data)) == 1
