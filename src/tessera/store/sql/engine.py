@@ -135,7 +135,7 @@ def _asyncpg_error(exc: Exception) -> StoreError | None:
         return None
     if getattr(exc, "sqlstate", None) in _CONFLICT_SQLSTATES:
         return StoreConflict(f"transaction conflict: {type(exc).__name__}")
-    if _connection_lost(exc) or "InterfaceError" in type(exc).__name__:
+    if _connection_lost(exc):
         return StoreError(f"database unavailable: {type(exc).__name__}")
     return StoreError(f"database error: {type(exc).__name__}")
 

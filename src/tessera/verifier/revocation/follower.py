@@ -269,11 +269,11 @@ class RevocationFollower:
         if self._task is not None:
             self._task.cancel()
             done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-            if not done:
+            if done:
+                with contextlib.suppress(asyncio.CancelledError):
+                    self._task.result()  # as awaiting it did: anything else is raised
+            else:
                 _log.warning("revocation follower did not stop in %.0fs after its "
                              "cancellation; going on", CLOSE_TIMEOUT)
-            elif not self._task.cancelled() and self._task.exception() is not None:
-                _log.warning("revocation follower ended with %s",
-                             type(self._task.exception()).__name__)
             self._task = None
         await self.source.aclose()
