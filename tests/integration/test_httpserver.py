@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from tessera.httpserver import BoundedConfig
 from tessera.settings import ServerSettings
@@ -248,3 +249,20 @@ def test_a_unix_socket_is_still_shared_by_the_workers(monkeypatch: pytest.Monkey
     assert not isinstance(sockets, httpserver.WorkerSockets)
     assert sockets[0].family == socket.AF_UNIX
     sockets[0].close()
+
+
+def test_a_taken_port_stops_serve_before_any_worker_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tessera import httpserver
+
+    started: list[object] = []
+    monkeypatch.setattr(httpserver, "Multiprocess",
+                        lambda *a, **kw: started.append(a))  # must not be reached
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        with pytest.raises(SystemExit) as exited:
+            httpserver.run("tessera.identity.app:create_app", factory=True,
+                           limits=ServerSettings(), host="127.0.0.1",
+                           port=taken.getsockname()[1], workers=2)
+    assert exited.value.code == STARTUP_FAILURE and started == []
