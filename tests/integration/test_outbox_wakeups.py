@@ -115,3 +115,104 @@ async def test_sqlite_file_watch_ignores_commits_outside_the_outbox(
         with contextlib.suppress(asyncio.CancelledError):
             await watch
         await other.close()
+
+
+async def _watching(store: SqlStore, woken: asyncio.Event, states: list[bool], *,
+                    interval: float = 0.005) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(
+        store.watch_files(woken.set, connected=states.append, interval=interval))
+    await asyncio.sleep(0)  # baseline taken, up to the first sleep
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_sqlite_watch_leaves_this_process_own_commit_to_its_hand_off(
+        sqlite_store: SqlStore) -> None:
+    """Its own commit woke its relays and fan-out already (``hand_off_outbox``,
+    ``on_outbox_commit``): the watch waking them again cost every revocation a second
+    read of the outbox per relay. Another process's commit still wakes, and the watch
+    reports itself working (the relays then poll only at their heartbeat) until it
+    ends."""
+    other = create_store(str(sqlite_store.engine.url))
+    woken, states = asyncio.Event(), []
+    watch = await _watching(sqlite_store, woken, states)
+    try:
+        assert states == [True]
+        for n in range(3):
+            await commit_events(sqlite_store, f"own-{n}")
+            await asyncio.sleep(0.03)
+        assert not woken.is_set()
+        await commit_events(other, "theirs")
+        await until(woken, timeout=2.0)
+    finally:
+        await _stop(watch)
+        await other.close()
+    assert states == [True, False]
+
+
+async def test_another_process_commit_just_before_this_one_is_still_published(
+        sqlite_store: SqlStore) -> None:
+    """Both seen in one look, the head is this process's: the watch stays quiet, and the
+    relay, handed this process's event, finds the gap before it and reads the other
+    one from the outbox — long before its poll or heartbeat would."""
+    other = create_store(str(sqlite_store.engine.url))
+    bus = InProcessBus()
+    relay = OutboxRelay(sqlite_store, bus, poll_interval=30, heartbeat=30)
+    sqlite_store.hand_off_outbox(relay)
+    woken, states = asyncio.Event(), []
+    watch = await _watching(sqlite_store, woken, states, interval=0.5)
+    relay.set_event_driven(True)
+    relay.start()
+    try:
+        await asyncio.sleep(0.05)  # the relay's first pass: nothing yet
+        await commit_events(other, "theirs")
+        await commit_events(sqlite_store, "own")
+        assert await asyncio.wait_for(_keys(bus, 2), 2.0) == ["theirs", "own"]
+    finally:
+        await relay.aclose()
+        await _stop(watch)
+        await other.close()
+
+
+async def _keys(bus: InProcessBus, count: int) -> list[str]:
+    keys: list[str] = []
+    async for batch in bus.follow(0):
+        keys += [event.key for event in batch]
+        if len(keys) >= count:
+            return keys
+    return keys
+
+
+async def test_sqlite_watch_that_cannot_read_wakes_once_and_reports_it(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing read (a locked or vanished file) must not hide a commit: the listener is
+    woken, the relays are told to poll, and a working read later says so again."""
+    from tessera.store.sql import engine
+
+    failing = {"on": False}
+    query = engine._OutboxHeads._query
+
+    def flaky(self: engine._OutboxHeads, sql: str) -> object:
+        return None if failing["on"] else query(self, sql)
+
+    monkeypatch.setattr(engine._OutboxHeads, "_query", flaky)
+    woken, states = asyncio.Event(), []
+    watch = await _watching(sqlite_store, woken, states)
+    try:
+        failing["on"] = True
+        await until(woken, timeout=2.0)
+        woken.clear()
+        await asyncio.sleep(0.05)  # still failing: no wake-up per look
+        assert not woken.is_set()
+        assert states == [True, False]
+        failing["on"] = False
+        await until(woken, timeout=2.0)  # working again: whatever it missed, look
+        await asyncio.sleep(0.02)
+        assert states == [True, False, True]
+    finally:
+        await _stop(watch)

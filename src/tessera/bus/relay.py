@@ -12,10 +12,10 @@ else (a gap: another process's commit in between) is read from the outbox. ``not
 wakes it at once after a local commit (and stamps when: with the time the batch was
 read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
 by other processes (the CLI, other workers) wake it too where the store can tell:
-PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), while which the relay only wakes
-by itself for its heartbeat (``event_driven``); on SQLite a watch on the database files
-(``SqlStore.watch_files``) wakes it, and a short poll stays the safety net, as it is when
-the listening connection is lost.
+PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), on SQLite a watch of the
+database's change counter (``SqlStore.watch_files``); while either works the relay only
+wakes by itself for its heartbeat (``event_driven``), and a short poll is the safety net
+when it does not (the listening connection lost, a failing read).
 
 A bus that lost content is noticed three ways, and each leads to republishing from the
 outbox: the bus refuses a write (``BusRewound``: a new epoch, or its top below what the

@@ -156,7 +156,8 @@ class Identity:
     def start_relays(self) -> None:
         """The background writers: outbox relays, and the verifier-report batcher; what
         wakes the relays on any process's commit: a LISTEN connection on PostgreSQL, a
-        watch on the database files on SQLite."""
+        watch of the database's change counter on SQLite (while either works, the relays
+        poll only at their heartbeat)."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
@@ -176,7 +177,7 @@ class Identity:
 
             watch = (self.store.listen_outbox(wake, connected=connected)
                      if self.store.outbox_channel is not None
-                     else self.store.watch_files(wake))  # SQLite: the relays still poll
+                     else self.store.watch_files(wake, connected=connected))
             self.outbox_listener = asyncio.get_running_loop().create_task(watch)
         if self.signals is not None:
             self.signals.start()

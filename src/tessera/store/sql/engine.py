@@ -199,6 +199,12 @@ class SqlStore:
             else None)
         """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
         self._schema = schema
+        self._own_head: int | None = None
+        """The last revocation seq this process committed (its listeners were woken with
+        the commit; ``watch_files`` need not wake them again for it)."""
+        self._committing_head: int | None = None
+        """The seq of the outbox commit in flight (the watch may see it before the
+        committing task resumes)."""
         self._hot: Any = None
         self._hot_lock = asyncio.Lock()
 
@@ -249,53 +255,65 @@ class SqlStore:
         self._handoffs.append(listener)
 
     async def watch_files(self, listener: Callable[[], None], *,
+                          connected: Callable[[bool], None] | None = None,
                           interval: float = 0.01) -> None:
         """SQLite in a file: call ``listener`` when another commit (any process: the
         CLI, other workers) appended to the outbox tables — ``revocation_events`` or
         ``signal_events`` — checked every ``interval`` s, so those commits wake the
         relays within ~``interval`` instead of their poll.
 
-        Two steps, both cheap: ``os.stat`` of the database and WAL files (any commit
-        changes them), and only when they changed, one read of the two tables' heads on
-        a private read-only ``sqlite3`` connection in this thread (tens of µs, no thread
-        hop). Commits that touch neither table — the audit log's group commits, token
-        issuance — no longer wake every relay and the signal fan-out into their own
-        queries (they did, up to 100 times a second per worker, each wake-up costing
-        several reads). A head read that fails wakes the listener (never a missed
-        event). A file system with a coarse clock can hide a change; the relays keep
-        polling for that. Runs until cancelled; returns at once for PostgreSQL or an
-        in-memory database."""
+        Two steps, both cheap, on a private read-only ``sqlite3`` connection in this
+        thread (no thread hop): ``PRAGMA data_version``, which changes with every commit
+        of any other connection (SQLite's own change counter: exact, unlike file sizes
+        and times), and only when it changed, one read of the two tables' heads.
+        Commits that touch neither table — the audit log's group commits, token
+        issuance — wake nobody, and neither does this process's own last outbox commit:
+        its listeners were woken with it (``on_outbox_commit``, ``hand_off_outbox``).
+        A commit of another process in between is still seen: the relays find the gap
+        before the handed events and read it, the fan-out reads it with its wake-up.
+
+        ``connected(True)`` while the watch works; ``connected(False)`` when a read
+        fails (which also wakes the listener once: never a missed event) and when the
+        watch ends. While it works the relays need not poll (``set_event_driven``).
+        Runs until cancelled; returns at once for PostgreSQL or an in-memory
+        database."""
         database = self.engine.url.database if self._sqlite else None
         if not database or database == ":memory:" or database.startswith("file:"):
             return
-        files = [Path(database), Path(database + "-wal")]
-
-        def signature() -> tuple[tuple[int, int], ...]:
-            out = []
-            for file in files:
-                try:
-                    st = file.stat()
-                except OSError:
-                    out.append((-1, -1))
-                else:
-                    out.append((st.st_size, st.st_mtime_ns))
-            return tuple(out)
-
         heads = _OutboxHeads(database)
+        working: bool | None = None
+
+        def report(ok: bool) -> None:
+            nonlocal working
+            if ok != working and connected is not None:
+                connected(ok)
+            working = ok
+
         try:
-            seen, head = signature(), heads.read()
+            version, head = heads.version(), heads.read()
             while True:
+                report(version is not None and head is not None)
                 await asyncio.sleep(interval)
-                now = signature()
-                if now == seen:
+                now = heads.version()
+                if now is not None and now == version:
                     continue
-                seen = now
-                current = heads.read()
-                if current is None or current != head:
+                version = now
+                current = heads.read() if now is not None else None
+                if current is None:  # the watch went blind: wake once, then they poll
+                    if head is not None:
+                        listener()
+                    head = None
+                    continue
+                if current != head:
+                    own = (head is not None and current[1] == head[1]
+                           and current[0] in (self._own_head, self._committing_head))
                     head = current
-                    listener()
+                    if not own:
+                        listener()
         finally:
             heads.close()
+            if working and connected is not None:
+                connected(False)
 
     async def listen_outbox(self, listener: Callable[[], None], *,
                             connected: Callable[[bool], None] | None = None,
@@ -377,8 +395,14 @@ class SqlStore:
                     raise
                 # stamped before the commit: every commit that ends earlier has lower seqs
                 before = [h.committing() for h in self._handoffs] if appended else []
-                await conn.commit()
+                if appended:
+                    self._committing_head = appended[-1].seq
+                try:
+                    await conn.commit()
+                finally:
+                    self._committing_head = None
             if appended:
+                self._own_head = appended[-1].seq
                 for handoff, stamp in zip(self._handoffs, before, strict=True):
                     handoff.committed(tuple(appended), stamp)
                 for listener in self._outbox_listeners:
@@ -436,15 +460,23 @@ class _OutboxHeads:
         self._conn: sqlite3.Connection | None = None
 
     def read(self) -> tuple[Any, ...] | None:
+        row = self._query(self._SQL)
+        return tuple(row) if row is not None else None
+
+    def version(self) -> int | None:
+        """``PRAGMA data_version``: changes whenever another connection committed."""
+        row = self._query("PRAGMA data_version")
+        return int(row[0]) if row is not None else None
+
+    def _query(self, sql: str) -> Any:
         try:
             if self._conn is None:
                 uri = Path(self._database).resolve().as_uri() + "?mode=ro"
                 self._conn = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
-            row = self._conn.execute(self._SQL).fetchone()
+            return self._conn.execute(sql).fetchone()
         except sqlite3.Error:
             self.close()
             return None
-        return tuple(row) if row is not None else None
 
     def close(self) -> None:
         if self._conn is not None:
