@@ -261,6 +261,62 @@ async def test_revocations_that_end_no_session_pass_without_a_write(world: World
         assert await uow.signals.cursor(REVOCATIONS) == await uow.revocations.last_seq()
 
 
+async def _no_read() -> int:
+    raise AssertionError("the fan-out read the outbox")
+
+
+async def test_this_process_own_token_revocations_pass_without_a_read(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handed over by the store with the commit (``Store.hand_off_outbox``), events that
+    continue what the fan-out read and can make no delivery pass in memory: no read
+    unit of work per revocation on the loop that serves the next one. A session end
+    handed the same way is read and delivered."""
+    app, rp, tokens, signals = await _signed_in_and_settled(world)
+    fanout = signals.fanout
+    await fanout.step()  # settled: it knows where the outbox ends
+    second = await world.tessera.login_tokens(app, username="alice")
+    await pump(world.identity)
+    await fanout.step()
+    with monkeypatch.context() as patched:
+        patched.setattr(fanout, "fan_out_once", _no_read)
+        for token in (tokens["access_token"], second["access_token"]):
+            assert (await revoke(world.tessera, app, token)).status_code == 200
+            assert await fanout.step() is False
+    async with world.identity.store.unit_of_work(read_only=True) as uow:
+        assert fanout._passed == await uow.revocations.last_seq()
+    assert (await revoke(world.tessera, app, tokens["refresh_token"])).status_code == 200
+    await fanout.step()
+    await pump(world.identity)
+    assert [x.claims["sid"] for x in rp.logouts] == [claims_of(tokens["access_token"])["sid"]]
+
+
+async def test_a_commit_of_another_process_before_this_one_is_read(
+        world: World, sqlite_store: SqlStore) -> None:
+    """Handed events that do not continue what was read (another process committed in
+    between: the CLI ending a session) send the fan-out to the outbox, so that session's
+    logout is delivered with this process's next commit."""
+    from tessera.application import lifecycle
+    from tessera.application.transaction import transaction
+    from tessera.store.sql import create_store
+
+    app, rp, tokens, signals = await _signed_in_and_settled(world)
+    second = await world.tessera.login_tokens(app, username="alice")
+    await pump(world.identity)
+    await signals.fanout.step()
+    sid = claims_of(tokens["access_token"])["sid"]
+    other = create_store(str(sqlite_store.engine.url))  # no hand-off, no listener of ours
+    try:
+        async with transaction(other, world.identity.audit) as tx:
+            assert await lifecycle.revoke_session(tx, sid, at=world.identity.clock.now(),
+                                                  reason="admin", token_ttl=300.0)
+    finally:
+        await other.close()
+    assert (await revoke(world.tessera, app, second["access_token"])).status_code == 200
+    assert await signals.fanout.step() is True  # read: a delivery was made
+    await pump(world.identity)
+    assert [x.claims["sid"] for x in rp.logouts] == [sid]
+
+
 async def test_an_outbox_that_went_back_is_read_from_the_stored_cursor(world: World) -> None:
     """What the fan-out passed in memory is forgotten when the outbox's head is below it
     (a database restored under a running service): session ends are still delivered."""

@@ -87,9 +87,54 @@ class FanOut(BackgroundLoop):
         """Callables woken after new deliveries committed (the pusher)."""
         self._passed = 0
         """Revocation events up to this seq were read and make no delivery (not stored)."""
+        self._known: int | None = None
+        """Every revocation event up to this seq was fanned out or passed (None: unknown,
+        the next step reads)."""
+        self._stored = 0
+        """The stored revocation cursor, as last read."""
+        self._handed: list[RevocationEvent] = []
+        """This process's commits since the last step (``Store.hand_off_outbox``)."""
+        self._look = True
+        """A wake-up that needs a read: the start, another process's commit, a signal
+        event, the idle interval."""
         super().__init__("signal fan-out", _log)
 
+    def notify(self) -> None:
+        self._look = True
+        super().notify()
+
+    # -- the store's hand-off (``Store.hand_off_outbox``) -----------------------------------
+
+    def committing(self) -> float:
+        return 0.0
+
+    def committed(self, events: Sequence[RevocationEvent], before: float) -> None:
+        """A commit of this process: when its events continue what was read and none can
+        become a delivery (token revocations, version bumps…), they pass without a read."""
+        if len(self._handed) < self._batch:
+            self._handed.extend(events)
+        else:
+            self._look = True
+        super().notify()
+
+    def _pass_handed(self) -> bool:
+        """Pass the handed events without reading, if that is certain to be right."""
+        handed, self._handed = self._handed, []
+        if self._look or self._known is None or not handed:
+            return False
+        seqs = [e.seq for e in handed]
+        if seqs != list(range(self._known + 1, self._known + 1 + len(handed))):
+            return False  # a gap: another process's commit (or a burnt seq)
+        if any(e.kind in ENDS for e in handed) or seqs[-1] - self._stored >= self._batch:
+            return False
+        self._passed = self._known = seqs[-1]
+        return True
+
     async def step(self) -> bool:
+        if self._pass_handed():
+            return False
+        self._look = False
+        self._handed = []  # the read covers them
         try:
             moved = await self.fan_out_once()
         except _CursorMoved:
@@ -108,6 +153,7 @@ class FanOut(BackgroundLoop):
     async def fan_out_once(self) -> int:
         """Turn the next events into deliveries; returns how many events were read (0:
         none waiting). Raises ``_CursorMoved`` when another process won the batch."""
+        self._known = None
         async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
             stored = await uow.signals.cursor(REVOCATIONS)
             start = max(stored, self._passed)
@@ -118,8 +164,10 @@ class FanOut(BackgroundLoop):
                 pending = await uow.revocations.since(stored, limit=self._batch)
             signals_waiting = bool(await uow.signals.events_since(
                 await uow.signals.cursor(SIGNALS), limit=1))
+        self._stored = stored
         if not signals_waiting:
             if not pending:
+                self._known = start
                 return 0
             last = pending[-1].seq
             assert last is not None
@@ -128,7 +176,7 @@ class FanOut(BackgroundLoop):
                 # transaction per event, which would queue the next revocation behind it.
                 # Remembered in memory; the stored cursor moves with the next delivery or
                 # once a batch of them passed (a restart reads them again: still nothing).
-                self._passed = last
+                self._passed = self._known = last
                 return 0
         async with self._store.unit_of_work() as uow:
             read = 0
@@ -142,6 +190,9 @@ class FanOut(BackgroundLoop):
                 if not await uow.signals.advance(REVOCATIONS, old=cursor, new=last):
                     raise _CursorMoved
                 read += len(events)
+                known = last if len(events) < self._batch else None
+            else:
+                known = cursor
             cursor = await uow.signals.cursor(SIGNALS)
             signals = await uow.signals.events_since(cursor, limit=self._batch)
             if signals:
@@ -151,7 +202,10 @@ class FanOut(BackgroundLoop):
                 if not await uow.signals.advance(SIGNALS, old=cursor, new=last_id):
                     raise _CursorMoved
                 read += len(signals)
-            return read
+        self._known = known  # committed
+        if known is not None:
+            self._stored = self._passed = known
+        return read
 
     # -- revocations -------------------------------------------------------------------
 

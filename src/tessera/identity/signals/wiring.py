@@ -111,5 +111,5 @@ def build_signals(identity: SignalsHost, *, transport: httpx.AsyncBaseTransport 
                     transport=transport, resolver=resolver)
     signals = Signals(identity, fanout, pusher, sealer, metrics)
     fanout.on_enqueued.append(signals.delivered_or_queued)
-    identity.store.on_outbox_commit(fanout.notify)
+    identity.store.hand_off_outbox(fanout)  # its own commits; the watch: everyone's
     return signals
