@@ -122,12 +122,12 @@ class FanOut(BackgroundLoop):
         handed, self._handed = self._handed, []
         if self._look or self._known is None or not handed:
             return False
-        seqs = [e.seq for e in handed]
-        if seqs != list(range(self._known + 1, self._known + 1 + len(handed))):
+        last = self._known + len(handed)
+        if [e.seq for e in handed] != list(range(self._known + 1, last + 1)):
             return False  # a gap: another process's commit (or a burnt seq)
-        if any(e.kind in ENDS for e in handed) or seqs[-1] - self._stored >= self._batch:
+        if any(e.kind in ENDS for e in handed) or last - self._stored >= self._batch:
             return False
-        self._passed = self._known = seqs[-1]
+        self._passed = self._known = last
         return True
 
     async def step(self) -> bool:

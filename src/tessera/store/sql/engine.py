@@ -42,6 +42,7 @@ from tessera.store.ports import (
     StoreError,
     UnitOfWork,
 )
+from tessera.store.sql import sqlite_driver
 from tessera.store.sql.audit_writer import SqliteAuditWriter
 from tessera.store.sql.group_commit import GroupCommit
 from tessera.store.sql.repos import SqlUnitOfWork
@@ -515,6 +516,11 @@ def create_store(url: str, *, schema: str | None = None, pool_size: int = 10,
         kwargs["pool_pre_ping"] = True
         if schema:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    if url.startswith("sqlite"):
+        kwargs["module"] = sqlite_driver.dbapi()  # one thread hop per statement
+        # every unit of work ends its transaction itself (commit, or rollback on error):
+        # the pool's rollback on check-in was one more hop to the connection's thread
+        kwargs["pool_reset_on_return"] = None
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
