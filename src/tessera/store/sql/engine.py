@@ -400,10 +400,11 @@ class SqlStore:
                     self._committing_head = appended[-1].seq
                 try:
                     await conn.commit()
+                    if appended:  # before the next await (the connection's check-in)
+                        self._own_head = appended[-1].seq
                 finally:
                     self._committing_head = None
             if appended:
-                self._own_head = appended[-1].seq
                 for handoff, stamp in zip(self._handoffs, before, strict=True):
                     handoff.committed(tuple(appended), stamp)
                 for listener in self._outbox_listeners:
