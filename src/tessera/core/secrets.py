@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["constant_time_equal", "derive_secret", "new_secret", "token_hash"]
+__all__ = ["constant_time_equal", "derive_secret", "new_id", "new_secret", "token_hash"]
 
 
 def _b64url(data: bytes) -> str:
@@ -22,6 +22,16 @@ def _b64url(data: bytes) -> str:
 def new_secret(nbytes: int = 32) -> str:
     """A fresh URL-safe random secret with ``nbytes`` of entropy."""
     return _b64url(secrets.token_bytes(nbytes))
+
+
+def new_id(nbytes: int = 16) -> str:
+    """A fresh URL-safe random identifier (session, refresh family, token, stream) that
+    never starts with ``-``: operators pass these to the CLI, which would read one that
+    does (one in 64) as an option. Redrawing keeps the other 63/64 of the space."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
 
 
 def token_hash(value: str) -> str:

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from tessera.core.scopes import ScopeError, format_scope, narrow_scope, parse_scope
-from tessera.core.secrets import constant_time_equal, derive_secret, new_secret, token_hash
+from tessera.core.secrets import (
+    constant_time_equal,
+    derive_secret,
+    new_id,
+    new_secret,
+    token_hash,
+)
 
 
 def test_scope_parsing_follows_rfc6749_section_3_3() -> None:
@@ -38,3 +44,17 @@ def test_derived_secrets_depend_on_key_label_and_value() -> None:
     assert base != derive_secret(b"x" * 32, "l", "v")
     assert base != derive_secret(key, "m", "v")
     assert base != derive_secret(key, "l", "w")
+
+
+def test_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session, family, token or stream id goes to the CLI as an argument; one that
+    started with '-' (1 in 64 of token_urlsafe's) was read as an option."""
+    import secrets
+
+    draws = iter(["-Tq3", "--x", "Ab-c"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda nbytes: next(draws))
+    assert new_id() == "Ab-c"
+    monkeypatch.undo()
+    ids = [new_id() for _ in range(2000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids) and all(len(i) == 22 for i in ids)

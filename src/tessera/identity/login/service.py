@@ -3,7 +3,6 @@ by its browser cookie."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 
 from tessera.application import signal_events
@@ -11,7 +10,7 @@ from tessera.application.transaction import transaction
 from tessera.core.acr import ACR_PASSWORD, AMR_PASSWORD
 from tessera.core.clock import Clock
 from tessera.core.federation import UpstreamSession
-from tessera.core.secrets import new_secret, token_hash
+from tessera.core.secrets import new_id, new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.core.users import User
 from tessera.identity.login.bounds import SessionBounds
@@ -127,7 +126,7 @@ class LoginService:
                     upstream: UpstreamSession | None = None) -> Session:
         now = self._clock.now()
         session = Session(
-            sid=secrets.token_urlsafe(16), user_id=user.user_id, tenant_id=user.tenant_id,
+            sid=new_id(), user_id=user.user_id, tenant_id=user.tenant_id,
             sv=1, acr=acr, amr=amr, auth_time=auth_time, created_at=now,
             last_seen_at=now, user_agent=(user_agent or "")[:_MAX_USER_AGENT] or None,
             client_address=(client_address or "")[:_MAX_ADDRESS] or None,

@@ -17,7 +17,6 @@ malformed delivery, receiver URL refused); no or inactive token 401; scope missi
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tessera.application.standing import client_tenant
+from tessera.core.secrets import new_id
 from tessera.core.signals import (
     DELIVERY_POLL,
     DELIVERY_PUSH,
@@ -257,7 +257,7 @@ class SsfApi:
         if body is None:
             raise InvalidRequest("a stream configuration (JSON object) is required")
         now = self._id.clock.now()
-        draft = Stream(stream_id=secrets.token_urlsafe(16), client_id=client_id,
+        draft = Stream(stream_id=new_id(), client_id=client_id,
                        tenant_id=tenant_id, aud=client_id, method=DELIVERY_POLL,
                        endpoint_url=None, events_requested=(), created_at=now,
                        updated_at=now)

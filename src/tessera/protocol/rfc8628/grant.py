@@ -18,7 +18,6 @@ roles at issuance, as for an authorization code.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from tessera.application.ports import AuditTrail
@@ -30,7 +29,7 @@ from tessera.core.device import APPROVED, DENIED, PENDING, DeviceCode
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
-from tessera.core.secrets import new_secret, token_hash
+from tessera.core.secrets import new_id, new_secret, token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
 from tessera.protocol.errors import (
@@ -160,7 +159,7 @@ class DeviceCodeGrant:
                             claims: AccessTokenClaims, scope: frozenset[str], now: float,
                             jkt: str | None) -> str:
         family = RefreshFamily(
-            family_id=secrets.token_urlsafe(16), sid=session.sid, client_id=client.client_id,
+            family_id=new_id(), sid=session.sid, client_id=client.client_id,
             user_id=session.user_id, tenant_id=session.tenant_id, scope=scope,
             audience=claims.audience, created_at=now, expires_at=now + self._family_ttl,
             jkt=jkt)

@@ -19,7 +19,6 @@ both users' role entitlements. The issued token names the admin in ``act`` (§4.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from tessera.core.acr import ACR_MFA, acr_satisfies
 from tessera.core.clock import Clock
 from tessera.core.roles import IMPERSONATOR
 from tessera.core.scopes import ScopeError, parse_scope
-from tessera.core.secrets import token_hash
+from tessera.core.secrets import new_id, token_hash
 from tessera.core.sessions import Session
 from tessera.observability import events
 from tessera.protocol.errors import InvalidGrant
@@ -124,7 +123,7 @@ class Impersonation:
             if actor_session is None or not actor_session.active:
                 raise InvalidGrant("the actor_token is not active", detail="actor session")
             session = Session(
-                sid=secrets.token_urlsafe(16), user_id=user_id,
+                sid=new_id(), user_id=user_id,
                 tenant_id=actor_session.tenant_id, sv=1, acr=str(actor["acr"]), amr=amr,
                 auth_time=float(actor["auth_time"]), created_at=now, last_seen_at=now,
                 user_agent=f"impersonated by {admin}", actor_sid=actor_session.sid,

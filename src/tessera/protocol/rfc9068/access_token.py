@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tessera.core.clients import Client
 from tessera.core.scopes import format_scope
+from tessera.core.secrets import new_id
 from tessera.keys import RingHolder
 from tessera.protocol.http import OAuthRequest
 from tessera.protocol.rfc8705 import MTLS_AUTH_METHODS, certificate_thumbprint, load_certificate
@@ -22,7 +22,7 @@ AT_TYP = "at+jwt"
 
 
 def new_jti() -> str:
-    return secrets.token_urlsafe(16)
+    return new_id()
 
 
 @dataclass(frozen=True, slots=True)

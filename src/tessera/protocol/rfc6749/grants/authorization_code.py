@@ -8,7 +8,6 @@ narrowed to the user's roles at redemption.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 
 from tessera.application import lifecycle
@@ -21,7 +20,7 @@ from tessera.core.federation import profile_claims
 from tessera.core.refresh import RefreshFamily, RefreshToken
 from tessera.core.roles import narrow_to_entitlement
 from tessera.core.scopes import format_scope
-from tessera.core.secrets import new_secret, token_hash
+from tessera.core.secrets import new_id, new_secret, token_hash
 from tessera.core.sessions import AuthorizationCode, Session
 from tessera.observability import events
 from tessera.protocol.errors import InvalidGrant
@@ -148,7 +147,7 @@ class AuthorizationCodeGrant:
     async def _start_family(self, tx: Transaction, code: AuthorizationCode, session: Session,
                             claims: AccessTokenClaims, now: float, jkt: str | None) -> str:
         family = RefreshFamily(
-            family_id=secrets.token_urlsafe(16), sid=session.sid, client_id=code.client_id,
+            family_id=new_id(), sid=session.sid, client_id=code.client_id,
             user_id=code.user_id, tenant_id=session.tenant_id, scope=code.scope,
             audience=claims.audience, created_at=now, expires_at=now + self._family_ttl,
             jkt=jkt,
