@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -196,6 +196,21 @@ def _session(row: Mapping[Any, Any]) -> Session:
     )
 
 
+def _acting_under(by_sid: bool, by_jti: bool) -> Any:
+    matches = [c for c in (sessions.c.actor_sid == bindparam("sid") if by_sid else None,
+                           sessions.c.actor_jti == bindparam("jti") if by_jti else None)
+               if c is not None]
+    return (select(sessions).where(or_(*matches), sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at))
+
+
+_ACTING_UNDER = {(s, j): _acting_under(s, j) for s in (False, True) for j in (False, True)
+                 if s or j}
+# every refresh rotation writes these two (``rotations.rotate_many_in``)
+_TOUCH = update(sessions).where(sessions.c.sid == bindparam("sid_"))
+_ADD_TOKEN = insert(refresh_tokens)
+
+
 class SqlSessionRepo(_Repo):
     async def add(self, session: Session, *, browser_handle_hash: str | None) -> None:
         await self.conn.execute(insert(sessions).values(
@@ -217,8 +232,7 @@ class SqlSessionRepo(_Repo):
         return _session(row) if row else None
 
     async def touch(self, sid: str, at: float) -> None:
-        await self.conn.execute(update(sessions).where(sessions.c.sid == sid)
-                                .values(last_seen_at=at))
+        await self.conn.execute(_TOUCH, {"sid_": sid, "last_seen_at": at})
 
     async def revoke(self, sid: str, *, at: float, reason: str) -> bool:
         result = await self.conn.execute(
@@ -276,12 +290,11 @@ class SqlSessionRepo(_Repo):
 
     async def acting_under(self, *, sid: str | None = None,
                            jti: str | None = None) -> list[Session]:
-        matches = [c for c in (sessions.c.actor_sid == sid if sid else None,
-                               sessions.c.actor_jti == jti if jti else None) if c is not None]
-        if not matches:
+        if not sid and not jti:
             return []
-        rows = await self.conn.execute(select(sessions).where(
-            or_(*matches), sessions.c.revoked_at.is_(None)).order_by(sessions.c.created_at))
+        # built once per shape (every access-token revocation asks by jti)
+        stmt = _ACTING_UNDER[(bool(sid), bool(jti))]
+        rows = await self.conn.execute(stmt, {"sid": sid, "jti": jti})
         return [_session(r) for r in rows.mappings()]
 
     async def active_for_tenant(self, tenant_id: str) -> list[Session]:
@@ -378,11 +391,10 @@ class SqlRefreshRepo(_Repo):
         return _family(row) if row else None
 
     async def add_token(self, token: RefreshToken) -> None:
-        await self.conn.execute(insert(refresh_tokens).values(
-            token_hash=token.token_hash, family_id=token.family_id,
-            generation=token.generation, issued_at=token.issued_at,
-            expires_at=token.expires_at, access_jti=token.access_jti,
-        ))
+        await self.conn.execute(_ADD_TOKEN, {
+            "token_hash": token.token_hash, "family_id": token.family_id,
+            "generation": token.generation, "issued_at": token.issued_at,
+            "expires_at": token.expires_at, "access_jti": token.access_jti})
 
     async def get_token(self, token_hash: str) -> RefreshToken | None:
         row = await self._one(select(refresh_tokens)

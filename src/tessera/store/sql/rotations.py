@@ -309,11 +309,18 @@ async def rotate_many_in(uow: UnitOfWork, batch: Sequence[RefreshRotation]) -> l
 
 async def rotate_guarded(conn: AsyncConnection, rotation: RefreshRotation) -> bool:
     """Mark the token rotated iff it is not yet and its family and session are live."""
-    t, f, s = refresh_tokens, refresh_families, sessions
-    result = await conn.execute(
-        update(t).where(
-            t.c.token_hash == rotation.token_hash, t.c.rotated_at.is_(None),
-            exists().where(f.c.family_id == t.c.family_id, f.c.revoked_at.is_(None)),
-            exists().where(s.c.sid == rotation.sid, s.c.revoked_at.is_(None)))
-        .values(rotated_at=rotation.at, successor_hash=rotation.successor.token_hash))
+    result = await conn.execute(_ROTATE_GUARDED, {
+        "hash": rotation.token_hash, "sid_": rotation.sid, "rotated_at": rotation.at,
+        "successor_hash": rotation.successor.token_hash})
     return bool(result.rowcount)
+
+
+def _rotate_guarded() -> Any:
+    t, f, s = refresh_tokens, refresh_families, sessions
+    return update(t).where(
+        t.c.token_hash == bindparam("hash"), t.c.rotated_at.is_(None),
+        exists().where(f.c.family_id == t.c.family_id, f.c.revoked_at.is_(None)),
+        exists().where(s.c.sid == bindparam("sid_"), s.c.revoked_at.is_(None)))
+
+
+_ROTATE_GUARDED = _rotate_guarded()  # built once: one per rotation on SQLite

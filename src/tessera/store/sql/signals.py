@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
@@ -25,6 +25,18 @@ from tessera.store.sql.schema import (
 )
 
 __all__ = ["SqlSignalRepo"]
+
+# The fan-out's and the pusher's reads, on every wake-up: built once (a statement built
+# per call costs as much CPU again as executing it).
+_EVENTS_SINCE = (select(signal_events).where(signal_events.c.id > bindparam("after"))
+                 .order_by(signal_events.c.id).limit(bindparam("limit")))
+_CURSOR = select(signal_cursors.c.seq).where(signal_cursors.c.name == bindparam("name"))
+_DUE = and_(signal_deliveries.c.status == "pending", signal_deliveries.c.mode == "push",
+            signal_deliveries.c.next_at <= bindparam("now"),
+            or_(signal_deliveries.c.lease_until.is_(None),
+                signal_deliveries.c.lease_until < bindparam("now")))
+_HAS_DUE = select(signal_deliveries.c.id).where(_DUE).limit(1)
+_OBSERVE = insert(risk_observations)  # every refresh rotation
 
 
 def _stream(row: RowMapping) -> Stream:
@@ -149,14 +161,13 @@ class SqlSignalRepo(Repo):
             data=event.data))
 
     async def events_since(self, after: int, *, limit: int) -> list[SignalEvent]:
-        rows = await self.conn.execute(select(signal_events).where(signal_events.c.id > after)
-                                       .order_by(signal_events.c.id).limit(limit))
+        rows = await self.conn.execute(_EVENTS_SINCE, {"after": after, "limit": limit})
         return [SignalEvent(kind=r["kind"], tenant_id=r["tenant_id"], user_id=r["user_id"],
                             at=r["at"], data=dict(r["data"]), id=int(r["id"]))
                 for r in rows.mappings()]
 
     async def cursor(self, name: str) -> int:
-        row = await self._one(select(signal_cursors.c.seq).where(signal_cursors.c.name == name))
+        row = (await self.conn.execute(_CURSOR, {"name": name})).mappings().first()
         return int(row["seq"]) if row is not None else 0
 
     async def advance(self, name: str, *, old: int, new: int) -> bool:
@@ -180,28 +191,20 @@ class SqlSignalRepo(Repo):
                 stmt.on_conflict_do_nothing(index_elements=["dedupe"]))).rowcount or 0
         return added
 
-    @staticmethod
-    def _due(now: float) -> Any:
-        free = or_(signal_deliveries.c.lease_until.is_(None),
-                   signal_deliveries.c.lease_until < now)
-        return and_(signal_deliveries.c.status == "pending", signal_deliveries.c.mode == "push",
-                    signal_deliveries.c.next_at <= now, free)
-
     async def has_due(self, *, now: float) -> bool:
-        row = await self._one(select(signal_deliveries.c.id).where(self._due(now)).limit(1))
-        return row is not None
+        return (await self.conn.execute(_HAS_DUE, {"now": now})).first() is not None
 
     async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
-        due = self._due(now)
-        rows = (await self.conn.execute(select(signal_deliveries.c.id).where(due)
+        rows = (await self.conn.execute(select(signal_deliveries.c.id).where(_DUE)
                                         .order_by(signal_deliveries.c.next_at,
                                                   signal_deliveries.c.id)
-                                        .limit(limit))).all()
+                                        .limit(limit), {"now": now})).all()
         claimed: list[Delivery] = []
         for (delivery_id,) in rows:
             result = await self.conn.execute(
-                update(signal_deliveries).where(signal_deliveries.c.id == delivery_id, due)
-                .values(lease_until=now + lease, attempts=signal_deliveries.c.attempts + 1))
+                update(signal_deliveries).where(signal_deliveries.c.id == delivery_id, _DUE)
+                .values(lease_until=now + lease, attempts=signal_deliveries.c.attempts + 1),
+                {"now": now})
             if result.rowcount:
                 row = await self._one(select(signal_deliveries).where(
                     signal_deliveries.c.id == delivery_id))
@@ -256,10 +259,10 @@ class SqlSignalRepo(Repo):
 
     async def observe(self, observation: RiskObservation) -> None:
         o = observation
-        await self.conn.execute(insert(risk_observations).values(
-            kind=o.kind, at=o.at, tenant_id=o.tenant_id, user_id=o.user_id,
-            family_id=o.family_id, address=o.address,
-            user_agent=o.user_agent[:300] if o.user_agent else None))
+        await self.conn.execute(_OBSERVE, {
+            "kind": o.kind, "at": o.at, "tenant_id": o.tenant_id, "user_id": o.user_id,
+            "family_id": o.family_id, "address": o.address,
+            "user_agent": o.user_agent[:300] if o.user_agent else None})
 
     async def observations(self, *, since: float, family_id: str | None = None,
                            address: str | None = None, kind: str | None = None,
