@@ -41,6 +41,8 @@ that is the same in every worker); the default, ``all``, would publish one serie
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
@@ -64,6 +66,25 @@ _RELAY_ERRORS = ("bus_rewound", "bus_unavailable", "store_error", "unexpected")
 """The ``reason`` values ``bus.relay.OutboxRelay`` passes to ``on_error``."""
 
 
+class _Children:
+    """A labelled metric's children, each looked up once: ``labels()`` checks the values
+    and takes the metric's lock on every call (~3 µs, several times per token request).
+    Only for labels whose values are few and known (grant types, outcomes, event
+    names)."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
 class IdentityMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -85,6 +106,10 @@ class IdentityMetrics:
                                    registry=r)
         self.audit_events = Counter("tessera_audit_events", "Committed audit events.",
                                     ("event",), registry=r)
+        # per request (token endpoint, every audit record): children looked up once
+        self._audit_events = _Children(self.audit_events)
+        self._issued = _Children(self.issued)
+        self._request_seconds = _Children(self.request_seconds)
         self.store_errors = Counter("tessera_store_errors",
                                     "Requests refused because the store failed, by endpoint.",
                                     ("endpoint",), registry=r)
@@ -133,12 +158,12 @@ class IdentityMetrics:
 
     def on_audit(self, record: AuditRecord) -> None:
         event = record.event
-        self.audit_events.labels(event).inc()
+        self._audit_events(event).inc()
         if event in _ISSUED:
             grant_type = {events.TOKEN_REFRESHED: "refresh_token",
                           events.TOKEN_EXCHANGED: "token_exchange"}.get(
                               event, str(record.fields.get("grant_type", "unknown")))
-            self.issued.labels(grant_type).inc()
+            self._issued(grant_type).inc()
         elif event == events.REFRESH_REUSE_DETECTED:
             self.reuse.inc()
         elif event == events.LOGIN_FAILED:
@@ -151,7 +176,7 @@ class IdentityMetrics:
         self.outbox_relay_errors.labels(reason).inc()
 
     def on_token_request(self, grant_type: str, error: str | None, seconds: float) -> None:
-        self.request_seconds.labels(grant_type, error or "ok").observe(seconds)
+        self._request_seconds(grant_type, error or "ok").observe(seconds)
         if error is not None:
             self.errors.labels(grant_type, error).inc()
             if error == _STORE_UNAVAILABLE:
