@@ -284,10 +284,12 @@ def main() -> int:
                    help="what-if: serialize write transactions per process (asyncio.Lock)")
     p.add_argument("--no-audit", action="store_true",
                    help="what-if: make AuditLog.record a no-op (not a supported setting)")
+    p.add_argument("--database-url",
+                   help="an empty database to profile on (PostgreSQL); default SQLite")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tessera-prof-"))
     try:
-        _prepare(tmp, args.algorithm)
+        _prepare(tmp, args.algorithm, args.database_url)
         asyncio.run(main_async(args))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
