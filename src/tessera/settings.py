@@ -196,7 +196,10 @@ class BusSettings(BaseModel):
     stream_maxlen: int = Field(1_000_000, ge=1000)
     """Approximate number of events the stream keeps; older followers re-snapshot."""
     poll_interval: float = Field(0.1, gt=0, le=5)
-    """How often the outbox relay looks for events committed by other processes."""
+    """How often the outbox relay looks for events committed by other processes while
+    nothing wakes it for them (PostgreSQL without its LISTEN connection, SQLite while
+    its change watch cannot read); while something does, it only wakes for
+    ``heartbeat``."""
     heartbeat: float = Field(1.0, gt=0, le=30)
     """The outbox relay marks a watermark this often when idle (and at once after moving
     events); the event feed sends a heartbeat carrying it. Followers are fresh only while
