@@ -322,6 +322,10 @@ async def test_an_outbox_that_went_back_is_read_from_the_stored_cursor(world: Wo
     (a database restored under a running service): session ends are still delivered."""
     app, rp, tokens, signals = await _signed_in_and_settled(world)
     signals.fanout._passed = 10**9  # as if it had read far past what the store holds now
+    assert await signals.fanout.fan_out_once() == 0
+    async with world.identity.store.unit_of_work(read_only=True) as uow:
+        head = await uow.revocations.last_seq()
+    assert signals.fanout._known == head  # not the forgotten position: hand-offs continue
     assert (await revoke(world.tessera, app, tokens["refresh_token"])).status_code == 200
     await pump(world.identity)
     assert [x.claims["sid"] for x in rp.logouts] == [claims_of(tokens["access_token"])["sid"]]

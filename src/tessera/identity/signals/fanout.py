@@ -160,7 +160,7 @@ class FanOut(BackgroundLoop):
             pending = await uow.revocations.since(start, limit=self._batch)
             if not pending and start > stored and await uow.revocations.last_seq() < start:
                 # the outbox went back (a restored database): forget what was passed
-                self._passed = 0
+                self._passed, start = 0, stored
                 pending = await uow.revocations.since(stored, limit=self._batch)
             signals_waiting = bool(await uow.signals.events_since(
                 await uow.signals.cursor(SIGNALS), limit=1))
