@@ -117,3 +117,13 @@ async def test_revocations_of_another_process_reach_memory(
             assert identity.mirror.answered == before + 2
     finally:
         await other.close()
+
+
+async def test_on_a_sqlite_file_the_relays_wait_on_the_change_watch(
+        identity: Identity) -> None:
+    """The watch of SQLite's change counter wakes them for other processes' commits, so
+    while it works they only wake by themselves for their heartbeat (as with LISTEN on
+    PostgreSQL); when it stops they poll again."""
+    async with running(identity):
+        await eventually(lambda: _true(all(r.event_driven for r in identity.relays)))
+    assert not any(r.event_driven for r in identity.relays)
