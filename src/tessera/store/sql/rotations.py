@@ -24,7 +24,6 @@ a rotation's server CPU for each of the two.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from functools import cache
 from typing import Any, cast
 
@@ -190,20 +189,19 @@ def _snapshot(row: Mapping[str, Any], risk: RefreshRead | None) -> RefreshSnapsh
         if key[:2] in part:
             part[key[:2]][key[2:]] = value
     roles = row["roles"]
-    snapshot = RefreshSnapshot(
+    observed: dict[str, Any] = {} if risk is None else {  # built once, not replaced after
+        "refreshes_in_burst": int(row["burst"] or 0),
+        "last_refresh": (None if row["last_id"] is None
+                         else (row["last_address"], row["last_agent"])),
+        "marks": frozenset(kind for i, (kind, _) in enumerate(risk.marks) if row[f"m_{i}"])}
+    return RefreshSnapshot(
         token=_refresh(part["t_"]), family=_family(part["f_"]), session=_session(part["s_"]),
         user=_user(part["u_"]) if part["u_"]["user_id"] is not None else None,  # type: ignore[arg-type]
         tenant=_tenant(part["n_"]) if part["n_"]["tenant_id"] is not None else None,  # type: ignore[arg-type]
         roles=frozenset(roles.split(_ROLE_SEPARATOR)) if roles else frozenset(),
         session_policy=(_policy(part["p_"])  # type: ignore[arg-type]
-                        if part["p_"]["tenant_id"] is not None else None))
-    if risk is None:
-        return snapshot
-    return replace(
-        snapshot, refreshes_in_burst=int(row["burst"] or 0),
-        last_refresh=(None if row["last_id"] is None
-                      else (row["last_address"], row["last_agent"])),
-        marks=frozenset(kind for i, (kind, _) in enumerate(risk.marks) if row[f"m_{i}"]))
+                        if part["p_"]["tenant_id"] is not None else None),
+        **observed)
 
 
 _ROTATE_MANY = text(
