@@ -70,21 +70,31 @@ async def test_sqlite_has_no_channel_and_listen_returns(sqlite_store: SqlStore) 
     await asyncio.wait_for(sqlite_store.listen_outbox(lambda: None), 1.0)
 
 
+async def _watching(store: SqlStore, woken: asyncio.Event, states: list[bool], *,
+                    interval: float = 0.005) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(
+        store.watch_outbox(woken.set, connected=states.append, interval=interval))
+    await asyncio.sleep(0)  # baseline taken, up to the first sleep
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def test_sqlite_file_watch_wakes_on_another_process_commit(
         sqlite_store: SqlStore) -> None:
     other = create_store(str(sqlite_store.engine.url))
     woken = asyncio.Event()
-    watch = asyncio.get_running_loop().create_task(
-        sqlite_store.watch_files(woken.set, interval=0.005))
+    watch = await _watching(sqlite_store, woken, [])
     try:
-        await asyncio.sleep(0)  # the watch task runs up to its first sleep: baseline taken
         assert not woken.is_set()
         await commit_events(other, "jti-x")
         await until(woken, timeout=2.0)
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await _stop(watch)
         await other.close()
 
 
@@ -95,10 +105,8 @@ async def test_sqlite_file_watch_ignores_commits_outside_the_outbox(
     fan-out's other outbox table) still wakes."""
     other = create_store(str(sqlite_store.engine.url))
     woken = asyncio.Event()
-    watch = asyncio.get_running_loop().create_task(
-        sqlite_store.watch_files(woken.set, interval=0.005))
+    watch = await _watching(sqlite_store, woken, [])
     try:
-        await asyncio.sleep(0)
         for n in range(5):
             async with other.unit_of_work() as uow:
                 await uow.audit.append([AuditRecord("token.issued", at=float(n), fields={})])
@@ -111,24 +119,8 @@ async def test_sqlite_file_watch_ignores_commits_outside_the_outbox(
         await commit_events(other, "jti-y")
         await until(woken, timeout=2.0)
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await _stop(watch)
         await other.close()
-
-
-async def _watching(store: SqlStore, woken: asyncio.Event, states: list[bool], *,
-                    interval: float = 0.005) -> asyncio.Task[None]:
-    task = asyncio.get_running_loop().create_task(
-        store.watch_files(woken.set, connected=states.append, interval=interval))
-    await asyncio.sleep(0)  # baseline taken, up to the first sleep
-    return task
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def test_sqlite_watch_leaves_this_process_own_commit_to_its_hand_off(

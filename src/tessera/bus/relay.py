@@ -13,7 +13,7 @@ wakes it at once after a local commit (and stamps when: with the time the batch 
 read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
 by other processes (the CLI, other workers) wake it too where the store can tell:
 PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), on SQLite a watch of the
-database's change counter (``SqlStore.watch_files``); while either works the relay only
+database's change counter (``SqlStore.watch_outbox``); while either works the relay only
 wakes by itself for its heartbeat (``event_driven``), and a short poll is the safety net
 when it does not (the listening connection lost, a failing read).
 

@@ -177,7 +177,7 @@ class Identity:
 
             watch = (self.store.listen_outbox(wake, connected=connected)
                      if self.store.outbox_channel is not None
-                     else self.store.watch_files(wake, connected=connected))
+                     else self.store.watch_outbox(wake, connected=connected))
             self.outbox_listener = asyncio.get_running_loop().create_task(watch)
         if self.signals is not None:
             self.signals.start()

@@ -201,11 +201,9 @@ class SqlStore:
         """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
         self._schema = schema
         self._own_head: int | None = None
-        """The last revocation seq this process committed (its listeners were woken with
-        the commit; ``watch_files`` need not wake them again for it)."""
-        self._committing_head: int | None = None
-        """The seq of the outbox commit in flight (the watch may see it before the
-        committing task resumes)."""
+        """The last revocation seq this process committed, or is committing (its
+        listeners are woken with the commit; ``watch_outbox`` need not wake them again
+        for it)."""
         self._hot: Any = None
         self._hot_lock = asyncio.Lock()
 
@@ -255,7 +253,7 @@ class SqlStore:
     def hand_off_outbox(self, listener: OutboxHandoff) -> None:
         self._handoffs.append(listener)
 
-    async def watch_files(self, listener: Callable[[], None], *,
+    async def watch_outbox(self, listener: Callable[[], None], *,
                           connected: Callable[[bool], None] | None = None,
                           interval: float = 0.01) -> None:
         """SQLite in a file: call ``listener`` when another commit (any process: the
@@ -307,7 +305,7 @@ class SqlStore:
                     continue
                 if current != head:
                     own = (head is not None and current[1] == head[1]
-                           and current[0] in (self._own_head, self._committing_head))
+                           and current[0] == self._own_head)
                     head = current
                     if not own:
                         listener()
@@ -396,14 +394,14 @@ class SqlStore:
                     raise
                 # stamped before the commit: every commit that ends earlier has lower seqs
                 before = [h.committing() for h in self._handoffs] if appended else []
-                if appended:
-                    self._committing_head = appended[-1].seq
+                previous = self._own_head
+                if appended:  # before the commit: the watch may see it first
+                    self._own_head = appended[-1].seq
                 try:
                     await conn.commit()
-                    if appended:  # before the next await (the connection's check-in)
-                        self._own_head = appended[-1].seq
-                finally:
-                    self._committing_head = None
+                except BaseException:  # committed or not: let the watch wake for it
+                    self._own_head = previous  # (SQLite's writers hold the write lock)
+                    raise
             if appended:
                 for handoff, stamp in zip(self._handoffs, before, strict=True):
                     handoff.committed(tuple(appended), stamp)
