@@ -87,9 +87,9 @@ class FanOut(BackgroundLoop):
         """Callables woken after new deliveries committed (the pusher)."""
         self._passed = 0
         """Revocation events up to this seq were read and make no delivery (not stored)."""
-        self._known: int | None = None
-        """Every revocation event up to this seq was fanned out or passed (None: unknown,
-        the next step reads)."""
+        self._current = False
+        """Every revocation event up to ``max(_stored, _passed)`` was fanned out or passed
+        (False: not known, the next step reads)."""
         self._stored = 0
         """The stored revocation cursor, as last read."""
         self._handed: list[RevocationEvent] = []
@@ -120,14 +120,15 @@ class FanOut(BackgroundLoop):
     def _pass_handed(self) -> bool:
         """Pass the handed events without reading, if that is certain to be right."""
         handed, self._handed = self._handed, []
-        if self._look or self._known is None or not handed:
+        if self._look or not self._current or not handed:
             return False
-        last = self._known + len(handed)
-        if [e.seq for e in handed] != list(range(self._known + 1, last + 1)):
+        known = max(self._stored, self._passed)
+        last = known + len(handed)
+        if [e.seq for e in handed] != list(range(known + 1, last + 1)):
             return False  # a gap: another process's commit (or a burnt seq)
         if any(e.kind in ENDS for e in handed) or last - self._stored >= self._batch:
             return False
-        self._passed = self._known = last
+        self._passed = last
         return True
 
     async def step(self) -> bool:
@@ -153,21 +154,21 @@ class FanOut(BackgroundLoop):
     async def fan_out_once(self) -> int:
         """Turn the next events into deliveries; returns how many events were read (0:
         none waiting). Raises ``_CursorMoved`` when another process won the batch."""
-        self._known = None
+        self._current = False
         async with self._store.unit_of_work(read_only=True) as uow:  # idle: no write lock
             stored = await uow.signals.cursor(REVOCATIONS)
             start = max(stored, self._passed)
             pending = await uow.revocations.since(start, limit=self._batch)
             if not pending and start > stored and await uow.revocations.last_seq() < start:
                 # the outbox went back (a restored database): forget what was passed
-                self._passed, start = 0, stored
+                self._passed = 0
                 pending = await uow.revocations.since(stored, limit=self._batch)
             signals_waiting = bool(await uow.signals.events_since(
                 await uow.signals.cursor(SIGNALS), limit=1))
         self._stored = stored
         if not signals_waiting:
             if not pending:
-                self._known = start
+                self._current = True
                 return 0
             last = pending[-1].seq
             assert last is not None
@@ -176,7 +177,7 @@ class FanOut(BackgroundLoop):
                 # transaction per event, which would queue the next revocation behind it.
                 # Remembered in memory; the stored cursor moves with the next delivery or
                 # once a batch of them passed (a restart reads them again: still nothing).
-                self._passed = self._known = last
+                self._passed, self._current = last, True
                 return 0
         async with self._store.unit_of_work() as uow:
             read = 0
@@ -190,9 +191,9 @@ class FanOut(BackgroundLoop):
                 if not await uow.signals.advance(REVOCATIONS, old=cursor, new=last):
                     raise _CursorMoved
                 read += len(events)
-                known = last if len(events) < self._batch else None
+                through, current = last, len(events) < self._batch
             else:
-                known = cursor
+                through, current = cursor, True
             cursor = await uow.signals.cursor(SIGNALS)
             signals = await uow.signals.events_since(cursor, limit=self._batch)
             if signals:
@@ -202,9 +203,9 @@ class FanOut(BackgroundLoop):
                 if not await uow.signals.advance(SIGNALS, old=cursor, new=last_id):
                     raise _CursorMoved
                 read += len(signals)
-        self._known = known  # committed
-        if known is not None:
-            self._stored = self._passed = known
+        if current:  # committed: everything up to ``through`` is fanned out
+            self._stored = self._passed = through
+        self._current = current
         return read
 
     # -- revocations -------------------------------------------------------------------
