@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -14,5 +15,6 @@ class Repo:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def _one(self, stmt: Any) -> RowMapping | None:
-        return (await self.conn.execute(stmt)).mappings().first()
+    async def _one(self, stmt: Any, params: Mapping[str, Any] | None = None
+                   ) -> RowMapping | None:
+        return (await self.conn.execute(stmt, params)).mappings().first()

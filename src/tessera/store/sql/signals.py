@@ -167,7 +167,7 @@ class SqlSignalRepo(Repo):
                 for r in rows.mappings()]
 
     async def cursor(self, name: str) -> int:
-        row = (await self.conn.execute(_CURSOR, {"name": name})).mappings().first()
+        row = await self._one(_CURSOR, {"name": name})
         return int(row["seq"]) if row is not None else 0
 
     async def advance(self, name: str, *, old: int, new: int) -> bool:
@@ -192,7 +192,7 @@ class SqlSignalRepo(Repo):
         return added
 
     async def has_due(self, *, now: float) -> bool:
-        return (await self.conn.execute(_HAS_DUE, {"now": now})).first() is not None
+        return await self._one(_HAS_DUE, {"now": now}) is not None
 
     async def claim(self, *, now: float, lease: float, limit: int) -> list[Delivery]:
         rows = (await self.conn.execute(select(signal_deliveries.c.id).where(_DUE)
