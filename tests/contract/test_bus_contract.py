@@ -278,3 +278,70 @@ async def test_redis_entries_carry_the_stage_stamps_and_old_entries_still_read()
     finally:
         await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
         await bus.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_redis_a_follower_reads_on_its_own_connection(protocol: int) -> None:
+    """The blocking read holds a connection of its own, not one of the client's pool (which
+    stays free for publishing), and reads RESP2 and RESP3 replies alike (the URL may ask
+    for either); the connection closes with the follower."""
+    import redis.asyncio as aioredis
+
+    from tessera.bus.redis_streams import RedisStreamsBus
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    client = aioredis.Redis.from_url(url, protocol=protocol, socket_timeout=5)
+    bus = RedisStreamsBus(client, stream=stream, socket_timeout=5)
+    pool: Any = client.connection_pool
+    try:
+        await bus.publish(OutboxBatch([ev(1)], after=0, complete_at=1.0))
+        follower = bus.follow(0, heartbeat=0.05)
+        first = await asyncio.wait_for(follower.__anext__(), 5)
+        assert [e.seq for e in first] == [1] and first[0] == ev(1)
+        assert first.watermark is not None and first.watermark.head == 1
+        waiting = asyncio.ensure_future(follower.__anext__())
+        await asyncio.sleep(0.02)  # blocked in XREAD now
+        assert not pool._in_use_connections, "the pool's connections stay free"
+        await bus.publish(OutboxBatch([ev(2), ev(3)], after=1))
+        assert [e.seq for e in await asyncio.wait_for(waiting, 5)] == [2, 3]
+        await follower.aclose()  # type: ignore[attr-defined]
+        clients = await client.client_list()
+        assert sum(1 for c in clients if c.get("cmd") == "xread") == 0, \
+            "the follower's connection closed with it"
+    finally:
+        await client.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        await bus.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_a_read_past_its_deadline_fails_and_closes_the_connection() -> None:
+    """A read with no reply within the socket timeout (a silent partition) fails as a
+    timeout, which ``follow`` reports as ``BusUnavailable``; the connection is closed, not
+    left with a reply pending for the next read to mistake for its own."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from tessera.bus.redis_streams import RedisStreamsBus
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(url, stream=stream, socket_timeout=0.2)
+    reader = bus._reader()
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):  # BLOCK 2 s: no reply before the deadline
+            await reader.xread({stream: "0-0"}, 2000)
+        assert asyncio.get_running_loop().time() - started < 1.5
+        assert not reader._connection.is_connected
+        await bus.publish([ev(1)])
+        assert [(name, [e for e, _ in entries]) for name, entries in
+                await reader.xread({stream: "0-0"}, None)] == [(stream.encode(), [b"1-0"])]
+        follower = bus.follow(0, heartbeat=10.0)  # its block is kept under the timeout
+        assert [e.seq for e in await asyncio.wait_for(follower.__anext__(), 5)] == [1]
+        assert await asyncio.wait_for(follower.__anext__(), 5) == []
+        await follower.aclose()  # type: ignore[attr-defined]
+    finally:
+        await reader.aclose()
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        await bus.aclose()

@@ -33,7 +33,12 @@ whose head is past the cursor while the stream has nothing more to give means ev
 lost or trimmed: ``BusGap`` (the follower fetches them from the identity service).
 
 Connections use a socket timeout (``socket_timeout``, longer than the blocking read), so a
-silently dead connection is noticed and retried instead of blocking forever.
+silently dead connection is noticed and retried instead of blocking forever. A follower
+reads on a connection of its own (``_Reader``), opened with the client's settings: a
+blocking read would hold a pooled one anyway, and owning it skips the pool and the task
+redis-py starts per command to time its send (``asyncio.wait_for`` before Python 3.12),
+most of the client's CPU per read. The read keeps its deadline (``asyncio.timeout``); one
+that expires closes the connection, as the client's own timeout does.
 """
 
 from __future__ import annotations
@@ -268,6 +273,13 @@ class RedisStreamsBus:
         if first is None and trimmed and cursor < await self.last_seq():
             raise BusGap(f"events after {cursor} were trimmed from {self._stream}")
 
+    def _reader(self) -> _Reader:
+        pool = getattr(self._redis, "connection_pool", None)
+        if pool is None:  # Redis Cluster: the client routes each read to the slot's node
+            return _Reader(self._redis, None, self._socket_timeout)
+        kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+        return _Reader(self._redis, pool.connection_class(**kwargs), self._socket_timeout)
+
     def _take(self, entries: Any, cursor: int, into: BusBatch, received: float) -> int:
         fields: Any = None
         for entry_id, fields in entries:
@@ -289,17 +301,17 @@ class RedisStreamsBus:
         if self._socket_timeout is not None:  # the blocking read must end well before it
             heartbeat = min(heartbeat, self._socket_timeout / 2)
         block_ms = max(1, int(heartbeat * 1000))
+        reader = self._reader()
         try:
             await self._check_gap(cursor)
             while True:
-                reply: Any = await self._redis.xread(
-                    {self._stream: f"{cursor}-0", self._watermarks: wm_id}, count=_COUNT,
-                    block=block_ms)
+                reply = await reader.xread(
+                    {self._stream: f"{cursor}-0", self._watermarks: wm_id}, block_ms)
                 received = time.time()  # telemetry (the stage split), never a decision
                 events = BusBatch()
                 watermark: Watermark | None = None
                 full = False
-                for name, entries in reply or []:
+                for name, entries in reply:
                     if _text(name) == self._stream:
                         cursor = self._take(entries, cursor, events, received)
                         full = len(entries) >= _COUNT
@@ -315,8 +327,7 @@ class RedisStreamsBus:
                     # Every event up to seen_head was on the stream before that watermark.
                     # One non-blocking read (a reply may carry only the key that woke it):
                     # nothing more means they are gone.
-                    more: Any = await self._redis.xread({self._stream: f"{cursor}-0"},
-                                                        count=_COUNT)
+                    more = await reader.xread({self._stream: f"{cursor}-0"}, None)
                     entries = more[0][1] if more else []
                     if not entries:
                         raise BusGap(f"events {cursor}..{seen_head} are not on "
@@ -328,6 +339,8 @@ class RedisStreamsBus:
             raise BusUnavailable(f"redis: {exc}") from None
         except RedisError as exc:
             raise BusUnavailable(f"redis: {exc}") from None
+        finally:
+            await reader.aclose()
 
     async def aclose(self) -> None:
         """Close the client, waiting at most ``CLOSE_TIMEOUT`` seconds: redis-py's close
@@ -340,6 +353,53 @@ class RedisStreamsBus:
         except TimeoutError:
             _log.warning("redis bus: the client did not finish closing in %.0fs; "
                          "going on", CLOSE_TIMEOUT)
+
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+class _Reader:
+    """``XREAD`` for one follower: on its own connection (the module docstring), or through
+    the client where it has no single pool (Redis Cluster)."""
+
+    def __init__(self, client: Any, connection: Any, timeout: float | None) -> None:
+        self._client = client
+        self._connection = connection
+        self._timeout = timeout
+
+    async def xread(self, streams: dict[str, str], block_ms: int | None
+                    ) -> list[tuple[bytes, Entries]]:
+        """``[(stream, [(id, fields)])]`` for the streams with entries after the ids."""
+        if self._connection is None:
+            reply: Any = await self._client.xread(streams, count=_COUNT, block=block_ms)
+            return list(reply.items()) if isinstance(reply, dict) else reply or []
+        args: list[Any] = ["XREAD", "COUNT", _COUNT]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", *streams, *streams.values()]
+        if not self._connection.is_connected:  # through connect(): a Sentinel-managed
+            await self._connection.connect()    # one asks the Sentinels for the master
+        await self._connection.send_command(*args)
+        if self._timeout is None:
+            return _entries(await self._connection.read_response())
+        try:  # a read cancelled by its deadline closes the connection (redis-py does)
+            async with asyncio.timeout(self._timeout):
+                return _entries(await self._connection.read_response())
+        except TimeoutError:
+            raise RedisTimeoutError(f"no reply in {self._timeout}s") from None
+
+    async def aclose(self) -> None:
+        if self._connection is not None:
+            await self._connection.disconnect(nowait=True)
+
+
+def _entries(reply: Any) -> list[tuple[bytes, Entries]]:
+    """A raw ``XREAD`` reply (RESP2 lists or a RESP3 map) in the client's parsed shape."""
+    if not reply:
+        return []
+    streams = reply.items() if isinstance(reply, dict) else reply
+    return [(name, [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
+                    for entry_id, fields in entries]) for name, entries in streams]
 
 
 def _timing(fields: dict[bytes, bytes], received: float) -> dict[str, float]:
