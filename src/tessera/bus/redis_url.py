@@ -171,10 +171,12 @@ def connect(url: str, **kwargs: Any) -> Any:
     return sentinel.master_for(target.service, redis_class=SentinelMaster)
 
 
-def limits_storage(url: str, **options: Any) -> tuple[Any, Any]:
+def limits_storage(url: str, *, storage_class: type | None = None, **options: Any
+                   ) -> tuple[Any, Any]:
     """A ``limits`` async storage for ``url`` (the throttles' moving windows) and the
     client whose connections it uses (to close). Single node and Sentinel share redis-py's
-    connection pool; a Cluster gets limits' own cluster storage."""
+    connection pool, in a ``storage_class`` (default ``RedisStorage``); a Cluster gets
+    limits' own cluster storage."""
     from limits.aio.storage import RedisClusterStorage, RedisStorage
 
     target = parse(url)
@@ -185,6 +187,7 @@ def limits_storage(url: str, **options: Any) -> tuple[Any, Any]:
         storage: Any = RedisClusterStorage("async+redis+cluster://" + url.split("://", 1)[1],
                                            implementation="redispy", **options)
         return storage, client
-    storage = RedisStorage("async+redis://", implementation="redispy",
-                           connection_pool=client.connection_pool, **options)
+    storage = (storage_class or RedisStorage)(
+        "async+redis://", implementation="redispy", connection_pool=client.connection_pool,
+        **options)
     return storage, client

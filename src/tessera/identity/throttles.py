@@ -15,7 +15,9 @@ throttle                    key                                   counts
 ==========================  ====================================  ===========================
 
 Where the counts live (``throttle_storage``): Redis when ``bus.redis_url`` is set (one
-count for every worker of every instance, under ``security.throttle_key_prefix``); with
+count for every worker of every instance, under ``security.throttle_key_prefix``; hits
+are announced so that a check with none recorded anywhere skips the round trip,
+``tessera.identity.throttle_redis``); with
 ``tessera serve --workers N`` and no Redis, a SQLite file in the data directory shared by
 that host's workers (``FileStorage``); else this process's memory. When the storage
 fails (Redis down) a throttle counts in memory instead and says so in the log, once:
@@ -82,7 +84,8 @@ class LimitsThrottle:
         self._limiter = MovingWindowRateLimiter(storage)
         quiet = getattr(storage, "nothing_recorded", None)
         self._quiet: Callable[[], bool] | None = quiet if callable(quiet) else None
-        """Cheap proof that no key has a hit (the local stores; not Redis)."""
+        """Cheap proof that no key has a hit (the local stores; Redis through announced
+        hits, ``throttle_redis``; not a Redis Cluster)."""
         self._fallback = MovingWindowRateLimiter(fallback or SafeMemoryStorage())
         self._prefix = f"{prefix}:{name}"
         self._failing = False
@@ -149,10 +152,21 @@ def throttle_storage(settings: Settings) -> tuple[Storage, Callable[[], Awaitabl
     and how to release it."""
     url = settings.bus.redis_url
     if url:
-        from tessera.bus.redis_url import limits_storage
+        from tessera.bus.redis_url import limits_storage, parse
+        from tessera.identity.throttle_redis import SignalledRedisStorage
 
-        storage, client = limits_storage(url, wrap_exceptions=True)
-        return storage, client.aclose
+        if parse(url).mode == "cluster":
+            storage, client = limits_storage(url, wrap_exceptions=True)
+            return storage, client.aclose
+        signalled, client = limits_storage(
+            url, storage_class=SignalledRedisStorage, wrap_exceptions=True,
+            hits_channel=f"{key_prefix(settings)}:hits")
+
+        async def close_both() -> None:
+            await signalled.listener.aclose()
+            await client.aclose()
+
+        return signalled, close_both
     if settings.server.workers > 1:
         shared = FileStorage(settings.data_dir / "throttles.db")
 
