@@ -24,6 +24,9 @@ Requests, one JSON object per line on stdin; replies, one per line on stdout:
   changes, JWKS fetches, the last reported cursor.
 - ``{"op": "quit"}``.
 
+The agent runs on uvloop when it is installed, as a service served by ``uvicorn[standard]``
+does (the verifier runs on its host's loop).
+
 At start the agent prints ``{"event": "ready", "cursor": n}`` once the follower is synced
 (at once with ``--no-wait``: a verifier starting while the identity service is down).
 ``--source raw`` is the baseline: a plain (synchronous) redis-py ``XREAD BLOCK`` loop that
@@ -39,7 +42,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +301,17 @@ def main() -> None:
             raw_reader(args)
         return
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        asyncio.run(serve(args))
+        run(serve(args))
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """On uvloop where it is installed, as a service under ``uvicorn[standard]`` runs."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 if __name__ == "__main__":
