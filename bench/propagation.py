@@ -69,6 +69,8 @@ AUDIENCE = "https://api.example"
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 3.0
 WARMUP = 10
+WATCH_CHUNK = 200
+"""Watches sent to each agent before their acknowledgements are read."""
 
 
 def free_port() -> int:
@@ -381,14 +383,19 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
     after_record: list[float] = []
     stages: dict[str, list[float]] = {name: [] for name in (*STAGES, BESIDE)}
     with started_agents(procs, n, cmd, f"{kind}-agent") as readers:
-        for i, token in enumerate(tokens):
-            for proc in readers.procs:
-                send(proc, {"op": "watch", "id": i, "token": token})
-        for i in range(total):
-            acks = readers.wait_all(lambda m, i=i: m.get("id") == i and "ok" in m,
-                                    timeout=30, what="watch acknowledged")
-            if not all(a["ok"] for a in acks):
-                raise RuntimeError(f"a verifier refused a fresh token: {acks}")
+        # in chunks, each acknowledged before the next is sent: the agents' replies must
+        # not fill their pipes while this process is still writing to them (a deadlock
+        # at ~3,000 revocations when every watch was sent first)
+        for start in range(0, total, WATCH_CHUNK):
+            chunk = range(start, min(total, start + WATCH_CHUNK))
+            for i in chunk:
+                for proc in readers.procs:
+                    send(proc, {"op": "watch", "id": i, "token": tokens[i]})
+            for i in chunk:
+                acks = readers.wait_all(lambda m, i=i: m.get("id") == i and "ok" in m,
+                                        timeout=30, what="watch acknowledged")
+                if not all(a["ok"] for a in acks):
+                    raise RuntimeError(f"a verifier refused a fresh token: {acks}")
         due = time.monotonic()
         for i, token in enumerate(tokens):
             pace(readers, due)
