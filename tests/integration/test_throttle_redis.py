@@ -112,3 +112,27 @@ async def test_a_lost_subscription_means_every_check_reads_redis_until_it_is_bac
     await _until(lambda: storage.listener.listening, "subscribed again")
     assert not storage.nothing_recorded()
     assert await second.client_auth.blocked("k")
+
+
+def test_a_listener_left_behind_by_its_loop_proves_nothing_on_the_next() -> None:
+    """A throttle outliving its event loop (a test's, a reloaded server's): the listener
+    of the old loop is gone, so the next loop's checks read Redis until a listener of its
+    own has subscribed (and one is started: not left waiting on the ended one)."""
+    url = require_service(REDIS_URL, "Redis")
+    settings = make_settings(Path("."), bus={"redis_url": url},
+                             security={"throttle_key_prefix": f"t-{uuid.uuid4().hex}"})
+    throttles = build_throttles(settings)
+    storage = _storage(throttles)
+
+    async def first_loop() -> None:
+        assert not await throttles.client_auth.blocked("k")
+        await _until(storage.nothing_recorded, "subscribed and quiet")
+        await storage.listener._client.connection_pool.disconnect()  # the loop's sockets
+
+    async def next_loop() -> None:
+        assert not storage.nothing_recorded(), "a listener of an ended loop proves nothing"
+        await _until(storage.nothing_recorded, "a listener of its own")
+        await throttles.aclose()
+
+    asyncio.run(first_loop())
+    asyncio.run(next_loop())

@@ -61,8 +61,12 @@ class HitListener:
     def quiet(self) -> bool:
         """No hit's window open anywhere, as far as a working subscription proves. The
         first call starts the listener (it answers ``False`` until subscribed)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._listen())
+        task, loop = self._task, asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            # first use, or the listener of a loop that ended (its flag proves nothing)
+            self.listening = False
+            self._task = loop.create_task(self._listen())
+            return False
         return self.listening and time.monotonic() >= self._open_until
 
     def heard(self, window: float) -> None:
