@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -50,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -397,15 +400,13 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                 if not all(a["ok"] for a in acks):
                     raise RuntimeError(f"a verifier refused a fresh token: {acks}")
         due = time.monotonic()
+        revoke = Revoker(service)
         for i, token in enumerate(tokens):
             pace(readers, due)
             due = time.monotonic() + interval
             sent = time.time()
-            response = http.post("/revoke", data={"token": token,
-                                                  "token_type_hint": "access_token"},
-                                 auth=(service.svc_id, service.svc_secret))
+            revoke(token)
             answered = time.time()
-            response.raise_for_status()
             seen = readers.wait_all(
                 lambda m, i=i: m.get("event") == "rejected" and m.get("id") == i,
                 timeout=10, what=f"revocation {i} applied")
@@ -417,8 +418,35 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                     split = _split(sent, answered, m)
                     for name, value in split.items():
                         stages[name].append(value)
+        revoke.close()
     return Result(kind, n, lags, after_record,
                   {k: v for k, v in stages.items() if v})
+
+
+class Revoker:
+    """``POST /revoke`` on one kept-alive connection with the standard library's client:
+    httpx spends ~0.5 ms of this process's CPU per request (measured beside
+    ``http.client`` against the same socket server), a quarter of it before the request
+    is on the wire — inside the lag measured, and CPU the measured processes share."""
+
+    def __init__(self, service: Service) -> None:
+        parts = urllib.parse.urlsplit(service.url)
+        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                                timeout=10)
+        basic = base64.b64encode(f"{service.svc_id}:{service.svc_secret}".encode())
+        self._headers = {"authorization": f"Basic {basic.decode()}",
+                         "content-type": "application/x-www-form-urlencoded"}
+
+    def __call__(self, token: str) -> None:
+        body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
+        self._conn.request("POST", "/revoke", body=body.encode(), headers=self._headers)
+        response = self._conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/revoke answered {response.status}: {answer[:200]!r}")
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def measure_raw(procs: Procs, *, n: int, revocations: int, redis_url: str,
