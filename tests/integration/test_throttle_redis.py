@@ -136,3 +136,37 @@ def test_a_listener_left_behind_by_its_loop_proves_nothing_on_the_next() -> None
 
     asyncio.run(first_loop())
     asyncio.run(next_loop())
+
+
+async def test_a_silent_partition_ends_the_fast_path_and_checks_fail_in_bounded_time(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """No RST, no FIN: the listener's pings go unanswered, so within three beats it stops
+    vouching (a hit announced meanwhile would not reach it); a check then reads Redis, and
+    that read fails after the client's timeout instead of hanging the authentication —
+    the throttle counts in memory meanwhile."""
+    from tessera.identity.throttle_redis import HEARTBEAT
+    from tests.system._procs import TcpProxy
+
+    url = require_service(REDIS_URL, "Redis")
+    proxy = TcpProxy(int(url.rsplit(":", 1)[1].split("/")[0]))
+    await proxy.start()
+    settings = make_settings(Path("."), bus={"redis_url": proxy.url},
+                             security={"throttle_key_prefix": f"t-{uuid.uuid4().hex}"})
+    throttles = build_throttles(settings)
+    storage = _storage(throttles)
+    try:
+        assert not await throttles.client_auth.blocked("k")
+        await _until(storage.nothing_recorded, "subscribed and quiet")
+        proxy.blackhole()
+        started = time.monotonic()
+        await _until(lambda: not storage.nothing_recorded(), "the silence noticed",
+                     timeout=3 * HEARTBEAT + 2)
+        assert time.monotonic() - started <= 3 * HEARTBEAT + 1
+        started = time.monotonic()
+        async with asyncio.timeout(10):  # a check waits the timeout, not for ever
+            assert not await throttles.client_auth.blocked("k")  # counted in memory now
+        assert time.monotonic() - started < 5
+        assert any("storage failed" in r.getMessage() for r in caplog.records)
+    finally:
+        await throttles.aclose()
+        await proxy.aclose()

@@ -171,16 +171,18 @@ def connect(url: str, **kwargs: Any) -> Any:
     return sentinel.master_for(target.service, redis_class=SentinelMaster)
 
 
-def limits_storage(url: str, *, storage_class: type | None = None, **options: Any
-                   ) -> tuple[Any, Any]:
+def limits_storage(url: str, *, storage_class: type | None = None, timeout: float = 2.0,
+                   **options: Any) -> tuple[Any, Any]:
     """A ``limits`` async storage for ``url`` (the throttles' moving windows) and the
     client whose connections it uses (to close). Single node and Sentinel share redis-py's
     connection pool, in a ``storage_class`` (default ``RedisStorage``); a Cluster gets
-    limits' own cluster storage."""
+    limits' own cluster storage. ``timeout`` bounds connecting and each reply: a silent
+    partition fails the check (the throttles then count in memory) instead of holding
+    every client authentication for as long as it lasts."""
     from limits.aio.storage import RedisClusterStorage, RedisStorage
 
     target = parse(url)
-    client = connect(url)
+    client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     if target.mode == "cluster":
         if target.tls:
             options = {**options, "ssl": True}
