@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pyotp
+import pytest
 
 from tessera.application import accounts, admin
 from tessera.core.acr import ACR_MFA, ACR_PASSWORD
@@ -373,3 +374,39 @@ async def test_the_console_names_the_administrator(
     assert "<span id=acting_admin>root</span>" in page.text
     listing = await tessera.http.get("/console/sessions", params={"user_id": world.user_id})
     assert "impersonated by root" in listing.text
+
+
+async def test_only_a_token_of_a_users_session_is_looked_up_as_an_actor(
+        tessera: TesseraDriver, identity: Identity, clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Impersonation needs an actor token of a user's session (``check_actor``), so the
+    revocation of a token without ``sid`` (client credentials) skips the lookup of
+    impersonations opened with it — every machine token's revocation paid it — while
+    an administrator's token is still looked up and its impersonation ended."""
+    from tessera.store.sql.repos import SqlSessionRepo
+
+    world = await _world(tessera, identity, clock)
+    lookups: list[str | None] = []
+    original = SqlSessionRepo.acting_under
+
+    async def counted(self: SqlSessionRepo, *, sid: str | None = None,
+                      jti: str | None = None) -> Any:
+        lookups.append(jti)
+        return await original(self, sid=sid, jti=jti)
+
+    monkeypatch.setattr(SqlSessionRepo, "acting_under", counted)
+    service = await tessera.client(grants=("client_credentials",))
+    machine = (await tessera.token(service, grant_type="client_credentials")).json()[
+        "access_token"]
+    assert "sid" not in claims_of(machine)
+    assert (await tessera.http.post("/revoke", data={"token": machine},
+                                    auth=service.auth)).status_code == 200  # type: ignore[arg-type]
+    assert await tessera.introspect(service, machine) == {"active": False}
+    assert lookups == []
+
+    admin_token = world.admin_tokens["access_token"]
+    token = (await world.impersonate(admin_token)).json()["access_token"]
+    assert (await tessera.http.post("/revoke", data={"token": admin_token},
+                                    auth=world.support.auth)).status_code == 200  # type: ignore[arg-type]
+    assert lookups == [claims_of(admin_token)["jti"]]
+    assert await tessera.introspect(world.support, token) == {"active": False}

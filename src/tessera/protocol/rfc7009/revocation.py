@@ -92,9 +92,10 @@ class RevocationEndpoint:
             await lifecycle.revoke_access_token(
                 tx, verified.jti, at=self._clock.now(), expires_at=verified.exp,
                 client_id=client.client_id, token_digest=token_hash(token))
-            await lifecycle.end_impersonations(tx, at=self._clock.now(), jti=verified.jti,
-                                               reason="actor_token_revoked",
-                                               token_ttl=self._tokens.ttl)
+            if verified.sid is not None:  # only a user's token can have been an actor
+                await lifecycle.end_impersonations(  # token (impersonation opens under sid)
+                    tx, at=self._clock.now(), jti=verified.jti, reason="actor_token_revoked",
+                    token_ttl=self._tokens.ttl)
 
     async def _revoke_refresh(self, token: str, client: Client) -> bool:
         """False if ``token`` is no refresh token we know (it may be a reference)."""
