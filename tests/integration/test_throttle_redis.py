@@ -170,3 +170,28 @@ async def test_a_silent_partition_ends_the_fast_path_and_checks_fail_in_bounded_
     finally:
         await throttles.aclose()
         await proxy.aclose()
+
+
+async def test_a_hit_whose_message_is_refused_is_still_counted_and_seen_within_a_beat(
+        instances: tuple[Throttles, Throttles], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ACL without ``+publish`` (or a lost message): the hit is counted in Redis all
+    the same (not in memory), and the other processes see its mark at their next ping."""
+    from redis.exceptions import NoPermissionError
+
+    from tessera.identity.throttle_redis import HEARTBEAT
+
+    first, second = instances
+    assert not await second.client_auth.blocked("k")
+    await _until(_storage(second).nothing_recorded, "subscribed and quiet")
+
+    async def refused(*_args: Any) -> int:
+        raise NoPermissionError("this user has no permissions to run the 'publish' command")
+
+    monkeypatch.setattr(_storage(first).listener._client, "publish", refused)
+    assert [await first.client_auth.hit("k") for _ in range(4)] == [True, True, True, False]
+    assert not first.client_auth._failing, "counted in Redis, not in memory"
+    started = time.monotonic()
+    await _until(lambda: not _storage(second).nothing_recorded(), "the mark seen",
+                 timeout=2 * HEARTBEAT + 1)
+    assert time.monotonic() - started <= 2 * HEARTBEAT + 0.5
+    assert await second.client_auth.blocked("k")

@@ -40,6 +40,7 @@ from tessera.bus import BusUnavailable, OutboxBatch
 from tessera.bus.redis_streams import RedisStreamsBus
 from tessera.bus.redis_url import RedisUrlError, connect, limits_storage, parse
 from tessera.core.revocation import RevocationEvent, RevocationKind
+from tessera.identity.throttle_redis import SignalledRedisStorage
 from tessera.verifier.envelope import RedisSeenEnvelopes
 from tessera.verifier.replay import RedisReplayCache
 from tests.conftest import IN_CI
@@ -126,7 +127,7 @@ async def _start(tmp: Path, name: str, lines: list[str], port: int, *,
 
 
 LEAST_PRIVILEGE = ("~tessera:* ~{tessera}:* ~LIMITS* &* -@all +@read +@write +@stream "
-                   "+@scripting +ping +info")
+                   "+@scripting +ping +info +publish +subscribe +unsubscribe")
 """The ACL docs/deploy.md §7 recommends for instances and verifiers."""
 
 
@@ -181,12 +182,22 @@ async def _everything_works(url: str) -> None:
         assert not await replay.first_use("proof-jti", ttl=30, now=time.time())
     finally:
         await replay.aclose()
-    storage, client = limits_storage(url, wrap_exceptions=True)
+    storage, client = limits_storage(url, storage_class=SignalledRedisStorage,
+                                     wrap_exceptions=True,
+                                     hits_channel=f"tessera:test:{uuid.uuid4().hex}:hits")
     try:
         limiter = MovingWindowRateLimiter(storage)
+        assert not storage.nothing_recorded()  # starts the hit listener
+        deadline = time.monotonic() + 5
+        while not storage.nothing_recorded():  # subscribed (the ACL allows it), no hit
+            assert time.monotonic() < deadline, "the throttle hit listener never subscribed"
+            await asyncio.sleep(0.02)
         item, key = RateLimitItemPerMinute(2), uuid.uuid4().hex
         assert [await limiter.hit(item, key) for _ in range(3)] == [True, True, False]
+        assert not storage.nothing_recorded()  # announced: the mark is set
+        assert await client.pttl(storage.listener.mark) > 0
     finally:
+        await storage.listener.aclose()
         await client.aclose()
     seen = await asyncio.to_thread(_dedup, url)
     assert seen == [None, "body-hash", "body-hash"]

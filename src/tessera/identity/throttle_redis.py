@@ -7,11 +7,13 @@ answer "nothing recorded" from memory (``SafeMemoryStorage.nothing_recorded``); 
 storage does the same for every process that shares the Redis:
 
 - each hit (``acquire_entry``) first announces itself: ``SET <prefix>:hits:mark`` for the
-  hit's window and ``PUBLISH <prefix>:hits`` (one round trip), then counts as before;
+  hit's window (it must succeed, else the hit is counted in memory as when Redis is
+  down) and ``PUBLISH <prefix>:hits``, then counts as before;
 - each process subscribes to that channel (``HitListener``) and, once subscribed, reads
   the mark: a hit before the subscription is in the mark, one after it arrives as a
-  message. It pings every ``HEARTBEAT`` s and takes a connection that stays silent for
-  three beats as dead;
+  message. It pings every ``HEARTBEAT`` s, reads the mark again with each ping (a hit
+  whose message was lost or refused, e.g. by an ACL without ``+publish``, is seen within
+  a beat), and takes a connection that stays silent for three beats as dead;
 - ``nothing_recorded()`` is true only while subscribed and no hit's window is still
   open. Otherwise, and while the listener is (re)connecting, every check reads the
   moving window as before.
@@ -57,6 +59,7 @@ class HitListener:
         """Monotonic time until which a hit's window may still be open."""
         self._task: asyncio.Task[None] | None = None
         self._pubsub: Any = None
+        self._publish_failures = 0
 
     def quiet(self) -> bool:
         """No hit's window open anywhere, as far as a working subscription proves. The
@@ -74,12 +77,19 @@ class HitListener:
         self._open_until = max(self._open_until, time.monotonic() + window)
 
     async def announce(self, window: int) -> None:
-        """Tell every process (this one first) about a hit whose window is ``window`` s."""
+        """Tell every process (this one first) about a hit whose window is ``window`` s:
+        the mark must be set (else this raises, and the hit is counted in memory as when
+        Redis is down); the message only hastens the others (without it, an ACL without
+        ``+publish``, they read the mark at their next beat)."""
         self.heard(window)
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(self.mark, window, px=window * 1000)
-            pipe.publish(self.channel, window)
-            await pipe.execute()
+        await self._client.set(self.mark, window, px=window * 1000)
+        try:
+            await self._client.publish(self.channel, window)
+        except Exception as exc:
+            self._publish_failures += 1
+            if self._publish_failures in (1, 100):
+                _log.warning("throttle hit not published (%s); other processes see it "
+                             "within %.1fs", type(exc).__name__, HEARTBEAT)
 
     async def _listen(self) -> None:
         backoff, failures = 0.05, 0
@@ -111,9 +121,7 @@ class HitListener:
                 heard = now
                 kind = message.get("type")
                 if kind in ("subscribe", b"subscribe"):
-                    left = await self._client.pttl(self.mark)  # hits before we listened
-                    if left is not None and left > 0:
-                        self.heard(left / 1000)
+                    await self._read_mark()  # hits before we listened
                     self.listening = True
                 elif kind in ("message", b"message"):
                     self.heard(_window(message.get("data")))
@@ -121,7 +129,13 @@ class HitListener:
                 raise ConnectionError("no answer to three pings")
             if now - pinged >= HEARTBEAT:
                 await pubsub.ping()
+                await self._read_mark()  # a hit whose message was not published
                 pinged = now
+
+    async def _read_mark(self) -> None:
+        left = await self._client.pttl(self.mark)
+        if left is not None and left > 0:
+            self.heard(left / 1000)
 
     async def aclose(self) -> None:
         if self._task is not None:
