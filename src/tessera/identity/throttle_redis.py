@@ -105,6 +105,8 @@ class HitListener:
                     _log.warning("throttle hit listener: %s (%d so far); every check reads "
                                  "Redis until it is back", type(exc).__name__, failures)
             finally:
+                if self.listening:  # it had worked: the next attempt starts quick again
+                    backoff = 0.05
                 self.listening = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
