@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from tessera.application.ports import AuditTrail
 from tessera.core.revocation import RevocationEvent
-from tessera.store.ports import AuditRecord, Store, UnitOfWork
+from tessera.store.ports import AuditRecord, OutboxSink, Store, UnitOfWork
 
-__all__ = ["Transaction", "transaction"]
+__all__ = ["Transaction", "appending", "transaction"]
 
 
 class Transaction:
@@ -40,4 +40,26 @@ async def transaction(store: Store, audit_log: AuditTrail) -> AsyncIterator[Tran
         yield tx
         await uow.audit.append(tx.records)
         await uow.revocations.append_many(tx.events)
+    audit_log.emit(tx.records)
+
+
+class _NoReads:
+    """The unit of work of an ``appending`` transaction: there is none to read from."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise TypeError(f"an appending transaction reads nothing (uow.{name})")
+
+
+@asynccontextmanager
+async def appending(store: Store, audit_log: AuditTrail) -> AsyncIterator[Transaction]:
+    """A transaction that only records audit events and publishes revocation events —
+    reads nothing, changes no other row: committed in one step where the store has a
+    path for it (``OutboxSink``: one thread hop on SQLite), else as ``transaction``."""
+    if not isinstance(store, OutboxSink):
+        async with transaction(store, audit_log) as tx:
+            yield tx
+        return
+    tx = Transaction(cast(UnitOfWork, _NoReads()), audit_log)
+    yield tx
+    await store.append_outbox(tx.records, tx.events)
     audit_log.emit(tx.records)

@@ -725,6 +725,17 @@ class AuditSink(Protocol):
         """Commit ``records`` (chained) in one transaction."""
 
 
+@runtime_checkable
+class OutboxSink(Protocol):
+    """A store that commits audit records and revocation events of a transaction that
+    reads nothing by a path of its own (``SqlStore.append_outbox``); ``application.
+    transaction.appending`` uses it when the store is one."""
+
+    async def append_outbox(self, records: Sequence[AuditRecord],
+                            events: Sequence[RevocationEvent]) -> list[RevocationEvent]:
+        """Commit both in one transaction; the events with their seqs, in order."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshRead:
     """What the rotation's one read fetches besides the chain: the family's ``refresh``

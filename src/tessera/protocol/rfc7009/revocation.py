@@ -18,7 +18,7 @@ import logging
 from tessera.application import lifecycle
 from tessera.application.ports import AuditTrail
 from tessera.application.standing import client_tenant
-from tessera.application.transaction import transaction
+from tessera.application.transaction import appending, transaction
 from tessera.core.clients import Client
 from tessera.core.clock import Clock
 from tessera.core.secrets import token_hash
@@ -88,12 +88,15 @@ class RevocationEndpoint:
             return  # another tenant's token is nothing here: as unknown (§2.2)
         if verified.client_id != client.client_id:
             raise InvalidGrant("the token was not issued to this client")
-        async with transaction(self._store, self._audit) as tx:
+        # Only a user's token can have been an actor token (impersonation opens under its
+        # sid): the revocation of any other reads nothing and commits in one step.
+        actor = verified.sid is not None
+        async with (transaction if actor else appending)(self._store, self._audit) as tx:
             await lifecycle.revoke_access_token(
                 tx, verified.jti, at=self._clock.now(), expires_at=verified.exp,
                 client_id=client.client_id, token_digest=token_hash(token))
-            if verified.sid is not None:  # only a user's token can have been an actor
-                await lifecycle.end_impersonations(  # token (impersonation opens under sid)
+            if actor:
+                await lifecycle.end_impersonations(
                     tx, at=self._clock.now(), jti=verified.jti, reason="actor_token_revoked",
                     token_ttl=self._tokens.ttl)
 

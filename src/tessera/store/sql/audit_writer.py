@@ -1,4 +1,6 @@
-"""The audit log's group commit on SQLite in one thread hop.
+"""The audit log's group commit on SQLite in one thread hop — and the outbox events that
+commit with audit records when a transaction reads nothing (``SqlStore.append_outbox``:
+an access-token revocation).
 
 Through SQLAlchemy and aiosqlite a batch costs a thread hop per statement — check-out,
 ``BEGIN IMMEDIATE``, the chain head, the insert, commit, check-in — ~1.2 ms of CPU for a
@@ -21,10 +23,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tessera.core.audit_chain import GENESIS, chain_link
+from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
 
 __all__ = ["SqliteAuditWriter"]
@@ -32,6 +35,8 @@ __all__ = ["SqliteAuditWriter"]
 _HEAD = ("SELECT chain_hash FROM audit_events WHERE chain_hash IS NOT NULL "
          "ORDER BY id DESC LIMIT 1")
 _INSERT = "INSERT INTO audit_events (event, at, fields, chain_hash) VALUES (?, ?, ?, ?)"
+_OUTBOX = ("INSERT INTO revocation_events (kind, key, at, expires_at, data) "
+           "VALUES (?, ?, ?, ?, ?) RETURNING seq")
 
 
 class SqliteAuditWriter:
@@ -72,27 +77,39 @@ class SqliteAuditWriter:
             waited += delay
             delay = min(delay * 2, 0.001)
 
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        """Append ``records`` to the chained audit table in one transaction (blocking:
-        run it in a worker thread). Raises ``StoreError``."""
-        if not records:
-            return
+    def write(self, records: Sequence[AuditRecord],
+              events: Sequence[RevocationEvent] = (), *,
+              before_commit: Callable[[list[int]], None] | None = None) -> list[int]:
+        """Append ``records`` to the chained audit table and ``events`` to the outbox in
+        one transaction (blocking: run it in a worker thread); returns the events' seqs,
+        in order. ``before_commit`` gets them just before the commit. Raises
+        ``StoreError``."""
+        if not records and not events:
+            return []
         with self._lock:
-            self._write(records)
+            return self._write(records, events, before_commit)
 
-    def _write(self, records: Sequence[AuditRecord]) -> None:
+    def _write(self, records: Sequence[AuditRecord], events: Sequence[RevocationEvent],
+               before_commit: Callable[[list[int]], None] | None) -> list[int]:
         try:
             conn = self._connection()
             self._begin(conn)
             try:
-                row = conn.execute(_HEAD).fetchone()
-                previous = row[0] if row is not None and row[0] else GENESIS
-                rows = []
-                for r in records:
-                    previous = chain_link(previous, r.event, r.at, r.fields)
-                    rows.append((r.event, r.at, json.dumps(r.fields), previous))
-                conn.executemany(_INSERT, rows)
+                if records:
+                    row = conn.execute(_HEAD).fetchone()
+                    previous = row[0] if row is not None and row[0] else GENESIS
+                    rows = []
+                    for r in records:
+                        previous = chain_link(previous, r.event, r.at, r.fields)
+                        rows.append((r.event, r.at, json.dumps(r.fields), previous))
+                    conn.executemany(_INSERT, rows)
+                seqs = [int(conn.execute(_OUTBOX, (e.kind, e.key, e.at, e.expires_at,
+                                                   json.dumps(e.data))).fetchone()[0])
+                        for e in events]
+                if before_commit is not None:
+                    before_commit(seqs)
                 conn.execute("COMMIT")
+                return seqs
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

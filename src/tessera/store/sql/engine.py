@@ -19,6 +19,7 @@ poll for them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -31,6 +32,7 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import (
     AuditRecord,
     OutboxHandoff,
@@ -393,7 +395,7 @@ class SqlStore:
                     await conn.rollback()
                     raise
                 # stamped before the commit: every commit that ends earlier has lower seqs
-                before = [h.committing() for h in self._handoffs] if appended else []
+                before = self._committing() if appended else []
                 previous = self._own_head
                 if appended:  # before the commit: the watch may see it first
                     self._own_head = appended[-1].seq
@@ -403,10 +405,18 @@ class SqlStore:
                     self._own_head = previous  # (SQLite's writers hold the write lock)
                     raise
             if appended:
-                for handoff, stamp in zip(self._handoffs, before, strict=True):
-                    handoff.committed(tuple(appended), stamp)
-                for listener in self._outbox_listeners:
-                    listener()
+                self._committed(appended, before)
+
+    def _committing(self) -> list[Any]:
+        """The hand-offs' stamps, taken before an outbox commit."""
+        return [h.committing() for h in self._handoffs]
+
+    def _committed(self, appended: Sequence[RevocationEvent], before: list[Any]) -> None:
+        """After an outbox commit: the events to the hand-offs, a wake-up to listeners."""
+        for handoff, stamp in zip(self._handoffs, before, strict=True):
+            handoff.committed(tuple(appended), stamp)
+        for listener in self._outbox_listeners:
+            listener()
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
         """Commit ``records`` to the audit table in one transaction: the audit log's
@@ -420,12 +430,48 @@ class SqlStore:
         async with self.unit_of_work() as uow:
             await uow.audit.append(records)
 
+    async def append_outbox(self, records: Sequence[AuditRecord],
+                            events: Sequence[RevocationEvent]) -> list[RevocationEvent]:
+        """Commit audit ``records`` and outbox ``events`` — a transaction that reads
+        nothing — in one transaction; returns the events with their seqs. SQLite in a
+        file: one thread hop for the whole of it (``SqliteAuditWriter``), behind this
+        process's write lock, with the same hand-offs and wake-ups as a unit of work's
+        commit; else a unit of work."""
+        if self._audit_writer is None or self._write_lock is None:
+            async with self.unit_of_work() as uow:  # hands off and wakes as it commits
+                await uow.audit.append(records)
+                seqs = await uow.revocations.append_many(events)
+            return _with_seqs(events, seqs)
+        async with self._write_lock:
+            before = self._committing() if events else []
+            previous = self._own_head
+
+            def own(seqs: list[int]) -> None:  # in the writer's thread, before its commit
+                if seqs:
+                    self._own_head = seqs[-1]
+
+            try:
+                seqs = await asyncio.to_thread(self._audit_writer.write, records, events,
+                                               before_commit=own)
+            except BaseException:  # committed or not: let the watch wake for it
+                self._own_head = previous
+                raise
+        appended = _with_seqs(events, seqs)
+        if appended:
+            self._committed(appended, before)
+        return appended
+
     async def close(self) -> None:
         if self._audit_writer is not None:
             self._audit_writer.close()
         if self._hot is not None:
             await self._hot.close()
         await self.engine.dispose()
+
+
+def _with_seqs(events: Sequence[RevocationEvent], seqs: Sequence[int]
+               ) -> list[RevocationEvent]:
+    return [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
 
 
 async def _listen_once(asyncpg: Any, dsn: str, channel: str, listener: Callable[[], None],

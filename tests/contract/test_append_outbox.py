@@ -1,0 +1,147 @@
+"""``Store.append_outbox`` (``OutboxSink``): a transaction that only records audit events
+and publishes revocation events commits both at once — on a SQLite file in one thread hop
+on the audit writer's connection — and hands its events off and wakes the relays as a
+unit of work's commit does. ``application.transaction.appending`` is how it is used."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from tessera.application import lifecycle
+from tessera.application.transaction import appending
+from tessera.core.audit_chain import find_breaks
+from tessera.core.clock import SystemClock
+from tessera.core.revocation import RevocationEvent, RevocationKind
+from tessera.observability.audit import AuditLog
+from tessera.store.ports import AuditRecord, StoreError
+from tessera.store.sql import SqlStore
+from tessera.store.sql.audit_writer import SqliteAuditWriter
+
+
+class Handoff:
+    def __init__(self) -> None:
+        self.committed_events: list[list[int | None]] = []
+        self.stamps = 0
+
+    def committing(self) -> float:
+        self.stamps += 1
+        return float(self.stamps)
+
+    def committed(self, events: Sequence[RevocationEvent], before: float) -> None:
+        self.committed_events.append([e.seq for e in events])
+
+
+def _event(key: str) -> RevocationEvent:
+    return RevocationEvent(RevocationKind.TOKEN_REVOKED, key, 1000.0, expires_at=2000.0,
+                           data={"n": [1, 2.5]})
+
+
+async def _audit_rows(store: SqlStore) -> list[Any]:
+    async with store.unit_of_work(read_only=True) as uow:
+        return [(r.id, r.record.event, r.record.at, r.record.fields, r.chain_hash)
+                for r in await uow.audit.scan()]
+
+
+async def test_audit_and_events_commit_together_and_are_handed_off(
+        any_store: SqlStore) -> None:
+    handoff, woken = Handoff(), []
+    any_store.hand_off_outbox(handoff)
+    any_store.on_outbox_commit(lambda: woken.append(1))
+    async with any_store.unit_of_work() as uow:  # a unit of work before, on the same chain
+        await uow.audit.append([AuditRecord("before", 1.0, {})])
+        await uow.revocations.append(_event("jti-0"))
+    appended = await any_store.append_outbox(
+        [AuditRecord("token.revoked", 2.0, {"jti": "jti-1", "n": [1, 2.5]})],
+        [_event("jti-1"), _event("jti-2")])
+    first = handoff.committed_events[0][0]
+    assert first is not None
+    assert [e.seq for e in appended] == [first + 1, first + 2]
+    assert [e.key for e in appended] == ["jti-1", "jti-2"]
+    assert handoff.committed_events[1] == [e.seq for e in appended]
+    assert len(woken) == 2
+    async with any_store.unit_of_work(read_only=True) as uow:
+        stored = await uow.revocations.since(first, limit=10)
+    assert stored == appended  # the same values as written (data as JSON)
+    rows = await _audit_rows(any_store)
+    assert [r[1] for r in rows] == ["before", "token.revoked"]
+    assert rows[1][3] == {"jti": "jti-1", "n": [1, 2.5]}
+    assert find_breaks(rows)[0] == []
+    assert await any_store.append_outbox([], []) == []
+
+
+async def test_on_a_sqlite_file_it_is_one_thread_hop_off_the_engine(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiosqlite
+
+    hops: list[object] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    writes: list[int] = []
+    write = SqliteAuditWriter.write
+
+    def one_write(self: SqliteAuditWriter, *args: Any, **kwargs: Any) -> list[int]:
+        writes.append(1)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteAuditWriter, "write", one_write)
+    appended = await sqlite_store.append_outbox([AuditRecord("x", 1.0, {})], [_event("j")])
+    assert appended[0].seq is not None
+    assert (hops, writes) == ([], [1])
+    assert sqlite_store._own_head == appended[0].seq  # the change watch skips it
+
+
+async def test_a_failed_commit_hands_nothing_off(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    handoff = Handoff()
+    sqlite_store.hand_off_outbox(handoff)
+    before = sqlite_store._own_head
+    original = SqliteAuditWriter._write
+
+    def fails_at_commit(self: SqliteAuditWriter, records: Any, events: Any,
+                        before_commit: Any) -> list[int]:
+        def then_fail(seqs: list[int]) -> None:
+            before_commit(seqs)
+            raise StoreError("database error: disk I/O")
+
+        return original(self, records, events, then_fail)
+
+    monkeypatch.setattr(SqliteAuditWriter, "_write", fails_at_commit)
+    with pytest.raises(StoreError):
+        await sqlite_store.append_outbox([AuditRecord("x", 1.0, {})], [_event("j")])
+    assert handoff.committed_events == []
+    assert sqlite_store._own_head == before
+    monkeypatch.setattr(SqliteAuditWriter, "_write", original)
+    async with sqlite_store.unit_of_work(read_only=True) as uow:
+        assert await uow.revocations.since(0, limit=10) == []  # rolled back
+        assert await uow.audit.scan() == []
+
+
+class PlainStore:
+    """A store with units of work only (no ``append_outbox``)."""
+
+    def __init__(self, inner: SqlStore) -> None:
+        self.unit_of_work = inner.unit_of_work
+
+
+async def test_appending_reads_nothing_and_falls_back_to_a_unit_of_work(
+        sqlite_store: SqlStore) -> None:
+    audit = AuditLog(sqlite_store, SystemClock(), log_json=False)
+    with pytest.raises(TypeError, match="reads nothing"):
+        async with appending(sqlite_store, audit) as tx:
+            await lifecycle.end_impersonations(tx, at=1.0, jti="j", reason="r",
+                                               token_ttl=60)
+    for store in (sqlite_store, PlainStore(sqlite_store)):
+        async with appending(store, audit) as tx:  # type: ignore[arg-type]
+            await lifecycle.revoke_access_token(tx, "jti-a", at=1.0, expires_at=2.0,
+                                                client_id="c", token_digest="d")
+    async with sqlite_store.unit_of_work(read_only=True) as uow:
+        assert [e.key for e in await uow.revocations.since(0, limit=10)] == ["jti-a"] * 2
+        assert [r.record.event for r in await uow.audit.scan()] == ["token.revoked"] * 2
