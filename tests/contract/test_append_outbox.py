@@ -95,14 +95,14 @@ async def test_on_a_sqlite_file_it_is_one_thread_hop_off_the_engine(
     appended = await sqlite_store.append_outbox([AuditRecord("x", 1.0, {})], [_event("j")])
     assert appended[0].seq is not None
     assert (hops, writes) == ([], [1])
-    assert sqlite_store._own_head == appended[0].seq  # the change watch skips it
+    assert appended[0].seq in sqlite_store._own_heads  # the change watch skips it
 
 
 async def test_a_failed_commit_hands_nothing_off(
         sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
     handoff = Handoff()
     sqlite_store.hand_off_outbox(handoff)
-    before = sqlite_store._own_head
+    before = list(sqlite_store._own_heads)
     original = SqliteAuditWriter._write
 
     def fails_at_commit(self: SqliteAuditWriter, records: Any, events: Any,
@@ -117,7 +117,7 @@ async def test_a_failed_commit_hands_nothing_off(
     with pytest.raises(StoreError):
         await sqlite_store.append_outbox([AuditRecord("x", 1.0, {})], [_event("j")])
     assert handoff.committed_events == []
-    assert sqlite_store._own_head == before
+    assert list(sqlite_store._own_heads) == before
     monkeypatch.setattr(SqliteAuditWriter, "_write", original)
     async with sqlite_store.unit_of_work(read_only=True) as uow:
         assert await uow.revocations.since(0, limit=10) == []  # rolled back

@@ -147,6 +147,29 @@ async def test_sqlite_watch_leaves_this_process_own_commit_to_its_hand_off(
     assert states == [True, False]
 
 
+async def test_the_watch_knows_an_own_commit_after_the_next_has_claimed_its_seq(
+        sqlite_store: SqlStore) -> None:
+    """The watch reads heads every few ms; between this process's commit of seq N and
+    its reading of it, the next revocation may already have claimed N+1 (set before its
+    commit). N is still this process's: no wake-up (it cost the relays an outbox read
+    racing the hand-off, a few ms of a revocation's path). Revocations committed in one
+    step (``append_outbox``, the writer's own connection) count as own alike."""
+    from tessera.core.revocation import RevocationEvent, RevocationKind
+
+    woken = asyncio.Event()
+    watch = await _watching(sqlite_store, woken, [], interval=0.05)
+    try:
+        await commit_events(sqlite_store, "own-1")
+        [own] = await sqlite_store.append_outbox(
+            [], [RevocationEvent(RevocationKind.TOKEN_REVOKED, "own-2", 1.0, expires_at=2.0)])
+        assert own.seq is not None
+        sqlite_store._own_heads.append(own.seq + 1)  # the next one, mid-commit
+        await asyncio.sleep(0.15)  # the watch has read the heads since
+        assert not woken.is_set()
+    finally:
+        await _stop(watch)
+
+
 async def test_another_process_commit_just_before_this_one_is_still_published(
         sqlite_store: SqlStore) -> None:
     """Both seen in one look, the head is this process's: the watch stays quiet, and the

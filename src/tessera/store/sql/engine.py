@@ -19,6 +19,8 @@ poll for them.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import dataclasses
 import logging
 import os
@@ -202,10 +204,11 @@ class SqlStore:
             else None)
         """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
         self._schema = schema
-        self._own_head: int | None = None
-        """The last revocation seq this process committed, or is committing (its
+        self._own_heads: collections.deque[int] = collections.deque(maxlen=_OWN_HEADS)
+        """The last revocation seqs this process committed, or is committing (their
         listeners are woken with the commit; ``watch_outbox`` need not wake them again
-        for it)."""
+        for them). More than the last one: the watch may read a head of this process
+        after the next commit has already claimed its seq."""
         self._hot: Any = None
         self._hot_lock = asyncio.Lock()
 
@@ -307,7 +310,7 @@ class SqlStore:
                     continue
                 if current != head:
                     own = (head is not None and current[1] == head[1]
-                           and current[0] == self._own_head)
+                           and current[0] in self._own_heads)
                     head = current
                     if not own:
                         listener()
@@ -396,16 +399,22 @@ class SqlStore:
                     raise
                 # stamped before the commit: every commit that ends earlier has lower seqs
                 before = self._committing() if appended else []
-                previous = self._own_head
-                if appended:  # before the commit: the watch may see it first
-                    self._own_head = appended[-1].seq
+                own = appended[-1].seq if appended else None
+                if own is not None:  # before the commit: the watch may see it first
+                    self._own_heads.append(own)
                 try:
                     await conn.commit()
                 except BaseException:  # committed or not: let the watch wake for it
-                    self._own_head = previous  # (SQLite's writers hold the write lock)
+                    self._forget_own(own)
                     raise
             if appended:
                 self._committed(appended, before)
+
+    def _forget_own(self, seq: int | None) -> None:
+        """A commit that failed (or may have): the watch wakes the relays for its seq."""
+        if seq is not None:
+            with contextlib.suppress(ValueError):
+                self._own_heads.remove(seq)
 
     def _committing(self) -> list[Any]:
         """The hand-offs' stamps, taken before an outbox commit."""
@@ -444,17 +453,18 @@ class SqlStore:
             return _with_seqs(events, seqs)
         async with self._write_lock:
             before = self._committing() if events else []
-            previous = self._own_head
+            claimed: list[int] = []
 
             def own(seqs: list[int]) -> None:  # in the writer's thread, before its commit
                 if seqs:
-                    self._own_head = seqs[-1]
+                    claimed.append(seqs[-1])
+                    self._own_heads.append(seqs[-1])
 
             try:
                 seqs = await asyncio.to_thread(self._audit_writer.write, records, events,
                                                before_commit=own)
             except BaseException:  # committed or not: let the watch wake for it
-                self._own_head = previous
+                self._forget_own(claimed[0] if claimed else None)
                 raise
         appended = _with_seqs(events, seqs)
         if appended:
@@ -467,6 +477,11 @@ class SqlStore:
         if self._hot is not None:
             await self._hot.close()
         await self.engine.dispose()
+
+
+_OWN_HEADS = 64
+"""Own outbox commits the change watch recognises (a few would do: commits are
+serialised by the write lock, and the watch reads every 10 ms)."""
 
 
 def _with_seqs(events: Sequence[RevocationEvent], seqs: Sequence[int]
