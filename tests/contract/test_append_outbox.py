@@ -145,3 +145,37 @@ async def test_appending_reads_nothing_and_falls_back_to_a_unit_of_work(
     async with sqlite_store.unit_of_work(read_only=True) as uow:
         assert [e.key for e in await uow.revocations.since(0, limit=10)] == ["jti-a"] * 2
         assert [r.record.event for r in await uow.audit.scan()] == ["token.revoked"] * 2
+
+
+async def test_a_caller_cancelled_mid_write_still_hands_off_what_committed(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request went away (a client that disconnected) while the writer's thread was
+    committing: the thread goes on, and what it committed is handed to the relays when
+    it ends — not left for their heartbeat poll."""
+    import asyncio
+    import threading
+
+    handoff = Handoff()
+    sqlite_store.hand_off_outbox(handoff)
+    started, release = threading.Event(), threading.Event()
+    write = SqliteAuditWriter.write
+
+    def slow(self: SqliteAuditWriter, *args: Any, **kwargs: Any) -> list[int]:
+        started.set()
+        release.wait(5)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteAuditWriter, "write", slow)
+    call = asyncio.ensure_future(sqlite_store.append_outbox([], [_event("j")]))
+    await asyncio.to_thread(started.wait, 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert handoff.committed_events == []
+    release.set()
+    for _ in range(200):
+        if handoff.committed_events:
+            break
+        await asyncio.sleep(0.01)
+    [[seq]] = handoff.committed_events
+    assert seq is not None and seq in sqlite_store._own_heads

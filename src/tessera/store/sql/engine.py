@@ -460,9 +460,14 @@ class SqlStore:
                     claimed.append(seqs[-1])
                     self._own_heads.append(seqs[-1])
 
+            writing = asyncio.ensure_future(asyncio.to_thread(
+                self._audit_writer.write, records, events, before_commit=own))
             try:
-                seqs = await asyncio.to_thread(self._audit_writer.write, records, events,
-                                               before_commit=own)
+                seqs = await asyncio.shield(writing)
+            except asyncio.CancelledError:  # the thread writes on: settle when it ends
+                writing.add_done_callback(
+                    lambda done: self._settle(done, events, before, claimed))
+                raise
             except BaseException:  # committed or not: let the watch wake for it
                 self._forget_own(claimed[0] if claimed else None)
                 raise
@@ -470,6 +475,15 @@ class SqlStore:
         if appended:
             self._committed(appended, before)
         return appended
+
+    def _settle(self, done: asyncio.Future[list[int]], events: Sequence[RevocationEvent],
+                before: list[Any], claimed: list[int]) -> None:
+        """The end of a one-hop write whose caller was cancelled: hand off what it
+        committed, or let the watch wake for what it may have."""
+        if done.cancelled() or done.exception() is not None:
+            self._forget_own(claimed[0] if claimed else None)
+        elif events:
+            self._committed(_with_seqs(events, done.result()), before)
 
     async def close(self) -> None:
         if self._audit_writer is not None:
