@@ -135,7 +135,10 @@ class HitListener:
                 pinged = now
 
     async def _read_mark(self) -> None:
-        left = await self._client.pttl(self.mark)
+        """The mark's time left; a read that takes longer than a beat ends the
+        subscription like a missed pong (the client's own timeout is longer)."""
+        async with asyncio.timeout(HEARTBEAT):
+            left = await self._client.pttl(self.mark)
         if left is not None and left > 0:
             self.heard(left / 1000)
 
