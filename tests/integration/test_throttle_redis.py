@@ -192,6 +192,6 @@ async def test_a_hit_whose_message_is_refused_is_still_counted_and_seen_within_a
     assert not first.client_auth._failing, "counted in Redis, not in memory"
     started = time.monotonic()
     await _until(lambda: not _storage(second).nothing_recorded(), "the mark seen",
-                 timeout=2 * HEARTBEAT + 1)
-    assert time.monotonic() - started <= 2 * HEARTBEAT + 0.5
+                 timeout=3 * HEARTBEAT + 2)
+    assert time.monotonic() - started <= 3 * HEARTBEAT + 1  # a beat, and a loaded CI
     assert await second.client_auth.blocked("k")
