@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import sqlite3
@@ -49,6 +48,7 @@ from tessera.store.ports import (
 from tessera.store.sql import sqlite_driver
 from tessera.store.sql.audit_writer import SqliteAuditWriter
 from tessera.store.sql.group_commit import GroupCommit
+from tessera.store.sql.logs import with_seqs
 from tessera.store.sql.repos import SqlUnitOfWork
 from tessera.store.sql.rotations import (
     PostgresRefreshRotations,
@@ -450,7 +450,7 @@ class SqlStore:
             async with self.unit_of_work() as uow:  # hands off and wakes as it commits
                 await uow.audit.append(records)
                 seqs = await uow.revocations.append_many(events)
-            return _with_seqs(events, seqs)
+            return with_seqs(events, seqs)
         async with self._write_lock:
             before = self._committing() if events else []
             claimed: list[int] = []
@@ -471,7 +471,7 @@ class SqlStore:
             except BaseException:  # committed or not: let the watch wake for it
                 self._forget_own(claimed[0] if claimed else None)
                 raise
-        appended = _with_seqs(events, seqs)
+        appended = with_seqs(events, seqs)
         if appended:
             self._committed(appended, before)
         return appended
@@ -483,7 +483,7 @@ class SqlStore:
         if done.cancelled() or done.exception() is not None:
             self._forget_own(claimed[0] if claimed else None)
         elif events:
-            self._committed(_with_seqs(events, done.result()), before)
+            self._committed(with_seqs(events, done.result()), before)
 
     async def close(self) -> None:
         if self._audit_writer is not None:
@@ -496,11 +496,6 @@ class SqlStore:
 _OWN_HEADS = 64
 """Own outbox commits the change watch recognises (a few would do: commits are
 serialised by the write lock, and the watch reads every 10 ms)."""
-
-
-def _with_seqs(events: Sequence[RevocationEvent], seqs: Sequence[int]
-               ) -> list[RevocationEvent]:
-    return [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
 
 
 async def _listen_once(asyncpg: Any, dsn: str, channel: str, listener: Callable[[], None],

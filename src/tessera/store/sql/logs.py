@@ -27,7 +27,7 @@ from tessera.store.sql.schema import (
     signing_keys,
 )
 
-__all__ = ["SqlAuditRepo", "SqlKeyRepo", "SqlRevocationLog"]
+__all__ = ["SqlAuditRepo", "SqlKeyRepo", "SqlRevocationLog", "with_seqs"]
 
 
 # Statements on every revocation and every relay or fan-out read, built once: SQLAlchemy
@@ -40,6 +40,12 @@ _AUDIT_HEAD = (select(audit_events.c.chain_hash)
                .where(audit_events.c.chain_hash.is_not(None))
                .order_by(audit_events.c.id.desc()).limit(1))
 _AUDIT_INSERT = insert(audit_events)
+
+
+def with_seqs(events: Sequence[RevocationEvent], seqs: Sequence[int]
+              ) -> list[RevocationEvent]:
+    """``events`` as appended: each with the outbox seq it was given, in order."""
+    return [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
 
 
 def _event(row: RowMapping) -> RevocationEvent:
@@ -79,8 +85,7 @@ class SqlRevocationLog(_Repo):
             [{"kind": e.kind, "key": e.key, "at": e.at, "expires_at": e.expires_at,
               "data": e.data} for e in events])
         seqs = [int(seq) for seq in result.scalars()]
-        self.appended += [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs,
-                                                                             strict=True)]
+        self.appended += with_seqs(events, seqs)
         return seqs
 
     async def is_token_revoked(self, jti: str) -> bool:
