@@ -103,22 +103,22 @@ async def test_a_failed_commit_hands_nothing_off(
     handoff = Handoff()
     sqlite_store.hand_off_outbox(handoff)
     before = list(sqlite_store._own_heads)
-    original = SqliteAuditWriter._write
+    original = SqliteAuditWriter.write
 
-    def fails_at_commit(self: SqliteAuditWriter, records: Any, events: Any,
-                        before_commit: Any) -> list[int]:
+    def fails_at_commit(self: SqliteAuditWriter, records: Any, events: Any = (), *,
+                        before_commit: Any = None) -> list[int]:
         def then_fail(seqs: list[int]) -> None:
             before_commit(seqs)
             raise StoreError("database error: disk I/O")
 
-        return original(self, records, events, then_fail)
+        return original(self, records, events, before_commit=then_fail)
 
-    monkeypatch.setattr(SqliteAuditWriter, "_write", fails_at_commit)
+    monkeypatch.setattr(SqliteAuditWriter, "write", fails_at_commit)
     with pytest.raises(StoreError):
         await sqlite_store.append_outbox([AuditRecord("x", 1.0, {})], [_event("j")])
     assert handoff.committed_events == []
     assert list(sqlite_store._own_heads) == before
-    monkeypatch.setattr(SqliteAuditWriter, "_write", original)
+    monkeypatch.setattr(SqliteAuditWriter, "write", original)
     async with sqlite_store.unit_of_work(read_only=True) as uow:
         assert await uow.revocations.since(0, limit=10) == []  # rolled back
         assert await uow.audit.scan() == []

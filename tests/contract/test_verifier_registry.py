@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
 
 from tessera.core.clock import FixedClock
 from tessera.core.revocation import RevocationEvent, RevocationKind
 from tessera.identity.completion import LogoutCompletion
 from tessera.observability.metrics import IdentityMetrics
-from tessera.store.ports import Completion, VerifierReport
+from tessera.store.ports import Completion, StoreError, VerifierReport
 from tessera.store.sql import SqlStore
 
 T = 1_800_000_000.0
@@ -82,8 +86,8 @@ async def test_last_before_names_the_newest_event_older_than_a_moment(
 
 async def test_concurrent_completion_decisions_record_each_event_once(
         any_store: SqlStore) -> None:
-    """``completed_through`` serialises deciders (an advisory lock on PostgreSQL, the one
-    writer on SQLite): four flushes of the same reports add each event once."""
+    """``record`` serialises deciders (an advisory lock on PostgreSQL, the one writer on
+    SQLite): four flushes of the same reports add each event once."""
     store = any_store
     seqs = await commit(store, *(T + i for i in range(1, 6)))
     async with store.unit_of_work() as uow:
@@ -96,6 +100,58 @@ async def test_concurrent_completion_decisions_record_each_event_once(
     async with store.unit_of_work(read_only=True) as uow:
         stored = await uow.verifiers.completions(seqs)
     assert sorted(stored) == seqs
+
+
+async def test_record_adds_only_completions_above_those_recorded(any_store: SqlStore
+                                                                  ) -> None:
+    """A flush decides from a read before its write; ``record`` (one transaction, on
+    every path) drops what another process recorded meanwhile, and returns the rest."""
+    seqs = await commit(any_store, T + 1, T + 2, T + 3)
+    done = [Completion(seq=s, at=T + i, completed_at=T + 9, verifiers=1)
+            for i, s in enumerate(seqs, start=1)]
+    async with any_store.unit_of_work() as uow:  # another process got to the first
+        assert await uow.verifiers.record([report("a", seqs[0], T)], done[:1]) == done[:1]
+    mine = [dataclasses.replace(c, verifiers=2) for c in done]
+    added = await any_store.record_reports([report("a", seqs[2], T + 5),
+                                            report("b", seqs[2], T + 5)], mine)
+    assert added == mine[1:]
+    assert await any_store.record_reports([], mine) == []
+    async with any_store.unit_of_work(read_only=True) as uow:
+        stored = await uow.verifiers.completions(seqs)
+        known = await uow.verifiers.verifiers()
+    assert stored == {seqs[0]: done[0], seqs[1]: mine[1], seqs[2]: mine[2]}
+    assert [(v.verifier_id, v.cursor, v.first_seen, v.reported_at, v.lag)
+            for v in known] == [("a", seqs[2], T, T + 5, 0.5), ("b", seqs[2], T + 5,
+                                                                T + 5, 0.5)]
+
+
+async def test_on_a_sqlite_file_a_flush_writes_in_one_thread_hop(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiosqlite
+
+    seq, = await commit(sqlite_store, T + 1)
+    hops: list[object] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    added = await sqlite_store.record_reports(
+        [report("a", seq, T + 2)], [Completion(seq=seq, at=T + 1, completed_at=T + 2,
+                                               verifiers=1)])
+    assert hops == [] and [c.seq for c in added] == [seq]
+
+
+async def test_a_failed_record_writes_nothing(any_store: SqlStore) -> None:
+    seq, = await commit(any_store, T + 1)
+    twice = [Completion(seq=seq, at=T + 1, completed_at=T + 2, verifiers=1)] * 2
+    with pytest.raises(StoreError):
+        await any_store.record_reports([report("a", seq, T + 2)], twice)
+    async with any_store.unit_of_work(read_only=True) as uow:
+        assert await uow.verifiers.verifiers() == []  # rolled back with it
+        assert await uow.verifiers.completions([seq]) == {}
 
 
 async def test_a_flush_completes_by_the_lowest_live_cursor_and_skips_older_events(

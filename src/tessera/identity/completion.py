@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from tessera.core.clock import Clock
 from tessera.core.worker import BackgroundLoop
 from tessera.observability.metrics import IdentityMetrics
-from tessera.store.ports import Completion, Store, StoreError, VerifierReport
+from tessera.store.ports import (
+    Completion,
+    ReportSink,
+    Store,
+    StoreError,
+    VerifierReport,
+)
 
 __all__ = ["CompletionStatus", "LogoutCompletion", "Reach", "completions_reached",
            "fold_reports"]
@@ -223,31 +229,34 @@ class LogoutCompletion(BackgroundLoop):
         batch, self._pending = self._pending, []
         if not batch:
             return []
-        # Read and fold outside the write transaction (SQLite has one writer; every
+        # Read and decide outside the write transaction (SQLite has one writer; every
         # statement under the lock delays the next revocation). Only the rows of the
         # verifiers in this batch are written, so a report another process recorded
         # meanwhile is never overwritten; at worst it is judged from the moment before.
+        # Completions another process recorded meanwhile are kept (``record`` decides
+        # serially and drops those), so each event is completed once.
+        decided: list[Completion] = []
         async with self._store.unit_of_work(read_only=True) as uow:
             known = await uow.verifiers.verifiers()
             head = await uow.revocations.last_seq()
-        rows, reached = fold_reports(known, batch, head=head, live_seconds=self.live_seconds)
-        async with self._store.unit_of_work() as uow:
-            # first: on PostgreSQL it takes the completion lock, so concurrent flushes
-            # queue before touching a row (never each holding what the other waits for)
-            done = await uow.verifiers.completed_through()
-            await uow.verifiers.report(*rows)
-            added: list[Completion] = []
+            rows, reached = fold_reports(known, batch, head=head,
+                                         live_seconds=self.live_seconds)
             if reached:
+                done = await uow.verifiers.completed_through()
                 # the first ever: skip what predates every live verifier
                 floor = done if done is not None else \
                     await uow.revocations.last_before(reached[0].earliest)
                 top = max(r.low for r in reached)
                 if top > floor:
                     events = await uow.revocations.since(floor, limit=min(top - floor, 1000))
-                    added = completions_reached(
+                    decided = completions_reached(
                         reached, [(e.seq, e.at) for e in events
                                   if e.seq is not None and e.seq <= top], done=floor)
-                    await uow.verifiers.add_completions(added)
+        if isinstance(self._store, ReportSink):
+            added = await self._store.record_reports(rows, decided)
+        else:
+            async with self._store.unit_of_work() as uow:
+                added = await uow.verifiers.record(rows, decided)
         for completion in added:
             self._metrics.logout_completion.observe(completion.seconds)
         return added

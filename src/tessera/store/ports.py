@@ -52,6 +52,7 @@ __all__ = [
     "RefreshRotation",
     "RefreshRotations",
     "RefreshSnapshot",
+    "ReportSink",
     "RevocationLog",
     "RoleRepo",
     "SealedFactor",
@@ -483,12 +484,17 @@ class VerifierRegistry(Protocol):
         """Every known verifier (live or not), by client and id."""
 
     async def completed_through(self) -> int | None:
-        """The highest seq with a completion record (None: none ever). Serialises
-        completion decisions between processes until the transaction ends: read it
-        before deciding what to ``add_completions``, in the same unit of work."""
+        """The highest seq with a completion record (None: none ever)."""
 
     async def add_completions(self, completions: Sequence[Completion]) -> None:
         """Record completions (each seq once: above ``completed_through``)."""
+
+    async def record(self, reports: Sequence[VerifierReport],
+                     completions: Sequence[Completion]) -> list[Completion]:
+        """The writing half of a completion flush: ``report`` the ``reports`` and add
+        those of ``completions`` above ``completed_through``, deciding that serially
+        with every other process's ``record`` (completions decided from an older read
+        are dropped where another process got there first); returns those added."""
 
     async def completions(self, seqs: Sequence[int]) -> dict[int, Completion]: ...
 
@@ -734,6 +740,17 @@ class OutboxSink(Protocol):
     async def append_outbox(self, records: Sequence[AuditRecord],
                             events: Sequence[RevocationEvent]) -> list[RevocationEvent]:
         """Commit both in one transaction; the events with their seqs, in order."""
+
+
+@runtime_checkable
+class ReportSink(Protocol):
+    """A store that records a completion flush (``VerifierRegistry.record``) by a path
+    of its own (``SqlStore.record_reports``: one thread hop on SQLite);
+    ``identity.completion.LogoutCompletion`` uses it when the store is one."""
+
+    async def record_reports(self, reports: Sequence[VerifierReport],
+                             completions: Sequence[Completion]) -> list[Completion]:
+        """``VerifierRegistry.record`` in a transaction of its own."""
 
 
 @dataclass(frozen=True, slots=True)

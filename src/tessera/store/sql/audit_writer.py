@@ -1,6 +1,7 @@
 """The audit log's group commit on SQLite in one thread hop — and the outbox events that
 commit with audit records when a transaction reads nothing (``SqlStore.append_outbox``:
-an access-token revocation).
+an access-token revocation), and any other short write transaction given as a function
+(``transact``: the verifiers' reports, ``SqlStore.record_reports``).
 
 Through SQLAlchemy and aiosqlite a batch costs a thread hop per statement — check-out,
 ``BEGIN IMMEDIATE``, the chain head, the insert, commit, check-in — ~1.2 ms of CPU for a
@@ -25,12 +26,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
 
 __all__ = ["SqliteAuditWriter"]
+
+_T = TypeVar("_T")
 
 _HEAD = ("SELECT chain_hash FROM audit_events WHERE chain_hash IS NOT NULL "
          "ORDER BY id DESC LIMIT 1")
@@ -41,7 +45,7 @@ _OUTBOX = ("INSERT INTO revocation_events (kind, key, at, expires_at, data) "
 
 class SqliteAuditWriter:
     def __init__(self, database: str, *, busy_deadline: float = 10.0) -> None:
-        self._database = database
+        self.database = database
         self._busy_deadline = busy_deadline
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -50,7 +54,7 @@ class SqliteAuditWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(Path(self._database), isolation_level=None,
+            conn = sqlite3.connect(Path(self.database), isolation_level=None,
                                    check_same_thread=False, timeout=self._busy_deadline)
             # the journal-mode pragma can meet another connection opening the WAL
             # index (SQLITE_BUSY): SQLite's busy handler waits that out; ``_begin``
@@ -86,39 +90,47 @@ class SqliteAuditWriter:
         ``StoreError``."""
         if not records and not events:
             return []
-        with self._lock:
-            return self._write(records, events, before_commit)
 
-    def _write(self, records: Sequence[AuditRecord], events: Sequence[RevocationEvent],
-               before_commit: Callable[[list[int]], None] | None) -> list[int]:
-        try:
-            conn = self._connection()
-            self._begin(conn)
+        def write(conn: sqlite3.Connection) -> list[int]:
+            if records:
+                row = conn.execute(_HEAD).fetchone()
+                previous = row[0] if row is not None and row[0] else GENESIS
+                rows = []
+                for r in records:
+                    previous = chain_link(previous, r.event, r.at, r.fields)
+                    rows.append((r.event, r.at, json.dumps(r.fields), previous))
+                conn.executemany(_INSERT, rows)
+            seqs = [int(conn.execute(_OUTBOX, (e.kind, e.key, e.at, e.expires_at,
+                                               json.dumps(e.data))).fetchone()[0])
+                    for e in events]
+            if before_commit is not None:
+                before_commit(seqs)
+            return seqs
+
+        return self.transact(write)
+
+    def transact(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` in one write transaction on this writer's connection and commit
+        (blocking: run it in a worker thread); rolled back if it raises. Raises
+        ``StoreError`` (``StoreConflict`` if another process held the write lock past
+        the busy deadline)."""
+        with self._lock:
             try:
-                if records:
-                    row = conn.execute(_HEAD).fetchone()
-                    previous = row[0] if row is not None and row[0] else GENESIS
-                    rows = []
-                    for r in records:
-                        previous = chain_link(previous, r.event, r.at, r.fields)
-                        rows.append((r.event, r.at, json.dumps(r.fields), previous))
-                    conn.executemany(_INSERT, rows)
-                seqs = [int(conn.execute(_OUTBOX, (e.kind, e.key, e.at, e.expires_at,
-                                                   json.dumps(e.data))).fetchone()[0])
-                        for e in events]
-                if before_commit is not None:
-                    before_commit(seqs)
-                conn.execute("COMMIT")
-                return seqs
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                conn = self._connection()
+                self._begin(conn)
+                try:
+                    result = body(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except StoreError:
                 raise
-        except StoreError:
-            raise
-        except sqlite3.Error as exc:
-            self._close()  # a fresh connection next time
-            raise StoreError(f"database error: {type(exc).__name__}") from exc
+            except sqlite3.Error as exc:
+                self._close()  # a fresh connection next time
+                raise StoreError(f"database error: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         with self._lock:
