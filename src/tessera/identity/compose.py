@@ -141,7 +141,9 @@ class Identity:
     throttles: Throttles | None = None
     """Login, TOTP and client-authentication throttles (``identity/throttles.py``)."""
     outbox_listener: asyncio.Task[None] | None = None
-    """PostgreSQL: LISTEN for outbox commits of every process (``start_relays``)."""
+    """What wakes the relays on another process's commit (``start_relays``)."""
+    checkpointer: asyncio.Task[None] | None = None
+    """SQLite in a file: WAL checkpoints off the commit path (``start_relays``)."""
     device_authorization: DeviceAuthorizationEndpoint | None = None
     """RFC 8628 device authorization endpoint, None when ``device.enabled`` is off."""
     key_sets: HttpKeySetSource | None = None
@@ -157,7 +159,7 @@ class Identity:
         """The background writers: outbox relays, and the verifier-report batcher; what
         wakes the relays on any process's commit: a LISTEN connection on PostgreSQL, a
         watch of the database's change counter on SQLite (while either works, the relays
-        poll only at their heartbeat)."""
+        poll only at their heartbeat); on SQLite, the WAL checkpointer."""
         for relay in self.relays:
             relay.start()
         self.completion.start()
@@ -179,16 +181,19 @@ class Identity:
                      if self.store.outbox_channel is not None
                      else self.store.watch_outbox(wake, connected=connected))
             self.outbox_listener = asyncio.get_running_loop().create_task(watch)
+            self.checkpointer = asyncio.get_running_loop().create_task(
+                self.store.checkpoint_wal())
         if self.signals is not None:
             self.signals.start()
 
     async def stop_relays(self) -> None:
         """Stop what ``start_relays`` started (the store stays open)."""
-        if self.outbox_listener is not None:
-            self.outbox_listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.outbox_listener
-            self.outbox_listener = None
+        for task in (self.outbox_listener, self.checkpointer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.outbox_listener = self.checkpointer = None
         for relay in self.relays:
             await relay.aclose()
         await self.completion.aclose()

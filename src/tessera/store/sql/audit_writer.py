@@ -31,6 +31,7 @@ from typing import TypeVar
 from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
+from tessera.store.sql.checkpoint import WAL_BACKSTOP_PAGES
 
 __all__ = ["SqliteAuditWriter"]
 
@@ -62,6 +63,7 @@ class SqliteAuditWriter:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=0")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             self._conn = conn
         return self._conn
 

@@ -50,6 +50,7 @@ from tessera.store.ports import (
 )
 from tessera.store.sql import sqlite_driver
 from tessera.store.sql.audit_writer import SqliteAuditWriter
+from tessera.store.sql.checkpoint import WAL_BACKSTOP_PAGES, checkpoint_wal
 from tessera.store.sql.group_commit import GroupCommit
 from tessera.store.sql.logs import with_seqs
 from tessera.store.sql.registry import record_sqlite
@@ -91,6 +92,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # 0 by default: the unit of work waits for the write lock in asyncio (_begin)
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")  # checkpoint.py
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -322,6 +324,14 @@ class SqlStore:
             heads.close()
             if working and connected is not None:
                 connected(False)
+
+    async def checkpoint_wal(self, *, interval: float = 0.2) -> None:
+        """SQLite in a file: checkpoint the WAL every ``interval`` seconds from a
+        connection of its own, so that no commit pays for a checkpoint
+        (``store.sql.checkpoint``). Runs until cancelled; returns at once for
+        PostgreSQL or an in-memory database."""
+        if self._audit_writer is not None:  # a file
+            await checkpoint_wal(self._audit_writer.database, interval=interval)
 
     async def listen_outbox(self, listener: Callable[[], None], *,
                             connected: Callable[[bool], None] | None = None,
