@@ -370,7 +370,7 @@ def pace(readers: Readers, due: float) -> None:
 
 def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind: str,
                     n: int, revocations: int, redis_url: str, stream: str,
-                    interval: float) -> Result:
+                    interval: float, no_report: bool) -> Result:
     total = revocations + WARMUP
     tokens = []
     for _ in range(total):
@@ -381,7 +381,7 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
     cmd = [sys.executable, AGENT, "--issuer", service.url, "--audience", AUDIENCE,
            "--source", "redis" if kind == "redis" else "http",
            "--client-id", service.feed_id, f"--client-secret={service.feed_secret}",
-           "--redis-url", redis_url, "--stream", stream]
+           "--redis-url", redis_url, "--stream", stream] + (["--no-report"] if no_report else [])
     lags: list[float] = []
     after_record: list[float] = []
     stages: dict[str, list[float]] = {name: [] for name in (*STAGES, BESIDE)}
@@ -493,6 +493,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.0,
                         help="seconds from one revocation's start to the next (0: the next "
                              "as soon as every verifier saw the previous: saturation)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="the verifiers do not report what they applied (logout "
+                             "completion off): what those writes cost the revocations")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     signal.signal(signal.SIGTERM, _on_signal)
@@ -517,7 +520,8 @@ def main() -> None:
                             result = measure_tessera(procs, service, http, kind=kind, n=n,
                                                      revocations=args.revocations,
                                                      redis_url=args.redis_url, stream=stream,
-                                                     interval=args.interval)
+                                                     interval=args.interval,
+                                                     no_report=args.no_report)
                         results[kind, n] = result
                         print(f"  measured {kind:5} N={n:<3} {len(result.lags_ms):5} samples "
                               f"({time.monotonic() - started:5.1f} s)", file=sys.stderr)
