@@ -7,6 +7,7 @@ memory. The login flows over them are in tests/e2e/test_login_throttle.py and, a
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import time
 import uuid
@@ -158,6 +159,58 @@ async def test_a_failing_storage_falls_back_to_counting_in_memory(
         await throttles.aclose()
     warnings = [r for r in caplog.records if "storage failed" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per request
+
+
+class FlakyStorage(SafeMemoryStorage):
+    """Fails while ``down``; says nothing is recorded when asked (as the Redis storage
+    does while subscribed and no hit is announced)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.reads = 0
+
+    def nothing_recorded(self) -> bool:
+        return True
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int
+                                ) -> tuple[float, int]:
+        self.reads += 1
+        if self.down:
+            raise ConnectionError("storage down")
+        return await super().get_moving_window(key, limit, expiry)
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1
+                            ) -> bool:
+        if self.down:
+            raise ConnectionError("storage down")
+        return await super().acquire_entry(key, limit, expiry, amount)
+
+
+async def test_after_a_storage_failure_the_fast_path_waits_a_whole_window(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Hits counted in memory during a failure are unknown to the storage: checks read
+    the storage (and the memory while it fails) until a window has passed since the last
+    failure, then the fast path is back; a later failure is reported again."""
+    caplog.set_level(logging.INFO, logger="tessera.identity")
+    storage, now = FlakyStorage(), [1000.0]
+    throttle = LimitsThrottle("test", 2, 60, storage, prefix=f"t-{uuid.uuid4().hex}",
+                              monotonic=lambda: now[0])
+    assert not await throttle.blocked("k") and storage.reads == 0  # the fast path
+    storage.down = True
+    assert await _hits(throttle, "k", 3) == [True, True, False]  # in memory
+    assert await throttle.blocked("k")
+    storage.down = False
+    now[0] += 59
+    assert not await throttle.blocked("k") and storage.reads > 0  # read, not assumed
+    now[0] += 1
+    reads = storage.reads
+    assert not await throttle.blocked("k") and storage.reads == reads  # fast path again
+    storage.down = True
+    assert await throttle.hit("other")
+    warnings = [r for r in caplog.records if "storage failed" in r.getMessage()]
+    assert len(warnings) == 2  # once per failure, not per request
+    assert any("fast path back" in r.getMessage() for r in caplog.records)
 
 
 def test_more_than_one_worker_without_redis_shares_a_file(tmp_path: Path) -> None:

@@ -78,8 +78,11 @@ class LimitsThrottle:
     ``window`` seconds, with a per-process fallback when the storage fails."""
 
     def __init__(self, name: str, limit: int, window: int, storage: Storage, *,
-                 prefix: str, fallback: SafeMemoryStorage | None = None) -> None:
+                 prefix: str, fallback: SafeMemoryStorage | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self._window = window
+        self._monotonic = monotonic
         self._item = RateLimitItemPerSecond(limit, window)
         self._limiter = MovingWindowRateLimiter(storage)
         quiet = getattr(storage, "nothing_recorded", None)
@@ -88,7 +91,20 @@ class LimitsThrottle:
         hits, ``throttle_redis``; not a Redis Cluster)."""
         self._fallback = MovingWindowRateLimiter(fallback or SafeMemoryStorage())
         self._prefix = f"{prefix}:{name}"
-        self._failing = False
+        self._failed_at: float | None = None
+        """When the storage last failed. Hits counted in memory meanwhile are unknown to
+        the storage (and to ``quiet``), and the storage may have missed others: the
+        fast path stays off until a whole window has passed since, when every such hit
+        has expired."""
+
+    @property
+    def _failing(self) -> bool:
+        if self._failed_at is not None \
+                and self._monotonic() - self._failed_at >= self._window:
+            self._failed_at = None
+            _log.info("throttle %s: storage working for a whole window; fast path back",
+                      self.name)
+        return self._failed_at is not None
 
     def _key(self, key: str) -> str:
         return token_hash(key)
@@ -119,9 +135,9 @@ class LimitsThrottle:
 
     def _storage_failed(self, exc: Exception) -> None:
         if not self._failing:
-            self._failing = True
             _log.warning("throttle %s: storage failed (%s); counting in this process",
                          self.name, type(exc).__name__)
+        self._failed_at = self._monotonic()
 
 
 @dataclass(frozen=True)
