@@ -3,10 +3,16 @@ unknown tokens get 200; another client's tokens are refused."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tessera.core.secrets import token_hash
 from tessera.identity.compose import Identity
 from tessera.observability import events
-from tests.e2e.helpers import audit_rows, claims_of, logged_in, refresh, revoke
+from tessera.store.ports import StoreError
+from tessera.store.sql.audit_writer import SqliteAuditWriter
+from tests.e2e.helpers import audit_rows, claims_of, client_token, logged_in, refresh, revoke
 from tests.support import TesseraDriver
 
 
@@ -91,3 +97,33 @@ async def test_client_authentication_is_required(tessera: TesseraDriver) -> None
     assert wrong.headers["www-authenticate"].lower().startswith("basic")
     assert claims_of(tokens["access_token"])["client_id"] == app.client_id
     assert (await refresh(tessera, app, tokens["refresh_token"])).status_code == 200
+
+
+async def test_a_store_failure_while_revoking_a_token_without_a_session_is_a_503(
+        tessera: TesseraDriver, identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client-credentials token's revocation commits in one step (``append_outbox``;
+    on this SQLite file, one thread hop). When that write fails the client gets
+    ``temporarily_unavailable`` (no detail, no token), nothing was revoked, and the same
+    request succeeds once the store is back."""
+    app = await tessera.client(scope="orders:read")
+    token = await client_token(tessera, app)
+    writes = 0
+    write = SqliteAuditWriter.write
+
+    def failing(self: SqliteAuditWriter, records: Any, events: Any = (), **kw: Any) -> Any:
+        nonlocal writes
+        if events:
+            writes += 1
+            raise StoreError("database error: OperationalError")
+        return write(self, records, events, **kw)
+
+    monkeypatch.setattr(SqliteAuditWriter, "write", failing)
+    response = await revoke(tessera, app, token)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert token not in response.text and "Traceback" not in response.text
+    assert writes == 1  # the one-step path was taken, and failed
+    assert (await tessera.introspect(app, token))["active"] is True  # nothing half-done
+    monkeypatch.setattr(SqliteAuditWriter, "write", write)
+    assert (await revoke(tessera, app, token)).status_code == 200
+    assert await tessera.introspect(app, token) == {"active": False}
