@@ -19,6 +19,7 @@ from tessera.observability.audit import AuditLog
 from tessera.store.ports import AuditRecord, StoreError
 from tessera.store.sql import SqlStore
 from tessera.store.sql.audit_writer import SqliteAuditWriter
+from tests.hops import count_aiosqlite_hops
 
 
 class Handoff:
@@ -74,16 +75,7 @@ async def test_audit_and_events_commit_together_and_are_handed_off(
 
 async def test_on_a_sqlite_file_it_is_one_thread_hop_off_the_engine(
         sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aiosqlite
-
-    hops: list[object] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(fn)
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    hops = count_aiosqlite_hops(monkeypatch)
     writes: list[int] = []
     write = SqliteAuditWriter.write
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from tessera.identity.completion import LogoutCompletion
 from tessera.observability.metrics import IdentityMetrics
 from tessera.store.ports import Completion, StoreError, VerifierReport
 from tessera.store.sql import SqlStore
+from tests.hops import count_aiosqlite_hops
 
 T = 1_800_000_000.0
 
@@ -127,17 +127,8 @@ async def test_record_adds_only_completions_above_those_recorded(any_store: SqlS
 
 async def test_on_a_sqlite_file_a_flush_writes_in_one_thread_hop(
         sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aiosqlite
-
     seq, = await commit(sqlite_store, T + 1)
-    hops: list[object] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(fn)
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    hops = count_aiosqlite_hops(monkeypatch)
     added = await sqlite_store.record_reports(
         [report("a", seq, T + 2)], [Completion(seq=seq, at=T + 1, completed_at=T + 2,
                                                verifiers=1)])

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tessera.store.sql import SqlStore, create_store
+from tests.hops import count_aiosqlite_hops
 
 
 @pytest.fixture
@@ -25,23 +24,11 @@ async def scratch(tmp_path: Path) -> AsyncIterator[SqlStore]:
     await store.close()
 
 
-def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    hops: list[str] = []
-    queue = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await queue(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return hops
-
-
 async def test_a_statement_is_one_hop_to_the_connection_thread(
         scratch: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
     async with scratch.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the connection is open and set up
-        hops = _count_hops(monkeypatch)
+        hops = count_aiosqlite_hops(monkeypatch)
         rows = (await conn.execute(text("SELECT id, v FROM t ORDER BY id"))).all()
         assert rows == []
         assert len(hops) == 1  # was four: cursor, execute, fetchall, close

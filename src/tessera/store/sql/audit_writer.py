@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
 from tessera.store.sql.checkpoint import WAL_BACKSTOP_PAGES
+from tessera.store.sql.private_connection import PrivateConnection
 
 __all__ = ["SqliteAuditWriter"]
 
@@ -44,14 +44,13 @@ _OUTBOX = ("INSERT INTO revocation_events (kind, key, at, expires_at, data) "
            "VALUES (?, ?, ?, ?, ?) RETURNING seq")
 
 
-class SqliteAuditWriter:
+class SqliteAuditWriter(PrivateConnection):
+    """One ``transact`` at a time on the connection (its lock), even if a cancelled
+    caller left the store's asyncio write lock while its thread was still writing."""
+
     def __init__(self, database: str, *, busy_deadline: float = 10.0) -> None:
-        self.database = database
+        super().__init__(database)
         self._busy_deadline = busy_deadline
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        """One ``write`` at a time on the connection, even if a cancelled caller left
-        the store's asyncio write lock while its thread was still writing."""
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -133,12 +132,3 @@ class SqliteAuditWriter:
             except sqlite3.Error as exc:
                 self._close()  # a fresh connection next time
                 raise StoreError(f"database error: {type(exc).__name__}") from exc
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

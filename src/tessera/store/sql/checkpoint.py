@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 from pathlib import Path
+
+from tessera.store.sql.private_connection import PrivateConnection
 
 __all__ = ["WAL_BACKSTOP_PAGES", "checkpoint_wal"]
 
@@ -32,15 +33,9 @@ WAL_BACKSTOP_PAGES = 10_000
 _log = logging.getLogger("tessera.store")
 
 
-class _Checkpointer:
+class _Checkpointer(PrivateConnection):
     """A private read-write connection (opened on first use, reopened after an error)
     that runs one ``PASSIVE`` checkpoint per ``run``."""
-
-    def __init__(self, database: str) -> None:
-        self._database = database
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        """``run`` in a worker thread and ``close`` never use the connection at once."""
 
     def run(self) -> tuple[int, int, int]:
         """(busy, WAL frames, frames checkpointed), as ``PRAGMA wal_checkpoint`` says.
@@ -48,7 +43,7 @@ class _Checkpointer:
         with self._lock:
             try:
                 if self._conn is None:
-                    self._conn = sqlite3.connect(Path(self._database), timeout=0,
+                    self._conn = sqlite3.connect(Path(self.database), timeout=0,
                                                  isolation_level=None,
                                                  check_same_thread=False)
                 row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -56,15 +51,6 @@ class _Checkpointer:
             except sqlite3.Error:
                 self._close()
                 raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 async def checkpoint_wal(database: str, *, interval: float) -> None:

@@ -1,0 +1,30 @@
+"""A ``sqlite3`` connection that one component keeps for itself, beside the engine's pool:
+the audit writer's one-hop transactions, the WAL checkpointer."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+__all__ = ["PrivateConnection"]
+
+
+class PrivateConnection:
+    """Holds the connection (``_conn``, opened by the subclass on first use) and a lock
+    that its calls take, so a call in a worker thread and ``close`` never use it at once.
+    A subclass closes it after an error (``_close``, under the lock): the next call opens
+    a fresh one."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
