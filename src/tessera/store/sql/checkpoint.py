@@ -64,7 +64,7 @@ async def checkpoint_wal(database: str, *, interval: float) -> None:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(checkpointer.run)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # sqlite3.Error, or a bug: never end the loop
                 if not failing:
                     _log.warning("WAL checkpoint failed (%s); retrying every %.1f s",
                                  type(exc).__name__, interval)
