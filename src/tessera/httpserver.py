@@ -56,8 +56,10 @@ import asyncio
 import inspect
 import logging
 import os
+import pickle
 import socket
 import sys
+import time
 from typing import Any, Final
 
 import uvicorn
@@ -65,6 +67,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import multiprocess as _multiprocess
 
 from tessera.settings import ServerSettings
 from tessera.tls_scope import DEFAULT_CLIENT_CERT_HEADER, ClientCertificateScope
@@ -85,6 +88,44 @@ client reads it (nginx's ``lingering_close`` for the same reason)."""
 
 WORKER_HEALTHCHECK_SECONDS: Final = 30
 """How long a worker may take to answer the supervisor before it counts as hung."""
+
+_HEALTHCHECK_SLICE: Final = 0.1
+"""How often the supervisor, waiting for a worker's answer, checks the worker is alive."""
+
+
+_UvicornWorker: Any = getattr(_multiprocess, "Process", object)
+
+
+class WatchedWorker(_UvicornWorker):  # type: ignore[misc]
+    """uvicorn's worker handle, with a health check that notices a worker dying while
+    the supervisor waits for its answer. The supervisor holds both ends of the ping
+    pipe, so a worker's death closes nothing it can see: a worker killed between the
+    supervisor's liveness check and its answer (an OOM kill, ``kill -9`` under load)
+    was replaced only after the whole ``WORKER_HEALTHCHECK_SECONDS``. (At module level:
+    the handle is pickled into the spawned worker.)"""
+
+    def _healthcheck(self, timeout: float) -> bool | None:
+        try:
+            self.parent_conn.send(b"ping")
+            deadline = time.monotonic() + timeout
+            while True:
+                wait = min(_HEALTHCHECK_SLICE, max(0.0, deadline - time.monotonic()))
+                if self.parent_conn.poll(wait):
+                    started: bool = self.parent_conn.recv()
+                    return started
+                if not self.process.is_alive() or time.monotonic() >= deadline:
+                    return None
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+
+
+def _supervise_watched() -> None:
+    """Have ``Multiprocess`` (which names its worker handle at module level) use
+    ``WatchedWorker``, in the serving process only; where this uvicorn has no such
+    handle (older releases) its own behaviour stays."""
+    if hasattr(_UvicornWorker, "_healthcheck"):
+        _multiprocess.Process = WatchedWorker  # type: ignore[misc]
+
 
 _DEFAULTS: Final = ServerSettings()
 """Bounds for a plain ``uvicorn.Config`` (``--http tessera.httpserver:...``)."""
@@ -320,6 +361,7 @@ def run(app: Any, *, limits: ServerSettings, host: str, port: int, workers: int 
                       if "target" in inspect.signature(Multiprocess).parameters else {})
             sockets = ([config.bind_socket()] if _shared_socket_only(config)
                        else _bound_for_workers(config))
+            _supervise_watched()
             Multiprocess(config, sockets=sockets, **target).run()
         else:
             server.run()

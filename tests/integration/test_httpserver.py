@@ -206,6 +206,55 @@ def test_workers_get_time_to_import_before_the_supervisor_calls_them_hung(
     assert config.timeout_worker_healthcheck == httpserver.WORKER_HEALTHCHECK_SECONDS >= 30
 
 
+class _Worker:
+    def __init__(self, alive: bool) -> None:
+        self.alive = alive
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def test_a_worker_dying_while_the_supervisor_waits_for_its_answer_is_noticed_at_once(
+        ) -> None:
+    """The supervisor holds both ends of its ping pipe, so a worker's death closes
+    nothing it sees: a worker killed between the liveness check and its answer was
+    replaced only after the whole health-check deadline (30 s). A live worker that
+    answers late is still heard."""
+    import multiprocessing
+    import threading
+
+    from tessera import httpserver
+
+    assert hasattr(httpserver._UvicornWorker, "_healthcheck"), "the handle the fix needs"
+    handle = httpserver.WatchedWorker.__new__(httpserver.WatchedWorker)
+    handle.parent_conn, child = multiprocessing.Pipe()
+    handle.process = _Worker(alive=False)  # died after the supervisor's check
+    started = time.monotonic()
+    assert not handle.ping(timeout=httpserver.WORKER_HEALTHCHECK_SECONDS)
+    assert time.monotonic() - started < 1
+
+    handle.process = _Worker(alive=True)
+
+    def answer_late() -> None:
+        child.recv()
+        time.sleep(0.3)
+        child.send(True)
+
+    threading.Thread(target=answer_late, daemon=True).start()
+    assert handle.is_ready(timeout=5)
+
+
+def test_serve_supervises_workers_with_the_watched_handle(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from uvicorn.supervisors import multiprocess
+
+    from tessera import httpserver
+
+    monkeypatch.setattr(multiprocess, "Process", multiprocess.Process)  # restored after
+    httpserver._supervise_watched()
+    assert multiprocess.Process is httpserver.WatchedWorker
+
+
 def test_each_worker_listens_on_its_own_socket_and_the_kernel_spreads_connections(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With one shared socket the workers raced to accept and a burst of keep-alive
