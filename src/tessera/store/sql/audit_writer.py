@@ -31,17 +31,13 @@ from tessera.core.audit_chain import GENESIS, chain_link
 from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
 from tessera.store.sql.checkpoint import WAL_BACKSTOP_PAGES
+from tessera.store.sql.logs import SQLITE_APPEND, SQLITE_AUDIT_HEAD, SQLITE_AUDIT_INSERT
 from tessera.store.sql.private_connection import PrivateConnection
 
 __all__ = ["SqliteAuditWriter"]
 
 _T = TypeVar("_T")
 
-_HEAD = ("SELECT chain_hash FROM audit_events WHERE chain_hash IS NOT NULL "
-         "ORDER BY id DESC LIMIT 1")
-_INSERT = "INSERT INTO audit_events (event, at, fields, chain_hash) VALUES (?, ?, ?, ?)"
-_OUTBOX = ("INSERT INTO revocation_events (kind, key, at, expires_at, data) "
-           "VALUES (?, ?, ?, ?, ?) RETURNING seq")
 
 
 class SqliteAuditWriter(PrivateConnection):
@@ -94,16 +90,17 @@ class SqliteAuditWriter(PrivateConnection):
 
         def write(conn: sqlite3.Connection) -> list[int]:
             if records:
-                row = conn.execute(_HEAD).fetchone()
+                row = conn.execute(SQLITE_AUDIT_HEAD).fetchone()
                 previous = row[0] if row is not None and row[0] else GENESIS
                 rows = []
                 for r in records:
                     previous = chain_link(previous, r.event, r.at, r.fields)
-                    rows.append((r.event, r.at, json.dumps(r.fields), previous))
-                conn.executemany(_INSERT, rows)
-            seqs = [int(conn.execute(_OUTBOX, (e.kind, e.key, e.at, e.expires_at,
-                                               json.dumps(e.data))).fetchone()[0])
-                    for e in events]
+                    rows.append({"event": r.event, "at": r.at,
+                                 "fields": json.dumps(r.fields), "chain_hash": previous})
+                conn.executemany(SQLITE_AUDIT_INSERT, rows)
+            seqs = [int(conn.execute(SQLITE_APPEND, {
+                "kind": e.kind, "key": e.key, "at": e.at, "expires_at": e.expires_at,
+                "data": json.dumps(e.data)}).fetchone()[0]) for e in events]
             if before_commit is not None:
                 before_commit(seqs)
             return seqs

@@ -20,6 +20,7 @@ from tessera.store.ports import (
     SealedKey,
     StoredAudit,
 )
+from tessera.store.sql.private_connection import sqlite_sql
 from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import (
     audit_events,
@@ -27,7 +28,8 @@ from tessera.store.sql.schema import (
     signing_keys,
 )
 
-__all__ = ["SqlAuditRepo", "SqlKeyRepo", "SqlRevocationLog", "with_seqs"]
+__all__ = ["SQLITE_APPEND", "SQLITE_AUDIT_HEAD", "SQLITE_AUDIT_INSERT", "SqlAuditRepo",
+           "SqlKeyRepo", "SqlRevocationLog", "with_seqs"]
 
 
 # Statements on every revocation and every relay or fan-out read, built once: SQLAlchemy
@@ -40,6 +42,12 @@ _AUDIT_HEAD = (select(audit_events.c.chain_hash)
                .where(audit_events.c.chain_hash.is_not(None))
                .order_by(audit_events.c.id.desc()).limit(1))
 _AUDIT_INSERT = insert(audit_events)
+
+# The same, for the audit writer's one-hop transactions on SQLite (``audit_writer``).
+SQLITE_AUDIT_HEAD = sqlite_sql(_AUDIT_HEAD, literal=True)
+SQLITE_AUDIT_INSERT = sqlite_sql(_AUDIT_INSERT, columns=("event", "at", "fields",
+                                                         "chain_hash"))
+SQLITE_APPEND = sqlite_sql(_APPEND, columns=("kind", "key", "at", "expires_at", "data"))
 
 
 def with_seqs(events: Sequence[RevocationEvent], seqs: Sequence[int]

@@ -1,12 +1,29 @@
-"""A ``sqlite3`` connection that one component keeps for itself, beside the engine's pool:
-the audit writer's one-hop transactions, the WAL checkpointer."""
+"""A ``sqlite3`` connection that one component keeps for itself, beside the engine's pool
+(the audit writer's one-hop transactions, the WAL checkpointer), and the SQL it runs:
+the store's own SQLAlchemy statements, compiled once for SQLite (``sqlite_sql``), so the
+two paths cannot drift apart."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["PrivateConnection"]
+from sqlalchemy.dialects import sqlite
+
+__all__ = ["PrivateConnection", "sqlite_sql"]
+
+_NAMED = sqlite.dialect(paramstyle="named")
+
+
+def sqlite_sql(statement: Any, *, columns: Sequence[str] | None = None,
+               literal: bool = False) -> str:
+    """``statement`` as SQL for ``sqlite3`` with named parameters (a dict per row):
+    ``columns``, the parameters of an ``INSERT`` (default: every column); ``literal``,
+    values written in (a ``LIMIT``)."""
+    return str(statement.compile(dialect=_NAMED, column_keys=columns,
+                                 compile_kwargs={"literal_binds": literal}))
 
 
 class PrivateConnection:

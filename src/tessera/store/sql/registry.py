@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from tessera.store.ports import Completion, VerifierReport
+from tessera.store.sql.private_connection import sqlite_sql
 from tessera.store.sql.repos_base import Repo as _Repo
 from tessera.store.sql.schema import revocation_completions, verifier_reports
 
@@ -38,9 +39,8 @@ def _upsert(dialect: Any) -> Any:
 
 _REPORT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 
-_NAMED = sqlite.dialect(paramstyle="named")
 _SQLITE_DONE, _SQLITE_REPORT, _SQLITE_ADD = (
-    str(stmt.compile(dialect=_NAMED)) for stmt in (_DONE, _REPORT["sqlite"], _ADD))
+    sqlite_sql(stmt) for stmt in (_DONE, _REPORT["sqlite"], _ADD))
 
 
 def _report_row(r: VerifierReport) -> dict[str, Any]:
