@@ -49,8 +49,8 @@ async def test_edits_and_deletions_are_detected(any_store: SqlStore) -> None:
 
 
 async def test_the_group_commit_path_extends_the_same_chain(any_store: SqlStore) -> None:
-    """``append_audit`` (the audit log's batches: on SQLite its own connection in one
-    thread hop) and the unit of work's ``audit.append`` write one chain between them,
+    """``append_audit`` (the audit log's batches: on SQLite its own connection, on the
+    event loop) and the unit of work's ``audit.append`` write one chain between them,
     with the same stored values."""
     await write(any_store, "a")
     await any_store.append_audit([AuditRecord("b", 1000.5, {"who": "b", "n": [1, 2.5]}),

@@ -102,20 +102,21 @@ async def test_client_authentication_is_required(tessera: TesseraDriver) -> None
 async def test_a_store_failure_while_revoking_a_token_without_a_session_is_a_503(
         tessera: TesseraDriver, identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client-credentials token's revocation commits in one step (``append_outbox``;
-    on this SQLite file, one thread hop). When that write fails the client gets
-    ``temporarily_unavailable`` (no detail, no token), nothing was revoked, and the same
-    request succeeds once the store is back."""
+    on this SQLite file, one function on the audit writer's connection). When that write
+    fails the client gets ``temporarily_unavailable`` (no detail, no token), nothing was
+    revoked, and the same request succeeds once the store is back."""
     app = await tessera.client(scope="orders:read")
     token = await client_token(tessera, app)
     writes = 0
     write = SqliteAuditWriter.write
 
-    def failing(self: SqliteAuditWriter, records: Any, events: Any = (), **kw: Any) -> Any:
+    async def failing(self: SqliteAuditWriter, records: Any, events: Any = (),
+                      **kw: Any) -> Any:
         nonlocal writes
         if events:
             writes += 1
             raise StoreError("database error: OperationalError")
-        return write(self, records, events, **kw)
+        return await write(self, records, events, **kw)
 
     monkeypatch.setattr(SqliteAuditWriter, "write", failing)
     response = await revoke(tessera, app, token)

@@ -222,7 +222,7 @@ async def test_a_burst_of_reports_is_one_write_and_keeps_each_arrival_time(
 
     record_reports = identity.store.record_reports
 
-    async def recording(*args: Any) -> Any:  # its own write transaction (SQLite: one hop)
+    async def recording(*args: Any) -> Any:  # its own write transaction (SQLite: one function)
         nonlocal writes
         writes += 1
         return await record_reports(*args)

@@ -48,7 +48,7 @@ async def test_every_connection_checkpoints_only_past_the_backstop(
     await _commit(sqlite_store, 3)
     writer = sqlite_store._audit_writer
     assert writer is not None
-    assert writer._connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] \
+    assert writer._open().execute("PRAGMA wal_autocheckpoint").fetchone()[0] \
         == WAL_BACKSTOP_PAGES
     # no checkpointer ran: the commits are in the WAL only
     assert _events_in_file_alone(writer.database, tmp_path / "copy.db") == 0

@@ -54,7 +54,8 @@ class _NoReads:
 async def appending(store: Store, audit_log: AuditTrail) -> AsyncIterator[Transaction]:
     """A transaction that only records audit events and publishes revocation events —
     reads nothing, changes no other row: committed in one step where the store has a
-    path for it (``OutboxSink``: one thread hop on SQLite), else as ``transaction``."""
+    path for it (``OutboxSink``: on SQLite, one function on the audit writer's
+    connection), else as ``transaction``."""
     if not isinstance(store, OutboxSink):
         async with transaction(store, audit_log) as tx:
             yield tx

@@ -34,7 +34,8 @@ class AuditLog:
                  linger: float = 0.0) -> None:
         self._store = store
         self._sink = store if isinstance(store, AuditSink) else None
-        """The store's own batch path (one thread hop on SQLite), when it has one."""
+        """The store's own batch path (on SQLite, one function on the event loop), when
+        it has one."""
         self._clock = clock
         self._log_json = log_json
         self._max_batch = max_batch

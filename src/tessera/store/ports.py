@@ -745,7 +745,7 @@ class OutboxSink(Protocol):
 @runtime_checkable
 class ReportSink(Protocol):
     """A store that records a completion flush (``VerifierRegistry.record``) by a path
-    of its own (``SqlStore.record_reports``: one thread hop on SQLite);
+    of its own (``SqlStore.record_reports``: one function on SQLite);
     ``identity.completion.LogoutCompletion`` uses it when the store is one."""
 
     async def record_reports(self, reports: Sequence[VerifierReport],

@@ -1,25 +1,41 @@
-"""The audit log's group commit on SQLite in one thread hop — and the outbox events that
-commit with audit records when a transaction reads nothing (``SqlStore.append_outbox``:
-an access-token revocation), and any other short write transaction given as a function
-(``transact``: the verifiers' reports, ``SqlStore.record_reports``).
+"""The audit log's group commit on a SQLite file, on the event loop without waiting —
+and the outbox events that commit with audit records when a transaction reads nothing
+(``SqlStore.append_outbox``: an access-token revocation), and any other short write
+transaction given as a function (``transact``: the verifiers' reports,
+``SqlStore.record_reports``).
 
-Through SQLAlchemy and aiosqlite a batch costs a thread hop per statement — check-out,
-``BEGIN IMMEDIATE``, the chain head, the insert, commit, check-in — ~1.2 ms of CPU for a
-batch of 8 under load, the largest stage of a token request after the HTTP server.
-Here the whole transaction is one function run in a worker thread with the standard
-``sqlite3`` module on a connection of its own: ~0.2 ms for the same batch.
+Through SQLAlchemy and aiosqlite a batch cost a thread hop per statement (~1.2 ms of CPU
+for a batch of 8 under load). Run as one function in a worker thread it cost one hop,
+and that hop was still the largest stage of a token request after the HTTP server: the
+thread had to win the GIL from the busy event loop once per ``sqlite3`` call (up to the
+5 ms switch interval each), holding SQLite's write lock all the while, so the other
+worker's commits queued behind it. Under CPU contention two such processes served half
+what two running on the loop served (``docs/performance.md``, seventh pass).
 
-The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE`` (the
-write lock, so the chain head read is the head the rows extend), the head, the rows with
-their chain links, commit; the JSON of ``fields`` is what the SQLAlchemy ``JSON`` column
+So the transaction runs on the event loop, and never waits there:
+
+- ``BEGIN IMMEDIATE`` with SQLite's busy handler off: when another process (or the
+  engine's pool) holds the write lock it fails at once, and the caller retries after an
+  ``asyncio.sleep`` (0.2 ms doubling to 1 ms) up to ``busy_deadline``;
+- a commit writes pages to the WAL in the OS's cache and does not sync
+  (``journal_mode=WAL``, ``synchronous=NORMAL``: a committed transaction survives a
+  crash of the process, as before), and checkpoints run in their own thread
+  (``checkpoint.py``; this connection keeps only the backstop past 10,000 pages);
+- the connection is opened (``journal_mode`` may wait for another connection opening
+  the WAL index) in a worker thread.
+
+What the loop spends is the work itself: ~0.15–0.2 ms for a batch of 5 here (p99
+~0.4 ms). The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE``
+(so the chain head read is the head the rows extend), the head, the rows with their
+chain links, commit; the JSON of ``fields`` is what the SQLAlchemy ``JSON`` column
 writes (``json.dumps``). Writers of this process queue on the store's write lock before
-calling ``write`` (one at a time: the connection is never used concurrently); other
-processes' writers are waited out by retrying ``BEGIN IMMEDIATE`` with short sleeps, in
-this thread, up to ``busy_deadline`` (as ``SqlStore._begin`` does in the event loop).
+calling (one at a time); nothing awaits between ``BEGIN`` and ``COMMIT``, so a
+cancelled caller leaves either nothing or a whole committed transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -38,53 +54,55 @@ __all__ = ["SqliteAuditWriter"]
 
 _T = TypeVar("_T")
 
+FIRST_RETRY = 0.0002
+"""Seconds before the first retry of a ``BEGIN IMMEDIATE`` another writer refused."""
+LONGEST_RETRY = 0.001
+"""The retry interval doubles up to this."""
 
 
 class SqliteAuditWriter(PrivateConnection):
-    """One ``transact`` at a time on the connection (its lock), even if a cancelled
-    caller left the store's asyncio write lock while its thread was still writing."""
+    """Write transactions on a connection of its own, on the event loop (module
+    docstring). A transaction holds the connection's lock from ``BEGIN`` to its end, as
+    ``close`` and the opening thread do."""
 
     def __init__(self, database: str, *, busy_deadline: float = 10.0) -> None:
         super().__init__(database)
         self._busy_deadline = busy_deadline
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(Path(self.database), isolation_level=None,
-                                   check_same_thread=False, timeout=self._busy_deadline)
-            # the journal-mode pragma can meet another connection opening the WAL
-            # index (SQLITE_BUSY): SQLite's busy handler waits that out; ``_begin``
-            # waits out writers itself, in short sleeps, so the handler is off after
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=0")
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
-            self._conn = conn
-        return self._conn
+    def _open(self) -> sqlite3.Connection:
+        """The connection, opened if need be (blocking: ``transact`` runs it in a worker
+        thread)."""
+        with self._lock:
+            if self._conn is None:
+                conn = sqlite3.connect(Path(self.database), isolation_level=None,
+                                       check_same_thread=False, timeout=self._busy_deadline)
+                # the journal-mode pragma can meet another connection opening the WAL
+                # index (SQLITE_BUSY): SQLite's busy handler waits that out here, in the
+                # opening thread; afterwards it is off (``_begin`` never waits)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+                self._conn = conn
+            return self._conn
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        delay, waited = 0.0002, 0.0
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY,
-                                                       sqlite3.SQLITE_LOCKED):
-                    raise
-                if waited >= self._busy_deadline:
-                    raise StoreConflict("transaction conflict: database is locked") from None
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 0.001)
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> bool:
+        """``BEGIN IMMEDIATE``; False if another writer holds the lock."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        return True
 
-    def write(self, records: Sequence[AuditRecord],
-              events: Sequence[RevocationEvent] = (), *,
-              before_commit: Callable[[list[int]], None] | None = None) -> list[int]:
+    async def write(self, records: Sequence[AuditRecord],
+                    events: Sequence[RevocationEvent] = (), *,
+                    before_commit: Callable[[list[int]], None] | None = None) -> list[int]:
         """Append ``records`` to the chained audit table and ``events`` to the outbox in
-        one transaction (blocking: run it in a worker thread); returns the events' seqs,
-        in order. ``before_commit`` gets them just before the commit. Raises
-        ``StoreError``."""
+        one transaction; returns the events' seqs, in order. ``before_commit`` gets them
+        just before the commit. Raises ``StoreError``."""
         if not records and not events:
             return []
 
@@ -105,17 +123,16 @@ class SqliteAuditWriter(PrivateConnection):
                 before_commit(seqs)
             return seqs
 
-        return self.transact(write)
+        return await self.transact(write)
 
-    def transact(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``body`` in one write transaction on this writer's connection and commit
-        (blocking: run it in a worker thread); rolled back if it raises. Raises
-        ``StoreError`` (``StoreConflict`` if another process held the write lock past
-        the busy deadline)."""
-        with self._lock:
+    async def transact(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` in one write transaction on this writer's connection and commit;
+        rolled back if it raises. ``body`` runs on the event loop: it must be short and
+        must not wait. Raises ``StoreError`` (``StoreConflict`` if other writers held
+        the write lock past the busy deadline)."""
+        try:
+            conn = await self._begin_when_free()
             try:
-                conn = self._connection()
-                self._begin(conn)
                 try:
                     result = body(conn)
                     conn.execute("COMMIT")
@@ -124,8 +141,31 @@ class SqliteAuditWriter(PrivateConnection):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except StoreError:
-                raise
-            except sqlite3.Error as exc:
-                self._close()  # a fresh connection next time
-                raise StoreError(f"database error: {type(exc).__name__}") from exc
+            finally:
+                self._lock.release()
+        except sqlite3.Error as exc:
+            self.close()  # a fresh connection next time
+            raise StoreError(f"database error: {type(exc).__name__}") from exc
+
+    async def _begin_when_free(self) -> sqlite3.Connection:
+        """The connection in a write transaction, holding its lock (a store used from
+        two threads' loops, as tests serving in a thread do, must not interleave
+        transactions on one connection). Neither lock is waited for on the loop: while
+        another writer holds one, sleep and try again."""
+        delay, deadline = FIRST_RETRY, time.monotonic() + self._busy_deadline
+        while True:
+            if self._conn is None:
+                await asyncio.to_thread(self._open)
+            if self._lock.acquire(blocking=False):
+                try:
+                    conn = self._conn
+                    if conn is not None and self._begin(conn):
+                        return conn
+                except BaseException:
+                    self._lock.release()
+                    raise
+                self._lock.release()
+            if time.monotonic() >= deadline:
+                raise StoreConflict("transaction conflict: database is locked")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LONGEST_RETRY)

@@ -208,7 +208,7 @@ class SqlStore:
             SqliteAuditWriter(database, busy_deadline=busy_deadline)
             if database and database != ":memory:" and not database.startswith("file:")
             else None)
-        """SQLite in a file: the audit group commit in one thread hop (``append_audit``)."""
+        """SQLite in a file: the audit group commit on the event loop (``append_audit``)."""
         self._schema = schema
         self._own_heads: collections.deque[int] = collections.deque(maxlen=_OWN_HEADS)
         """The last revocation seqs this process committed, or is committing (their
@@ -443,12 +443,12 @@ class SqlStore:
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
         """Commit ``records`` to the audit table in one transaction: the audit log's
-        group commit (``AuditSink``). SQLite in a file: one thread hop for the whole
-        transaction (``SqliteAuditWriter``), behind this process's write lock; else a
+        group commit (``AuditSink``). SQLite in a file: on the event loop, without
+        waiting there (``SqliteAuditWriter``), behind this process's write lock; else a
         unit of work (``SqlAuditRepo.append``)."""
         if self._audit_writer is not None and self._write_lock is not None:
             async with self._write_lock:
-                await asyncio.to_thread(self._audit_writer.write, records)
+                await self._audit_writer.write(records)
             return
         async with self.unit_of_work() as uow:
             await uow.audit.append(records)
@@ -457,9 +457,9 @@ class SqlStore:
                             events: Sequence[RevocationEvent]) -> list[RevocationEvent]:
         """Commit audit ``records`` and outbox ``events`` — a transaction that reads
         nothing — in one transaction; returns the events with their seqs. SQLite in a
-        file: one thread hop for the whole of it (``SqliteAuditWriter``), behind this
-        process's write lock, with the same hand-offs and wake-ups as a unit of work's
-        commit; else a unit of work."""
+        file: as the audit's group commit (``SqliteAuditWriter``), behind this process's
+        write lock, with the same hand-offs and wake-ups as a unit of work's commit;
+        else a unit of work."""
         if self._audit_writer is None or self._write_lock is None:
             async with self.unit_of_work() as uow:  # hands off and wakes as it commits
                 await uow.audit.append(records)
@@ -469,19 +469,13 @@ class SqlStore:
             before = self._committing() if events else []
             claimed: list[int] = []
 
-            def own(seqs: list[int]) -> None:  # in the writer's thread, before its commit
+            def own(seqs: list[int]) -> None:  # just before the commit
                 if seqs:
                     claimed.append(seqs[-1])
                     self._own_heads.append(seqs[-1])
 
-            writing = asyncio.ensure_future(asyncio.to_thread(
-                self._audit_writer.write, records, events, before_commit=own))
-            try:
-                seqs = await asyncio.shield(writing)
-            except asyncio.CancelledError:  # the thread writes on: settle when it ends
-                writing.add_done_callback(
-                    lambda done: self._settle(done, events, before, claimed))
-                raise
+            try:  # nothing awaits between BEGIN and COMMIT: cancelled, nothing was written
+                seqs = await self._audit_writer.write(records, events, before_commit=own)
             except BaseException:  # committed or not: let the watch wake for it
                 self._forget_own(claimed[0] if claimed else None)
                 raise
@@ -493,25 +487,16 @@ class SqlStore:
     async def record_reports(self, reports: Sequence[VerifierReport],
                              completions: Sequence[Completion]) -> list[Completion]:
         """A completion flush's write (``VerifierRegistry.record``; ``ReportSink``).
-        SQLite in a file: one thread hop for the whole transaction, behind this
-        process's write lock (with a verifier's reports about twice a second, a unit of
-        work of a thread hop per statement held the write lock for milliseconds, and
-        every revocation arriving meanwhile waited); else a unit of work."""
+        SQLite in a file: as the audit's group commit, behind this process's write lock
+        (with a verifier's reports about twice a second, a unit of work of a thread hop
+        per statement held the write lock for milliseconds, and every revocation
+        arriving meanwhile waited); else a unit of work."""
         if self._audit_writer is None or self._write_lock is None:
             async with self.unit_of_work() as uow:
                 return await uow.verifiers.record(reports, completions)
         async with self._write_lock:
-            return await asyncio.to_thread(self._audit_writer.transact, functools.partial(
+            return await self._audit_writer.transact(functools.partial(
                 record_sqlite, reports=reports, completions=completions))
-
-    def _settle(self, done: asyncio.Future[list[int]], events: Sequence[RevocationEvent],
-                before: list[Any], claimed: list[int]) -> None:
-        """The end of a one-hop write whose caller was cancelled: hand off what it
-        committed, or let the watch wake for what it may have."""
-        if done.cancelled() or done.exception() is not None:
-            self._forget_own(claimed[0] if claimed else None)
-        elif events:
-            self._committed(with_seqs(events, done.result()), before)
 
     async def close(self) -> None:
         if self._audit_writer is not None:

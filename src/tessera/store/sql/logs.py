@@ -43,7 +43,7 @@ _AUDIT_HEAD = (select(audit_events.c.chain_hash)
                .order_by(audit_events.c.id.desc()).limit(1))
 _AUDIT_INSERT = insert(audit_events)
 
-# The same, for the audit writer's one-hop transactions on SQLite (``audit_writer``).
+# The same, for the audit writer's transactions on SQLite (``audit_writer``).
 SQLITE_AUDIT_HEAD = sqlite_sql(_AUDIT_HEAD, literal=True)
 SQLITE_AUDIT_INSERT = sqlite_sql(_AUDIT_INSERT, columns=("event", "at", "fields",
                                                          "chain_hash"))

@@ -1,5 +1,5 @@
 """A ``sqlite3`` connection that one component keeps for itself, beside the engine's pool
-(the audit writer's one-hop transactions, the WAL checkpointer), and the SQL it runs:
+(the audit writer's transactions, the WAL checkpointer), and the SQL it runs:
 the store's own SQLAlchemy statements, compiled once for SQLite (``sqlite_sql``), so the
 two paths cannot drift apart."""
 

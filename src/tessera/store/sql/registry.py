@@ -2,9 +2,10 @@
 revocation event had been applied by every live verifier (logout completion).
 
 ``record`` is the writing half of a completion flush: one transaction. On SQLite in a
-file the store runs it in one thread hop on the ``sqlite3`` connection of its audit
-writer (``record_sqlite``: the same statements, compiled once for SQLite's named
-parameters), so the write lock is held for the statements, not for a thread hop each."""
+file the store runs it as one function on the ``sqlite3`` connection of its audit
+writer, on the event loop (``record_sqlite``: the same statements, compiled once for
+SQLite's named parameters), so the write lock is held for the statements, not for a
+thread hop each."""
 
 from __future__ import annotations
 
