@@ -9,8 +9,9 @@ for a batch of 8 under load). Run as one function in a worker thread it cost one
 and that hop was still the largest stage of a token request after the HTTP server: the
 thread had to win the GIL from the busy event loop once per ``sqlite3`` call (up to the
 5 ms switch interval each), holding SQLite's write lock all the while, so the other
-worker's commits queued behind it. Under CPU contention two such processes served half
-what two running on the loop served (``docs/performance.md``, seventh pass).
+worker's commits queued behind it. With the CPU overcommitted, token requests through
+such a thread waited 130–154 ms at p99, through the loop 26–45 ms, and cost a fifth to a
+quarter more CPU (``docs/performance.md``, seventh pass).
 
 So the transaction runs on the event loop, and never waits there:
 
@@ -24,8 +25,9 @@ So the transaction runs on the event loop, and never waits there:
 - the connection is opened (``journal_mode`` may wait for another connection opening
   the WAL index) in a worker thread.
 
-What the loop spends is the work itself: ~0.15–0.2 ms for a batch of 5 here (p99
-~0.4 ms). The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE``
+What the loop spends is the work itself: ~0.15–0.2 ms for a batch of 5 here, p99
+~0.5 ms (a few ms when the CPU is overcommitted and the process is descheduled
+mid-write). The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE``
 (so the chain head read is the head the rows extend), the head, the rows with their
 chain links, commit; the JSON of ``fields`` is what the SQLAlchemy ``JSON`` column
 writes (``json.dumps``). Writers of this process queue on the store's write lock before
