@@ -401,24 +401,26 @@ def measure_tessera(procs: Procs, service: Service, http: httpx.Client, *, kind:
                     raise RuntimeError(f"a verifier refused a fresh token: {acks}")
         due = time.monotonic()
         revoke = Revoker(service)
-        for i, token in enumerate(tokens):
-            pace(readers, due)
-            due = time.monotonic() + interval
-            sent = time.time()
-            revoke(token)
-            answered = time.time()
-            seen = readers.wait_all(
-                lambda m, i=i: m.get("event") == "rejected" and m.get("id") == i,
-                timeout=10, what=f"revocation {i} applied")
-            if i >= WARMUP:
-                lags.extend((m["at"] - sent) * 1000 for m in seen)
-                after_record.extend((m["at"] - m["event_at"]) * 1000 for m in seen
-                                    if m.get("event_at"))
-                for m in seen:
-                    split = _split(sent, answered, m)
-                    for name, value in split.items():
-                        stages[name].append(value)
-        revoke.close()
+        try:
+            for i, token in enumerate(tokens):
+                pace(readers, due)
+                due = time.monotonic() + interval
+                sent = time.time()
+                revoke(token)
+                answered = time.time()
+                seen = readers.wait_all(
+                    lambda m, i=i: m.get("event") == "rejected" and m.get("id") == i,
+                    timeout=10, what=f"revocation {i} applied")
+                if i >= WARMUP:
+                    lags.extend((m["at"] - sent) * 1000 for m in seen)
+                    after_record.extend((m["at"] - m["event_at"]) * 1000 for m in seen
+                                        if m.get("event_at"))
+                    for m in seen:
+                        split = _split(sent, answered, m)
+                        for name, value in split.items():
+                            stages[name].append(value)
+        finally:
+            revoke.close()
     return Result(kind, n, lags, after_record,
                   {k: v for k, v in stages.items() if v})
 
