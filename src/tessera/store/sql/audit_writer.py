@@ -72,8 +72,8 @@ class SqliteAuditWriter(PrivateConnection):
         self._busy_deadline = busy_deadline
 
     def _open(self) -> sqlite3.Connection:
-        """The connection, opened if need be (blocking: ``transact`` runs it in a worker
-        thread)."""
+        """The connection, opened if need be (blocking: ``_begin_when_free`` runs it in a
+        worker thread)."""
         with self._lock:
             if self._conn is None:
                 conn = sqlite3.connect(Path(self.database), isolation_level=None,

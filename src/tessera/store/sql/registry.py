@@ -62,7 +62,8 @@ def _above(done: int | None, completions: Sequence[Completion]) -> list[Completi
 def record_sqlite(conn: sqlite3.Connection, reports: Sequence[VerifierReport],
                   completions: Sequence[Completion]) -> list[Completion]:
     """``SqlVerifierRegistry.record`` on a ``sqlite3`` connection inside a write
-    transaction (blocking: the audit writer's thread)."""
+    transaction (``SqliteAuditWriter.transact``: on the event loop, so it only runs
+    statements and never waits)."""
     done = conn.execute(_SQLITE_DONE).fetchone()
     if reports:
         conn.executemany(_SQLITE_REPORT, [_report_row(r) for r in reports])
