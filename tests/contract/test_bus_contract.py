@@ -281,6 +281,52 @@ async def test_redis_entries_carry_the_stage_stamps_and_old_entries_still_read()
 
 
 @pytest.mark.redis
+async def test_redis_follow_wire_gives_the_events_as_the_stream_holds_them() -> None:
+    """A verifier on Redis applies the events as it read them (issue 15: no event object
+    built per event only to be turned back into a dict): ``follow_wire`` yields the wire
+    shape, the watermark the batch proves and the last entry's stamps under "timing";
+    the verifier's Redis source reads through it; ``follow`` gives the same events as
+    objects, their stamps by seq."""
+    import time
+
+    from tessera.bus.ports import WireBatch
+    from tessera.bus.redis_streams import RedisStreamsBus
+    from tessera.verifier.revocation.sources import HttpFeedSource, RedisStreamSource
+
+    url = require_service(REDIS_URL, "redis")
+    stream = f"tessera:test:{uuid.uuid4().hex}"
+    bus = RedisStreamsBus.from_url(url, stream=stream)
+    source = RedisStreamSource(url, stream=stream, heartbeat=0.05, snapshot_from=HttpFeedSource(
+        "http://127.0.0.1:9", client_id="c", client_secret="s"))  # never reached here
+
+    async def first(feed: Any) -> Any:
+        async for batch in feed:
+            if batch:
+                await feed.aclose()
+                return batch
+        raise AssertionError("the feed ended")
+
+    try:
+        read_at = time.time()
+        await bus.publish(OutboxBatch([ev(1), ev(2)], after=0, read_at=read_at,
+                                      complete_at=read_at))
+        for wire in (await first(bus.follow_wire(0, heartbeat=0.05)),
+                     await first(source.follow(0))):
+            assert isinstance(wire, WireBatch)
+            assert [{k: v for k, v in e.items() if k != "timing"} for e in wire] == \
+                [event_to_wire(ev(1)), event_to_wire(ev(2))]
+            assert "timing" not in wire[0] and wire[1]["timing"]["relay_read"] == read_at
+            assert wire.watermark == Watermark(2, read_at, bus.epoch)
+        batch = await _first_batch(bus, 0)
+        assert list(batch) == [ev(1), ev(2)] and list(batch.timing) == [2]
+        assert batch.watermark == Watermark(2, read_at, bus.epoch)
+    finally:
+        await bus._redis.delete(stream, f"{stream}:epoch", f"{stream}:watermarks")
+        await source.aclose()
+        await bus.aclose()
+
+
+@pytest.mark.redis
 @pytest.mark.parametrize("protocol", [2, 3])
 async def test_redis_a_follower_reads_on_its_own_connection(protocol: int) -> None:
     """The blocking read holds a connection of its own, not one of the client's pool (which

@@ -18,7 +18,10 @@ Guarantees every adapter gives:
   was written; re-read ``last_seq`` and republish from the outbox.
 - ``follow(after)`` yields every event with ``seq > after`` in order, in ``BusBatch``es;
   a batch carries the newest watermark seen with it, if any. An empty batch without a
-  watermark says nothing at all: silence is not freshness.
+  watermark says nothing at all: silence is not freshness. A bus whose events arrive as
+  wire dicts anyway (Redis) may also offer ``follow_wire(after)``: the same batches as
+  ``WireBatch``es of the wire shape (``event_to_wire``), so a verifier applies what it
+  read without building an event object per event only to turn it back into a dict.
 - Timing (optional, telemetry only, never trusted for a decision): a bus may carry when
   the relay was woken and read each event from the outbox (``OutboxBatch.woken_at``,
   ``read_at``) and when the bus
@@ -40,7 +43,7 @@ from tessera.core.freshness import Watermark
 from tessera.core.revocation import RevocationEvent
 
 __all__ = ["TIMING_KEYS", "BusBatch", "BusGap", "BusRewound", "BusUnavailable", "EventBus",
-           "OutboxBatch", "event_from_wire", "event_to_wire"]
+           "OutboxBatch", "WireBatch", "event_from_wire", "event_to_wire"]
 
 
 class BusGap(Exception):
@@ -75,6 +78,17 @@ class BusBatch(list[RevocationEvent]):
         super().__init__(events)
         self.watermark = watermark
         self.timing: dict[int, dict[str, float]] = timing if timing is not None else {}
+
+
+class WireBatch(list[dict[str, Any]]):
+    """Events read from the bus in their wire shape (``event_to_wire``), in order, plus the
+    newest ``watermark`` that came with them. Stamps (``TIMING_KEYS``) ride on the events
+    they belong to, as a ``"timing"`` member (where ``BusBatch`` keeps them by seq)."""
+
+    def __init__(self, events: Iterable[dict[str, Any]] = (), *,
+                 watermark: Watermark | None = None) -> None:
+        super().__init__(events)
+        self.watermark = watermark
 
 
 class OutboxBatch(list[RevocationEvent]):

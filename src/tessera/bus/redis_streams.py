@@ -11,8 +11,9 @@ Keys, for a stream named ``S``:
   ``TIME`` when the script added it: the entries become readable as the script ends;
   left out where the ACL does not allow ``TIME``, docs/deploy.md).
   Followers that do not know them ignore them; the follower's read stamps ``received``
-  and passes the stamps of the last entry of each read on (``BusBatch.timing``: one
-  sample per ``XREAD``, so a catch-up of a million events costs nothing extra).
+  and passes the stamps of the last entry of each read on (``BusBatch.timing``; the
+  ``"timing"`` of that event in ``follow_wire``: one sample per ``XREAD``, so a catch-up
+  of a million events costs nothing extra).
 - ``S:epoch``: this incarnation of the stream, a random string. It disappears with the
   stream when Redis restarts empty (or fails over to a replica without it).
 - ``S:watermarks``: the relay's watermarks (``head``, ``at``, ``epoch``), the last 16,
@@ -54,7 +55,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -69,6 +70,7 @@ from tessera.bus.ports import (
     BusRewound,
     BusUnavailable,
     OutboxBatch,
+    WireBatch,
     event_from_wire,
     event_to_wire,
 )
@@ -280,23 +282,35 @@ class RedisStreamsBus:
         kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         return _Reader(self._redis, pool.connection_class(**kwargs), self._socket_timeout)
 
-    def _take(self, entries: Any, cursor: int, into: BusBatch, received: float) -> int:
+    def _take(self, entries: Any, cursor: int, into: WireBatch, received: float) -> int:
         fields: Any = None
+        wire: Any = None
         for entry_id, fields in entries:
             prev = fields.get(b"p")
             if prev is not None and int(prev) > cursor:
                 raise BusGap(f"events {cursor}..{int(prev)} are not on {self._stream} "
                              "any more")
-            into.append(event_from_wire(orjson.loads(fields[b"e"])))
+            wire = orjson.loads(fields[b"e"])
+            into.append(wire)
             cursor = _seq_of(entry_id)
             if b"wa" in fields:  # a watermark written with this entry (a complete batch)
                 into.watermark = _newer(into.watermark, _watermark(
                     cursor, fields[b"wa"], fields.get(b"we", b"")))
-        if fields is not None:  # the last entry of the read: a sample, O(1) per XREAD
-            into.timing[cursor] = _timing(fields, received)
+        if isinstance(wire, dict):  # the last entry of the read: a sample, O(1) per XREAD
+            wire["timing"] = _timing(fields, received)
         return cursor
 
     async def follow(self, after: int, *, heartbeat: float = 1.0) -> AsyncIterator[BusBatch]:
+        async with contextlib.aclosing(self.follow_wire(after, heartbeat=heartbeat)) as feed:
+            async for batch in feed:
+                timing = {int(wire["seq"]): wire.pop("timing") for wire in batch
+                          if "timing" in wire}
+                yield BusBatch([event_from_wire(wire) for wire in batch],
+                               watermark=batch.watermark, timing=timing)
+
+    async def follow_wire(self, after: int, *, heartbeat: float = 1.0
+                          ) -> AsyncGenerator[WireBatch, None]:
+        """``follow``, the events as the stream holds them (``tessera.bus.ports``)."""
         cursor, seen_head, wm_id = after, 0, "0-0"
         if self._socket_timeout is not None:  # the blocking read must end well before it
             heartbeat = min(heartbeat, self._socket_timeout / 2)
@@ -308,7 +322,7 @@ class RedisStreamsBus:
                 reply = await reader.xread(
                     {self._stream: f"{cursor}-0", self._watermarks: wm_id}, block_ms)
                 received = time.time()  # telemetry (the stage split), never a decision
-                events = BusBatch()
+                events = WireBatch()
                 watermark: Watermark | None = None
                 full = False
                 for name, entries in reply:

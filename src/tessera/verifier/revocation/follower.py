@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tessera.core.clock import Clock
@@ -95,7 +95,7 @@ class EventSource(Protocol):
         "watermark": {...}}``. Raises ``ResyncRequired`` if this source has no ranges
         (the follower reloads a snapshot instead), ``SourceUnavailable``."""
 
-    def follow(self, after: int) -> AsyncIterator[list[Mapping[str, Any]]]:
+    def follow(self, after: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
         """Batches (``FeedBatch``) of events with ``seq > after``. Raises
         ``ResyncRequired`` or ``SourceUnavailable``."""
 

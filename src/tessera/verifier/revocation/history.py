@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -199,7 +199,7 @@ class _RecordingSource:
                 self._history.apply(event, now=now)
         return page
 
-    async def follow(self, after: int) -> AsyncIterator[list[Mapping[str, Any]]]:
+    async def follow(self, after: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
         async for batch in self._source.follow(after):
             now = self._clock.now()
             for event in batch:

@@ -20,7 +20,7 @@ import orjson
 from httpx_sse import aconnect_sse
 
 from tessera import _extras
-from tessera.bus.ports import BusGap, BusUnavailable, EventBus, event_to_wire
+from tessera.bus.ports import BusGap, BusUnavailable, EventBus, WireBatch, event_to_wire
 from tessera.core.freshness import Watermark, WatermarkError
 from tessera.core.revocation_snapshot import COLUMNS_MEDIA_TYPE
 from tessera.verifier.errors import InvalidEvent
@@ -142,11 +142,10 @@ class BusSource:
             raise ResyncRequired("no range source: reload the snapshot")
         return await self._range(after)
 
-    async def follow(self, after: int) -> AsyncIterator[FeedBatch]:
+    async def follow(self, after: int) -> AsyncIterator[FeedBatch | WireBatch]:
         try:
-            async for batch in self._bus.follow(after, heartbeat=self._heartbeat):
-                yield FeedBatch([_with_timing(event_to_wire(e), batch.timing)
-                                 for e in batch], watermark=batch.watermark)
+            async for batch in self._batches(after):
+                yield batch
         except BusGap:
             if self._snapshot is None and self._range is None:
                 raise SourceUnavailable("the bus lost events and no snapshot is configured")\
@@ -154,6 +153,12 @@ class BusSource:
             raise ResyncRequired("the bus lost events after our cursor") from None
         except BusUnavailable as exc:
             raise SourceUnavailable(str(exc)) from None
+
+    async def _batches(self, after: int) -> AsyncIterator[FeedBatch | WireBatch]:
+        """The bus's batches as the follower applies them: wire dicts plus a watermark."""
+        async for batch in self._bus.follow(after, heartbeat=self._heartbeat):
+            yield FeedBatch([_with_timing(event_to_wire(e), batch.timing) for e in batch],
+                            watermark=batch.watermark)
 
     async def aclose(self) -> None:
         return None
@@ -186,6 +191,10 @@ class RedisStreamSource(BusSource):
     @property
     def http(self) -> HttpFeedSource:
         return self._http
+
+    def _batches(self, after: int) -> AsyncIterator[WireBatch]:
+        """The stream's events as it holds them: nothing converted per event."""
+        return self._redis_bus.follow_wire(after, heartbeat=self._heartbeat)
 
     async def aclose(self) -> None:
         await self._redis_bus.aclose()
