@@ -47,12 +47,20 @@ several services (or tests) in one process never collide.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tessera.core.clock import Clock
@@ -92,31 +100,24 @@ class VerifierMetrics:
             "tessera_verifier_introspections",
             "Introspection fallbacks while the revocation state was stale or never loaded.",
             ("result",), registry=self.registry)
-        self.propagation_seconds = Histogram(
-            "tessera_verifier_revocation_propagation_seconds",
-            "From a revocation's commit at the identity service (event ``at``) to its "
-            "application in this verifier, seconds (clocks of both hosts; an SLI).",
-            buckets=_PROPAGATION_BUCKETS, registry=self.registry)
-        stage_seconds = Histogram(
-            "tessera_verifier_revocation_stage_seconds",
-            "One applied revocation's path by stage (from the stamps its bus carries: "
-            "recorded, relay read, bus added, received), seconds.",
-            ("stage",), buckets=_STAGE_BUCKETS, registry=self.registry)
-        self._stages = [(start, end, stage_seconds.labels(f"{start}_to_{end}"))
-                        for start, end in _STAGES]
+        self.propagation_seconds = _Buckets(_PROPAGATION_BUCKETS)
+        self._stages = [(start, end, _Buckets(_STAGE_BUCKETS)) for start, end in _STAGES]
+        self.registry.register(_PathCollector(self.propagation_seconds, self._stages))
         self._children: dict[tuple[bool, str], tuple[Counter, Histogram]] = {}
 
     def observe_applied(self, event: Mapping[str, Any], now: float) -> None:
-        at = event.get("at")
-        if isinstance(at, int | float) and not isinstance(at, bool):
-            self.propagation_seconds.observe(max(0.0, now - float(at)))
+        """Called by the follower for every event applied: kept to a few list updates."""
+        at: Any = event.get("at")
+        if type(at) in _NUMBER:
+            self.propagation_seconds.observe(max(0.0, now - at))
         timing = event.get("timing")
-        if isinstance(timing, Mapping):
-            stamps = {"recorded": at, "applied": now, **timing}
+        if timing is not None and isinstance(timing, Mapping):
+            stamps: dict[str, Any] = {**timing, "recorded": at, "applied": now}
             for start, end, histogram in self._stages:
-                begin, finish = stamps.get(start), stamps.get(end)
-                if isinstance(begin, int | float) and isinstance(finish, int | float):
-                    histogram.observe(max(0.0, float(finish) - float(begin)))
+                begin: Any = stamps.get(start)
+                finish: Any = stamps.get(end)
+                if type(begin) in _NUMBER and type(finish) in _NUMBER:
+                    histogram.observe(max(0.0, finish - begin))
 
     def observe(self, decision: Decision) -> None:
         key = (decision.allowed, decision.reason)
@@ -176,6 +177,64 @@ class _StateCollector:
         yield CounterMetricFamily("tessera_verifier_feed_epoch_changes",
                                   "Times the revocation channel was a new incarnation.",
                                   value=follower.epoch_changes if follower else 0)
+
+
+_NUMBER: Final = frozenset({int, float})
+"""Stamps that count: a number, never a ``bool`` (an ``int`` subclass)."""
+
+
+class _Buckets:
+    """One histogram's counts, written by the follower's event loop alone: no lock per
+    observation, where ``prometheus_client`` takes two (twelve per applied event across
+    the propagation and stage histograms). A scrape from another thread reads the counts
+    as they are at that moment."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        self.total += value
+
+    def samples(self) -> tuple[list[tuple[str, float]], float]:
+        """Cumulative ``(le, count)`` pairs in exposition order, and the sum."""
+        counts, total = list(self.counts), self.total
+        return list(zip([*map(floatToGoString, self.bounds), "+Inf"],
+                        accumulate(counts), strict=True)), total
+
+
+class _PathCollector:
+    """``tessera_verifier_revocation_propagation_seconds`` and ``..._stage_seconds``."""
+
+    def __init__(self, propagation: _Buckets,
+                 stages: list[tuple[str, str, _Buckets]]) -> None:
+        self._propagation = propagation
+        self._stages = stages
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "tessera_verifier_revocation_propagation_seconds",
+            "From a revocation's commit at the identity service (event ``at``) to its "
+            "application in this verifier, seconds (clocks of both hosts; an SLI).",
+            labels=())
+        buckets, total = self._propagation.samples()
+        family.add_metric((), buckets, total)
+        yield family
+        family = HistogramMetricFamily(
+            "tessera_verifier_revocation_stage_seconds",
+            "One applied revocation's path by stage (from the stamps its bus carries: "
+            "recorded, relay read, bus added, received), seconds.", labels=("stage",))
+        for start, end, histogram in self._stages:
+            buckets, total = histogram.samples()
+            family.add_metric((f"{start}_to_{end}",), buckets, total)
+        yield family
 
 
 def metrics_app(registry: CollectorRegistry) -> ASGIApp:

@@ -187,3 +187,25 @@ def test_stage_histogram_splits_an_event_by_the_stamps_it_carries() -> None:
         assert abs((stage(label) or 0) - seconds) < 1e-6, label
     assert metrics.registry.get_sample_value(
         "tessera_verifier_revocation_propagation_seconds_count") == 3
+
+
+def test_path_histograms_count_a_value_on_a_bound_in_that_bucket_and_scrape_whole() -> None:
+    """The propagation and stage histograms are plain counts the follower's loop keeps
+    (no lock per observation); exposed as Prometheus histograms: cumulative buckets,
+    ``le`` inclusive, every stage present before its first sample."""
+    from tessera.verifier.metrics import VerifierMetrics
+
+    metrics = VerifierMetrics()
+    name = "tessera_verifier_revocation_propagation_seconds"
+    for lag in (0.005, 0.0051, 31.0):
+        metrics.observe_applied({"at": 100.0}, 100.0 + lag)
+    metrics.observe_applied({"at": True}, 101.0)  # a bool is not a time
+    sample = metrics.registry.get_sample_value
+    assert sample(f"{name}_bucket", {"le": "0.005"}) == 1
+    assert sample(f"{name}_bucket", {"le": "0.01"}) == 2
+    assert sample(f"{name}_bucket", {"le": "30.0"}) == 2
+    assert sample(f"{name}_bucket", {"le": "+Inf"}) == sample(f"{name}_count") == 3
+    stage = "tessera_verifier_revocation_stage_seconds_count"
+    for label in ("recorded_to_relay_woken", "relay_woken_to_relay_read",
+                  "relay_read_to_bus_added", "bus_added_to_received", "received_to_applied"):
+        assert sample(stage, {"stage": label}) == 0, label
