@@ -1,8 +1,16 @@
 """A unit of work that also carries audit records (emitted as log lines after commit) and
-revocation events (written to the outbox just before commit)."""
+revocation events (written to the outbox just before commit).
+
+After a commit that wrote revocation events, the caller yields to the event loop once
+(``_relay_first``) before going on: the store handed the events to this process's outbox
+relays with the commit (``Store.hand_off_outbox``), and a relay woken by it then puts
+them on the bus before the caller writes its answer and audit lines. The verifiers
+hear of a revocation ~0.1 ms sooner (bench/propagation.py: the relay's wake-up stage,
+p50 0.14-0.19 -> 0.06-0.07 ms); the revoking client waits that much longer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -40,6 +48,7 @@ async def transaction(store: Store, audit_log: AuditTrail) -> AsyncIterator[Tran
         yield tx
         await uow.audit.append(tx.records)
         await uow.revocations.append_many(tx.events)
+    await _relay_first(tx)
     audit_log.emit(tx.records)
 
 
@@ -63,4 +72,12 @@ async def appending(store: Store, audit_log: AuditTrail) -> AsyncIterator[Transa
     tx = Transaction(cast(UnitOfWork, _NoReads()), audit_log)
     yield tx
     await store.append_outbox(tx.records, tx.events)
+    await _relay_first(tx)
     audit_log.emit(tx.records)
+
+
+async def _relay_first(tx: Transaction) -> None:
+    """One turn of the event loop for the relays a commit of revocation events woke
+    (module docstring)."""
+    if tx.events:
+        await asyncio.sleep(0)

@@ -380,3 +380,31 @@ async def test_under_steady_traffic_a_watermark_is_also_written_apart_once_per_h
         assert await relay.relay_once() == 1
         clock.advance(0.3)
     assert [round(m, 6) for m in bus.marks] == [1000.0, 1001.2]
+
+
+@pytest.mark.parametrize("path", ["appending", "transaction"])
+async def test_after_a_commit_of_revocation_events_the_relay_publishes_before_the_caller_goes_on(
+        sqlite_store: SqlStore, path: str) -> None:
+    """Issue 15: the commit hands the events to this process's relay, and the caller
+    yields once before answering, so the publish is on its way before the answer (and
+    the audit lines) are written; a transaction without revocation events does not
+    yield for it."""
+    from tessera.application.transaction import appending, transaction
+    from tessera.core.clock import SystemClock
+    from tessera.observability.audit import AuditLog
+
+    bus = Recording()
+    relay = OutboxRelay(sqlite_store, bus)
+    sqlite_store.hand_off_outbox(relay)
+    relay.start()
+    try:
+        await eventually(lambda: relay.drained, what="the relay idle")
+        audit = AuditLog(sqlite_store, SystemClock(), log_json=False)
+        funnel = appending if path == "appending" else transaction
+        async with funnel(sqlite_store, audit) as tx:
+            tx.audit("token.revoked", jti="j1")
+            tx.publish(RevocationEvent(RevocationKind.TOKEN_REVOKED, "j1", at=1.0,
+                                       expires_at=2e9))
+        assert [[e.key for e in batch] for batch in bus.batches] == [["j1"]]
+    finally:
+        await relay.aclose()
