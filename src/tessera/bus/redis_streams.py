@@ -422,10 +422,12 @@ def _timing(fields: dict[bytes, bytes], received: float) -> dict[str, float]:
     for field, name in ((b"w", "relay_woken"), (b"r", "relay_read"), (b"x", "bus_added")):
         raw = fields.get(field)
         if raw is not None:
-            with contextlib.suppress(ValueError):
+            try:
                 value = float(raw)
-                if math.isfinite(value):
-                    timing[name] = value
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                timing[name] = value
     return timing
 
 

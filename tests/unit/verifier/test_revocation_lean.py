@@ -52,3 +52,23 @@ def test_the_shared_expiries_stay_bounded() -> None:
         state.apply(event(seq, EventKind.TOKEN_REVOKED, f"j{seq}", 2000.0 + seq))
     assert len(state._expiries) <= 4097
     assert len(state) == 10_000
+
+
+def test_prune_skips_the_tables_until_the_earliest_entry_can_expire_yet_misses_none() -> None:
+    """The follower prunes after every batch; until the earliest entry can expire that
+    returns at once. An entry added later that expires sooner than everything held
+    still goes on time, whatever table it lands in."""
+    state = RevocationState(prune_granularity=1.0)
+    state.apply(event(1, EventKind.TOKEN_REVOKED, "j1", 5000.0))
+    assert state.prune(100.0) == 0
+    assert state._quiet_until == 5000.0  # the earliest bucket
+    state.apply(event(2, EventKind.USER_REVOKED, "u1", 200.0))
+    state.apply(event(3, EventKind.SESSION_VERSION_BUMPED, "s1", 300.0, sv=2))
+    assert state.prune(199.0) == 0
+    assert state.prune(200.0) == 1 and "u1" not in state._users.data
+    assert state.prune(300.0) == 1 and "s1" not in state._versions.data
+    assert state.prune(4999.0) == 0 and "j1" in state._jtis.data
+    assert state.prune(5000.0) == 1 and len(state) == 0
+    assert state._quiet_until == math.inf
+    state.apply(event(4, EventKind.SESSION_REVOKED, "sid", 6000.0))
+    assert state.prune(6000.0) == 1

@@ -48,7 +48,7 @@ import heapq
 import itertools
 import math
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from tessera.core import revocation_snapshot as snapshot_columns
@@ -98,6 +98,10 @@ class _ExpiryIndex:
             heapq.heappush(self._heap, bucket)
         keys.append(key)
 
+    def next_due(self) -> float:
+        """When the earliest bucket expires (``inf``: none is scheduled)."""
+        return self._heap[0] * self._granularity if self._heap else math.inf
+
     def due(self, now: float) -> Iterator[str]:
         """Keys scheduled to expire at or before ``now`` (each bucket handed out once)."""
         heap, granularity = self._heap, self._granularity
@@ -118,6 +122,9 @@ class _ExpiringSet:
         if old is None or expires_at > old:
             self.data[key] = expires_at
             self._index.schedule(key, expires_at)
+
+    def next_due(self) -> float:
+        return self._index.next_due()
 
     def prune(self, now: float) -> int:
         data, removed = self.data, 0
@@ -147,6 +154,9 @@ class _ExpiringMap(Generic[_V]):
                 return
         self.data[key] = (value, expires_at)
         self._index.schedule(key, expires_at)
+
+    def next_due(self) -> float:
+        return self._index.next_due()
 
     def prune(self, now: float) -> int:
         data, removed = self.data, 0
@@ -186,6 +196,9 @@ class RevocationState:
             EventKind.CLIENT_REVOKED: self._clients,
         }
         self._expiries: dict[int, int] = {}
+        self._quiet_until = -math.inf
+        """``prune`` has nothing to do before this time: no entry expires earlier (every
+        addition lowers it to its expiry, a prune sets it to the earliest bucket's)."""
         self._cursor = 0
         self._freshness = Freshness()
         self.loaded = False
@@ -271,7 +284,7 @@ class RevocationState:
 
         Raises ``InvalidEvent`` (state unchanged) if the event is malformed.
         """
-        seq = event.get("seq") if isinstance(event, Mapping) else None
+        seq = event.get("seq") if type(event) is dict or isinstance(event, Mapping) else None
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise InvalidEvent("seq must be a non-negative integer")
         applied = seq > self._cursor
@@ -343,10 +356,17 @@ class RevocationState:
             self.prune(now)
 
     def prune(self, now: float) -> int:
-        """Drop entries whose ``expires_at`` <= ``now``; returns how many."""
-        return sum(t.prune(now) for t in self._tables())
+        """Drop entries whose ``expires_at`` <= ``now``; returns how many. Until the
+        earliest entry can expire it returns at once (the follower prunes after every
+        batch)."""
+        if now < self._quiet_until:
+            return 0
+        tables = self._tables()
+        removed = sum(t.prune(now) for t in tables)
+        self._quiet_until = min((t.next_due() for t in tables), default=math.inf)
+        return removed
 
-    def _tables(self) -> Iterable[_ExpiringSet | _ExpiringMap[Any]]:
+    def _tables(self) -> tuple[_ExpiringSet | _ExpiringMap[Any], ...]:
         return (self._jtis, self._sids, self._families, self._family_grants, self._users,
                 self._tenants, self._clients, self._versions)
 
@@ -493,10 +513,12 @@ class RevocationState:
             shared.clear()
 
     def _apply(self, event: object) -> None:
-        if not isinstance(event, Mapping):
+        if type(event) is not dict and not isinstance(event, Mapping):  # dict: no ABC check
             raise InvalidEvent("an event is an object")
         kind, key = event.get("kind"), event.get("key")
         at, expires_at = _number(event, "at"), self._expiry(_number(event, "expires_at"))
+        if expires_at < self._quiet_until:
+            self._quiet_until = expires_at
         data = event.get("data")
         if data is None:
             data = {}
@@ -505,7 +527,7 @@ class RevocationState:
         # Our own copy of the key: the parsed event (and its strings) is then freed whole,
         # instead of pinning half-empty allocator pages for as long as the entry lives.
         key = key.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise InvalidEvent("data must be an object")
         if kind == EventKind.TOKEN_REVOKED:
             self._jtis.add(key, expires_at)
