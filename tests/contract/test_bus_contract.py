@@ -306,6 +306,14 @@ async def test_redis_follow_wire_gives_the_events_as_the_stream_holds_them() -> 
                 return batch
         raise AssertionError("the feed ended")
 
+    opened: list[Any] = []
+    follow_wire = source._redis_bus.follow_wire
+
+    def recorded(after: int, **kwargs: Any) -> Any:
+        opened.append(follow_wire(after, **kwargs))
+        return opened[-1]
+
+    source._redis_bus.follow_wire = recorded  # type: ignore[method-assign]
     try:
         read_at = time.time()
         await bus.publish(OutboxBatch([ev(1), ev(2)], after=0, read_at=read_at,
@@ -317,6 +325,8 @@ async def test_redis_follow_wire_gives_the_events_as_the_stream_holds_them() -> 
                 [event_to_wire(ev(1)), event_to_wire(ev(2))]
             assert "timing" not in wire[0] and wire[1]["timing"]["relay_read"] == read_at
             assert wire.watermark == Watermark(2, read_at, bus.epoch)
+        assert len(opened) == 1 and opened[0].ag_frame is None, \
+            "the source's read ended with its feed (its connection closed)"
         batch = await _first_batch(bus, 0)
         assert list(batch) == [ev(1), ev(2)] and list(batch.timing) == [2]
         assert batch.watermark == Watermark(2, read_at, bus.epoch)

@@ -12,7 +12,8 @@ Each passes on the watermarks that come with the events (``FeedBatch.watermark``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -144,8 +145,9 @@ class BusSource:
 
     async def follow(self, after: int) -> AsyncIterator[FeedBatch | WireBatch]:
         try:
-            async for batch in self._batches(after):
-                yield batch
+            async with contextlib.aclosing(self._batches(after)) as batches:
+                async for batch in batches:  # closed with this feed: the bus's reader too
+                    yield batch
         except BusGap:
             if self._snapshot is None and self._range is None:
                 raise SourceUnavailable("the bus lost events and no snapshot is configured")\
@@ -154,7 +156,7 @@ class BusSource:
         except BusUnavailable as exc:
             raise SourceUnavailable(str(exc)) from None
 
-    async def _batches(self, after: int) -> AsyncIterator[FeedBatch | WireBatch]:
+    async def _batches(self, after: int) -> AsyncGenerator[FeedBatch | WireBatch, None]:
         """The bus's batches as the follower applies them: wire dicts plus a watermark."""
         async for batch in self._bus.follow(after, heartbeat=self._heartbeat):
             yield FeedBatch([_with_timing(event_to_wire(e), batch.timing) for e in batch],
@@ -192,7 +194,7 @@ class RedisStreamSource(BusSource):
     def http(self) -> HttpFeedSource:
         return self._http
 
-    def _batches(self, after: int) -> AsyncIterator[WireBatch]:
+    def _batches(self, after: int) -> AsyncGenerator[WireBatch, None]:
         """The stream's events as it holds them: nothing converted per event."""
         return self._redis_bus.follow_wire(after, heartbeat=self._heartbeat)
 
