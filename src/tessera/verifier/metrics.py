@@ -101,23 +101,32 @@ class VerifierMetrics:
             "Introspection fallbacks while the revocation state was stale or never loaded.",
             ("result",), registry=self.registry)
         self.propagation_seconds = _Buckets(_PROPAGATION_BUCKETS)
-        self._stages = [(start, end, _Buckets(_STAGE_BUCKETS)) for start, end in _STAGES]
-        self.registry.register(_PathCollector(self.propagation_seconds, self._stages))
+        stages = [(start, end, _Buckets(_STAGE_BUCKETS)) for start, end in _STAGES]
+        self._stages = [(end, histogram) for _, end, histogram in stages]
+        """(the stamp a stage ends at, its histogram), in path order."""
+        self.registry.register(_PathCollector(self.propagation_seconds, stages))
         self._children: dict[tuple[bool, str], tuple[Counter, Histogram]] = {}
 
     def observe_applied(self, event: Mapping[str, Any], now: float) -> None:
-        """Called by the follower for every event applied: kept to a few list updates."""
+        """Called by the follower for every event applied: kept to a few list updates.
+        The stages are consecutive (``_STAGES``), so the stamps are read once, in path
+        order, and each stage is the difference of two neighbours."""
         at: Any = event.get("at")
-        if type(at) in _NUMBER:
-            self.propagation_seconds.observe(max(0.0, now - at))
+        if type(at) not in _NUMBER:
+            at = None
+        else:
+            self.propagation_seconds.observe(now - at if now > at else 0.0)
         timing = event.get("timing")
-        if timing is not None and isinstance(timing, Mapping):
-            stamps: dict[str, Any] = {**timing, "recorded": at, "applied": now}
-            for start, end, histogram in self._stages:
-                begin: Any = stamps.get(start)
-                finish: Any = stamps.get(end)
-                if type(begin) in _NUMBER and type(finish) in _NUMBER:
-                    histogram.observe(max(0.0, finish - begin))
+        if timing is None or not isinstance(timing, Mapping):
+            return
+        begin: Any = at
+        for name, histogram in self._stages:
+            finish: Any = now if name == "applied" else timing.get(name)
+            if type(finish) not in _NUMBER:
+                finish = None
+            elif begin is not None:
+                histogram.observe(finish - begin if finish > begin else 0.0)
+            begin = finish
 
     def observe(self, decision: Decision) -> None:
         key = (decision.allowed, decision.reason)

@@ -3,6 +3,7 @@ cursor, JWKS fetches, feed reconnects; one registry per service; the /metrics ap
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -209,3 +210,24 @@ def test_path_histograms_count_a_value_on_a_bound_in_that_bucket_and_scrape_whol
     for label in ("recorded_to_relay_woken", "relay_woken_to_relay_read",
                   "relay_read_to_bus_added", "bus_added_to_received", "received_to_applied"):
         assert sample(stage, {"stage": label}) == 0, label
+
+
+def test_the_stages_form_one_path_and_a_missing_stamp_skips_only_its_two_stages() -> None:
+    """``observe_applied`` reads each stamp once and takes neighbours' differences, which
+    needs the stages to be one path (each ends where the next begins)."""
+    from tessera.verifier.metrics import _STAGES, VerifierMetrics
+
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(_STAGES))
+    assert (_STAGES[0][0], _STAGES[-1][1]) == ("recorded", "applied")
+    metrics = VerifierMetrics()
+    metrics.observe_applied({"at": 100.0, "timing": {
+        "relay_woken": 100.004, "relay_read": True, "bus_added": 100.006,
+        "received": 100.005}}, 100.0065)  # a bool is no stamp; a clock step back counts 0
+
+    def count(label: str, suffix: str = "count") -> float | None:
+        return metrics.registry.get_sample_value(
+            f"tessera_verifier_revocation_stage_seconds_{suffix}", {"stage": label})
+
+    assert [count(f"{a}_to_{b}") for a, b in _STAGES] == [1, 0, 0, 1, 1]
+    assert count("bus_added_to_received", "sum") == 0.0
+    assert abs((count("received_to_applied", "sum") or 0) - 0.0015) < 1e-9
