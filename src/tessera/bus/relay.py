@@ -139,6 +139,11 @@ class OutboxRelay(BackgroundLoop):
                 return taken, complete_at, True
         return taken, complete_at, False
 
+    def _handed_past(self, head: int) -> bool:
+        """Whether a handed commit holds events past ``head`` (not yet on the bus)."""
+        return any(e.seq is not None and e.seq > head
+                   for events, _ in self._handed for e in events)
+
     def set_event_driven(self, on: bool) -> None:
         self.event_driven = on
         self._wake.set()  # re-arm the wait with the new interval
@@ -201,6 +206,10 @@ class OutboxRelay(BackgroundLoop):
             head = events[-1].seq
             assert head is not None, "outbox events carry their seq"
             self._cursor = head
+            if self._woken_at is not None and not self._handed_past(head):
+                # a commit notified while this pass ran and its events went out with it:
+                # its stamp must not date the next batch (telemetry, never a decision)
+                self._woken_at = None
             if complete_at is not None:
                 self._marked = (head, complete_at)
                 if self._marked_apart is None \

@@ -408,3 +408,29 @@ async def test_after_a_commit_of_revocation_events_the_relay_publishes_before_th
         assert [[e.key for e in batch] for batch in bus.batches] == [["j1"]]
     finally:
         await relay.aclose()
+
+
+async def test_a_wake_up_whose_commit_a_pass_already_carried_is_not_left_to_date_the_next(
+        sqlite_store: SqlStore) -> None:
+    """A commit that notifies while a pass is under way (its events caught by that pass's
+    outbox read) must not leave its wake-up stamp for the next batch: that stamp would
+    predate the next commit (the stage split showed recorded → relay woken negative)."""
+    clock = FixedClock(1000.0)
+    relay: OutboxRelay
+
+    class NotifiedMidPass(Recording):
+        async def publish(self, events: Sequence[RevocationEvent]) -> int:
+            if not self.batches:  # the commit of what this pass read notifies only now
+                clock.advance(1)
+                relay.notify()
+            return await super().publish(events)
+
+    bus = NotifiedMidPass()
+    relay = OutboxRelay(sqlite_store, bus, clock=clock)
+    await commit_events(sqlite_store, "a")
+    assert await relay.relay_once() == 1
+    clock.advance(1)
+    await commit_events(sqlite_store, "b")
+    relay.notify()  # b's own commit, at 1002
+    assert await relay.relay_once() == 1
+    assert [batch.woken_at for batch in bus.batches] == [None, 1002.0]
