@@ -92,6 +92,9 @@ class OutboxRelay(BackgroundLoop):
         """``at`` of the last watermark written on its own (``EventBus.mark``)."""
         self._woken_at: float | None = None
         """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
+        self._outside_wake = False
+        """``notify`` was called since this pass began (not only this process's handed
+        commits woke the relay)."""
         self.event_driven = False
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
         self.drained = False
@@ -100,6 +103,12 @@ class OutboxRelay(BackgroundLoop):
         """This process's commits not yet published: (events, stamp before the commit)."""
 
     def notify(self) -> None:
+        """Wake the relay for anything that may have put events in the outbox: another
+        process's commit (the outbox watch), a commit not handed over."""
+        self._outside_wake = True
+        self._wake_up()
+
+    def _wake_up(self) -> None:
         if self._woken_at is None:  # after a local commit: stamps the commit's end
             self._woken_at = self._clock.now()
         super().notify()
@@ -115,7 +124,9 @@ class OutboxRelay(BackgroundLoop):
         process's commit)."""
         if len(self._handed) < self._batch:
             self._handed.append((events, before))
-        self.notify()
+            self._wake_up()
+        else:
+            self.notify()  # not kept: only the outbox read will find it
 
     def _take_handed(self, cursor: int) -> tuple[list[RevocationEvent], float | None, bool]:
         """The handed events that continue ``cursor`` without a gap; the stamp of the
@@ -138,11 +149,6 @@ class OutboxRelay(BackgroundLoop):
             if len(taken) >= self._batch and i + 1 < len(handed):
                 return taken, complete_at, True
         return taken, complete_at, False
-
-    def _handed_past(self, head: int) -> bool:
-        """Whether a handed commit holds events past ``head`` (not yet on the bus)."""
-        return any(e.seq is not None and e.seq > head
-                   for events, _ in self._handed for e in events)
 
     def set_event_driven(self, on: bool) -> None:
         self.event_driven = on
@@ -188,6 +194,7 @@ class OutboxRelay(BackgroundLoop):
         there is none, check the bus still holds what it had and mark a watermark when
         one is due. Raises ``BusRewound`` (reset, then call again), ``BusUnavailable``
         and ``StoreError``."""
+        self._outside_wake = False
         if self._cursor is None:
             self._cursor = await self._bus.last_seq()
         at = self._clock.now()  # before the read: what committed before it, it sees
@@ -206,10 +213,18 @@ class OutboxRelay(BackgroundLoop):
             head = events[-1].seq
             assert head is not None, "outbox events carry their seq"
             self._cursor = head
-            if self._woken_at is not None and not self._handed_past(head):
-                # a commit notified while this pass ran and its events went out with it:
-                # its stamp must not date the next batch (telemetry, never a decision)
+            # Commits handed over while this pass read the outbox went out with it: drop
+            # them, so the pass counts as drained, and their wake-ups — the stamp (it
+            # must not date the next batch) and, when nothing else woke the relay, the
+            # wake itself: a second read at once would be in flight again when the next
+            # commit comes, and carry that one too, each revocation read back instead of
+            # handed over.
+            self._handed = [(handed, before) for handed, before in self._handed
+                            if any(e.seq is not None and e.seq > head for e in handed)]
+            if not self._handed:
                 self._woken_at = None
+                if not self._outside_wake:
+                    self._wake.clear()
             if complete_at is not None:
                 self._marked = (head, complete_at)
                 if self._marked_apart is None \

@@ -434,3 +434,53 @@ async def test_a_wake_up_whose_commit_a_pass_already_carried_is_not_left_to_date
     relay.notify()  # b's own commit, at 1002
     assert await relay.relay_once() == 1
     assert [batch.woken_at for batch in bus.batches] == [None, 1002.0]
+
+
+async def test_a_commit_handed_over_during_an_outbox_read_that_carried_it_is_dropped(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit handed over while a pass reads the outbox, and caught by that read, went
+    out with it: the pass is drained (its handed copy dropped, so no second read at once
+    — one that would again be in flight when the next commit comes) and the commit's
+    wake-up stamp does not date the next batch."""
+    import contextlib
+
+    clock = FixedClock(1000.0)
+    bus = Recording()
+    relay = OutboxRelay(sqlite_store, bus, clock=clock)
+    await commit_events(sqlite_store, "other", "own")
+    async with sqlite_store.unit_of_work(read_only=True) as uow:
+        own = [e for e in await uow.revocations.since(0, limit=10) if e.key == "own"]
+    real = sqlite_store.unit_of_work
+
+    @contextlib.asynccontextmanager
+    async def reading(*, read_only: bool = False) -> Any:
+        async with real(read_only=read_only) as uow:
+            if read_only and own:  # the commit's hand-off lands while the read runs
+                relay.committed([own.pop()], clock.now())
+            yield uow
+
+    monkeypatch.setattr(sqlite_store, "unit_of_work", reading)
+    assert await relay.relay_once() == 2
+    assert relay.drained and not relay._handed
+    assert not relay._wake.is_set(), "only that commit woke it: the relay may idle"
+    clock.advance(1)
+    await commit_events(sqlite_store, "next")
+    relay.notify()  # the next commit's own wake-up, at 1001
+    assert await relay.relay_once() == 1
+    assert [batch.woken_at for batch in bus.batches] == [None, 1001.0]
+
+    # another process's commit noticed during a pass keeps the relay awake
+    await commit_events(sqlite_store, "mine")
+    async with real(read_only=True) as uow:
+        own.extend(e for e in await uow.revocations.since(3, limit=10))
+    original = reading
+
+    @contextlib.asynccontextmanager
+    async def reading_and_watch(*, read_only: bool = False) -> Any:
+        async with original(read_only=read_only) as uow:
+            relay.notify()  # the outbox watch saw another process's commit
+            yield uow
+
+    monkeypatch.setattr(sqlite_store, "unit_of_work", reading_and_watch)
+    assert await relay.relay_once() == 1
+    assert relay._wake.is_set()
