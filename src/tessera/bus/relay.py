@@ -93,8 +93,8 @@ class OutboxRelay(BackgroundLoop):
         self._woken_at: float | None = None
         """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
         self._outside_wake = False
-        """``notify`` was called since this pass began (not only this process's handed
-        commits woke the relay)."""
+        """``notify`` was called since the last pass began: not only this process's
+        handed commits woke the relay."""
         self.event_driven = False
         """Every outbox commit, of any process, calls ``notify``: no need to poll."""
         self.drained = False
@@ -194,13 +194,15 @@ class OutboxRelay(BackgroundLoop):
         there is none, check the bus still holds what it had and mark a watermark when
         one is due. Raises ``BusRewound`` (reset, then call again), ``BusUnavailable``
         and ``StoreError``."""
-        self._outside_wake = False
+        outside, self._outside_wake = self._outside_wake, False
         if self._cursor is None:
             self._cursor = await self._bus.last_seq()
         at = self._clock.now()  # before the read: what committed before it, it sees
         woken_at, self._woken_at = self._woken_at, None
         events, complete_at, left = self._take_handed(self._cursor)
-        drained = not left
+        # handed events alone: drained unless gaps were left, or another process's commit
+        # woke the relay too (it may come after them: the next pass reads the outbox)
+        drained = not left and not outside
         if not events:  # none handed over that continues the bus: read the outbox
             async with self._store.unit_of_work(read_only=True) as uow:
                 events = await uow.revocations.since(self._cursor, limit=self._batch)

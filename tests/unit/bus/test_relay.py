@@ -484,3 +484,21 @@ async def test_a_commit_handed_over_during_an_outbox_read_that_carried_it_is_dro
     monkeypatch.setattr(sqlite_store, "unit_of_work", reading_and_watch)
     assert await relay.relay_once() == 1
     assert relay._wake.is_set()
+
+
+async def test_another_process_commit_that_woke_the_relay_is_read_after_the_handed_ones(
+        sqlite_store: SqlStore) -> None:
+    """Woken by the outbox watch (another process's commit) with this process's commit
+    handed over too: the handed one goes out first, and the pass does not count as
+    drained, so the next one reads the outbox at once instead of at the heartbeat."""
+    bus = Recording()
+    relay = OutboxRelay(sqlite_store, bus)
+    assert await relay.relay_once() == 0
+    sqlite_store.hand_off_outbox(relay)
+    await commit_events(sqlite_store, "own")  # handed over
+    sqlite_store._handoffs.remove(relay)
+    await commit_events(sqlite_store, "other")  # as another process's: not handed
+    relay.notify()  # the outbox watch saw it
+    assert await relay.step() is True  # published "own"; run again at once
+    assert await relay.step() is False
+    assert [[e.key for e in batch] for batch in bus.batches] == [["own"], ["other"]]
