@@ -8,11 +8,12 @@ feed the same bus. One relay per bus: an outage of one bus never holds up anothe
 This process's own commits are handed over by the store (``Store.hand_off_outbox``:
 ``committing`` stamps the moment before each commit, ``committed`` passes its events)
 and published without reading them back, when they continue what the bus has; anything
-else (a gap: another process's commit in between) is read from the outbox. ``notify()``
-wakes it at once after a local commit (and stamps when: with the time the batch was
-read, ``OutboxBatch`` carries it to buses that keep such stamps). Commits made
-by other processes (the CLI, other workers) wake it too where the store can tell:
-PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), on SQLite a watch of the
+else (a gap: another process's commit in between) is read from the outbox. A handed
+commit wakes it at once (and stamps when: with the time the batch was read,
+``OutboxBatch`` carries it to buses that keep such stamps); a pass that published the
+commits that woke it, and nothing else, leaves no wake behind. ``notify()`` is for the
+rest: commits made by other processes (the CLI, other workers) wake it where the store
+can tell: PostgreSQL LISTEN/NOTIFY (``SqlStore.listen_outbox``), on SQLite a watch of the
 database's change counter (``SqlStore.watch_outbox``); while either works the relay only
 wakes by itself for its heartbeat (``event_driven``), and a short poll is the safety net
 when it does not (the listening connection lost, a failing read).
@@ -91,7 +92,8 @@ class OutboxRelay(BackgroundLoop):
         self._marked_apart: float | None = None
         """``at`` of the last watermark written on its own (``EventBus.mark``)."""
         self._woken_at: float | None = None
-        """When ``notify`` first woke the relay since its last outbox read (telemetry)."""
+        """When a commit (handed over, or ``notify``) first woke the relay since its last
+        read (telemetry)."""
         self._outside_wake = False
         """``notify`` was called since the last pass began: not only this process's
         handed commits woke the relay."""
