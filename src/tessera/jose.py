@@ -41,6 +41,8 @@ from joserfc.jwk import JWKRegistry
 from joserfc.jwk import KeySet as _JoserfcKeySet
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from tessera.core.json_text import compact_json
+
 __all__ = [
     "ALGORITHMS",
     "Header",
@@ -357,7 +359,7 @@ class Signer:
         return encoded
 
     def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
-        payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
+        payload = b64url(compact_json(claims))
         signing_input = self._header(typ) + b"." + payload
         signature = self._sign(signing_input, self._key)
         return (signing_input + b"." + b64url(signature)).decode("ascii")

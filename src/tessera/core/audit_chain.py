@@ -14,16 +14,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GENESIS", "ChainBreak", "canonical", "chain_link", "find_breaks"]
+import orjson
+
+from tessera.core.json_text import compact_json
+
+__all__ = ["GENESIS", "ChainBreak", "canonical", "chain_link", "find_breaks", "stored_fields"]
 
 GENESIS = "0" * 64
 
 
 def canonical(event: str, at: float, fields: dict[str, Any]) -> bytes:
     """The bytes a record contributes to its link (a store that extends the chain in SQL
-    hashes the previous link's ASCII followed by these)."""
-    return json.dumps([event, at, fields], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, allow_nan=False).encode("ascii")
+    hashes the previous link's ASCII followed by these): ``json.dumps`` with sorted keys,
+    no spaces, ASCII only, no NaN (``compact_json``)."""
+    return compact_json([event, at, fields], sort_keys=True)
+
+
+def stored_fields(fields: dict[str, Any]) -> str:
+    """A record's fields as the audit table's JSON text (read back, they give the same
+    canonical bytes)."""
+    try:
+        return orjson.dumps(fields).decode("utf-8")
+    except TypeError:  # an int past 64 bits: json writes it
+        return json.dumps(fields, allow_nan=False)
 
 
 def chain_link(previous: str, event: str, at: float, fields: dict[str, Any]) -> str:

@@ -29,10 +29,11 @@ What the loop spends is the work itself: ~0.15–0.2 ms for a batch of 5 here, p
 ~0.5 ms (a few ms when the CPU is overcommitted and the process is descheduled
 mid-write). The transaction is the same as ``SqlAuditRepo.append``'s: ``BEGIN IMMEDIATE``
 (so the chain head read is the head the rows extend), the head, the rows with their
-chain links, commit; the JSON of ``fields`` is what the SQLAlchemy ``JSON`` column
-writes (``json.dumps``). Writers of this process queue on the store's write lock before
-calling (one at a time); nothing awaits between ``BEGIN`` and ``COMMIT``, so a
-cancelled caller leaves either nothing or a whole committed transaction.
+chain links, commit; the JSON of ``fields`` is the document the SQLAlchemy ``JSON``
+column writes, without its spaces (``stored_fields``). Writers of this process queue on
+the store's write lock before calling (one at a time); nothing awaits between ``BEGIN``
+and ``COMMIT``, so a cancelled caller leaves either nothing or a whole committed
+transaction.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from tessera.core.audit_chain import GENESIS, chain_link
+from tessera.core.audit_chain import GENESIS, chain_link, stored_fields
 from tessera.core.revocation import RevocationEvent
 from tessera.store.ports import AuditRecord, StoreConflict, StoreError
 from tessera.store.sql.checkpoint import WAL_BACKSTOP_PAGES
@@ -116,7 +117,7 @@ class SqliteAuditWriter(PrivateConnection):
                 for r in records:
                     previous = chain_link(previous, r.event, r.at, r.fields)
                     rows.append({"event": r.event, "at": r.at,
-                                 "fields": json.dumps(r.fields), "chain_hash": previous})
+                                 "fields": stored_fields(r.fields), "chain_hash": previous})
                 conn.executemany(SQLITE_AUDIT_INSERT, rows)
             seqs = [int(conn.execute(SQLITE_APPEND, {
                 "kind": e.kind, "key": e.key, "at": e.at, "expires_at": e.expires_at,
