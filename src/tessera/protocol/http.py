@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from tessera.protocol.errors import InvalidRequest, OAuthError
 
@@ -127,16 +127,24 @@ class Params:
 
 
 def _parse_qs(raw: str) -> list[tuple[str, str]]:
-    if "%" not in raw and "+" not in raw:  # nothing to decode (a JWT, most forms): split
-        if raw.count("&") >= _MAX_PARAMS:
-            raise InvalidRequest("malformed parameters")
-        return [(name, value) for name, _, value in
-                (part.partition("=") for part in raw.split("&") if part)]
-    try:
-        return parse_qsl(raw, keep_blank_values=True, strict_parsing=False,
-                         max_num_fields=_MAX_PARAMS, errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("malformed parameters") from None
+    """``parse_qsl(raw, keep_blank_values=True, max_num_fields=_MAX_PARAMS,
+    errors="strict")``, decoding only the pairs that need it (most carry neither ``%``
+    nor ``+``: a JWT, a grant type, a scope)."""
+    if raw.count("&") >= _MAX_PARAMS:
+        raise InvalidRequest("malformed parameters")
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            try:
+                name = unquote(name.replace("+", " "), errors="strict")
+                value = unquote(value.replace("+", " "), errors="strict")
+            except UnicodeDecodeError:
+                raise InvalidRequest("malformed parameters") from None
+        pairs.append((name, value))
+    return pairs
 
 
 def parse_params(request: OAuthRequest, *, max_body: int, allow_query: bool = False) -> Params:

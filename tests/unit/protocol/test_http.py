@@ -177,15 +177,25 @@ def test_bearer_challenge_stays_a_valid_quoted_string(description: str) -> None:
 
 @pytest.mark.parametrize("raw", ["", "a", "a=", "=b", "a=b", "a=b&&c=d", "&", "&&a=1&",
                                  "a=b=c", "token=eyJ.x-y_z.sig&token_type_hint=access_token",
-                                 "x=%41", "x=a+b", "a=%zz", "a=1;b=2", "k=\u00e9"])
-def test_the_undecoded_fast_path_parses_as_parse_qsl(raw: str) -> None:
-    """Bodies with nothing to decode are split directly; the result is parse_qsl's."""
+                                 "x=%41", "x=a+b", "a=%zz", "a=1;b=2", "k=\u00e9",
+                                 "a+b%3D=c%26d&plain=x", "%=%", "a=%C3%A9+%2B", "%41",
+                                 "resource=https%3A%2F%2Fapi.example%2Fx&scope=a+b&g=c"])
+def test_the_pairwise_decoding_parses_as_parse_qsl(raw: str) -> None:
+    """Pairs with nothing to decode are split directly, the others decoded one by one;
+    the result is parse_qsl's."""
     from urllib.parse import parse_qsl
 
     from tessera.protocol.http import _parse_qs
 
     assert _parse_qs(raw) == parse_qsl(raw, keep_blank_values=True, max_num_fields=64,
                                        errors="strict")
+
+
+def test_a_percent_escape_that_is_not_utf8_is_refused() -> None:
+    from tessera.protocol.http import _parse_qs
+
+    with pytest.raises(InvalidRequest, match="malformed parameters"):
+        _parse_qs("ok=1&name=%C3%28")
 
 
 def test_the_fast_path_refuses_too_many_fields_as_parse_qsl_does() -> None:
