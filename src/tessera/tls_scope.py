@@ -69,6 +69,8 @@ class ClientCertificateScope:
     def _with_certificate(self, scope: Scope) -> Scope:
         headers = scope.get("headers") or []
         forwarded = [value for name, value in headers if name.lower() == self._header]
+        if not forwarded and self._peer_pem is None:
+            return scope  # nothing to add or strip (most requests)
         scope = dict(scope)
         if forwarded:
             scope["headers"] = [(n, v) for n, v in headers if n.lower() != self._header]

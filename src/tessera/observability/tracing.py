@@ -91,6 +91,8 @@ _OTLP_ENDPOINTS: Final = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRA
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 _tracer: trace.Tracer = trace.get_tracer(_SCOPE, __version__)
+_own_provider = False
+"""``use_tracer_provider`` gave ``_tracer`` a provider of its own."""
 _configured: SdkTracerProvider | None = None
 _correlation: ContextVar[str | None] = ContextVar("tessera_correlation_id", default=None)
 _endpoint_span: ContextVar[Span | None] = ContextVar("tessera_endpoint_span", default=None)
@@ -168,9 +170,19 @@ def _sdk_provider(service_name: str, exporter: str) -> SdkTracerProvider:
 def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
     """Make tessera's spans use ``provider`` instead of the global one (None: the global
     one again). For tests and for applications that keep several providers."""
-    global _tracer
+    global _tracer, _own_provider
     _tracer = (provider.get_tracer(_SCOPE, __version__) if provider is not None
                else trace.get_tracer(_SCOPE, __version__))
+    _own_provider = provider is not None
+
+
+def _tracing_off() -> bool:
+    """No tracer provider anywhere: every span would be a no-op that records nothing. The
+    hot paths then skip making them (~5% of a token request's CPU), doing only what a
+    no-op span leaves behind: the correlation id, and a ``traceparent`` passed on (a
+    request carrying one still takes the full path)."""
+    return not _own_provider and isinstance(trace.get_tracer_provider(),
+                                            trace.ProxyTracerProvider)
 
 
 # -- values -------------------------------------------------------------------------------
@@ -279,6 +291,8 @@ def traced(name: str, endpoint: Callable[[Request], Awaitable[Answer]]
     span with ``tessera.outcome``: ``ok`` below 400, else the OAuth ``error`` sent."""
 
     async def call(request: Request) -> Answer:
+        if _tracing_off():
+            return await endpoint(request)
         with span(name) as current:
             reset = _endpoint_span.set(current)
             try:
@@ -325,6 +339,8 @@ def annotate_audit_event(event: str, fields: dict[str, Any]) -> None:
         correlation = _correlation.get()
         if correlation is not None:
             fields["correlation_id"] = correlation
+    if _tracing_off():
+        return
     current = trace.get_current_span()
     if current.is_recording():
         sid = fields.get("sid")
@@ -409,6 +425,13 @@ class TracingMiddleware:
         headers = _read_headers(scope.get("headers", ()))
         ids = headers.get("x-request-id", ())
         request_id = ids[0] if len(ids) == 1 and _REQUEST_ID.fullmatch(ids[0]) else None
+        if "traceparent" not in headers and _tracing_off():
+            reset = _correlation.set(request_id)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _correlation.reset(reset)
+            return
         method = str(scope.get("method", "GET"))
         root_path = str(scope.get("root_path", ""))
         with server_span(method, headers, correlation_id=request_id, attributes={

@@ -325,6 +325,27 @@ async def test_tracing_off_records_nothing_and_passes_the_trace_on() -> None:
     assert tracing.inject_trace_context() == {}
 
 
+async def test_tracing_off_without_a_traceparent_keeps_the_request_id() -> None:
+    """The fast path (no provider, no traceparent): no span at all, the correlation id
+    still set from ``X-Request-Id`` for the request, and reset after it."""
+    response = await _get("/items/1", **{"x-request-id": "req-9"})
+    assert response.json() == {"correlation_id": "req-9", "traceparent": None}
+    assert (await _get("/items/1", **{"x-request-id": "bad id"})).json() == {
+        "correlation_id": None, "traceparent": None}
+    assert tracing.current_correlation_id() is None
+    answered = await tracing.traced("step", _echo_correlation)("x")
+    assert answered.json == {"seen": None}
+
+
+class _Answered:
+    def __init__(self, status: int, json: Any) -> None:
+        self.status, self.json = status, json
+
+
+async def _echo_correlation(_request: str) -> _Answered:
+    return _Answered(200, {"seen": tracing.current_correlation_id()})
+
+
 # -- configuration --------------------------------------------------------------------------
 
 def test_tracing_is_off_by_default(clean_env: pytest.MonkeyPatch) -> None:
