@@ -93,6 +93,8 @@ _PROPAGATOR: Final = TraceContextTextMapPropagator()
 _tracer: trace.Tracer = trace.get_tracer(_SCOPE, __version__)
 _own_provider = False
 """``use_tracer_provider`` gave ``_tracer`` a provider of its own."""
+_off_until = 0.0
+"""Until then (``time.monotonic``), no tracer provider is installed (``_tracing_off``)."""
 _configured: SdkTracerProvider | None = None
 _correlation: ContextVar[str | None] = ContextVar("tessera_correlation_id", default=None)
 _endpoint_span: ContextVar[Span | None] = ContextVar("tessera_endpoint_span", default=None)
@@ -123,7 +125,7 @@ def configure_tracing(service_name: str, *, exporter: str | None = None,
     Explicitly on without ``tessera[tracing]`` installed: ``RuntimeError``. Turned on only
     by an ``OTEL_EXPORTER_OTLP_*`` variable: a warning, and tracing stays off.
     """
-    global _configured
+    global _configured, _off_until
     if _configured is not None:
         return _configured
     settings = settings if settings is not None else TracingSettings()
@@ -145,6 +147,7 @@ def configure_tracing(service_name: str, *, exporter: str | None = None,
         return None
     trace.set_tracer_provider(provider)
     _configured = provider
+    _off_until = 0.0
     return provider
 
 
@@ -170,19 +173,31 @@ def _sdk_provider(service_name: str, exporter: str) -> SdkTracerProvider:
 def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
     """Make tessera's spans use ``provider`` instead of the global one (None: the global
     one again). For tests and for applications that keep several providers."""
-    global _tracer, _own_provider
+    global _tracer, _own_provider, _off_until
     _tracer = (provider.get_tracer(_SCOPE, __version__) if provider is not None
                else trace.get_tracer(_SCOPE, __version__))
     _own_provider = provider is not None
+    _off_until = 0.0
 
 
 def _tracing_off() -> bool:
     """No tracer provider anywhere: every span would be a no-op that records nothing. The
     hot paths then skip making them (~5% of a token request's CPU), doing only what a
     no-op span leaves behind: the correlation id, and a ``traceparent`` passed on (a
-    request carrying one still takes the full path)."""
-    return not _own_provider and isinstance(trace.get_tracer_provider(),
-                                            trace.ProxyTracerProvider)
+    request carrying one still takes the full path). Looking for a global provider
+    costs an environment lookup, so "none" is believed for up to a second (a provider
+    an application installs itself is used from then on; ``configure_tracing`` and
+    ``use_tracer_provider`` take effect at once)."""
+    global _off_until
+    if _own_provider:
+        return False
+    now = time.monotonic()
+    if now < _off_until:
+        return True
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        _off_until = now + 1.0
+        return True
+    return False
 
 
 # -- values -------------------------------------------------------------------------------
