@@ -32,8 +32,9 @@ from typing import Any, Final, NamedTuple, cast
 
 import jwt
 import orjson
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import BadSignatureError, ClaimError, InvalidKeyIdError
 from joserfc.errors import JoseError as _JoserfcError
@@ -337,14 +338,17 @@ class Signer:
 
     What ``jwt.encode`` redoes per token is done once here: the algorithm object is
     looked up, and the protected header, which only depends on ``typ`` for a given key,
-    is serialised and base64url-encoded once per ``typ``. The signature itself is
-    PyJWT's, and the output is byte-for-byte what ``jwt.encode`` produces."""
+    is serialised and base64url-encoded once per ``typ``. The signature is PyJWT's
+    (ES256: ``_ecdsa_signer``, the same steps), and the output is what ``jwt.encode``
+    produces (byte for byte where the algorithm is deterministic)."""
 
     __slots__ = ("_alg", "_headers", "_key", "_kid", "_sign")
 
     def __init__(self, key: PrivateKey, *, alg: str, kid: str) -> None:
         self._key, self._alg, self._kid = key, alg, kid
-        self._sign = jwt.get_algorithm_by_name(alg).sign
+        self._sign: Callable[[bytes, Any], bytes] = (
+            _ecdsa_signer(key) if alg == "ES256" and isinstance(key, ec.EllipticCurvePrivateKey)
+            else jwt.get_algorithm_by_name(alg).sign)
         self._headers: dict[str, bytes] = {}
 
     def _header(self, typ: str) -> bytes:
@@ -363,6 +367,20 @@ class Signer:
         signing_input = self._header(typ) + b"." + payload
         signature = self._sign(signing_input, self._key)
         return (signing_input + b"." + b64url(signature)).decode("ascii")
+
+
+def _ecdsa_signer(key: ec.EllipticCurvePrivateKey) -> Callable[[bytes, Any], bytes]:
+    """PyJWT's ES256 ``sign`` without its per-call objects: the one ``ECDSA(SHA-256)``
+    instance, and the JWS form of the signature (RFC 7518 §3.4: R and S as fixed-size
+    big-endian integers) by ``int.to_bytes`` rather than through hex text."""
+    algorithm = ec.ECDSA(hashes.SHA256())
+    size = (key.curve.key_size + 7) // 8
+
+    def sign(message: bytes, _key: Any) -> bytes:
+        r, s = decode_dss_signature(key.sign(message, algorithm))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    return sign
 
 
 def sign(claims: Mapping[str, Any], key: PrivateKey | bytes | str, *, alg: str,

@@ -3,6 +3,9 @@ checks never raise anything but ``JoseError``, whatever the input."""
 
 from __future__ import annotations
 
+import base64
+
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -95,3 +98,18 @@ def test_a_verification_key_must_fit_its_algorithm() -> None:
         jose.VerificationKey("k", "RS256", jose.generate("ES256").public_key())
     with pytest.raises(JoseError):
         jose.load_public_jwk("ES256", jose.public_jwk(jose.generate("EdDSA")))
+
+
+def test_es256_signatures_are_fixed_size_r_and_s_that_pyjwt_accepts() -> None:
+    """RFC 7518 §3.4: R and S as 32-byte big-endian integers, zero-padded: one in 128
+    signatures has an R or S below 2**248, so a few hundred hit the padding."""
+    key = jose.generate("ES256")
+    signer = jose.Signer(key, alg="ES256", kid="k")
+    pyjwt = jwt.get_algorithm_by_name("ES256")
+    public = key.public_key()
+    for n in range(400):
+        token = signer.sign({"n": n}, typ="JWT")
+        head, body, sig = token.split(".")
+        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        assert len(raw) == 64
+        assert pyjwt.verify(f"{head}.{body}".encode(), public, raw)
