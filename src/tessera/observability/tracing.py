@@ -186,7 +186,7 @@ def _tracing_off() -> bool:
     no-op span leaves behind: the correlation id, and a ``traceparent`` passed on (a
     request carrying one still takes the full path). Looking for a global provider
     costs an environment lookup, so "none" is believed for up to a second (a provider
-    an application installs itself is used from then on; ``configure_tracing`` and
+    an application installs itself is used within a second; ``configure_tracing`` and
     ``use_tracer_provider`` take effect at once)."""
     global _off_until
     if _own_provider:
