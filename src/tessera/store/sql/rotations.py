@@ -44,7 +44,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from tessera.core.audit_chain import canonical
+from tessera.core.audit_chain import canonical, stored_fields
 from tessera.store.ports import (
     RefreshRead,
     RefreshRotation,
@@ -243,7 +243,7 @@ async def rotate_many(conn: Any, batch: Sequence[RefreshRotation]) -> list[bool]
                 ("issued_at", s.issued_at), ("expires_at", s.expires_at),
                 ("access_jti", s.access_jti), ("sid", rotation.sid), ("at", rotation.at),
                 ("event", record.event), ("audit_at", record.at),
-                ("fields", orjson.dumps(record.fields).decode("utf-8")),
+                ("fields", stored_fields(record.fields)),
                 ("payload", canonical(record.event, record.at, record.fields)),
                 ("obs_kind", o.kind if o else None), ("obs_tenant", o.tenant_id if o else None),
                 ("obs_user", o.user_id if o else None),
