@@ -123,9 +123,6 @@ class _ExpiringSet:
             self.data[key] = expires_at
             self._index.schedule(key, expires_at)
 
-    def next_due(self) -> float:
-        return self._index.next_due()
-
     def prune(self, now: float) -> int:
         data, removed = self.data, 0
         for key in self._index.due(now):
@@ -154,9 +151,6 @@ class _ExpiringMap(Generic[_V]):
                 return
         self.data[key] = (value, expires_at)
         self._index.schedule(key, expires_at)
-
-    def next_due(self) -> float:
-        return self._index.next_due()
 
     def prune(self, now: float) -> int:
         data, removed = self.data, 0
@@ -363,7 +357,7 @@ class RevocationState:
             return 0
         tables = self._tables()
         removed = sum(t.prune(now) for t in tables)
-        self._quiet_until = min((t.next_due() for t in tables), default=math.inf)
+        self._quiet_until = min((t._index.next_due() for t in tables), default=math.inf)
         return removed
 
     def _tables(self) -> tuple[_ExpiringSet | _ExpiringMap[Any], ...]:
