@@ -41,3 +41,57 @@ async def test_concurrent_events_share_one_transaction_and_each_waits_for_it() -
     assert sorted(e for b in sink.batches for e in b) == sorted(f"e{n}" for n in range(20))
     assert len(sink.batches) <= 2  # the first may go alone; the rest gathered
     await audit.aclose()
+
+
+async def test_a_full_queue_makes_callers_wait_and_loses_nothing() -> None:
+    sink = Sink(delay=0.01)
+    audit = AuditLog(sink, SystemClock(), log_json=False,  # type: ignore[arg-type]
+                     max_batch=3, max_queue=4)
+    await asyncio.gather(*(audit.record(f"e{n}") for n in range(25)))
+    assert sorted(e for b in sink.batches for e in b) == sorted(f"e{n}" for n in range(25))
+    assert max(len(b) for b in sink.batches) <= 3
+    await audit.aclose()
+
+
+async def test_close_waits_for_every_queued_event() -> None:
+    sink = Sink(delay=0.01)
+    audit = AuditLog(sink, SystemClock(), log_json=False)  # type: ignore[arg-type]
+    callers = [asyncio.create_task(audit.record(f"e{n}")) for n in range(10)]
+    await asyncio.sleep(0)  # queued, not yet committed
+    await audit.aclose()
+    assert sorted(e for b in sink.batches for e in b) == sorted(f"e{n}" for n in range(10))
+    await asyncio.gather(*callers)
+
+
+async def test_a_failed_commit_reaches_its_callers_and_the_writer_goes_on() -> None:
+    class Flaky(Sink):
+        async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+            if any(r.event == "bad" for r in records):
+                raise RuntimeError("disk full")
+            await super().append_audit(records)
+
+    sink = Flaky()
+    audit = AuditLog(sink, SystemClock(), log_json=False)  # type: ignore[arg-type]
+    try:
+        await audit.record("bad")
+    except RuntimeError as exc:
+        assert str(exc) == "disk full"
+    else:
+        raise AssertionError("the caller learns of the failed commit")
+    await audit.record("good")
+    assert sink.batches == [["good"]]
+    await audit.aclose()
+
+
+async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
+    sink = Sink(delay=0.02)
+    audit = AuditLog(sink, SystemClock(), log_json=False)  # type: ignore[arg-type]
+    first = asyncio.create_task(audit.record("first"))
+    await asyncio.sleep(0.005)  # "first" is being committed
+    doomed = asyncio.create_task(audit.record("doomed"))
+    kept = asyncio.create_task(audit.record("kept"))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    await asyncio.wait_for(asyncio.gather(first, kept), 2.0)
+    assert sorted(e for b in sink.batches for e in b) == ["doomed", "first", "kept"]
+    await audit.aclose()
