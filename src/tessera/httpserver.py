@@ -60,6 +60,7 @@ import pickle
 import socket
 import sys
 import time
+from itertools import chain
 from typing import Any, Final
 
 import uvicorn
@@ -163,9 +164,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         """Bytes received while the current request's head was unfinished."""
-        self._parsed_bytes = 0
-        """Request line and headers parsed so far."""
+        self._head_deadline: float | None = None
+        """When the current request's head must be complete (loop time); None between
+        requests."""
         self._head_timer: asyncio.TimerHandle | None = None
+        """One timer per connection, not per request: it fires at a deadline, and moves
+        itself to a later one a request has set since."""
         self._linger: asyncio.TimerHandle | None = None
         self._refusal: int | None = None
 
@@ -209,32 +213,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_head = True
-        self._parsed_bytes = 0
         self._start_head_timer()
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + _HEADER_OVERHEAD)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # The request line and headers as parsed, counted once they are all in: a head
+        # that arrives over several reads was already bounded by ``data_received``, one
+        # that arrived whole is no larger than that read.
+        headers = self.headers
+        size = len(self.url) + sum(map(len, chain.from_iterable(headers))) \
+            + _HEADER_OVERHEAD * len(headers)
+        if size > self._max_header_bytes:
+            self._refusal = 431
+            raise _HeadersTooLarge
         self._reading_head = False
-        self._stop_head_timer()
+        self._head_deadline = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_head = True
         self._head_bytes = 0
-
-    def _count(self, size: int) -> None:
-        self._parsed_bytes += size
-        if self._parsed_bytes > self._max_header_bytes:
-            self._refusal = 431
-            raise _HeadersTooLarge
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to any parser error, ours (``_HeadersTooLarge``) included."""
@@ -246,18 +244,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # header time ---------------------------------------------------------------------------
     def _start_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self._header_timeout, self._head_too_slow)
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.time() + self._header_timeout
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_at(self._head_deadline, self._check_head)
 
     def _stop_head_timer(self) -> None:
+        self._head_deadline = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_too_slow(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing():
+        deadline = self._head_deadline
+        if deadline is None or self.transport.is_closing():
+            return  # between requests: the next one arms the timer again
+        if self.loop.time() < deadline:  # a later request's deadline
+            self._head_timer = self.loop.call_at(deadline, self._check_head)
             return
+        self._head_deadline = None
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # mid-response: a status line now would corrupt it
             return

@@ -120,6 +120,34 @@ async def test_slow_headers_get_408_at_the_deadline_however_they_trickle() -> No
         assert idle.status == 408
 
 
+async def test_a_later_request_on_the_connection_has_its_own_header_deadline() -> None:
+    """One timer per connection: armed at its start, it finds a later request's deadline
+    (0.6 s from that request's first byte) and waits for it rather than cutting early."""
+    async with listening(bounded()) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(get("/", close=False))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            await asyncio.wait_for(reader.readexactly(4), 5)
+            await asyncio.sleep(0.35)
+            began = time.monotonic()
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n")  # never finished
+            answer = await asyncio.wait_for(reader.read(), 10)
+            elapsed = time.monotonic() - began
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert 0.5 <= elapsed < 10, elapsed  # not at 0.6 s from the connection's start
+
+
+async def test_a_pipelined_request_is_bounded_like_the_first() -> None:
+    async with listening(bounded()) as port:
+        # parsed in the same read as the first: refused there (the connection closes)
+        both = await exchange(port, get("/", close=False) + get("/", b"X-Big: " + b"a" * 5000))
+        assert b"HTTP/1.1 431" in both.raw, both.raw[:400]
+
+
 async def test_slow_apps_keep_alive_and_pipelining_are_not_cut() -> None:
     async with listening(bounded()) as port:
         slow_app = await exchange(port, get("/slow"))
