@@ -60,7 +60,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -393,6 +393,12 @@ class RedisStreamsBus:
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
+_pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:  # the reply parser's package (the ``redis`` and ``verifier`` extras install it)
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - redis-py's own packer then
+    _pack_command = None
+
 
 class _Reader:
     """``XREAD`` for one follower: on its own connection (the module docstring), or through
@@ -415,7 +421,10 @@ class _Reader:
         args += ["STREAMS", *streams, *streams.values()]
         if not self._connection.is_connected:  # through connect(): a Sentinel-managed
             await self._connection.connect()    # one asks the Sentinels for the master
-        await self._connection.send_command(*args)
+        if _pack_command is not None:  # hiredis packs in C: 1 µs, not redis-py's 8
+            await self._connection.send_packed_command(_pack_command(tuple(args)))
+        else:
+            await self._connection.send_command(*args)
         if self._timeout is None:
             return _entries(await self._connection.read_response())
         try:  # a read cancelled by its deadline closes the connection (redis-py does)
