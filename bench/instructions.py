@@ -42,10 +42,10 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
+sys.path.insert(0, str(REPO / "bench"))  # token_endpoint's helpers (imported when used)
 _FIRST_EVENTS = 60
 _PACE = 0.03
 
@@ -61,7 +61,6 @@ def _collected(log: str) -> int:
 
 
 def token_instructions(src: Path, requests: int) -> float:
-    sys.path.insert(0, str(REPO / "bench"))
     import token_endpoint as te
 
     tmp = Path(tempfile.mkdtemp(prefix="tessera-instr-"))
@@ -79,9 +78,7 @@ def token_instructions(src: Path, requests: int) -> float:
         try:
             _wait_healthy(f"http://127.0.0.1:{port}/healthz", server)
             auth = te._basic(client["client_id"], client["client_secret"])
-            audience = f"{te.RESOURCE_BASE}/{te.ALG_PATH['ES256']}"
-            body = (f"grant_type=client_credentials&scope=api:read&resource="
-                    f"{quote(audience, safe='')}")
+            _, body = te.cc_request("ES256")
             raw = (f"POST /token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {auth}"
                    f"\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
@@ -269,13 +266,18 @@ def main() -> int:
             if not args.no_verifier:
                 count = verifier_instructions(src, args.events, args.redis_url)
                 figures["verifier_event"] = min(figures.get("verifier_event", count), count)
+    def shown(value: float | None) -> str:
+        return f"{value:16,.0f}" if value is not None else f"{'not measured':>16s}"
+
     print(f"{'tree':12s} {'token request':>16s} {'verifier event':>16s}")
     for name, figures in results.items():
-        print(f"{name:12s} {figures.get('token', 0):16,.0f} "
-              f"{figures.get('verifier_event', 0):16,.0f}")
+        print(f"{name:12s} {shown(figures.get('token'))} "
+              f"{shown(figures.get('verifier_event'))}")
+    mine = results["this tree"]
     summary: dict[str, Any] = {
-        "token_instructions": round(results["this tree"].get("token", 0)),
-        "verifier_event_instructions": round(results["this tree"].get("verifier_event", 0)),
+        "token_instructions": round(mine["token"]) if "token" in mine else None,
+        "verifier_event_instructions": (round(mine["verifier_event"])
+                                        if "verifier_event" in mine else None),
         "requests": args.requests, "events": args.events}
     if args.baseline is not None:
         base = results["baseline"]

@@ -227,8 +227,7 @@ def bench_peer(args: argparse.Namespace, procs: Procs, lua: Path) -> list[LoadRe
     srv = start_peer(procs, args.peer_workdir, port)
     print(f"# peer: {peer_version(args.peer_workdir)}, pid {srv.pid}, {base}", flush=True)
     auth = _basic(PEER_CLIENT_ID, PEER_CLIENT_SECRET)
-    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
-    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    audience, body = cc_request(args.algorithm)
     check = Checker(base, "/token", auth, body, alg=args.algorithm, audience=audience,
                     issuer=base)
     results = []
@@ -270,8 +269,7 @@ def bench_rounds(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path,
     minutes, and the main runs measure the two sides a minute apart; a round measures
     them seconds apart, so the median of the rounds' ratios is the steadier figure."""
     peer_port, port = free_port(), int(env["TESSERA_BENCH_PORT"])
-    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
-    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    _, body = cc_request(args.algorithm)
     peer = start_peer(procs, args.peer_workdir, peer_port)
     srv = procs.start("tessera-rounds", [_tessera_bin(), "serve", "--host", "127.0.0.1",
                                          "--port", str(port), "--workers", str(args.workers)],
@@ -314,6 +312,14 @@ def _alive(srv: Started) -> None:
         raise BenchError(f"{srv.name} died during the run:\n{srv.log_tail()}")
 
 
+def cc_request(algorithm: str) -> tuple[str, str]:
+    """The audience of ``algorithm``'s tokens and the client_credentials form body that
+    asks for it (the same on both sides)."""
+    audience = f"{RESOURCE_BASE}/{ALG_PATH[algorithm]}"
+    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    return audience, body
+
+
 def setup_tessera(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, str], dict[str, Any]]:
     port = free_port()
     env = {**os.environ, "TESSERA_DATA_DIR": str(tmp / "data"),
@@ -347,8 +353,7 @@ def bench_tessera(args: argparse.Namespace, procs: Procs, lua: Path, tmp: Path,
           f"SQLite in {tmp / 'data'}, log {log}", flush=True)
     db = tmp / "data" / "tessera.db"
     auth = _basic(client["client_id"], client["client_secret"])
-    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
-    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    audience, body = cc_request(args.algorithm)
     check = Checker(base, "/token", auth, body, alg=args.algorithm, audience=audience,
                     issuer=base)
     results = []
@@ -412,8 +417,7 @@ def bench_tessera_granian(args: argparse.Namespace, procs: Procs, lua: Path,
         "warning", "tessera.identity.app:create_app"], env=env, cwd=tmp,
         log=tmp / "tessera-granian.log")
     auth = _basic(client["client_id"], client["client_secret"])
-    audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
-    body = f"grant_type=client_credentials&scope=api:read&resource={quote(audience, safe='')}"
+    audience, body = cc_request(args.algorithm)
     results = []
     try:
         wait_http(base + "/healthz", srv, timeout=90)
@@ -456,7 +460,7 @@ def bench_tessera_pg(args: argparse.Namespace, procs: Procs, tmp: Path) -> list[
         tessera = _tessera_bin()
         subprocess.run([tessera, "db", "upgrade"], env=env, cwd=tmp, check=True,
                        capture_output=True, timeout=120)
-        audience = f"{RESOURCE_BASE}/{ALG_PATH[args.algorithm]}"
+        audience, body = cc_request(args.algorithm)
         client = _cli(tessera, env, tmp, "clients", "create", "--name", "bench",
                       "--grant", "refresh_token", "--grant", "authorization_code",
                       "--grant", "client_credentials", "--redirect-uri", REDIRECT,
@@ -474,8 +478,6 @@ def bench_tessera_pg(args: argparse.Namespace, procs: Procs, tmp: Path) -> list[
             print(f"# tessera on PostgreSQL: pid {srv.pid}, {args.pg_workers} worker(s)",
                   flush=True)
             auth = _basic(client["client_id"], client["client_secret"])
-            body = (f"grant_type=client_credentials&scope=api:read&resource="
-                    f"{quote(audience, safe='')}")
             check = Checker(base, "/token", auth, body, alg=args.algorithm,
                             audience=audience, issuer=base)
             results.append(_refresh_run(args, srv, base, port, client, audience, check,
